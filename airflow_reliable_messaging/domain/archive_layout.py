@@ -1,0 +1,138 @@
+"""Where things live in the audit archive bucket.
+
+The seed pipeline's layout keys each payload by the producer's event time::
+
+    <prefix>/YYYY/MM/DD/HH/MM/SS/<messageID>
+
+Beside the data this provider keeps, under the same prefix (never inside the time folders):
+
+    <prefix>/_manifests/batches/YYYY/MM/DD/HH/<batch-id>.jsonl   one per archive batch (archive hour)
+    <prefix>/_manifests/index/YYYY/MM/DD/HH/<digest>.jsonl       written by the loader for archives
+                                                                 without manifests (event hour)
+    <prefix>/_quarantine/YYYY/MM/DD/HH/<id>                       records that could not be parsed
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from airflow_reliable_messaging.exceptions import ConfigurationError
+
+MANIFESTS = "_manifests"
+BATCH_MANIFESTS = f"{MANIFESTS}/batches"
+INDEX_MANIFESTS = f"{MANIFESTS}/index"
+QUARANTINE = "_quarantine"
+
+# Message ids become the last key segment: no separators, no dot-segments, bounded length.
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,254}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]*$")
+_KEY = re.compile(
+    r"^(?P<year>\d{4})/(?P<month>\d{2})/(?P<day>\d{2})/(?P<hour>\d{2})/(?P<minute>\d{2})/(?P<second>\d{2})/"
+    r"(?P<message_id>[^/]+)$"
+)
+
+
+def normalize_prefix(prefix: str | None, field: str = "prefix") -> str:
+    """Return ``prefix`` without leading/trailing slashes; reject what S3 keys should not hold."""
+    prefix = (prefix or "").strip("/")
+    if not _PREFIX.match(prefix) or any(part in ("", ".", "..") for part in prefix.split("/") if prefix):
+        raise ConfigurationError(field, f"{prefix!r} is not a safe S3 key prefix")
+    return prefix
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p for p in parts if p)
+
+
+def validate_message_id(message_id: str) -> str:
+    if not isinstance(message_id, str) or not _MESSAGE_ID.match(message_id) or ".." in message_id:
+        raise ValueError(f"message id {message_id!r} is not usable as an archive key segment")
+    return message_id
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Naive datetimes are taken as UTC (the seed's producer clock has no zone)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def archive_key(prefix: str, event_time: datetime, message_id: str) -> str:
+    t = as_utc(event_time)
+    return _join(prefix, t.strftime("%Y/%m/%d/%H/%M/%S"), validate_message_id(message_id))
+
+
+@dataclass(frozen=True)
+class ArchiveKey:
+    event_time: datetime  # to the second, UTC
+    message_id: str
+
+
+def parse_archive_key(prefix: str, key: str) -> ArchiveKey | None:
+    """The event time and message id of a data key under ``prefix``; None for anything else."""
+    rest = key[len(prefix) + 1 :] if prefix else key
+    if prefix and not key.startswith(prefix + "/"):
+        return None
+    m = _KEY.match(rest)
+    if not m:
+        return None
+    try:
+        when = datetime(
+            int(m["year"]), int(m["month"]), int(m["day"]),
+            int(m["hour"]), int(m["minute"]), int(m["second"]), tzinfo=UTC,
+        )  # fmt: skip
+    except ValueError:
+        return None
+    return ArchiveKey(when, m["message_id"])
+
+
+def hours(start: datetime, end: datetime) -> list[datetime]:
+    """Every UTC hour that overlaps the half-open window [start, end)."""
+    start, end = as_utc(start), as_utc(end)
+    if end <= start:
+        return []
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    out = []
+    while hour < end:
+        out.append(hour)
+        hour += timedelta(hours=1)
+    return out
+
+
+def _hour_path(hour: datetime) -> str:
+    return as_utc(hour).strftime("%Y/%m/%d/%H")
+
+
+def data_hour_prefix(prefix: str, hour: datetime) -> str:
+    return _join(prefix, _hour_path(hour)) + "/"
+
+
+def batch_manifest_key(prefix: str, archived_at: datetime, batch_id: str) -> str:
+    return _join(prefix, BATCH_MANIFESTS, _hour_path(archived_at), f"{validate_message_id(batch_id)}.jsonl")
+
+
+def batch_manifest_hour_prefix(prefix: str, hour: datetime) -> str:
+    return _join(prefix, BATCH_MANIFESTS, _hour_path(hour)) + "/"
+
+
+def index_manifest_key(prefix: str, hour: datetime, digest: str) -> str:
+    return _join(prefix, INDEX_MANIFESTS, _hour_path(hour), f"{validate_message_id(digest)}.jsonl")
+
+
+def index_manifest_hour_prefix(prefix: str, hour: datetime) -> str:
+    return _join(prefix, INDEX_MANIFESTS, _hour_path(hour)) + "/"
+
+
+def quarantine_key(prefix: str, received_at: datetime, item_id: str) -> str:
+    return _join(prefix, QUARANTINE, _hour_path(received_at), validate_message_id(item_id))
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise ValueError(f"{uri!r} is not an s3://bucket/key URI")
+    bucket, key = uri[5:].split("/", 1)
+    return bucket, key

@@ -1,0 +1,27 @@
+"""Exceptions raised by the provider. Messages name what is wrong and never carry secrets."""
+
+from __future__ import annotations
+
+
+class ReliableMessagingError(Exception):
+    """Base class for this provider's errors."""
+
+
+class ConfigurationError(ReliableMessagingError, ValueError):
+    """A parameter, Param, Variable or connection value is missing or invalid.
+
+    ``field`` names the offending setting so the UI / log message points at it.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class RecordError(ReliableMessagingError):
+    """A single record cannot be processed; it goes to quarantine or a DLQ with this reason."""
+
+
+class LoadError(ReliableMessagingError):
+    """A Snowflake load step failed (a file was rejected, a reconciliation mismatched...)."""

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Creates every environment the project needs, from nothing but Python 3.12 and PyPI:
+#   .venvs/tools       uv (the installer)
+#   .venvs/af-2.11.2   Airflow 2.11.2 + providers, exactly MWAA's constraints, this package (editable)
+#   .venvs/af-3.3.1    Airflow 3.3.1 + providers, exactly MWAA's constraints, this package (editable)
+#   .venvs/localcloud  the local cloud (moto, fakesnow, SMTP sink) — its pins conflict with MWAA's
+# Idempotent: an environment is rebuilt only when its requirement files change.
+# Usage: scripts/bootstrap.sh [2.11.2|3.3.1|localcloud ...]   (default: all)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENVS="$ROOT/.venvs"
+mkdir -p "$VENVS"
+
+find_python312() {
+  for cand in python3.12 "$(command -v pyenv >/dev/null 2>&1 && pyenv root)/versions/"3.12*/bin/python3.12 \
+              /root/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do
+    if [ -x "$(command -v "$cand" 2>/dev/null || echo "$cand")" ] && "$cand" -c 'import sys; assert sys.version_info[:2]==(3,12)' 2>/dev/null; then
+      command -v "$cand" 2>/dev/null || echo "$cand"; return 0
+    fi
+  done
+  echo "bootstrap: Python 3.12 (MWAA's version) not found" >&2; return 1
+}
+PY312="$(find_python312)"
+
+if [ ! -x "$VENVS/tools/bin/uv" ]; then
+  "$PY312" -m venv "$VENVS/tools"
+  "$VENVS/tools/bin/pip" install --quiet --disable-pip-version-check uv
+fi
+UV="$VENVS/tools/bin/uv"
+export UV_LINK_MODE=copy UV_NO_PROGRESS=1
+
+stamp_of() { cat "$@" pyproject.toml 2>/dev/null | sha256sum | cut -c1-16; }
+
+airflow_env() {
+  local v="$1" env="$VENVS/af-$1"
+  local inputs=(requirements/dev-"$v".txt requirements/test.txt requirements/constraints/constraints-"$v".txt)
+  local stamp; stamp="$(stamp_of "${inputs[@]}")"
+  if [ -f "$env/.stamp" ] && [ "$(cat "$env/.stamp")" = "$stamp" ]; then return 0; fi
+  echo "bootstrap: creating $env (Airflow $v, MWAA constraints)"
+  rm -rf "$env"
+  "$UV" venv --quiet --python "$PY312" "$env"
+  "$UV" pip install --quiet --python "$env/bin/python" \
+      --constraint requirements/constraints/constraints-"$v".txt \
+      -r requirements/dev-"$v".txt -e .
+  echo "$stamp" > "$env/.stamp"
+}
+
+localcloud_env() {
+  local env="$VENVS/localcloud"
+  local stamp; stamp="$(stamp_of requirements/localcloud.txt)"
+  if [ -f "$env/.stamp" ] && [ "$(cat "$env/.stamp")" = "$stamp" ]; then return 0; fi
+  echo "bootstrap: creating $env (local cloud)"
+  rm -rf "$env"
+  "$UV" venv --quiet --python "$PY312" "$env"
+  "$UV" pip install --quiet --python "$env/bin/python" -r requirements/localcloud.txt
+  echo "$stamp" > "$env/.stamp"
+}
+
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(localcloud 2.11.2 3.3.1)
+for t in "${targets[@]}"; do
+  case "$t" in
+    localcloud) localcloud_env ;;
+    2.11.2|3.3.1) airflow_env "$t" ;;
+    *) echo "bootstrap: unknown target $t" >&2; exit 2 ;;
+  esac
+done

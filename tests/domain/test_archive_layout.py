@@ -1,0 +1,51 @@
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from airflow_reliable_messaging.domain import archive_layout as layout
+from airflow_reliable_messaging.exceptions import ConfigurationError
+
+
+def test_seed_layout_uses_producer_time_to_the_second():
+    key = layout.archive_key("audit", datetime(2021, 7, 3, 16, 21, 12, 357246), "5b0b3bd0-uuid")
+    assert key == "audit/2021/07/03/16/21/12/5b0b3bd0-uuid"
+
+
+def test_empty_prefix_and_timezone_conversion():
+    moment = datetime(2021, 7, 3, 18, 0, 5, tzinfo=timezone(timedelta(hours=2)))
+    assert layout.archive_key("", moment, "m1") == "2021/07/03/16/00/05/m1"
+
+
+def test_parse_round_trip_and_rejects_foreign_keys():
+    key = layout.archive_key("a/b", datetime(2024, 2, 29, 23, 59, 59), "id-1")
+    parsed = layout.parse_archive_key("a/b", key)
+    assert parsed == layout.ArchiveKey(datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC), "id-1")
+    assert layout.parse_archive_key("a/b", "a/b/_manifests/batches/2024/02/29/23/x.jsonl") is None
+    assert layout.parse_archive_key("a/b", "a/b/2024/02/30/00/00/00/x") is None  # no Feb 30
+    assert layout.parse_archive_key("a/b", "other/2024/02/01/00/00/00/x") is None
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/../b", "a//b", "with space", "x/./y"])
+def test_unsafe_prefixes_are_rejected(bad):
+    with pytest.raises(ConfigurationError, match="prefix"):
+        layout.normalize_prefix(bad)
+
+
+@pytest.mark.parametrize("bad", ["a/b", "..", "", "x" * 300, "a..b"])
+def test_unsafe_message_ids_are_rejected(bad):
+    with pytest.raises(ValueError):
+        layout.validate_message_id(bad)
+
+
+def test_hours_cover_the_half_open_window():
+    hours = layout.hours(datetime(2026, 1, 1, 22, 30, tzinfo=UTC), datetime(2026, 1, 2, 1, 0, tzinfo=UTC))
+    assert [h.hour for h in hours] == [22, 23, 0]
+    assert layout.hours(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)) == []
+
+
+def test_side_folders_live_outside_the_time_folders():
+    t = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert layout.batch_manifest_key("p", t, "b1") == "p/_manifests/batches/2026/01/02/03/b1.jsonl"
+    assert layout.index_manifest_key("p", t, "abc") == "p/_manifests/index/2026/01/02/03/abc.jsonl"
+    assert layout.quarantine_key("p", t, "q1") == "p/_quarantine/2026/01/02/03/q1"
+    assert layout.data_hour_prefix("p", t) == "p/2026/01/02/03/"

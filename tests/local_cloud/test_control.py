@@ -1,0 +1,53 @@
+"""The local cloud answers as the real services do, through the real clients."""
+
+from __future__ import annotations
+
+import smtplib
+from email.message import EmailMessage
+
+
+def test_aws_emulator_serves_s3_sqs_sns(aws, unique):
+    s3, sqs, sns = aws("s3"), aws("sqs"), aws("sns")
+    bucket = unique("bucket")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
+    queue_url = sqs.create_queue(QueueName=unique("q"))["QueueUrl"]
+    topic = sns.create_topic(Name=unique("t"))["TopicArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    sns.publish(TopicArn=topic, Message="hello")
+    messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2)["Messages"]
+    assert [m["Body"] for m in messages] == ["hello"]
+
+
+def test_snowflake_emulator_copies_from_the_aws_emulator(local_cloud, aws, unique):
+    import snowflake.connector
+
+    bucket = unique("stage")
+    aws("s3").create_bucket(Bucket=bucket)
+    aws("s3").put_object(Bucket=bucket, Key="in/a.jsonl", Body=b'{"id": 1}\n{"id": 2}\n')
+    db = unique("db").replace("-", "_").upper()
+    with snowflake.connector.connect(**local_cloud.snowflake_connect_kwargs()) as conn:
+        cur = conn.cursor()
+        cur.execute(f"CREATE DATABASE {db}")
+        cur.execute(f"CREATE SCHEMA {db}.S")
+        cur.execute(f"USE SCHEMA {db}.S")
+        cur.execute("CREATE TABLE T (V VARIANT)")
+        cur.execute(f"CREATE STAGE ST URL='s3://{bucket}/in/'")
+        cur.execute("COPY INTO T FROM @ST FILES=('a.jsonl') FILE_FORMAT=(TYPE=JSON)")
+        assert cur.fetchall()[0][1] == "LOADED"
+        cur.execute("SELECT V:id::int FROM T ORDER BY 1")
+        assert cur.fetchall() == [(1,), (2,)]
+
+
+def test_smtp_sink_keeps_what_it_receives(local_cloud):
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "a@x.test", "b@x.test", "sink check"
+    msg.set_content("body")
+    before = len(local_cloud.emails())
+    with smtplib.SMTP(local_cloud.state["smtp"]["host"], local_cloud.state["smtp"]["port"]) as smtp:
+        smtp.send_message(msg)
+    received = local_cloud.emails()
+    assert len(received) == before + 1
+    assert received[-1]["Subject"] == "sink check"
