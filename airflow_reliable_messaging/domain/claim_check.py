@@ -14,6 +14,9 @@ import json
 from dataclasses import dataclass
 
 POINTER_CLASS = "software.amazon.payloadoffloading.PayloadS3Pointer"
+# Written by the extended clients' legacy mode (``use_legacy_attribute``) beside SQSLargePayloadSize.
+LEGACY_POINTER_CLASS = "com.amazon.sqs.javamessaging.MessageS3Pointer"
+POINTER_CLASSES = (POINTER_CLASS, LEGACY_POINTER_CLASS)
 SIZE_ATTRIBUTE = "ExtendedPayloadSize"
 LEGACY_SIZE_ATTRIBUTE = "SQSLargePayloadSize"
 SIZE_ATTRIBUTES = (SIZE_ATTRIBUTE, LEGACY_SIZE_ATTRIBUTE)
@@ -41,7 +44,7 @@ def parse_pointer(body: str | bytes | None) -> S3Pointer | None:
         except UnicodeDecodeError:
             return None
     text = body.strip()
-    if not text.startswith("[") or POINTER_CLASS not in text:
+    if not text.startswith("[") or not any(name in text for name in POINTER_CLASSES):
         return None
     try:
         value = json.loads(text)
@@ -50,7 +53,7 @@ def parse_pointer(body: str | bytes | None) -> S3Pointer | None:
     if (
         isinstance(value, list)
         and len(value) == 2
-        and value[0] == POINTER_CLASS
+        and value[0] in POINTER_CLASSES
         and isinstance(value[1], dict)
         and isinstance(value[1].get("s3BucketName"), str)
         and isinstance(value[1].get("s3Key"), str)

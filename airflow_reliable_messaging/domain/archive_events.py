@@ -1,0 +1,121 @@
+"""The archive's batch identity and its lifecycle notifications (pure: no I/O, no Airflow).
+
+Per record, the seed's four notifications, in order: ``received``, ``archive_stored`` (S3 object
+written), ``metadata_stored`` (manifest written) and ``archive_complete`` (with the S3
+reference) — or one ``batch_archived`` summary per manifest batch. Bodies keep the seed's
+internal message vocabulary (``messageID``, ``messageMetaData``, ``storageContext``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_reliable_messaging.domain.manifest import ArchivedRecord
+
+RECEIVED = "received"
+ARCHIVE_STORED = "archive_stored"
+METADATA_STORED = "metadata_stored"
+ARCHIVE_COMPLETE = "archive_complete"
+BATCH_ARCHIVED = "batch_archived"
+RECORD_EVENTS = (RECEIVED, ARCHIVE_STORED, METADATA_STORED, ARCHIVE_COMPLETE)
+
+NOTIFY_PER_RECORD = "per_record"
+NOTIFY_PER_BATCH = "per_batch"
+NOTIFY_NONE = "none"
+NOTIFY_MODES = (NOTIFY_PER_RECORD, NOTIFY_PER_BATCH, NOTIFY_NONE)
+
+SUBJECT = "Audit archive"
+
+
+def batch_id(message_ids: Iterable[str]) -> str:
+    """Deterministic id of a batch: the same set of message ids always gives the same manifest key."""
+    digest = hashlib.sha256("\n".join(sorted(set(message_ids))).encode()).hexdigest()
+    return f"batch-{digest[:32]}"
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One SNS message: body, String message attributes, FIFO group and deduplication ids."""
+
+    body: str
+    attributes: Mapping[str, str]
+    group_id: str
+    deduplication_id: str
+
+    def entry(self, fifo: bool) -> dict[str, Any]:
+        """A ``PublishBatchRequestEntries`` item without its ``Id``."""
+        entry: dict[str, Any] = {
+            "Message": self.body,
+            "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in self.attributes.items() if v},
+        }
+        if fifo:
+            entry["MessageGroupId"] = self.group_id
+            entry["MessageDeduplicationId"] = self.deduplication_id
+        else:
+            entry["Subject"] = SUBJECT
+        return entry
+
+
+def record_notifications(record: ArchivedRecord, manifest_uri: str, *, already_archived: bool) -> list[Notification]:
+    """The four lifecycle notifications of one archived record."""
+    meta = {
+        "messageType": record.message_type,
+        "sourceSystemID": record.source_system,
+        "sourceTransactionID": record.source_transaction_id,
+        "eventTime": record.event_time,
+    }
+    s3_ref = {"bucket": record.bucket, "key": record.key, "uri": record.s3_uri}
+    checksum = {"sha256": record.sha256, "size": record.size, "contentType": record.content_type}
+    storage: dict[str, dict[str, Any]] = {
+        RECEIVED: {"persistence": {"S3": False, "metaData": False}},
+        ARCHIVE_STORED: {"S3Reference": s3_ref, "checksum": checksum, "persistence": {"S3": True, "metaData": False}},
+        METADATA_STORED: {
+            "S3Reference": s3_ref,
+            "metaDataReference": {"manifest": manifest_uri},
+            "persistence": {"S3": True, "metaData": True},
+        },
+    }
+    storage[ARCHIVE_COMPLETE] = {**storage[METADATA_STORED], "checksum": checksum}
+    out = []
+    for event in RECORD_EVENTS:
+        body = {
+            "event": event,
+            "messageID": record.message_id,
+            "messageMetaData": {k: v for k, v in meta.items() if v is not None},
+            "storageContext": storage[event],
+            "receivedAt": record.received_at,
+            "archivedAt": record.archived_at,
+            "alreadyArchived": already_archived,
+        }
+        out.append(
+            Notification(
+                body=json.dumps(body, sort_keys=True, separators=(",", ":")),
+                attributes={"event": event, "messageID": record.message_id, "sourceSystemID": record.source_system or ""},
+                group_id=record.message_id,
+                deduplication_id=f"{record.message_id}:{event}",
+            )
+        )
+    return out
+
+
+def batch_notification(batch: str, manifest_uri: str, counts: Mapping[str, int], records: list[ArchivedRecord]) -> Notification:
+    """One summary of a manifest batch (the per-record details are in the manifest)."""
+    times = sorted(r.event_time for r in records)
+    body = {
+        "event": BATCH_ARCHIVED,
+        "batchID": batch,
+        "storageContext": {"metaDataReference": {"manifest": manifest_uri}},
+        "counts": dict(counts),
+        "firstEventTime": times[0] if times else None,
+        "lastEventTime": times[-1] if times else None,
+    }
+    return Notification(
+        body=json.dumps(body, sort_keys=True, separators=(",", ":")),
+        attributes={"event": BATCH_ARCHIVED, "batchID": batch},
+        group_id="audit-archive",
+        deduplication_id=batch,
+    )

@@ -1,0 +1,346 @@
+"""An SQS message of the audit pipeline → an :class:`AuditRecord` (pure: no I/O, no Airflow).
+
+Accepted bodies, possibly inside an SNS envelope (a queue subscribed without raw delivery):
+
+- the seed's incoming request ``{"messageMetaData": {messageType, sourceSystemID,
+  sourceTransactionID, dateTime}, "messagePayload": "<base64>"}`` (optionally with the seed's
+  internal ``messageID``): the payload is base64-decoded, as the seed does;
+- an extended-client claim-check pointer (the payload stays in S3 and is archived by
+  server-side copy, verbatim);
+- any other body, archived as is (JSON, text).
+
+Producers may describe pointer and plain bodies with message attributes named like the seed's
+metadata fields (``messageID``, ``sourceSystemID``, ``sourceTransactionID``, ``messageType``,
+``dateTime``, ``contentType``).
+
+Identity and time, first found wins: message id = producer ``messageID`` → SNS ``MessageId`` →
+SQS ``MessageId`` (stable across redeliveries); event time = producer ``dateTime`` → SNS
+``Timestamp`` → SQS ``SentTimestamp``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from airflow_reliable_messaging.domain import claim_check
+from airflow_reliable_messaging.domain.archive_layout import as_utc, s3_uri, validate_message_id
+from airflow_reliable_messaging.domain.identifiers import bucket_name
+from airflow_reliable_messaging.domain.manifest import (
+    BINARY_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+    ArchivedRecord,
+    isoformat,
+    parse_isoformat,
+)
+from airflow_reliable_messaging.exceptions import ConfigurationError, RecordError
+
+SEED_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+SEED_METADATA_FIELDS = ("messageType", "sourceSystemID", "sourceTransactionID", "dateTime")
+TRACE_HEADER = "AWSTraceHeader"
+
+# Message types naming binary content win over sniffing ("imageB64" in the seed's sample).
+_BINARY_TYPE_HINTS = ("image", "binary", "pdf", "zip", "audio", "video", "octet")
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_METADATA_VALUE_LIMIT = 256
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One parsed audit record: either an inline ``payload`` or a claim-check ``pointer``."""
+
+    message_id: str
+    id_source: str  # "producer" | "sns" | "sqs"
+    event_time: datetime  # UTC
+    time_source: str  # "producer" | "sns" | "sqs" | "received"
+    received_at: datetime  # first receive by SQS consumers (stable across redeliveries)
+    sqs_message_id: str
+    envelope: str  # "raw" | "sns"
+    content_type: str | None  # None: decided from the claim-check object
+    payload: bytes | None = None
+    pointer: claim_check.S3Pointer | None = None
+    declared_size: int | None = None
+    source_system: str | None = None
+    source_transaction_id: str | None = None
+    message_type: str | None = None
+    trace_header: str | None = None
+
+    @property
+    def is_claim_check(self) -> bool:
+        return self.pointer is not None
+
+    @property
+    def transaction_key(self) -> tuple[str, str] | None:
+        """What identifies the producer's transaction, for duplicate detection."""
+        if not self.source_transaction_id:
+            return None
+        return (self.source_system or "", self.source_transaction_id)
+
+
+def parse_message(message: Mapping[str, Any], *, now: datetime | None = None) -> AuditRecord:
+    """Parse one message as ``ReceiveMessage`` returns it; :class:`RecordError` names what is wrong."""
+    now = as_utc(now or datetime.now(UTC))
+    sqs_id = message.get("MessageId")
+    if not isinstance(sqs_id, str) or not sqs_id:
+        raise RecordError("the SQS message has no MessageId")
+    body = message.get("Body")
+    if not isinstance(body, str):
+        raise RecordError("the SQS message has no Body")
+    system = message.get("Attributes") or {}
+    attributes: dict[str, Any] = dict(message.get("MessageAttributes") or {})
+
+    envelope, sns_id, sns_time = "raw", None, None
+    outer = _json_if_object(body, "Body")
+    if _is_sns_envelope(outer):
+        envelope, body = "sns", outer["Message"]
+        sns_id = outer.get("MessageId")
+        sns_time = _parse_time(outer.get("Timestamp"), "SNS Timestamp") if outer.get("Timestamp") else None
+        attributes.update(outer.get("MessageAttributes") or {})
+        outer = None  # the inner message is parsed below
+
+    fields: dict[str, Any] = {k: _attribute(attributes, k) for k in ("messageID", *SEED_METADATA_FIELDS, "contentType")}
+    payload: bytes | None = None
+    pointer = claim_check.parse_pointer(body)
+    declared = None
+    if pointer is not None:
+        try:
+            bucket_name(pointer.bucket, "s3BucketName")
+        except ConfigurationError as exc:
+            raise RecordError(f"claim-check pointer: {exc}") from None
+        declared = claim_check.declared_size(attributes)
+    else:
+        inner = _json_if_object(body, "Message" if envelope == "sns" else "Body") if outer is None else outer
+        if isinstance(inner, dict) and ("messageMetaData" in inner or "messagePayload" in inner):
+            meta = _seed_metadata(inner)
+            fields.update({k: meta[k] for k in SEED_METADATA_FIELDS})
+            if inner.get("messageID") is not None:
+                fields["messageID"] = inner["messageID"]
+            payload = _decode_payload(inner.get("messagePayload"))
+        else:
+            payload = body.encode("utf-8")
+
+    if fields["messageID"] is not None:
+        message_id, id_source = fields["messageID"], "producer"
+    elif sns_id:
+        message_id, id_source = sns_id, "sns"
+    else:
+        message_id, id_source = sqs_id, "sqs"
+    try:
+        if not isinstance(message_id, str):
+            raise ValueError(message_id)
+        validate_message_id(message_id)
+    except ValueError:
+        raise RecordError(f"messageID {str(message_id)[:80]!r} is not usable as an archive key segment") from None
+
+    if fields["dateTime"] is not None:
+        event_time, time_source = _parse_time(fields["dateTime"], "messageMetaData.dateTime"), "producer"
+    elif sns_time is not None:
+        event_time, time_source = sns_time, "sns"
+    elif _epoch_ms(system.get("SentTimestamp")) is not None:
+        event_time, time_source = _epoch_ms(system.get("SentTimestamp")), "sqs"
+    else:
+        event_time, time_source = now, "received"
+
+    message_type = fields["messageType"]
+    content_type = fields["contentType"] or (sniff_content_type(payload, message_type) if payload is not None else None)
+    return AuditRecord(
+        message_id=message_id,
+        id_source=id_source,
+        event_time=event_time,  # type: ignore[arg-type]
+        time_source=time_source,
+        received_at=_epoch_ms(system.get("ApproximateFirstReceiveTimestamp")) or now,
+        sqs_message_id=sqs_id,
+        envelope=envelope,
+        content_type=content_type,
+        payload=payload,
+        pointer=pointer,
+        declared_size=declared,
+        source_system=fields["sourceSystemID"],
+        source_transaction_id=fields["sourceTransactionID"],
+        message_type=message_type,
+        trace_header=system.get(TRACE_HEADER) or None,
+    )
+
+
+def sniff_content_type(data: bytes, message_type: str | None = None) -> str:
+    """JSON (object or array), UTF-8 text, or binary; a binary message type wins over sniffing."""
+    if any(hint in (message_type or "").lower() for hint in _BINARY_TYPE_HINTS):
+        return BINARY_CONTENT_TYPE
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return BINARY_CONTENT_TYPE
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            json.loads(text)
+            return JSON_CONTENT_TYPE
+        except ValueError:
+            pass
+    return BINARY_CONTENT_TYPE if _CONTROL_CHARS.search(text) else TEXT_CONTENT_TYPE
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- what is stored with each archived object ---------------------------------------------------
+def object_metadata(
+    record: AuditRecord, *, archived_at: datetime, size: int | None = None, sha256: str | None = None
+) -> dict[str, str]:
+    """S3 user metadata of an archived object (ASCII-safe, producer values capped; the manifest has them whole)."""
+    values = {
+        "message-id": record.message_id,
+        "sqs-message-id": record.sqs_message_id,
+        "event-time": isoformat(record.event_time),
+        "received-at": isoformat(record.received_at),
+        "archived-at": isoformat(archived_at),
+        "envelope": record.envelope,
+        "size": None if size is None else str(size),
+        "sha256": sha256,
+        "source-system": record.source_system,
+        "source-transaction-id": record.source_transaction_id,
+        "message-type": record.message_type,
+        "trace-header": record.trace_header,
+        "claim-check": s3_uri(record.pointer.bucket, record.pointer.key) if record.pointer else None,
+    }
+    return {k: _metadata_value(v) for k, v in values.items() if v is not None}
+
+
+def archived_record(
+    record: AuditRecord,
+    *,
+    bucket: str,
+    key: str,
+    size: int,
+    sha256: str,
+    content_type: str,
+    archived_at: datetime | str,
+    duplicate_of: str | None = None,
+) -> ArchivedRecord:
+    """The manifest line of an archived record (deterministic for the same message and object)."""
+    extra: dict[str, Any] = {
+        "sqs_message_id": record.sqs_message_id,
+        "envelope": record.envelope,
+        "id_source": record.id_source,
+        "time_source": record.time_source,
+    }
+    if record.pointer:
+        extra["claim_check"] = s3_uri(record.pointer.bucket, record.pointer.key)
+    if duplicate_of:
+        extra["duplicate_of"] = duplicate_of
+    return ArchivedRecord(
+        message_id=record.message_id,
+        bucket=bucket,
+        key=key,
+        size=size,
+        sha256=sha256,
+        content_type=content_type,
+        event_time=isoformat(record.event_time),
+        archived_at=archived_at if isinstance(archived_at, str) else isoformat(archived_at),
+        source_system=record.source_system,
+        message_type=record.message_type,
+        source_transaction_id=record.source_transaction_id,
+        received_at=isoformat(record.received_at),
+        trace_header=record.trace_header,
+        extra=extra,
+    )
+
+
+def archived_at_from_metadata(metadata: Mapping[str, str], fallback: datetime) -> str:
+    """``archived-at`` of an object this provider wrote earlier (else ``fallback``, e.g. LastModified)."""
+    try:
+        return isoformat(parse_isoformat(metadata["archived-at"]))
+    except (KeyError, ValueError):
+        return isoformat(fallback)
+
+
+def failure_reason(exc: BaseException, limit: int = 900) -> str:
+    """``Type: message`` of an exception, bounded (AWS and parse errors carry no credentials)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _json_if_object(text: str, what: str) -> Any:
+    """Parsed JSON when ``text`` looks like a JSON object or array; None for other text."""
+    if text.lstrip()[:1] not in ("{", "["):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise RecordError(f"{what} looks like JSON but is not valid JSON ({exc})") from None
+
+
+def _is_sns_envelope(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and value.get("Type") == "Notification"
+        and isinstance(value.get("Message"), str)
+        and "TopicArn" in value
+        and isinstance(value.get("MessageId"), str)
+    )
+
+
+def _attribute(attributes: Mapping[str, Any], name: str) -> str | None:
+    """A String/Number attribute's value in the SQS (StringValue) or SNS envelope (Value) shape."""
+    attr = attributes.get(name)
+    if not isinstance(attr, dict):
+        return None
+    value = attr.get("StringValue", attr.get("Value"))
+    return value if isinstance(value, str) and value else None
+
+
+def _seed_metadata(message: dict) -> dict[str, str]:
+    meta = message.get("messageMetaData")
+    if not isinstance(meta, dict):
+        raise RecordError("messageMetaData is missing or not an object")
+    missing = [f for f in SEED_METADATA_FIELDS if not isinstance(meta.get(f), str) or not meta.get(f).strip()]
+    if missing:
+        raise RecordError(f"messageMetaData lacks {', '.join(missing)}")
+    return meta
+
+
+def _decode_payload(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise RecordError("messagePayload is missing or not a base64 string")
+    compact = "".join(value.split())
+    if not compact:
+        raise RecordError("messagePayload is empty")
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise RecordError(f"messagePayload is not valid base64 ({exc})") from None
+
+
+def _parse_time(value: Any, what: str) -> datetime:
+    """The seed's ``%Y-%m-%d %H:%M:%S.%f`` (or any ISO 8601); naive means UTC."""
+    if isinstance(value, str):
+        try:
+            return as_utc(datetime.strptime(value.strip(), SEED_DATETIME_FORMAT))
+        except ValueError:
+            try:
+                return as_utc(datetime.fromisoformat(value.strip()))
+            except ValueError:
+                pass
+    raise RecordError(f"{what} {str(value)[:64]!r} is not a time in the seed format {SEED_DATETIME_FORMAT}")
+
+
+def _epoch_ms(value: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _metadata_value(value: str) -> str:
+    encoded = quote(value, safe=" !#$&'()*+,-./:;=?@[]^_`{|}~")
+    return encoded[:_METADATA_VALUE_LIMIT]
