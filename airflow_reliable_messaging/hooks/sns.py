@@ -2,10 +2,70 @@
 
 from __future__ import annotations
 
+import json
+
 from airflow.providers.amazon.aws.hooks.sns import SnsHook
 
 from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin
+from airflow_reliable_messaging.hooks.sqs import BatchResult, call_batch
 
 
 class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
     """SNS calls of the archive notifications, report publishing, replay and redrive."""
+
+    # -- topics and subscriptions (replay) ---------------------------------------------------------
+    def set_archive_policy(self, topic_arn: str, policy: dict[str, str]) -> None:
+        """``ArchivePolicy`` of a FIFO topic (``{"MessageRetentionPeriod": "30"}``; ``{}`` turns it off)."""
+        self.get_conn().set_topic_attributes(
+            TopicArn=topic_arn, AttributeName="ArchivePolicy", AttributeValue=json.dumps(policy, separators=(",", ":"))
+        )
+
+    def subscription_attributes(self, subscription_arn: str) -> dict[str, str]:
+        return self.get_conn().get_subscription_attributes(SubscriptionArn=subscription_arn)["Attributes"]
+
+    def find_subscription(self, topic_arn: str, endpoint: str, protocol: str = "sqs") -> str | None:
+        """The ARN of ``topic_arn``'s confirmed subscription of ``endpoint``, if any (every page)."""
+        paginator = self.get_conn().get_paginator("list_subscriptions_by_topic")
+        for page in paginator.paginate(TopicArn=topic_arn):
+            for sub in page.get("Subscriptions", []):
+                if sub.get("Endpoint") == endpoint and sub.get("Protocol") == protocol and sub["SubscriptionArn"].startswith("arn:"):
+                    return sub["SubscriptionArn"]
+        return None
+
+    def subscribe_queue(self, topic_arn: str, queue_arn: str, attributes: dict[str, str] | None = None) -> str:
+        """Subscribe an SQS queue (idempotent for the same attributes); the subscription ARN."""
+        return self.get_conn().subscribe(
+            TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes=attributes or {},
+            ReturnSubscriptionArn=True,
+        )["SubscriptionArn"]  # fmt: skip
+
+    def set_replay_policy(self, subscription_arn: str, policy: dict[str, str]) -> None:
+        """Apply a ``ReplayPolicy``; replaces a replay in progress on that subscription."""
+        self.get_conn().set_subscription_attributes(
+            SubscriptionArn=subscription_arn, AttributeName="ReplayPolicy",
+            AttributeValue=json.dumps(policy, separators=(",", ":")),
+        )  # fmt: skip
+
+    def replay_status(self, subscription_arn: str) -> tuple[str | None, dict | None]:
+        """(``ReplayStatus`` as SNS spells it, the parsed ``ReplayPolicy``), each None when unset."""
+        attrs = self.subscription_attributes(subscription_arn)
+        policy = attrs.get("ReplayPolicy")
+        try:
+            parsed = json.loads(policy) if policy else None
+        except ValueError:
+            parsed = None
+        return attrs.get("ReplayStatus"), parsed
+
+    def publish_batch(self, topic_arn: str, entries: list[dict]) -> BatchResult:
+        """PublishBatch over any number of entries (chunks of 10 / 256 KiB), ``Failed`` entries
+        handled one by one: retried when not the sender's fault, else reported in ``failed``."""
+        conn = self.get_conn()
+        # call_batch passes ``Entries=``; PublishBatch names them PublishBatchRequestEntries
+        return call_batch(
+            lambda Entries, **kw: conn.publish_batch(PublishBatchRequestEntries=Entries, **kw),  # noqa: N803
+            entries,
+            TopicArn=topic_arn,
+        )
+
+    def topic_attributes(self, topic_arn: str) -> dict[str, str]:
+        return self.get_conn().get_topic_attributes(TopicArn=topic_arn)["Attributes"]

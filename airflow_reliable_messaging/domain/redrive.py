@@ -1,0 +1,544 @@
+"""Dead-letter redrive decisions: what a DLQ message is, whether it passes the filters, whether
+the loop guard lets it go again, which mode can redrive a DLQ, and the run's report.
+
+Pure: no I/O, no Airflow. ``jmespath`` (a botocore dependency) evaluates predicates.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow_reliable_messaging.domain.claim_check import parse_pointer
+from airflow_reliable_messaging.exceptions import ConfigurationError
+
+# One message attribute carries the loop guard's state, as JSON: {"count": n, "history": [...]}.
+# SQS and SNS allow 10 message attributes per message: one is all the redrive may add.
+REDRIVE_ATTRIBUTE = "arm-redrive"
+HISTORY_LIMIT = 16  # entries kept in the attribute (Lambda stops recursion after 16 hops too)
+DEFAULT_MAX_REDRIVES = 3
+MAX_MESSAGE_ATTRIBUTES = 10
+NATIVE_MAX_RATE = 500
+MODES = ("auto", "native", "client")
+
+KIND_SQS = "sqs"  # dead-lettered by an SQS queue's redrive policy (or unknown plain message)
+KIND_SNS = "sns-envelope"  # SNS notification JSON (subscription DLQ, raw delivery off)
+KIND_LAMBDA = "lambda-destination"  # Lambda on-failure destination record
+
+
+# -- what a DLQ message is -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RedriveState:
+    count: int = 0
+    history: tuple[dict, ...] = ()
+
+    def to_attribute(self) -> dict:
+        value = json.dumps({"count": self.count, "history": list(self.history)}, separators=(",", ":"))
+        return {REDRIVE_ATTRIBUTE: {"DataType": "String", "StringValue": value}}
+
+
+@dataclass(frozen=True)
+class SnsEnvelope:
+    topic_arn: str
+    message: str
+    message_id: str | None
+    subject: str | None
+    message_attributes: dict  # SQS/SNS API shape: {name: {"DataType", "StringValue"|"BinaryValue"}}
+    timestamp: datetime | None
+
+
+@dataclass(frozen=True)
+class DlqMessage:
+    message_id: str
+    receipt_handle: str
+    body: str
+    kind: str
+    source: str | None  # queue / topic / function ARN the message failed from, when known
+    payload: str  # what a redrive sends on (Lambda: the original event; SNS to a topic: Message)
+    message_attributes: dict  # carried over, without the redrive attribute
+    system_attributes: dict
+    sent_at: datetime | None
+    group_id: str | None
+    dedup_id: str | None
+    state: RedriveState
+    sns: SnsEnvelope | None = None
+    claim_check: bool = False
+
+    @property
+    def age_seconds(self) -> float | None:
+        return None if self.sent_at is None else (datetime.now(UTC) - self.sent_at).total_seconds()
+
+
+def _epoch_ms(value: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _iso(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_state(attributes: dict | None) -> RedriveState:
+    """The loop guard's state from a message's attributes (SQS or SNS-envelope shape)."""
+    attr = (attributes or {}).get(REDRIVE_ATTRIBUTE)
+    if not isinstance(attr, dict):
+        return RedriveState()
+    raw = attr.get("StringValue", attr.get("Value"))
+    try:
+        data = json.loads(raw)
+        count = int(data.get("count", 0))
+        history = tuple(h for h in data.get("history", []) if isinstance(h, dict))
+    except (TypeError, ValueError, AttributeError):
+        return RedriveState()
+    return RedriveState(max(count, 0), history[-HISTORY_LIMIT:])
+
+
+def parse_sns_envelope(body: str) -> SnsEnvelope | None:
+    """The SNS notification an SQS subscription received with raw delivery off, else None."""
+    if not body.lstrip().startswith("{") or '"TopicArn"' not in body:
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("Type") != "Notification" or not isinstance(data.get("TopicArn"), str):
+        return None
+    if not isinstance(data.get("Message"), str):
+        return None
+    attributes = {}
+    for name, attr in (data.get("MessageAttributes") or {}).items():
+        if not isinstance(attr, dict):
+            continue
+        kind, value = str(attr.get("Type", "String")), attr.get("Value")
+        if kind.startswith("Binary"):
+            attributes[name] = {"DataType": kind, "BinaryValue": base64.b64decode(value or "")}
+        else:
+            attributes[name] = {"DataType": kind, "StringValue": "" if value is None else str(value)}
+    return SnsEnvelope(
+        topic_arn=data["TopicArn"],
+        message=data["Message"],
+        message_id=data.get("MessageId"),
+        subject=data.get("Subject"),
+        message_attributes=attributes,
+        timestamp=_iso(data.get("Timestamp")),
+    )
+
+
+def parse_lambda_record(body: str) -> dict | None:
+    """A Lambda on-failure destination record (asynchronous invocation), else None.
+
+    ``{"version": "1.0", "timestamp": ..., "requestContext": {"functionArn", "condition",
+    "approximateInvokeCount", "requestId"}, "requestPayload": <original event>,
+    "responseContext": {...}, "responsePayload": {...}}``
+    """
+    if not body.lstrip().startswith("{") or "requestContext" not in body:
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("requestContext"), dict)
+        or "requestPayload" not in data
+        or not str(data["requestContext"].get("functionArn", "")).startswith("arn:")
+    ):
+        return None
+    return data
+
+
+def lambda_original_event(record: dict) -> str:
+    payload = record["requestPayload"]
+    return payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+
+
+def parse_message(raw: dict) -> DlqMessage:
+    """A received SQS message (boto3 ReceiveMessage shape) as the redrive sees it."""
+    body = raw.get("Body", "")
+    system = dict(raw.get("Attributes") or {})
+    attributes = dict(raw.get("MessageAttributes") or {})
+    sent_at = _epoch_ms(system.get("SentTimestamp"))
+    kind, source, payload, envelope = KIND_SQS, system.get("DeadLetterQueueSourceArn"), body, None
+    record = parse_lambda_record(body)
+    if record is not None:
+        kind, source, payload = KIND_LAMBDA, record["requestContext"]["functionArn"], lambda_original_event(record)
+        sent_at = _iso(record.get("timestamp")) or sent_at
+    else:
+        envelope = parse_sns_envelope(body)
+        if envelope is not None:
+            kind, source, payload = KIND_SNS, envelope.topic_arn, envelope.message
+    state = parse_state(attributes)
+    if envelope is not None and not state.count:
+        state = parse_state(envelope.message_attributes)
+    attributes.pop(REDRIVE_ATTRIBUTE, None)
+    return DlqMessage(
+        message_id=raw["MessageId"],
+        receipt_handle=raw["ReceiptHandle"],
+        body=body,
+        kind=kind,
+        source=source,
+        payload=payload,
+        message_attributes=attributes,
+        system_attributes=system,
+        sent_at=sent_at,
+        group_id=system.get("MessageGroupId"),
+        dedup_id=system.get("MessageDeduplicationId"),
+        state=state,
+        sns=envelope,
+        claim_check=parse_pointer(payload) is not None,
+    )
+
+
+# -- filters ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Filters:
+    """Which messages a client redrive takes; the others stay in the DLQ."""
+
+    message_attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> any of values
+    jmespath: str | None = None
+    min_age_seconds: float | None = None
+    max_age_seconds: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.message_attributes or self.jmespath or self.min_age_seconds or self.max_age_seconds)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["message_attributes"] = {k: list(v) for k, v in self.message_attributes.items()}
+        return {k: v for k, v in out.items() if v}
+
+
+def _number(value: Any, field_name: str) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(field_name, f"{value!r} is not a number of seconds") from None
+    if number < 0:
+        raise ConfigurationError(field_name, "must not be negative")
+    return number
+
+
+def compile_filters(
+    message_attributes: dict | None = None,
+    jmespath_expression: str | None = None,
+    min_age_seconds: Any = None,
+    max_age_seconds: Any = None,
+) -> Filters:
+    """Validated filters; errors name the parameter at fault."""
+    attrs: dict[str, tuple[str, ...]] = {}
+    if message_attributes not in (None, "", {}):
+        if not isinstance(message_attributes, dict):
+            raise ConfigurationError("message_attribute_filter", "must be an object {attribute: value or [values]}")
+        for name, wanted in message_attributes.items():
+            values = wanted if isinstance(wanted, list | tuple) else [wanted]
+            if not isinstance(name, str) or not name or not values:
+                raise ConfigurationError("message_attribute_filter", f"{name!r} needs a name and at least one value")
+            attrs[name] = tuple(str(v) for v in values)
+    expression = (jmespath_expression or "").strip() or None
+    if expression:
+        import jmespath
+        from jmespath.exceptions import JMESPathError
+
+        try:
+            jmespath.compile(expression)
+        except JMESPathError as exc:
+            raise ConfigurationError("jmespath_filter", f"not a valid JMESPath expression ({exc})") from None
+    low, high = _number(min_age_seconds, "min_age_seconds"), _number(max_age_seconds, "max_age_seconds")
+    if low is not None and high is not None and low > high:
+        raise ConfigurationError("max_age_seconds", "must not be smaller than min_age_seconds")
+    return Filters(attrs, expression, low, high)
+
+
+def _attribute_value(attr: dict) -> str | None:
+    if "StringValue" in attr:
+        return str(attr["StringValue"])
+    if "BinaryValue" in attr:
+        value = attr["BinaryValue"]
+        return base64.b64encode(value).decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
+def filter_document(message: DlqMessage) -> dict:
+    """What a JMESPath predicate sees: body (parsed when JSON), attributes, source, kind."""
+    try:
+        body: Any = json.loads(message.payload)
+    except ValueError:
+        body = message.payload
+    attributes = {k: _attribute_value(v) for k, v in message.message_attributes.items()}
+    if message.sns is not None:
+        attributes.update({k: _attribute_value(v) for k, v in message.sns.message_attributes.items()})
+    return {
+        "body": body,
+        "message_attributes": attributes,
+        "attributes": message.system_attributes,
+        "source": message.source,
+        "kind": message.kind,
+        "message_id": message.message_id,
+        "redrive_count": message.state.count,
+    }
+
+
+def matches(filters: Filters, message: DlqMessage) -> bool:
+    if filters.message_attributes:
+        doc = filter_document(message)["message_attributes"]
+        for name, wanted in filters.message_attributes.items():
+            if doc.get(name) not in wanted:
+                return False
+    age = message.age_seconds
+    if filters.min_age_seconds is not None and (age is None or age < filters.min_age_seconds):
+        return False
+    if filters.max_age_seconds is not None and (age is None or age > filters.max_age_seconds):
+        return False
+    if filters.jmespath:
+        import jmespath
+
+        if not jmespath.search(filters.jmespath, filter_document(message)):
+            return False
+    return True
+
+
+# -- the loop guard -------------------------------------------------------------------------------
+def exceeds_loop_guard(state: RedriveState, max_redrives: int | None) -> bool:
+    """True when the message came back more than ``max_redrives`` times: park it, do not redrive."""
+    return max_redrives is not None and state.count >= max_redrives
+
+
+def next_state(state: RedriveState, *, at: datetime, run_id: str, dlq_arn: str, destination: str) -> RedriveState:
+    entry = {"at": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "run": run_id, "from": dlq_arn, "to": destination}
+    return RedriveState(state.count + 1, (*state.history, entry)[-HISTORY_LIMIT:])
+
+
+def outgoing_attributes(message: DlqMessage, state: RedriveState, for_topic: bool) -> dict | None:
+    """Message attributes to send on (with the redrive attribute), or None when they cannot fit."""
+    base = dict(message.sns.message_attributes) if (for_topic and message.sns) else dict(message.message_attributes)
+    base.pop(REDRIVE_ATTRIBUTE, None)
+    if len(base) >= MAX_MESSAGE_ATTRIBUTES:
+        return None
+    base.update(state.to_attribute())
+    return base
+
+
+def quarantine_document(message: DlqMessage, *, reason: str, dlq_arn: str, run_id: str, at: datetime) -> dict:
+    """What is parked in the S3 quarantine: the message as received, why, and its redrive history."""
+    return {
+        "reason": reason,
+        "quarantined_at": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "run_id": run_id,
+        "dlq_arn": dlq_arn,
+        "message_id": message.message_id,
+        "kind": message.kind,
+        "source": message.source,
+        "redrive_count": message.state.count,
+        "history": list(message.state.history),
+        "body": message.body,
+        "message_attributes": {k: _attribute_value(v) for k, v in message.message_attributes.items()},
+        "attributes": message.system_attributes,
+    }
+
+
+def entry_size(body: str, attributes: dict | None) -> int:
+    """Bytes SQS/SNS count against the 256 KiB limit: body plus attribute names, types, values."""
+    size = len(body.encode())
+    for name, attr in (attributes or {}).items():
+        size += len(name.encode()) + len(str(attr.get("DataType", "")).encode())
+        value = attr.get("StringValue", attr.get("BinaryValue", b""))
+        size += len(value) if isinstance(value, bytes) else len(str(value).encode())
+    return size
+
+
+# -- choosing the mode ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Inspection:
+    """What the inspection found about a DLQ and the requested redrive."""
+
+    dlq_arn: str
+    dlq_fifo: bool
+    sqs_sources: tuple[str, ...]  # ListDeadLetterSourceQueues (URLs)
+    destination_kind: str | None  # None, "sqs" or "sns"
+    destination_fifo: bool | None
+    kinds: dict[str, int]  # sampled message kinds -> count
+    already_redriven: int  # sampled messages carrying a redrive count
+    client_options: tuple[str, ...]  # options only client mode honours
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["sqs_sources"] = list(self.sqs_sources)
+        out["client_options"] = list(self.client_options)
+        return out
+
+
+def native_blockers(inspection: Inspection) -> list[str]:
+    """Why an SQS message-move task cannot do this redrive (empty: it can)."""
+    reasons = []
+    if not inspection.sqs_sources:
+        reasons.append("the DLQ is not the dead-letter queue of any SQS queue (SNS/Lambda DLQs are not supported)")
+    if inspection.destination_kind == "sns":
+        reasons.append("the destination is an SNS topic")
+    if inspection.destination_kind == "sqs" and inspection.destination_fifo != inspection.dlq_fifo:
+        reasons.append("the destination queue type differs from the DLQ's")
+    foreign = {k: n for k, n in inspection.kinds.items() if k != KIND_SQS and n}
+    if foreign:
+        reasons.append("messages need unwrapping (" + ", ".join(f"{n} {k}" for k, n in sorted(foreign.items())) + ")")
+    if inspection.client_options:
+        reasons.append("options only client mode honours: " + ", ".join(inspection.client_options))
+    return reasons
+
+
+def choose_mode(requested: str, inspection: Inspection) -> tuple[str, str]:
+    """``(mode, reason)``; a native request AWS cannot serve raises ConfigurationError('mode')."""
+    if requested not in MODES:
+        raise ConfigurationError("mode", f"{requested!r} is not one of {', '.join(MODES)}")
+    blockers = native_blockers(inspection)
+    if requested == "native":
+        if blockers:
+            raise ConfigurationError("mode", "native redrive is not possible: " + "; ".join(blockers))
+        return "native", "native requested; SQS message-move task supports this DLQ"
+    if requested == "client":
+        return "client", "client requested"
+    if blockers:
+        return "client", "client: " + "; ".join(blockers)
+    if inspection.already_redriven:
+        return "client", (
+            f"client: {inspection.already_redriven} sampled message(s) were redriven before; "
+            "the loop guard needs client mode"
+        )
+    return "native", (
+        f"native: DLQ of {len(inspection.sqs_sources)} SQS queue(s), plain SQS messages, "
+        "no client-only option; SQS moves them server side"
+    )
+
+
+# -- dry run and report ---------------------------------------------------------------------------
+@dataclass
+class DryRunSummary:
+    """Counts by source, age range and sample ids of what a dry run saw."""
+
+    sample_size: int = 5
+    total: int = 0
+    matching: int = 0
+    would_quarantine: int = 0
+    by_source: dict[str, int] = field(default_factory=dict)
+    by_kind: dict[str, int] = field(default_factory=dict)
+    oldest: datetime | None = None
+    newest: datetime | None = None
+    sample_ids: list[str] = field(default_factory=list)
+
+    def add(self, message: DlqMessage, matched: bool, quarantine: bool) -> None:
+        self.total += 1
+        key = message.source or "unknown"
+        self.by_source[key] = self.by_source.get(key, 0) + 1
+        self.by_kind[message.kind] = self.by_kind.get(message.kind, 0) + 1
+        if message.sent_at:
+            self.oldest = min(self.oldest or message.sent_at, message.sent_at)
+            self.newest = max(self.newest or message.sent_at, message.sent_at)
+        if matched:
+            self.matching += 1
+            self.would_quarantine += int(quarantine)
+            if len(self.sample_ids) < self.sample_size:
+                self.sample_ids.append(message.message_id)
+
+    def to_dict(self) -> dict:
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        return {
+            "messages_seen": self.total,
+            "matching_filters": self.matching,
+            "would_redrive": self.matching - self.would_quarantine,
+            "would_quarantine": self.would_quarantine,
+            "by_source": dict(sorted(self.by_source.items())),
+            "by_kind": dict(sorted(self.by_kind.items())),
+            "oldest": self.oldest.strftime(fmt) if self.oldest else None,
+            "newest": self.newest.strftime(fmt) if self.newest else None,
+            "sample_message_ids": list(self.sample_ids),
+        }
+
+
+@dataclass
+class RedriveReport:
+    mode: str
+    reason: str
+    dlq: str
+    destination: str | None = None
+    dry_run: bool = False
+    moved: int = 0
+    failed: int = 0
+    quarantined: int = 0
+    skipped_by_filter: int = 0
+    held: int = 0  # over the loop guard but no quarantine configured: left in the DLQ
+    duration_seconds: float = 0.0
+    task: dict | None = None  # native: the message-move task as listed
+    failure_reason: str | None = None
+    dry_run_summary: dict | None = None
+    trail_manifest: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def summary(self) -> str:
+        parts = [f"mode={self.mode}", f"moved={self.moved}", f"failed={self.failed}",
+                 f"quarantined={self.quarantined}", f"skipped_by_filter={self.skipped_by_filter}"]  # fmt: skip
+        if self.held:
+            parts.append(f"held={self.held}")
+        if self.dry_run:
+            parts.insert(0, "DRY RUN")
+        return ", ".join(parts) + f", duration={self.duration_seconds:.1f}s ({self.reason})"
+
+
+def validate_rate(rate: Any, field_name: str = "rate_per_second") -> float | None:
+    if rate in (None, "", 0):
+        return None
+    try:
+        value = float(rate)
+    except (TypeError, ValueError):
+        raise ConfigurationError(field_name, f"{rate!r} is not a number of messages per second") from None
+    if value <= 0:
+        raise ConfigurationError(field_name, "must be positive")
+    return value
+
+
+def validate_max_messages(value: Any, field_name: str = "max_messages") -> int | None:
+    if value in (None, "", 0):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(field_name, f"{value!r} is not a whole number") from None
+    if number < 0 or number != float(value):
+        raise ConfigurationError(field_name, "must be a positive whole number")
+    return number
+
+
+# -- native tasks -------------------------------------------------------------------------------
+FINAL_TASK_STATUSES = ("COMPLETED", "CANCELLED", "FAILED")
+
+
+def find_task(tasks: list[dict], started_timestamp: int | None, task_handle: str | None = None) -> dict | None:
+    """Our task among ``ListMessageMoveTasks`` results: by handle while it runs (the handle is only
+    listed then), by ``StartedTimestamp`` afterwards."""
+    for task in tasks:
+        if task_handle and task.get("TaskHandle") == task_handle:
+            return task
+    for task in tasks:
+        if started_timestamp is not None and task.get("StartedTimestamp") == started_timestamp:
+            return task
+    return None
+
+
+def task_summary(task: dict) -> dict:
+    """The JSON-serialisable part of a listed task worth reporting."""
+    keys = ("Status", "SourceArn", "DestinationArn", "MaxNumberOfMessagesPerSecond", "ApproximateNumberOfMessagesMoved",
+            "ApproximateNumberOfMessagesToMove", "FailureReason", "StartedTimestamp")  # fmt: skip
+    return {k: task[k] for k in keys if task.get(k) is not None}

@@ -1,0 +1,640 @@
+"""DLQRedriveOperator: move dead-lettered messages back, without losing or looping any.
+
+Modes: ``native`` (SQS message-move task, server side), ``client`` (receive → send/publish →
+delete, batch by batch, for what native cannot do), ``auto`` (inspects the DLQ and picks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+from airflow_reliable_messaging._compat import BaseOperator, Context
+from airflow_reliable_messaging.domain import archive_layout
+from airflow_reliable_messaging.domain.manifest import (
+    JSON_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+    ArchivedRecord,
+    encode_manifest,
+    isoformat,
+)
+from airflow_reliable_messaging.domain.redrive import (
+    DEFAULT_MAX_REDRIVES,
+    FINAL_TASK_STATUSES,
+    KIND_LAMBDA,
+    KIND_SNS,
+    MODES,
+    NATIVE_MAX_RATE,
+    DlqMessage,
+    DryRunSummary,
+    Inspection,
+    RedriveReport,
+    choose_mode,
+    compile_filters,
+    exceeds_loop_guard,
+    find_task,
+    matches,
+    next_state,
+    outgoing_attributes,
+    parse_message,
+    quarantine_document,
+    task_summary,
+    validate_max_messages,
+    validate_rate,
+)
+from airflow_reliable_messaging.domain.identifiers import bucket_name, parse_arn
+from airflow_reliable_messaging.exceptions import ConfigurationError, ReliableMessagingError
+
+ON_TASK_RUNNING = ("fail", "attach")
+
+
+class RedriveError(ReliableMessagingError):
+    """The redrive could not finish (a failed move task, messages that could not be sent)."""
+
+
+@dataclass(frozen=True)
+class _Target:
+    kind: str  # "sqs" | "sns"
+    arn: str
+    url: str | None  # queues only
+    fifo: bool
+
+
+class DLQRedriveOperator(BaseOperator):
+    """Redrive a dead-letter queue.
+
+    :param dlq: the DLQ (URL, ARN or name).
+    :param mode: ``auto`` (default), ``native`` or ``client``.
+    :param destination: queue (URL/ARN/name) or SNS topic ARN; unset: each message goes back where
+        it failed (SQS source queue; SNS envelope: its topic). Lambda records need one.
+    :param message_attribute_filter: ``{attribute: value or [values]}`` (client mode).
+    :param jmespath_filter: predicate over ``{body, message_attributes, attributes, source, kind}``.
+    :param min_age_seconds / max_age_seconds: message age window (since sent to the DLQ).
+    :param max_messages: stop after this many redriven messages (client mode).
+    :param rate_per_second: native: ``MaxNumberOfMessagesPerSecond`` (≤ 500); client: a rate limit.
+    :param transform: ``f(body, message) -> body`` applied before sending (never to claim-check
+        pointers, which pass through untouched).
+    :param dry_run: read without consuming and report what would happen.
+    :param max_redrives: loop guard; a message already redriven this many times is quarantined.
+    :param quarantine_bucket / quarantine_prefix: S3 quarantine (unset: such messages stay in the DLQ).
+    :param trail_bucket / trail_prefix: write every redriven message to the audit archive layout.
+    :param on_task_running: ``fail`` or ``attach`` when a native task already runs on the DLQ.
+    :param wait_for_completion / deferrable / poll_interval: how native mode waits.
+    :param visibility_timeout: seconds client mode keeps a received batch invisible.
+    """
+
+    template_fields = (
+        "dlq", "mode", "destination", "message_attribute_filter", "jmespath_filter", "min_age_seconds",
+        "max_age_seconds", "max_messages", "rate_per_second", "dry_run", "max_redrives", "quarantine_bucket",
+        "quarantine_prefix", "trail_bucket", "trail_prefix", "on_task_running", "aws_conn_id", "region_name",
+    )  # fmt: skip
+    template_fields_renderers = {"message_attribute_filter": "json"}
+    ui_color = "#f5d7c4"
+
+    def __init__(
+        self,
+        *,
+        dlq: str,
+        mode: str = "auto",
+        destination: str | None = None,
+        message_attribute_filter: dict | None = None,
+        jmespath_filter: str | None = None,
+        min_age_seconds: float | str | None = None,
+        max_age_seconds: float | str | None = None,
+        max_messages: int | str | None = None,
+        rate_per_second: float | str | None = None,
+        transform: Callable[[str, DlqMessage], str] | None = None,
+        dry_run: bool | str = False,
+        max_redrives: int | str | None = DEFAULT_MAX_REDRIVES,
+        quarantine_bucket: str | None = None,
+        quarantine_prefix: str = "redrive",
+        trail_bucket: str | None = None,
+        trail_prefix: str = "redrive-trail",
+        kms_key_id: str | None = None,
+        on_task_running: str = "fail",
+        wait_for_completion: bool = True,
+        deferrable: bool = True,
+        poll_interval: float = 5.0,
+        visibility_timeout: int = 120,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dlq = dlq
+        self.mode = mode
+        self.destination = destination
+        self.message_attribute_filter = message_attribute_filter
+        self.jmespath_filter = jmespath_filter
+        self.min_age_seconds = min_age_seconds
+        self.max_age_seconds = max_age_seconds
+        self.max_messages = max_messages
+        self.rate_per_second = rate_per_second
+        self.transform = transform
+        self.dry_run = dry_run
+        self.max_redrives = max_redrives
+        self.quarantine_bucket = quarantine_bucket
+        self.quarantine_prefix = quarantine_prefix
+        self.trail_bucket = trail_bucket
+        self.trail_prefix = trail_prefix
+        self.kms_key_id = kms_key_id
+        self.on_task_running = on_task_running
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.visibility_timeout = visibility_timeout
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self._task_handle: str | None = None
+
+    # -- hooks (one per service; exposed so tests can hook botocore events on their clients) -------
+    @cached_property
+    def sqs_hook(self):
+        from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
+
+        return SqsMessagingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+
+    @cached_property
+    def sns_hook(self):
+        from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
+
+        return SnsMessagingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+
+    @cached_property
+    def s3_hook(self):
+        from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
+
+        return S3ArchiveHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+
+    # -- validation: before any AWS call, naming the field --------------------------------------------
+    def validate(self) -> None:
+        if not isinstance(self.dlq, str) or not self.dlq.strip():
+            raise ConfigurationError("dlq", "a queue URL, ARN or name is required")
+        self.dlq = self.dlq.strip()
+        if self.dlq.startswith("arn:"):
+            parse_arn(self.dlq, "dlq", "sqs")
+        self.mode = (self.mode or "auto").strip().lower()
+        if self.mode not in MODES:
+            raise ConfigurationError("mode", f"{self.mode!r} is not one of {', '.join(MODES)}")
+        self.destination = (self.destination or "").strip() or None
+        if self.destination and self.destination.startswith("arn:"):
+            arn = parse_arn(self.destination, "destination")
+            if arn.service not in ("sqs", "sns"):
+                raise ConfigurationError("destination", "must be an SQS queue or an SNS topic")
+        self.filters = compile_filters(
+            self.message_attribute_filter, self.jmespath_filter, self.min_age_seconds, self.max_age_seconds
+        )
+        self.max_messages = validate_max_messages(self.max_messages)
+        self.rate_per_second = validate_rate(self.rate_per_second)
+        self.dry_run = _as_bool(self.dry_run, "dry_run")
+        if self.max_redrives in (None, "", "none"):
+            self.max_redrives = None
+        else:
+            self.max_redrives = validate_max_messages(self.max_redrives, "max_redrives") or 0
+        if self.quarantine_bucket:
+            bucket_name(self.quarantine_bucket, "quarantine_bucket")
+            self.quarantine_prefix = archive_layout.normalize_prefix(self.quarantine_prefix, "quarantine_prefix")
+        if self.trail_bucket:
+            bucket_name(self.trail_bucket, "trail_bucket")
+            self.trail_prefix = archive_layout.normalize_prefix(self.trail_prefix, "trail_prefix")
+        if self.on_task_running not in ON_TASK_RUNNING:
+            raise ConfigurationError("on_task_running", f"must be one of {', '.join(ON_TASK_RUNNING)}")
+        if not isinstance(self.visibility_timeout, int) or not 1 <= self.visibility_timeout <= 43200:
+            raise ConfigurationError("visibility_timeout", "must be 1..43200 seconds")
+
+    def client_options(self) -> list[str]:
+        """Options that only client mode honours (they rule native out)."""
+        options = []
+        if self.filters.active:
+            options.append("filters")
+        if self.max_messages:
+            options.append("max_messages")
+        if self.transform is not None:
+            options.append("transform")
+        if self.trail_bucket:
+            options.append("trail")
+        if self.rate_per_second and (self.rate_per_second > NATIVE_MAX_RATE or self.rate_per_second != int(self.rate_per_second)):
+            options.append(f"rate_per_second {self.rate_per_second:g} (native: whole numbers up to {NATIVE_MAX_RATE})")
+        return options
+
+    # -- execute --------------------------------------------------------------------------------------
+    def execute(self, context: Context) -> dict:
+        started = time.monotonic()
+        self.validate()
+        self._run_id = str(context.get("run_id") or "manual")
+        sqs = self.sqs_hook
+        dlq_url = sqs.resolve_queue_url(self.dlq)
+        dlq_attrs = sqs.queue_attributes(dlq_url, ["QueueArn", "FifoQueue"])
+        self._dlq_url, self._dlq_arn = dlq_url, dlq_attrs["QueueArn"]
+        self._dlq_fifo = dlq_attrs.get("FifoQueue") == "true"
+        self._sources = sqs.dead_letter_source_queues(dlq_url)
+        self._target = self._resolve_target(self.destination) if self.destination else None
+        sample = [parse_message(m) for m in sqs.receive_batch(dlq_url, visibility_timeout=0)]
+        if sample and self._dlq_fifo:  # a peek must not hold FIFO message groups
+            self._release({m.message_id: m.receipt_handle for m in sample})
+        inspection = Inspection(
+            dlq_arn=self._dlq_arn,
+            dlq_fifo=self._dlq_fifo,
+            sqs_sources=tuple(self._sources),
+            destination_kind=self._target.kind if self._target else None,
+            destination_fifo=self._target.fifo if self._target else None,
+            kinds=_count(m.kind for m in sample),
+            already_redriven=sum(1 for m in sample if m.state.count),
+            client_options=tuple(self.client_options()),
+        )
+        mode, reason = choose_mode(self.mode, inspection)
+        self.log.info("Redrive of %s: %s", self._dlq_arn, reason)
+        report = RedriveReport(mode=mode, reason=reason, dlq=self._dlq_arn, destination=self._target.arn if self._target else None)
+        report.dry_run = bool(self.dry_run)
+        if self.dry_run:
+            report.dry_run_summary = self._dry_run(mode, inspection)
+            return self._finish(report, started, context)
+        if mode == "native":
+            return self._native(report, started, context)
+        return self._client(report, started, context)
+
+    def _finish(self, report: RedriveReport, started: float, context: Context) -> dict:
+        report.duration_seconds = round(time.monotonic() - started, 3)
+        self.log.info("Redrive report: %s", report.summary())
+        return report.to_dict()
+
+    def _resolve_target(self, destination: str) -> _Target:
+        if destination.startswith("arn:aws") and ":sns:" in destination:
+            self.sns_hook.topic_attributes(destination)  # exists and reachable
+            return _Target("sns", destination, None, destination.endswith(".fifo"))
+        url = self.sqs_hook.resolve_queue_url(destination)
+        attrs = self.sqs_hook.queue_attributes(url, ["QueueArn", "FifoQueue"])
+        return _Target("sqs", attrs["QueueArn"], url, attrs.get("FifoQueue") == "true")
+
+    # -- dry run ----------------------------------------------------------------------------------------
+    def _dry_run(self, mode: str, inspection: Inspection) -> dict:
+        """Read (short visibility), count, release every message: the DLQ is left as it was."""
+        sqs, summary = self.sqs_hook, DryRunSummary()
+        receipts: dict[str, str] = {}
+        limit = self.max_messages
+        try:
+            while limit is None or summary.matching < limit:
+                batch = sqs.receive_batch(self._dlq_url, visibility_timeout=30, wait_seconds=1)
+                new = [m for m in batch if m["MessageId"] not in receipts]
+                for raw in batch:
+                    receipts[raw["MessageId"]] = raw["ReceiptHandle"]
+                if not new:
+                    break
+                for raw in new:
+                    message = parse_message(raw)
+                    matched = matches(self.filters, message)
+                    summary.add(message, matched, quarantine=matched and exceeds_loop_guard(message.state, self.max_redrives))
+        finally:
+            self._release(receipts)
+        out = summary.to_dict()
+        out["would_use"] = mode
+        out["inspection"] = inspection.to_dict()
+        if mode == "native":
+            out["would_do"] = (
+                f"StartMessageMoveTask from {self._dlq_arn} to "
+                f"{self._target.arn if self._target else 'each message’s original source queue'}"
+                f"{f' at {int(self.rate_per_second)}/s' if self.rate_per_second else ''}"
+            )
+        else:
+            out["would_do"] = (
+                f"receive/send/delete in batches of 10 to "
+                f"{self._target.arn if self._target else 'each message’s source (queue or topic)'}; "
+                f"quarantine after {self.max_redrives} redrives"
+            )
+        return out
+
+    def _release(self, receipts: dict[str, str]) -> None:
+        if receipts:
+            ids = {str(i): r for i, r in enumerate(receipts.values())}
+            self.sqs_hook.change_visibility_batch(self._dlq_url, ids, 0)
+
+    # -- native -----------------------------------------------------------------------------------------
+    def _native(self, report: RedriveReport, started: float, context: Context) -> dict:
+        from botocore.exceptions import ClientError
+
+        sqs = self.sqs_hook
+        rate = int(self.rate_per_second) if self.rate_per_second else None
+        task = sqs.running_message_move_task(self._dlq_arn)
+        if task is None:
+            try:
+                self._task_handle = sqs.start_message_move_task(self._dlq_arn, self._target.arn if self._target else None, rate)
+            except ClientError as exc:
+                if "already a task running" not in str(exc):
+                    raise
+                task = sqs.running_message_move_task(self._dlq_arn)
+        if task is not None:
+            if self.on_task_running != "attach":
+                raise RedriveError(
+                    f"a message-move task is already running on {self._dlq_arn} (started "
+                    f"{task.get('StartedTimestamp')}); set on_task_running='attach' to wait for it"
+                )
+            self._task_handle = task.get("TaskHandle")
+            report.reason += "; attached to the task already running"
+        else:
+            listed = sqs.list_message_move_tasks(self._dlq_arn)
+            # the handle is listed only while RUNNING: a task that already finished is the newest
+            task = find_task(listed, None, self._task_handle) or (listed[0] if listed else {})
+        started_ts = task.get("StartedTimestamp")
+        report.task = task_summary(task) if task else {"Status": "RUNNING"}
+        self.log.info("Message-move task on %s: %s", self._dlq_arn, report.task)
+        if not self.wait_for_completion:
+            return self._finish(report, started, context)
+        state = {"report": report.to_dict(), "started_timestamp": started_ts, "started_at": time.time() - (time.monotonic() - started)}
+        if self.deferrable:
+            from airflow_reliable_messaging.triggers.redrive import MessageMoveTaskTrigger
+
+            self.defer(
+                trigger=MessageMoveTaskTrigger(
+                    source_arn=self._dlq_arn, started_timestamp=started_ts, task_handle=self._task_handle,
+                    poll_interval=self.poll_interval, aws_conn_id=self.aws_conn_id, region_name=self.region_name,
+                ),  # fmt: skip
+                method_name="execute_complete",
+                kwargs={"state": state},
+            )
+        last = -1
+        while True:
+            current = find_task(sqs.list_message_move_tasks(self._dlq_arn), started_ts, self._task_handle)
+            if current is None:
+                raise RedriveError(f"the message-move task on {self._dlq_arn} is no longer listed")
+            if current.get("Status") in FINAL_TASK_STATUSES:
+                break
+            if current.get("ApproximateNumberOfMessagesMoved") != last:
+                last = current.get("ApproximateNumberOfMessagesMoved")
+                self.log.info("Progress: %s of %s moved", last, current.get("ApproximateNumberOfMessagesToMove"))
+            time.sleep(self.poll_interval)
+        return self.execute_complete(context, {"status": "done", "task": task_summary(current)}, state)
+
+    def execute_complete(self, context: Context, event: dict, state: dict | None = None) -> dict:
+        state = state or {}
+        report = RedriveReport(**{k: v for k, v in (state.get("report") or {}).items()})
+        if event.get("status") != "done":
+            raise RedriveError(f"waiting for the message-move task failed: {event.get('message')}")
+        self._task_handle = None
+        task = event["task"]
+        report.task = task
+        report.moved = int(task.get("ApproximateNumberOfMessagesMoved", 0))
+        to_move = int(task.get("ApproximateNumberOfMessagesToMove", report.moved))
+        report.failed = max(to_move - report.moved, 0) if task["Status"] != "COMPLETED" else 0
+        report.failure_reason = task.get("FailureReason")
+        report.duration_seconds = round(time.time() - state.get("started_at", time.time()), 3)
+        self.log.info("Redrive report: %s", report.summary())
+        result = report.to_dict()
+        if task["Status"] != "COMPLETED":
+            context["ti"].xcom_push(key="redrive_report", value=result)
+            raise RedriveError(
+                f"message-move task on {report.dlq} ended {task['Status']}"
+                + (f": {report.failure_reason}" if report.failure_reason else "")
+                + f" after moving {report.moved} of {to_move}"
+            )
+        return result
+
+    def on_kill(self) -> None:
+        if self._task_handle:
+            try:
+                moved = self.sqs_hook.cancel_message_move_task(self._task_handle)
+                self.log.info("Cancelled the message-move task after %s messages", moved)
+            except Exception as exc:  # noqa: BLE001 - it may have finished meanwhile
+                self.log.warning("Could not cancel the message-move task: %s", exc)
+
+    # -- client -----------------------------------------------------------------------------------------
+    def _client(self, report: RedriveReport, started: float, context: Context) -> dict:
+        sqs, vt = self.sqs_hook, self.visibility_timeout
+        release: dict[str, str] = {}  # message id -> receipt: left in the DLQ, made visible at the end
+        seen: set[str] = set()
+        self._targets: dict[str, _Target] = {}
+        limiter = _RateLimiter(self.rate_per_second)
+        batches = 0
+        try:
+            while self.max_messages is None or report.moved + report.failed < self.max_messages:
+                want = 10 if self.max_messages is None else min(10, self.max_messages - report.moved - report.failed)
+                raw_batch = sqs.receive_batch(self._dlq_url, max_messages=want, visibility_timeout=vt, wait_seconds=1)
+                received_at = time.monotonic()
+                fresh = []
+                for raw in raw_batch:
+                    if raw["MessageId"] in seen:
+                        release[raw["MessageId"]] = raw["ReceiptHandle"]
+                    else:
+                        fresh.append(raw)
+                if not fresh:
+                    break
+                seen.update(m["MessageId"] for m in fresh)
+                self._client_batch([parse_message(m) for m in fresh], report, release, limiter, received_at)
+                batches += 1
+                if batches % 10 == 0:
+                    self.log.info("Progress: %s", report.summary())
+        finally:
+            if release:
+                self._release(release)
+        if report.failed:
+            self.log.warning("%s message(s) could not be redriven and stay in the DLQ", report.failed)
+        return self._finish(report, started, context)
+
+    def _target_for(self, message: DlqMessage) -> tuple[_Target | None, str | None]:
+        """Where a message goes, or why it cannot go anywhere."""
+        if self._target:
+            return self._target, None
+        if message.kind == KIND_LAMBDA:
+            return None, "Lambda destination records need a destination"
+        if message.kind == KIND_SNS:
+            key = message.source
+        elif message.source:
+            key = message.source
+        elif len(self._sources) == 1:
+            key = self._sources[0]
+        else:
+            return None, "unknown source queue and no destination"
+        if key not in self._targets:
+            self._targets[key] = self._resolve_target(key)
+        return self._targets[key], None
+
+    def _client_batch(self, messages, report, release, limiter, received_at) -> None:
+        now = datetime.now(UTC)
+        to_delete: dict[str, str] = {}
+        plans: dict[str, tuple[_Target, list[tuple[DlqMessage, dict]]]] = {}
+        quarantine: list[tuple[DlqMessage, str]] = []
+        for message in messages:
+            if not matches(self.filters, message):
+                report.skipped_by_filter += 1
+                release[message.message_id] = message.receipt_handle
+                continue
+            if exceeds_loop_guard(message.state, self.max_redrives):
+                quarantine.append((message, f"redriven {message.state.count} times (max_redrives={self.max_redrives})"))
+                continue
+            target, problem = self._target_for(message)
+            if target is None:
+                self.log.warning("Message %s stays in the DLQ: %s", message.message_id, problem)
+                report.failed += 1
+                release[message.message_id] = message.receipt_handle
+                continue
+            entry = self._entry(message, target, now)
+            if entry is None:
+                quarantine.append((message, "cannot carry the redrive count (10 message attributes already)"))
+                continue
+            if isinstance(entry, str):
+                self.log.warning("Message %s stays in the DLQ: %s", message.message_id, entry)
+                report.failed += 1
+                release[message.message_id] = message.receipt_handle
+                continue
+            plans.setdefault(target.arn, (target, []))[1].append((message, entry))
+
+        for message, reason in quarantine:
+            if self.quarantine_bucket:
+                self._quarantine(message, reason, now)
+                to_delete[message.message_id] = message.receipt_handle
+                report.quarantined += 1
+            else:
+                self.log.warning("Message %s held in the DLQ (no quarantine bucket): %s", message.message_id, reason)
+                report.held += 1
+                release[message.message_id] = message.receipt_handle
+
+        sent: list[tuple[DlqMessage, dict, _Target, str | None]] = []
+        for target, planned in plans.values():
+            limiter.acquire(len(planned))
+            self._extend_if_slow(received_at, [m for m, _ in planned])
+            entries = [e for _, e in planned]
+            if target.kind == "sns":
+                result = self.sns_hook.publish_batch(target.arn, entries)
+            else:
+                result = self.sqs_hook.send_batch(target.url, entries)
+            for message, entry in planned:
+                ok = result.successful.get(entry["Id"])
+                if ok is not None:
+                    sent.append((message, entry, target, ok.get("MessageId")))
+                    to_delete[message.message_id] = message.receipt_handle
+                else:
+                    error = result.failed.get(entry["Id"], {})
+                    self.log.warning(
+                        "Message %s not redriven to %s: %s %s", message.message_id, target.arn,
+                        error.get("Code"), error.get("Message"),
+                    )  # fmt: skip
+                    report.failed += 1
+                    release[message.message_id] = message.receipt_handle
+        report.moved += len(sent)
+        if sent and self.trail_bucket:
+            self._write_trail(sent, now)
+        if to_delete:
+            ids = {str(i): r for i, r in enumerate(to_delete.values())}
+            deleted = self.sqs_hook.delete_batch(self._dlq_url, ids)
+            if deleted.failed:
+                self.log.warning(
+                    "%s redriven message(s) could not be deleted from the DLQ and may be redriven again: %s",
+                    len(deleted.failed), sorted({f.get("Code") for f in deleted.failed.values()}),
+                )
+
+    def _entry(self, message: DlqMessage, target: _Target, now: datetime) -> dict | str | None:
+        """The batch entry for ``message``; None when the redrive count cannot be added, a string
+        when the message cannot be sent (the reason)."""
+        to_topic = target.kind == "sns"
+        if to_topic or message.kind == KIND_LAMBDA:
+            body = message.payload
+        else:
+            body = message.body  # SNS envelopes go to a subscriber's queue as that queue got them
+        if self.transform is not None and not message.claim_check:
+            try:
+                body = self.transform(body, message)
+            except Exception as exc:  # noqa: BLE001 - one bad message must not stop the batch
+                return f"transform failed ({type(exc).__name__})"
+            if not isinstance(body, str):
+                return "transform did not return a string"
+        state = next_state(message.state, at=now, run_id=self._run_id, dlq_arn=self._dlq_arn, destination=target.arn)
+        attributes = outgoing_attributes(message, state, for_topic=to_topic)
+        if attributes is None:
+            return None
+        entry: dict[str, Any] = {"Id": str(uuid.uuid4().hex[:16]), "MessageAttributes": attributes}
+        if to_topic:
+            entry["Message"] = body
+            if message.sns and message.sns.subject:
+                entry["Subject"] = message.sns.subject
+        else:
+            entry["MessageBody"] = body
+            trace = message.system_attributes.get("AWSTraceHeader")
+            if trace:
+                entry["MessageSystemAttributes"] = {"AWSTraceHeader": {"DataType": "String", "StringValue": trace}}
+        if target.fifo:
+            entry["MessageGroupId"] = message.group_id or "redrive"
+            # the DLQ's dedup id (SQS sets it to the original message id) or the DLQ message id:
+            # a batch sent again after a crash is deduplicated by the destination
+            entry["MessageDeduplicationId"] = (message.dedup_id or message.message_id)[:128]
+        return entry
+
+    def _extend_if_slow(self, received_at: float, messages: list[DlqMessage]) -> None:
+        if time.monotonic() - received_at > self.visibility_timeout / 2:
+            ids = {str(i): m.receipt_handle for i, m in enumerate(messages)}
+            self.sqs_hook.change_visibility_batch(self._dlq_url, ids, self.visibility_timeout)
+
+    def _quarantine(self, message: DlqMessage, reason: str, now: datetime) -> None:
+        document = quarantine_document(message, reason=reason, dlq_arn=self._dlq_arn, run_id=self._run_id, at=now)
+        key = archive_layout.quarantine_key(self.quarantine_prefix, now, message.message_id) + ".json"
+        self.s3_hook.put_bytes(
+            self.quarantine_bucket, key, json.dumps(document, default=str).encode(),
+            content_type=JSON_CONTENT_TYPE, kms_key_id=self.kms_key_id,
+        )  # fmt: skip
+        self.log.warning("Message %s quarantined at s3://%s/%s: %s", message.message_id, self.quarantine_bucket, key, reason)
+
+    def _write_trail(self, sent, now: datetime) -> None:
+        """Each redriven payload under the archive layout, then one manifest for the batch."""
+        records = []
+        for message, entry, target, new_id in sent:
+            body = (entry.get("MessageBody") or entry.get("Message") or "").encode()
+            key = archive_layout.archive_key(self.trail_prefix, message.sent_at or now, message.message_id)
+            try:
+                json.loads(body)
+                content_type = JSON_CONTENT_TYPE
+            except ValueError:
+                content_type = TEXT_CONTENT_TYPE
+            self.s3_hook.put_bytes(self.trail_bucket, key, body, content_type=content_type, kms_key_id=self.kms_key_id)
+            records.append(ArchivedRecord(
+                message_id=message.message_id, bucket=self.trail_bucket, key=key, size=len(body),
+                sha256=hashlib.sha256(body).hexdigest(), content_type=content_type,
+                event_time=isoformat(message.sent_at or now), archived_at=isoformat(now),
+                message_type="redrive", origin="redrive",
+                extra={"run_id": self._run_id, "dlq": self._dlq_arn, "destination": target.arn,
+                       "new_message_id": new_id, "redrive_count": message.state.count + 1,
+                       "source": message.source, "kind": message.kind},
+            ))  # fmt: skip
+        manifest_key = archive_layout.batch_manifest_key(self.trail_prefix, now, uuid.uuid4().hex)
+        uri = archive_layout.s3_uri(self.trail_bucket, manifest_key)
+        self.s3_hook.put_bytes(
+            self.trail_bucket, manifest_key, encode_manifest(records, uri), content_type="application/x-ndjson",
+            kms_key_id=self.kms_key_id,
+        )  # fmt: skip
+
+
+class _RateLimiter:
+    """At most ``rate`` messages per second on average (None: unlimited)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self.next_free = time.monotonic()
+
+    def acquire(self, count: int) -> None:
+        if not self.rate:
+            return
+        now = time.monotonic()
+        if self.next_free > now:
+            time.sleep(self.next_free - now)
+        self.next_free = max(self.next_free, now) + count / self.rate
+
+
+def _count(values) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+def _as_bool(value: Any, field_name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no", ""):
+        return value.strip().lower() in ("true", "1", "yes")
+    if value is None:
+        return False
+    raise ConfigurationError(field_name, f"{value!r} is not true or false")

@@ -1,0 +1,392 @@
+"""DLQRedriveOperator against the local cloud: native and client modes, loop guard, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from airflow_reliable_messaging.domain.redrive import REDRIVE_ATTRIBUTE
+from airflow_reliable_messaging.exceptions import ConfigurationError
+from airflow_reliable_messaging.operators.dlq_redrive import DLQRedriveOperator, RedriveError
+
+
+class _Ti:
+    def __init__(self) -> None:
+        self.xcom: dict = {}
+
+    def xcom_push(self, key, value):
+        self.xcom[key] = value
+
+
+def _context():
+    return {"run_id": "test-run", "ti": _Ti()}
+
+
+def _op(**kwargs) -> DLQRedriveOperator:
+    kwargs.setdefault("task_id", "redrive")
+    kwargs.setdefault("poll_interval", 0.1)
+    return DLQRedriveOperator(**kwargs)
+
+
+def _run(op: DLQRedriveOperator, context=None) -> dict:
+    """execute(); when it defers, run the trigger to its event and resume, as Airflow does."""
+    from airflow.exceptions import TaskDeferred
+
+    context = context or _context()
+    try:
+        return op.execute(context)
+    except TaskDeferred as deferred:
+
+        async def first_event():
+            async for event in deferred.trigger.run():
+                return event
+
+        event = asyncio.run(asyncio.wait_for(first_event(), 30))
+        return getattr(op, deferred.method_name)(context, event.payload, **(deferred.kwargs or {}))
+
+
+def _queue(sqs, name, **attributes):
+    url = sqs.create_queue(QueueName=name, Attributes={k: str(v) for k, v in attributes.items()})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def _with_dlq(sqs, unique, fifo=False, sources=1):
+    suffix, extra = (".fifo", {"FifoQueue": "true"}) if fifo else ("", {})
+    dlq = _queue(sqs, unique("dlq") + suffix, **extra)
+    policy = json.dumps({"deadLetterTargetArn": dlq[1], "maxReceiveCount": "1"})
+    return dlq, [_queue(sqs, unique("src") + suffix, RedrivePolicy=policy, **extra) for _ in range(sources)]
+
+
+def _fail_consumer(sqs, url, rounds=3):
+    """A consumer that never deletes: with maxReceiveCount 1 every message ends in the DLQ."""
+    for _ in range(rounds):
+        while sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages"):
+            pass
+
+
+def _depth(sqs, url):
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+def _drain(sqs, url):
+    out = []
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], MessageSystemAttributeNames=["All"]
+        ).get("Messages", [])
+        if not batch:
+            return out
+        out.extend(batch)
+        sqs.delete_message_batch(
+            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+        )
+
+
+def _send(sqs, url, bodies, **kwargs):
+    for body in bodies:
+        sqs.send_message(QueueUrl=url, MessageBody=body, **kwargs)
+
+
+# -- validation --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"dlq": ""}, "dlq"),
+        ({"dlq": "arn:aws:sns:us-east-1:123456789012:t"}, "dlq"),
+        ({"dlq": "q", "mode": "fast"}, "mode"),
+        ({"dlq": "q", "jmespath_filter": "body.[["}, "jmespath_filter"),
+        ({"dlq": "q", "max_messages": "lots"}, "max_messages"),
+        ({"dlq": "q", "rate_per_second": -1}, "rate_per_second"),
+        ({"dlq": "q", "quarantine_bucket": "Bad_Bucket"}, "quarantine_bucket"),
+        ({"dlq": "q", "destination": "arn:aws:s3:::bucket"}, "destination"),
+    ],
+)
+def test_invalid_input_is_rejected_before_any_aws_call(kwargs, field):
+    op = _op(aws_conn_id="no_such_connection", **kwargs)
+    with pytest.raises(ConfigurationError) as excinfo:
+        op.execute(_context())
+    assert excinfo.value.field == field
+
+
+# -- native ------------------------------------------------------------------------------------------
+def test_auto_picks_native_for_an_sqs_dlq_and_returns_messages_to_their_sources(local_cloud, aws, unique):
+    sqs = aws("sqs")
+    (dlq_url, dlq_arn), [(a_url, _), (b_url, _)] = _with_dlq(sqs, unique, sources=2)
+    _send(sqs, a_url, ["a1", "a2", "a3"])
+    _send(sqs, b_url, ["b1", "b2"])
+    _fail_consumer(sqs, a_url)
+    _fail_consumer(sqs, b_url)
+    assert _depth(sqs, dlq_url) == 5
+    report = _run(_op(dlq=dlq_url))
+    assert report["mode"] == "native" and "SQS queue(s)" in report["reason"]
+    assert report["moved"] == 5 and report["failed"] == 0
+    assert report["task"]["Status"] == "COMPLETED" and report["task"]["SourceArn"] == dlq_arn
+    assert sorted(m["Body"] for m in _drain(sqs, a_url)) == ["a1", "a2", "a3"]
+    assert sorted(m["Body"] for m in _drain(sqs, b_url)) == ["b1", "b2"]
+    assert _depth(sqs, dlq_url) == 0
+    json.dumps(report)  # XCom-safe
+
+
+def test_native_fifo_to_a_destination_waiting_without_triggerer(local_cloud, aws, unique):
+    sqs = aws("sqs")
+    (dlq_url, dlq_arn), [(src_url, _)] = _with_dlq(sqs, unique, fifo=True)
+    dest_url, dest_arn = _queue(sqs, unique("dest") + ".fifo", FifoQueue="true")
+    for i in range(6):
+        sqs.send_message(QueueUrl=src_url, MessageBody=f"m{i}", MessageGroupId="g", MessageDeduplicationId=f"d{i}")
+    _fail_consumer(sqs, src_url, rounds=8)
+    assert _depth(sqs, dlq_url) == 6
+    report = _run(_op(dlq=dlq_arn, mode="native", destination=dest_arn, deferrable=False, rate_per_second=100))
+    assert report["moved"] == 6 and report["task"]["DestinationArn"] == dest_arn
+    assert [m["Body"] for m in _drain(sqs, dest_url)] == [f"m{i}" for i in range(6)]
+
+
+def test_native_task_already_running_fails_or_attaches(local_cloud, aws, unique):
+    sqs = aws("sqs")
+    (dlq_url, dlq_arn), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, [f"m{i}" for i in range(8)])
+    _fail_consumer(sqs, src_url)
+    sqs.start_message_move_task(SourceArn=dlq_arn, MaxNumberOfMessagesPerSecond=10)
+    with pytest.raises(RedriveError, match="already running"):
+        _run(_op(dlq=dlq_url, mode="native"))
+    report = _run(_op(dlq=dlq_url, mode="native", on_task_running="attach"))
+    assert "attached" in report["reason"] and report["moved"] == 8
+    assert _depth(sqs, src_url) == 8
+
+
+def test_native_kill_cancels_the_task_and_a_failed_task_fails_the_operator(local_cloud, aws, unique):
+    sqs = aws("sqs")
+    (dlq_url, dlq_arn), [(src_url, _)] = _with_dlq(sqs, unique)
+    dest_url, dest_arn = _queue(sqs, unique("dest"))
+    _send(sqs, src_url, [f"m{i}" for i in range(10)])
+    _fail_consumer(sqs, src_url)
+    op = _op(dlq=dlq_url, mode="native", destination=dest_url, rate_per_second=2, wait_for_completion=False)
+    report = op.execute(_context())
+    assert report["task"]["Status"] == "RUNNING"
+    op.on_kill()
+    deadline = time.monotonic() + 5
+    while sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"][0]["Status"] != "CANCELLED":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert _depth(sqs, dlq_url) > 0
+    # the destination vanishes mid-task: the operator fails with the task's reason
+    context = _context()
+    op = _op(dlq=dlq_url, mode="native", destination=dest_url, rate_per_second=2, deferrable=False)
+    sqs_client = aws("sqs")
+
+    calls = {"n": 0}
+
+    def delete_destination_soon(**_):
+        calls["n"] += 1
+        if calls["n"] == 3:  # after the start, while the task runs
+            sqs_client.delete_queue(QueueUrl=dest_url)
+
+    op.sqs_hook.get_conn().meta.events.register_first("before-call.sqs.ListMessageMoveTasks", delete_destination_soon)
+    with pytest.raises(RedriveError, match="FAILED: AWS.SimpleQueueService.NonExistentQueue"):
+        _run(op, context)
+    assert context["ti"].xcom["redrive_report"]["failure_reason"] == "AWS.SimpleQueueService.NonExistentQueue"
+
+
+# -- client ------------------------------------------------------------------------------------------
+def test_client_filters_max_count_and_trail(local_cloud, aws, unique):
+    sqs, s3 = aws("sqs"), aws("s3")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique)
+    trail = unique("trail")
+    s3.create_bucket(Bucket=trail)
+    for i in range(12):
+        sqs.send_message(
+            QueueUrl=src_url,
+            MessageBody=json.dumps({"order": i, "priority": "high" if i % 2 else "low"}),
+            MessageAttributes={"tenant": {"DataType": "String", "StringValue": "acme" if i < 8 else "other"}},
+        )
+    _fail_consumer(sqs, src_url)
+    report = _run(
+        _op(
+            dlq=dlq_url,
+            message_attribute_filter={"tenant": "acme"},
+            jmespath_filter="body.priority == 'high'",
+            max_messages=3,
+            trail_bucket=trail,
+        )
+    )
+    assert report["mode"] == "client" and "filters" in report["reason"]
+    assert report["moved"] == 3 and report["failed"] == 0 and report["skipped_by_filter"] >= 1
+    back = _drain(sqs, src_url)
+    assert sorted(json.loads(m["Body"])["order"] for m in back) == [1, 3, 5]
+    assert all(json.loads(m["MessageAttributes"][REDRIVE_ATTRIBUTE]["StringValue"])["count"] == 1 for m in back)
+    assert all(m["MessageAttributes"]["tenant"]["StringValue"] == "acme" for m in back)
+    # everything else is still in the DLQ, visible again
+    assert len(_drain(sqs, dlq_url)) == 9
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=trail)["Contents"]]
+    manifests = [k for k in keys if "/_manifests/batches/" in k]
+    assert len(keys) - len(manifests) == 3 and manifests
+    lines = [json.loads(x) for m in manifests for x in s3.get_object(Bucket=trail, Key=m)["Body"].read().splitlines()]
+    assert {line["extra"]["run_id"] for line in lines} == {"test-run"} and len(lines) == 3
+    head = s3.head_object(Bucket=trail, Key=lines[0]["key"])
+    assert head["ServerSideEncryption"] == "AES256"
+
+
+def test_client_fifo_keeps_group_order_and_ids(local_cloud, aws, unique):
+    sqs = aws("sqs")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique, fifo=True)
+    for i in range(12):  # in the DLQ in order (as dead-lettering left them)
+        for group in ("g1", "g2"):
+            sqs.send_message(
+                QueueUrl=dlq_url, MessageBody=f"{group}-{i}", MessageGroupId=group, MessageDeduplicationId=f"{group}.{i}"
+            )
+    report = _run(_op(dlq=dlq_url, mode="client"))
+    assert report["moved"] == 24
+    by_group: dict[str, list[str]] = {}
+    for m in _drain(sqs, src_url):
+        by_group.setdefault(m["Attributes"]["MessageGroupId"], []).append(m["Body"])
+    assert by_group == {g: [f"{g}-{i}" for i in range(12)] for g in ("g1", "g2")}
+
+
+def test_sns_subscription_dlq_goes_back_through_the_topic(local_cloud, aws, unique):
+    sqs, sns = aws("sqs"), aws("sns")
+    topic = sns.create_topic(Name=unique("topic"))["TopicArn"]
+    sub_url, sub_arn = _queue(sqs, unique("subscriber"))
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=sub_arn)
+    dlq_url, _ = _queue(sqs, unique("sub-dlq"))
+    sns.publish(
+        TopicArn=topic, Message="order 42", Subject="orders",
+        MessageAttributes={"kind": {"DataType": "String", "StringValue": "order"}},
+    )  # fmt: skip
+    [delivered] = _drain(sqs, sub_url)
+    # SNS could not deliver: the subscription's DLQ holds the notification as the endpoint would get it
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=delivered["Body"])
+    report = _run(_op(dlq=dlq_url))
+    assert report["mode"] == "client" and "sns-envelope" in report["reason"]
+    assert report["moved"] == 1
+    [again] = _drain(sqs, sub_url)
+    envelope = json.loads(again["Body"])
+    assert envelope["Message"] == "order 42" and envelope["TopicArn"] == topic
+    assert envelope["MessageAttributes"]["kind"]["Value"] == "order"
+    assert json.loads(envelope["MessageAttributes"][REDRIVE_ATTRIBUTE]["Value"])["count"] == 1
+    assert _depth(sqs, dlq_url) == 0
+
+
+def test_lambda_destination_records_deliver_the_original_event(local_cloud, aws, unique):
+    sqs = aws("sqs")
+    dlq_url, _ = _queue(sqs, unique("lambda-failures"))
+    target_url, target_arn = _queue(sqs, unique("target"))
+    event = {"orderId": "o-1", "items": [1, 2]}
+    record = {
+        "version": "1.0", "timestamp": "2026-11-26T10:00:00.000Z",
+        "requestContext": {"requestId": "r-1", "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:f:$LATEST",
+                           "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorMessage": "boom", "errorType": "Error"},
+    }  # fmt: skip
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=json.dumps(record))
+    with pytest.raises(ConfigurationError) as excinfo:
+        _run(_op(dlq=dlq_url, mode="native", destination=target_arn))
+    assert excinfo.value.field == "mode"
+    report = _run(_op(dlq=dlq_url, destination=target_arn))
+    assert report["mode"] == "client" and report["moved"] == 1
+    [delivered] = _drain(sqs, target_url)
+    assert json.loads(delivered["Body"]) == event
+
+
+def test_poison_message_is_quarantined_after_n_rounds(local_cloud, aws, unique):
+    sqs, s3 = aws("sqs"), aws("s3")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique)
+    bucket = unique("quarantine")
+    s3.create_bucket(Bucket=bucket)
+    _send(sqs, src_url, ["poison"])
+    reports = []
+    for round_ in range(3):
+        _fail_consumer(sqs, src_url)
+        assert _depth(sqs, dlq_url) == 1
+        if round_:  # auto mode sees the redrive count and keeps to client mode so the guard applies
+            assert _run(_op(dlq=dlq_url, dry_run=True))["mode"] == "client"
+        reports.append(_run(_op(dlq=dlq_url, mode="client", max_redrives=2, quarantine_bucket=bucket)))
+    assert [(r["moved"], r["quarantined"]) for r in reports] == [(1, 0), (1, 0), (0, 1)]
+    assert _depth(sqs, dlq_url) == 0 and _depth(sqs, src_url) == 0
+    [obj] = s3.list_objects_v2(Bucket=bucket, Prefix="redrive/_quarantine/")["Contents"]
+    doc = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+    assert doc["body"] == "poison" and doc["redrive_count"] == 2 and len(doc["history"]) == 2
+    assert "max_redrives=2" in doc["reason"]
+
+
+def test_crash_after_send_before_delete_loses_nothing(local_cloud, aws, unique):
+    sqs = aws("sqs")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, [f"m{i}" for i in range(25)])
+    _fail_consumer(sqs, src_url)
+    op = _op(dlq=dlq_url, mode="client", visibility_timeout=1)
+    calls = {"n": 0}
+
+    def crash_on_second_delete(**_):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("worker lost")
+
+    op.sqs_hook.get_conn().meta.events.register("before-call.sqs.DeleteMessageBatch", crash_on_second_delete)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        op.execute(_context())
+    time.sleep(1.2)
+    report = _run(_op(dlq=dlq_url, mode="client"))
+    assert report["moved"] == 15  # the 10 sent but not deleted are sent again, the other 5 for the first time
+    bodies = [m["Body"] for m in _drain(sqs, src_url)]
+    assert set(bodies) == {f"m{i}" for i in range(25)}
+    assert len(bodies) - len(set(bodies)) <= 10
+    assert _depth(sqs, dlq_url) == 0
+
+
+def test_partial_batch_failures_are_handled_entry_by_entry(local_cloud, aws, unique):
+    sqs = aws("sqs")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, [f"m{i}" for i in range(10)])
+    _fail_consumer(sqs, src_url)
+    op = _op(dlq=dlq_url, mode="client")
+    dropped: dict[str, bool] = {}  # entry id -> sender fault
+
+    def drop_two(params, **_):
+        if not dropped and len(params["Entries"]) == 10:
+            entries = params["Entries"]
+            dropped[entries[0]["Id"]] = False  # throttled: retried
+            dropped[entries[1]["Id"]] = True  # rejected: stays in the DLQ
+            bodies = {entries[1]["MessageBody"]}
+            params["Entries"] = entries[2:]
+            dropped["_body"] = bodies.pop()
+            dropped["_retry"] = entries[0]
+            dropped["_fail"] = entries[1]
+
+    def report_failed(parsed, model, **_):
+        if "_retry" in dropped and not dropped.get("_reported"):
+            dropped["_reported"] = True
+            parsed.setdefault("Failed", []).extend([
+                {"Id": dropped["_retry"]["Id"], "SenderFault": False, "Code": "RequestThrottled", "Message": "slow down"},
+                {"Id": dropped["_fail"]["Id"], "SenderFault": True, "Code": "InvalidParameterValue", "Message": "no"},
+            ])  # fmt: skip
+
+    events = op.sqs_hook.get_conn().meta.events
+    events.register("provide-client-params.sqs.SendMessageBatch", drop_two)
+    events.register("after-call.sqs.SendMessageBatch", report_failed)
+    report = _run(op)
+    assert report["moved"] == 9 and report["failed"] == 1
+    back = sorted(m["Body"] for m in _drain(sqs, src_url))
+    assert len(back) == 9 and dropped["_body"] not in back
+    assert [m["Body"] for m in _drain(sqs, dlq_url)] == [dropped["_body"]]
+
+
+def test_dry_run_leaves_the_dlq_unchanged(local_cloud, aws, unique):
+    sqs = aws("sqs")
+    (dlq_url, _), [(src_url, src_arn)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, [f"m{i}" for i in range(15)])
+    _fail_consumer(sqs, src_url)
+    report = _run(_op(dlq=dlq_url, dry_run=True, mode="client"))
+    summary = report["dry_run_summary"]
+    assert report["dry_run"] and report["moved"] == 0
+    assert summary["messages_seen"] == 15 and summary["by_source"] == {src_arn: 15}
+    assert len(summary["sample_message_ids"]) == 5 and summary["oldest"] <= summary["newest"]
+    assert "batches of 10" in summary["would_do"]
+    assert len(_drain(sqs, dlq_url)) == 15  # all visible again right away
