@@ -25,3 +25,7 @@ class RecordError(ReliableMessagingError):
 
 class LoadError(ReliableMessagingError):
     """A Snowflake load step failed (a file was rejected, a reconciliation mismatched...)."""
+
+
+class ReplayError(ReliableMessagingError):
+    """A replay could not be started or did not complete (SNS refused it, it failed, targets failed)."""

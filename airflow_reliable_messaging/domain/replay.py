@@ -1,0 +1,348 @@
+"""Replay planning: windows, SNS archive/replay policies and statuses, S3-archive replay plans.
+
+Pure: no I/O, no Airflow imports. The operators feed it what the hooks read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from airflow_reliable_messaging.domain import archive_layout
+from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT, S3Pointer, size_attribute
+from airflow_reliable_messaging.domain.manifest import ArchivedRecord, parse_isoformat
+from airflow_reliable_messaging.exceptions import ConfigurationError
+
+MAX_RETENTION_DAYS = 365
+REPLAY_ID_ATTRIBUTE = "replay_id"
+REPLAYED_MESSAGE_ID_ATTRIBUTE = "replayed_message_id"
+REPLAYS = "_replays"  # checkpoints live beside _manifests and _quarantine
+_REPLAY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}$")
+_GROUP_ID = re.compile(r"[^A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]")
+
+
+# -- instants and windows ----------------------------------------------------------------------
+def parse_instant(value: Any, field: str) -> datetime:
+    """An aware UTC datetime from a datetime or an ISO 8601 string (``Z`` or offset; naive = UTC)."""
+    if isinstance(value, datetime):
+        return archive_layout.as_utc(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(field, "is required (an ISO 8601 date-time such as 2024-05-01T10:00:00Z)")
+    text = value.strip().replace(" ", "T", 1) if "T" not in value else value.strip()
+    try:
+        return archive_layout.as_utc(datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00")))
+    except ValueError:
+        raise ConfigurationError(field, f"{value!r} is not an ISO 8601 date-time (e.g. 2024-05-01T10:00:00Z)") from None
+
+
+def format_instant(moment: datetime) -> str:
+    """SNS's timestamp form: UTC, milliseconds, ``Z`` (``2023-10-01T10:00:00.000Z``)."""
+    moment = archive_layout.as_utc(moment)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def truncate_ms(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"start": format_instant(self.start), "end": format_instant(self.end) if self.end else None}
+
+
+def window(start: Any, end: Any | None, now: datetime, *, start_field: str = "start", end_field: str = "end") -> Window:
+    """A validated window: start not in the future, end (optional) after start and not in the future."""
+    start_at = parse_instant(start, start_field)
+    end_at = parse_instant(end, end_field) if end not in (None, "") else None
+    now = archive_layout.as_utc(now)
+    if start_at > now:
+        raise ConfigurationError(start_field, f"{format_instant(start_at)} is in the future (now {format_instant(now)})")
+    if end_at is not None:
+        if end_at <= start_at:
+            raise ConfigurationError(
+                end_field, f"{format_instant(end_at)} ends before the window starts ({format_instant(start_at)})"
+            )
+        if end_at > now:
+            raise ConfigurationError(end_field, f"{format_instant(end_at)} is in the future (now {format_instant(now)})")
+    return Window(start_at, end_at)
+
+
+def check_within_archive(win: Window, beginning: datetime, start_field: str = "start") -> None:
+    """The window must start at or after the topic's ``BeginningArchiveTime`` (millisecond precision)."""
+    if truncate_ms(win.start) < truncate_ms(beginning):
+        raise ConfigurationError(
+            start_field,
+            f"{format_instant(win.start)} is before the topic archive's BeginningArchiveTime "
+            f"{format_instant(beginning)}: those messages are not in the SNS archive (replay them from the "
+            "S3 audit archive instead)",
+        )
+
+
+# -- SNS policies and status ---------------------------------------------------------------------
+def archive_policy(retention_days: int, field: str = "archive_retention_days") -> dict[str, str]:
+    try:
+        days = int(retention_days)
+    except (TypeError, ValueError):
+        raise ConfigurationError(field, f"{retention_days!r} is not a number of days") from None
+    if not 1 <= days <= MAX_RETENTION_DAYS:
+        raise ConfigurationError(field, f"{days} must be from 1 to {MAX_RETENTION_DAYS} days")
+    return {"MessageRetentionPeriod": str(days)}
+
+
+def parse_archive_policy(text: str | None) -> int | None:
+    """Retention days of a topic's ``ArchivePolicy`` attribute; None when archiving is off."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+        return int(value["MessageRetentionPeriod"]) if value else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def replay_policy(win: Window) -> dict[str, str]:
+    policy = {"PointType": "Timestamp", "StartingPoint": format_instant(win.start)}
+    if win.end is not None:
+        policy["EndingPoint"] = format_instant(win.end)
+    return policy
+
+
+def json_policy(policy: dict[str, str]) -> str:
+    return json.dumps(policy, separators=(",", ":"))
+
+
+def resume_policy(previous: dict[str, Any]) -> dict[str, str] | None:
+    """The policy that resumes live delivery after a replay with an ``EndingPoint`` (the SNS guide:
+    a new policy without ``EndingPoint`` starting at the previous ``EndingPoint``)."""
+    if not previous or not previous.get("EndingPoint"):
+        return None
+    return {"PointType": "Timestamp", "StartingPoint": previous["EndingPoint"]}
+
+
+class ReplayState(str, Enum):
+    PENDING = "Pending"
+    IN_PROGRESS = "In progress"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"
+
+
+def replay_state(status: str | None) -> ReplayState | None:
+    """``ReplayStatus`` in any spelling (``In progress``, ``IN_PROGRESS``, ``in-progress``...)."""
+    if status is None or not str(status).strip():
+        return None
+    squashed = re.sub(r"[^a-z]", "", str(status).lower())
+    return {
+        "pending": ReplayState.PENDING,
+        "inprogress": ReplayState.IN_PROGRESS,
+        "running": ReplayState.IN_PROGRESS,
+        "completed": ReplayState.COMPLETED,
+        "complete": ReplayState.COMPLETED,
+        "failed": ReplayState.FAILED,
+    }.get(squashed, ReplayState.UNKNOWN)
+
+
+# -- S3-archive replay plan ----------------------------------------------------------------------
+def validate_replay_id(value: str, field: str = "replay_id") -> str:
+    if not isinstance(value, str) or not _REPLAY_ID.match(value) or ".." in value:
+        raise ConfigurationError(field, f"{value!r}: use 1-128 letters, digits and ._:@+=- (no spaces)")
+    return value
+
+
+def default_replay_id(dag_id: str, run_id: str, task_id: str) -> str:
+    """Stable across task retries of one DAG run, different for each run."""
+    digest = hashlib.sha256(f"{dag_id}\n{run_id}\n{task_id}".encode()).hexdigest()[:20]
+    return f"replay-{digest}"
+
+
+def checkpoint_key(prefix: str, replay_id: str) -> str:
+    digest = hashlib.sha256(validate_replay_id(replay_id).encode()).hexdigest()[:32]
+    return "/".join(p for p in (prefix, REPLAYS, f"{digest}.json") if p)
+
+
+@dataclass(frozen=True)
+class ReplayFilter:
+    source_systems: frozenset[str] = frozenset()
+    message_types: frozenset[str] = frozenset()
+    message_ids: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, source_systems: Iterable[str] | str | None = None, message_types: Iterable[str] | str | None = None,
+           message_ids: Iterable[str] | str | None = None) -> ReplayFilter:  # fmt: skip
+        return cls(_names(source_systems), _names(message_types), _names(message_ids))
+
+    def matches(self, item: ReplayItem) -> bool:
+        if self.message_ids and item.message_id not in self.message_ids:
+            return False
+        if self.source_systems and item.source_system not in self.source_systems:
+            return False
+        return not (self.message_types and item.message_type not in self.message_types)
+
+    @property
+    def needs_metadata(self) -> bool:
+        return bool(self.source_systems or self.message_types)
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {k: sorted(v) for k, v in asdict(self).items() if v}
+
+
+def _names(value: Iterable[str] | str | None) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        value = value.replace("\n", ",").split(",")
+    return frozenset(v.strip() for v in value if v and v.strip())
+
+
+@dataclass(frozen=True)
+class ReplayItem:
+    """One archived payload to re-publish."""
+
+    message_id: str
+    bucket: str
+    key: str
+    event_time: datetime
+    size: int | None = None
+    source_system: str | None = None
+    message_type: str | None = None
+    content_type: str | None = None
+
+    @property
+    def sort_key(self) -> tuple[str, str]:
+        return (format_instant(self.event_time), self.message_id)
+
+    @classmethod
+    def from_record(cls, record: ArchivedRecord) -> ReplayItem:
+        return cls(
+            record.message_id, record.bucket, record.key, parse_isoformat(record.event_time), record.size,
+            record.source_system, record.message_type, record.content_type,
+        )  # fmt: skip
+
+
+def manifest_hour_prefixes(prefix: str, win: Window, now: datetime, archive_delay: timedelta) -> list[str]:
+    """Batch manifests are filed by archive hour: from the window's start to its end plus the
+    longest expected archiving delay (not beyond now)."""
+    end = min((win.end or now) + archive_delay, archive_layout.as_utc(now) + timedelta(hours=1))
+    return [archive_layout.batch_manifest_hour_prefix(prefix, h) for h in archive_layout.hours(win.start, end)]
+
+
+def index_hour_prefixes(prefix: str, win: Window, now: datetime) -> list[str]:
+    """Index manifests (archives without batch manifests) are filed by event hour."""
+    return [archive_layout.index_manifest_hour_prefix(prefix, h) for h in archive_layout.hours(win.start, win.end or now)]
+
+
+def data_hour_prefixes(prefix: str, win: Window, now: datetime) -> list[str]:
+    return [archive_layout.data_hour_prefix(prefix, h) for h in archive_layout.hours(win.start, win.end or now)]
+
+
+def item_from_key(prefix: str, bucket: str, key: str, size: int | None = None) -> ReplayItem | None:
+    parsed = archive_layout.parse_archive_key(prefix, key)
+    if parsed is None:
+        return None
+    return ReplayItem(parsed.message_id, bucket, key, parsed.event_time, size)
+
+
+def select(items: Iterable[ReplayItem], win: Window, now: datetime, flt: ReplayFilter) -> list[ReplayItem]:
+    """Items of the half-open window [start, end) that pass the filter, one per message id, in
+    event-time order (ties by message id): the order they are re-published in."""
+    end = win.end or archive_layout.as_utc(now)
+    chosen: dict[str, ReplayItem] = {}
+    for item in items:
+        if not (win.start <= item.event_time < end) or not flt.matches(item):
+            continue
+        known = chosen.get(item.message_id)
+        if known is None or item.sort_key < known.sort_key:
+            chosen[item.message_id] = item
+    return sorted(chosen.values(), key=lambda i: i.sort_key)
+
+
+def deduplication_id(replay_id: str, message_id: str) -> str:
+    """The same for every attempt of one replay: a retried batch is deduplicated by SNS/SQS FIFO."""
+    return hashlib.sha256(f"{replay_id}\n{message_id}".encode()).hexdigest()
+
+
+def group_id(item: ReplayItem, group_by: str = "source_system") -> str:
+    """FIFO group: order is kept per source system (or message type); 'replay' when unknown."""
+    value = getattr(item, group_by, None) if group_by in ("source_system", "message_type") else None
+    cleaned = _GROUP_ID.sub("_", value or "replay")[:128]
+    return cleaned or "replay"
+
+
+def message_attributes(replay_id: str, item: ReplayItem) -> dict[str, dict[str, str]]:
+    attrs = {
+        REPLAY_ID_ATTRIBUTE: {"DataType": "String", "StringValue": replay_id},
+        REPLAYED_MESSAGE_ID_ATTRIBUTE: {"DataType": "String", "StringValue": item.message_id},
+    }
+    if item.source_system:
+        attrs["source_system"] = {"DataType": "String", "StringValue": item.source_system}
+    if item.message_type:
+        attrs["message_type"] = {"DataType": "String", "StringValue": item.message_type}
+    return attrs
+
+
+def _attributes_size(attributes: dict[str, dict[str, str]]) -> int:
+    return sum(len(n) + len(a["DataType"]) + len(a["StringValue"].encode()) for n, a in attributes.items())
+
+
+def payload(item: ReplayItem, body: bytes | None, attributes: dict[str, dict[str, str]],
+            limit: int = MESSAGE_SIZE_LIMIT) -> tuple[str, dict[str, dict[str, str]], bool]:  # fmt: skip
+    """(message body, attributes, is_pointer). Text that fits goes inline; larger or binary payloads
+    go as an extended-client claim-check pointer to the archived object itself (nothing copied).
+    ``body`` None means "not read" (known to be too large)."""
+    if body is not None:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None and len(body) + _attributes_size(attributes) <= limit:
+            return text, attributes, False
+    size = len(body) if body is not None else int(item.size or 0)
+    return S3Pointer(item.bucket, item.key).to_body(), {**attributes, **size_attribute(size)}, True
+
+
+@dataclass
+class Checkpoint:
+    """Progress of one S3-archive replay: everything up to ``last`` (sort key) is done."""
+
+    replay_id: str
+    target: str
+    window: dict[str, str | None]
+    filters: dict[str, list[str]] = field(default_factory=dict)
+    last: list[str] | None = None  # [event time, message id] of the last item handled
+    sent: int = 0
+    pointers: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)  # permanently refused entries
+    completed: bool = False
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Checkpoint:
+        return cls(**json.loads(data))
+
+    def same_replay(self, other: Checkpoint) -> bool:
+        return (self.replay_id, self.target, self.window, self.filters) == (
+            other.replay_id, other.target, other.window, other.filters,
+        )  # fmt: skip
+
+    def remaining(self, items: list[ReplayItem]) -> list[ReplayItem]:
+        if not self.last:
+            return items
+        mark = tuple(self.last)
+        return [i for i in items if i.sort_key > mark]
+
+
+def chunks(items: list[ReplayItem], size: int) -> Iterator[list[ReplayItem]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
