@@ -1,0 +1,334 @@
+"""S3ArchiveReplayOperator: re-publish a window of the S3 audit archive to an SNS topic or SQS queue."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow_reliable_messaging._compat import BaseOperator
+from airflow_reliable_messaging.domain import archive_layout, identifiers
+from airflow_reliable_messaging.domain import replay as rp
+from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT
+from airflow_reliable_messaging.domain.manifest import decode_manifest
+from airflow_reliable_messaging.exceptions import ConfigurationError, ReplayError
+from airflow_reliable_messaging.links.aws import SnsTopicLink, SqsQueueLink
+
+if TYPE_CHECKING:
+    from airflow_reliable_messaging._compat import Context
+    from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
+
+DISCOVERY = ("auto", "manifests", "listing")
+BATCH = 10
+SAMPLE = 20
+
+
+class S3ArchiveReplayOperator(BaseOperator):
+    """Re-publish the archived records of ``[start, end)`` (event time) to a topic or a queue.
+
+    For standard topics (no SNS archive) and for windows older than the SNS archive keeps. Records
+    are found through the archive's batch manifests (filed by archive hour: the window plus
+    ``archive_delay_hours``) and index manifests (filed by event hour); an archive without
+    manifests (the seed's ``YYYY/MM/DD/HH/MM/SS/<messageID>`` layout) is listed instead. They are
+    sent in event-time order, in batches of 10 (``PublishBatch``/``SendMessageBatch``; failed entries
+    retried when not the sender's fault, else reported), at most ``max_messages_per_second``.
+
+    Every message carries the message attributes ``replay_id`` and ``replayed_message_id``; on FIFO
+    targets the group id is the record's source system (``group_by``) and the deduplication id a
+    hash of replay id and message id, so a retried batch is deduplicated. Payloads above 256 KiB,
+    and binary ones, are sent as extended-client claim-check pointers to the archived object.
+
+    Resumable: after each batch a checkpoint (``<prefix>/_replays/<hash of replay id>.json``,
+    SSE) records the last message handled; a retry or rerun with the same ``replay_id`` continues
+    from there, and retries entries refused earlier. The default ``replay_id`` is stable across the
+    retries of one DAG run. ``dry_run`` reports what would be sent and writes nothing.
+
+    :param archive_bucket: bucket of the audit archive (templated).
+    :param archive_prefix: key prefix of the archive (templated).
+    :param start: window start, ISO 8601 or datetime (templated).
+    :param end: window end (exclusive; default now) (templated).
+    :param topic_arn: SNS topic to publish to (templated); or
+    :param queue: SQS queue URL, ARN or name to send to (templated).
+    :param source_systems: only these source systems (list or comma-separated) (templated).
+    :param message_types: only these message types (templated).
+    :param message_ids: only these message ids (templated).
+    :param replay_id: names the replay and its checkpoint (templated).
+    :param dry_run: report what would be sent; send and write nothing.
+    :param max_messages_per_second: rate limit (0: none).
+    :param discovery: ``auto`` (manifests, else listing), ``manifests`` or ``listing``.
+    :param archive_delay_hours: how long after its event time a record may have been archived.
+    :param group_by: FIFO group id source: ``source_system`` or ``message_type``.
+    :param aws_conn_id: Airflow AWS connection (templated).
+    :param region_name: AWS region (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        "archive_bucket", "archive_prefix", "start", "end", "topic_arn", "queue", "source_systems",
+        "message_types", "message_ids", "replay_id", "aws_conn_id", "region_name",
+    )  # fmt: skip
+    operator_extra_links = (SnsTopicLink(), SqsQueueLink())
+    ui_color = "#c7e3a3"
+
+    def __init__(
+        self,
+        *,
+        archive_bucket: str,
+        archive_prefix: str = "",
+        start: str | datetime,
+        end: str | datetime | None = None,
+        topic_arn: str | None = None,
+        queue: str | None = None,
+        source_systems: list[str] | str | None = None,
+        message_types: list[str] | str | None = None,
+        message_ids: list[str] | str | None = None,
+        replay_id: str | None = None,
+        dry_run: bool = False,
+        max_messages_per_second: float = 100.0,
+        discovery: str = "auto",
+        archive_delay_hours: int = 24,
+        group_by: str = "source_system",
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.archive_bucket = archive_bucket
+        self.archive_prefix = archive_prefix
+        self.start = start
+        self.end = end
+        self.topic_arn = topic_arn
+        self.queue = queue
+        self.source_systems = source_systems
+        self.message_types = message_types
+        self.message_ids = message_ids
+        self.replay_id = replay_id
+        self.dry_run = dry_run
+        self.max_messages_per_second = max_messages_per_second
+        self.discovery = discovery
+        self.archive_delay_hours = archive_delay_hours
+        self.group_by = group_by
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+
+    def _hook_kwargs(self) -> dict[str, Any]:
+        return {"aws_conn_id": self.aws_conn_id, "region_name": self.region_name}
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        bucket = identifiers.bucket_name(self.archive_bucket, "archive_bucket")
+        prefix = archive_layout.normalize_prefix(self.archive_prefix, "archive_prefix")
+        win = rp.window(self.start, self.end or now, now)
+        flt = rp.ReplayFilter.of(self.source_systems, self.message_types, self.message_ids)
+        if self.discovery not in DISCOVERY:
+            raise ConfigurationError("discovery", f"{self.discovery!r} is not one of {', '.join(DISCOVERY)}")
+        if self.group_by not in ("source_system", "message_type"):
+            raise ConfigurationError("group_by", f"{self.group_by!r} is not source_system or message_type")
+        if bool(self.topic_arn) == bool(self.queue):
+            raise ConfigurationError("topic_arn", "give exactly one of topic_arn or queue")
+        if self.topic_arn:
+            identifiers.topic_arn(self.topic_arn, "topic_arn")
+        replay_id = rp.validate_replay_id(self.replay_id or self._default_replay_id(context))
+
+        from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
+
+        s3 = S3ArchiveHook(**self._hook_kwargs())
+        sender = _Sender(self)
+        items, how = self._discover(s3, bucket, prefix, win, now, flt)
+        selected = rp.select(items, win, now, flt)
+        checkpoint = rp.Checkpoint(replay_id, sender.target, win.to_dict(), flt.to_dict())
+        ck_key = rp.checkpoint_key(prefix, replay_id)
+        previous = self._read_checkpoint(s3, bucket, ck_key)
+        if previous is not None:
+            if not previous.same_replay(checkpoint):
+                raise ConfigurationError(
+                    "replay_id", f"{replay_id!r} already names another replay (target, window or filters differ)"
+                )
+            checkpoint = previous
+        retry_ids = {f["message_id"] for f in checkpoint.failed}
+        todo = [i for i in selected if i.message_id in retry_ids] + [
+            i for i in checkpoint.remaining(selected) if i.message_id not in retry_ids
+        ]
+        self.log.info(
+            "Replay %s of s3://%s/%s %s..%s (found by %s): %d selected, %d already handled, %d to send to %s",
+            replay_id, bucket, prefix, win.to_dict()["start"], win.to_dict()["end"], how, len(selected),
+            len(selected) - len(todo), len(todo), sender.target,
+        )  # fmt: skip
+        summary = {
+            "replay_id": replay_id, "target": sender.target, "window": win.to_dict(), "filters": flt.to_dict(),
+            "discovery": how, "selected": len(selected), "dry_run": bool(self.dry_run),
+            "checkpoint": archive_layout.s3_uri(bucket, ck_key),
+        }  # fmt: skip
+        if self.dry_run:
+            big = sum(1 for i in todo if (i.size or 0) > MESSAGE_SIZE_LIMIT)
+            self.log.info("Dry run: would send %d messages (%d as claim-check pointers); nothing sent", len(todo), big)
+            return {**summary, "would_send": len(todo), "would_send_pointers": big, "already_sent": checkpoint.sent,
+                    "sample_message_ids": [i.message_id for i in todo[:SAMPLE]], "sent": 0}  # fmt: skip
+        sender.persist_link(context)
+        if checkpoint.completed and not todo:
+            self.log.info("Replay %s already completed (%d sent): nothing to do", replay_id, checkpoint.sent)
+            return {**summary, "sent": checkpoint.sent, "sent_this_run": 0, "pointers": checkpoint.pointers,
+                    "failed": 0}  # fmt: skip
+
+        checkpoint.failed, checkpoint.completed = [], False
+        sent_before, started = checkpoint.sent, time.monotonic()
+        for chunk in rp.chunks(todo, BATCH):
+            entries, pointers = self._entries(s3, chunk, replay_id, sender)
+            result = sender.send(entries)
+            for entry_id, error in result.failed.items():
+                item = chunk[int(entry_id)]
+                checkpoint.failed.append({"message_id": item.message_id, "code": str(error.get("Code")),
+                                          "message": str(error.get("Message", ""))[:300]})  # fmt: skip
+            checkpoint.sent += len(result.successful)
+            checkpoint.pointers += sum(1 for i in result.successful if i in pointers)
+            if checkpoint.last is None or list(chunk[-1].sort_key) > checkpoint.last:
+                checkpoint.last = list(chunk[-1].sort_key)
+            self._write_checkpoint(s3, bucket, ck_key, checkpoint)
+            self._pace(checkpoint.sent - sent_before, started)
+        checkpoint.completed = not checkpoint.failed
+        self._write_checkpoint(s3, bucket, ck_key, checkpoint)
+        sent_now = checkpoint.sent - sent_before
+        self.log.info("Replay %s: sent %d now, %d in all (%d pointers) to %s", replay_id, sent_now, checkpoint.sent,
+                      checkpoint.pointers, sender.target)  # fmt: skip
+        if checkpoint.failed:
+            ids = ", ".join(f"{f['message_id']} ({f['code']})" for f in checkpoint.failed[:SAMPLE])
+            raise ReplayError(
+                f"Replay {replay_id}: {len(checkpoint.failed)} message(s) refused by {sender.target}: {ids}. The "
+                "others were sent; rerun with the same replay_id to retry only the refused ones."
+            )
+        return {**summary, "sent": checkpoint.sent, "sent_this_run": sent_now, "pointers": checkpoint.pointers, "failed": 0}
+
+    # -- discovery -----------------------------------------------------------------------------------
+    def _discover(self, s3: S3ArchiveHook, bucket: str, prefix: str, win: rp.Window, now: datetime,
+                  flt: rp.ReplayFilter) -> tuple[list[rp.ReplayItem], str]:  # fmt: skip
+        items: list[rp.ReplayItem] = []
+        manifests = 0
+        if self.discovery in ("auto", "manifests"):
+            delay = timedelta(hours=int(self.archive_delay_hours))
+            prefixes = rp.manifest_hour_prefixes(prefix, win, now, delay) + rp.index_hour_prefixes(prefix, win, now)
+            for hour_prefix in prefixes:
+                for obj in s3.iter_objects(bucket, hour_prefix):
+                    if not obj["Key"].endswith(".jsonl"):
+                        continue
+                    manifests += 1
+                    try:
+                        records = decode_manifest(s3.read_bytes(bucket, obj["Key"]))
+                    except ValueError as exc:
+                        raise ReplayError(f"manifest s3://{bucket}/{obj['Key']} is unreadable: {exc}") from None
+                    items.extend(rp.ReplayItem.from_record(r) for r in records)
+            if manifests or self.discovery == "manifests":
+                return items, f"{manifests} manifests"
+        for hour_prefix in rp.data_hour_prefixes(prefix, win, now):
+            for obj in s3.iter_objects(bucket, hour_prefix):
+                item = rp.item_from_key(prefix, bucket, obj["Key"], obj.get("Size"))
+                if item is not None:
+                    items.append(item)
+        if flt.needs_metadata:  # source system / message type live in the objects' metadata
+            items = [self._with_metadata(s3, i) if win.start <= i.event_time else i for i in items]
+        return items, "listing"
+
+    def _with_metadata(self, s3: S3ArchiveHook, item: rp.ReplayItem) -> rp.ReplayItem:
+        info = s3.head_object_info(item.bucket, item.key)
+        if info is None:
+            return item
+        meta = info.metadata or {}
+        return rp.ReplayItem(
+            item.message_id, item.bucket, item.key, item.event_time, info.size, meta.get("source-system"),
+            meta.get("message-type"), info.content_type,
+        )  # fmt: skip
+
+    # -- sending -------------------------------------------------------------------------------------
+    def _entries(self, s3: S3ArchiveHook, chunk: list[rp.ReplayItem], replay_id: str,
+                 sender: _Sender) -> tuple[list[dict], set[str]]:  # fmt: skip
+        from botocore.exceptions import ClientError
+
+        entries, pointers = [], set()
+        for n, item in enumerate(chunk):
+            body = None
+            if item.size is None or item.size <= MESSAGE_SIZE_LIMIT:
+                try:
+                    body = s3.read_bytes(item.bucket, item.key)
+                except ClientError as err:
+                    raise ReplayError(
+                        f"archived object s3://{item.bucket}/{item.key} (message {item.message_id}) cannot be read: "
+                        f"{err.response.get('Error', {}).get('Code', err)}. Messages before it were sent and "
+                        "checkpointed; restore the object (or filter the message out) and rerun with the same replay_id."
+                    ) from None
+            text, attributes, is_pointer = rp.payload(item, body, rp.message_attributes(replay_id, item))
+            if is_pointer:
+                pointers.add(str(n))
+            entries.append(sender.entry(str(n), text, attributes, item, replay_id, self.group_by))
+        return entries, pointers
+
+    def _pace(self, sent: int, started: float) -> None:
+        rate = float(self.max_messages_per_second or 0)
+        if rate > 0:
+            ahead = sent / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+
+    # -- checkpoint ----------------------------------------------------------------------------------
+    def _read_checkpoint(self, s3: S3ArchiveHook, bucket: str, key: str) -> rp.Checkpoint | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return rp.Checkpoint.from_json(s3.read_bytes(bucket, key))
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+
+    def _write_checkpoint(self, s3: S3ArchiveHook, bucket: str, key: str, checkpoint: rp.Checkpoint) -> None:
+        s3.put_bytes(bucket, key, checkpoint.to_json(), content_type="application/json")
+
+    def _default_replay_id(self, context: Context) -> str:
+        run_id = context.get("run_id") if context else None
+        if not run_id:
+            raise ConfigurationError("replay_id", "is required outside a DAG run (it names the replay's checkpoint)")
+        return rp.default_replay_id(self.dag_id, str(run_id), self.task_id)
+
+
+class _Sender:
+    """The target: an SNS topic (PublishBatch) or an SQS queue (SendMessageBatch)."""
+
+    def __init__(self, op: S3ArchiveReplayOperator) -> None:
+        self.op = op
+        self.queue_url: str | None = None
+        if op.topic_arn:
+            from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
+
+            self.sns = SnsMessagingHook(**op._hook_kwargs())
+            self.target = op.topic_arn
+            self.fifo = identifiers.is_fifo_name(op.topic_arn)
+        else:
+            from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
+
+            self.sqs = SqsMessagingHook(**op._hook_kwargs())
+            try:
+                self.queue_url = self.sqs.resolve_queue_url(str(op.queue))
+            except Exception as exc:  # noqa: BLE001 — any lookup failure means the field is wrong
+                raise ConfigurationError("queue", f"{op.queue!r} cannot be resolved to an SQS queue: {exc}") from None
+            self.target = self.queue_url
+            self.fifo = identifiers.is_fifo_name(self.queue_url)
+
+    def entry(self, entry_id: str, text: str, attributes: dict, item: rp.ReplayItem, replay_id: str, group_by: str) -> dict:
+        entry: dict[str, Any] = {"Id": entry_id, "MessageAttributes": attributes}
+        entry["Message" if self.op.topic_arn else "MessageBody"] = text
+        if self.fifo:
+            entry["MessageGroupId"] = rp.group_id(item, group_by)
+            entry["MessageDeduplicationId"] = rp.deduplication_id(replay_id, item.message_id)
+        return entry
+
+    def send(self, entries: list[dict]):
+        if self.op.topic_arn:
+            return self.sns.publish_batch(self.op.topic_arn, entries)
+        return self.sqs.send_batch(self.queue_url, entries)  # type: ignore[arg-type]
+
+    def persist_link(self, context: Context) -> None:
+        if self.op.topic_arn:
+            arn = identifiers.topic_arn(self.op.topic_arn)
+            SnsTopicLink.persist(context, self.op, region_name=arn.region, aws_partition=arn.partition,
+                                 topic_arn=self.op.topic_arn)  # fmt: skip
+        elif self.queue_url:
+            SqsQueueLink.persist(context, self.op, region_name=self.sqs.conn_region_name,
+                                 aws_partition=self.sqs.conn_partition, queue_url=self.queue_url)  # fmt: skip

@@ -1,0 +1,153 @@
+"""S3ArchiveReplayOperator against an archive in the local cloud's S3."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from airflow_reliable_messaging.domain import archive_layout as layout
+from airflow_reliable_messaging.domain.claim_check import parse_pointer
+from airflow_reliable_messaging.domain.manifest import ArchivedRecord, encode_manifest, isoformat
+from airflow_reliable_messaging.exceptions import ConfigurationError, ReplayError
+from airflow_reliable_messaging.operators.archive_replay import S3ArchiveReplayOperator
+from tests.replay.conftest import drain
+
+pytestmark = pytest.mark.localcloud
+
+PREFIX = "audit/v1"
+T0 = (datetime.now(UTC) - timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+
+
+def _archive(s3, bucket, specs, manifests=True):
+    """Write objects in the archive layout (and batch manifests, one per 10 records). ``specs``:
+    (message_id, minutes after T0, body bytes, source system, message type)."""
+    records = []
+    for mid, minutes, body, system, kind in specs:
+        when = T0 + timedelta(minutes=minutes)
+        key = layout.archive_key(PREFIX, when, mid)
+        s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata={"source-system": system, "message-type": kind})
+        records.append(ArchivedRecord(
+            message_id=mid, bucket=bucket, key=key, size=len(body), sha256=hashlib.sha256(body).hexdigest(),
+            content_type="application/json", event_time=isoformat(when), archived_at=isoformat(when + timedelta(minutes=2)),
+            source_system=system, message_type=kind,
+        ))  # fmt: skip
+    if manifests:
+        for n in range(0, len(records), 10):
+            batch = records[n : n + 10]
+            key = layout.batch_manifest_key(PREFIX, T0 + timedelta(minutes=5), f"batch-{n}")
+            s3.put_object(Bucket=bucket, Key=key, Body=encode_manifest(batch, layout.s3_uri(bucket, key)))
+    return records
+
+
+@pytest.fixture
+def bucket(s3, unique):
+    name = unique("archive")
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+def _op(bucket, **kwargs):
+    defaults = {
+        "task_id": "replay", "archive_bucket": bucket, "archive_prefix": PREFIX, "start": T0.isoformat(),
+        "end": (T0 + timedelta(hours=2)).isoformat(), "replay_id": "test-replay", "max_messages_per_second": 0,
+    }  # fmt: skip
+    return S3ArchiveReplayOperator(**{**defaults, **kwargs})
+
+
+def _bodies(messages):
+    return [m["Body"] for m in messages]
+
+
+def test_interrupted_replay_resumes_without_duplicates(s3, sqs, bucket, unique):
+    specs = [(f"msg-{i:03d}", i, json.dumps({"n": i}).encode(), "claims", "collision") for i in range(25)]
+    _archive(s3, bucket, specs)
+    url = sqs.create_queue(QueueName=unique("target"))["QueueUrl"]  # standard: no dedup safety net
+    missing = layout.archive_key(PREFIX, T0 + timedelta(minutes=14), "msg-014")
+    body = s3.get_object(Bucket=bucket, Key=missing)["Body"].read()
+    s3.delete_object(Bucket=bucket, Key=missing)  # the interruption: msg-014 unreadable mid-way
+
+    with pytest.raises(ReplayError) as exc:
+        _op(bucket, queue=url).execute({})
+    assert "msg-014" in str(exc.value) and "rerun with the same replay_id" in str(exc.value)
+    first = drain(sqs, url, 10)
+    assert len(first) == 10  # the first batch went out and was checkpointed
+
+    s3.put_object(Bucket=bucket, Key=missing, Body=body)
+    result = _op(bucket, queue=url).execute({})
+    assert (result["sent"], result["sent_this_run"], result["selected"]) == (25, 15, 25)
+    rest = drain(sqs, url, 15)
+    bodies = [json.loads(b)["n"] for b in _bodies(first + rest)]
+    assert bodies == list(range(25))  # each once, in event-time order
+    attrs = rest[0]["MessageAttributes"]
+    assert attrs["replay_id"]["StringValue"] == "test-replay"
+    assert attrs["replayed_message_id"]["StringValue"] == "msg-010"
+
+    # a rerun of a completed replay sends nothing
+    again = _op(bucket, queue=url).execute({})
+    assert again["sent_this_run"] == 0 and drain(sqs, url, 0, timeout=1.0) == []
+    # the same replay id with another window is refused, naming the field
+    with pytest.raises(ConfigurationError) as exc:
+        _op(bucket, queue=url, end=(T0 + timedelta(hours=1)).isoformat()).execute({})
+    assert exc.value.field == "replay_id"
+
+
+def test_fifo_topic_target_with_filters_pointers_and_dedup_ids(s3, sns, sqs, bucket, unique):
+    big = json.dumps({"blob": "x" * (300 * 1024)}).encode()
+    specs = [
+        ("a-1", 1, b'{"claim": 1}', "claims", "collision"),
+        ("a-2", 2, big, "claims", "collision"),
+        ("b-1", 3, b'{"quote": 1}', "quotes", "quote"),
+        ("a-3", 4, b"\x89PNG\r\n\x1a\n\x00binary", "claims", "image"),
+        ("a-4", 200, b'{"claim": "late"}', "claims", "collision"),  # outside the window
+    ]
+    _archive(s3, bucket, specs)
+    topic = sns.create_topic(Name=unique("t") + ".fifo", Attributes={"FifoTopic": "true"})["TopicArn"]
+    url = sqs.create_queue(QueueName=unique("q") + ".fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+
+    dry = _op(bucket, topic_arn=topic, source_systems="claims", dry_run=True).execute({})
+    assert (dry["would_send"], dry["would_send_pointers"], dry["sent"]) == (3, 1, 0)
+    assert dry["sample_message_ids"] == ["a-1", "a-2", "a-3"]
+    assert drain(sqs, url, 0, timeout=0.5) == []
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/_replays/")  # nothing written
+
+    result = _op(bucket, topic_arn=topic, source_systems=["claims"]).execute({})
+    assert (result["sent"], result["pointers"]) == (3, 2)
+    got = drain(sqs, url, 3)
+    assert got[0]["Body"] == '{"claim": 1}'
+    pointer = parse_pointer(got[1]["Body"])
+    assert (pointer.bucket, pointer.key) == (bucket, layout.archive_key(PREFIX, T0 + timedelta(minutes=2), "a-2"))
+    assert got[1]["MessageAttributes"]["ExtendedPayloadSize"]["StringValue"] == str(len(big))
+    assert parse_pointer(got[2]["Body"]).key.endswith("/a-3")  # binary payloads go by reference
+    assert {m["MessageAttributes"]["replay_id"]["StringValue"] for m in got} == {"test-replay"}
+    checkpoint = s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/_replays/")["Contents"][0]["Key"]
+    assert s3.head_object(Bucket=bucket, Key=checkpoint)["ServerSideEncryption"] == "AES256"
+
+
+def test_archive_without_manifests_is_listed(s3, sqs, bucket, unique):
+    specs = [(f"seed-{i}", i * 7, f"payload {i}".encode(), "sys-a" if i % 2 else "sys-b", "text") for i in range(6)]
+    _archive(s3, bucket, specs, manifests=False)
+    url = sqs.create_queue(QueueName=unique("q") + ".fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    result = _op(bucket, queue=url, message_ids="seed-1,seed-4,seed-5", source_systems="sys-a").execute({})
+    assert result["discovery"] == "listing" and result["sent"] == 2
+    got = drain(sqs, url, 2)
+    assert _bodies(got) == ["payload 1", "payload 5"]
+
+
+def test_invalid_arguments_name_the_field(bucket):
+    with pytest.raises(ConfigurationError) as exc:
+        _op(bucket, queue="q", start="not a date").execute({})
+    assert exc.value.field == "start"
+    with pytest.raises(ConfigurationError) as exc:
+        _op(bucket).execute({})
+    assert exc.value.field == "topic_arn"
+    with pytest.raises(ConfigurationError) as exc:
+        _op("Bad_Bucket", queue="q").execute({})
+    assert exc.value.field == "archive_bucket"
+    with pytest.raises(ConfigurationError) as exc:
+        _op(bucket, queue="q", replay_id=None).execute({})
+    assert exc.value.field == "replay_id"
