@@ -145,8 +145,8 @@ def parse_message(message: Mapping[str, Any], *, now: datetime | None = None) ->
         event_time, time_source = _parse_time(fields["dateTime"], "messageMetaData.dateTime"), "producer"
     elif sns_time is not None:
         event_time, time_source = sns_time, "sns"
-    elif _epoch_ms(system.get("SentTimestamp")) is not None:
-        event_time, time_source = _epoch_ms(system.get("SentTimestamp")), "sqs"
+    elif epoch_ms(system.get("SentTimestamp")) is not None:
+        event_time, time_source = epoch_ms(system.get("SentTimestamp")), "sqs"
     else:
         event_time, time_source = now, "received"
 
@@ -157,7 +157,7 @@ def parse_message(message: Mapping[str, Any], *, now: datetime | None = None) ->
         id_source=id_source,
         event_time=event_time,  # type: ignore[arg-type]
         time_source=time_source,
-        received_at=_epoch_ms(system.get("ApproximateFirstReceiveTimestamp")) or now,
+        received_at=epoch_ms(system.get("ApproximateFirstReceiveTimestamp")) or now,
         sqs_message_id=sqs_id,
         envelope=envelope,
         content_type=content_type,
@@ -334,7 +334,7 @@ def _parse_time(value: Any, what: str) -> datetime:
     raise RecordError(f"{what} {str(value)[:64]!r} is not a time in the seed format {SEED_DATETIME_FORMAT}")
 
 
-def _epoch_ms(value: Any) -> datetime | None:
+def epoch_ms(value: Any) -> datetime | None:
     try:
         return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
     except (TypeError, ValueError, OverflowError, OSError):
@@ -344,3 +344,87 @@ def _epoch_ms(value: Any) -> datetime | None:
 def _metadata_value(value: str) -> str:
     encoded = quote(value, safe=" !#$&'()*+,-./:;=?@[]^_`{|}~")
     return encoded[:_METADATA_VALUE_LIMIT]
+
+
+# -- what keeps a record that cannot be archived ---------------------------------------------------
+FAILURE_ATTRIBUTE = "ArchiveFailure"
+SQS_ATTRIBUTE_LIMIT = 10
+
+
+def _clean_attributes(attributes: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Message attributes as SendMessage accepts them (DataType + StringValue or BinaryValue)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, attr in (attributes or {}).items():
+        if not isinstance(attr, dict) or "DataType" not in attr:
+            continue
+        kept = {k: attr[k] for k in ("DataType", "StringValue", "BinaryValue") if attr.get(k) is not None}
+        if len(kept) == 2:
+            out[name] = kept
+    return out
+
+
+def _jsonable_attributes(attributes: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, attr in _clean_attributes(attributes).items():
+        value = attr.get("StringValue")
+        if value is None:
+            value = base64.b64encode(attr["BinaryValue"]).decode()
+        out[name] = {"DataType": attr["DataType"], "Value": value}
+    return out
+
+
+def dead_letter_entry(
+    message: Mapping[str, Any], reason: str, *, source_queue: str, failed_at: datetime, fifo: bool = False
+) -> dict[str, Any]:
+    """A SendMessageBatch entry (without ``Id``) keeping the original body and attributes, plus an
+    ``ArchiveFailure`` attribute (JSON: reason, source queue and message id, original timestamps)."""
+    system = message.get("Attributes") or {}
+    failure = {
+        "reason": reason,
+        "source_queue": source_queue,
+        "sqs_message_id": message.get("MessageId"),
+        "sent_timestamp": system.get("SentTimestamp"),
+        "first_receive_timestamp": system.get("ApproximateFirstReceiveTimestamp"),
+        "receive_count": system.get("ApproximateReceiveCount"),
+        "failed_at": isoformat(failed_at),
+    }
+    attributes = _clean_attributes(message.get("MessageAttributes"))
+    attributes.pop(FAILURE_ATTRIBUTE, None)
+    if len(attributes) >= SQS_ATTRIBUTE_LIMIT:  # no room beside them: keep them inside the failure record
+        failure["message_attributes"] = _jsonable_attributes(attributes)
+        attributes = {}
+    attributes[FAILURE_ATTRIBUTE] = {"DataType": "String", "StringValue": json.dumps(failure, sort_keys=True)}
+    entry: dict[str, Any] = {"MessageBody": message.get("Body") or "", "MessageAttributes": attributes}
+    if system.get(TRACE_HEADER):
+        entry["MessageSystemAttributes"] = {TRACE_HEADER: {"DataType": "String", "StringValue": system[TRACE_HEADER]}}
+    if fifo:
+        entry["MessageGroupId"] = system.get("MessageGroupId") or "audit-archive"
+        entry["MessageDeduplicationId"] = str(message.get("MessageId"))[:128]
+    return entry
+
+
+def quarantine_document(message: Mapping[str, Any], reason: str, *, source_queue: str) -> bytes:
+    """The quarantine object of an unparseable message: the reason and everything needed to replay it."""
+    doc = {
+        "reason": reason,
+        "source_queue": source_queue,
+        "sqs_message_id": message.get("MessageId"),
+        "attributes": dict(message.get("Attributes") or {}),
+        "message_attributes": _jsonable_attributes(message.get("MessageAttributes")),
+        "body": message.get("Body"),
+    }
+    return json.dumps(doc, sort_keys=True, indent=1).encode()
+
+
+def quarantine_item_id(message: Mapping[str, Any]) -> str:
+    """The quarantine key's last segment: the SQS MessageId (stable), hashed when not key-safe."""
+    sqs_id = str(message.get("MessageId") or "")
+    try:
+        return validate_message_id(sqs_id)
+    except ValueError:
+        return "sqs-" + hashlib.sha256(sqs_id.encode()).hexdigest()[:32]
+
+
+def metadata_text(value: str) -> str:
+    """A free text (a failure reason) as S3 user metadata."""
+    return _metadata_value(value)

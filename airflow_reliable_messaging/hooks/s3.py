@@ -2,10 +2,200 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from botocore.exceptions import ClientError
 
 from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin
 
 
 class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
     """S3 calls of the archive, load, replay and redrive (server-side encryption always on)."""
+
+    # -- listing and reading (load, reconcile, replay) -------------------------------------------
+    def iter_objects(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+        """Every object under ``prefix`` as ListObjectsV2 returns it (Key, Size, LastModified, ETag)."""
+        paginator = self.get_conn().get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
+
+    def any_object(self, bucket: str, prefix: str) -> bool:
+        return bool(self.get_conn().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"))
+
+    def read_bytes(self, bucket: str, key: str) -> bytes:
+        return self.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def open_stream(self, bucket: str, key: str) -> tuple[Any, dict[str, Any]]:
+        """The object's streaming body and its GetObject response (metadata, size, type)."""
+        response = self.get_conn().get_object(Bucket=bucket, Key=key)
+        return response["Body"], response
+
+    def put_bytes(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: dict[str, str] | None = None,
+        kms_key_id: str | None = None,
+    ) -> dict[str, Any]:
+        """PutObject with server-side encryption: SSE-KMS with ``kms_key_id``, else SSE-S3."""
+        return self.get_conn().put_object(
+            Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata or {},
+            **sse_arguments(kms_key_id),
+        )  # fmt: skip
+
+    # -- write-once archive objects (archive) ------------------------------------------------------
+    def head_object_info(self, bucket: str, key: str) -> ObjectInfo | None:
+        """HeadObject with checksums; None when the object does not exist."""
+        try:
+            head = self.get_conn().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        except ClientError as exc:
+            if error_code(exc) in NOT_FOUND:
+                return None
+            raise
+        metadata = head.get("Metadata") or {}
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=int(head.get("ContentLength", 0)),
+            etag=head.get("ETag", ""),
+            sha256=full_object_sha256(head.get("ChecksumSHA256"), head.get("ChecksumType")) or metadata.get("sha256"),
+            content_type=head.get("ContentType"),
+            metadata=metadata,
+            last_modified=head.get("LastModified"),
+        )
+
+    def put_object_if_absent(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        *,
+        sha256_hex: str,
+        content_type: str,
+        metadata: dict[str, str],
+        kms_key_id: str | None = None,
+    ) -> WriteResult:
+        """Create ``key`` unless it exists (``If-None-Match: *``); S3 verifies the SHA-256 and keeps it.
+
+        An existing object is never overwritten: the result then describes it (``created=False``)
+        so the caller can compare checksums. 409 ConditionalRequestConflict (a concurrent write)
+        is retried."""
+        checksum = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                response = self.get_conn().put_object(
+                    Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata,
+                    IfNoneMatch="*", ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
+                    **sse_arguments(kms_key_id),
+                )  # fmt: skip
+            except ClientError as exc:
+                if error_code(exc) not in CONDITIONAL_FAILURES or attempt == CONFLICT_RETRIES:
+                    raise
+                existing = self.head_object_info(bucket, key)
+                if existing is not None:
+                    return WriteResult(created=False, object=existing)
+                time.sleep(0.2 * (attempt + 1))  # the competing write did not land (yet)
+                continue
+            info = ObjectInfo(bucket, key, len(body), response.get("ETag", ""), sha256_hex, content_type, metadata)
+            return WriteResult(created=True, object=info, requests=attempt + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def copy_object_if_absent(
+        self,
+        source: ObjectInfo,
+        bucket: str,
+        key: str,
+        *,
+        content_type: str,
+        metadata: dict[str, str],
+        kms_key_id: str | None = None,
+    ) -> WriteResult:
+        """Server-side copy of ``source`` (as it was when headed: ``x-amz-copy-source-if-match``) to
+        a new ``key``; the bytes never pass through the worker. S3 computes the copy's SHA-256
+        (``ChecksumAlgorithm=SHA256``) and returns it.
+
+        The destination is headed first: moto 5.2.5 ignores ``If-None-Match`` on CopyObject
+        (S3 honours it, and it is sent too, so a concurrent writer still cannot be overwritten)."""
+        existing = self.head_object_info(bucket, key)
+        if existing is not None:
+            return WriteResult(created=False, object=existing, requests=1)
+        try:
+            response = self.get_conn().copy_object(
+                Bucket=bucket, Key=key, CopySource={"Bucket": source.bucket, "Key": source.key},
+                CopySourceIfMatch=source.etag, IfNoneMatch="*", MetadataDirective="REPLACE",
+                Metadata=metadata, ContentType=content_type, ChecksumAlgorithm="SHA256",
+                **sse_arguments(kms_key_id),
+            )  # fmt: skip
+        except ClientError as exc:
+            if error_code(exc) in CONDITIONAL_FAILURES:
+                existing = self.head_object_info(bucket, key)
+                if existing is not None:
+                    return WriteResult(created=False, object=existing, requests=3)
+            raise
+        result = response.get("CopyObjectResult") or {}
+        sha = full_object_sha256(result.get("ChecksumSHA256"), result.get("ChecksumType"))
+        requests = 2
+        if sha is None:  # an S3 that does not answer with the checksum: ask for it
+            copied = self.head_object_info(bucket, key)
+            sha, requests = (copied.sha256 if copied else None), 3
+        info = ObjectInfo(bucket, key, source.size, result.get("ETag", ""), sha, content_type, metadata)
+        return WriteResult(created=True, object=info, requests=requests)
+
+
+def sse_arguments(kms_key_id: str | None) -> dict[str, str]:
+    if kms_key_id:
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
+    return {"ServerSideEncryption": "AES256"}
+
+
+NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+CONDITIONAL_FAILURES = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+CONFLICT_RETRIES = 2
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def full_object_sha256(checksum: str | None, checksum_type: str | None = None) -> str | None:
+    """Hex SHA-256 from S3's base64 ``ChecksumSHA256``; None for composite (multipart) checksums."""
+    if not checksum or "-" in checksum or (checksum_type or "FULL_OBJECT").upper() == "COMPOSITE":
+        return None
+    try:
+        raw = base64.b64decode(checksum, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == 32 else None
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What HeadObject (or a write) tells about an object; ``sha256`` is hex, None when unknown."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    sha256: str | None
+    content_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    last_modified: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Outcome of a write-once put/copy: ``created`` False means ``object`` was already there."""
+
+    created: bool
+    object: ObjectInfo
+    requests: int = 1

@@ -1,0 +1,536 @@
+"""AuditArchiveOperator: drain an SQS queue of audit records into the S3 archive.
+
+Per record: one write-once S3 object in the seed's time layout (inline payloads put with their
+SHA-256, claim-check payloads copied server side), then per manifest batch: one NDJSON manifest,
+the lifecycle notifications (PublishBatch) and the SQS deletes — in that order, so a message
+leaves the queue only once its object, its manifest line and its notifications are durable.
+Unparseable records go to the S3 quarantine, failed ones to the DLQ, both with the reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_reliable_messaging._compat import BaseOperator
+from airflow_reliable_messaging.domain import archive_events as events
+from airflow_reliable_messaging.domain import archive_layout as layout
+from airflow_reliable_messaging.domain import audit_message as am
+from airflow_reliable_messaging.domain.identifiers import bucket_name, topic_arn as parse_topic_arn
+from airflow_reliable_messaging.domain.manifest import BINARY_CONTENT_TYPE, ArchivedRecord, encode_manifest, parse_isoformat
+from airflow_reliable_messaging.exceptions import ConfigurationError, RecordError, ReliableMessagingError
+
+if TYPE_CHECKING:
+    from airflow_reliable_messaging._compat import Context
+    from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
+    from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
+    from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
+
+MANIFEST_CONTENT_TYPE = "application/x-ndjson"
+# S3 errors that refuse every write (not one record's fault): the run stops after the batch.
+SYSTEMIC_ERRORS = frozenset({
+    "NoSuchBucket", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+    "ExpiredToken", "KMS.NotFoundException", "KMS.DisabledException", "KMS.KMSInvalidStateException",
+})  # fmt: skip
+_GENERIC_CONTENT_TYPES = (None, "", "binary/octet-stream", BINARY_CONTENT_TYPE)
+REPORT_LIST_LIMIT = 50
+
+
+class ArchiveHaltedError(ReliableMessagingError):
+    """The archive bucket refused every write of a batch; the run stopped (nothing was lost)."""
+
+
+class AuditArchiveOperator(BaseOperator):
+    """Archive audit records from SQS into S3: durable, idempotent, observable.
+
+    :param queue_url: source SQS queue (raw messages or SNS envelopes; inline or claim-check bodies).
+    :param bucket: archive bucket; objects at ``<prefix>/YYYY/MM/DD/HH/MM/SS/<messageID>``.
+    :param prefix: archive prefix (manifests under ``<prefix>/_manifests``, quarantine under ``<prefix>/_quarantine``).
+    :param topic_arn: SNS topic for lifecycle notifications (none when empty).
+    :param notifications: ``per_record`` (the seed's four per record), ``per_batch`` (one summary
+        per manifest batch) or ``none``.
+    :param dead_letter_queue_url: DLQ for records that fail processing; without it they stay in
+        the source queue (its own redrive policy applies).
+    :param kms_key_id: SSE-KMS key for every object written; SSE-S3 (AES256) when empty.
+    :param max_messages: stop after receiving this many messages.
+    :param max_run_seconds: stop receiving after this many seconds (the last batch still completes).
+    :param records_per_manifest: records per manifest batch (also the unit of notification
+        publishing and deletes); flushed earlier when the queue is empty or time is up.
+    :param visibility_timeout: seconds received messages stay hidden (a batch is flushed within a
+        third of it); None keeps the queue's setting.
+    :param wait_time_seconds: long-poll wait per receive; an empty receive ends the run.
+    :return: a report: received, archived, already_archived, quarantined, dead_lettered,
+        retained, duplicates, bytes, manifests, notifications, prefixes, stopped.
+    """
+
+    template_fields: Sequence[str] = (
+        "queue_url", "bucket", "prefix", "topic_arn", "notifications", "dead_letter_queue_url", "kms_key_id",
+        "max_messages", "max_run_seconds", "records_per_manifest", "visibility_timeout", "wait_time_seconds",
+        "aws_conn_id", "region_name",
+    )  # fmt: skip
+    ui_color = "#e8dcff"
+
+    def __init__(
+        self,
+        *,
+        queue_url: str,
+        bucket: str,
+        prefix: str = "audit",
+        topic_arn: str | None = None,
+        notifications: str = events.NOTIFY_PER_RECORD,
+        dead_letter_queue_url: str | None = None,
+        kms_key_id: str | None = None,
+        max_messages: int | str = 1000,
+        max_run_seconds: int | str = 240,
+        records_per_manifest: int | str = 100,
+        visibility_timeout: int | str | None = 300,
+        wait_time_seconds: int | str = 2,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.queue_url = queue_url
+        self.bucket = bucket
+        self.prefix = prefix
+        self.topic_arn = topic_arn
+        self.notifications = notifications
+        self.dead_letter_queue_url = dead_letter_queue_url
+        self.kms_key_id = kms_key_id
+        self.max_messages = max_messages
+        self.max_run_seconds = max_run_seconds
+        self.records_per_manifest = records_per_manifest
+        self.visibility_timeout = visibility_timeout
+        self.wait_time_seconds = wait_time_seconds
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+
+    # -- hooks (one per service; built on first use, never at DAG parse time) ----------------------
+    def _hook_kwargs(self) -> dict[str, Any]:
+        return {"aws_conn_id": self.aws_conn_id, "region_name": self.region_name or None, "verify": self.verify, "config": self.botocore_config}
+
+    @cached_property
+    def sqs_hook(self) -> SqsMessagingHook:
+        from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
+
+        return SqsMessagingHook(**self._hook_kwargs())
+
+    @cached_property
+    def s3_hook(self) -> S3ArchiveHook:
+        from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
+
+        return S3ArchiveHook(**self._hook_kwargs())
+
+    @cached_property
+    def sns_hook(self) -> SnsMessagingHook:
+        from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
+
+        return SnsMessagingHook(**self._hook_kwargs())
+
+    # -- run ------------------------------------------------------------------------------------------
+    def settings(self) -> ArchiveSettings:
+        """The rendered parameters, validated (errors name the parameter)."""
+        queue_url = _text(self.queue_url)
+        if not queue_url:
+            raise ConfigurationError("queue_url", "is required")
+        topic = _text(self.topic_arn)
+        if topic:
+            parse_topic_arn(topic, "topic_arn")
+        mode = _text(self.notifications) or events.NOTIFY_NONE
+        if mode not in events.NOTIFY_MODES:
+            raise ConfigurationError("notifications", f"{mode!r} is not one of {', '.join(events.NOTIFY_MODES)}")
+        visibility = _text(self.visibility_timeout)
+        return ArchiveSettings(
+            queue_url=queue_url,
+            bucket=bucket_name(_text(self.bucket) or "", "bucket"),
+            prefix=layout.normalize_prefix(_text(self.prefix), "prefix"),
+            topic_arn=topic,
+            notifications=mode if topic else events.NOTIFY_NONE,
+            dead_letter_queue_url=_text(self.dead_letter_queue_url),
+            kms_key_id=_text(self.kms_key_id),
+            max_messages=_integer(self.max_messages, "max_messages", 1, 10_000_000),
+            max_run_seconds=_integer(self.max_run_seconds, "max_run_seconds", 1, 12 * 3600),
+            records_per_manifest=_integer(self.records_per_manifest, "records_per_manifest", 1, 1000),
+            visibility_timeout=None if visibility is None else _integer(visibility, "visibility_timeout", 0, 43200),
+            wait_time_seconds=_integer(self.wait_time_seconds, "wait_time_seconds", 0, 20),
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        settings = self.settings()
+        self.log.info(
+            "Archiving %s into s3://%s/%s (notifications: %s, DLQ: %s, at most %d messages / %d s)",
+            settings.queue_url, settings.bucket, settings.prefix, settings.notifications,
+            settings.dead_letter_queue_url or "none", settings.max_messages, settings.max_run_seconds,
+        )  # fmt: skip
+        run = ArchiveRun(
+            settings, self.sqs_hook, self.s3_hook, self.sns_hook if settings.topic_arn else None, self.log
+        )
+        report = run.drain()
+        self.log.info("Archive run done: %s", report)
+        if run.halted:
+            raise ArchiveHaltedError(run.halted)
+        self._annotate_outlets(context, report)
+        return report
+
+    def _annotate_outlets(self, context: Context, report: dict[str, Any]) -> None:
+        """Attach the counts to the asset events of this task's outlets (Airflow ≥ 2.10)."""
+        outlet_events = context.get("outlet_events") if hasattr(context, "get") else None
+        if not outlet_events:
+            return
+        extra = {k: report[k] for k in ("archived", "already_archived", "manifests", "bytes")}
+        for outlet in self.outlets or []:
+            try:
+                outlet_events[outlet].extra = extra
+            except Exception:  # noqa: BLE001 - an annotation must never fail the archive
+                self.log.debug("could not annotate outlet %s", outlet)
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    queue_url: str
+    bucket: str
+    prefix: str
+    topic_arn: str | None
+    notifications: str
+    dead_letter_queue_url: str | None
+    kms_key_id: str | None
+    max_messages: int
+    max_run_seconds: int
+    records_per_manifest: int
+    visibility_timeout: int | None
+    wait_time_seconds: int
+
+
+@dataclass
+class _Pending:
+    """An archived record waiting for its manifest, notifications and delete."""
+
+    record: ArchivedRecord
+    created: bool
+    receipt: str
+
+
+class ArchiveRun:
+    """One drain of the queue (the operator's work, kept apart so the operator stays thin)."""
+
+    def __init__(self, settings: ArchiveSettings, sqs, s3, sns, log) -> None:
+        self.s = settings
+        self.sqs, self.s3, self.sns, self.log = sqs, s3, sns, log
+        self.counts: Counter[str] = Counter()
+        self.prefixes: set[str] = set()
+        self.transactions: dict[tuple[str, str], str] = {}
+        self.duplicate_transactions: list[str] = []
+        self.pending: list[_Pending] = []
+        self.safe_to_delete: dict[str, str] = {}  # quarantined / dead-lettered: sqs id -> receipt
+        self.batch_started: float | None = None
+        self.halted: str | None = None
+        self.stopped = "empty"
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def drain(self) -> dict[str, Any]:
+        s = self.s
+        deadline = time.monotonic() + s.max_run_seconds
+        flush_age = s.visibility_timeout / 3 if s.visibility_timeout else 60.0
+        while not self.halted:
+            if self.counts["received"] >= s.max_messages:
+                self.stopped = "max_messages"
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.stopped = "time_budget"
+                break
+            messages = self.sqs.receive_batch(
+                s.queue_url,
+                max_messages=min(10, s.max_messages - self.counts["received"]),
+                visibility_timeout=s.visibility_timeout,
+                wait_seconds=int(min(s.wait_time_seconds, remaining)),
+            )
+            if not messages:
+                break
+            self.batch_started = self.batch_started or time.monotonic()
+            self.process(messages)
+            if len(self.pending) >= s.records_per_manifest or time.monotonic() - self.batch_started >= flush_age:
+                self.flush()
+        if self.halted:
+            self.stopped = "halted"
+        self.flush()
+        return self.report()
+
+    def process(self, messages: list[dict]) -> None:
+        """Archive, quarantine or collect for the DLQ each message of one receive."""
+        now = datetime.now(UTC)
+        failures: list[tuple[dict, str]] = []
+        codes: list[str] = []
+        archived = 0
+        for message in messages:
+            self.counts["received"] += 1
+            try:
+                record = am.parse_message(message, now=now)
+            except RecordError as exc:
+                code = self.quarantine(message, am.failure_reason(exc))
+                if code is not None:
+                    failures.append((message, f"{am.failure_reason(exc)}; quarantine failed: {code[1]}"))
+                    codes.append(code[0])
+                continue
+            try:
+                self.pending.append(self.archive(record, message))
+                archived += 1
+            except Exception as exc:  # noqa: BLE001 - one record's failure never stops the batch
+                failures.append((message, am.failure_reason(exc)))
+                codes.append(_error_code(exc))
+        self.dead_letter(failures)
+        if failures and not archived and all(code in SYSTEMIC_ERRORS for code in codes):
+            self.halted = (
+                f"s3://{self.s.bucket}: every write of the last batch failed ({', '.join(sorted(set(codes)))}); "
+                f"{self.counts['dead_lettered']} record(s) dead-lettered and {self.counts['retained']} left in the "
+                "queue, with the reason; fix the bucket or its permissions and rerun"
+            )
+            self.log.error(self.halted)
+
+    def archive(self, record: am.AuditRecord, message: dict) -> _Pending:
+        s = self.s
+        key = layout.archive_key(s.prefix, record.event_time, record.message_id)
+        archived_at = datetime.now(UTC)
+        if record.pointer is not None:
+            source_uri = layout.s3_uri(record.pointer.bucket, record.pointer.key)
+            source = self.s3.head_object_info(record.pointer.bucket, record.pointer.key)
+            if source is None:
+                raise RecordError(f"claim-check payload {source_uri} does not exist")
+            if record.declared_size is not None and record.declared_size != source.size:
+                raise RecordError(f"claim-check payload {source_uri} holds {source.size} bytes, the message declares {record.declared_size}")
+            content_type = record.content_type or (
+                BINARY_CONTENT_TYPE if source.content_type in _GENERIC_CONTENT_TYPES else source.content_type
+            )
+            metadata = am.object_metadata(record, archived_at=archived_at, size=source.size, sha256=source.sha256)
+            metadata["claim-check-etag"] = source.etag.strip('"')
+            result = self.s3.copy_object_if_absent(
+                source, s.bucket, key, content_type=content_type, metadata=metadata, kms_key_id=s.kms_key_id
+            )
+            existing = result.object
+            same = result.created or (
+                existing.metadata.get("claim-check") == metadata["claim-check"]
+                and existing.metadata.get("claim-check-etag") == metadata["claim-check-etag"]
+            ) or (source.sha256 is not None and existing.sha256 == source.sha256)
+            sha = existing.sha256 if same else None
+            if same and not sha:
+                raise RecordError(f"S3 returned no SHA-256 for s3://{s.bucket}/{key}")
+        else:
+            payload = record.payload or b""
+            sha = am.sha256_hex(payload)
+            content_type = record.content_type or BINARY_CONTENT_TYPE
+            metadata = am.object_metadata(record, archived_at=archived_at, size=len(payload), sha256=sha)
+            result = self.s3.put_object_if_absent(
+                s.bucket, key, payload, sha256_hex=sha, content_type=content_type, metadata=metadata,
+                kms_key_id=s.kms_key_id,
+            )  # fmt: skip
+            existing = result.object
+            same = result.created or existing.sha256 == sha
+        if not same:
+            what = f"other bytes (sha256 {existing.sha256[:16]}...)" if existing.sha256 else "an object of unknown SHA-256"
+            raise RecordError(f"s3://{s.bucket}/{key} already holds {what}; not overwritten")
+        if result.created:
+            self.counts["archived"] += 1
+            self.counts["bytes"] += existing.size
+            stamp = am.isoformat(archived_at)
+        else:
+            self.counts["already_archived"] += 1
+            stamp = am.archived_at_from_metadata(existing.metadata, existing.last_modified or archived_at)
+            content_type = existing.content_type or content_type
+        self.prefixes.add(layout.s3_uri(s.bucket, layout.data_hour_prefix(s.prefix, record.event_time)))
+        line = am.archived_record(
+            record, bucket=s.bucket, key=key, size=existing.size, sha256=sha or "", content_type=content_type,
+            archived_at=stamp, duplicate_of=self._duplicate_of(record),
+        )  # fmt: skip
+        return _Pending(line, result.created, message["ReceiptHandle"])
+
+    def _duplicate_of(self, record: am.AuditRecord) -> str | None:
+        """The first message id seen in this run with the same source transaction, if another."""
+        key = record.transaction_key
+        if key is None:
+            return None
+        first = self.transactions.setdefault(key, record.message_id)
+        if first == record.message_id:
+            return None
+        self.counts["duplicates"] += 1
+        if len(self.duplicate_transactions) < REPORT_LIST_LIMIT:
+            self.duplicate_transactions.append(record.source_transaction_id or "")
+        self.log.warning("duplicate sourceTransactionID %r: message %s repeats %s", key[1], record.message_id, first)
+        return first
+
+    # -- records that cannot be archived --------------------------------------------------------------
+    def quarantine(self, message: dict, reason: str) -> tuple[str, str] | None:
+        """Keep an unparseable message in S3 with its reason; (error code, reason) if that failed."""
+        s = self.s
+        received = am.epoch_ms((message.get("Attributes") or {}).get("ApproximateFirstReceiveTimestamp")) or datetime.now(UTC)
+        key = layout.quarantine_key(s.prefix, received, am.quarantine_item_id(message))
+        try:
+            self.s3.put_bytes(
+                s.bucket, key, am.quarantine_document(message, reason, source_queue=s.queue_url),
+                content_type="application/json", kms_key_id=s.kms_key_id,
+                metadata={"reason": am.metadata_text(reason), "sqs-message-id": am.metadata_text(str(message.get("MessageId")))},
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001
+            return _error_code(exc), am.failure_reason(exc)
+        self.counts["quarantined"] += 1
+        self.safe_to_delete[message["MessageId"]] = message["ReceiptHandle"]
+        self.log.warning("quarantined message %s at s3://%s/%s: %s", message.get("MessageId"), s.bucket, key, reason)
+        return None
+
+    def dead_letter(self, failures: list[tuple[dict, str]]) -> None:
+        """Send failed messages with their reason to the DLQ; what is not sent stays in the queue."""
+        if not failures:
+            return
+        s = self.s
+        for message, reason in failures:
+            self.log.warning("record %s failed: %s", message.get("MessageId"), reason)
+        if not s.dead_letter_queue_url:
+            self.counts["retained"] += len(failures)
+            return
+        fifo = s.dead_letter_queue_url.endswith(".fifo")
+        now = datetime.now(UTC)
+        entries = [
+            {"Id": f"d{i}", **am.dead_letter_entry(m, r, source_queue=s.queue_url, failed_at=now, fifo=fifo)}
+            for i, (m, r) in enumerate(failures)
+        ]
+        try:
+            sent = set(self.sqs.send_batch(s.dead_letter_queue_url, entries).successful)
+        except Exception as exc:  # noqa: BLE001 - the messages simply stay in the source queue
+            self.log.error("could not reach the DLQ: %s", am.failure_reason(exc))
+            sent = set()
+        for i, (message, _) in enumerate(failures):
+            if f"d{i}" in sent:
+                self.counts["dead_lettered"] += 1
+                self.safe_to_delete[message["MessageId"]] = message["ReceiptHandle"]
+            else:
+                self.counts["retained"] += 1
+                self.log.error("message %s could not be dead-lettered; it stays in the queue", message.get("MessageId"))
+
+    # -- per manifest batch ---------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Manifest, then notifications, then deletes — each only for what the previous step made safe."""
+        pending, deletable = self.pending, dict(self.safe_to_delete)
+        self.pending, self.safe_to_delete, self.batch_started = [], {}, None
+        if pending:
+            records = list({p.record.message_id: p.record for p in pending}.values())
+            manifest_uri = self.write_manifest(records)
+            if manifest_uri is None:
+                self.counts["retained"] += len(pending)
+            else:
+                delivered = self.notify(pending, records, manifest_uri)
+                for i, item in enumerate(pending):
+                    if i in delivered:
+                        deletable[f"p{i}-{item.record.message_id}"] = item.receipt
+                    else:
+                        self.counts["retained"] += 1
+        if deletable:
+            ids = {f"x{i}": receipt for i, receipt in enumerate(deletable.values())}
+            try:
+                failed = len(self.sqs.delete_batch(self.s.queue_url, ids).failed)
+            except Exception as exc:  # noqa: BLE001 - undeleted messages come back; archiving them again is a no-op
+                self.log.error("DeleteMessageBatch failed: %s", am.failure_reason(exc))
+                failed = len(ids)
+            self.counts["deleted"] += len(ids) - failed
+            if failed:
+                self.counts["delete_failed"] += failed
+                self.log.warning("%d message(s) could not be deleted; they will be redelivered and found archived", failed)
+        self.log.info(
+            "progress: received %d, archived %d, already archived %d, quarantined %d, dead-lettered %d, retained %d",
+            *(self.counts[k] for k in ("received", "archived", "already_archived", "quarantined", "dead_lettered", "retained")),
+        )  # fmt: skip
+
+    def write_manifest(self, records: list[ArchivedRecord]) -> str | None:
+        s = self.s
+        batch = events.batch_id(r.message_id for r in records)
+        written_at = min(parse_isoformat(r.archived_at) for r in records)
+        key = layout.batch_manifest_key(s.prefix, written_at, batch)
+        uri = layout.s3_uri(s.bucket, key)
+        try:
+            self.s3.put_bytes(
+                s.bucket, key, encode_manifest(records, uri), content_type=MANIFEST_CONTENT_TYPE,
+                metadata={"batch-id": batch, "records": str(len(records))}, kms_key_id=s.kms_key_id,
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - the records stay in the queue and are found archived next time
+            self.log.error("manifest %s could not be written: %s", uri, am.failure_reason(exc))
+            return None
+        self.counts["manifests"] += 1
+        self.log.info("manifest %s: %d record(s)", uri, len(records))
+        return uri
+
+    def notify(self, pending: list[_Pending], records: list[ArchivedRecord], manifest_uri: str) -> set[int]:
+        """Publish the batch's notifications; the indexes of ``pending`` whose notifications all went out."""
+        s = self.s
+        everyone = set(range(len(pending)))
+        if s.notifications == events.NOTIFY_NONE or self.sns is None:
+            return everyone
+        fifo = (s.topic_arn or "").endswith(".fifo")
+        owners: dict[str, int | None] = {}
+        entries = []
+        if s.notifications == events.NOTIFY_PER_RECORD:
+            for i, item in enumerate(pending):
+                for j, note in enumerate(events.record_notifications(item.record, manifest_uri, already_archived=not item.created)):
+                    owners[f"n{i}-{j}"] = i
+                    entries.append({"Id": f"n{i}-{j}", **note.entry(fifo)})
+        else:
+            counts = {"records": len(records), "archived": sum(p.created for p in pending)}
+            counts["already_archived"] = len(pending) - counts["archived"]
+            note = events.batch_notification(events.batch_id(r.message_id for r in records), manifest_uri, counts, records)
+            owners["summary"] = None
+            entries.append({"Id": "summary", **note.entry(fifo)})
+        try:
+            result = self.sns.publish_batch(s.topic_arn, entries)
+            failed = set(result.failed)
+            self.counts["notifications"] += len(result.successful)
+        except Exception as exc:  # noqa: BLE001 - the records stay in the queue; notifications are retried
+            self.log.error("PublishBatch failed: %s", am.failure_reason(exc))
+            failed = set(owners)
+        if failed:
+            self.counts["notify_failed"] += len(failed)
+            self.log.warning("%d notification(s) not published; their records stay in the queue", len(failed))
+        if "summary" in failed:
+            return set()
+        return everyone - {owners[i] for i in failed if owners.get(i) is not None}  # type: ignore[misc]
+
+    def report(self) -> dict[str, Any]:
+        keys = (
+            "received", "archived", "already_archived", "quarantined", "dead_lettered", "retained", "duplicates",
+            "bytes", "manifests", "notifications", "deleted", "delete_failed", "notify_failed",
+        )  # fmt: skip
+        out: dict[str, Any] = {k: int(self.counts[k]) for k in keys}
+        out["prefixes"] = sorted(self.prefixes)[:REPORT_LIST_LIMIT]
+        out["duplicate_transactions"] = self.duplicate_transactions[:10]
+        out["stopped"] = self.stopped
+        return out
+
+
+def _text(value: Any) -> str | None:
+    """A rendered optional setting: None for None/empty/"None"."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text if text and text != "None" else None
+
+
+def _integer(value: Any, field: str, low: int, high: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ConfigurationError(field, f"{value!r} is not an integer") from None
+    if not low <= number <= high:
+        raise ConfigurationError(field, f"{number} is outside {low}..{high}")
+    return number
+
+
+def _error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        return str(response.get("Error", {}).get("Code", type(exc).__name__))
+    return type(exc).__name__
