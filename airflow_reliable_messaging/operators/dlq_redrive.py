@@ -638,3 +638,36 @@ def _as_bool(value: Any, field_name: str) -> bool:
     if value is None:
         return False
     raise ConfigurationError(field_name, f"{value!r} is not true or false")
+
+
+class DLQRedriveReportOperator(BaseOperator):
+    """The run's final report: the redrive's report, with a native task's final counts from the
+    wait step and the inspection's dry-run summary. Logged and returned (XCom)."""
+
+    ui_color = "#f5d7c4"
+
+    def __init__(
+        self, *, inspect_task_id: str = "inspect", redrive_task_id: str = "redrive", wait_task_id: str = "wait",
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
+        super().__init__(**kwargs)
+        self.inspect_task_id = inspect_task_id
+        self.redrive_task_id = redrive_task_id
+        self.wait_task_id = wait_task_id
+
+    def execute(self, context: Context) -> dict:
+        ti = context["ti"]
+        inspection = ti.xcom_pull(task_ids=self.inspect_task_id) or {}
+        report = dict(ti.xcom_pull(task_ids=self.redrive_task_id) or inspection)
+        final = ti.xcom_pull(task_ids=self.wait_task_id)
+        if final:
+            report["task"] = final
+            report["moved"] = int(final.get("ApproximateNumberOfMessagesMoved", 0))
+            report["failed"] = 0
+            if final.get("StartedTimestamp"):
+                report["duration_seconds"] = round(time.time() - final["StartedTimestamp"] / 1000, 3)
+        if inspection.get("dry_run_summary") and not report.get("dry_run_summary"):
+            report["inspection"] = inspection["dry_run_summary"]
+        known = {f for f in RedriveReport.__dataclass_fields__}
+        self.log.info("Redrive report: %s", RedriveReport(**{k: v for k, v in report.items() if k in known}).summary())
+        return report

@@ -1,0 +1,105 @@
+"""Manual dead-letter redrive: trigger from the UI with the form, dry run first.
+
+inspect (dry run: counts by source, ages, sample ids, chosen mode and why)
+  → approve (Airflow 3.1+: a human approves when more than ``approval_threshold`` would move)
+  → redrive (native message-move task, or client batches) → wait (native task) → report.
+
+Nothing here touches AWS at parse time; every value comes from the run's Params. Invalid input
+fails the first task, naming the field, before any AWS call.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow_reliable_messaging._compat import AIRFLOW_V_3_1_PLUS, DAG, Param
+from airflow_reliable_messaging.operators.dlq_redrive import DLQRedriveOperator, DLQRedriveReportOperator
+from airflow_reliable_messaging.sensors.redrive import MessageMoveTaskSensor
+
+AWS_CONN_ID = "aws_default"
+
+_COMMON = {
+    "dlq": "{{ params.dlq }}",
+    "mode": "{{ params.mode }}",
+    "destination": "{{ params.destination }}",
+    "message_attribute_filter": "{{ params.message_attribute_filter }}",
+    "jmespath_filter": "{{ params.jmespath_filter }}",
+    "min_age_seconds": "{{ params.min_age_seconds }}",
+    "max_age_seconds": "{{ params.max_age_seconds }}",
+    "max_messages": "{{ params.max_messages }}",
+    "rate_per_second": "{{ params.rate_per_second }}",
+    "max_redrives": "{{ params.max_redrives }}",
+    "quarantine_bucket": "{{ params.quarantine_bucket or var.value.get('redrive_quarantine_bucket', '') }}",
+    "trail_bucket": "{{ params.trail_bucket or '' }}",
+    "aws_conn_id": AWS_CONN_ID,
+}
+
+with DAG(
+    dag_id="dlq_redrive",
+    description="Redrive a dead-letter queue (SQS, SNS subscription or Lambda DLQ) without loss or loops",
+    schedule=None,
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    render_template_as_native_obj=True,
+    tags=["reliable-messaging", "redrive", "manual"],
+    doc_md=__doc__,
+    params={
+        "dlq": Param("", type="string", minLength=1, title="Dead-letter queue",
+                     description="URL, ARN or name of the DLQ to redrive.", section="Queue"),
+        "mode": Param("auto", type="string", enum=["auto", "native", "client"], title="Mode",
+                      description="auto: native SQS move task when AWS supports it, else client batches.",
+                      section="Queue"),
+        "destination": Param(None, type=["null", "string"], title="Destination",
+                             description="Queue (URL/ARN/name) or SNS topic ARN. Empty: back where each "
+                                         "message failed (required for Lambda records).", section="Queue"),
+        "dry_run": Param(True, type="boolean", title="Dry run",
+                         description="Only report what would happen; the DLQ is left unchanged.", section="Queue"),
+        "message_attribute_filter": Param(None, type=["null", "object"], title="Message attribute filter",
+                                          description='{"attribute": "value"} or {"attribute": ["v1", "v2"]}',
+                                          section="Filters"),
+        "jmespath_filter": Param(None, type=["null", "string"], title="JMESPath predicate",
+                                 description="Over {body, message_attributes, attributes, source, kind}, "
+                                             "e.g. body.priority == 'high'", section="Filters"),
+        "min_age_seconds": Param(None, type=["null", "integer"], minimum=0, title="Minimum age (s)", section="Filters"),
+        "max_age_seconds": Param(None, type=["null", "integer"], minimum=0, title="Maximum age (s)", section="Filters"),
+        "max_messages": Param(None, type=["null", "integer"], minimum=1, title="Maximum messages", section="Limits"),
+        "rate_per_second": Param(None, type=["null", "number"], exclusiveMinimum=0, title="Rate (messages/s)",
+                                 description="Native: at most 500.", section="Limits"),
+        "max_redrives": Param(3, type="integer", minimum=0, title="Loop guard",
+                              description="A message redriven this many times is quarantined instead.",
+                              section="Limits"),
+        "quarantine_bucket": Param(None, type=["null", "string"], title="Quarantine bucket",
+                                   description="Default: Variable redrive_quarantine_bucket.", section="Limits"),
+        "trail_bucket": Param(None, type=["null", "string"], title="Audit trail bucket",
+                              description="Write every redriven message to the audit archive.", section="Limits"),
+        "approval_threshold": Param(1000, type="integer", minimum=0, title="Approval threshold",
+                                    description="Airflow 3.1+: ask for approval above this many messages.",
+                                    section="Limits"),
+    },  # fmt: skip
+) as dag:
+    inspect = DLQRedriveOperator(task_id="inspect", dry_run=True, **_COMMON)
+    redrive = DLQRedriveOperator(
+        task_id="redrive", dry_run="{{ params.dry_run }}", wait_for_completion=False, **_COMMON
+    )
+    wait = MessageMoveTaskSensor(
+        task_id="wait",
+        source_arn="{{ (ti.xcom_pull(task_ids='redrive') or {}).get('task', {}).get('SourceArn') }}",
+        started_timestamp="{{ (ti.xcom_pull(task_ids='redrive') or {}).get('task', {}).get('StartedTimestamp') }}",
+        aws_conn_id=AWS_CONN_ID,
+    )
+    report = DLQRedriveReportOperator(task_id="report")
+
+    if AIRFLOW_V_3_1_PLUS:
+        from airflow_reliable_messaging.operators.redrive_approval import RedriveApprovalOperator
+
+        approve = RedriveApprovalOperator(
+            task_id="approve",
+            threshold="{{ params.approval_threshold }}",
+            dry_run="{{ params.dry_run }}",
+            response_timeout=timedelta(hours=24),
+        )
+        inspect >> approve >> redrive
+    else:
+        inspect >> redrive
+    redrive >> wait >> report
