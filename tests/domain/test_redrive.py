@@ -1,0 +1,121 @@
+"""Pure redrive decisions: message kinds, filters, loop guard, mode choice."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from airflow_reliable_messaging.domain import redrive as rd
+from airflow_reliable_messaging.exceptions import ConfigurationError
+
+TOPIC = "arn:aws:sns:us-east-1:123456789012:orders"
+FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:f:$LATEST"
+
+
+def _raw(body, attributes=None, sent=None, **system):
+    sent = sent or datetime.now(UTC)
+    return {
+        "MessageId": "m-1",
+        "ReceiptHandle": "r-1",
+        "Body": body,
+        "Attributes": {"SentTimestamp": str(int(sent.timestamp() * 1000)), **system},
+        "MessageAttributes": attributes or {},
+    }
+
+
+def test_plain_sqs_message_with_its_source():
+    m = rd.parse_message(_raw("hi", DeadLetterQueueSourceArn="arn:aws:sqs:us-east-1:123456789012:src"))
+    assert (m.kind, m.source, m.payload, m.state.count) == (rd.KIND_SQS, "arn:aws:sqs:us-east-1:123456789012:src", "hi", 0)
+
+
+def test_sns_envelope_is_unwrapped_with_attributes():
+    envelope = {
+        "Type": "Notification", "MessageId": "n-1", "TopicArn": TOPIC, "Subject": "s", "Message": "order 42",
+        "Timestamp": "2026-11-26T10:00:00.000Z",
+        "MessageAttributes": {"kind": {"Type": "String", "Value": "order"},
+                              rd.REDRIVE_ATTRIBUTE: {"Type": "String", "Value": '{"count":2,"history":[]}'}},
+    }  # fmt: skip
+    m = rd.parse_message(_raw(json.dumps(envelope)))
+    assert (m.kind, m.source, m.payload, m.state.count) == (rd.KIND_SNS, TOPIC, "order 42", 2)
+    assert m.sns.message_attributes["kind"] == {"DataType": "String", "StringValue": "order"}
+    attrs = rd.outgoing_attributes(m, rd.RedriveState(3), for_topic=True)
+    assert json.loads(attrs[rd.REDRIVE_ATTRIBUTE]["StringValue"])["count"] == 3 and "kind" in attrs
+
+
+def test_lambda_destination_record_yields_the_original_event():
+    record = {"version": "1.0", "timestamp": "2026-11-26T10:00:00.000Z",
+              "requestContext": {"functionArn": FUNCTION, "condition": "RetriesExhausted"},
+              "requestPayload": {"id": 7}, "responsePayload": {"errorMessage": "x"}}  # fmt: skip
+    m = rd.parse_message(_raw(json.dumps(record)))
+    assert (m.kind, m.source, json.loads(m.payload)) == (rd.KIND_LAMBDA, FUNCTION, {"id": 7})
+    assert m.sent_at == datetime(2026, 11, 26, 10, tzinfo=UTC)
+
+
+def test_claim_check_pointer_is_recognised():
+    pointer = json.dumps(["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": "b", "s3Key": "k"}])
+    assert rd.parse_message(_raw(pointer)).claim_check
+
+
+def test_filters():
+    old = datetime.now(UTC) - timedelta(hours=2)
+    m = rd.parse_message(_raw('{"priority": "high"}', {"tenant": {"DataType": "String", "StringValue": "acme"}}, sent=old))
+    assert rd.matches(rd.compile_filters({"tenant": ["acme", "x"]}, "body.priority == 'high'", 3600, None), m)
+    assert not rd.matches(rd.compile_filters({"tenant": "other"}), m)
+    assert not rd.matches(rd.compile_filters(jmespath_expression="body.priority == 'low'"), m)
+    assert not rd.matches(rd.compile_filters(max_age_seconds=60), m)
+    for kwargs, field in [
+        ({"jmespath_expression": "a.[["}, "jmespath_filter"),
+        ({"message_attributes": "tenant=acme"}, "message_attribute_filter"),
+        ({"min_age_seconds": 10, "max_age_seconds": 5}, "max_age_seconds"),
+        ({"min_age_seconds": "soon"}, "min_age_seconds"),
+    ]:
+        with pytest.raises(ConfigurationError) as excinfo:
+            rd.compile_filters(**kwargs)
+        assert excinfo.value.field == field
+
+
+def test_loop_guard_counts_and_keeps_bounded_history():
+    state = rd.RedriveState()
+    now = datetime.now(UTC)
+    for i in range(20):
+        assert rd.exceeds_loop_guard(state, 20) is False
+        state = rd.next_state(state, at=now, run_id=f"r{i}", dlq_arn="dlq", destination="q")
+    assert state.count == 20 and len(state.history) == rd.HISTORY_LIMIT and state.history[-1]["run"] == "r19"
+    assert rd.exceeds_loop_guard(state, 20) and not rd.exceeds_loop_guard(state, None)
+    assert rd.parse_state(state.to_attribute()).count == 20
+
+
+def test_a_full_attribute_set_cannot_carry_the_count():
+    attrs = {f"a{i}": {"DataType": "String", "StringValue": "v"} for i in range(10)}
+    assert rd.outgoing_attributes(rd.parse_message(_raw("x", attrs)), rd.RedriveState(1), for_topic=False) is None
+
+
+def _inspection(**overrides):
+    base = dict(dlq_arn="arn:aws:sqs:us-east-1:1:dlq", dlq_fifo=False, sqs_sources=("u",), destination_kind=None,
+                destination_fifo=None, kinds={rd.KIND_SQS: 3}, already_redriven=0, client_options=())  # fmt: skip
+    base.update(overrides)
+    return rd.Inspection(**base)
+
+
+def test_mode_choice():
+    assert rd.choose_mode("auto", _inspection())[0] == "native"
+    mode, reason = rd.choose_mode("auto", _inspection(sqs_sources=()))
+    assert mode == "client" and "not the dead-letter queue of any SQS queue" in reason
+    assert rd.choose_mode("auto", _inspection(kinds={rd.KIND_SNS: 1}))[0] == "client"
+    assert rd.choose_mode("auto", _inspection(destination_kind="sns"))[0] == "client"
+    assert rd.choose_mode("auto", _inspection(destination_kind="sqs", destination_fifo=True))[0] == "client"
+    assert rd.choose_mode("auto", _inspection(client_options=("filters",)))[0] == "client"
+    assert "loop guard" in rd.choose_mode("auto", _inspection(already_redriven=1))[1]
+    assert rd.choose_mode("client", _inspection())[0] == "client"
+    with pytest.raises(ConfigurationError) as excinfo:
+        rd.choose_mode("native", _inspection(sqs_sources=()))
+    assert excinfo.value.field == "mode"
+
+
+def test_find_task_by_handle_then_by_start_time():
+    tasks = [{"Status": "COMPLETED", "StartedTimestamp": 2}, {"Status": "RUNNING", "TaskHandle": "h", "StartedTimestamp": 1}]
+    assert rd.find_task(tasks, None, "h")["StartedTimestamp"] == 1
+    assert rd.find_task(tasks, 2, "gone")["Status"] == "COMPLETED"
+    assert rd.find_task(tasks, 3) is None
