@@ -299,13 +299,13 @@ class DLQRedriveOperator(BaseOperator):
         if mode == "native":
             out["would_do"] = (
                 f"StartMessageMoveTask from {self._dlq_arn} to "
-                f"{self._target.arn if self._target else 'each message's original source queue'}"
+                f"{self._target.arn if self._target else 'the original source queue of each message'}"
                 f"{f' at {int(self.rate_per_second)}/s' if self.rate_per_second else ''}"
             )
         else:
             out["would_do"] = (
                 f"receive/send/delete in batches of 10 to "
-                f"{self._target.arn if self._target else 'each message's source (queue or topic)'}; "
+                f"{self._target.arn if self._target else 'the source (queue or topic) of each message'}; "
                 f"quarantine after {self.max_redrives} redrives"
             )
         return out
