@@ -124,11 +124,9 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
         a new ``key``; the bytes never pass through the worker. S3 computes the copy's SHA-256
         (``ChecksumAlgorithm=SHA256``) and returns it.
 
-        The destination is headed first: moto 5.2.5 ignores ``If-None-Match`` on CopyObject
-        (S3 honours it, and it is sent too, so a concurrent writer still cannot be overwritten)."""
-        existing = self.head_object_info(bucket, key)
-        if existing is not None:
-            return WriteResult(created=False, object=existing, requests=1)
+        ``If-None-Match: *`` keeps an existing destination (then described, ``created=False``);
+        S3 answers 412 for it (moto 5.2.5 does not: the local cloud's ``s3_conditional_copy``
+        emulation does). A 412 with no destination means the source changed: re-raised."""
         try:
             response = self.get_conn().copy_object(
                 Bucket=bucket, Key=key, CopySource={"Bucket": source.bucket, "Key": source.key},
@@ -140,14 +138,14 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
             if error_code(exc) in CONDITIONAL_FAILURES:
                 existing = self.head_object_info(bucket, key)
                 if existing is not None:
-                    return WriteResult(created=False, object=existing, requests=3)
+                    return WriteResult(created=False, object=existing, requests=2)
             raise
         result = response.get("CopyObjectResult") or {}
         sha = full_object_sha256(result.get("ChecksumSHA256"), result.get("ChecksumType"))
-        requests = 2
+        requests = 1
         if sha is None:  # an S3 that does not answer with the checksum: ask for it
             copied = self.head_object_info(bucket, key)
-            sha, requests = (copied.sha256 if copied else None), 3
+            sha, requests = (copied.sha256 if copied else None), 2
         info = ObjectInfo(bucket, key, source.size, result.get("ETag", ""), sha, content_type, metadata)
         return WriteResult(created=True, object=info, requests=requests)
 

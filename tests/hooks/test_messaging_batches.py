@@ -1,0 +1,61 @@
+"""The SQS/SNS batch methods the archive relies on, against the local cloud: per-entry outcomes."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
+from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
+
+
+@pytest.fixture
+def sqs_hook(local_cloud) -> SqsMessagingHook:
+    return SqsMessagingHook(aws_conn_id="aws_default")
+
+
+@pytest.fixture
+def queue(aws, unique) -> str:
+    return aws("sqs").create_queue(QueueName=unique("hook-q"))["QueueUrl"]
+
+
+def test_receive_batch_returns_system_and_message_attributes(sqs_hook, aws, queue):
+    aws("sqs").send_message(
+        QueueUrl=queue, MessageBody="m", MessageAttributes={"sourceSystemID": {"DataType": "String", "StringValue": "s"}},
+        MessageSystemAttributes={"AWSTraceHeader": {"DataType": "String", "StringValue": "Root=1-abc"}},
+    )  # fmt: skip
+    (message,) = sqs_hook.receive_batch(queue, max_messages=10, visibility_timeout=30)
+    assert message["MessageAttributes"]["sourceSystemID"]["StringValue"] == "s"
+    assert message["Attributes"]["AWSTraceHeader"] == "Root=1-abc"
+    assert {"SentTimestamp", "ApproximateFirstReceiveTimestamp", "ApproximateReceiveCount"} <= set(message["Attributes"])
+
+
+def test_delete_and_visibility_batches_report_failed_entries_one_by_one(sqs_hook, aws, queue):
+    sqs_hook.send_batch(queue, [{"Id": str(i), "MessageBody": f"m{i}"} for i in range(12)])
+    received = []
+    while len(received) < 12:
+        received += sqs_hook.receive_batch(queue, max_messages=10, visibility_timeout=30)
+    receipts = {f"r{i}": m["ReceiptHandle"] for i, m in enumerate(received)}
+
+    moved = sqs_hook.change_visibility_batch(queue, {**receipts, "bogus": "not-a-handle"}, 60)
+    assert set(moved.successful) == set(receipts) and set(moved.failed) == {"bogus"}
+
+    deleted = sqs_hook.delete_batch(queue, {**receipts, "bad": "not-a-handle"})
+    assert set(deleted.successful) == set(receipts) and set(deleted.failed) == {"bad"}
+    assert deleted.failed["bad"]["Code"] == "ReceiptHandleIsInvalid"
+    assert deleted.requests == 2  # 13 entries: two DeleteMessageBatch calls
+
+
+def test_send_batch_chunks_by_count_and_size(sqs_hook, aws, queue):
+    entries = [{"Id": f"e{i}", "MessageBody": "x" * 100_000} for i in range(5)]  # 500 KB: several requests
+    entries += [{"Id": f"s{i}", "MessageBody": "small"} for i in range(12)]
+    result = sqs_hook.send_batch(queue, entries)
+    assert len(result.successful) == 17 and not result.failed and result.requests >= 4
+
+
+def test_publish_batch_keeps_going_past_a_failed_entry(local_cloud, aws, unique):
+    sns = SnsMessagingHook(aws_conn_id="aws_default")
+    topic = aws("sns").create_topic(Name=unique("hook-topic"))["TopicArn"]
+    entries = [{"Id": f"n{i}", "Message": f"note {i}"} for i in range(11)]
+    entries[3] = {"Id": "n3", "Message": "x" * (256 * 1024 + 1)}  # over SNS's limit: that entry fails
+    result = sns.publish_batch(topic, entries)
+    assert set(result.failed) == {"n3"} and len(result.successful) == 10

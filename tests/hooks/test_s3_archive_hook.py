@@ -1,0 +1,104 @@
+"""S3ArchiveHook's write-once methods against the local cloud (moto 5.2.5 server)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+from botocore.exceptions import ClientError
+
+from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook, full_object_sha256
+
+
+@pytest.fixture
+def hook(local_cloud) -> S3ArchiveHook:
+    return S3ArchiveHook(aws_conn_id="aws_default")
+
+
+@pytest.fixture
+def bucket(aws, unique) -> str:
+    name = unique("hook-archive")
+    aws("s3").create_bucket(Bucket=name)
+    return name
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_put_if_absent_creates_once_with_checksum_and_sse(hook, aws, bucket):
+    first = hook.put_object_if_absent(
+        bucket, "a/1", b"payload", sha256_hex=sha(b"payload"), content_type="text/plain", metadata={"sha256": sha(b"payload")}
+    )
+    assert first.created and first.object.size == 7 and first.object.sha256 == sha(b"payload")
+    head = aws("s3").head_object(Bucket=bucket, Key="a/1", ChecksumMode="ENABLED")
+    assert head["ServerSideEncryption"] == "AES256"
+    assert base64.b64decode(head["ChecksumSHA256"]).hex() == sha(b"payload")  # S3 keeps its own SHA-256
+
+    # moto 5.2.5 honours If-None-Match: * on PutObject (412): the object is never overwritten
+    again = hook.put_object_if_absent(
+        bucket, "a/1", b"other", sha256_hex=sha(b"other"), content_type="text/plain", metadata={}
+    )
+    assert not again.created and again.object.sha256 == sha(b"payload") and again.object.size == 7
+    assert aws("s3").get_object(Bucket=bucket, Key="a/1")["Body"].read() == b"payload"
+
+
+def test_put_if_absent_with_kms(hook, aws, bucket):
+    key_id = aws("kms").create_key()["KeyMetadata"]["KeyId"]
+    hook.put_object_if_absent(bucket, "k", b"x", sha256_hex=sha(b"x"), content_type="text/plain", metadata={}, kms_key_id=key_id)
+    head = aws("s3").head_object(Bucket=bucket, Key="k")
+    assert head["ServerSideEncryption"] == "aws:kms" and key_id in head["SSEKMSKeyId"]
+
+
+def test_put_if_absent_surfaces_bucket_errors(hook, unique):
+    with pytest.raises(ClientError) as info:
+        hook.put_object_if_absent(unique("no-bucket"), "k", b"x", sha256_hex=sha(b"x"), content_type="text/plain", metadata={})
+    assert info.value.response["Error"]["Code"] == "NoSuchBucket"
+
+
+def test_head_object_info(hook, aws, bucket):
+    assert hook.head_object_info(bucket, "missing") is None
+    aws("s3").put_object(Bucket=bucket, Key="plain", Body=b"abc", Metadata={"sha256": "f" * 64})
+    info = hook.head_object_info(bucket, "plain")
+    assert info.size == 3 and info.etag and info.sha256 == "f" * 64  # no S3 SHA-256: the metadata one
+    aws("s3").put_object(Bucket=bucket, Key="summed", Body=b"abc", ChecksumAlgorithm="SHA256")
+    assert hook.head_object_info(bucket, "summed").sha256 == sha(b"abc")
+
+
+def test_copy_if_absent_copies_server_side_and_reports_the_sha256(hook, aws, bucket, unique):
+    source_bucket = unique("hook-payloads")
+    aws("s3").create_bucket(Bucket=source_bucket)
+    body = b"z" * 400_000
+    aws("s3").put_object(Bucket=source_bucket, Key="big", Body=body)
+    source = hook.head_object_info(source_bucket, "big")
+
+    copied = hook.copy_object_if_absent(source, bucket, "arch/big", content_type="application/json", metadata={"m": "1"})
+
+    assert copied.created and copied.object.sha256 == sha(body) and copied.object.size == len(body)
+    head = aws("s3").head_object(Bucket=bucket, Key="arch/big", ChecksumMode="ENABLED")
+    assert head["Metadata"] == {"m": "1"} and head["ContentType"] == "application/json"
+    assert head["ServerSideEncryption"] == "AES256"
+
+    # a second copy to the same key: If-None-Match (emulated for moto by local_cloud's s3_conditional_copy)
+    aws("s3").put_object(Bucket=source_bucket, Key="big2", Body=b"different")
+    other = hook.copy_object_if_absent(hook.head_object_info(source_bucket, "big2"), bucket, "arch/big", content_type="x/y", metadata={})
+    assert not other.created and other.object.metadata == {"m": "1"}
+    assert aws("s3").get_object(Bucket=bucket, Key="arch/big")["Body"].read() == body
+
+
+def test_copy_if_absent_refuses_a_source_changed_since_it_was_headed(hook, aws, bucket):
+    aws("s3").put_object(Bucket=bucket, Key="src", Body=b"v1")
+    source = hook.head_object_info(bucket, "src")
+    aws("s3").put_object(Bucket=bucket, Key="src", Body=b"v2 changed")
+    with pytest.raises(ClientError):
+        hook.copy_object_if_absent(source, bucket, "dst", content_type="text/plain", metadata={})
+    assert hook.head_object_info(bucket, "dst") is None
+
+
+def test_full_object_sha256():
+    digest = hashlib.sha256(b"x").digest()
+    assert full_object_sha256(base64.b64encode(digest).decode()) == digest.hex()
+    assert full_object_sha256(base64.b64encode(digest).decode() + "-3") is None
+    assert full_object_sha256(base64.b64encode(digest).decode(), "COMPOSITE") is None
+    assert full_object_sha256(None) is None and full_object_sha256("not base64!") is None
