@@ -1,0 +1,172 @@
+"""Planning and bookkeeping of the Snowflake audit load (pure: no I/O).
+
+The load COPYs manifests (each line: one archived record's metadata) and payload bundles (each
+line: one JSON payload with its message id) from the archive bucket through an external stage,
+then MERGEs them into typed tables keyed by message id. The ledger of loaded files and
+Snowflake's own load history make a rerun load nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow_reliable_messaging.domain.archive_layout import as_utc, normalize_prefix
+from airflow_reliable_messaging.domain.identifiers import bucket_name, snowflake_identifier
+from airflow_reliable_messaging.domain.manifest import (
+    BINARY_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+)
+
+MAX_FILES_PER_COPY = 1000  # Snowflake's limit for FILES = (...)
+PAYLOAD_BUNDLES = "_load/payloads"
+
+
+@dataclass(frozen=True)
+class LoadTarget:
+    """Validated names of the Snowflake objects and the archive location the load uses."""
+
+    database: str
+    schema: str
+    stage: str
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def create(cls, *, database: str, schema: str, stage: str, bucket: str, prefix: str) -> LoadTarget:
+        return cls(
+            database=snowflake_identifier(database, "snowflake_database"),
+            schema=snowflake_identifier(schema, "snowflake_schema"),
+            stage=snowflake_identifier(stage, "snowflake_stage"),
+            bucket=bucket_name(bucket, "archive_bucket"),
+            prefix=normalize_prefix(prefix, "archive_prefix"),
+        )
+
+    @property
+    def ns(self) -> str:
+        return f"{self.database}.{self.schema}"
+
+    @property
+    def stage_url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}/" if self.prefix else f"s3://{self.bucket}/"
+
+    def identifiers(self) -> dict[str, str]:
+        return {"database": self.database, "schema": self.schema, "ns": self.ns, "stage": self.stage}
+
+    def stage_path(self, key: str) -> str:
+        """A key's path relative to the stage URL (what ``FILES = (...)`` takes)."""
+        if self.prefix:
+            if not key.startswith(self.prefix + "/"):
+                raise ValueError(f"{key!r} is outside the stage prefix {self.prefix!r}")
+            return key[len(self.prefix) + 1 :]
+        return key
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+
+def load_window(start: datetime, end: datetime, lookback: timedelta) -> tuple[datetime, datetime]:
+    """The data interval widened by the lookback, so late arrivals are never missed."""
+    start, end = as_utc(start), as_utc(end)
+    if end <= start:
+        raise ValueError(f"the data interval is empty or reversed: {start.isoformat()} .. {end.isoformat()}")
+    if lookback < timedelta(0):
+        raise ValueError("lookback must not be negative")
+    return start - lookback, end
+
+
+def chunked(items: Sequence[str], size: int = MAX_FILES_PER_COPY) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
+
+
+@dataclass
+class CopyOutcome:
+    loaded: dict[str, int] = field(default_factory=dict)  # file -> rows loaded
+    skipped: list[str] = field(default_factory=list)  # already loaded (load history)
+    failed: dict[str, str] = field(default_factory=dict)  # file -> first error
+
+    def merge(self, other: CopyOutcome) -> None:
+        self.loaded.update(other.loaded)
+        self.skipped.extend(other.skipped)
+        self.failed.update(other.failed)
+
+
+def parse_copy_result(rows: Iterable[dict[str, Any]], requested: Sequence[str]) -> CopyOutcome:
+    """Interpret COPY INTO's result rows (``file``, ``status``, ``rows_loaded``, ``first_error``).
+
+    Result file names are full URLs; they are mapped back to the requested stage paths. A
+    requested file absent from the result is treated as failed: nothing is silently dropped.
+    """
+    outcome = CopyOutcome()
+    seen: set[str] = set()
+    for row in rows:
+        if "FILE" not in row:  # "Copy executed with 0 files processed."
+            continue
+        name = _match_requested(str(row["FILE"]), requested)
+        seen.add(name)
+        status = str(row.get("STATUS", "")).upper()
+        if status == "LOADED":
+            outcome.loaded[name] = int(row.get("ROWS_LOADED") or 0)
+        elif status == "LOAD_SKIPPED":
+            outcome.skipped.append(name)
+        else:  # LOAD_FAILED, PARTIALLY_LOADED
+            outcome.failed[name] = f"{status}: {row.get('FIRST_ERROR') or 'no error message'}"
+    for name in requested:
+        if name not in seen:
+            outcome.failed.setdefault(name, "not in the COPY result")
+    return outcome
+
+
+def _match_requested(result_name: str, requested: Sequence[str]) -> str:
+    for name in requested:
+        if result_name == name or result_name.endswith("/" + name):
+            return name
+    return result_name
+
+
+def index_digest(keys: Iterable[str]) -> str:
+    """A stable name for an index manifest listing exactly these keys."""
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:24]
+
+
+def bundle_key(prefix: str, pending_manifests: Iterable[str], part: int) -> str:
+    """Where the payload bundle for a set of manifests goes; same set → same name (COPY skips it)."""
+    digest = hashlib.sha256("\n".join(sorted(pending_manifests)).encode()).hexdigest()[:24]
+    head = f"{prefix}/" if prefix else ""
+    return f"{head}{PAYLOAD_BUNDLES}/{digest}/part-{part:04d}.jsonl"
+
+
+def sniff_content_type(head: bytes) -> str:
+    """JSON when the bytes start like a JSON object/array, text when valid UTF-8, else binary."""
+    stripped = head.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        return JSON_CONTENT_TYPE
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a multi-byte character cut at the end
+            return BINARY_CONTENT_TYPE
+    return TEXT_CONTENT_TYPE if head else BINARY_CONTENT_TYPE
+
+
+def is_json_content(content_type: str | None) -> bool:
+    """``application/json``, ``text/json`` or any ``+json`` media type, parameters ignored."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media in ("application/json", "text/json") or media.endswith("+json")
+
+
+def payload_bundle_line(message_id: str, payload: bytes, bundle_uri: str) -> str:
+    """One NDJSON line for the payload table; ValueError (with the reason) when not JSON."""
+    try:
+        value = json.loads(payload)
+    except UnicodeDecodeError:
+        raise ValueError("payload declared JSON is not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"payload declared JSON does not parse: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    return json.dumps({"message_id": message_id, "bundle": bundle_uri, "payload": value}, separators=(",", ":"))

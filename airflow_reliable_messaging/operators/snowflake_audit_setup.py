@@ -1,0 +1,103 @@
+"""SnowflakeAuditSetupOperator: create the Snowflake objects of the audit load (idempotent)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_reliable_messaging._compat import BaseOperator
+from airflow_reliable_messaging.domain.audit_load import LoadTarget
+from airflow_reliable_messaging.domain.identifiers import parse_arn, snowflake_identifier
+from airflow_reliable_messaging.exceptions import ConfigurationError
+from airflow_reliable_messaging.sql_templates import quote_literal, render
+
+if TYPE_CHECKING:
+    from airflow_reliable_messaging._compat import Context
+
+
+class SnowflakeAuditSetupOperator(BaseOperator):
+    """Create database, schema, external stage and audit tables; optionally the storage
+    integration and the loader role's grants (account-level: real Snowflake only).
+
+    Every statement is ``IF NOT EXISTS`` / ``MERGE``: safe to run again at any time.
+
+    :param storage_integration: name of the storage integration the stage uses; None creates a
+        stage without one (the local emulator, or credentials managed elsewhere).
+    :param create_storage_integration: also run ``sql/setup/storage_integration.sql``
+        (needs ``storage_role_arn`` and a role allowed to create integrations).
+    :param loader_role: when set, run ``sql/setup/grants.sql`` for this role.
+    """
+
+    template_fields: Sequence[str] = (
+        "archive_bucket", "archive_prefix", "snowflake_database", "snowflake_schema", "snowflake_stage",
+        "storage_integration", "storage_role_arn", "loader_role", "snowflake_conn_id",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        archive_bucket: str,
+        archive_prefix: str = "",
+        snowflake_database: str = "AUDIT",
+        snowflake_schema: str = "RAW",
+        snowflake_stage: str = "AUDIT_ARCHIVE_STAGE",
+        storage_integration: str | None = None,
+        create_storage_integration: bool = False,
+        storage_role_arn: str | None = None,
+        loader_role: str | None = None,
+        snowflake_conn_id: str = "snowflake_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.archive_bucket = archive_bucket
+        self.archive_prefix = archive_prefix
+        self.snowflake_database = snowflake_database
+        self.snowflake_schema = snowflake_schema
+        self.snowflake_stage = snowflake_stage
+        self.storage_integration = storage_integration
+        self.create_storage_integration = create_storage_integration
+        self.storage_role_arn = storage_role_arn
+        self.loader_role = loader_role
+        self.snowflake_conn_id = snowflake_conn_id
+
+    def statements(self) -> list[tuple[str, str]]:
+        """(file, rendered script) in execution order; validates every identifier first."""
+        target = LoadTarget.create(
+            database=self.snowflake_database, schema=self.snowflake_schema, stage=self.snowflake_stage,
+            bucket=self.archive_bucket, prefix=self.archive_prefix,
+        )  # fmt: skip
+        ids = {**target.identifiers(), "stage_url": quote_literal(target.stage_url)}
+        integration = self.storage_integration or ""
+        if integration:
+            ids["storage_integration"] = snowflake_identifier(integration, "storage_integration")
+        scripts = [("setup/database.sql", render("setup/database.sql", **ids))]
+        if self.create_storage_integration:
+            if not integration:
+                raise ConfigurationError("storage_integration", "is required to create a storage integration")
+            if not self.storage_role_arn:
+                raise ConfigurationError("storage_role_arn", "is required to create a storage integration")
+            parse_arn(self.storage_role_arn, "storage_role_arn", "iam")
+            ids["storage_role_arn"] = quote_literal(self.storage_role_arn)
+            scripts.append(("setup/storage_integration.sql", render("setup/storage_integration.sql", **ids)))
+        stage_file = "setup/stage_with_integration.sql" if integration else "setup/stage.sql"
+        scripts.append((stage_file, render(stage_file, **ids)))
+        scripts.append(("setup/tables.sql", render("setup/tables.sql", **ids)))
+        if self.loader_role:
+            if not integration:
+                raise ConfigurationError("storage_integration", "grants need the stage's storage integration")
+            ids["role"] = snowflake_identifier(self.loader_role, "loader_role")
+            scripts.append(("setup/grants.sql", render("setup/grants.sql", **ids)))
+        return scripts
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_reliable_messaging.hooks.snowflake import SnowflakeAuditHook
+
+        scripts = self.statements()
+        hook = SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id)
+        try:
+            for name, script in scripts:
+                self.log.info("Running sql/%s", name)
+                hook.execute_script(script)
+        finally:
+            hook.close()
+        return {"ran": [name for name, _ in scripts], "snowflake_query_ids": hook.executed_query_ids}

@@ -1,0 +1,2 @@
+-- Run first in the load's session: unqualified references and load history resolve here.
+USE SCHEMA {ns};

@@ -1,0 +1,138 @@
+"""SnowflakeAuditLoadOperator against the local cloud: S3 (moto) → Snowflake (fakesnow)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from airflow_reliable_messaging.domain import archive_layout as layout
+from airflow_reliable_messaging.domain.manifest import ArchivedRecord, encode_manifest, isoformat
+from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
+from airflow_reliable_messaging.operators.snowflake_audit_load import SnowflakeAuditLoadOperator
+from local_cloud.sample_archive import seed_sample_archive
+
+START = datetime(2026, 11, 16, tzinfo=UTC)
+END = START + timedelta(days=7)
+
+
+def run_load(env, run_id="scheduled__w47", **overrides):
+    kwargs = {"interval_start": START.isoformat(), "interval_end": END.isoformat(), **overrides}
+    return SnowflakeAuditLoadOperator(**env.load_kwargs(**kwargs)).execute({"run_id": run_id})
+
+
+def test_foreign_archive_is_indexed_loaded_once_and_rerun_changes_nothing(audit_env, aws):
+    seeded = seed_sample_archive(aws("s3"), audit_env.bucket, audit_env.prefix, START, END, count=40, large=2, malformed=2)
+    report = run_load(audit_env, on_bad_file="fail")
+
+    assert report["window"]["discovery"] == "listing"
+    assert report["records"]["seen"] == 40
+    assert report["records"]["inserted"] == 40
+    malformed = {r.message_id for r in seeded if r.kind == "malformed-json"}
+    assert {f["message_id"] for f in report["records"]["failures"]} == malformed
+    assert all("does not parse" in f["reason"] for f in report["records"]["failures"])
+    rows = audit_env.sql("SELECT MESSAGE_ID, SIZE_BYTES, SHA256, SOURCE_SYSTEM, S3_URI FROM {ns}.AUDIT_RECORD")
+    assert {r[0]: (r[1], r[2], r[3]) for r in rows} == {
+        s.message_id: (s.size, s.sha256, s.source_system) for s in seeded
+    }
+    json_ids = {s.message_id for s in seeded if s.kind == "json"}
+    payload_ids = {r[0] for r in audit_env.sql("SELECT MESSAGE_ID FROM {ns}.AUDIT_PAYLOAD")}
+    assert payload_ids == json_ids  # binary payloads stay in S3, malformed ones are failures
+    big_json = next(s for s in seeded if s.kind == "json" and s.size >= 6 * 1024 * 1024)
+    (loaded_source,) = audit_env.sql(
+        "SELECT PAYLOAD:sourceSystemID::VARCHAR FROM {ns}.AUDIT_PAYLOAD WHERE MESSAGE_ID = %s", (big_json.message_id,)
+    )[0]
+    assert loaded_source  # the 6 MB JSON document landed whole as VARIANT
+
+    again = run_load(audit_env, run_id="scheduled__w47_rerun")
+    assert again["records"]["inserted"] == 0 and again["records"]["updated"] == 0
+    assert again["files"]["copied"] == 0
+    assert audit_env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_RECORD")[0][0] == 40
+    assert audit_env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_PAYLOAD")[0][0] == len(json_ids)
+
+
+def _archive(s3, env, when, body: bytes, source="claims-service", content_type="application/json"):
+    message_id = hashlib.md5(body).hexdigest()
+    key = layout.archive_key(env.prefix, when, message_id)
+    s3.put_object(Bucket=env.bucket, Key=key, Body=body)
+    return ArchivedRecord(
+        message_id=message_id, bucket=env.bucket, key=key, size=len(body), sha256=hashlib.sha256(body).hexdigest(),
+        content_type=content_type, event_time=isoformat(when), archived_at=isoformat(when + timedelta(seconds=5)),
+        source_system=source, message_type="claimSubmitted",
+    )  # fmt: skip
+
+
+def _write_manifest(s3, env, records, archived_at, batch_id):
+    key = layout.batch_manifest_key(env.prefix, archived_at, batch_id)
+    s3.put_object(Bucket=env.bucket, Key=key, Body=encode_manifest(records, f"s3://{env.bucket}/{key}"))
+    return key
+
+
+def test_manifests_of_the_archive_are_loaded_with_late_arrivals_next_run(audit_env, aws):
+    s3 = aws("s3")
+    first = [_archive(s3, audit_env, START + timedelta(hours=h), json.dumps({"n": h}).encode()) for h in (1, 2, 3)]
+    _write_manifest(s3, audit_env, first, START + timedelta(hours=4), "batch-1")
+    report = run_load(audit_env)
+    assert report["window"]["discovery"] == "manifests"
+    assert (report["records"]["inserted"], report["files"]["copied"]) == (3, 2)  # manifest + payload bundle
+
+    # A record of the first interval archived late: the next week's run picks it up (lookback).
+    late = _archive(s3, audit_env, END - timedelta(hours=1), b'{"late": true}')
+    _write_manifest(s3, audit_env, [late], END + timedelta(hours=2), "batch-late")
+    nxt = run_load(audit_env, run_id="scheduled__w48", interval_start=END.isoformat(), interval_end=(END + timedelta(days=7)).isoformat())
+    assert nxt["records"]["seen"] == 1 and nxt["records"]["inserted"] == 1
+    assert audit_env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_RECORD") == [(4,)]
+    assert audit_env.sql("SELECT PAYLOAD:late::BOOLEAN FROM {ns}.AUDIT_PAYLOAD WHERE MESSAGE_ID = %s", (late.message_id,)) == [(True,)]
+
+
+def test_a_crash_after_copy_is_completed_by_the_rerun_exactly_once(audit_env, aws):
+    s3 = aws("s3")
+    records = [_archive(s3, audit_env, START + timedelta(minutes=m), b'{"a": 1}' + b" " * m) for m in range(5)]
+    key = _write_manifest(s3, audit_env, records, START + timedelta(hours=1), "batch-crash")
+    # What a run that died right after its COPY leaves behind: rows in the landing table and a
+    # load-history entry, nothing merged, nothing in the ledger.
+    audit_env.sql(
+        "COPY INTO {ns}.AUDIT_MANIFEST_LANDING FROM @{ns}.AUDIT_ARCHIVE_STAGE "
+        f"FILES = ('{key[len(audit_env.prefix) + 1:]}') FILE_FORMAT = (TYPE = JSON)"
+    )
+    report = run_load(audit_env)
+    assert report["files"]["skipped_by_load_history"] == 1
+    assert report["records"]["inserted"] == 5
+    assert audit_env.sql("SELECT COUNT(*), COUNT(DISTINCT MESSAGE_ID) FROM {ns}.AUDIT_RECORD") == [(5, 5)]
+    assert run_load(audit_env)["records"]["inserted"] == 0
+
+
+def test_a_bad_manifest_fails_the_task_after_loading_the_rest_or_is_quarantined(audit_env, aws):
+    s3 = aws("s3")
+    good = [_archive(s3, audit_env, START + timedelta(hours=1), b'{"ok": 1}')]
+    _write_manifest(s3, audit_env, good, START + timedelta(hours=1), "batch-good")
+    bad_key = layout.batch_manifest_key(audit_env.prefix, START + timedelta(hours=2), "batch-bad")
+    s3.put_object(Bucket=audit_env.bucket, Key=bad_key, Body=b'{"message_id": "x"}\nnot json\n')
+
+    with pytest.raises(LoadError, match="could not be loaded"):
+        run_load(audit_env)
+    assert audit_env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_RECORD") == [(1,)]
+
+    report = run_load(audit_env, on_bad_file="quarantine")
+    assert report["files"]["failed"][0]["file"].endswith("batch-bad.jsonl")
+    assert "manifest line 1" in report["files"]["failed"][0]["reason"]
+    quarantined = s3.list_objects_v2(Bucket=audit_env.bucket, Prefix=f"{audit_env.prefix}/_quarantine/")["Contents"]
+    assert len(quarantined) == 1
+    assert s3.get_object(Bucket=audit_env.bucket, Key=quarantined[0]["Key"])["Body"].read().startswith(b'{"message_id"')
+    assert run_load(audit_env)["files"]["failed_count"] == 0  # quarantined files are not retried
+
+
+def test_an_empty_window_reports_zero_and_succeeds(audit_env):
+    report = run_load(audit_env)
+    assert report["records"] == {"seen": 0, "inserted": 0, "updated": 0, "already_loaded": 0, "failed": 0, "failures": []}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("snowflake_database", "AUDIT; DROP TABLE X"), ("snowflake_stage", "S'--"), ("archive_bucket", "Bad_Bucket"), ("archive_prefix", "../up")],
+)
+def test_bad_configuration_is_rejected_naming_the_field(audit_env, field, value):
+    with pytest.raises(ConfigurationError, match=field):
+        run_load(audit_env, **{field: value})
