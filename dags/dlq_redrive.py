@@ -86,6 +86,7 @@ with DAG(
         task_id="wait",
         source_arn="{{ (ti.xcom_pull(task_ids='redrive') or {}).get('task', {}).get('SourceArn') }}",
         started_timestamp="{{ (ti.xcom_pull(task_ids='redrive') or {}).get('task', {}).get('StartedTimestamp') }}",
+        task_handle="{{ (ti.xcom_pull(task_ids='redrive') or {}).get('task', {}).get('TaskHandle') }}",
         aws_conn_id=AWS_CONN_ID,
     )
     report = DLQRedriveReportOperator(task_id="report")

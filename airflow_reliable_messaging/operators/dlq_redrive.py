@@ -345,6 +345,8 @@ class DLQRedriveOperator(BaseOperator):
         report.task = task_summary(task) if task else {"Status": "RUNNING"}
         self.log.info("Message-move task on %s: %s", self._dlq_arn, report.task)
         if not self.wait_for_completion:
+            if self._task_handle and report.task.get("Status") == "RUNNING":
+                report.task["TaskHandle"] = self._task_handle  # lets a wait step cancel it when killed
             return self._finish(report, started, context)
         state = {"report": report.to_dict(), "started_timestamp": started_ts, "started_at": time.time() - (time.monotonic() - started)}
         if self.deferrable:

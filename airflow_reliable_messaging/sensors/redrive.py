@@ -55,6 +55,9 @@ class MessageMoveTaskSensor(BaseSensorOperator):
     def _started(self) -> int | None:
         return int(self.started_timestamp) if self.started_timestamp not in (None, "", "None") else None
 
+    def _handle(self) -> str | None:
+        return self.task_handle if self.task_handle not in (None, "", "None") else None
+
     def _check(self, task: dict) -> dict:
         summary = task_summary(task)
         if summary.get("Status") != "COMPLETED":
@@ -70,7 +73,7 @@ class MessageMoveTaskSensor(BaseSensorOperator):
         from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
 
         hook = SqsMessagingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
-        task = find_task(hook.list_message_move_tasks(self.source_arn), self._started(), self.task_handle or None)
+        task = find_task(hook.list_message_move_tasks(self.source_arn), self._started(), self._handle())
         if task is None:
             raise ReliableMessagingError(f"no message-move task of {self.source_arn} started at {self.started_timestamp}")
         self.log.info(
@@ -91,7 +94,7 @@ class MessageMoveTaskSensor(BaseSensorOperator):
 
             self.defer(
                 trigger=MessageMoveTaskTrigger(
-                    source_arn=self.source_arn, started_timestamp=self._started(), task_handle=self.task_handle or None,
+                    source_arn=self.source_arn, started_timestamp=self._started(), task_handle=self._handle(),
                     poll_interval=self.poke_interval, aws_conn_id=self.aws_conn_id, region_name=self.region_name,
                 ),  # fmt: skip
                 method_name="execute_complete",
@@ -99,6 +102,17 @@ class MessageMoveTaskSensor(BaseSensorOperator):
             )
         super().execute(context)
         return self._result
+
+    def on_kill(self) -> None:
+        if not self._handle():
+            return
+        from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
+
+        try:
+            hook = SqsMessagingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+            self.log.info("Cancelled the message-move task after %s messages", hook.cancel_message_move_task(self._handle()))
+        except Exception as exc:  # noqa: BLE001 - it may have finished meanwhile
+            self.log.warning("Could not cancel the message-move task: %s", exc)
 
     def execute_complete(self, context: Context, event: dict) -> dict:
         if event.get("status") != "done":

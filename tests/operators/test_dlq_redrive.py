@@ -390,3 +390,31 @@ def test_dry_run_leaves_the_dlq_unchanged(local_cloud, aws, unique):
     assert len(summary["sample_message_ids"]) == 5 and summary["oldest"] <= summary["newest"]
     assert "batches of 10" in summary["would_do"]
     assert len(_drain(sqs, dlq_url)) == 15  # all visible again right away
+
+
+def test_separate_wait_step_waits_and_cancels_on_kill(local_cloud, aws, unique):
+    from airflow_reliable_messaging.sensors.redrive import MessageMoveTaskSensor
+
+    sqs = aws("sqs")
+    (dlq_url, dlq_arn), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, [f"m{i}" for i in range(6)])
+    _fail_consumer(sqs, src_url)
+    started = _op(dlq=dlq_url, mode="native", rate_per_second=20, wait_for_completion=False).execute(_context())
+    task = started["task"]
+    assert task["Status"] == "RUNNING" and task["TaskHandle"]
+    sensor = MessageMoveTaskSensor(
+        task_id="wait", source_arn=task["SourceArn"], started_timestamp=task["StartedTimestamp"],
+        task_handle=task["TaskHandle"], deferrable=False, poke_interval=0.1,
+    )  # fmt: skip
+    final = _run(sensor)
+    assert final["Status"] == "COMPLETED" and final["ApproximateNumberOfMessagesMoved"] == 6
+    # a client-mode run has no task: the wait step returns at once
+    assert MessageMoveTaskSensor(task_id="wait2", source_arn=None).execute(_context()) is None
+    # killed while waiting: the task is cancelled
+    _fail_consumer(sqs, src_url)
+    started = _op(dlq=dlq_url, mode="native", rate_per_second=1, wait_for_completion=False).execute(_context())
+    MessageMoveTaskSensor(task_id="wait3", source_arn=dlq_arn, task_handle=started["task"]["TaskHandle"]).on_kill()
+    deadline = time.monotonic() + 5
+    while sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"][0]["Status"] != "CANCELLED":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
