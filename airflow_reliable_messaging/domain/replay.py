@@ -346,3 +346,87 @@ class Checkpoint:
 def chunks(items: list[ReplayItem], size: int) -> Iterator[list[ReplayItem]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+# -- the manual replay DAG's request ---------------------------------------------------------------
+SOURCES = ("sns_archive", "s3_archive")
+
+
+def _text(params: dict[str, Any], name: str) -> str | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(name, f"{value!r} must be text")
+    return value.strip() or None
+
+
+def _list(params: dict[str, Any], name: str) -> list[str]:
+    value = params.get(name)
+    if value in (None, "", []):
+        return []
+    if isinstance(value, str):
+        value = value.replace("\n", ",").split(",")
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigurationError(name, "must be a list of texts")
+    return sorted({v.strip() for v in value if v.strip()})
+
+
+def validate_request(params: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """Check a replay request (the DAG's Params) before any AWS call; the normalised request.
+
+    Every error is a ``ConfigurationError`` naming the Param at fault.
+    """
+    source = params.get("source")
+    if source not in SOURCES:
+        raise ConfigurationError("source", f"{source!r} is not one of {', '.join(SOURCES)}")
+    topic, subscription, queue = _text(params, "topic_arn"), _text(params, "subscription_arn"), _text(params, "target_queue")
+    filters = {name: _list(params, name) for name in ("source_systems", "message_types", "message_ids")}
+    rate = params.get("max_messages_per_second", 0) or 0
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
+        raise ConfigurationError("max_messages_per_second", f"{rate!r} must be a number >= 0")
+    end = _text(params, "end") if not isinstance(params.get("end"), datetime) else params["end"]
+    win = window(params.get("start"), end, now)
+    request: dict[str, Any] = {
+        "source": source, "window": win.to_dict(), "start": win.to_dict()["start"], "end": win.to_dict()["end"],
+        "topic_arn": topic, "subscription_arn": subscription, "target_queue": queue,
+        "create_queue": bool(params.get("create_queue")), "dry_run": bool(params.get("dry_run")),
+        "resume_live_delivery": bool(params.get("resume_live_delivery")), "max_messages_per_second": rate,
+        **filters,
+    }  # fmt: skip
+    if source == "sns_archive":
+        if not topic:
+            raise ConfigurationError("topic_arn", "is required: the SNS FIFO topic whose archive is replayed")
+        from airflow_reliable_messaging.domain.identifiers import is_fifo_name, parse_arn, topic_arn
+
+        topic_arn(topic, "topic_arn")
+        if not is_fifo_name(topic):
+            raise ConfigurationError("topic_arn", f"{topic} is not a FIFO topic: only FIFO topics have an SNS archive "
+                                                  "(choose source s3_archive)")  # fmt: skip
+        if bool(subscription) == bool(queue):
+            raise ConfigurationError("subscription_arn", "give exactly one of subscription_arn or target_queue")
+        if subscription:
+            parse_arn(subscription, "subscription_arn", "sns")
+        for name, values in filters.items():
+            if values:
+                raise ConfigurationError(name, "filters apply to S3-archive replays; an SNS replay is filtered by the "
+                                               "subscription's FilterPolicy")  # fmt: skip
+        return request
+    from airflow_reliable_messaging.domain.identifiers import bucket_name, topic_arn
+
+    bucket = _text(params, "archive_bucket")
+    if not bucket:
+        raise ConfigurationError("archive_bucket", "is required for an S3-archive replay (or set Variable audit_archive_bucket)")
+    if win.end is None:  # fixed now, so that a retry resumes the same window
+        request["end"] = request["window"]["end"] = format_instant(archive_layout.as_utc(now))
+    request["archive_bucket"] = bucket_name(bucket, "archive_bucket")
+    request["archive_prefix"] = archive_layout.normalize_prefix(_text(params, "archive_prefix"), "archive_prefix")
+    if subscription:
+        raise ConfigurationError("subscription_arn", "an S3-archive replay publishes to topic_arn or target_queue")
+    if bool(topic) == bool(queue):
+        raise ConfigurationError("topic_arn", "give exactly one of topic_arn or target_queue as the replay's target")
+    if topic:
+        topic_arn(topic, "topic_arn")
+    replay_id = _text(params, "replay_id")
+    request["replay_id"] = validate_replay_id(replay_id) if replay_id else None
+    return request

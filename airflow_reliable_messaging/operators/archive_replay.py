@@ -49,7 +49,7 @@ class S3ArchiveReplayOperator(BaseOperator):
     :param start: window start, ISO 8601 or datetime (templated).
     :param end: window end (exclusive; default now) (templated).
     :param topic_arn: SNS topic to publish to (templated); or
-    :param queue: SQS queue URL, ARN or name to send to (templated).
+    :param target_queue: SQS queue URL, ARN or name to send to (templated).
     :param source_systems: only these source systems (list or comma-separated) (templated).
     :param message_types: only these message types (templated).
     :param message_ids: only these message ids (templated).
@@ -64,8 +64,8 @@ class S3ArchiveReplayOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        "archive_bucket", "archive_prefix", "start", "end", "topic_arn", "queue", "source_systems",
-        "message_types", "message_ids", "replay_id", "aws_conn_id", "region_name",
+        "archive_bucket", "archive_prefix", "start", "end", "topic_arn", "target_queue", "source_systems",
+        "message_types", "message_ids", "replay_id", "dry_run", "max_messages_per_second", "aws_conn_id", "region_name",
     )  # fmt: skip
     operator_extra_links = (SnsTopicLink(), SqsQueueLink())
     ui_color = "#c7e3a3"
@@ -78,7 +78,7 @@ class S3ArchiveReplayOperator(BaseOperator):
         start: str | datetime,
         end: str | datetime | None = None,
         topic_arn: str | None = None,
-        queue: str | None = None,
+        target_queue: str | None = None,
         source_systems: list[str] | str | None = None,
         message_types: list[str] | str | None = None,
         message_ids: list[str] | str | None = None,
@@ -98,7 +98,7 @@ class S3ArchiveReplayOperator(BaseOperator):
         self.start = start
         self.end = end
         self.topic_arn = topic_arn
-        self.queue = queue
+        self.target_queue = target_queue
         self.source_systems = source_systems
         self.message_types = message_types
         self.message_ids = message_ids
@@ -124,8 +124,8 @@ class S3ArchiveReplayOperator(BaseOperator):
             raise ConfigurationError("discovery", f"{self.discovery!r} is not one of {', '.join(DISCOVERY)}")
         if self.group_by not in ("source_system", "message_type"):
             raise ConfigurationError("group_by", f"{self.group_by!r} is not source_system or message_type")
-        if bool(self.topic_arn) == bool(self.queue):
-            raise ConfigurationError("topic_arn", "give exactly one of topic_arn or queue")
+        if bool(self.topic_arn) == bool(self.target_queue):
+            raise ConfigurationError("topic_arn", "give exactly one of topic_arn or target_queue")
         if self.topic_arn:
             identifiers.topic_arn(self.topic_arn, "topic_arn")
         replay_id = rp.validate_replay_id(self.replay_id or self._default_replay_id(context))
@@ -139,6 +139,11 @@ class S3ArchiveReplayOperator(BaseOperator):
         checkpoint = rp.Checkpoint(replay_id, sender.target, win.to_dict(), flt.to_dict())
         ck_key = rp.checkpoint_key(prefix, replay_id)
         previous = self._read_checkpoint(s3, bucket, ck_key)
+        if previous is not None and self.end in (None, "") and previous.window.get("start") == checkpoint.window["start"]:
+            # "until now" means until the first attempt's now: a retry resumes the same window
+            win = rp.Window(win.start, rp.parse_instant(previous.window["end"], "end"))
+            selected = rp.select(items, win, now, flt)
+            checkpoint = rp.Checkpoint(replay_id, sender.target, win.to_dict(), flt.to_dict())
         if previous is not None:
             if not previous.same_replay(checkpoint):
                 raise ConfigurationError(
@@ -305,9 +310,9 @@ class _Sender:
 
             self.sqs = SqsMessagingHook(**op._hook_kwargs())
             try:
-                self.queue_url = self.sqs.resolve_queue_url(str(op.queue))
+                self.queue_url = self.sqs.resolve_queue_url(str(op.target_queue))
             except Exception as exc:  # noqa: BLE001 — any lookup failure means the field is wrong
-                raise ConfigurationError("queue", f"{op.queue!r} cannot be resolved to an SQS queue: {exc}") from None
+                raise ConfigurationError("target_queue", f"{op.target_queue!r} cannot be resolved to an SQS queue: {exc}") from None
             self.target = self.queue_url
             self.fifo = identifiers.is_fifo_name(self.queue_url)
 

@@ -42,13 +42,15 @@ class SnsReplayOperator(BaseOperator):
         ``FilterPolicy``...).
     :param set_archive_policy: set an archive policy of ``archive_retention_days`` when the topic
         has none (the window can then only start from now on: useful for setup, not recovery).
+    :param dry_run: check topic, archive, window and subscription/queue and return the policy that
+        would be applied; change nothing (templated).
     :param aws_conn_id: Airflow AWS connection (templated).
     :param region_name: AWS region, default from the connection (templated).
     """
 
     template_fields: Sequence[str] = (
-        "topic_arn", "start", "end", "subscription_arn", "target_queue", "subscription_attributes",
-        "aws_conn_id", "region_name",
+        "topic_arn", "start", "end", "subscription_arn", "target_queue", "create_queue", "subscription_attributes",
+        "dry_run", "aws_conn_id", "region_name",
     )  # fmt: skip
     template_fields_renderers = {"subscription_attributes": "json"}
     operator_extra_links = (SnsTopicLink(), SnsSubscriptionLink(), SqsQueueLink())
@@ -66,6 +68,7 @@ class SnsReplayOperator(BaseOperator):
         subscription_attributes: dict[str, str] | None = None,
         set_archive_policy: bool = False,
         archive_retention_days: int = 30,
+        dry_run: bool = False,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         **kwargs: Any,
@@ -80,6 +83,7 @@ class SnsReplayOperator(BaseOperator):
         self.subscription_attributes = subscription_attributes or {}
         self.set_archive_policy = set_archive_policy
         self.archive_retention_days = archive_retention_days
+        self.dry_run = dry_run
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
 
@@ -169,6 +173,8 @@ class SnsReplayOperator(BaseOperator):
 
         win = self._validate()
         sns, sqs = self.sns_hook, self.sqs_hook
+        if self.dry_run:
+            return self._plan(win, sns, sqs)
         rp.check_within_archive(win, self._archive_beginning(sns))
         policy = rp.replay_policy(win)
 
@@ -204,7 +210,39 @@ class SnsReplayOperator(BaseOperator):
             "window": win.to_dict(),
             "replay_policy": policy,
             "pauses_subscription": win.end is not None,
+            "dry_run": False,
         }
+
+    def _plan(self, win: rp.Window, sns: SnsMessagingHook, sqs: SqsMessagingHook) -> dict[str, Any]:
+        """Dry run: every check, read-only (no archive policy set, no queue created, no subscription)."""
+        attrs = sns.topic_attributes(self.topic_arn)
+        if str(attrs.get("FifoTopic", "")).lower() != "true":
+            raise ConfigurationError("topic_arn", f"{self.topic_arn} is not a FIFO topic (FifoTopic is not true)")
+        beginning = attrs.get("BeginningArchiveTime")
+        if rp.parse_archive_policy(attrs.get("ArchivePolicy")) is None or not beginning:
+            raise ConfigurationError("topic_arn", f"{self.topic_arn} has no archive policy, so SNS kept no messages to replay")
+        rp.check_within_archive(win, rp.parse_instant(beginning, "BeginningArchiveTime"))
+        subscription_arn = queue_arn = queue_url = None
+        if self.subscription_arn:
+            subscription_arn, queue_arn = self._existing_subscription(sns)
+        else:
+            from botocore.exceptions import ClientError
+
+            try:
+                queue_url = sqs.resolve_queue_url(str(self.target_queue))
+                queue_arn = sqs.queue_arn(queue_url)
+                subscription_arn = sns.find_subscription(self.topic_arn, queue_arn)
+            except ClientError:
+                if not self.create_queue:
+                    raise ConfigurationError("target_queue", f"{self.target_queue} does not exist") from None
+        policy = rp.replay_policy(win)
+        self.log.info("Dry run: would apply %s to %s (queue %s); nothing changed", policy,
+                      subscription_arn or "a new subscription", queue_arn or f"{self.target_queue} (to create)")  # fmt: skip
+        return {
+            "topic_arn": self.topic_arn, "subscription_arn": subscription_arn, "queue_arn": queue_arn,
+            "queue_url": queue_url, "window": win.to_dict(), "replay_policy": policy,
+            "pauses_subscription": win.end is not None, "beginning_archive_time": beginning, "dry_run": True,
+        }  # fmt: skip
 
     def _refused(self, err: Exception) -> Exception:
         code = getattr(err, "response", {}).get("Error", {}).get("Code", "")

@@ -35,7 +35,7 @@ class ReplayCompletedSensor(BaseSensorOperator):
     :param region_name: AWS region, default from the connection (templated).
     """
 
-    template_fields: Sequence[str] = ("subscription_arn", "aws_conn_id", "region_name")
+    template_fields: Sequence[str] = ("subscription_arn", "resume_live_delivery", "aws_conn_id", "region_name")
     operator_extra_links = (SnsSubscriptionLink(),)
     ui_color = "#f9e1a3"
 

@@ -70,13 +70,13 @@ def test_interrupted_replay_resumes_without_duplicates(s3, sqs, bucket, unique):
     s3.delete_object(Bucket=bucket, Key=missing)  # the interruption: msg-014 unreadable mid-way
 
     with pytest.raises(ReplayError) as exc:
-        _op(bucket, queue=url).execute({})
+        _op(bucket, target_queue=url).execute({})
     assert "msg-014" in str(exc.value) and "rerun with the same replay_id" in str(exc.value)
     first = drain(sqs, url, 10)
     assert len(first) == 10  # the first batch went out and was checkpointed
 
     s3.put_object(Bucket=bucket, Key=missing, Body=body)
-    result = _op(bucket, queue=url).execute({})
+    result = _op(bucket, target_queue=url).execute({})
     assert (result["sent"], result["sent_this_run"], result["selected"]) == (25, 15, 25)
     rest = drain(sqs, url, 15)
     bodies = [json.loads(b)["n"] for b in _bodies(first + rest)]
@@ -86,11 +86,11 @@ def test_interrupted_replay_resumes_without_duplicates(s3, sqs, bucket, unique):
     assert attrs["replayed_message_id"]["StringValue"] == "msg-010"
 
     # a rerun of a completed replay sends nothing
-    again = _op(bucket, queue=url).execute({})
+    again = _op(bucket, target_queue=url).execute({})
     assert again["sent_this_run"] == 0 and drain(sqs, url, 0, timeout=1.0) == []
     # the same replay id with another window is refused, naming the field
     with pytest.raises(ConfigurationError) as exc:
-        _op(bucket, queue=url, end=(T0 + timedelta(hours=1)).isoformat()).execute({})
+        _op(bucket, target_queue=url, end=(T0 + timedelta(hours=1)).isoformat()).execute({})
     assert exc.value.field == "replay_id"
 
 
@@ -132,7 +132,7 @@ def test_archive_without_manifests_is_listed(s3, sqs, bucket, unique):
     specs = [(f"seed-{i}", i * 7, f"payload {i}".encode(), "sys-a" if i % 2 else "sys-b", "text") for i in range(6)]
     _archive(s3, bucket, specs, manifests=False)
     url = sqs.create_queue(QueueName=unique("q") + ".fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-    result = _op(bucket, queue=url, message_ids="seed-1,seed-4,seed-5", source_systems="sys-a").execute({})
+    result = _op(bucket, target_queue=url, message_ids="seed-1,seed-4,seed-5", source_systems="sys-a").execute({})
     assert result["discovery"] == "listing" and result["sent"] == 2
     got = drain(sqs, url, 2)
     assert _bodies(got) == ["payload 1", "payload 5"]
@@ -140,14 +140,14 @@ def test_archive_without_manifests_is_listed(s3, sqs, bucket, unique):
 
 def test_invalid_arguments_name_the_field(bucket):
     with pytest.raises(ConfigurationError) as exc:
-        _op(bucket, queue="q", start="not a date").execute({})
+        _op(bucket, target_queue="q", start="not a date").execute({})
     assert exc.value.field == "start"
     with pytest.raises(ConfigurationError) as exc:
         _op(bucket).execute({})
     assert exc.value.field == "topic_arn"
     with pytest.raises(ConfigurationError) as exc:
-        _op("Bad_Bucket", queue="q").execute({})
+        _op("Bad_Bucket", target_queue="q").execute({})
     assert exc.value.field == "archive_bucket"
     with pytest.raises(ConfigurationError) as exc:
-        _op(bucket, queue="q", replay_id=None).execute({})
+        _op(bucket, target_queue="q", replay_id=None).execute({})
     assert exc.value.field == "replay_id"
