@@ -1,0 +1,87 @@
+"""Audit archive: drain the audit SQS queue into the S3 archive every few minutes.
+
+One task, one active run at a time: it archives until the queue is empty or the time budget is
+spent, writes a manifest per batch, notifies on SNS, dead-letters/quarantines bad records, and
+announces the archive as an Asset (Dataset on 2.11) the weekly load can be scheduled on.
+
+Configuration, read when the task runs (never at parse time):
+
+- Variables: ``audit_archive_queue_url``, ``audit_archive_bucket`` (required),
+  ``audit_archive_prefix`` (default ``audit``), ``audit_archive_topic_arn``,
+  ``audit_archive_dlq_url``, ``audit_archive_kms_key_id``, ``audit_archive_notifications``
+  (``per_record``, ``per_batch`` or ``none``).
+- A manual run's form (Params) overrides any of them for that run.
+- Environment (parse time, no I/O): ``AUDIT_ARCHIVE_SCHEDULE`` (cron, default every 5 minutes),
+  ``AUDIT_ARCHIVE_ASSET_URI`` (``s3://bucket/prefix`` of the announced asset).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow_reliable_messaging._compat import DAG, Param
+from airflow_reliable_messaging.assets import audit_archive_asset
+from airflow_reliable_messaging.operators.audit_archive import AuditArchiveOperator
+
+SCHEDULE = os.environ.get("AUDIT_ARCHIVE_SCHEDULE") or "*/5 * * * *"
+AWS_CONN_ID = "aws_default"
+TIME_BUDGET_SECONDS = 240  # below the 5-minute schedule, so runs never queue up behind each other
+
+
+def _setting(param: str, variable: str, default: str = "") -> str:
+    """The run's Param if set, else the Variable (read at run time), else ``default``."""
+    return f"{{{{ params.{param} or var.value.get('{variable}', '{default}') }}}}"
+
+
+with DAG(
+    dag_id="audit_archive",
+    description="Archive audit records from SQS into S3 (manifests, notifications, DLQ, quarantine)",
+    schedule=SCHEDULE,
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(minutes=30),
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "execution_timeout": timedelta(minutes=20)},
+    tags=["reliable-messaging", "archive"],
+    doc_md=__doc__,
+    params={
+        "queue_url": Param("", type="string", title="Source queue URL", section="Source",
+                           description="Empty: Variable audit_archive_queue_url."),
+        "bucket": Param("", type="string", title="Archive bucket", section="Archive",
+                        description="Empty: Variable audit_archive_bucket."),
+        "prefix": Param("", type="string", title="Archive prefix", section="Archive",
+                        description="Empty: Variable audit_archive_prefix, else 'audit'."),
+        "kms_key_id": Param("", type="string", title="KMS key", section="Archive",
+                            description="SSE-KMS key id/ARN. Empty: Variable audit_archive_kms_key_id, else SSE-S3."),
+        "topic_arn": Param("", type="string", title="Notification topic ARN", section="Notifications",
+                           description="Empty: Variable audit_archive_topic_arn; no notifications without a topic."),
+        "notifications": Param("", type="string", enum=["", "per_record", "per_batch", "none"],
+                               title="Notifications", section="Notifications",
+                               description="per_record: the seed's four per record; per_batch: one summary per "
+                                           "manifest. Empty: Variable audit_archive_notifications, else per_record."),
+        "dead_letter_queue_url": Param("", type="string", title="DLQ URL", section="Failures",
+                                       description="Empty: Variable audit_archive_dlq_url. Without a DLQ, failed "
+                                                   "records stay in the source queue."),
+        "max_messages": Param(100_000, type="integer", minimum=1, title="Maximum messages", section="Limits"),
+        "max_run_seconds": Param(TIME_BUDGET_SECONDS, type="integer", minimum=1, maximum=3600,
+                                 title="Time budget (s)", section="Limits"),
+        "records_per_manifest": Param(100, type="integer", minimum=1, maximum=1000,
+                                      title="Records per manifest batch", section="Limits"),
+    },  # fmt: skip
+) as dag:
+    AuditArchiveOperator(
+        task_id="archive",
+        queue_url=_setting("queue_url", "audit_archive_queue_url"),
+        bucket=_setting("bucket", "audit_archive_bucket"),
+        prefix=_setting("prefix", "audit_archive_prefix", "audit"),
+        kms_key_id=_setting("kms_key_id", "audit_archive_kms_key_id"),
+        topic_arn=_setting("topic_arn", "audit_archive_topic_arn"),
+        notifications=_setting("notifications", "audit_archive_notifications", "per_record"),
+        dead_letter_queue_url=_setting("dead_letter_queue_url", "audit_archive_dlq_url"),
+        max_messages="{{ params.max_messages }}",
+        max_run_seconds="{{ params.max_run_seconds }}",
+        records_per_manifest="{{ params.records_per_manifest }}",
+        aws_conn_id=AWS_CONN_ID,
+        outlets=[audit_archive_asset()],
+    )
