@@ -326,9 +326,18 @@ class DLQRedriveOperator(BaseOperator):
             try:
                 self._task_handle = sqs.start_message_move_task(self._dlq_arn, self._target.arn if self._target else None, rate)
             except ClientError as exc:
-                if "already a task running" not in str(exc):
+                if "already a task running" in str(exc):
+                    task = sqs.running_message_move_task(self._dlq_arn)
+                elif self.mode == "auto" and exc.response.get("Error", {}).get("Code") in (
+                    "InvalidParameterValue", "UnsupportedOperation",
+                ):  # fmt: skip
+                    # e.g. a region/SDK generation that refuses FIFO move tasks: do it client side
+                    report.mode = "client"
+                    report.reason = f"client: SQS refused the move task ({exc.response['Error'].get('Message')})"
+                    self.log.warning("Native redrive refused, falling back to client mode: %s", report.reason)
+                    return self._client(report, started, context)
+                else:
                     raise
-                task = sqs.running_message_move_task(self._dlq_arn)
         if task is not None:
             if self.on_task_running != "attach":
                 raise RedriveError(

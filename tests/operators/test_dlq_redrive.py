@@ -418,3 +418,25 @@ def test_separate_wait_step_waits_and_cancels_on_kill(local_cloud, aws, unique):
     while sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"][0]["Status"] != "CANCELLED":
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_auto_falls_back_to_client_when_sqs_refuses_the_move_task(local_cloud, aws, unique):
+    """Older SQS generations refused FIFO move tasks: auto mode then redrives client side."""
+    from botocore.exceptions import ClientError
+
+    sqs = aws("sqs")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique, fifo=True)
+    for i in range(3):
+        sqs.send_message(QueueUrl=src_url, MessageBody=f"m{i}", MessageGroupId="g", MessageDeduplicationId=f"d{i}")
+    _fail_consumer(sqs, src_url, rounds=6)
+    op = _op(dlq=dlq_url)
+
+    def refuse(**_):
+        raise ClientError(
+            {"Error": {"Code": "UnsupportedOperation", "Message": "FIFO queues are not supported"}}, "StartMessageMoveTask"
+        )
+
+    op.sqs_hook.get_conn().meta.events.register("before-call.sqs.StartMessageMoveTask", refuse)
+    report = _run(op)
+    assert report["mode"] == "client" and "FIFO queues are not supported" in report["reason"]
+    assert report["moved"] == 3 and sorted(m["Body"] for m in _drain(sqs, src_url)) == ["m0", "m1", "m2"]
