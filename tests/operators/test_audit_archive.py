@@ -430,6 +430,7 @@ def test_request_budget_per_archived_record(archive_env):
         report = op.execute({})
         assert report["archived"] == 100 and env.depth() == 0
         per_record = sum(calls.values()) / report["archived"]
+        print(f"{mode}: {per_record:.2f} requests per archived record {dict(calls)}")
         assert per_record <= limit, (mode, dict(calls))
 
 
