@@ -440,3 +440,24 @@ def test_auto_falls_back_to_client_when_sqs_refuses_the_move_task(local_cloud, a
     report = _run(op)
     assert report["mode"] == "client" and "FIFO queues are not supported" in report["reason"]
     assert report["moved"] == 3 and sorted(m["Body"] for m in _drain(sqs, src_url)) == ["m0", "m1", "m2"]
+
+
+def test_trail_loads_into_snowflake_with_the_audit_loader(audit_env, aws, unique):
+    """What was redriven, when and by which run is queryable in Snowflake."""
+    from datetime import UTC, datetime, timedelta
+
+    from airflow_reliable_messaging.operators.snowflake_audit_load import SnowflakeAuditLoadOperator
+
+    sqs = aws("sqs")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, [json.dumps({"order": i}) for i in range(4)])
+    _fail_consumer(sqs, src_url)
+    dlq_ids = {m["MessageId"] for m in sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]}
+    report = _run(_op(dlq=dlq_url, mode="client", trail_bucket=audit_env.bucket, trail_prefix=audit_env.prefix))
+    assert report["moved"] == 4
+    now = datetime.now(UTC)
+    SnowflakeAuditLoadOperator(**audit_env.load_kwargs(
+        interval_start=(now - timedelta(hours=1)).isoformat(), interval_end=(now + timedelta(hours=1)).isoformat(),
+    )).execute({"run_id": "load-after-redrive"})  # fmt: skip
+    rows = audit_env.sql("SELECT MESSAGE_ID, ORIGIN FROM {ns}.AUDIT_RECORD")
+    assert {r[0] for r in rows if r[1] == "redrive"} == dlq_ids
