@@ -53,6 +53,7 @@ from airflow_reliable_messaging.domain.identifiers import bucket_name, parse_arn
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReliableMessagingError
 
 ON_TASK_RUNNING = ("fail", "attach")
+IDLE_BATCHES = 3  # receives in a row with nothing new (only messages left behind) end a run
 
 
 class RedriveError(ReliableMessagingError):
@@ -93,7 +94,8 @@ class DLQRedriveOperator(BaseOperator):
     template_fields = (
         "dlq", "mode", "destination", "message_attribute_filter", "jmespath_filter", "min_age_seconds",
         "max_age_seconds", "max_messages", "rate_per_second", "dry_run", "max_redrives", "quarantine_bucket",
-        "quarantine_prefix", "trail_bucket", "trail_prefix", "on_task_running", "aws_conn_id", "region_name",
+        "quarantine_prefix", "trail_bucket", "trail_prefix", "kms_key_id", "on_task_running", "aws_conn_id",
+        "region_name",
     )  # fmt: skip
     template_fields_renderers = {"message_attribute_filter": "json"}
     ui_color = "#f5d7c4"
@@ -279,13 +281,15 @@ class DLQRedriveOperator(BaseOperator):
         sqs, summary = self.sqs_hook, DryRunSummary()
         receipts: dict[str, str] = {}
         limit = self.max_messages
+        idle = 0
         try:
             while limit is None or summary.matching < limit:
                 batch = sqs.receive_batch(self._dlq_url, visibility_timeout=30, wait_seconds=1)
                 new = [m for m in batch if m["MessageId"] not in receipts]
                 for raw in batch:
                     receipts[raw["MessageId"]] = raw["ReceiptHandle"]
-                if not new:
+                idle = 0 if new else idle + 1
+                if not batch or idle >= IDLE_BATCHES:
                     break
                 for raw in new:
                     message = parse_message(raw)
@@ -421,7 +425,7 @@ class DLQRedriveOperator(BaseOperator):
         seen: set[str] = set()
         self._targets: dict[str, _Target] = {}
         limiter = _RateLimiter(self.rate_per_second)
-        batches = 0
+        batches = idle = 0
         try:
             while self.max_messages is None or report.moved + report.failed < self.max_messages:
                 want = 10 if self.max_messages is None else min(10, self.max_messages - report.moved - report.failed)
@@ -429,12 +433,15 @@ class DLQRedriveOperator(BaseOperator):
                 received_at = time.monotonic()
                 fresh = []
                 for raw in raw_batch:
-                    if raw["MessageId"] in seen:
+                    if raw["MessageId"] in seen:  # left behind earlier in this run, visible again
                         release[raw["MessageId"]] = raw["ReceiptHandle"]
                     else:
                         fresh.append(raw)
-                if not fresh:
+                idle = 0 if fresh else idle + 1
+                if not raw_batch or idle >= IDLE_BATCHES:
                     break
+                if not fresh:
+                    continue
                 seen.update(m["MessageId"] for m in fresh)
                 self._client_batch([parse_message(m) for m in fresh], report, release, limiter, received_at)
                 batches += 1
