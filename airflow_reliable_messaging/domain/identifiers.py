@@ -79,3 +79,11 @@ def queue_arn(value: str, field: str = "queue_arn") -> Arn:
 
 def is_fifo_name(name_or_arn: str) -> bool:
     return name_or_arn.endswith(".fifo")
+
+
+def blank_to_none(value: object) -> str | None:
+    """Templated optional settings render to ``""`` or ``"None"`` when unset: both mean None."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text in ("", "None", "null") else text

@@ -29,6 +29,7 @@ from airflow_reliable_messaging.domain.manifest import (
     isoformat,
     parse_isoformat,
 )
+from airflow_reliable_messaging.domain.identifiers import blank_to_none
 from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
 from airflow_reliable_messaging.sql_templates import render, stage_file_list
 
@@ -171,6 +172,7 @@ class _AuditLoad:
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        started_at = datetime.now(UTC)
         self.sf.query(render("load/use_schema.sql", **self.ids))
         mode, manifest_keys = self.discover()
         self.log.info("Discovery (%s): %d manifest(s) for %s .. %s", mode, len(manifest_keys), *map(isoformat, self.window))
@@ -198,6 +200,7 @@ class _AuditLoad:
         updated = int(merged.get("NUMBER OF ROWS UPDATED", 0))
         unique_ids = {r.message_id for r in records}
         return {
+            "started_at": isoformat(started_at),  # the reconciliation only expects objects older than this
             "window": {
                 "interval": f"{isoformat(self.interval[0])} .. {isoformat(self.interval[1])}",
                 "start": isoformat(self.window[0]),
@@ -266,7 +269,7 @@ class _AuditLoad:
         key = layout.index_manifest_key(t.prefix, hour, index_digest(o["Key"] for o in new))
         self.s3.put_bytes(
             t.bucket, key, encode_manifest(records, t.uri(key)),
-            content_type="application/x-ndjson", kms_key_id=self.op.kms_key_id,
+            content_type="application/x-ndjson", kms_key_id=blank_to_none(self.op.kms_key_id),
         )  # fmt: skip
         self.log.info("Indexed %d object(s) of %s in %s", len(records), hour.strftime("%Y-%m-%d %H:00"), t.uri(key))
 
@@ -361,7 +364,7 @@ class _AuditLoad:
         spool.seek(0)
         self.s3.get_conn().upload_fileobj(
             spool, self.target.bucket, key,
-            ExtraArgs={"ContentType": "application/x-ndjson", **sse_arguments(self.op.kms_key_id)},
+            ExtraArgs={"ContentType": "application/x-ndjson", **sse_arguments(blank_to_none(self.op.kms_key_id))},
         )  # fmt: skip
         spool.close()
         return key
@@ -396,7 +399,7 @@ class _AuditLoad:
             Bucket=bucket, Key=dest, CopySource={"Bucket": bucket, "Key": key},
             Metadata={"quarantine-reason": reason[:1024].encode("ascii", "replace").decode(), "original-uri": uri},
             MetadataDirective="REPLACE",
-            **sse_arguments(self.op.kms_key_id),
+            **sse_arguments(blank_to_none(self.op.kms_key_id)),
         )  # fmt: skip
         self.sf.query(render("load/ledger_quarantined.sql", **self.ids), {"file_name": uri, "run_id": self.run_id})
         self.log.warning("Quarantined %s as s3://%s/%s", uri, bucket, dest)

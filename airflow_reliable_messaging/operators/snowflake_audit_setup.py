@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseOperator
 from airflow_reliable_messaging.domain.audit_load import LoadTarget
-from airflow_reliable_messaging.domain.identifiers import parse_arn, snowflake_identifier
+from airflow_reliable_messaging.domain.identifiers import blank_to_none, parse_arn, snowflake_identifier
 from airflow_reliable_messaging.exceptions import ConfigurationError
 from airflow_reliable_messaging.sql_templates import quote_literal, render
 
@@ -67,25 +67,26 @@ class SnowflakeAuditSetupOperator(BaseOperator):
             bucket=self.archive_bucket, prefix=self.archive_prefix,
         )  # fmt: skip
         ids = {**target.identifiers(), "stage_url": quote_literal(target.stage_url)}
-        integration = self.storage_integration or ""
+        integration = blank_to_none(self.storage_integration) or ""
+        role_arn, loader_role = blank_to_none(self.storage_role_arn), blank_to_none(self.loader_role)
         if integration:
             ids["storage_integration"] = snowflake_identifier(integration, "storage_integration")
         scripts = [("setup/database.sql", render("setup/database.sql", **ids))]
         if self.create_storage_integration:
             if not integration:
                 raise ConfigurationError("storage_integration", "is required to create a storage integration")
-            if not self.storage_role_arn:
+            if not role_arn:
                 raise ConfigurationError("storage_role_arn", "is required to create a storage integration")
-            parse_arn(self.storage_role_arn, "storage_role_arn", "iam")
-            ids["storage_role_arn"] = quote_literal(self.storage_role_arn)
+            parse_arn(role_arn, "storage_role_arn", "iam")
+            ids["storage_role_arn"] = quote_literal(role_arn)
             scripts.append(("setup/storage_integration.sql", render("setup/storage_integration.sql", **ids)))
         stage_file = "setup/stage_with_integration.sql" if integration else "setup/stage.sql"
         scripts.append((stage_file, render(stage_file, **ids)))
         scripts.append(("setup/tables.sql", render("setup/tables.sql", **ids)))
-        if self.loader_role:
+        if loader_role:
             if not integration:
                 raise ConfigurationError("storage_integration", "grants need the stage's storage integration")
-            ids["role"] = snowflake_identifier(self.loader_role, "loader_role")
+            ids["role"] = snowflake_identifier(loader_role, "loader_role")
             scripts.append(("setup/grants.sql", render("setup/grants.sql", **ids)))
         return scripts
 

@@ -1,0 +1,367 @@
+"""The weekly audit report's tasks: reconcile S3 with Snowflake, build the report, publish it
+to SNS and email it. Each is safe to rerun: reconcile and report only read; publish and email
+leave a marker in S3 so a rerun of the same DAG run does not send twice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any
+
+from airflow_reliable_messaging._compat import BaseOperator
+from airflow_reliable_messaging.domain import archive_layout as layout
+from airflow_reliable_messaging.domain import report as fmt
+from airflow_reliable_messaging.domain.audit_load import LoadTarget
+from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT, S3Pointer, size_attribute
+from airflow_reliable_messaging.domain.identifiers import blank_to_none, is_fifo_name, topic_arn
+from airflow_reliable_messaging.domain.manifest import isoformat, parse_isoformat
+from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
+from airflow_reliable_messaging.sql_templates import render
+
+if TYPE_CHECKING:
+    from airflow_reliable_messaging._compat import Context
+
+REPORTS = "_reports"
+MAX_IDS_IN_ERROR = 50
+
+
+def _time(value: Any, field: str) -> datetime:
+    if isinstance(value, datetime):
+        return layout.as_utc(value)
+    try:
+        return parse_isoformat(str(value))
+    except ValueError:
+        raise ConfigurationError(field, f"{value!r} is not an ISO 8601 date-time") from None
+
+
+def report_id(dag_id: str, start: datetime, end: datetime) -> str:
+    """One report per DAG and data interval: reruns and re-triggers of the week share it."""
+    return hashlib.sha256(f"{dag_id}/{isoformat(start)}/{isoformat(end)}".encode()).hexdigest()[:20]
+
+
+def _report_folder(prefix: str, dag_id: str, rid: str) -> str:
+    return f"{prefix + '/' if prefix else ''}{REPORTS}/{dag_id}/{rid}"
+
+
+class _ArchiveReportBase(BaseOperator):
+    template_fields: Sequence[str] = (
+        "archive_bucket", "archive_prefix", "snowflake_database", "snowflake_schema",
+        "interval_start", "interval_end", "aws_conn_id", "snowflake_conn_id",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        archive_bucket: str,
+        archive_prefix: str = "",
+        snowflake_database: str = "AUDIT",
+        snowflake_schema: str = "RAW",
+        interval_start: str = "{{ data_interval_start }}",
+        interval_end: str = "{{ data_interval_end }}",
+        aws_conn_id: str | None = "aws_default",
+        snowflake_conn_id: str = "snowflake_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.archive_bucket = archive_bucket
+        self.archive_prefix = archive_prefix
+        self.snowflake_database = snowflake_database
+        self.snowflake_schema = snowflake_schema
+        self.interval_start = interval_start
+        self.interval_end = interval_end
+        self.aws_conn_id = aws_conn_id
+        self.snowflake_conn_id = snowflake_conn_id
+
+    def target(self) -> LoadTarget:
+        return LoadTarget.create(
+            database=self.snowflake_database, schema=self.snowflake_schema, stage="UNUSED",
+            bucket=self.archive_bucket, prefix=self.archive_prefix,
+        )  # fmt: skip
+
+    def interval(self) -> tuple[datetime, datetime]:
+        start, end = _time(self.interval_start, "interval_start"), _time(self.interval_end, "interval_end")
+        if end <= start:
+            raise ConfigurationError("interval", f"{isoformat(start)} .. {isoformat(end)} is empty or reversed")
+        return start, end
+
+
+class AuditReconcileOperator(_ArchiveReportBase):
+    """Compare the archive's objects of the interval (count, bytes, ids) with ``AUDIT_RECORD``.
+
+    Only objects written at least ``settle`` before the load started (``load_report``'s
+    ``started_at``; else ``not_after``; else now) are expected: later ones may have arrived after
+    the load looked. A mismatch fails the task and names the missing message ids.
+    """
+
+    template_fields: Sequence[str] = (*_ArchiveReportBase.template_fields, "not_after", "load_report")
+
+    def __init__(
+        self,
+        *,
+        load_report: Any = None,
+        not_after: str | None = None,
+        settle: timedelta = timedelta(minutes=5),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.load_report = load_report
+        self.not_after = not_after
+        self.settle = settle
+
+    def cutoff(self) -> datetime:
+        report = json.loads(self.load_report) if isinstance(self.load_report, str) else self.load_report
+        if isinstance(report, dict) and report.get("started_at"):
+            return _time(report["started_at"], "load_report.started_at") - self.settle
+        if blank_to_none(self.not_after):
+            return _time(self.not_after, "not_after") - self.settle
+        return datetime.now(UTC) - self.settle
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
+        from airflow_reliable_messaging.hooks.snowflake import SnowflakeAuditHook
+
+        target, (start, end) = self.target(), self.interval()
+        cutoff = self.cutoff()
+        s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
+        in_s3: dict[str, int] = {}
+        for hour in layout.hours(start, end):
+            for obj in s3.iter_objects(target.bucket, layout.data_hour_prefix(target.prefix, hour)):
+                parsed = layout.parse_archive_key(target.prefix, obj["Key"])
+                if parsed and start <= parsed.event_time < end and layout.as_utc(obj["LastModified"]) <= cutoff:
+                    in_s3[target.uri(obj["Key"])] = int(obj["Size"])
+        sf = SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id)
+        try:
+            rows = sf.query(
+                render("reconcile/records_in_window.sql", **target.identifiers()),
+                {"start": isoformat(start), "end": isoformat(end), "uri_prefix": target.stage_url},
+            )
+        finally:
+            sf.close()
+        in_sf = {r["S3_URI"]: (r["MESSAGE_ID"], int(r["SIZE_BYTES"] or 0)) for r in rows}
+        missing = sorted(uri for uri in in_s3 if uri not in in_sf)
+        size_mismatch = sorted(uri for uri, size in in_s3.items() if uri in in_sf and in_sf[uri][1] != size)
+        result = {
+            "interval": {"start": isoformat(start), "end": isoformat(end)},
+            "s3_objects": len(in_s3),
+            "s3_bytes": sum(in_s3.values()),
+            "snowflake_rows": len(in_sf),
+            "snowflake_bytes": sum(size for _, size in in_sf.values()),
+            "missing": len(missing),
+            "size_mismatch": len(size_mismatch),
+            # Rows without a settled object (written after the cutoff, or deleted since): informational.
+            "not_in_s3": len([u for u in in_sf if u not in in_s3]),
+        }
+        self.log.info("Reconciliation: %s", json.dumps(result))
+        if missing or size_mismatch:
+            ids = [uri.rsplit("/", 1)[-1] for uri in missing + size_mismatch]
+            raise LoadError(
+                f"S3 and Snowflake disagree for {isoformat(start)} .. {isoformat(end)}: "
+                f"{len(missing)} archived record(s) missing in Snowflake, {len(size_mismatch)} with a different size. "
+                f"Message ids: {', '.join(ids[:MAX_IDS_IN_ERROR])}{' ...' if len(ids) > MAX_IDS_IN_ERROR else ''}"
+            )
+        return result
+
+
+class AuditReportOperator(_ArchiveReportBase):
+    """Run ``sql/report/weekly_audit_report.sql`` for the interval and return the report.
+
+    The XCom stays small: when the report's JSON exceeds ``max_xcom_bytes`` the full report is
+    written to S3 (``<prefix>/_reports/...``) and the XCom keeps its URI and the first rows.
+    """
+
+    template_fields: Sequence[str] = (*_ArchiveReportBase.template_fields, "load_report", "title")
+
+    def __init__(
+        self,
+        *,
+        load_report: dict | None = None,
+        title: str = "Weekly audit archive report",
+        max_xcom_bytes: int = 48 * 1024,
+        kms_key_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.load_report = load_report
+        self.title = title
+        self.max_xcom_bytes = max_xcom_bytes
+        self.kms_key_id = kms_key_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
+        from airflow_reliable_messaging.hooks.snowflake import SnowflakeAuditHook
+
+        target, (start, end) = self.target(), self.interval()
+        sf = SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id)
+        try:
+            rows = [fmt.json_safe(r) for r in sf.query(
+                render("report/weekly_audit_report.sql", **target.identifiers()),
+                {"start": isoformat(start), "end": isoformat(end)},
+            )]  # fmt: skip
+            query_ids = list(sf.executed_query_ids)
+        finally:
+            sf.close()
+        dag_id = getattr(context.get("dag"), "dag_id", None) or "audit_report"
+        report = {
+            "title": self.title,
+            "dag_id": dag_id,
+            "report_id": report_id(dag_id, start, end),
+            "interval": {"start": isoformat(start), "end": isoformat(end)},
+            "generated_at": isoformat(datetime.now(UTC)),
+            "totals": fmt.totals(rows),
+            "rows": rows,
+            "load": _load_summary(self.load_report),
+            "snowflake_query_ids": query_ids,
+        }
+        if not rows:
+            self.log.info("No audit records in %s .. %s: the report says so.", isoformat(start), isoformat(end))
+        body = fmt.dumps(report).encode()
+        if len(body) > self.max_xcom_bytes:
+            key = f"{_report_folder(target.prefix, dag_id, report['report_id'])}/report.json"
+            S3ArchiveHook(aws_conn_id=self.aws_conn_id).put_bytes(
+                target.bucket, key, body, content_type="application/json", kms_key_id=blank_to_none(self.kms_key_id)
+            )
+            report["full_report_uri"] = target.uri(key)
+            keep = max(1, len(rows) * self.max_xcom_bytes // (2 * len(body)))
+            report["rows"], report["rows_truncated"] = rows[:keep], len(rows) - keep
+            self.log.info("Report larger than %d bytes: full report at %s", self.max_xcom_bytes, report["full_report_uri"])
+        for row in rows[:20]:
+            self.log.info("%s", fmt.dumps(row))
+        return report
+
+
+def _load_summary(load_report: Any) -> dict | None:
+    if isinstance(load_report, str):  # a templated XCom arrives as text without native rendering
+        try:
+            load_report = json.loads(load_report)
+        except ValueError:
+            return None
+    if not isinstance(load_report, dict):
+        return None
+    records = load_report.get("records") or {}
+    return {k: records.get(k) for k in ("seen", "inserted", "updated", "already_loaded", "failed")}
+
+
+class _MarkedDelivery(BaseOperator):
+    """Shared by publish and email: a marker object per report (DAG + data interval) keeps
+    reruns and re-triggers of the same week from sending twice; ``force`` sends anyway."""
+
+    marker_name = "delivered"
+
+    def __init__(
+        self,
+        *,
+        report: Any,
+        marker_bucket: str,
+        marker_prefix: str = "",
+        force: bool = False,
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.report = report
+        self.marker_bucket = marker_bucket
+        self.marker_prefix = marker_prefix
+        self.force = force
+        self.aws_conn_id = aws_conn_id
+
+    def marker_key(self, report: dict[str, Any]) -> str:
+        prefix = layout.normalize_prefix(self.marker_prefix, "marker_prefix")
+        return f"{_report_folder(prefix, report.get('dag_id') or 'audit_report', report['report_id'])}/{self.marker_name}.json"
+
+    def already_delivered(self, s3, report: dict[str, Any]) -> bool:
+        return not self.force and s3.head_object_info(self.marker_bucket, self.marker_key(report)) is not None
+
+    def report_dict(self) -> dict[str, Any]:
+        report = json.loads(self.report) if isinstance(self.report, str) else self.report
+        if not isinstance(report, dict) or not {"rows", "totals", "report_id"} <= set(report):
+            raise ConfigurationError("report", "expects the AuditReportOperator's XCom (a dict with rows and totals)")
+        return report
+
+
+class SnsReportPublishOperator(_MarkedDelivery):
+    """Publish the report to an SNS topic as JSON: a summary and one message per source system,
+    with PublishBatch (10 per call). A message above the SNS limit goes to S3 and is sent as an
+    extended-client pointer. FIFO topics get deterministic deduplication ids."""
+
+    template_fields: Sequence[str] = ("topic_arn", "report", "marker_bucket", "marker_prefix", "aws_conn_id")
+    marker_name = "sns-published"
+
+    def __init__(self, *, topic_arn: str, kms_key_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.topic_arn = topic_arn
+        self.kms_key_id = kms_key_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
+        from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
+
+        topic_arn(self.topic_arn, "topic_arn")
+        report = self.report_dict()
+        s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
+        marker = self.marker_key(report)
+        if self.already_delivered(s3, report):
+            self.log.info("Report %s was already published (s3://%s/%s): not publishing twice.", report["report_id"], self.marker_bucket, marker)
+            return {"published": 0, "already_published": True, "topic_arn": self.topic_arn}
+        fifo = is_fifo_name(self.topic_arn)
+        entries, offloaded = [], 0
+        for message in fmt.report_messages(report):
+            body = fmt.dumps(message)
+            attrs = {"report_id": {"DataType": "String", "StringValue": report["report_id"]}}
+            if len(body.encode()) > MESSAGE_SIZE_LIMIT - 4096:
+                key = marker.rsplit("/", 1)[0] + f"/message-{message['part']}.json"
+                s3.put_bytes(self.marker_bucket, key, body.encode(), content_type="application/json", kms_key_id=blank_to_none(self.kms_key_id))
+                attrs.update(size_attribute(len(body.encode())))
+                body, offloaded = S3Pointer(self.marker_bucket, key).to_body(), offloaded + 1
+            entry = {"Id": str(message["part"]), "Message": body, "MessageAttributes": attrs}
+            if fifo:
+                entry["MessageGroupId"] = f"report-{report['report_id']}"
+                entry["MessageDeduplicationId"] = f"{report['report_id']}-{message['part']}"
+            entries.append(entry)
+        result = SnsMessagingHook(aws_conn_id=self.aws_conn_id).publish_batch(self.topic_arn, entries)
+        if result.failed:
+            reasons = {e.get("Code", "?") for e in result.failed.values()}
+            raise LoadError(f"{len(result.failed)} of {len(entries)} report message(s) were not published ({', '.join(sorted(reasons))}); rerun to retry")
+        s3.put_bytes(self.marker_bucket, marker, fmt.dumps({"published_at": isoformat(datetime.now(UTC)), "messages": len(entries)}).encode(), content_type="application/json", kms_key_id=blank_to_none(self.kms_key_id))
+        self.log.info("Published report %s to %s: %d message(s) in %d request(s), %d offloaded to S3", report["report_id"], self.topic_arn, len(entries), result.requests, offloaded)
+        return {"published": len(entries), "requests": result.requests, "offloaded": offloaded, "topic_arn": self.topic_arn, "already_published": False}
+
+
+class EmailReportOperator(_MarkedDelivery):
+    """Email the report (HTML table with a plain-text part) through the SMTP connection."""
+
+    template_fields: Sequence[str] = ("to", "subject", "report", "marker_bucket", "marker_prefix", "smtp_conn_id", "aws_conn_id")
+    marker_name = "emailed"
+
+    def __init__(self, *, to: str | list[str], subject: str | None = None, smtp_conn_id: str = "smtp_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.to = to
+        self.subject = subject
+        self.smtp_conn_id = smtp_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
+        from airflow_reliable_messaging.hooks.smtp import ReportSmtpHook
+
+        recipients = [a.strip() for a in (self.to.split(",") if isinstance(self.to, str) else self.to) if a.strip()]
+        if not recipients or any("@" not in a for a in recipients):
+            raise ConfigurationError("to", f"{self.to!r} is not a list of email addresses")
+        report = self.report_dict()
+        s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
+        marker = self.marker_key(report)
+        if self.already_delivered(s3, report):
+            self.log.info("Report %s was already emailed: not sending twice.", report["report_id"])
+            return {"sent": False, "already_sent": True}
+        message = EmailMessage()
+        message["To"] = ", ".join(recipients)
+        message["Subject"] = self.subject or f"{report['title']}: {report['interval']['start'][:10]} to {report['interval']['end'][:10]}"
+        message["X-Audit-Report-Id"] = report["report_id"]
+        message.set_content(fmt.render_text(report))
+        message.add_alternative(fmt.render_html(report), subtype="html")
+        with ReportSmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
+            smtp.send_message(message)
+        s3.put_bytes(self.marker_bucket, marker, fmt.dumps({"sent_at": isoformat(datetime.now(UTC)), "to": len(recipients)}).encode(), content_type="application/json")
+        self.log.info("Emailed report %s to %d recipient(s)", report["report_id"], len(recipients))
+        return {"sent": True, "recipients": len(recipients), "already_sent": False}

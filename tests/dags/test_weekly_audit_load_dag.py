@@ -1,0 +1,113 @@
+"""The weekly audit-load DAG end to end on the local cloud: S3 archive → Snowflake → SNS + email."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from airflow_reliable_messaging._compat import AIRFLOW_V_3_0_PLUS
+from local_cloud.sample_archive import seed_sample_archive
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+WEEK_START = datetime(2026, 11, 16, tzinfo=UTC)  # a Monday: the DAG's weekly interval boundary
+
+
+def load_dag(file_name: str):
+    spec = importlib.util.spec_from_file_location(f"{file_name[:-3]}_under_test", DAGS / file_name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def run_dag(dag, logical_date: datetime | None = None):
+    """A manual run; its data interval is the schedule's interval that ends at ``logical_date``."""
+    if logical_date is None:
+        return dag.test()
+    return dag.test(logical_date=logical_date) if AIRFLOW_V_3_0_PLUS else dag.test(execution_date=logical_date)
+
+
+def states(dag_run) -> dict[str, str]:
+    return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()}
+
+
+@pytest.fixture
+def pipeline(local_cloud, aws, unique, airflow_db, monkeypatch):
+    """Variables (as AIRFLOW_VAR_* env vars), an archive bucket, a report topic with a queue."""
+    s3, sns, sqs = aws("s3"), aws("sns"), aws("sqs")
+    bucket = unique("weekly-archive")
+    s3.create_bucket(Bucket=bucket)
+    topic = sns.create_topic(Name=unique("audit-report"))["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=unique("report-sub"))["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    database = unique("weekly").replace("-", "_").upper()
+    variables = {
+        "audit_archive_bucket": bucket,
+        "audit_archive_prefix": "audit",
+        "audit_snowflake_database": database,
+        "audit_report_topic_arn": topic,
+        "audit_report_email_to": "compliance@example.test, platform@example.test",
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(f"AIRFLOW_VAR_{name.upper()}", value)
+    assert states(run_dag(load_dag("snowflake_audit_setup.py"))) == {"create_objects": "success"}
+    return {"bucket": bucket, "database": database, "queue_url": queue_url, "topic": topic, "cloud": local_cloud}
+
+
+def drain(sqs, queue_url) -> list[dict]:
+    bodies = []
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages"):
+        for m in batch:
+            bodies.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+    return bodies
+
+
+def test_weekly_load_end_to_end_and_a_rerun_changes_and_sends_nothing(pipeline, aws):
+    import snowflake.connector
+
+    seeded = seed_sample_archive(aws("s3"), pipeline["bucket"], "audit", WEEK_START, WEEK_START + timedelta(days=7), count=30, large=1, malformed=2)
+    mails_before = len(pipeline["cloud"].emails())
+    dag = load_dag("weekly_audit_load.py")
+    run = run_dag(dag, WEEK_START + timedelta(days=7))
+    assert states(run) == dict.fromkeys(("load_week", "reconcile", "report", "publish_report", "email_report"), "success")
+
+    with snowflake.connector.connect(**pipeline["cloud"].snowflake_connect_kwargs(pipeline["database"], "RAW")) as conn:
+        rows = conn.cursor().execute("SELECT MESSAGE_ID FROM AUDIT_RECORD").fetchall()
+    assert {r[0] for r in rows} == {s.message_id for s in seeded}
+
+    messages = drain(aws("sqs"), pipeline["queue_url"])
+    summary = next(m for m in messages if m["kind"] == "summary")
+    assert summary["totals"]["records"] == 30
+    assert summary["interval"]["start"].startswith("2026-11-16")
+    assert len(messages) == summary["parts"] == 1 + len({s.source_system for s in seeded})
+    assert sum(m["row"]["RECORDS"] for m in messages if m["kind"] == "source_system") == 30
+
+    mails = pipeline["cloud"].emails()[mails_before:]
+    assert len(mails) == 1
+    mail = mails[0]
+    assert "compliance@example.test" in mail["To"]
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    html = mail.get_body(preferencelist=("html",)).get_content()
+    assert "30 records" in text and "<table" in html
+    for system in {s.source_system for s in seeded if s.source_system}:
+        assert system in text and system in html
+
+    # Rerun the same interval: nothing new in Snowflake, nothing published or emailed twice.
+    rerun = run_dag(dag, WEEK_START + timedelta(days=7))
+    assert set(states(rerun).values()) == {"success"}
+    assert drain(aws("sqs"), pipeline["queue_url"]) == []
+    assert len(pipeline["cloud"].emails()) == mails_before + 1
+
+
+def test_an_empty_week_reports_so_and_succeeds(pipeline, aws):
+    run = run_dag(load_dag("weekly_audit_load.py"), WEEK_START + timedelta(days=21))
+    assert set(states(run).values()) == {"success"}
+    summary = next(m for m in drain(aws("sqs"), pipeline["queue_url"]) if m["kind"] == "summary")
+    assert summary["totals"]["records"] == 0
+    assert "No audit records" in pipeline["cloud"].emails()[-1].get_body(preferencelist=("plain",)).get_content()
