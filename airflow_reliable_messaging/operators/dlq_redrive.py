@@ -429,6 +429,7 @@ class DLQRedriveOperator(BaseOperator):
         try:
             while self.max_messages is None or report.moved + report.failed < self.max_messages:
                 want = 10 if self.max_messages is None else min(10, self.max_messages - report.moved - report.failed)
+                limiter.wait()  # rate limit before receiving: no message is held invisible while waiting
                 raw_batch = sqs.receive_batch(self._dlq_url, max_messages=want, visibility_timeout=vt, wait_seconds=1)
                 received_at = time.monotonic()
                 fresh = []
@@ -443,6 +444,7 @@ class DLQRedriveOperator(BaseOperator):
                 if not fresh:
                     continue
                 seen.update(m["MessageId"] for m in fresh)
+                limiter.reserve(len(fresh))
                 self._client_batch([parse_message(m) for m in fresh], report, release, limiter, received_at)
                 batches += 1
                 if batches % 10 == 0:
@@ -514,7 +516,6 @@ class DLQRedriveOperator(BaseOperator):
 
         sent: list[tuple[DlqMessage, dict, _Target, str | None]] = []
         for target, planned in plans.values():
-            limiter.acquire(len(planned))
             self._extend_if_slow(received_at, [m for m, _ in planned])
             entries = [e for _, e in planned]
             if target.kind == "sns":
@@ -583,9 +584,12 @@ class DLQRedriveOperator(BaseOperator):
         return entry
 
     def _extend_if_slow(self, received_at: float, messages: list[DlqMessage]) -> None:
+        """Before a send: when half the visibility timeout is gone (slow sends to other
+        destinations, retries), make the messages about to be sent invisible for a full one again."""
         if time.monotonic() - received_at > self.visibility_timeout / 2:
             ids = {str(i): m.receipt_handle for i, m in enumerate(messages)}
-            self.sqs_hook.change_visibility_batch(self._dlq_url, ids, self.visibility_timeout)
+            result = self.sqs_hook.change_visibility_batch(self._dlq_url, ids, self.visibility_timeout)
+            self.log.info("Sends are slow: extended the visibility of %s message(s)", len(result.successful))
 
     def _quarantine(self, message: DlqMessage, reason: str, now: datetime) -> None:
         document = quarantine_document(message, reason=reason, dlq_arn=self._dlq_arn, run_id=self._run_id, at=now)
@@ -632,13 +636,14 @@ class _RateLimiter:
         self.rate = rate
         self.next_free = time.monotonic()
 
-    def acquire(self, count: int) -> None:
-        if not self.rate:
-            return
-        now = time.monotonic()
-        if self.next_free > now:
-            time.sleep(self.next_free - now)
-        self.next_free = max(self.next_free, now) + count / self.rate
+    def wait(self) -> None:
+        delay = self.next_free - time.monotonic()
+        if self.rate and delay > 0:
+            time.sleep(delay)
+
+    def reserve(self, count: int) -> None:
+        if self.rate:
+            self.next_free = max(self.next_free, time.monotonic()) + count / self.rate
 
 
 def _count(values) -> dict[str, int]:

@@ -461,3 +461,46 @@ def test_trail_loads_into_snowflake_with_the_audit_loader(audit_env, aws, unique
     )).execute({"run_id": "load-after-redrive"})  # fmt: skip
     rows = audit_env.sql("SELECT MESSAGE_ID, ORIGIN FROM {ns}.AUDIT_RECORD")
     assert {r[0] for r in rows if r[1] == "redrive"} == dlq_ids
+
+
+def test_transform_spares_claim_check_pointers_and_rate_limits(local_cloud, aws, unique):
+    sqs = aws("sqs")
+    dlq_url, _ = _queue(sqs, unique("dlq"))
+    dest_url, dest_arn = _queue(sqs, unique("dest"))
+    pointer = json.dumps(["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": "b", "s3Key": "k"}])
+    size = {"ExtendedPayloadSize": {"DataType": "Number", "StringValue": "900000"}}
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=pointer, MessageAttributes=size)
+    _send(sqs, dlq_url, [json.dumps({"n": i}) for i in range(14)])
+    op = _op(
+        dlq=dlq_url, destination=dest_arn, rate_per_second=10,
+        transform=lambda body, message: json.dumps({**json.loads(body), "fixed": True}),
+    )  # fmt: skip
+    started = time.monotonic()
+    report = _run(op)
+    assert report["mode"] == "client" and "transform" in report["reason"] and report["moved"] == 15
+    assert time.monotonic() - started >= 1.0  # 15 messages at 10/s: the second batch waited
+    back = _drain(sqs, dest_url)
+    assert len(back) == 15
+    [passed] = [m for m in back if m["Body"] == pointer]  # untouched
+    assert passed["MessageAttributes"]["ExtendedPayloadSize"]["StringValue"] == "900000"
+    assert all(json.loads(m["Body"])["fixed"] for m in back if m["Body"] != pointer)
+
+
+def test_slow_sends_extend_the_visibility_of_the_batch(local_cloud, aws, unique):
+    sqs = aws("sqs")
+    (dlq_url, _), [(a_url, _), (b_url, _)] = _with_dlq(sqs, unique, sources=2)
+    _send(sqs, a_url, ["a1", "a2"])
+    _send(sqs, b_url, ["b1", "b2"])
+    _fail_consumer(sqs, a_url)
+    _fail_consumer(sqs, b_url)
+    op = _op(dlq=dlq_url, mode="client", visibility_timeout=2)
+    calls: list[str] = []
+    events = op.sqs_hook.get_conn().meta.events
+    events.register("before-call.sqs.*", lambda model, **_: calls.append(model.name))
+    events.register("before-call.sqs.SendMessageBatch", lambda **_: time.sleep(1.2) if calls.count("SendMessageBatch") == 1 else None)
+    report = _run(op)
+    assert report["moved"] == 4
+    # the batch goes to two source queues: after the slow first send, the rest was kept invisible
+    assert calls.index("ChangeMessageVisibilityBatch") > calls.index("SendMessageBatch")
+    assert sorted(m["Body"] for m in _drain(sqs, a_url) + _drain(sqs, b_url)) == ["a1", "a2", "b1", "b2"]
+    assert _depth(sqs, dlq_url) == 0
