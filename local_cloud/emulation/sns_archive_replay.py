@@ -43,7 +43,8 @@ a duplicate within 5 minutes is accepted but neither delivered nor archived agai
 failing (queue deleted) does not fail ``Publish``.
 
 Emulator control (not an AWS API): ``GET``/``POST`` JSON on ``/_localcloud/sns-archive-replay``
-reads/sets ``pending_seconds``, ``delivery_interval_seconds`` and ``max_concurrent_replays``.
+reads/sets ``pending_seconds``, ``delivery_interval_seconds``, ``max_concurrent_replays`` and
+``clock_offset_seconds`` (moves the archive's clock forward, to see retention at work).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ CONFIG: dict[str, float] = {
     "pending_seconds": 0.3,  # time a new replay stays Pending
     "delivery_interval_seconds": 0.02,  # pause between two replayed messages
     "max_concurrent_replays": 10,  # per account and region
+    "clock_offset_seconds": 0,  # the emulation's clock runs this far ahead (tests of retention)
 }
 DEFAULTS = dict(CONFIG)
 
@@ -76,7 +78,7 @@ _local = threading.local()  # envelope overrides for the delivery in progress on
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(UTC) + timedelta(seconds=float(CONFIG["clock_offset_seconds"]))
 
 
 def _fmt(moment: datetime) -> str:
@@ -118,11 +120,16 @@ class TopicArchive:
     started: datetime
     messages: list[ArchivedMessage] = field(default_factory=list)
 
+    def cutoff(self, now: datetime) -> datetime:
+        """Messages before this have expired. Expiry runs minute by minute (like a periodic sweep),
+        so ``BeginningArchiveTime`` holds still long enough to replay from it."""
+        return (now - timedelta(days=self.retention_days)).replace(second=0, microsecond=0)
+
     def beginning(self, now: datetime) -> datetime:
-        return max(self.started, now - timedelta(days=self.retention_days))
+        return max(self.started, self.cutoff(now))
 
     def prune(self, now: datetime) -> None:
-        oldest = now - timedelta(days=self.retention_days)
+        oldest = self.cutoff(now)
         if self.messages and self.messages[0].timestamp < oldest:
             self.messages = [m for m in self.messages if m.timestamp >= oldest]
 

@@ -399,3 +399,18 @@ def test_too_many_concurrent_replays(sns, sqs, unique, control):
     # replacing the running replay of the same subscription is not an extra replay
     sns.set_subscription_attributes(SubscriptionArn=sub_a, AttributeName="ReplayPolicy", AttributeValue=_policy(start))
     assert _status(sns, sub_a) == "Pending"
+
+
+def test_messages_older_than_the_retention_period_drop_out(sns, sqs, unique, control):
+    topic = _topic(sns, unique, archive_days=1)
+    sns.publish(TopicArn=topic, Message="old", MessageGroupId="g")
+    control(clock_offset_seconds=12 * 3600)
+    sns.publish(TopicArn=topic, Message="recent", MessageGroupId="g")
+    control(clock_offset_seconds=24 * 3600 + 65)  # a day and a minute later: "old" is past the 1-day retention
+    beginning = sns.get_topic_attributes(TopicArn=topic)["Attributes"]["BeginningArchiveTime"]
+    # the emulated clock reads now + 1 day + 65 s: the archive begins about a day before that
+    assert _now() < datetime.fromisoformat(beginning.replace("Z", "+00:00")) < _now() + timedelta(seconds=70)
+    url, arn = _queue(sqs, unique("q") + ".fifo")
+    sub = _subscribe(sns, topic, arn, ReplayPolicy=json.dumps({"PointType": "Timestamp", "StartingPoint": beginning}))
+    _wait_status(sns, sub)
+    assert [json.loads(m["Body"])["Message"] for m in _drain(sqs, url, 1)] == ["recent"]
