@@ -184,14 +184,14 @@ class AuditArchiveOperator(BaseOperator):
     def _annotate_outlets(self, context: Context, report: dict[str, Any]) -> None:
         """Attach the counts to the asset events of this task's outlets (Airflow ≥ 2.10)."""
         outlet_events = context.get("outlet_events") if hasattr(context, "get") else None
-        if not outlet_events:
+        if outlet_events is None:  # (an empty accessor is falsy: test for None)
             return
         extra = {k: report[k] for k in ("archived", "already_archived", "manifests", "bytes")}
         for outlet in self.outlets or []:
             try:
                 outlet_events[outlet].extra = extra
             except Exception:  # noqa: BLE001 - an annotation must never fail the archive
-                self.log.debug("could not annotate outlet %s", outlet)
+                self.log.warning("could not annotate outlet %s", outlet, exc_info=True)
 
 
 @dataclass(frozen=True)
