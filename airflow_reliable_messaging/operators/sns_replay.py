@@ -25,12 +25,13 @@ class SnsReplayOperator(BaseOperator):
     ``target_queue`` (URL, ARN or name: state replication — subscribed with the replay policy,
     created with an access policy for the topic when ``create_queue``). The topic must be FIFO
     with an archive policy (set by ``set_archive_policy``) and the window must lie between the
-    archive's ``BeginningArchiveTime`` and now. Applying a policy replaces a replay in progress on
-    the subscription, so a rerun restarts the replay. With ``end`` the subscription stays paused
+    archive's ``BeginningArchiveTime`` and now. A subscription that already carries this very policy
+    is left alone (a retry does not restart the replay) unless ``replace_existing``; another policy
+    replaces the replay in progress there. With ``end`` the subscription stays paused
     after the replay (see ``ReplayCompletedSensor(resume_live_delivery=True)``).
 
     Returns ``{"topic_arn", "subscription_arn", "queue_url", "queue_arn", "window", "replay_policy",
-    "pauses_subscription"}``. Wait for completion with ``ReplayCompletedSensor``.
+    "pauses_subscription", "already_applied"}``. Wait for completion with ``ReplayCompletedSensor``.
 
     :param topic_arn: the SNS FIFO topic (templated).
     :param start: window start, ISO 8601 or datetime (templated).
@@ -42,6 +43,8 @@ class SnsReplayOperator(BaseOperator):
         ``FilterPolicy``...).
     :param set_archive_policy: set an archive policy of ``archive_retention_days`` when the topic
         has none (the window can then only start from now on: useful for setup, not recovery).
+    :param replace_existing: re-apply even when the subscription already has this very policy
+        (pending, in progress or completed): replays the window again. Off, a retry changes nothing.
     :param dry_run: check topic, archive, window and subscription/queue and return the policy that
         would be applied; change nothing (templated).
     :param aws_conn_id: Airflow AWS connection (templated).
@@ -69,6 +72,7 @@ class SnsReplayOperator(BaseOperator):
         set_archive_policy: bool = False,
         archive_retention_days: int = 30,
         dry_run: bool = False,
+        replace_existing: bool = False,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         **kwargs: Any,
@@ -84,6 +88,7 @@ class SnsReplayOperator(BaseOperator):
         self.set_archive_policy = set_archive_policy
         self.archive_retention_days = archive_retention_days
         self.dry_run = dry_run
+        self.replace_existing = replace_existing
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
 
@@ -179,15 +184,16 @@ class SnsReplayOperator(BaseOperator):
         policy = rp.replay_policy(win)
 
         queue_url = queue_arn = None
+        applied = True
         try:
             if self.subscription_arn:
                 subscription_arn, queue_arn = self._existing_subscription(sns)
-                sns.set_replay_policy(subscription_arn, policy)
+                applied = self._apply(sns, subscription_arn, policy)
             else:
                 queue_url, queue_arn = self._target_queue(sqs)
                 subscription_arn = sns.find_subscription(self.topic_arn, queue_arn)
                 if subscription_arn:
-                    sns.set_replay_policy(subscription_arn, policy)
+                    applied = self._apply(sns, subscription_arn, policy)
                 else:
                     attributes = {**{k: str(v) for k, v in self.subscription_attributes.items()},
                                   "ReplayPolicy": rp.json_policy(policy)}  # fmt: skip
@@ -210,6 +216,7 @@ class SnsReplayOperator(BaseOperator):
             "window": win.to_dict(),
             "replay_policy": policy,
             "pauses_subscription": win.end is not None,
+            "already_applied": not applied,
             "dry_run": False,
         }
 
@@ -243,6 +250,19 @@ class SnsReplayOperator(BaseOperator):
             "queue_url": queue_url, "window": win.to_dict(), "replay_policy": policy,
             "pauses_subscription": win.end is not None, "beginning_archive_time": beginning, "dry_run": True,
         }  # fmt: skip
+
+    def _apply(self, sns: SnsMessagingHook, subscription_arn: str, policy: dict[str, str]) -> bool:
+        """Apply ``policy`` unless this very policy is already running or done there (a task retry
+        must not restart the replay); ``replace_existing`` restarts it. True when applied."""
+        if not self.replace_existing:
+            status, current = sns.replay_status(subscription_arn)
+            state = rp.replay_state(status)
+            if current == policy and state in (rp.ReplayState.PENDING, rp.ReplayState.IN_PROGRESS, rp.ReplayState.COMPLETED):
+                self.log.info("%s already has this ReplayPolicy (%s): not restarting it (replace_existing=True does)",
+                              subscription_arn, status)  # fmt: skip
+                return False
+        sns.set_replay_policy(subscription_arn, policy)
+        return True
 
     def _refused(self, err: Exception) -> Exception:
         code = getattr(err, "response", {}).get("Error", {}).get("Code", "")

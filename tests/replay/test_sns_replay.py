@@ -61,12 +61,20 @@ def test_auto_insurance_walkthrough(sns, sqs, unique):
     envelope = json.loads(replayed["Body"])
     assert envelope["Message"] == claim and envelope["MessageId"] == message_id and envelope["Replayed"] is True
 
-    # rerunning with the same target reuses the subscription (no second subscription)
+    # a retry finds the same subscription with the same policy: nothing restarted, nothing redelivered
     again = SnsReplayOperator(
         task_id="replay", topic_arn=topic, target_queue=replay_queue, create_queue=True, start=timestamp_start.isoformat()
     ).execute({})
-    assert again["subscription_arn"] == result["subscription_arn"]
+    assert again["subscription_arn"] == result["subscription_arn"] and again["already_applied"] is True
     assert len(sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]) == 2
+    assert drain(sqs, result["queue_url"], 0, timeout=1.0) == []
+    # asked to, it replays the window again
+    forced = SnsReplayOperator(
+        task_id="replay", topic_arn=topic, target_queue=replay_queue, start=timestamp_start, replace_existing=True
+    ).execute({})
+    assert forced["already_applied"] is False
+    run_deferred(ReplayCompletedSensor(task_id="wait", subscription_arn=forced["subscription_arn"], poke_interval=0.2))
+    assert [json.loads(m["Body"])["MessageId"] for m in drain(sqs, result["queue_url"], 1)] == [message_id]
 
     SnsMessagingHook().set_archive_policy(topic, {})
     sns.delete_topic(TopicArn=topic)
