@@ -185,6 +185,36 @@ def test_inline_enveloped_claim_check_and_plain_records_are_archived(archive_env
     assert report["prefixes"] and all(p.startswith(f"s3://{env.bucket}/{PREFIX}/") for p in report["prefixes"])
 
 
+def test_claim_check_pointer_inside_an_sns_envelope(archive_env):
+    """As the SNS extended client publishes it: pointer body, ExtendedPayloadSize in SNS shape."""
+    env = archive_env
+    sqs, sns, s3 = env.aws("sqs"), env.aws("sns"), env.aws("s3")
+    in_topic = sns.create_topic(Name=env.queue_url.rsplit("/", 1)[1] + "-large")["TopicArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=env.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=in_topic, Protocol="sqs", Endpoint=queue_arn)  # not raw: SNS envelopes
+    payload = b'{"large": "' + b"y" * 280_000 + b'"}'
+    s3.put_object(Bucket=env.payload_bucket, Key="sns/large", Body=payload, ContentType="application/json")
+    sns_id = sns.publish(
+        TopicArn=in_topic,
+        Message=cc.S3Pointer(env.payload_bucket, "sns/large").to_body(),
+        MessageAttributes={
+            cc.SIZE_ATTRIBUTE: {"DataType": "Number", "StringValue": str(len(payload))},
+            "sourceTransactionID": {"DataType": "String", "StringValue": "tx-large"},
+        },
+    )["MessageId"]
+
+    report = env.operator(notifications="per_batch").execute({})
+
+    assert report["archived"] == 1 and report["bytes"] == len(payload) and env.depth() == 0
+    (key,) = env.data_keys()
+    assert key.endswith("/" + sns_id)
+    obj = env.get(key)
+    assert obj["Body"].read() == payload and obj["ContentType"] == "application/json"
+    assert obj["Metadata"]["envelope"] == "sns" and obj["Metadata"]["source-transaction-id"] == "tx-large"
+    (line,) = env.manifests()
+    assert line.sha256 == hashlib.sha256(payload).hexdigest() and line.extra["claim_check"].endswith("/sns/large")
+
+
 def test_same_record_twice_is_one_object_and_other_bytes_under_the_same_id_go_to_the_dlq(archive_env):
     env = archive_env
     env.send(seed_body(b"first", messageID="producer-id-1"))
@@ -201,6 +231,29 @@ def test_same_record_twice_is_one_object_and_other_bytes_under_the_same_id_go_to
     assert "already holds other bytes" in failure_of(dead)["reason"]
     assert env.depth() == 0
     assert [r.message_id for r in env.manifests()] == ["producer-id-1"]
+
+
+def test_claim_check_redelivery_is_recognised_and_another_payload_is_not_copied_over(archive_env):
+    env = archive_env
+    s3 = env.aws("s3")
+    s3.put_object(Bucket=env.payload_bucket, Key="p/1", Body=b"one" * 1000)
+    s3.put_object(Bucket=env.payload_bucket, Key="p/2", Body=b"two" * 1000)
+    same_id = {  # the producer names the record and its time (else SQS's id and time would differ)
+        "messageID": {"DataType": "String", "StringValue": "large-1"},
+        "dateTime": {"DataType": "String", "StringValue": "2024-01-02 03:04:05.000006"},
+    }
+    env.send(cc.S3Pointer(env.payload_bucket, "p/1").to_body(), MessageAttributes=same_id)
+    first = env.operator(notifications="none").execute({})
+    env.send(cc.S3Pointer(env.payload_bucket, "p/1").to_body(), MessageAttributes=same_id)  # redelivered copy
+    env.send(cc.S3Pointer(env.payload_bucket, "p/2").to_body(), MessageAttributes=same_id)  # other payload, same id
+
+    second = env.operator(notifications="none").execute({})
+
+    assert first["archived"] == 1 and second["already_archived"] == 1 and second["dead_lettered"] == 1
+    (key,) = env.data_keys()
+    assert env.get(key)["Body"].read() == b"one" * 1000
+    (dead,) = env.drain(env.dlq_url)
+    assert cc.parse_pointer(dead["Body"]).key == "p/2" and "not overwritten" in failure_of(dead)["reason"]
 
 
 def test_duplicate_source_transaction_ids_are_reported(archive_env):
