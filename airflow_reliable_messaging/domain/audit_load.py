@@ -168,5 +168,5 @@ def payload_bundle_line(message_id: str, payload: bytes, bundle_uri: str) -> str
     except UnicodeDecodeError:
         raise ValueError("payload declared JSON is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"payload declared JSON does not parse: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise ValueError(f"payload declared JSON does not parse: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     return json.dumps({"message_id": message_id, "bundle": bundle_uri, "payload": value}, separators=(",", ":"))

@@ -1,0 +1,164 @@
+"""The weekly audit load, end to end, on the local cloud (run through scripts/demo.sh).
+
+1. starts the local cloud (AWS emulator, Snowflake emulator, SMTP sink) on loopback;
+2. seeds an audit archive in the seed pipeline's layout for last week: hundreds of records,
+   1 KB to 6 MB, JSON and binary, several producers and message types, a few malformed;
+3. runs the one-time Snowflake setup DAG, then the weekly_audit_load DAG with Airflow's own
+   DAG test runner (dag.test), exactly as deployed;
+4. prints the load report, the reconciliation, the weekly report, where the SNS messages and
+   the email landed; then stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+HOME = Path(tempfile.mkdtemp(prefix="arm-demo-airflow-"))
+os.environ.update(
+    AIRFLOW_HOME=str(HOME),
+    AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{HOME}/airflow.db",
+    AIRFLOW__LOGGING__LOGGING_LEVEL=os.environ.get("DEMO_LOG_LEVEL", "WARNING"),
+)
+
+from local_cloud.control import LocalCloud  # noqa: E402
+from local_cloud.sample_archive import seed_sample_archive  # noqa: E402
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def last_full_week(now: datetime) -> tuple[datetime, datetime]:
+    monday = (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    return monday - timedelta(days=7), monday
+
+
+def load_dag(file_name: str):
+    spec = importlib.util.spec_from_file_location(file_name[:-3], ROOT / "dags" / file_name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def run_dag(dag, run_date: datetime | None = None):
+    from airflow_reliable_messaging._compat import AIRFLOW_V_3_0_PLUS
+
+    if run_date is None:
+        return dag.test()
+    return dag.test(logical_date=run_date) if AIRFLOW_V_3_0_PLUS else dag.test(execution_date=run_date)
+
+
+def xcom(dag_run, task_id: str):
+    """The task's return value, read from the metadata database the DAG test wrote."""
+    from airflow.utils.session import create_session
+
+    try:
+        from airflow.models.xcom import XComModel as XCom  # Airflow 3
+    except ImportError:
+        from airflow.models.xcom import XCom  # Airflow 2.11
+    with create_session() as session:
+        row = (
+            session.query(XCom)
+            .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key="return_value")
+            .one_or_none()
+        )
+        if row is None:
+            return None
+        value = XCom.deserialize_value(row)
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=300, help="records to seed (default 300)")
+    args = parser.parse_args()
+
+    started = time.monotonic()
+    say("== Starting the local cloud (AWS, Snowflake and SMTP emulators on loopback)")
+    with LocalCloud(workdir=HOME / "local-cloud") as cloud:
+        os.environ.update(cloud.airflow_environ())
+        import boto3
+
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+        s3, sns, sqs = (boto3.client(s, **cloud.boto3_kwargs()) for s in ("s3", "sns", "sqs"))
+        bucket, prefix = "acme-audit-archive", "audit"
+        s3.create_bucket(Bucket=bucket)
+        topic = sns.create_topic(Name="audit-weekly-report")["TopicArn"]
+        queue_url = sqs.create_queue(QueueName="audit-report-subscriber")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+        variables = {
+            "audit_archive_bucket": bucket,
+            "audit_archive_prefix": prefix,
+            "audit_report_topic_arn": topic,
+            "audit_report_email_to": "compliance@acme.example, platform-oncall@acme.example",
+        }
+        os.environ.update({f"AIRFLOW_VAR_{k.upper()}": v for k, v in variables.items()})
+
+        week_start, week_end = last_full_week(datetime.now(UTC))
+        say(f"== Seeding s3://{bucket}/{prefix}/ with {args.records} audit records for {week_start:%Y-%m-%d} .. {week_end:%Y-%m-%d}")
+        seeded = seed_sample_archive(s3, bucket, prefix, week_start, week_end, count=args.records)
+        kinds = {k: sum(1 for r in seeded if r.kind == k) for k in ("json", "binary", "malformed-json")}
+        say(f"   {kinds['json']} JSON, {kinds['binary']} binary, {kinds['malformed-json']} malformed JSON; "
+            f"{sum(r.size for r in seeded):,} bytes; largest {max(r.size for r in seeded):,} bytes")
+
+        say("== Running DAG snowflake_audit_setup (database, schema, stage, tables)")
+        setup = run_dag(load_dag("snowflake_audit_setup.py"))
+        say(f"   {setup.state}")
+
+        say("== Running DAG weekly_audit_load with dag.test()")
+        dag = load_dag("weekly_audit_load.py")
+        run = run_dag(dag, week_end)
+        states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in run.get_task_instances()}
+        for task_id in ("load_week", "reconcile", "report", "publish_report", "email_report"):
+            say(f"   {task_id:<15} {states.get(task_id)}")
+
+        load = xcom(run, "load_week") or {}
+        say("\n== Load report (XCom of load_week)")
+        say(json.dumps({k: v for k, v in load.items() if k != "snowflake_query_ids"}, indent=2))
+        say(f"   Snowflake query ids: {len(load.get('snowflake_query_ids', []))} statements")
+        say("\n== Reconciliation (XCom of reconcile)")
+        say(json.dumps(xcom(run, "reconcile"), indent=2))
+
+        report = xcom(run, "report")
+        if report:
+            from airflow_reliable_messaging.domain.report import render_text
+
+            say("\n== Weekly audit report")
+            say(render_text(report))
+
+        received = []
+        while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages"):
+            received += batch
+            sqs.delete_message_batch(QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+        say(f"== SNS: {len(received)} report message(s) published to {topic}, received by subscriber queue {queue_url}")
+        summary = next((json.loads(m["Body"]) for m in received if json.loads(m["Body"]).get("kind") == "summary"), None)
+        if summary:
+            say(f"   summary message: {json.dumps(summary)[:400]}")
+        mails = cloud.emails()
+        say(f"\n== Email: {len(mails)} message(s) received by the SMTP sink ({cloud.mail_dir})")
+        for mail in mails:
+            parts = [p.get_content_type() for p in mail.walk() if not p.is_multipart()]
+            say(f"   To: {mail['To']}\n   Subject: {mail['Subject']}\n   Parts: {', '.join(parts)}")
+
+        ok = run.get_state() if hasattr(run, "get_state") else run.state
+        ok = str(getattr(ok, "value", ok)) == "success" and len(received) > 0 and len(mails) == 1
+        say(f"\n== {'Done' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s; stopping the local cloud.")
+        return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
