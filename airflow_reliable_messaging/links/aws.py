@@ -1,50 +1,88 @@
 """AWS console links shown on task instances (SNS topics and subscriptions, SQS queues).
 
-Built on the Amazon provider's ``BaseAwsLink``: the operator persists the link's fields to XCom
-with ``persist(context, operator, region_name=..., aws_partition=..., **fields)``.
+The same contract as the Amazon provider's ``BaseAwsLink`` (the operator persists the link's fields
+to XCom with ``persist(context, operator, region_name=..., aws_partition=..., **fields)``), without
+importing the provider's AWS utilities — and so botocore — when a DAG file is parsed.
 """
 
 from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, quote_plus
 
-from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
+from airflow_reliable_messaging._compat import BaseOperatorLink
+
+if TYPE_CHECKING:
+    from airflow_reliable_messaging._compat import Context
+
+log = logging.getLogger(__name__)
+
+CONSOLE = "https://console.{aws_domain}"
+_DOMAINS = {"aws": "aws.amazon.com", "aws-cn": "amazonaws.cn", "aws-us-gov": "amazonaws-us-gov.com"}
 
 
-class SnsTopicLink(BaseAwsLink):
+class AwsConsoleLink(BaseOperatorLink):
+    """A console URL built from ``format_str`` and the fields the operator stored in XCom."""
+
+    name: ClassVar[str]
+    key: ClassVar[str]
+    format_str: ClassVar[str]
+    quoted: ClassVar[tuple[str, bool]]  # (field to URL-quote, quote "/" too)
+
+    def format_link(self, **kwargs: Any) -> str:
+        field, plus = self.quoted
+        if not kwargs.get(field) or not kwargs.get("aws_domain"):
+            return ""
+        kwargs[field] = quote_plus(kwargs[field]) if plus else quote(kwargs[field], safe=":")
+        try:
+            return self.format_str.format(**kwargs)
+        except KeyError:
+            return ""
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        from airflow.providers.common.compat.sdk import XCom
+
+        try:
+            fields = XCom.get_value(key=self.key, ti_key=ti_key)
+        except Exception:  # noqa: BLE001 — a link never breaks the UI
+            return ""
+        return self.format_link(**fields) if fields else ""
+
+    @classmethod
+    def persist(cls, context: Context, operator: Any, region_name: str, aws_partition: str, **fields: Any) -> None:
+        """Store the link's fields in XCom (skipped outside a task run or without XCom push)."""
+        ti = (context or {}).get("ti")
+        if ti is None or not getattr(operator, "do_xcom_push", True):
+            return
+        try:
+            ti.xcom_push(key=cls.key, value={"region_name": region_name, "aws_domain": _DOMAINS.get(aws_partition), **fields})
+        except Exception as exc:  # noqa: BLE001 — a link is a convenience, never a task failure
+            log.warning("Could not store the %s link: %s", cls.name, exc)
+
+
+class SnsTopicLink(AwsConsoleLink):
     """The SNS topic's console page."""
 
     name = "SNS Topic"
     key = "arm_sns_topic"
-    format_str = BASE_AWS_CONSOLE_LINK + "/sns/v3/home?region={region_name}#/topic/{topic_arn}"
-
-    def format_link(self, **kwargs) -> str:
-        if not kwargs.get("topic_arn"):
-            return ""
-        return super().format_link(**{**kwargs, "topic_arn": quote(kwargs["topic_arn"], safe=":")})
+    format_str = CONSOLE + "/sns/v3/home?region={region_name}#/topic/{topic_arn}"
+    quoted = ("topic_arn", False)
 
 
-class SnsSubscriptionLink(BaseAwsLink):
+class SnsSubscriptionLink(AwsConsoleLink):
     """The SNS subscription's console page (replay status, Replay menu)."""
 
     name = "SNS Subscription"
     key = "arm_sns_subscription"
-    format_str = BASE_AWS_CONSOLE_LINK + "/sns/v3/home?region={region_name}#/subscription/{subscription_arn}"
-
-    def format_link(self, **kwargs) -> str:
-        if not kwargs.get("subscription_arn"):
-            return ""
-        return super().format_link(**{**kwargs, "subscription_arn": quote(kwargs["subscription_arn"], safe=":")})
+    format_str = CONSOLE + "/sns/v3/home?region={region_name}#/subscription/{subscription_arn}"
+    quoted = ("subscription_arn", False)
 
 
-class SqsQueueLink(BaseAwsLink):
+class SqsQueueLink(AwsConsoleLink):
     """The SQS queue's console page."""
 
     name = "SQS Queue"
     key = "arm_sqs_queue"
-    format_str = BASE_AWS_CONSOLE_LINK + "/sqs/v3/home?region={region_name}#/queues/{queue_url}"
-
-    def format_link(self, **kwargs) -> str:
-        if not kwargs.get("queue_url"):
-            return ""
-        return super().format_link(**{**kwargs, "queue_url": quote_plus(kwargs["queue_url"])})
+    format_str = CONSOLE + "/sqs/v3/home?region={region_name}#/queues/{queue_url}"
+    quoted = ("queue_url", True)

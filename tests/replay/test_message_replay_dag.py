@@ -29,13 +29,22 @@ def _load_dag():
     return dag
 
 
+LINKS: dict = {}
+
+
 def _run(dag, conf: dict):
-    """dag.test with a run conf; {task_id: (state, xcom return value)}."""
+    """dag.test with a run conf; {task_id: (state, xcom return value)}. Console-link fields the
+    tasks stored land in ``LINKS[task_id]``."""
     run = dag.test(run_conf=conf)  # the keyword is run_conf on 2.11 and 3.x alike
     out = {}
+    LINKS.clear()
     for ti in run.get_task_instances():
         value = ti.xcom_pull(task_ids=ti.task_id) if str(ti.state) == "success" else None
         out[ti.task_id] = (str(ti.state).rsplit(".", 1)[-1].lower(), value)
+        for key in ("arm_sns_topic", "arm_sns_subscription", "arm_sqs_queue"):
+            stored = ti.xcom_pull(task_ids=ti.task_id, key=key) if str(ti.state) == "success" else None
+            if stored:
+                LINKS.setdefault(ti.task_id, {})[key] = stored
     return out
 
 
@@ -66,6 +75,12 @@ def test_sns_archive_replay_to_existing_subscription(airflow_db, sns, sqs, uniqu
     assert report["source"] == "sns_archive" and report["replay_status"] == "Completed"
     assert report["target"] == sub and report["window"]["start"] == conf["start"].replace("+00:00", "Z")[:23] + "Z"
     assert [json.loads(m["Body"])["MessageId"] for m in drain(sqs, url, 3)] == ids
+    links = LINKS["sns_replay"]
+    assert links["arm_sns_subscription"]["subscription_arn"] == sub
+    assert links["arm_sns_topic"]["topic_arn"] == topic and links["arm_sns_topic"]["aws_domain"] == "aws.amazon.com"
+    from airflow_reliable_messaging.links.aws import SnsSubscriptionLink
+
+    assert SnsSubscriptionLink().format_link(**links["arm_sns_subscription"]).endswith("#/subscription/" + sub)
 
 
 def test_s3_archive_replay_dag(airflow_db, s3, sqs, unique):
