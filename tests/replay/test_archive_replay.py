@@ -151,3 +151,14 @@ def test_invalid_arguments_name_the_field(bucket):
     with pytest.raises(ConfigurationError) as exc:
         _op(bucket, target_queue="q", replay_id=None).execute({})
     assert exc.value.field == "replay_id"
+
+
+def test_rate_limit_paces_the_batches(s3, sqs, bucket, unique):
+    import time
+
+    _archive(s3, bucket, [(f"r-{i:02d}", i, b"{}", "claims", "t") for i in range(20)])
+    url = sqs.create_queue(QueueName=unique("q"))["QueueUrl"]
+    began = time.monotonic()
+    result = _op(bucket, target_queue=url, max_messages_per_second=20).execute({})
+    assert result["sent"] == 20
+    assert time.monotonic() - began >= 0.9  # 20 messages at 20/s: two batches, about a second
