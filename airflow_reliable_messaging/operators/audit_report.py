@@ -275,7 +275,12 @@ class _MarkedDelivery(BaseOperator):
         return not self.force and s3.head_object_info(self.marker_bucket, self.marker_key(report)) is not None
 
     def report_dict(self) -> dict[str, Any]:
-        report = json.loads(self.report) if isinstance(self.report, str) else self.report
+        report = self.report
+        if isinstance(report, str):
+            try:
+                report = json.loads(report)
+            except ValueError:
+                report = None
         if not isinstance(report, dict) or not {"rows", "totals", "report_id"} <= set(report):
             raise ConfigurationError("report", "expects the AuditReportOperator's XCom (a dict with rows and totals)")
         return report
