@@ -414,3 +414,23 @@ def test_messages_older_than_the_retention_period_drop_out(sns, sqs, unique, con
     sub = _subscribe(sns, topic, arn, ReplayPolicy=json.dumps({"PointType": "Timestamp", "StartingPoint": beginning}))
     _wait_status(sns, sub)
     assert [json.loads(m["Body"])["Message"] for m in _drain(sqs, url, 1)] == ["recent"]
+
+
+def test_empty_replay_policy_stops_the_replay_and_unpauses(sns, sqs, unique):
+    """Emulator choice (the console's "Stop replay"; its API form is not documented): ``""``."""
+    topic = _topic(sns, unique)
+    url, arn = _queue(sqs, unique("q") + ".fifo")
+    sub = _subscribe(sns, topic, arn)
+    start = _now()
+    sns.publish(TopicArn=topic, Message="m1", MessageGroupId="g")
+    time.sleep(0.01)
+    sns.set_subscription_attributes(
+        SubscriptionArn=sub, AttributeName="ReplayPolicy", AttributeValue=_policy(start, EndingPoint=_ts(_now()))
+    )
+    _wait_status(sns, sub)
+    _drain(sqs, url, 2)
+    sns.set_subscription_attributes(SubscriptionArn=sub, AttributeName="ReplayPolicy", AttributeValue="")
+    attrs = sns.get_subscription_attributes(SubscriptionArn=sub)["Attributes"]
+    assert "ReplayPolicy" not in attrs and "ReplayStatus" not in attrs
+    sns.publish(TopicArn=topic, Message="live", MessageGroupId="g")
+    assert [json.loads(m["Body"])["Message"] for m in _drain(sqs, url, 1)] == ["live"]
