@@ -106,7 +106,16 @@ def main() -> int:
             "audit_report_topic_arn": topic,
             "audit_report_email_to": "compliance@acme.example, platform-oncall@acme.example",
         }
-        os.environ.update({f"AIRFLOW_VAR_{k.upper()}": v for k, v in variables.items()})
+        # As on MWAA: Variables come from AWS Secrets Manager through Airflow's secrets backend.
+        secrets = boto3.client("secretsmanager", **cloud.boto3_kwargs())
+        for name, value in variables.items():
+            secrets.create_secret(Name=f"airflow/variables/{name}", SecretString=value)
+        os.environ["AIRFLOW__SECRETS__BACKEND"] = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
+        os.environ["AIRFLOW__SECRETS__BACKEND_KWARGS"] = json.dumps({
+            "connections_prefix": "airflow/connections", "variables_prefix": "airflow/variables",
+            "endpoint_url": cloud.aws_endpoint_url, "region_name": cloud.region,
+        })  # fmt: skip
+        say(f"   Variables in Secrets Manager: {', '.join(f'airflow/variables/{n}' for n in variables)}")
 
         week_start, week_end = last_full_week(datetime.now(UTC))
         say(f"== Seeding s3://{bucket}/{prefix}/ with {args.records} audit records for {week_start:%Y-%m-%d} .. {week_end:%Y-%m-%d}")
