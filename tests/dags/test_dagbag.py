@@ -34,8 +34,8 @@ print(json.dumps({
 """
 
 # What Airflow itself (not this project) pulls in: an s3:// Asset is normalised by the Amazon
-# provider's asset handler, which imports boto3; the provider's console-link base imports botocore.
-ALLOWED = {"audit_archive.py": {"boto3", "botocore"}, "message_replay.py": {"botocore"}}
+# provider's asset handler, which imports boto3.
+ALLOWED = {"audit_archive.py": {"boto3", "botocore"}}
 
 
 def parse(path: Path) -> dict:
