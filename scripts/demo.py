@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -34,6 +33,7 @@ os.environ.update(
 )
 
 from local_cloud.control import LocalCloud  # noqa: E402
+from local_cloud.dag_runner import load_dag, run_dag, task_states, xcom  # noqa: E402
 from local_cloud.sample_archive import seed_sample_archive  # noqa: E402
 
 
@@ -44,41 +44,6 @@ def say(text: str = "") -> None:
 def last_full_week(now: datetime) -> tuple[datetime, datetime]:
     monday = (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
     return monday - timedelta(days=7), monday
-
-
-def load_dag(file_name: str):
-    spec = importlib.util.spec_from_file_location(file_name[:-3], ROOT / "dags" / file_name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dag
-
-
-def run_dag(dag, run_date: datetime | None = None):
-    from airflow_reliable_messaging._compat import AIRFLOW_V_3_0_PLUS
-
-    if run_date is None:
-        return dag.test()
-    return dag.test(logical_date=run_date) if AIRFLOW_V_3_0_PLUS else dag.test(execution_date=run_date)
-
-
-def xcom(dag_run, task_id: str):
-    """The task's return value, read from the metadata database the DAG test wrote."""
-    from airflow.utils.session import create_session
-
-    try:
-        from airflow.models.xcom import XComModel as XCom  # Airflow 3
-    except ImportError:
-        from airflow.models.xcom import XCom  # Airflow 2.11
-    with create_session() as session:
-        row = (
-            session.query(XCom)
-            .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key="return_value")
-            .one_or_none()
-        )
-        if row is None:
-            return None
-        value = XCom.deserialize_value(row)
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def main() -> int:
@@ -125,13 +90,13 @@ def main() -> int:
             f"{sum(r.size for r in seeded):,} bytes; largest {max(r.size for r in seeded):,} bytes")
 
         say("== Running DAG snowflake_audit_setup (database, schema, stage, tables)")
-        setup = run_dag(load_dag("snowflake_audit_setup.py"))
+        setup = run_dag(load_dag(ROOT / "dags" / "snowflake_audit_setup.py"))
         say(f"   {setup.state}")
 
         say("== Running DAG weekly_audit_load with dag.test()")
-        dag = load_dag("weekly_audit_load.py")
+        dag = load_dag(ROOT / "dags" / "weekly_audit_load.py")
         run = run_dag(dag, week_end)
-        states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in run.get_task_instances()}
+        states = task_states(run)
         for task_id in ("load_week", "reconcile", "report", "publish_report", "email_report"):
             say(f"   {task_id:<15} {states.get(task_id)}")
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from airflow_reliable_messaging._compat import AIRFLOW_V_3_0_PLUS
+from local_cloud import dag_runner
+from local_cloud.dag_runner import run_dag
+from local_cloud.dag_runner import task_states as states
 from local_cloud.sample_archive import seed_sample_archive
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -18,21 +18,7 @@ WEEK_START = datetime(2026, 11, 16, tzinfo=UTC)  # a Monday: the DAG's weekly in
 
 
 def load_dag(file_name: str):
-    spec = importlib.util.spec_from_file_location(f"{file_name[:-3]}_under_test", DAGS / file_name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dag
-
-
-def run_dag(dag, logical_date: datetime | None = None):
-    """A manual run; its data interval is the schedule's interval that ends at ``logical_date``."""
-    if logical_date is None:
-        return dag.test()
-    return dag.test(logical_date=logical_date) if AIRFLOW_V_3_0_PLUS else dag.test(execution_date=logical_date)
-
-
-def states(dag_run) -> dict[str, str]:
-    return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()}
+    return dag_runner.load_dag(DAGS / file_name)
 
 
 @pytest.fixture
