@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ SYSTEMIC_ERRORS = frozenset({
 })  # fmt: skip
 _GENERIC_CONTENT_TYPES = (None, "", "binary/octet-stream", BINARY_CONTENT_TYPE)
 REPORT_LIST_LIMIT = 50
+WRITE_CONCURRENCY = 10  # S3 writes in flight: one receive's worth
 
 
 class ArchiveHaltedError(ReliableMessagingError):
@@ -210,6 +212,18 @@ class ArchiveSettings:
     wait_time_seconds: int
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """What the S3 write of one record left: its object, new or found."""
+
+    key: str
+    created: bool
+    size: int
+    sha256: str
+    content_type: str
+    archived_at: str
+
+
 @dataclass
 class _Pending:
     """An archived record waiting for its manifest, notifications and delete."""
@@ -237,6 +251,11 @@ class ArchiveRun:
 
     # -- the loop -------------------------------------------------------------------------------------
     def drain(self) -> dict[str, Any]:
+        self.s3.get_conn()  # one client, built before the writer threads share it
+        with ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY, thread_name_prefix="archive-write") as self.pool:
+            return self._drain()
+
+    def _drain(self) -> dict[str, Any]:
         s = self.s
         deadline = time.monotonic() + s.max_run_seconds
         flush_age = s.visibility_timeout / 3 if s.visibility_timeout else 60.0
@@ -266,27 +285,42 @@ class ArchiveRun:
         return self.report()
 
     def process(self, messages: list[dict]) -> None:
-        """Archive, quarantine or collect for the DLQ each message of one receive."""
+        """Archive, quarantine or collect for the DLQ each message of one receive.
+
+        The S3 writes of a receive run concurrently (one per distinct key; a key repeated within
+        the receive is written after the first, so the write-once check sees it); counting,
+        duplicate detection and the manifest order follow the receive order."""
         now = datetime.now(UTC)
         failures: list[tuple[dict, str]] = []
         codes: list[str] = []
-        archived = 0
+        parsed: list[tuple[dict, am.AuditRecord]] = []
         for message in messages:
             self.counts["received"] += 1
             try:
-                record = am.parse_message(message, now=now)
+                parsed.append((message, am.parse_message(message, now=now)))
             except RecordError as exc:
                 code = self.quarantine(message, am.failure_reason(exc))
                 if code is not None:
                     failures.append((message, f"{am.failure_reason(exc)}; quarantine failed: {code[1]}"))
                     codes.append(code[0])
-                continue
+        keys = [layout.archive_key(self.s.prefix, r.event_time, r.message_id) for _, r in parsed]
+        first = [i for i, key in enumerate(keys) if keys.index(key) == i]
+        outcomes: dict[int, _Stored | BaseException] = {}
+        futures = {i: self.pool.submit(self.store, parsed[i][1], keys[i]) for i in first}
+        for i in range(len(parsed)):
             try:
-                self.pending.append(self.archive(record, message))
-                archived += 1
+                outcomes[i] = futures[i].result() if i in futures else self.store(parsed[i][1], keys[i])
             except Exception as exc:  # noqa: BLE001 - one record's failure never stops the batch
-                failures.append((message, am.failure_reason(exc)))
-                codes.append(_error_code(exc))
+                outcomes[i] = exc
+        archived = 0
+        for i, (message, record) in enumerate(parsed):
+            outcome = outcomes[i]
+            if isinstance(outcome, BaseException):
+                failures.append((message, am.failure_reason(outcome)))
+                codes.append(_error_code(outcome))
+            else:
+                self.pending.append(self.book(record, outcome, message))
+                archived += 1
         self.dead_letter(failures)
         if failures and not archived and all(code in SYSTEMIC_ERRORS for code in codes):
             self.halted = (
@@ -296,9 +330,9 @@ class ArchiveRun:
             )
             self.log.error(self.halted)
 
-    def archive(self, record: am.AuditRecord, message: dict) -> _Pending:
+    def store(self, record: am.AuditRecord, key: str) -> _Stored:
+        """Write (or find) the record's object; S3 calls only, safe to run in threads."""
         s = self.s
-        key = layout.archive_key(s.prefix, record.event_time, record.message_id)
         archived_at = datetime.now(UTC)
         if record.pointer is not None:
             source_uri = layout.s3_uri(record.pointer.bucket, record.pointer.key)
@@ -338,19 +372,24 @@ class ArchiveRun:
             what = f"other bytes (sha256 {existing.sha256[:16]}...)" if existing.sha256 else "an object of unknown SHA-256"
             raise RecordError(f"s3://{s.bucket}/{key} already holds {what}; not overwritten")
         if result.created:
-            self.counts["archived"] += 1
-            self.counts["bytes"] += existing.size
             stamp = am.isoformat(archived_at)
         else:
-            self.counts["already_archived"] += 1
             stamp = am.archived_at_from_metadata(existing.metadata, existing.last_modified or archived_at)
             content_type = existing.content_type or content_type
+        return _Stored(key, result.created, existing.size, sha or "", content_type, stamp)
+
+    def book(self, record: am.AuditRecord, stored: _Stored, message: dict) -> _Pending:
+        """Count an archived record and make its manifest line (in receive order)."""
+        s = self.s
+        self.counts["archived" if stored.created else "already_archived"] += 1
+        if stored.created:
+            self.counts["bytes"] += stored.size
         self.prefixes.add(layout.s3_uri(s.bucket, layout.data_hour_prefix(s.prefix, record.event_time)))
         line = am.archived_record(
-            record, bucket=s.bucket, key=key, size=existing.size, sha256=sha or "", content_type=content_type,
-            archived_at=stamp, duplicate_of=self._duplicate_of(record),
+            record, bucket=s.bucket, key=stored.key, size=stored.size, sha256=stored.sha256,
+            content_type=stored.content_type, archived_at=stored.archived_at, duplicate_of=self._duplicate_of(record),
         )  # fmt: skip
-        return _Pending(line, result.created, message["ReceiptHandle"])
+        return _Pending(line, stored.created, message["ReceiptHandle"])
 
     def _duplicate_of(self, record: am.AuditRecord) -> str | None:
         """The first message id seen in this run with the same source transaction, if another."""
