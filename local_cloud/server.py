@@ -33,10 +33,12 @@ def start_aws(host: str, port: int):
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
+    from local_cloud import faults
     from local_cloud.emulation import EmulationContext, wrap_all
 
     ctx = EmulationContext(region=REGION, account_id=ACCOUNT_ID, endpoint_url=f"http://{host}:{port}")
     app = wrap_all(DomainDispatcherApplication(create_backend_app), ctx)
+    app = faults.wrap(app, ctx)  # outermost: faults also hit the emulated APIs
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     threading.Thread(target=server.serve_forever, name="aws-emulator", daemon=True).start()
     return server

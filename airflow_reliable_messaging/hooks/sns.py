@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+from functools import cached_property
 
 from airflow.providers.amazon.aws.hooks.sns import SnsHook
 
@@ -12,6 +14,18 @@ from airflow_reliable_messaging.hooks.sqs import BatchResult, call_batch
 
 class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
     """SNS calls of the archive notifications, report publishing, replay and redrive."""
+
+    @cached_property
+    def conn(self):
+        """The client, with SNS's ``Throttled`` (HTTP 429, the Publish rate limit) retried like the
+        throttling botocore's standard mode knows (it does not list that code)."""
+        client = super().conn
+        retries = getattr(self.config, "retries", None) or {}
+        attempts = int(retries.get("total_max_attempts") or retries.get("max_attempts", 0) + 1 or 1)
+        client.meta.events.register(
+            "needs-retry.sns", _ThrottledRetry(attempts), unique_id="reliable-messaging-sns-throttled"
+        )
+        return client
 
     # -- topics and subscriptions (replay) ---------------------------------------------------------
     def set_archive_policy(self, topic_arn: str, policy: dict[str, str]) -> None:
@@ -69,3 +83,18 @@ class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
 
     def topic_attributes(self, topic_arn: str) -> dict[str, str]:
         return self.get_conn().get_topic_attributes(TopicArn=topic_arn)["Attributes"]
+
+
+class _ThrottledRetry:
+    """A ``needs-retry`` handler: jittered exponential backoff for ``Throttled`` answers."""
+
+    def __init__(self, total_attempts: int) -> None:
+        self.total_attempts = total_attempts
+
+    def __call__(self, response=None, attempts: int = 1, **_: object) -> float | None:
+        if response is None or attempts >= self.total_attempts:
+            return None
+        code = (response[1] or {}).get("Error", {}).get("Code")
+        if code != "Throttled":
+            return None
+        return min(20.0, random.random() * 2 ** (attempts - 1))

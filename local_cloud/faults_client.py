@@ -1,0 +1,80 @@
+"""Drive the local cloud's fault injection (``local_cloud/faults.py``) from any Python (stdlib only).
+
+    faults = FaultInjector(cloud.aws_endpoint_url)
+    with faults.injecting([throttle("sqs", rate=0.1)], seed=7):
+        ...                      # calls through the emulator see the faults
+    faults.stats()["calls"]      # {"sqs:ReceiveMessage": 12, ...}
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+CONTROL_PATH = "/_localcloud/faults"
+
+
+class FaultInjector:
+    def __init__(self, endpoint_url: str) -> None:
+        self.url = endpoint_url.rstrip("/") + CONTROL_PATH
+
+    def _post(self, payload: dict) -> dict:
+        request = urllib.request.Request(
+            self.url, data=json.dumps(payload).encode(), method="POST", headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback emulator
+            return json.loads(response.read())
+
+    def set(self, rules: list[dict], seed: int = 0) -> dict:
+        """Replace every rule (counters start again from zero)."""
+        return self._post({"rules": rules, "seed": seed})
+
+    def reset(self) -> dict:
+        return self._post({"reset": True})
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(self.url, timeout=10) as response:  # noqa: S310
+            return json.loads(response.read())
+
+    @contextmanager
+    def injecting(self, rules: list[dict], seed: int = 0) -> Iterator[FaultInjector]:
+        self.set(rules, seed)
+        try:
+            yield self
+        finally:
+            self.reset()
+
+
+def rule(fault: str, service: str | list[str] = "*", operation: str | list[str] = "*", **options) -> dict:
+    return {"fault": fault, "service": service, "operation": operation, **options}
+
+
+def throttle(service="*", operation="*", **options) -> dict:
+    return rule("throttle", service, operation, **options)
+
+
+def server_error(service="*", operation="*", status: int = 500, **options) -> dict:
+    return rule("5xx", service, operation, status=status, **options)
+
+
+def delay(service="*", operation="*", seconds: float = 1.0, **options) -> dict:
+    return rule("delay", service, operation, delay=seconds, **options)
+
+
+def partial(service="*", operation="*", entries: float | int = 0.5, **options) -> dict:
+    return rule("partial", service, operation, entries=entries, **options)
+
+
+def mixed(rate: float, exclude_user_agent: str | None = "aiobotocore", services=("sqs", "sns", "s3")) -> list[dict]:
+    """Faults on about ``rate`` of the calls: throttling, 5xx and partial batch failures, each
+    with its own seeded draw (a batch call can draw several; the first listed wins)."""
+    extra = {"exclude_user_agent": exclude_user_agent} if exclude_user_agent else {}
+    share = rate / 3
+    return [
+        partial(list(services), rate=rate, entries=0.3, **extra),
+        throttle(list(services), rate=share, **extra),
+        server_error(list(services), status=500, rate=share, **extra),
+        server_error(list(services), status=503, rate=share, **extra),
+    ]
