@@ -278,6 +278,8 @@ def _json_if_object(text: str, what: str) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise RecordError(f"{what} looks like JSON but is not valid JSON ({exc})") from None
+    except RecursionError:  # hostile input: must not crash the batch
+        raise RecordError(f"{what} is JSON nested too deeply to parse") from None
 
 
 def _is_sns_envelope(value: Any) -> bool:
@@ -329,7 +331,7 @@ def _parse_time(value: Any, what: str) -> datetime:
         except ValueError:
             try:
                 return as_utc(datetime.fromisoformat(value.strip()))
-            except ValueError:
+            except (ValueError, OverflowError):  # OverflowError: out of range once in UTC
                 pass
     raise RecordError(f"{what} {str(value)[:64]!r} is not a time in the seed format {SEED_DATETIME_FORMAT}")
 

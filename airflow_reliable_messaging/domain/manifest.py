@@ -65,7 +65,29 @@ class ArchivedRecord:
         missing = [n for n in ("message_id", "bucket", "key", "size", "sha256", "content_type", "event_time", "archived_at") if n not in data]
         if missing:
             raise ValueError(f"manifest line lacks {', '.join(missing)}")
+        _check_types(data)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _check_types(data: dict) -> None:
+    """Refuse lines whose fields would break the load or replay later (hostile or corrupt input)."""
+    from airflow_reliable_messaging.domain.archive_layout import validate_message_id
+
+    for name in ("message_id", "bucket", "key", "sha256", "content_type"):
+        if not isinstance(data[name], str) or not data[name]:
+            raise ValueError(f"{name} is not a non-empty string")
+    try:
+        validate_message_id(data["message_id"])
+    except ValueError:
+        raise ValueError(f"message_id {data['message_id'][:80]!r} is not a valid message id") from None
+    size = data["size"]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError(f"size {str(size)[:40]!r} is not a byte count")
+    for name in ("event_time", "archived_at"):
+        try:
+            parse_isoformat(data[name])
+        except (TypeError, ValueError, AttributeError, OverflowError):
+            raise ValueError(f"{name} {str(data[name])[:40]!r} is not an ISO 8601 time") from None
 
 
 def encode_manifest(records: Iterable[ArchivedRecord], manifest_uri: str) -> bytes:
@@ -81,11 +103,20 @@ def encode_manifest(records: Iterable[ArchivedRecord], manifest_uri: str) -> byt
 
 def decode_manifest(body: bytes) -> list[ArchivedRecord]:
     records = []
-    for number, line in enumerate(body.decode("utf-8").splitlines(), start=1):
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"manifest is not UTF-8 (byte {exc.start}: {exc.reason})") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            records.append(ArchivedRecord.from_dict(json.loads(line)))
+            data = json.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError("the line is not a JSON object")
+            records.append(ArchivedRecord.from_dict(data))
         except (ValueError, TypeError) as exc:
             raise ValueError(f"manifest line {number}: {exc}") from None
+        except RecursionError:  # hostile input: must not crash the load or the replay
+            raise ValueError(f"manifest line {number}: JSON nested too deeply") from None
     return records

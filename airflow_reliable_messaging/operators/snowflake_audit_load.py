@@ -318,9 +318,15 @@ class _AuditLoad:
         good: dict[str, list[ArchivedRecord]] = {}
         for key in keys:
             try:
-                good[key] = decode_manifest(self.s3.read_bytes(self.target.bucket, key))
+                records = decode_manifest(self.s3.read_bytes(self.target.bucket, key))
             except ValueError as exc:
                 self.fail_file(self.target.uri(key), f"manifest is invalid: {exc}")
+                continue
+            foreign = sorted({r.bucket for r in records if r.bucket != self.target.bucket})
+            if foreign:  # a manifest must not make the load read (and publish) another bucket
+                self.fail_file(self.target.uri(key), f"manifest names records in another bucket ({', '.join(foreign)[:200]})")
+                continue
+            good[key] = records
         return good
 
     def write_payload_bundles(self, manifest_keys: list[str], records: list[ArchivedRecord]) -> list[str]:
