@@ -1,0 +1,367 @@
+"""Run the benchmarks on the local cloud, print a table, write JSON, compare with the baseline.
+
+    scripts/bench.sh [--quick | --full] [--only SECTION ...] [--rtt-ms 10] [--update-baseline]
+
+Sections: requests (AWS requests per message vs naive loops), throughput (vs naive loops, per
+payload size, on loopback and with a modelled network round trip), snowflake (statements per
+weekly load), parse (DAG parse cost vs stock-operator DAGs), memory (peak RSS), scaling.
+Exit status: 0 when every target is met and nothing regressed more than 10% against
+``benchmarks/baseline.json``; 1 otherwise; 2 when a benchmark itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.env import REPO_ROOT, prepare_airflow_home
+
+BENCH_DIR = REPO_ROOT / "benchmarks"
+BASELINE = BENCH_DIR / "baseline.json"
+LATEST = BENCH_DIR / "results" / "latest.json"
+KB, MB = 1024, 1024 * 1024
+SECTIONS = ("requests", "throughput", "snowflake", "parse", "memory", "scaling")
+TOLERANCE = 0.10  # a metric 10% worse than the baseline is a regression
+
+# throughput: job -> payload label -> (payload bytes, messages); "loopback": labels also run without
+# the modelled round trip. Claim-check payloads (1 MB) are distinct objects for the archive (it
+# copies each) and one shared object for the redrive (it passes pointers through unread).
+PROFILES: dict[str, dict[str, Any]] = {
+    "quick": {"requests_n": 1000,
+              "throughput": {"archive": {"1KB": (KB, 100)}, "redrive": {"1KB": (KB, 200)}}, "loopback": ["1KB"],
+              "snowflake": [50], "parse_repeats": 1, "memory": [100, 400], "scaling": [100, 1000]},
+    "default": {"requests_n": 1000,
+                "throughput": {"archive": {"1KB": (KB, 200), "64KB": (64 * KB, 200), "1MB": (MB, 30)},
+                               "redrive": {"1KB": (KB, 400), "64KB": (64 * KB, 400), "1MB": (MB, 400)}},
+                "loopback": ["1KB"],
+                "snowflake": [50, 1100], "parse_repeats": 3, "memory": [250, 1000], "scaling": [100, 1000, 3000]},
+    "full": {"requests_n": 1000,
+             "throughput": {"archive": {"1KB": (KB, 500), "64KB": (64 * KB, 500), "1MB": (MB, 60)},
+                            "redrive": {"1KB": (KB, 1000), "64KB": (64 * KB, 1000), "1MB": (MB, 1000)}},
+             "loopback": ["1KB", "64KB", "1MB"],
+             "snowflake": [50, 1100, 2100], "parse_repeats": 5, "memory": [250, 1000], "scaling": [100, 1000, 3000, 10000]},
+}  # fmt: skip
+
+TARGETS = {
+    "archive_per_record_rpm": 1.65, "archive_per_batch_rpm": 1.25, "redrive_rpm": 0.31, "publish_rpm": 0.11,
+    "archive_throughput_ratio": 4.0, "redrive_throughput_ratio": 5.0, "dag_parse_seconds": 0.3,
+    "provider_import_seconds": 0.05, "memory_peak_ratio": 1.15, "scaling_rpm_drift": 1.05,
+}  # fmt: skip
+
+
+_REUSE: dict[tuple[str, int], Any] = {}  # (job, messages) -> Measured at 1 KB, no RTT: scaling reuses them
+
+
+class Results:
+    """Rows for the table, checks against targets, and the metrics compared with the baseline."""
+
+    def __init__(self) -> None:
+        self.sections: dict[str, Any] = {}
+        self.rows: list[tuple[str, ...]] = []
+        self.checks: list[dict[str, Any]] = []
+        self.metrics: dict[str, dict[str, Any]] = {}  # name -> {value, better: "lower"|"higher"}
+
+    def row(self, section: str, what: str, ours: str, other: str = "", ratio: str = "", target: str = "",
+            status: str = "") -> None:  # fmt: skip
+        self.rows.append((section, what, ours, other, ratio, target, status))
+
+    def check(self, name: str, ok: bool, detail: str) -> str:
+        self.checks.append({"name": name, "ok": bool(ok), "detail": detail})
+        return "ok" if ok else "MISSED"
+
+    def metric(self, name: str, value: float, better: str) -> None:
+        self.metrics[name] = {"value": round(float(value), 4), "better": better}
+
+
+# -- sections ---------------------------------------------------------------------------------------
+def section_requests(cloud, res: Results, profile: dict[str, Any]) -> None:
+    from benchmarks import aws_cases as c
+
+    n = profile["requests_n"]
+    out: dict[str, Any] = {}
+    for mode, target in (("per_record", "archive_per_record_rpm"), ("per_batch", "archive_per_batch_rpm")):
+        m = c.run_archive(cloud, n, KB, mode)
+        if mode == "per_record":
+            _REUSE[("archive", n)] = m
+        out[f"archive_{mode}"] = m.to_dict()
+        status = res.check(target, m.per_message <= TARGETS[target], f"{m.per_message:.3f} req/msg at {n} messages")
+        naive_rpm = 7 + 1 / n  # receive, put, 4 publishes, delete per message + the final empty receive
+        res.row("requests", f"archive {mode.replace('_', '-')} notifications ({n} x 1 KB)", f"{m.per_message:.3f}",
+                f"{naive_rpm:.3f}", f"{naive_rpm / m.per_message:.1f}x fewer", f"<= {TARGETS[target]}", status)  # fmt: skip
+        res.metric(f"requests.archive_{mode}.rpm", m.per_message, "lower")
+    ours, naive = c.run_replay(cloud, n, KB)
+    out["replay"], out["replay_naive"] = ours.to_dict(), naive.to_dict()
+    res.row("requests", f"S3-archive replay to SNS ({n} x 1 KB)", f"{ours.per_message:.3f}", f"{naive.per_message:.3f}",
+            f"{naive.per_message / ours.per_message:.1f}x fewer", "(none)", "")  # fmt: skip
+    res.metric("requests.replay.rpm", ours.per_message, "lower")
+    m = c.run_redrive(cloud, n, KB)
+    _REUSE[("redrive", n)] = m
+    out["redrive"] = m.to_dict()
+    status = res.check("redrive_rpm", m.per_message <= TARGETS["redrive_rpm"], f"{m.per_message:.3f} req/msg at {n}")
+    res.row("requests", f"client redrive ({n} x 1 KB)", f"{m.per_message:.3f}", f"{3 + 1 / n:.3f}",
+            f"{(3 + 1 / n) / m.per_message:.1f}x fewer", f"<= {TARGETS['redrive_rpm']}", status)  # fmt: skip
+    res.metric("requests.redrive.rpm", m.per_message, "lower")
+    ours, naive = c.run_publish(cloud, n - 1)
+    out["publish"], out["publish_naive"] = ours.to_dict(), naive.to_dict()
+    status = res.check("publish_rpm", ours.per_message <= TARGETS["publish_rpm"], f"{ours.per_message:.3f} req/msg, {n} messages")
+    res.row("requests", f"report publishing (summary + {n - 1} rows)", f"{ours.per_message:.3f}",
+            f"{naive.per_message:.3f}", f"{naive.per_message / ours.per_message:.1f}x fewer",
+            f"<= {TARGETS['publish_rpm']}", status)  # fmt: skip
+    res.metric("requests.publish.rpm", ours.per_message, "lower")
+    small = c.run_publish(cloud, 20)[0]
+    out["publish_20_rows"] = small.to_dict()
+    res.row("requests", "report publishing (summary + 20 rows)", f"{small.per_message:.3f}", "1.000",
+            f"{1 / small.per_message:.1f}x fewer", "(info)", "")  # fmt: skip
+    res.sections["requests"] = out
+
+
+def section_throughput(cloud, res: Results, profile: dict[str, Any], rtt_ms: float) -> None:
+    from benchmarks import aws_cases as c
+
+    out: dict[str, Any] = {}
+    jobs = {"archive": (c.run_archive, c.run_archive_naive, "archive_throughput_ratio"),
+            "redrive": (c.run_redrive, c.run_redrive_naive, "redrive_throughput_ratio")}  # fmt: skip
+    for job, (ours_fn, naive_fn, target) in jobs.items():
+        for label, (size, n) in profile["throughput"][job].items():
+            for rtt in sorted({0.0 if label in profile["loopback"] else rtt_ms, rtt_ms}):
+                c.RTT["seconds"] = rtt / 1000
+                net = "loopback" if not rtt else f"RTT {rtt:g} ms"
+                ours, naive = ours_fn(cloud, n, size), naive_fn(cloud, n, size)
+                ratio = naive.seconds / ours.seconds
+                key = f"{job}.{label}.{'loopback' if not rtt else 'rtt'}"
+                out[key] = {"ours": ours.to_dict(), "naive": naive.to_dict(), "ratio": round(ratio, 2), "rtt_ms": rtt}
+                if rtt or not rtt_ms:  # the target applies with the network modelled (see README)
+                    status = res.check(f"{target}[{label}]", ratio >= TARGETS[target], f"{ratio:.1f}x at {label}, {net}")
+                    tgt = f">= {TARGETS[target]:g}x"
+                else:
+                    status, tgt = "", "(info)"
+                res.row("throughput", f"{job} {label} x {n}, {net} (msg/s)", f"{ours.per_second:.0f}",
+                        f"{naive.per_second:.0f}", f"{ratio:.1f}x", tgt, status)  # fmt: skip
+                res.metric(f"throughput.{key}.ratio", ratio, "higher")
+                if size >= MB and rtt == max(0.0, rtt_ms):
+                    res.row("throughput", f"  {job} {label}: requests per message", f"{ours.per_message:.2f}",
+                            f"{naive.per_message:.2f}", "", "(info)", "")  # fmt: skip
+    c.RTT["seconds"] = 0.0
+    res.sections["throughput"] = out
+
+
+def section_snowflake(cloud, res: Results, profile: dict[str, Any]) -> None:
+    from benchmarks import snowflake_case as s
+
+    runs = [s.run_load(cloud, n) for n in profile["snowflake"]]
+    for r in runs:
+        n, load, rerun = r["manifests"], r["load"], r["rerun"]
+        ok = load["copy_statements"] == r["copy_target"]
+        status = res.check(f"snowflake_copy[{n}]", ok, f"{load['copy_statements']} COPY for {n} files")
+        res.row("snowflake", f"weekly load, {n} manifest files: statements (COPY)",
+                f"{load['statements']} ({load['copy_statements']})", "", "", f"COPY = {r['copy_target']} (ceil n/1000)",
+                status)  # fmt: skip
+        status = res.check(f"snowflake_rerun[{n}]", r["rows_changed_on_rerun"] == 0, f"{r['rows_changed_on_rerun']} rows changed")
+        res.row("snowflake", f"  rerun: statements (COPY), rows changed", f"{rerun['statements']} ({rerun['copy_statements']}), "
+                f"{r['rows_changed_on_rerun']}", "", "", "0 rows", status)  # fmt: skip
+        res.metric(f"snowflake.{n}.statements", load["statements"], "lower")
+        res.metric(f"snowflake.{n}.rerun_statements", rerun["statements"], "lower")
+    constant = s.constant_part(runs)
+    if constant is not None:
+        res.row("snowflake", "  statements = 2 x ceil(n/1000) + constant (COPY + ledger lookup per 1000)",
+                f"constant {constant}", "", "", "(info)", "")  # fmt: skip
+    res.sections["snowflake"] = {"runs": runs, "constant": constant}
+
+
+def section_parse(res: Results, profile: dict[str, Any]) -> None:
+    from benchmarks import parse_cost
+
+    out = parse_cost.run(profile["parse_repeats"])
+    for name, m in out["dags"].items():
+        stock = out["stock"].get(name)
+        ok = m["seconds"] <= TARGETS["dag_parse_seconds"] and not m["heavy_imports"]
+        heavy = f" imports {'+'.join(m['heavy_imports'])}" if m["heavy_imports"] else ""
+        status = res.check(f"dag_parse[{name}]", ok, f"{m['seconds']:.3f} s{heavy}")
+        res.row("parse", f"dags/{name} (s){heavy}", f"{m['seconds']:.3f}",
+                f"{stock['seconds']:.3f}" + (f" +{'+'.join(stock['heavy_imports'])}" if stock and stock["heavy_imports"] else "")
+                if stock else "", f"{stock['seconds'] / m['seconds']:.1f}x" if stock else "",
+                f"<= {TARGETS['dag_parse_seconds']} s, no boto3/snowflake", status)  # fmt: skip
+        res.metric(f"parse.{name}.seconds", m["seconds"], "lower")
+        if stock:
+            res.metric(f"parse.{name}.vs_stock", stock["seconds"] / m["seconds"], "higher")
+    prov = out["provider_operators"]
+    ok = prov["seconds"] <= TARGETS["provider_import_seconds"] and not prov["heavy_imports"]
+    status = res.check("provider_import", ok, f"{prov['seconds']:.3f} s for every operator module")
+    res.row("parse", "provider import: package + all operator modules (s)", f"{prov['seconds']:.3f}", "", "",
+            f"<= {TARGETS['provider_import_seconds']} s", status)  # fmt: skip
+    res.metric("parse.provider_operators.seconds", prov["seconds"], "lower")
+    pkg = out["provider_package"]
+    res.row("parse", "provider package alone (s)" + (" (already imported by Airflow)" if not pkg["new_modules"] else ""),
+            f"{pkg['seconds']:.3f}", "", "", "(info)", "")  # fmt: skip
+    res.sections["parse"] = out
+
+
+def section_memory(cloud, res: Results, profile: dict[str, Any]) -> None:
+    from benchmarks import memory
+
+    out = memory.run(cloud, profile["memory"])
+    for r in out["runs"]:
+        res.row("memory", f"archive {r['records']} records + {r['big_payloads']} x {r['big_payload_mb']} MB claim-check: "
+                "peak RSS (MB)", f"{r['peak_rss_mb']:.0f}", "", "", f"(Python allocations peak {r['traced_peak_mb']:.1f} MB)",
+                "")  # fmt: skip
+    status = res.check("memory_flat", out["peak_ratio"] <= TARGETS["memory_peak_ratio"],
+                       f"peak x{out['peak_ratio']} from {out['runs'][0]['records']} to {out['runs'][-1]['records']} records")  # fmt: skip
+    res.row("memory", "peak growth with 4x the records", f"{out['peak_growth_mb']:+.1f} MB", "", f"x{out['peak_ratio']}",
+            f"flat (<= x{TARGETS['memory_peak_ratio']})", status)  # fmt: skip
+    res.metric("memory.peak_ratio", out["peak_ratio"], "lower")
+    res.sections["memory"] = out
+
+
+def section_scaling(cloud, res: Results, profile: dict[str, Any]) -> None:
+    from benchmarks import aws_cases as c
+
+    out: dict[str, Any] = {}
+    for job, fn in (("archive", c.run_archive), ("redrive", c.run_redrive)):
+        runs = []
+        for n in profile["scaling"]:
+            m = _REUSE.get((job, n)) or fn(cloud, n, KB)
+            runs.append(m)
+            res.row("scaling", f"{job} {n} x 1 KB: requests, seconds", f"{m.requests}, {m.seconds:.1f} s",
+                    f"{m.per_message:.3f} req/msg", f"{m.per_second:.0f} msg/s", "", "")  # fmt: skip
+            res.metric(f"scaling.{job}.{n}.requests", m.requests, "lower")
+        out[job] = [m.to_dict() for m in runs]
+        if len(runs) > 1:
+            a = (runs[-1].requests - runs[0].requests) / (runs[-1].messages - runs[0].messages)
+            b = runs[0].requests - a * runs[0].messages
+            drift = runs[-1].per_message / runs[1].per_message if len(runs) > 2 else runs[-1].per_message / runs[0].per_message
+            status = res.check(f"scaling_linear[{job}]", drift <= TARGETS["scaling_rpm_drift"], f"req/msg x{drift:.3f}")
+            res.row("scaling", f"  {job}: requests = {a:.3f} x n + {b:.0f}", "", "", f"x{drift:.3f} req/msg",
+                    "linear", status)  # fmt: skip
+            out[f"{job}_fit"] = {"per_message": round(a, 4), "constant": round(b, 1)}
+    res.sections["scaling"] = out
+
+
+# -- baseline and output ------------------------------------------------------------------------------
+def regressions(metrics: dict[str, dict[str, Any]], baseline: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for name, m in metrics.items():
+        base = (baseline.get("metrics") or {}).get(name)
+        if not base or name.startswith("parse.") and name.endswith(".seconds"):
+            continue  # absolute parse times are too noisy on a shared machine; ratios are compared
+        old, new = float(base["value"]), float(m["value"])
+        worse = new > old * (1 + TOLERANCE) if m["better"] == "lower" else new < old * (1 - TOLERANCE)
+        if worse and old:
+            found.append({"metric": name, "baseline": old, "now": new, "change": f"{(new - old) / old:+.0%}"})
+    return found
+
+
+def print_table(rows: list[tuple[str, ...]]) -> None:
+    header = ("section", "measure", "ours", "naive/stock", "ratio", "target", "")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    widths[1] = min(widths[1], 72)
+    line = "  ".join("-" * w for w in widths)
+    print(line)
+    print("  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)))
+    print(line)
+    last = None
+    for r in rows:
+        cells = list(r)
+        if cells[0] == last:
+            cells[0] = ""
+        last = r[0]
+        print("  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+    print(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench.sh", description=__doc__.split("\n")[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_const", dest="profile", const="quick", help="a fast look (~3 min)")
+    size.add_argument("--full", action="store_const", dest="profile", const="full", help="up to 10,000 messages (long)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    parser.add_argument("--rtt-ms", type=float, default=10.0, help="modelled network round trip per request (0: none)")
+    parser.add_argument("--update-baseline", action="store_true", help="write this run's metrics to benchmarks/baseline.json")
+    parser.add_argument("--output", type=Path, default=LATEST)
+    args = parser.parse_args(argv)
+    profile_name = args.profile or "default"
+    profile = PROFILES[profile_name]
+    sections = args.only or list(SECTIONS)
+
+    prepare_airflow_home()
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
+    sys.path.insert(0, str(REPO_ROOT))
+    from benchmarks.env import Cloud
+    from local_cloud.control import LocalCloud
+
+    res = Results()
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    failed = False
+    with LocalCloud() as lc:
+        cloud = Cloud(lc)
+        for name in sections:
+            t0 = time.perf_counter()
+            print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+            try:
+                if name == "requests":
+                    section_requests(cloud, res, profile)
+                elif name == "throughput":
+                    section_throughput(cloud, res, profile, args.rtt_ms)
+                elif name == "snowflake":
+                    section_snowflake(cloud, res, profile)
+                elif name == "parse":
+                    section_parse(res, profile)
+                elif name == "memory":
+                    section_memory(cloud, res, profile)
+                elif name == "scaling":
+                    section_scaling(cloud, res, profile)
+            except Exception:  # noqa: BLE001 - report, run the other sections, exit 2
+                failed = True
+                res.sections[name] = {"error": traceback.format_exc()}
+                res.row(name, "FAILED (see results JSON)", "", "", "", "", "ERROR")
+                traceback.print_exc()
+            timings[name] = round(time.perf_counter() - t0, 1)
+            print(f"[bench] {name} done in {timings[name]} s", file=sys.stderr, flush=True)
+
+    baseline = json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
+    found = regressions(res.metrics, baseline)
+    for r in found:
+        res.row("baseline", f"REGRESSION {r['metric']}", str(r["now"]), str(r["baseline"]), r["change"], "within 10%", "REGRESSED")
+    missed = [c for c in res.checks if not c["ok"]]
+    print_table(res.rows)
+    total = time.perf_counter() - started
+    print(f"profile {profile_name}, modelled RTT {args.rtt_ms:g} ms, {total:.0f} s "
+          f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())}); "
+          f"{len(res.checks) - len(missed)}/{len(res.checks)} targets met, {len(found)} regression(s) vs baseline")  # fmt: skip
+    for c in missed:
+        print(f"  missed: {c['name']}: {c['detail']}")
+    import airflow
+
+    document = {
+        "meta": {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"), "profile": profile_name, "rtt_ms": args.rtt_ms,
+            "sections": sections, "seconds": round(total, 1), "section_seconds": timings,
+            "airflow": airflow.__version__, "python": platform.python_version(), "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
+        },  # fmt: skip
+        "targets": TARGETS, "checks": res.checks, "regressions": found, "metrics": res.metrics,
+        "table": [list(r) for r in res.rows], "sections": res.sections,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    print(f"results: {args.output.relative_to(REPO_ROOT) if args.output.is_relative_to(REPO_ROOT) else args.output}")
+    if args.update_baseline:
+        merged = {**(baseline.get("metrics") or {}), **res.metrics}
+        BASELINE.write_text(json.dumps({"meta": document["meta"], "metrics": dict(sorted(merged.items()))}, indent=2) + "\n")
+        print(f"baseline updated: {BASELINE.relative_to(REPO_ROOT)}")
+    if failed:
+        return 2
+    return 1 if (missed or found) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The benchmark's smallest case, in-process against the local cloud: the request counting is exact."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks import aws_cases, metering
+from benchmarks.env import Cloud
+
+
+@pytest.fixture
+def cloud(local_cloud):
+    return Cloud(local_cloud)
+
+
+def test_archive_requests_per_message_are_counted_exactly(cloud):
+    n = 20
+    measured = aws_cases.run_archive(cloud, n, 1024, "per_record")
+    # receive 10 at a time (max_messages = n: no final empty receive), one PutObject per record
+    # plus one manifest (100 records per manifest), four notifications per record in
+    # PublishBatch calls of 10 entries, DeleteMessageBatch of 10 — and nothing from the setup.
+    expected = {
+        "sqs.ReceiveMessage": math.ceil(n / 10),
+        "s3.PutObject": n + 1,
+        "sns.PublishBatch": math.ceil(4 * n / 10),
+        "sqs.DeleteMessageBatch": math.ceil(n / 10),
+    }
+    assert measured.by_operation == expected
+    assert measured.requests == measured.api_calls == sum(expected.values()) == 33
+    assert measured.per_message == pytest.approx(33 / 20)
+    assert measured.result["archived"] == n and not measured.errors
+
+
+def test_naive_archive_and_unmetered_clients(cloud):
+    n = 5
+    measured = aws_cases.run_archive_naive(cloud, n, 1024)
+    assert measured.by_operation == {
+        "sqs.ReceiveMessage": n + 1, "s3.PutObject": n, "sns.Publish": 4 * n, "sqs.DeleteMessage": n,
+    }  # fmt: skip
+    assert measured.per_message == pytest.approx((7 * n + 1) / n)
+    with metering.Meter() as meter:
+        cloud.client("sqs").list_queues()  # a setup client: never counted
+        cloud.metered_client("sqs").list_queues()
+    assert meter.by_operation() == {"sqs.ListQueues": 1}
