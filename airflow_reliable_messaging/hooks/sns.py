@@ -84,6 +84,16 @@ class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
     def topic_attributes(self, topic_arn: str) -> dict[str, str]:
         return self.get_conn().get_topic_attributes(TopicArn=topic_arn)["Attributes"]
 
+    # -- data protection (report publishing) ----------------------------------------------------------
+    def put_data_protection_policy(self, topic_arn: str, policy: dict | str) -> None:
+        """Set the topic's data protection policy (SNS enforces it on publish and delivery)."""
+        text = policy if isinstance(policy, str) else json.dumps(policy, separators=(",", ":"))
+        self.get_conn().put_data_protection_policy(ResourceArn=topic_arn, DataProtectionPolicy=text)
+
+    def get_data_protection_policy(self, topic_arn: str) -> dict | None:
+        text = self.get_conn().get_data_protection_policy(ResourceArn=topic_arn).get("DataProtectionPolicy")
+        return json.loads(text) if text else None
+
 
 class _ThrottledRetry:
     """A ``needs-retry`` handler: jittered exponential backoff for ``Throttled`` answers."""

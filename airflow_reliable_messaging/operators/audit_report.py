@@ -291,13 +291,28 @@ class SnsReportPublishOperator(_MarkedDelivery):
     with PublishBatch (10 per call). A message above the SNS limit goes to S3 and is sent as an
     extended-client pointer. FIFO topics get deterministic deduplication ids."""
 
-    template_fields: Sequence[str] = ("topic_arn", "report", "marker_bucket", "marker_prefix", "aws_conn_id")
+    template_fields: Sequence[str] = (
+        "topic_arn", "report", "marker_bucket", "marker_prefix", "aws_conn_id", "data_protection_policy",
+    )  # fmt: skip
     marker_name = "sns-published"
 
-    def __init__(self, *, topic_arn: str, kms_key_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        topic_arn: str,
+        kms_key_id: str | None = None,
+        data_protection_policy: dict | str | None = None,
+        apply_policy_to_topic: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        """:param data_protection_policy: an SNS data protection policy (JSON shape) applied to every
+            message before it is published (see ``domain/masking.py``).
+        :param apply_policy_to_topic: also set it on the topic (``PutDataProtectionPolicy``)."""
         super().__init__(**kwargs)
         self.topic_arn = topic_arn
         self.kms_key_id = kms_key_id
+        self.data_protection_policy = data_protection_policy
+        self.apply_policy_to_topic = apply_policy_to_topic
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
@@ -305,6 +320,7 @@ class SnsReportPublishOperator(_MarkedDelivery):
 
         topic_arn(self.topic_arn, "topic_arn")
         report = self.report_dict()
+        policy = _policy(self.data_protection_policy)
         s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
         marker = self.marker_key(report)
         if self.already_delivered(s3, report):
@@ -312,8 +328,10 @@ class SnsReportPublishOperator(_MarkedDelivery):
             return {"published": 0, "already_published": True, "topic_arn": self.topic_arn}
         fifo = is_fifo_name(self.topic_arn)
         entries, offloaded = [], 0
+        if policy is not None and self.apply_policy_to_topic:
+            SnsMessagingHook(aws_conn_id=self.aws_conn_id).put_data_protection_policy(self.topic_arn, policy.document)
         for message in fmt.report_messages(report):
-            body = fmt.dumps(message)
+            body = fmt.dumps(message) if policy is None else policy.apply(fmt.dumps(message))
             attrs = {"report_id": {"DataType": "String", "StringValue": report["report_id"]}}
             if len(body.encode()) > MESSAGE_SIZE_LIMIT - 4096:
                 key = marker.rsplit("/", 1)[0] + f"/message-{message['part']}.json"
@@ -337,14 +355,27 @@ class SnsReportPublishOperator(_MarkedDelivery):
 class EmailReportOperator(_MarkedDelivery):
     """Email the report (HTML table with a plain-text part) through the SMTP connection."""
 
-    template_fields: Sequence[str] = ("to", "subject", "report", "marker_bucket", "marker_prefix", "smtp_conn_id", "aws_conn_id")
+    template_fields: Sequence[str] = (
+        "to", "subject", "report", "marker_bucket", "marker_prefix", "smtp_conn_id", "aws_conn_id", "data_protection_policy",
+    )  # fmt: skip
     marker_name = "emailed"
 
-    def __init__(self, *, to: str | list[str], subject: str | None = None, smtp_conn_id: str = "smtp_default", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        to: str | list[str],
+        subject: str | None = None,
+        smtp_conn_id: str = "smtp_default",
+        data_protection_policy: dict | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """:param data_protection_policy: an SNS data protection policy (JSON shape) applied to the
+            subject and both bodies before sending (see ``domain/masking.py``)."""
         super().__init__(**kwargs)
         self.to = to
         self.subject = subject
         self.smtp_conn_id = smtp_conn_id
+        self.data_protection_policy = data_protection_policy
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
@@ -354,6 +385,8 @@ class EmailReportOperator(_MarkedDelivery):
         if not recipients or any("@" not in a for a in recipients):
             raise ConfigurationError("to", f"{self.to!r} is not a list of email addresses")
         report = self.report_dict()
+        policy = _policy(self.data_protection_policy)
+        mask = (lambda text: text) if policy is None else policy.apply
         s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
         marker = self.marker_key(report)
         if self.already_delivered(s3, report):
@@ -361,12 +394,21 @@ class EmailReportOperator(_MarkedDelivery):
             return {"sent": False, "already_sent": True}
         message = EmailMessage()
         message["To"] = ", ".join(recipients)
-        message["Subject"] = self.subject or f"{report['title']}: {report['interval']['start'][:10]} to {report['interval']['end'][:10]}"
+        message["Subject"] = mask(self.subject or f"{report['title']}: {report['interval']['start'][:10]} to {report['interval']['end'][:10]}")
         message["X-Audit-Report-Id"] = report["report_id"]
-        message.set_content(fmt.render_text(report))
-        message.add_alternative(fmt.render_html(report), subtype="html")
+        message.set_content(mask(fmt.render_text(report)))
+        message.add_alternative(mask(fmt.render_html(report)), subtype="html")
         with ReportSmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
             smtp.send_message(message)
         s3.put_bytes(self.marker_bucket, marker, fmt.dumps({"sent_at": isoformat(datetime.now(UTC)), "to": len(recipients)}).encode(), content_type="application/json")
         self.log.info("Emailed report %s to %d recipient(s)", report["report_id"], len(recipients))
         return {"sent": True, "recipients": len(recipients), "already_sent": False}
+
+
+def _policy(policy: dict | str | None):
+    """The parsed data protection policy (validated before any I/O), or None."""
+    if policy in (None, "", "None", {}):
+        return None
+    from airflow_reliable_messaging.domain.masking import DataProtectionPolicy
+
+    return DataProtectionPolicy.parse(policy, "data_protection_policy")
