@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "operators" / "snowflake_audit_load_example.py"
@@ -12,6 +13,11 @@ def test_example_loads_once_and_the_second_load_changes_nothing():
     spec = importlib.util.spec_from_file_location("snowflake_audit_load_example", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    result = module.main()
+    saved = dict(os.environ)  # the example points the connections at its own local cloud
+    try:
+        result = module.main()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     assert result["first"]["inserted"] == 25
     assert result["second"]["inserted"] == 0 and result["second"]["updated"] == 0
