@@ -71,3 +71,13 @@ def aws(local_cloud):
 def unique():
     """Unique, AWS- and Snowflake-safe names for test isolation: ``unique("bucket")``."""
     return lambda stem: f"{stem}-{uuid.uuid4().hex[:10]}".lower()
+
+
+@pytest.fixture(autouse=True)
+def _restore_environ():
+    """No test leaks environment changes (e.g. connections repointed by an example) into the next."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
