@@ -122,3 +122,45 @@ def test_client_redrive_at_ten_percent_faults_is_exact(faults, aws, unique):
     attrs = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
     assert sum(int(v) for v in attrs["Attributes"].values()) == 0
     assert sum(injected.values()) >= 2, injected
+
+
+def test_archive_under_heavy_faults_without_retries_loses_nothing_and_reruns_complete(pipeline, faults):
+    """Retries off and 30% faults: runs fail or leave work behind, loudly; nothing is lost or
+    doubled, and reruns (faults gone) complete the archive exactly."""
+    bodies = _bodies(30, tag="h")
+    pipeline.send_many(bodies)
+    outcomes = []
+    with faults.injecting(mixed(0.30), seed=505):
+        for _ in range(2):
+            try:
+                report = _archive(pipeline, notifications="per_record", visibility_timeout=1,
+                                  botocore_config={"retries": {"total_max_attempts": 1}})  # fmt: skip
+                outcomes.append(("completed", report["retained"], report.get("delete_failed", 0)))
+            except Exception as exc:  # noqa: BLE001 - failing loudly is one of the allowed outcomes
+                outcomes.append(("failed", type(exc).__name__))
+        injected = _injected(faults)
+    assert sum(injected.values()) >= 5, injected
+    import time
+
+    for _ in range(6):  # reruns without faults until the queue is empty
+        time.sleep(1.2)
+        _archive(pipeline, notifications="per_record", visibility_timeout=1)
+        if pipeline.depth(pipeline.queue_url) == 0:
+            break
+    assert pipeline.depth(pipeline.queue_url) == 0, outcomes
+    s3 = pipeline.aws("s3")
+    archived = Counter()
+    for key in pipeline.objects():
+        if layout.parse_archive_key(PREFIX, key):
+            archived[s3.head_object(Bucket=pipeline.bucket, Key=key)["Metadata"]["source-transaction-id"]] += 1
+    assert all(c == 1 for c in archived.values()), archived  # no object doubled
+    # a write that failed for good (no retries) dead-letters its record with the reason: kept, not lost
+    dead = Counter(json.loads(m["Body"])["messageMetaData"]["sourceTransactionID"] for m in pipeline.drain(pipeline.dlq_url))
+    wanted = {f"h-tx-{i}" for i in range(30)}
+    assert set(archived) | set(dead) == wanted and not set(archived) & set(dead), (archived, dead)
+    assert set(_manifest_ids(pipeline)) >= set()  # manifests parse
+    assert sum(dead.values()) - len(dead) <= 10  # a DLQ resend after a lost answer: one batch at most
+    notes = pipeline.drain(pipeline.observer_url)
+    announced = {json.loads(n["Body"])["messageMetaData"]["sourceTransactionID"] for n in notes}
+    assert set(archived) <= announced  # every archived record was announced
+    print(f"heavy faults: {outcomes}; injected {dict(injected)}; archived {len(archived)}, dead-lettered {len(dead)}")
