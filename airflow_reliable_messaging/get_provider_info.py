@@ -96,6 +96,8 @@ def get_provider_info() -> dict:
             f"{_P}.links.aws.SnsTopicLink",
             f"{_P}.links.aws.SnsSubscriptionLink",
             f"{_P}.links.aws.SqsQueueLink",
+            f"{_P}.links.aws.S3PrefixLink",
+            f"{_P}.links.snowflake.SnowflakeQueryLink",
         ],
         "connection-types": [],
     }

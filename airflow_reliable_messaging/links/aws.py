@@ -86,3 +86,30 @@ class SqsQueueLink(AwsConsoleLink):
     key = "arm_sqs_queue"
     format_str = CONSOLE + "/sqs/v3/home?region={region_name}#/queues/{queue_url}"
     quoted = ("queue_url", True)
+
+
+class S3PrefixLink(AwsConsoleLink):
+    """The S3 console's folder view of a bucket prefix (the archive an operator read or wrote)."""
+
+    name = "S3 Prefix"
+    key = "arm_s3_prefix"
+    format_str = CONSOLE + "/s3/buckets/{bucket}?region={region_name}&prefix={prefix}&showversions=false"
+    quoted = ("bucket", True)
+
+    def format_link(self, **kwargs: Any) -> str:
+        prefix = (kwargs.get("prefix") or "").strip("/")
+        return super().format_link(**{**kwargs, "prefix": quote_plus(f"{prefix}/" if prefix else "")})
+
+
+def persist_links(context: Context, operator: Any, hook: Any, *links: tuple[type[AwsConsoleLink], dict[str, Any]]) -> None:
+    """Store several links' fields with the region and partition of ``hook`` (an AWS hook).
+
+    ``persist_links(context, self, sqs, (SqsQueueLink, {"queue_url": url}), ...)``; never fails a task.
+    """
+    try:
+        region, partition = hook.conn_region_name, hook.conn_partition
+    except Exception as exc:  # noqa: BLE001 — a link is a convenience, never a task failure
+        log.warning("Could not resolve the region for console links: %s", exc)
+        return
+    for link, fields in links:
+        link.persist(context, operator, region_name=region, aws_partition=partition, **fields)

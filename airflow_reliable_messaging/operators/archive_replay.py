@@ -114,6 +114,28 @@ class S3ArchiveReplayOperator(BaseOperator):
     def _hook_kwargs(self) -> dict[str, Any]:
         return {"aws_conn_id": self.aws_conn_id, "region_name": self.region_name}
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the archive prefix in; the topic or queue out (records sent; none for a dry run)."""
+        from airflow_reliable_messaging import lineage
+
+        result = lineage.result_of(self, task_instance)
+        outputs = []
+        if not result.get("dry_run", self.dry_run):
+            if self.topic_arn:
+                target = lineage.sns(self.topic_arn)
+            else:
+                from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
+
+                queue, sqs = str(self.target_queue), SqsMessagingHook(**self._hook_kwargs())
+                if not queue.startswith(("arn:", "http://", "https://")):
+                    try:  # a queue name: its URL carries the account
+                        queue = sqs.resolve_queue_url(queue)
+                    except Exception:  # noqa: BLE001 — lineage must never fail a task
+                        pass
+                target = lineage.sqs(queue, sqs.conn_region_name)
+            outputs.append(lineage.with_statistics(target, result.get("sent_this_run", result.get("sent"))))
+        return lineage.operator_lineage(inputs=[lineage.s3(self.archive_bucket, self.archive_prefix)], outputs=outputs)
+
     def execute(self, context: Context) -> dict[str, Any]:
         now = datetime.now(UTC)
         bucket = identifiers.bucket_name(self.archive_bucket, "archive_bucket")

@@ -25,6 +25,7 @@ from airflow_reliable_messaging.domain import audit_message as am
 from airflow_reliable_messaging.domain.identifiers import bucket_name, topic_arn as parse_topic_arn
 from airflow_reliable_messaging.domain.manifest import BINARY_CONTENT_TYPE, ArchivedRecord, encode_manifest, parse_isoformat
 from airflow_reliable_messaging.exceptions import ConfigurationError, RecordError, ReliableMessagingError
+from airflow_reliable_messaging.links.aws import S3PrefixLink, SqsQueueLink, persist_links
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging._compat import Context
@@ -76,6 +77,7 @@ class AuditArchiveOperator(BaseOperator):
         "aws_conn_id", "region_name",
     )  # fmt: skip
     ui_color = "#e8dcff"
+    operator_extra_links = (SqsQueueLink(), S3PrefixLink())
 
     def __init__(
         self,
@@ -173,6 +175,8 @@ class AuditArchiveOperator(BaseOperator):
             settings.queue_url, settings.bucket, settings.prefix, settings.notifications,
             settings.dead_letter_queue_url or "none", settings.max_messages, settings.max_run_seconds,
         )  # fmt: skip
+        persist_links(context, self, self.sqs_hook, (SqsQueueLink, {"queue_url": settings.queue_url}),
+                      (S3PrefixLink, {"bucket": settings.bucket, "prefix": settings.prefix}))  # fmt: skip
         run = ArchiveRun(
             settings, self.sqs_hook, self.s3_hook, self.sns_hook if settings.topic_arn else None, self.log
         )
@@ -182,6 +186,19 @@ class AuditArchiveOperator(BaseOperator):
             raise ArchiveHaltedError(run.halted)
         self._annotate_outlets(context, report)
         return report
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the queue in; the archive prefix (records, bytes), DLQ and topic out."""
+        from airflow_reliable_messaging import lineage
+
+        s, result = self.settings(), lineage.result_of(self, task_instance)
+        region = self.sqs_hook.conn_region_name
+        outputs = [lineage.with_statistics(lineage.s3(s.bucket, s.prefix), result.get("archived"), result.get("bytes"))]
+        if s.dead_letter_queue_url:
+            outputs.append(lineage.sqs(s.dead_letter_queue_url, region))
+        if s.topic_arn and s.notifications != events.NOTIFY_NONE:
+            outputs.append(lineage.sns(s.topic_arn))
+        return lineage.operator_lineage(inputs=[lineage.sqs(s.queue_url, region)], outputs=outputs)
 
     def _annotate_outlets(self, context: Context, report: dict[str, Any]) -> None:
         """Attach the counts to the asset events of this task's outlets (Airflow ≥ 2.10)."""

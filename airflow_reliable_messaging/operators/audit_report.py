@@ -19,6 +19,8 @@ from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT, S3
 from airflow_reliable_messaging.domain.identifiers import blank_to_none, is_fifo_name, topic_arn
 from airflow_reliable_messaging.domain.manifest import isoformat, parse_isoformat
 from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
+from airflow_reliable_messaging.links.aws import SnsTopicLink
+from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
 from airflow_reliable_messaging.sql_templates import render
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ def _report_folder(prefix: str, dag_id: str, rid: str) -> str:
 
 
 class _ArchiveReportBase(BaseOperator):
+    operator_extra_links = (SnowflakeQueryLink(),)
     template_fields: Sequence[str] = (
         "archive_bucket", "archive_prefix", "snowflake_database", "snowflake_schema",
         "interval_start", "interval_end", "aws_conn_id", "snowflake_conn_id",
@@ -74,6 +77,22 @@ class _ArchiveReportBase(BaseOperator):
         self.interval_end = interval_end
         self.aws_conn_id = aws_conn_id
         self.snowflake_conn_id = snowflake_conn_id
+
+    def _lineage(self, task_instance: Any, tables: Sequence[str], inputs: Sequence[Any] = (), outputs: Sequence[Any] = ()) -> Any:
+        """OpenLineage: ``tables`` of the audit schema read (plus ``inputs``), ``outputs`` written."""
+        from airflow_reliable_messaging import lineage
+        from airflow_reliable_messaging.hooks.snowflake import SnowflakeAuditHook
+
+        target, result = self.target(), lineage.result_of(self, task_instance)
+        account = lineage.snowflake_account(SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id))
+        uri = result.get("full_report_uri")
+        if uri:
+            bucket, _, key = uri.removeprefix("s3://").partition("/")
+            outputs = [*outputs, lineage.s3(bucket, key)]
+        return lineage.operator_lineage(
+            inputs=[*inputs, *(lineage.snowflake(account, target.database, target.schema, t) for t in tables)],
+            outputs=outputs, query_ids=result.get("snowflake_query_ids") or [], source=f"snowflake://{account.lower()}",
+        )  # fmt: skip
 
     def target(self) -> LoadTarget:
         return LoadTarget.create(
@@ -133,6 +152,7 @@ class AuditReconcileOperator(_ArchiveReportBase):
                 if parsed and start <= parsed.event_time < end and layout.as_utc(obj["LastModified"]) <= cutoff:
                     in_s3[target.uri(obj["Key"])] = int(obj["Size"])
         sf = SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id)
+        SnowflakeQueryLink.persist(context, self, sf)
         try:
             rows = sf.query(
                 render("reconcile/records_in_window.sql", **target.identifiers()),
@@ -163,6 +183,13 @@ class AuditReconcileOperator(_ArchiveReportBase):
                 f"Message ids: {', '.join(ids[:MAX_IDS_IN_ERROR])}{' ...' if len(ids) > MAX_IDS_IN_ERROR else ''}"
             )
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the archive prefix and AUDIT_RECORD compared."""
+        from airflow_reliable_messaging import lineage
+
+        target = self.target()
+        return self._lineage(task_instance, ["AUDIT_RECORD"], inputs=[lineage.s3(target.bucket, target.prefix)])
 
 
 class AuditReportOperator(_ArchiveReportBase):
@@ -195,6 +222,7 @@ class AuditReportOperator(_ArchiveReportBase):
 
         target, (start, end) = self.target(), self.interval()
         sf = SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id)
+        SnowflakeQueryLink.persist(context, self, sf)
         try:
             rows = [fmt.json_safe(r) for r in sf.query(
                 render("report/weekly_audit_report.sql", **target.identifiers()),
@@ -230,6 +258,10 @@ class AuditReportOperator(_ArchiveReportBase):
         for row in rows[:20]:
             self.log.info("%s", fmt.dumps(row))
         return report
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: AUDIT_RECORD and AUDIT_LOAD_FAILURE read; the full report in S3 if offloaded."""
+        return self._lineage(task_instance, ["AUDIT_RECORD", "AUDIT_LOAD_FAILURE"])
 
 
 def _load_summary(load_report: Any) -> dict | None:
@@ -295,6 +327,7 @@ class SnsReportPublishOperator(_MarkedDelivery):
         "topic_arn", "report", "marker_bucket", "marker_prefix", "aws_conn_id", "data_protection_policy",
     )  # fmt: skip
     marker_name = "sns-published"
+    operator_extra_links = (SnsTopicLink(),)
 
     def __init__(
         self,
@@ -318,7 +351,8 @@ class SnsReportPublishOperator(_MarkedDelivery):
         from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
         from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
 
-        topic_arn(self.topic_arn, "topic_arn")
+        arn = topic_arn(self.topic_arn, "topic_arn")
+        SnsTopicLink.persist(context, self, region_name=arn.region, aws_partition=arn.partition, topic_arn=self.topic_arn)
         report = self.report_dict()
         policy = _policy(self.data_protection_policy)
         s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
@@ -350,6 +384,21 @@ class SnsReportPublishOperator(_MarkedDelivery):
         s3.put_bytes(self.marker_bucket, marker, fmt.dumps({"published_at": isoformat(datetime.now(UTC)), "messages": len(entries)}).encode(), content_type="application/json", kms_key_id=blank_to_none(self.kms_key_id))
         self.log.info("Published report %s to %s: %d message(s) in %d request(s), %d offloaded to S3", report["report_id"], self.topic_arn, len(entries), result.requests, offloaded)
         return {"published": len(entries), "requests": result.requests, "offloaded": offloaded, "topic_arn": self.topic_arn, "already_published": False}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the report (its S3 copy, if it was offloaded) in; the SNS topic out."""
+        from airflow_reliable_messaging import lineage
+
+        result, inputs = lineage.result_of(self, task_instance), []
+        try:
+            uri = self.report_dict().get("full_report_uri")
+        except ConfigurationError:
+            uri = None
+        if uri:
+            bucket, _, key = uri.removeprefix("s3://").partition("/")
+            inputs.append(lineage.s3(bucket, key))
+        topic = lineage.with_statistics(lineage.sns(self.topic_arn), result.get("published"))
+        return lineage.operator_lineage(inputs=inputs, outputs=[topic])
 
 
 class EmailReportOperator(_MarkedDelivery):

@@ -51,6 +51,7 @@ from airflow_reliable_messaging.domain.redrive import (
 )
 from airflow_reliable_messaging.domain.identifiers import bucket_name, parse_arn
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReliableMessagingError
+from airflow_reliable_messaging.links.aws import SqsQueueLink, persist_links
 
 ON_TASK_RUNNING = ("fail", "attach")
 IDLE_BATCHES = 3  # receives in a row with nothing new (only messages left behind) end a run
@@ -98,6 +99,7 @@ class DLQRedriveOperator(BaseOperator):
         "region_name",
     )  # fmt: skip
     template_fields_renderers = {"message_attribute_filter": "json"}
+    operator_extra_links = (SqsQueueLink(),)  # the dead-letter queue
     ui_color = "#f5d7c4"
 
     def __init__(
@@ -235,6 +237,7 @@ class DLQRedriveOperator(BaseOperator):
         dlq_url = sqs.resolve_queue_url(self.dlq)
         dlq_attrs = sqs.queue_attributes(dlq_url, ["QueueArn", "FifoQueue"])
         self._dlq_url, self._dlq_arn = dlq_url, dlq_attrs["QueueArn"]
+        persist_links(context, self, sqs, (SqsQueueLink, {"queue_url": dlq_url}))
         self._dlq_fifo = dlq_attrs.get("FifoQueue") == "true"
         self._sources = sqs.dead_letter_source_queues(dlq_url)
         self._target = self._resolve_target(self.destination) if self.destination else None
@@ -266,6 +269,23 @@ class DLQRedriveOperator(BaseOperator):
         report.duration_seconds = round(time.monotonic() - started, 3)
         self.log.info("Redrive report: %s", report.summary())
         return report.to_dict()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the DLQ in; the destination (or the DLQ's source queues) out, with the
+        number of messages moved (none for a dry run)."""
+        from airflow_reliable_messaging import lineage
+
+        result = lineage.result_of(self, task_instance)
+        region = self.sqs_hook.conn_region_name
+        dlq = lineage.sqs(result.get("dlq") or getattr(self, "_dlq_arn", None) or str(self.dlq), region)
+        if result.get("dry_run", self.dry_run is True):
+            return lineage.operator_lineage(inputs=[dlq])
+        targets = [result["destination"]] if result.get("destination") else list(getattr(self, "_sources", []) or [])
+        moved = result.get("moved") if len(targets) == 1 else None
+        outputs = [
+            lineage.with_statistics(lineage.sns(t) if ":sns:" in t else lineage.sqs(t, region), moved) for t in targets
+        ]
+        return lineage.operator_lineage(inputs=[dlq], outputs=outputs)
 
     def _resolve_target(self, destination: str) -> _Target:
         if destination.startswith("arn:aws") and ":sns:" in destination:

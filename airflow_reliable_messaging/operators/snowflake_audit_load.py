@@ -31,6 +31,8 @@ from airflow_reliable_messaging.domain.manifest import (
 )
 from airflow_reliable_messaging.domain.identifiers import blank_to_none
 from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
+from airflow_reliable_messaging.links.aws import S3PrefixLink, persist_links
+from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
 from airflow_reliable_messaging.sql_templates import render, stage_file_list
 
 if TYPE_CHECKING:
@@ -74,6 +76,7 @@ class SnowflakeAuditLoadOperator(BaseOperator):
     failed with reasons, files, bytes, payloads and the Snowflake query ids.
     """
 
+    operator_extra_links = (S3PrefixLink(), SnowflakeQueryLink())
     template_fields: Sequence[str] = (
         "archive_bucket", "archive_prefix", "snowflake_database", "snowflake_schema", "snowflake_stage",
         "interval_start", "interval_end", "aws_conn_id", "snowflake_conn_id", "kms_key_id",
@@ -137,6 +140,8 @@ class SnowflakeAuditLoadOperator(BaseOperator):
         run_id = str(context.get("run_id") or f"manual__{datetime.now(UTC).isoformat()}")
         s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
         snowflake = SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id)
+        persist_links(context, self, s3, (S3PrefixLink, {"bucket": target.bucket, "prefix": target.prefix}))
+        SnowflakeQueryLink.persist(context, self, snowflake)
         try:
             load = _AuditLoad(self, target, s3, snowflake, run_id, (start, end), window)
             report = load.run()
@@ -156,6 +161,32 @@ class SnowflakeAuditLoadOperator(BaseOperator):
                 "loaded and the failed files stay in S3 for a rerun. Reasons are in the task log."
             )
         return report
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the archive prefix in; AUDIT_RECORD (records loaded) and AUDIT_PAYLOAD out."""
+        from airflow_reliable_messaging import lineage
+        from airflow_reliable_messaging.hooks.snowflake import SnowflakeAuditHook
+
+        target = LoadTarget.create(
+            database=self.snowflake_database, schema=self.snowflake_schema, stage=self.snowflake_stage,
+            bucket=self.archive_bucket, prefix=self.archive_prefix,
+        )  # fmt: skip
+        result = lineage.result_of(self, task_instance)
+        records = result.get("records") or {}
+        account = lineage.snowflake_account(SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id))
+        db, schema = target.database, target.schema
+        return lineage.operator_lineage(
+            inputs=[lineage.s3(target.bucket, target.prefix)],
+            outputs=[
+                lineage.with_statistics(
+                    lineage.snowflake(account, db, schema, "AUDIT_RECORD"),
+                    None if not records else int(records.get("inserted", 0)) + int(records.get("updated", 0)),
+                ),
+                lineage.snowflake(account, db, schema, "AUDIT_PAYLOAD"),
+            ],
+            query_ids=result.get("snowflake_query_ids") or [],
+            source=f"snowflake://{account.lower()}",
+        )
 
 
 class _AuditLoad:

@@ -9,6 +9,7 @@ from airflow_reliable_messaging._compat import BaseOperator
 from airflow_reliable_messaging.domain.audit_load import LoadTarget
 from airflow_reliable_messaging.domain.identifiers import blank_to_none, parse_arn, snowflake_identifier
 from airflow_reliable_messaging.exceptions import ConfigurationError
+from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
 from airflow_reliable_messaging.sql_templates import quote_literal, render
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ class SnowflakeAuditSetupOperator(BaseOperator):
     :param loader_role: when set, run ``sql/setup/grants.sql`` for this role.
     """
 
+    operator_extra_links = (SnowflakeQueryLink(),)
     template_fields: Sequence[str] = (
         "archive_bucket", "archive_prefix", "snowflake_database", "snowflake_schema", "snowflake_stage",
         "storage_integration", "storage_role_arn", "loader_role", "snowflake_conn_id",
@@ -95,6 +97,7 @@ class SnowflakeAuditSetupOperator(BaseOperator):
 
         scripts = self.statements()
         hook = SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id)
+        SnowflakeQueryLink.persist(context, self, hook)
         try:
             for name, script in scripts:
                 self.log.info("Running sql/%s", name)

@@ -220,6 +220,14 @@ class SnsReplayOperator(BaseOperator):
             "dry_run": False,
         }
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the topic's archive in; the subscribed queue out (none for a dry run)."""
+        from airflow_reliable_messaging import lineage
+
+        result = lineage.result_of(self, task_instance)
+        queue = None if result.get("dry_run", self.dry_run) else (result.get("queue_arn") or result.get("queue_url"))
+        return lineage.operator_lineage(inputs=[lineage.sns(self.topic_arn)], outputs=[lineage.sqs(queue)] if queue else [])
+
     def _plan(self, win: rp.Window, sns: SnsMessagingHook, sqs: SqsMessagingHook) -> dict[str, Any]:
         """Dry run: every check, read-only (no archive policy set, no queue created, no subscription)."""
         attrs = sns.topic_attributes(self.topic_arn)
