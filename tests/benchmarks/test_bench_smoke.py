@@ -44,3 +44,17 @@ def test_naive_archive_and_unmetered_clients(cloud):
         cloud.client("sqs").list_queues()  # a setup client: never counted
         cloud.metered_client("sqs").list_queues()
     assert meter.by_operation() == {"sqs.ListQueues": 1}
+
+
+def test_a_ten_percent_worse_count_or_ratio_is_a_regression():
+    from benchmarks.run import regressions
+
+    baseline = {"metrics": {"requests.redrive.rpm": {"value": 0.305, "better": "lower"},
+                            "throughput.archive.1KB.200.rtt.ratio": {"value": 5.0, "better": "higher"}}}  # fmt: skip
+    same = {"requests.redrive.rpm": {"value": 0.33, "better": "lower"},  # +8%: within tolerance
+            "throughput.archive.1KB.200.rtt.ratio": {"value": 4.6, "better": "higher"}}  # fmt: skip
+    assert regressions(same, baseline) == []
+    worse = {"requests.redrive.rpm": {"value": 0.35, "better": "lower"},
+             "throughput.archive.1KB.200.rtt.ratio": {"value": 4.4, "better": "higher"},
+             "requests.new.rpm": {"value": 9.0, "better": "lower"}}  # fmt: skip
+    assert {r["metric"] for r in regressions(worse, baseline)} == {"requests.redrive.rpm", "throughput.archive.1KB.200.rtt.ratio"}
