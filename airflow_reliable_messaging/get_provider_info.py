@@ -17,7 +17,6 @@ ARCHIVE = "Audit archive (Amazon SQS to Amazon S3)"
 LOAD = "Snowflake audit load"
 REPLAY = "Message replay (Amazon SNS and S3 archives)"
 REDRIVE = "Dead-letter redrive (Amazon SQS)"
-MONITORING = "Run monitoring"
 
 
 def get_provider_info() -> dict:
@@ -99,5 +98,6 @@ def get_provider_info() -> dict:
             f"{_P}.links.aws.S3PrefixLink",
             f"{_P}.links.snowflake.SnowflakeQueryLink",
         ],
+        "notifications": [f"{_P}.notifications.monitoring.OperationsNotifier"],
         "connection-types": [],
     }

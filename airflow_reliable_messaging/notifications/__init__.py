@@ -1,0 +1,1 @@
+"""Notifiers: run monitoring into Snowflake and SNS (``monitoring.OperationsNotifier``)."""
