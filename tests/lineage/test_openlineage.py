@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -147,3 +148,26 @@ def test_replay_from_the_archive_and_redrive_name_the_same_queues(flow, aws, uni
 
     _, dry = ti.run(DLQRedriveOperator(task_id="redrive_dry", dlq=dlq_url, mode="client", dry_run=True))
     assert dry.outputs == []  # a dry run writes nothing
+
+
+def test_sns_archive_replay_reads_the_topic_and_writes_the_subscribed_queue(local_cloud, aws, unique):
+    from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
+    from airflow_reliable_messaging.operators.sns_replay import SnsReplayOperator
+
+    sns, sqs, ti = aws("sns"), aws("sqs"), TaskInstance()
+    topic = sns.create_topic(Name=unique("claims") + ".fifo", Attributes={"FifoTopic": "true", "ContentBasedDeduplication": "true"})["TopicArn"]
+    SnsMessagingHook().set_archive_policy(topic, {"MessageRetentionPeriod": "30"})
+    url = sqs.create_queue(QueueName=unique("consumer") + ".fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sub = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, ReturnSubscriptionArn=True)["SubscriptionArn"]
+    start = datetime.now(UTC) + timedelta(milliseconds=5)  # after the archive began
+    time.sleep(0.05)
+    sns.publish(TopicArn=topic, Message="claim", MessageGroupId="g")
+
+    _, dry = ti.run(SnsReplayOperator(task_id="plan", topic_arn=topic, subscription_arn=sub, start=start.isoformat(), dry_run=True))
+    assert dry.outputs == []
+    result, lineage = ti.run(SnsReplayOperator(task_id="replay", topic_arn=topic, subscription_arn=sub, start=start.isoformat()))
+    _, _, _, region, account, topic_name = topic.split(":")
+    assert names(lineage.inputs) == {(f"arn:aws:sns:{region}:{account}", topic_name)}
+    assert names(lineage.outputs) == {(f"arn:aws:sqs:{region}:{account}", arn.rsplit(":", 1)[-1])}
+    assert result["queue_arn"] == arn
