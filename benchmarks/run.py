@@ -5,8 +5,9 @@
 Sections: requests (AWS requests per message vs naive loops), throughput (vs naive loops, per
 payload size, on loopback and with a modelled network round trip), snowflake (statements per
 weekly load), parse (DAG parse cost vs stock-operator DAGs), memory (peak RSS), scaling.
-Exit status: 0 when every target is met and nothing regressed more than 10% against
-``benchmarks/baseline.json``; 1 otherwise; 2 when a benchmark itself failed.
+Exit status: 0 when every target is met and nothing regressed against ``benchmarks/baseline.json``
+(request/statement counts and requests per message: 10%; timing-based ratios: flagged at 10%,
+failing beyond ``--timing-tolerance``, default 25%); 1 otherwise; 2 when a benchmark failed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ BASELINE = BENCH_DIR / "baseline.json"
 LATEST = BENCH_DIR / "results" / "latest.json"
 KB, MB = 1024, 1024 * 1024
 SECTIONS = ("requests", "throughput", "snowflake", "parse", "memory", "scaling")
-TOLERANCE = 0.10  # a metric 10% worse than the baseline is a regression
+TOLERANCE = 0.10  # a metric 10% worse than the baseline is flagged
+# Timing-based ratios also move with the machine's load: on the shared 2-core machine, reruns of
+# unchanged code moved throughput ratios by up to 13% and parse ratios by up to 40%. They are
+# flagged at 10% like the rest, but fail the run only beyond this (``--timing-tolerance``).
+TIMING_TOLERANCE = 0.25
 
 # throughput: job -> payload label -> (payload bytes, messages); "loopback": labels also run without
 # the modelled round trip. Claim-check payloads (1 MB) are distinct objects for the archive (it
@@ -78,8 +83,9 @@ class Results:
         self.checks.append({"name": name, "ok": bool(ok), "detail": detail})
         return "ok" if ok else "MISSED"
 
-    def metric(self, name: str, value: float, better: str) -> None:
-        self.metrics[name] = {"value": round(float(value), 4), "better": better}
+    def metric(self, name: str, value: float, better: str, timing: bool = False) -> None:
+        """A metric compared with the baseline; ``timing``: measured in seconds (noisy), not counted."""
+        self.metrics[name] = {"value": round(float(value), 4), "better": better, "timing": timing}
 
 
 # -- sections ---------------------------------------------------------------------------------------
@@ -147,7 +153,7 @@ def section_throughput(cloud, res: Results, profile: dict[str, Any], rtt_ms: flo
                 res.row("throughput", f"{job} {label} x {n}, {net}: msg/s (req/msg)",
                         f"{ours.per_second:.0f} ({ours.per_message:.2f})", f"{naive.per_second:.0f} ({naive.per_message:.2f})",
                         f"{ratio:.2f}x", tgt, status)  # fmt: skip
-                res.metric(f"throughput.{key}.ratio", ratio, "higher")
+                res.metric(f"throughput.{key}.ratio", ratio, "higher", timing=True)
                 res.metric(f"throughput.{key}.rpm", ours.per_message, "lower")
     c.RTT["seconds"] = 0.0
     res.sections["throughput"] = out
@@ -191,15 +197,15 @@ def section_parse(res: Results, profile: dict[str, Any]) -> None:
                 f"{stock['seconds']:.3f}" + (f" +{'+'.join(stock['heavy_imports'])}" if stock and stock["heavy_imports"] else "")
                 if stock else "", f"{stock['seconds'] / m['seconds']:.1f}x" if stock else "",
                 f"<= {TARGETS['dag_parse_seconds']} s, no boto3/snowflake", status)  # fmt: skip
-        res.metric(f"parse.{name}.seconds", m["seconds"], "lower")
+        res.metric(f"parse.{name}.seconds", m["seconds"], "lower", timing=True)
         if stock:
-            res.metric(f"parse.{name}.vs_stock", stock["seconds"] / m["seconds"], "higher")
+            res.metric(f"parse.{name}.vs_stock", stock["seconds"] / m["seconds"], "higher", timing=True)
     prov = out["provider_operators"]
     ok = prov["seconds"] <= TARGETS["provider_import_seconds"] and not prov["heavy_imports"]
     status = res.check("provider_import", ok, f"{prov['seconds']:.3f} s for every operator module")
     res.row("parse", "provider import: package + all operator modules (s)", f"{prov['seconds']:.3f}", "", "",
             f"<= {TARGETS['provider_import_seconds']} s", status)  # fmt: skip
-    res.metric("parse.provider_operators.seconds", prov["seconds"], "lower")
+    res.metric("parse.provider_operators.seconds", prov["seconds"], "lower", timing=True)
     pkg = out["provider_package"]
     res.row("parse", "provider package alone (s)" + (" (already imported by Airflow)" if not pkg["new_modules"] else ""),
             f"{pkg['seconds']:.3f}", "", "", "(info)", "")  # fmt: skip
@@ -249,16 +255,21 @@ def section_scaling(cloud, res: Results, profile: dict[str, Any]) -> None:
 
 
 # -- baseline and output ------------------------------------------------------------------------------
-def regressions(metrics: dict[str, dict[str, Any]], baseline: dict[str, Any]) -> list[dict[str, Any]]:
+def regressions(metrics: dict[str, dict[str, Any]], baseline: dict[str, Any],
+                timing_tolerance: float = TIMING_TOLERANCE) -> list[dict[str, Any]]:  # fmt: skip
+    """Metrics more than 10% worse than the baseline; ``fails``: counts always, timings beyond
+    ``timing_tolerance``. Absolute parse seconds are left to their targets (too noisy)."""
     found = []
     for name, m in metrics.items():
         base = (baseline.get("metrics") or {}).get(name)
-        if not base or name.startswith("parse.") and name.endswith(".seconds"):
-            continue  # absolute parse times are too noisy on a shared machine; ratios are compared
+        if not base or not float(base["value"]) or name.startswith("parse.") and name.endswith(".seconds"):
+            continue
         old, new = float(base["value"]), float(m["value"])
-        worse = new > old * (1 + TOLERANCE) if m["better"] == "lower" else new < old * (1 - TOLERANCE)
-        if worse and old:
-            found.append({"metric": name, "baseline": old, "now": new, "change": f"{(new - old) / old:+.0%}"})
+        change = (new - old) / old if m["better"] == "lower" else (old - new) / old  # > 0: worse
+        if change > TOLERANCE:
+            fails = not m.get("timing") or change > timing_tolerance
+            found.append({"metric": name, "baseline": old, "now": new, "change": f"{(new - old) / old:+.0%}",
+                          "timing": bool(m.get("timing")), "fails": fails})  # fmt: skip
     return found
 
 
@@ -288,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--rtt-ms", type=float, default=10.0, help="modelled network round trip per request (0: none)")
     parser.add_argument("--update-baseline", action="store_true", help="write this run's metrics to benchmarks/baseline.json")
+    parser.add_argument("--timing-tolerance", type=float, default=TIMING_TOLERANCE,
+                        help="how much worse a timing-based ratio may get before the run fails (flagged from 0.10)")
     parser.add_argument("--output", type=Path, default=LATEST)
     args = parser.parse_args(argv)
     profile_name = args.profile or "default"
@@ -331,15 +344,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[bench] {name} done in {timings[name]} s", file=sys.stderr, flush=True)
 
     baseline = json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
-    found = regressions(res.metrics, baseline)
+    found = regressions(res.metrics, baseline, args.timing_tolerance)
     for r in found:
-        res.row("baseline", f"REGRESSION {r['metric']}", str(r["now"]), str(r["baseline"]), r["change"], "within 10%", "REGRESSED")
+        res.row("baseline", f"{'REGRESSION' if r['fails'] else 'worse (timing noise?)'} {r['metric']}", str(r["now"]),
+                str(r["baseline"]), r["change"], f"within {args.timing_tolerance:.0%}" if r["timing"] else "within 10%",
+                "REGRESSED" if r["fails"] else "flagged")  # fmt: skip
+    failing = [r for r in found if r["fails"]]
     missed = [c for c in res.checks if not c["ok"]]
     print_table(res.rows)
     total = time.perf_counter() - started
     print(f"profile {profile_name}, modelled RTT {args.rtt_ms:g} ms, {total:.0f} s "
           f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())}); "
-          f"{len(res.checks) - len(missed)}/{len(res.checks)} targets met, {len(found)} regression(s) vs baseline")  # fmt: skip
+          f"{len(res.checks) - len(missed)}/{len(res.checks)} targets met, {len(failing)} regression(s) vs baseline"
+          f"{f' ({len(found) - len(failing)} timing ratio(s) flagged within noise)' if len(found) > len(failing) else ''}")  # fmt: skip
     for c in missed:
         print(f"  missed: {c['name']}: {c['detail']}")
     import airflow
@@ -363,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"baseline updated: {BASELINE.relative_to(REPO_ROOT)}")
     if failed:
         return 2
-    return 1 if (missed or found) else 0
+    return 1 if (missed or failing) else 0
 
 
 if __name__ == "__main__":

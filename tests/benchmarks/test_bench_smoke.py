@@ -50,11 +50,14 @@ def test_a_ten_percent_worse_count_or_ratio_is_a_regression():
     from benchmarks.run import regressions
 
     baseline = {"metrics": {"requests.redrive.rpm": {"value": 0.305, "better": "lower"},
-                            "throughput.archive.1KB.200.rtt.ratio": {"value": 5.0, "better": "higher"}}}  # fmt: skip
+                            "throughput.archive.1KB.200.rtt.ratio": {"value": 5.0, "better": "higher", "timing": True}}}  # fmt: skip
     same = {"requests.redrive.rpm": {"value": 0.33, "better": "lower"},  # +8%: within tolerance
-            "throughput.archive.1KB.200.rtt.ratio": {"value": 4.6, "better": "higher"}}  # fmt: skip
+            "throughput.archive.1KB.200.rtt.ratio": {"value": 4.6, "better": "higher", "timing": True}}  # fmt: skip
     assert regressions(same, baseline) == []
-    worse = {"requests.redrive.rpm": {"value": 0.35, "better": "lower"},
-             "throughput.archive.1KB.200.rtt.ratio": {"value": 4.4, "better": "higher"},
+    worse = {"requests.redrive.rpm": {"value": 0.35, "better": "lower"},  # +15%: a count always fails
+             "throughput.archive.1KB.200.rtt.ratio": {"value": 4.4, "better": "higher", "timing": True},  # -12%
              "requests.new.rpm": {"value": 9.0, "better": "lower"}}  # fmt: skip
-    assert {r["metric"] for r in regressions(worse, baseline)} == {"requests.redrive.rpm", "throughput.archive.1KB.200.rtt.ratio"}
+    found = {r["metric"]: r["fails"] for r in regressions(worse, baseline)}
+    assert found == {"requests.redrive.rpm": True, "throughput.archive.1KB.200.rtt.ratio": False}  # timing: flagged
+    strict = {r["metric"]: r["fails"] for r in regressions(worse, baseline, timing_tolerance=0.10)}
+    assert strict == {"requests.redrive.rpm": True, "throughput.archive.1KB.200.rtt.ratio": True}
