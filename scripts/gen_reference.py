@@ -44,7 +44,8 @@ def _param_docs(cls: type) -> dict[str, str]:
     for klass in reversed(cls.__mro__):
         if not klass.__module__.startswith(PACKAGE):
             continue
-        text = inspect.getdoc(klass) or ""
+        init = klass.__dict__.get("__init__")
+        text = "\n\n".join(filter(None, (inspect.getdoc(klass), inspect.getdoc(init) if init else None)))
         for m in re.finditer(r":param\s+([^:]+):(.*?)(?=\n\s*:param|\n\s*\n|\Z)", text, re.S):
             desc = " ".join(m.group(2).split())
             for name in re.split(r"\s*/\s*|\s*,\s*|\s+and\s+", m.group(1).strip()):

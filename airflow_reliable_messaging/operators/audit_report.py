@@ -49,6 +49,16 @@ def _report_folder(prefix: str, dag_id: str, rid: str) -> str:
 
 
 class _ArchiveReportBase(BaseOperator):
+    """Shared by reconcile and report: where the archive and the audit tables are, and the interval.
+
+    :param archive_bucket: bucket of the audit archive (templated).
+    :param archive_prefix: key prefix of the archive (templated).
+    :param snowflake_database: database of the audit tables (templated).
+    :param snowflake_schema: schema of the audit tables (templated).
+    :param interval_start: start of the data interval, ISO 8601 (templated; default the run's).
+    :param interval_end: end of the data interval, exclusive (templated; default the run's).
+    """
+
     operator_extra_links = (SnowflakeQueryLink(),)
     template_fields: Sequence[str] = (
         "archive_bucket", "archive_prefix", "snowflake_database", "snowflake_schema",
@@ -113,6 +123,10 @@ class AuditReconcileOperator(_ArchiveReportBase):
     Only objects written at least ``settle`` before the load started (``load_report``'s
     ``started_at``; else ``not_after``; else now) are expected: later ones may have arrived after
     the load looked. A mismatch fails the task and names the missing message ids.
+
+    :param load_report: the load's XCom (its ``started_at`` bounds what is expected) (templated).
+    :param not_after: without a load report, expect only objects written before this time (templated).
+    :param settle: how long before the cutoff an object must have been written to be expected.
     """
 
     template_fields: Sequence[str] = (*_ArchiveReportBase.template_fields, "not_after", "load_report")
@@ -197,6 +211,10 @@ class AuditReportOperator(_ArchiveReportBase):
 
     The XCom stays small: when the report's JSON exceeds ``max_xcom_bytes`` the full report is
     written to S3 (``<prefix>/_reports/...``) and the XCom keeps its URI and the first rows.
+
+    :param load_report: the load's XCom, summarised in the report (templated).
+    :param title: the report's title (templated).
+    :param max_xcom_bytes: above this size the full report goes to S3.
     """
 
     template_fields: Sequence[str] = (*_ArchiveReportBase.template_fields, "load_report", "title")
@@ -278,7 +296,13 @@ def _load_summary(load_report: Any) -> dict | None:
 
 class _MarkedDelivery(BaseOperator):
     """Shared by publish and email: a marker object per report (DAG + data interval) keeps
-    reruns and re-triggers of the same week from sending twice; ``force`` sends anyway."""
+    reruns and re-triggers of the same week from sending twice; ``force`` sends anyway.
+
+    :param report: the ``AuditReportOperator``'s XCom (templated).
+    :param marker_bucket: bucket of the once-only delivery markers (templated).
+    :param marker_prefix: key prefix of the markers (templated).
+    :param force: deliver even when the marker says it was delivered.
+    """
 
     marker_name = "delivered"
 
@@ -321,7 +345,10 @@ class _MarkedDelivery(BaseOperator):
 class SnsReportPublishOperator(_MarkedDelivery):
     """Publish the report to an SNS topic as JSON: a summary and one message per source system,
     with PublishBatch (10 per call). A message above the SNS limit goes to S3 and is sent as an
-    extended-client pointer. FIFO topics get deterministic deduplication ids."""
+    extended-client pointer. FIFO topics get deterministic deduplication ids.
+
+    :param topic_arn: the SNS topic to publish to (templated).
+    """
 
     template_fields: Sequence[str] = (
         "topic_arn", "report", "marker_bucket", "marker_prefix", "aws_conn_id", "data_protection_policy",
@@ -402,7 +429,11 @@ class SnsReportPublishOperator(_MarkedDelivery):
 
 
 class EmailReportOperator(_MarkedDelivery):
-    """Email the report (HTML table with a plain-text part) through the SMTP connection."""
+    """Email the report (HTML table with a plain-text part) through the SMTP connection.
+
+    :param to: recipient address or addresses (templated).
+    :param subject: the subject; default: the report's title and interval (templated).
+    """
 
     template_fields: Sequence[str] = (
         "to", "subject", "report", "marker_bucket", "marker_prefix", "smtp_conn_id", "aws_conn_id", "data_protection_policy",
