@@ -685,7 +685,10 @@ def _as_bool(value: Any, field_name: str) -> bool:
 
 class DLQRedriveReportOperator(BaseOperator):
     """The run's final report: the redrive's report, with a native task's final counts from the
-    wait step and the inspection's dry-run summary. Logged and returned (XCom)."""
+    wait step and the inspection's dry-run summary. Logged and returned (XCom).
+
+    :param inspect_task_id / redrive_task_id / wait_task_id: task ids whose XComs the report reads.
+    """
 
     ui_color = "#f5d7c4"
 

@@ -17,6 +17,10 @@ class RedriveApprovalOperator(ApprovalOperator):
     At or below the threshold, and for dry runs, it approves by itself (nothing to ask), so runs
     with small DLQs, and tests, never wait for a human. Without an answer before
     ``response_timeout`` the default, ``Reject``, applies: downstream tasks are skipped.
+
+    :param inspect_task_id: the dry-run inspection whose count is compared with ``threshold``.
+    :param threshold: messages above which a human must approve (templated).
+    :param dry_run: a dry run approves by itself (templated).
     """
 
     template_fields = (*ApprovalOperator.template_fields, "threshold", "dry_run")

@@ -38,7 +38,11 @@ class ReplayRequestOperator(BaseOperator):
 
 
 class ReplaySourceBranchOperator(BaseBranchOperator):
-    """Choose the path of the request's source: native SNS replay (or its dry run) or S3 archive."""
+    """Choose the path of the request's source: native SNS replay (or its dry run) or S3 archive.
+
+    :param request_task_id / sns_task_id / sns_plan_task_id / s3_task_id: task ids of the request
+        validation and of the three paths in the DAG.
+    """
 
     def __init__(self, *, request_task_id: str = "validate", sns_task_id: str = "sns_replay",
                  sns_plan_task_id: str = "sns_plan", s3_task_id: str = "s3_replay", **kwargs: Any) -> None:  # fmt: skip
@@ -54,7 +58,11 @@ class ReplaySourceBranchOperator(BaseBranchOperator):
 
 
 class ReplayReportOperator(BaseOperator):
-    """The run's report: what was replayed (count, window, target), logged and returned to XCom."""
+    """The run's report: what was replayed (count, window, target), logged and returned to XCom.
+
+    :param request_task_id / sns_task_id / wait_task_id / sns_plan_task_id / s3_task_id: task ids
+        whose XComs the report reads (validation, SNS replay, its wait, SNS dry run, S3 replay).
+    """
 
     ui_color = "#c4e0f5"
 

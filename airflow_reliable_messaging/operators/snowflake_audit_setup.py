@@ -22,6 +22,12 @@ class SnowflakeAuditSetupOperator(BaseOperator):
 
     Every statement is ``IF NOT EXISTS`` / ``MERGE``: safe to run again at any time.
 
+    :param archive_bucket: bucket of the audit archive: the stage's URL (templated).
+    :param archive_prefix: key prefix of the archive in the stage's URL (templated).
+    :param snowflake_database: database to create (templated).
+    :param snowflake_schema: schema of the audit tables (templated).
+    :param snowflake_stage: name of the external stage over the archive (templated).
+    :param storage_role_arn: IAM role Snowflake assumes to read the archive (storage integration) (templated).
     :param storage_integration: name of the storage integration the stage uses; None creates a
         stage without one (the local emulator, or credentials managed elsewhere).
     :param create_storage_integration: also run ``sql/setup/storage_integration.sql``

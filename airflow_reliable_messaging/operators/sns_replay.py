@@ -43,6 +43,7 @@ class SnsReplayOperator(BaseOperator):
         ``FilterPolicy``...).
     :param set_archive_policy: set an archive policy of ``archive_retention_days`` when the topic
         has none (the window can then only start from now on: useful for setup, not recovery).
+    :param archive_retention_days: retention of the archive policy ``set_archive_policy`` sets.
     :param replace_existing: re-apply even when the subscription already has this very policy
         (pending, in progress or completed): replays the window again. Off, a retry changes nothing.
     :param dry_run: check topic, archive, window and subscription/queue and return the policy that

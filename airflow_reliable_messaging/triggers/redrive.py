@@ -16,6 +16,10 @@ class MessageMoveTaskTrigger(BaseTrigger):
 
     boto3 calls run in a worker thread (``asyncio.to_thread``): the event loop never blocks.
     ``on_kill`` (a user marking the deferred task failed/success or clearing it) cancels the task.
+
+    :param source_arn: the DLQ's ARN (the move task's source).
+    :param started_timestamp: the task's ``StartedTimestamp``, which identifies it.
+    :param task_handle: the task's handle, to cancel it on kill (optional).
     """
 
     def __init__(

@@ -18,6 +18,9 @@ class ReplayStatusTrigger(BaseTrigger):
     The SNS call is the sync hook's, run in a worker thread (``asyncio.to_thread``): aiobotocore
     is in MWAA's constraints but not installed with the provider, and one call per poll is cheap.
     Event: ``{"status": "completed"|"failed"|"error", "replay_status", "replay_policy", "message"}``.
+
+    :param subscription_arn: the subscription whose ``ReplayStatus`` is polled.
+    :param missing_status_grace: seconds a missing ``ReplayStatus`` is tolerated before it is an error.
     """
 
     def __init__(
