@@ -362,7 +362,7 @@ def test_without_a_reachable_dlq_failed_records_stay_in_the_queue(archive_env, u
     missing_dlq = env.dlq_url.rsplit("/", 1)[0] + "/" + unique("gone")
 
     for dlq in (None, missing_dlq):
-        report = env.operator(dead_letter_queue_url=dlq, visibility_timeout=1).execute({})
+        report = env.operator(dead_letter_queue_url=dlq, visibility_timeout=1, max_messages=2).execute({})
         assert report["retained"] == 1 and report["dead_lettered"] == 0
         time.sleep(1.2)
         assert env.depth() == 1
@@ -375,7 +375,7 @@ def test_failed_notifications_keep_records_in_the_queue_until_published(archive_
     env.send(seed_body(b"notify me"))
     gone_topic = env.topic_arn.rsplit(":", 1)[0] + ":" + unique("no-topic")
 
-    first = env.operator(topic_arn=gone_topic, visibility_timeout=1).execute({})
+    first = env.operator(topic_arn=gone_topic, visibility_timeout=1, max_messages=1).execute({})
     assert first["archived"] == 1 and first["retained"] == 1 and first["notify_failed"] == 4
     time.sleep(1.2)
     second = env.operator().execute({})
