@@ -121,10 +121,10 @@ class AuditReconcileOperator(_ArchiveReportBase):
     """Compare the archive's objects of the interval (count, bytes, ids) with ``AUDIT_RECORD``.
 
     Only objects written at least ``settle`` before the load started (``load_report``'s
-    ``started_at``; else ``not_after``; else now) are expected: later ones may have arrived after
+    ``expected_before``; else ``not_after``; else now) are expected: later ones may have arrived after
     the load looked. A mismatch fails the task and names the missing message ids.
 
-    :param load_report: the load's XCom (its ``started_at`` bounds what is expected) (templated).
+    :param load_report: the load's XCom (its ``expected_before`` bounds what is expected) (templated).
     :param not_after: without a load report, expect only objects written before this time (templated).
     :param settle: how long before the cutoff an object must have been written to be expected.
     """
@@ -146,8 +146,8 @@ class AuditReconcileOperator(_ArchiveReportBase):
 
     def cutoff(self) -> datetime:
         report = json.loads(self.load_report) if isinstance(self.load_report, str) else self.load_report
-        if isinstance(report, dict) and report.get("started_at"):
-            return _time(report["started_at"], "load_report.started_at") - self.settle
+        if isinstance(report, dict) and (report.get("expected_before") or report.get("started_at")):
+            return _time(report.get("expected_before") or report["started_at"], "load_report.expected_before") - self.settle
         if blank_to_none(self.not_after):
             return _time(self.not_after, "not_after") - self.settle
         return datetime.now(UTC) - self.settle

@@ -65,6 +65,10 @@ class SnowflakeAuditLoadOperator(BaseOperator):
     :param interval_start: start of the data interval; default the DAG run's (templated).
     :param interval_end: end of the data interval; default the DAG run's (templated).
     :param lookback: how far before the interval to look for late-arriving records.
+    :param late_arrival_horizon: how long after the interval's end records of it may still be
+        archived: batch manifests written until then (and not later than now) are loaded by
+        this run, later ones by the run whose window they fall in. Bounds the S3 listing of a
+        backfill of an old interval.
     :param discovery: ``auto`` (manifests when the archive has any, else listing),
         ``manifests`` or ``listing``.
     :param max_json_payload_bytes: JSON payloads up to this size are loaded as VARIANT.
@@ -94,6 +98,7 @@ class SnowflakeAuditLoadOperator(BaseOperator):
         interval_start: str = "{{ data_interval_start }}",
         interval_end: str = "{{ data_interval_end }}",
         lookback: timedelta = timedelta(days=1),
+        late_arrival_horizon: timedelta = timedelta(days=1),
         discovery: str = "auto",
         max_json_payload_bytes: int = 8 * 1024 * 1024,
         on_bad_file: str = "fail",
@@ -117,6 +122,7 @@ class SnowflakeAuditLoadOperator(BaseOperator):
         self.interval_start = interval_start
         self.interval_end = interval_end
         self.lookback = lookback
+        self.late_arrival_horizon = late_arrival_horizon
         self.discovery = discovery
         self.max_json_payload_bytes = max_json_payload_bytes
         self.on_bad_file = on_bad_file
@@ -204,6 +210,8 @@ class _AuditLoad:
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         started_at = datetime.now(UTC)
+        # Batch manifests are filed by archive time; this run takes those archived until here.
+        self.archived_until = min(started_at, self.interval[1] + self.op.late_arrival_horizon)
         self.sf.query(render("load/use_schema.sql", **self.ids))
         mode, manifest_keys = self.discover()
         self.log.info("Discovery (%s): %d manifest(s) for %s .. %s", mode, len(manifest_keys), *map(isoformat, self.window))
@@ -231,7 +239,9 @@ class _AuditLoad:
         updated = int(merged.get("NUMBER OF ROWS UPDATED", 0))
         unique_ids = {r.message_id for r in records}
         return {
-            "started_at": isoformat(started_at),  # the reconciliation only expects objects older than this
+            "started_at": isoformat(started_at),
+            # The reconciliation expects the interval's objects archived before this, no later ones.
+            "expected_before": isoformat(self.archived_until),
             "window": {
                 "interval": f"{isoformat(self.interval[0])} .. {isoformat(self.interval[1])}",
                 "start": isoformat(self.window[0]),
@@ -270,10 +280,9 @@ class _AuditLoad:
             mode = "manifests" if self.s3.any_object(t.bucket, root) else "listing"
         keys: list[str] = []
         if mode == "manifests":
-            # Batch manifests are filed by archive time: everything archived since the window
-            # opened (a record of the interval may be archived after the interval ends).
-            now = datetime.now(UTC)
-            for hour in layout.hours(start, max(end, now + timedelta(hours=1))):
+            # Batch manifests are filed by archive time: a record of the interval may be archived
+            # after the interval ends, up to the late-arrival horizon.
+            for hour in layout.hours(start, max(end, self.archived_until + timedelta(microseconds=1))):
                 keys += [o["Key"] for o in self.s3.iter_objects(t.bucket, layout.batch_manifest_hour_prefix(t.prefix, hour))]
         for hour in layout.hours(start, end):
             if mode == "listing":
