@@ -14,7 +14,8 @@ from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin
 
 BATCH_LIMIT = 10  # entries per SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch
-BATCH_BYTES = 256 * 1024  # bytes per batch request
+BATCH_BYTES = 256 * 1024  # bytes per batch request (SNS PublishBatch)
+SQS_BATCH_BYTES = 1024 * 1024  # SQS raised its message and batch maximum to 1 MiB in 2025
 ENTRY_RETRIES = 3  # extra attempts for batch entries that failed without the sender's fault
 
 
@@ -61,12 +62,13 @@ def call_batch(
     *,
     retries: int = ENTRY_RETRIES,
     backoff: float = 0.2,
+    max_bytes: int = BATCH_BYTES,
     **kwargs: Any,
 ) -> BatchResult:
     """Run a batch API over ``entries`` (chunked) and retry, entry by entry, what failed without
     the sender's fault (throttling, internal errors). Sender faults are final."""
     result = BatchResult()
-    for chunk in chunk_entries(entries):
+    for chunk in chunk_entries(entries, max_bytes=max_bytes):
         pending = chunk
         for attempt in range(retries + 1):
             response = call(Entries=pending, **kwargs)
@@ -170,9 +172,9 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
         return self.get_conn().receive_message(**kwargs).get("Messages", [])
 
     def send_batch(self, queue_url: str, entries: list[dict]) -> BatchResult:
-        """SendMessageBatch over any number of entries (chunks of 10 / 256 KiB); entries that failed
+        """SendMessageBatch over any number of entries (chunks of 10 / 1 MiB); entries that failed
         without the sender's fault are retried; ``failed`` holds what still failed."""
-        return call_batch(self.get_conn().send_message_batch, entries, QueueUrl=queue_url)
+        return call_batch(self.get_conn().send_message_batch, entries, max_bytes=SQS_BATCH_BYTES, QueueUrl=queue_url)
 
     def delete_batch(self, queue_url: str, receipts: dict[str, str]) -> BatchResult:
         """DeleteMessageBatch of ``{entry id: receipt handle}``; per-entry outcome."""

@@ -46,10 +46,11 @@ def test_delete_and_visibility_batches_report_failed_entries_one_by_one(sqs_hook
 
 
 def test_send_batch_chunks_by_count_and_size(sqs_hook, aws, queue):
-    entries = [{"Id": f"e{i}", "MessageBody": "x" * 100_000} for i in range(5)]  # 500 KB: several requests
+    # SQS takes 1 MiB per batch request (since 2025): 3 x 300 KB fill one, then 10 entries, then 4.
+    entries = [{"Id": f"e{i}", "MessageBody": "x" * 300_000} for i in range(5)]
     entries += [{"Id": f"s{i}", "MessageBody": "small"} for i in range(12)]
     result = sqs_hook.send_batch(queue, entries)
-    assert len(result.successful) == 17 and not result.failed and result.requests >= 4
+    assert len(result.successful) == 17 and not result.failed and result.requests == 3
 
 
 def test_publish_batch_keeps_going_past_a_failed_entry(local_cloud, aws, unique):
