@@ -39,6 +39,15 @@ SYSTEMIC_ERRORS = frozenset({
     "NoSuchBucket", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch",
     "ExpiredToken", "KMS.NotFoundException", "KMS.DisabledException", "KMS.KMSInvalidStateException",
 })  # fmt: skip
+# Failures whose outcome is unknown or temporary (the write may even have happened): the record
+# stays in the queue and the next receive retries it (the write-once check then finds the object),
+# rather than going to the DLQ while its object may exist.
+TRANSIENT_ERRORS = frozenset({
+    "Throttling", "ThrottlingException", "RequestThrottled", "SlowDown", "RequestTimeout",
+    "RequestTimeoutException", "InternalError", "ServiceUnavailable", "500", "502", "503", "504",
+    "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError",
+    "ConnectionError",
+})  # fmt: skip
 _GENERIC_CONTENT_TYPES = (None, "", "binary/octet-stream", BINARY_CONTENT_TYPE)
 REPORT_LIST_LIMIT = 50
 WRITE_CONCURRENCY = 10  # S3 writes in flight: one receive's worth
@@ -332,7 +341,13 @@ class ArchiveRun:
         archived = 0
         for i, (message, record) in enumerate(parsed):
             outcome = outcomes[i]
-            if isinstance(outcome, BaseException):
+            if isinstance(outcome, BaseException) and _error_code(outcome) in TRANSIENT_ERRORS:
+                self.counts["retained"] += 1
+                self.log.warning(
+                    "record %s not archived yet (%s): it stays in the queue for the next receive",
+                    message.get("MessageId"), am.failure_reason(outcome),
+                )  # fmt: skip
+            elif isinstance(outcome, BaseException):
                 failures.append((message, am.failure_reason(outcome)))
                 codes.append(_error_code(outcome))
             else:
