@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from airflow_reliable_messaging._compat import BaseOperator
 from airflow_reliable_messaging.domain import archive_layout as layout
 from airflow_reliable_messaging.domain import report as fmt
-from airflow_reliable_messaging.domain.audit_load import LoadTarget
 from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT, S3Pointer, size_attribute
 from airflow_reliable_messaging.domain.identifiers import blank_to_none, is_fifo_name, topic_arn
-from airflow_reliable_messaging.domain.manifest import isoformat, parse_isoformat
+from airflow_reliable_messaging.domain.manifest import isoformat
 from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
 from airflow_reliable_messaging.links.aws import SnsTopicLink
 from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
+from airflow_reliable_messaging.operators._audit_tables import AuditIntervalOperator, config_time
 from airflow_reliable_messaging.sql_templates import render
 
 if TYPE_CHECKING:
@@ -28,15 +28,6 @@ if TYPE_CHECKING:
 
 REPORTS = "_reports"
 MAX_IDS_IN_ERROR = 50
-
-
-def _time(value: Any, field: str) -> datetime:
-    if isinstance(value, datetime):
-        return layout.as_utc(value)
-    try:
-        return parse_isoformat(str(value))
-    except ValueError:
-        raise ConfigurationError(field, f"{value!r} is not an ISO 8601 date-time") from None
 
 
 def report_id(dag_id: str, start: datetime, end: datetime) -> str:
@@ -48,45 +39,10 @@ def _report_folder(prefix: str, dag_id: str, rid: str) -> str:
     return f"{prefix + '/' if prefix else ''}{REPORTS}/{dag_id}/{rid}"
 
 
-class _ArchiveReportBase(BaseOperator):
-    """Shared by reconcile and report: where the archive and the audit tables are, and the interval.
-
-    :param archive_bucket: bucket of the audit archive (templated).
-    :param archive_prefix: key prefix of the archive (templated).
-    :param snowflake_database: database of the audit tables (templated).
-    :param snowflake_schema: schema of the audit tables (templated).
-    :param interval_start: start of the data interval, ISO 8601 (templated; default the run's).
-    :param interval_end: end of the data interval, exclusive (templated; default the run's).
-    """
+class _ArchiveReportBase(AuditIntervalOperator):
+    """Shared by reconcile and report: OpenLineage of the audit tables they read."""
 
     operator_extra_links = (SnowflakeQueryLink(),)
-    template_fields: Sequence[str] = (
-        "archive_bucket", "archive_prefix", "snowflake_database", "snowflake_schema",
-        "interval_start", "interval_end", "aws_conn_id", "snowflake_conn_id",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        *,
-        archive_bucket: str,
-        archive_prefix: str = "",
-        snowflake_database: str = "AUDIT",
-        snowflake_schema: str = "RAW",
-        interval_start: str = "{{ data_interval_start }}",
-        interval_end: str = "{{ data_interval_end }}",
-        aws_conn_id: str | None = "aws_default",
-        snowflake_conn_id: str = "snowflake_default",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.archive_bucket = archive_bucket
-        self.archive_prefix = archive_prefix
-        self.snowflake_database = snowflake_database
-        self.snowflake_schema = snowflake_schema
-        self.interval_start = interval_start
-        self.interval_end = interval_end
-        self.aws_conn_id = aws_conn_id
-        self.snowflake_conn_id = snowflake_conn_id
 
     def _lineage(self, task_instance: Any, tables: Sequence[str], inputs: Sequence[Any] = (), outputs: Sequence[Any] = ()) -> Any:
         """OpenLineage: ``tables`` of the audit schema read (plus ``inputs``), ``outputs`` written."""
@@ -103,18 +59,6 @@ class _ArchiveReportBase(BaseOperator):
             inputs=[*inputs, *(lineage.snowflake(account, target.database, target.schema, t) for t in tables)],
             outputs=outputs, query_ids=result.get("snowflake_query_ids") or [], source=f"snowflake://{account.lower()}",
         )  # fmt: skip
-
-    def target(self) -> LoadTarget:
-        return LoadTarget.create(
-            database=self.snowflake_database, schema=self.snowflake_schema, stage="UNUSED",
-            bucket=self.archive_bucket, prefix=self.archive_prefix,
-        )  # fmt: skip
-
-    def interval(self) -> tuple[datetime, datetime]:
-        start, end = _time(self.interval_start, "interval_start"), _time(self.interval_end, "interval_end")
-        if end <= start:
-            raise ConfigurationError("interval", f"{isoformat(start)} .. {isoformat(end)} is empty or reversed")
-        return start, end
 
 
 class AuditReconcileOperator(_ArchiveReportBase):
@@ -147,9 +91,9 @@ class AuditReconcileOperator(_ArchiveReportBase):
     def cutoff(self) -> datetime:
         report = json.loads(self.load_report) if isinstance(self.load_report, str) else self.load_report
         if isinstance(report, dict) and (report.get("expected_before") or report.get("started_at")):
-            return _time(report.get("expected_before") or report["started_at"], "load_report.expected_before") - self.settle
+            return config_time(report.get("expected_before") or report["started_at"], "load_report.expected_before") - self.settle
         if blank_to_none(self.not_after):
-            return _time(self.not_after, "not_after") - self.settle
+            return config_time(self.not_after, "not_after") - self.settle
         return datetime.now(UTC) - self.settle
 
     def execute(self, context: Context) -> dict[str, Any]:

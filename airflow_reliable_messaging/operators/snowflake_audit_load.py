@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_reliable_messaging._compat import BaseOperator
 from airflow_reliable_messaging.domain import archive_layout as layout
 from airflow_reliable_messaging.domain.audit_load import (
     CopyOutcome,
@@ -27,12 +26,12 @@ from airflow_reliable_messaging.domain.manifest import (
     decode_manifest,
     encode_manifest,
     isoformat,
-    parse_isoformat,
 )
 from airflow_reliable_messaging.domain.identifiers import blank_to_none
 from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
 from airflow_reliable_messaging.links.aws import S3PrefixLink, persist_links
 from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
+from airflow_reliable_messaging.operators._audit_tables import AuditIntervalOperator
 from airflow_reliable_messaging.sql_templates import render, stage_file_list
 
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ MAX_FAILURES_IN_REPORT = 20
 BUNDLE_PART_BYTES = 128 * 1024 * 1024
 
 
-class SnowflakeAuditLoadOperator(BaseOperator):
+class SnowflakeAuditLoadOperator(AuditIntervalOperator):
     """Load the archived audit records of a data interval (plus a lookback) into Snowflake.
 
     Finds the records through the archive's per-batch manifests, or, for archives written by
@@ -57,13 +56,8 @@ class SnowflakeAuditLoadOperator(BaseOperator):
     in S3, referenced by ``S3_URI``). A ledger of loaded files and Snowflake's load history make
     reruns change nothing.
 
-    :param archive_bucket: bucket of the audit archive (templated).
-    :param archive_prefix: key prefix of the archive, the stage URL's path (templated).
-    :param snowflake_database: database of the audit tables (templated).
-    :param snowflake_schema: schema of the audit tables (templated).
-    :param snowflake_stage: external stage whose URL is ``s3://<bucket>/<prefix>/`` (templated).
-    :param interval_start: start of the data interval; default the DAG run's (templated).
-    :param interval_end: end of the data interval; default the DAG run's (templated).
+    Where the archive and tables are, and the interval: see ``AuditIntervalOperator``.
+
     :param lookback: how far before the interval to look for late-arriving records.
     :param late_arrival_horizon: how long after the interval's end records of it may still be
         archived: batch manifests written until then (and not later than now) are loaded by
@@ -81,30 +75,18 @@ class SnowflakeAuditLoadOperator(BaseOperator):
     """
 
     operator_extra_links = (S3PrefixLink(), SnowflakeQueryLink())
-    template_fields: Sequence[str] = (
-        "archive_bucket", "archive_prefix", "snowflake_database", "snowflake_schema", "snowflake_stage",
-        "interval_start", "interval_end", "aws_conn_id", "snowflake_conn_id", "kms_key_id",
-    )  # fmt: skip
+    template_fields: Sequence[str] = (*AuditIntervalOperator.template_fields, "kms_key_id")
     ui_color = "#c6e6f7"
 
     def __init__(
         self,
         *,
-        archive_bucket: str,
-        archive_prefix: str = "",
-        snowflake_database: str = "AUDIT",
-        snowflake_schema: str = "RAW",
-        snowflake_stage: str = "AUDIT_ARCHIVE_STAGE",
-        interval_start: str = "{{ data_interval_start }}",
-        interval_end: str = "{{ data_interval_end }}",
         lookback: timedelta = timedelta(days=1),
         late_arrival_horizon: timedelta = timedelta(days=1),
         discovery: str = "auto",
         max_json_payload_bytes: int = 8 * 1024 * 1024,
         on_bad_file: str = "fail",
         kms_key_id: str | None = None,
-        aws_conn_id: str | None = "aws_default",
-        snowflake_conn_id: str = "snowflake_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -114,31 +96,18 @@ class SnowflakeAuditLoadOperator(BaseOperator):
             raise ConfigurationError("on_bad_file", f"{on_bad_file!r} is not one of {', '.join(BAD_FILE_POLICIES)}")
         if max_json_payload_bytes < 0:
             raise ConfigurationError("max_json_payload_bytes", "must not be negative")
-        self.archive_bucket = archive_bucket
-        self.archive_prefix = archive_prefix
-        self.snowflake_database = snowflake_database
-        self.snowflake_schema = snowflake_schema
-        self.snowflake_stage = snowflake_stage
-        self.interval_start = interval_start
-        self.interval_end = interval_end
         self.lookback = lookback
         self.late_arrival_horizon = late_arrival_horizon
         self.discovery = discovery
         self.max_json_payload_bytes = max_json_payload_bytes
         self.on_bad_file = on_bad_file
         self.kms_key_id = kms_key_id
-        self.aws_conn_id = aws_conn_id
-        self.snowflake_conn_id = snowflake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
         from airflow_reliable_messaging.hooks.snowflake import SnowflakeAuditHook
 
-        target = LoadTarget.create(
-            database=self.snowflake_database, schema=self.snowflake_schema, stage=self.snowflake_stage,
-            bucket=self.archive_bucket, prefix=self.archive_prefix,
-        )  # fmt: skip
-        start, end = _parse_time(self.interval_start, "interval_start"), _parse_time(self.interval_end, "interval_end")
+        target, (start, end) = self.target(), self.interval()
         try:
             window = load_window(start, end, self.lookback)
         except ValueError as exc:
@@ -173,10 +142,7 @@ class SnowflakeAuditLoadOperator(BaseOperator):
         from airflow_reliable_messaging import lineage
         from airflow_reliable_messaging.hooks.snowflake import SnowflakeAuditHook
 
-        target = LoadTarget.create(
-            database=self.snowflake_database, schema=self.snowflake_schema, stage=self.snowflake_stage,
-            bucket=self.archive_bucket, prefix=self.archive_prefix,
-        )  # fmt: skip
+        target = self.target()
         result = lineage.result_of(self, task_instance)
         records = result.get("records") or {}
         account = lineage.snowflake_account(SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id))
@@ -459,11 +425,3 @@ class _AuditLoad:
                 params.update({f"m{i}": m, f"f{i}": f, f"r{i}": r})
             self.sf.query(render("load/record_failures.sql", rows=rows, **self.ids), params)
 
-
-def _parse_time(value: Any, field: str) -> datetime:
-    if isinstance(value, datetime):
-        return layout.as_utc(value)
-    try:
-        return parse_isoformat(str(value))
-    except ValueError:
-        raise ConfigurationError(field, f"{value!r} is not an ISO 8601 date-time") from None

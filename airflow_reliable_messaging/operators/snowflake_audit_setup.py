@@ -5,28 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_reliable_messaging._compat import BaseOperator
-from airflow_reliable_messaging.domain.audit_load import LoadTarget
 from airflow_reliable_messaging.domain.identifiers import blank_to_none, parse_arn, snowflake_identifier
 from airflow_reliable_messaging.exceptions import ConfigurationError
 from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
+from airflow_reliable_messaging.operators._audit_tables import AuditTablesOperator
 from airflow_reliable_messaging.sql_templates import quote_literal, render
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging._compat import Context
 
 
-class SnowflakeAuditSetupOperator(BaseOperator):
+class SnowflakeAuditSetupOperator(AuditTablesOperator):
     """Create database, schema, external stage and audit tables; optionally the storage
     integration and the loader role's grants (account-level: real Snowflake only).
 
     Every statement is ``IF NOT EXISTS`` / ``MERGE``: safe to run again at any time.
 
-    :param archive_bucket: bucket of the audit archive: the stage's URL (templated).
-    :param archive_prefix: key prefix of the archive in the stage's URL (templated).
-    :param snowflake_database: database to create (templated).
-    :param snowflake_schema: schema of the audit tables (templated).
-    :param snowflake_stage: name of the external stage over the archive (templated).
     :param storage_role_arn: IAM role Snowflake assumes to read the archive (storage integration) (templated).
     :param storage_integration: name of the storage integration the stage uses; None creates a
         stage without one (the local emulator, or credentials managed elsewhere).
@@ -37,43 +31,27 @@ class SnowflakeAuditSetupOperator(BaseOperator):
 
     operator_extra_links = (SnowflakeQueryLink(),)
     template_fields: Sequence[str] = (
-        "archive_bucket", "archive_prefix", "snowflake_database", "snowflake_schema", "snowflake_stage",
-        "storage_integration", "storage_role_arn", "loader_role", "snowflake_conn_id",
+        *AuditTablesOperator.template_fields, "storage_integration", "storage_role_arn", "loader_role",
     )  # fmt: skip
 
     def __init__(
         self,
         *,
-        archive_bucket: str,
-        archive_prefix: str = "",
-        snowflake_database: str = "AUDIT",
-        snowflake_schema: str = "RAW",
-        snowflake_stage: str = "AUDIT_ARCHIVE_STAGE",
         storage_integration: str | None = None,
         create_storage_integration: bool = False,
         storage_role_arn: str | None = None,
         loader_role: str | None = None,
-        snowflake_conn_id: str = "snowflake_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.archive_bucket = archive_bucket
-        self.archive_prefix = archive_prefix
-        self.snowflake_database = snowflake_database
-        self.snowflake_schema = snowflake_schema
-        self.snowflake_stage = snowflake_stage
         self.storage_integration = storage_integration
         self.create_storage_integration = create_storage_integration
         self.storage_role_arn = storage_role_arn
         self.loader_role = loader_role
-        self.snowflake_conn_id = snowflake_conn_id
 
     def statements(self) -> list[tuple[str, str]]:
         """(file, rendered script) in execution order; validates every identifier first."""
-        target = LoadTarget.create(
-            database=self.snowflake_database, schema=self.snowflake_schema, stage=self.snowflake_stage,
-            bucket=self.archive_bucket, prefix=self.archive_prefix,
-        )  # fmt: skip
+        target = self.target()
         ids = {**target.identifiers(), "stage_url": quote_literal(target.stage_url)}
         integration = blank_to_none(self.storage_integration) or ""
         role_arn, loader_role = blank_to_none(self.storage_role_arn), blank_to_none(self.loader_role)
