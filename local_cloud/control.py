@@ -120,6 +120,11 @@ class LocalCloud:
         return self.state["account_id"]
 
     @property
+    def snowflake_endpoint_url(self) -> str:
+        sf = self.state["snowflake"]
+        return f"{sf['protocol']}://{sf['host']}:{sf['port']}"
+
+    @property
     def mail_dir(self) -> Path:
         return Path(self.state["smtp"]["mail_dir"])
 

@@ -1,4 +1,5 @@
-"""Drive the local cloud's fault injection (``local_cloud/faults.py``) from any Python (stdlib only).
+"""Drive the local cloud's fault injection (``local_cloud/faults.py`` for AWS,
+``local_cloud/snowflake_faults.py`` for Snowflake: same control shape) from any Python (stdlib only).
 
     faults = FaultInjector(cloud.aws_endpoint_url)
     with faults.injecting([throttle("sqs", rate=0.1)], seed=7):
@@ -27,9 +28,9 @@ class FaultInjector:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback emulator
             return json.loads(response.read())
 
-    def set(self, rules: list[dict], seed: int = 0) -> dict:
-        """Replace every rule (counters start again from zero)."""
-        return self._post({"rules": rules, "seed": seed})
+    def set(self, rules: list[dict], seed: int = 0, **options) -> dict:
+        """Replace every rule (counters start again from zero); ``options`` e.g. Snowflake's ``dedupe``."""
+        return self._post({"rules": rules, "seed": seed, **options})
 
     def reset(self) -> dict:
         return self._post({"reset": True})
@@ -39,8 +40,8 @@ class FaultInjector:
             return json.loads(response.read())
 
     @contextmanager
-    def injecting(self, rules: list[dict], seed: int = 0) -> Iterator[FaultInjector]:
-        self.set(rules, seed)
+    def injecting(self, rules: list[dict], seed: int = 0, **options) -> Iterator[FaultInjector]:
+        self.set(rules, seed, **options)
         try:
             yield self
         finally:
@@ -77,4 +78,27 @@ def mixed(rate: float, exclude_user_agent: str | None = "aiobotocore", services=
         throttle(list(services), rate=share, **extra),
         server_error(list(services), status=500, rate=share, **extra),
         server_error(list(services), status=503, rate=share, **extra),
+    ]
+
+
+# -- Snowflake (local_cloud/snowflake_faults.py): FaultInjector(cloud.snowflake_endpoint_url) -----
+def snowflake_fault(fault: str, statement: str | None = None, endpoint: str | list[str] = "query", **options) -> dict:
+    """A Snowflake rule: ``fault`` in throttle / 5xx / delay / drop / error, for queries whose SQL
+    matches the regular expression ``statement`` (all when None); ``when="after"`` lets the
+    statement run and loses its answer; ``nth`` / ``rate`` / ``every`` / ``max_faults`` as above."""
+    rule = {"fault": fault, "endpoint": endpoint, **options}
+    if statement:
+        rule["statement"] = statement
+    return rule
+
+
+def snowflake_mixed(rate: float, statement: str | None = None, endpoint=("login", "query")) -> list[dict]:
+    """Faults on about ``rate`` of the Snowflake requests: 429, 503, 500 and dropped connections,
+    half of them after the statement ran (its answer lost), each with its own seeded draw."""
+    share = rate / 4
+    return [
+        snowflake_fault("throttle", statement, list(endpoint), rate=share),
+        snowflake_fault("5xx", statement, list(endpoint), status=503, rate=share, when="after"),
+        snowflake_fault("5xx", statement, list(endpoint), status=500, rate=share),
+        snowflake_fault("drop", statement, list(endpoint), rate=share, when="after"),
     ]

@@ -59,7 +59,10 @@ def start_snowflake(host: str, port: int, aws_endpoint: str):
         skip_instance_cache=True,
     )
     fakesnow_server.shared_fs.duck_conn.register_filesystem(fs)
-    server = uvicorn.Server(uvicorn.Config(fakesnow_server.app, host=host, port=port, log_level="warning"))
+    from local_cloud import snowflake_faults
+
+    app = snowflake_faults.wrap(fakesnow_server.app)  # fault injection, outermost
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="snowflake-emulator", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
