@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from airflow_reliable_messaging._compat import DAG, Param
 from airflow_reliable_messaging.assets import audit_archive_asset
+from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
 from airflow_reliable_messaging.operators.audit_archive import AuditArchiveOperator
 
 SCHEDULE = os.environ.get("AUDIT_ARCHIVE_SCHEDULE") or "*/5 * * * *"
@@ -42,7 +43,10 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=30),
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "execution_timeout": timedelta(minutes=20)},
+    default_args={
+        "retries": 2, "retry_delay": timedelta(minutes=1), "execution_timeout": timedelta(minutes=20),
+        **monitoring_from_variables(),
+    },  # fmt: skip
     tags=["reliable-messaging", "archive"],
     doc_md=__doc__,
     params={

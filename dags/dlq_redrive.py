@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow_reliable_messaging._compat import AIRFLOW_V_3_1_PLUS, DAG, Param
+from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
 from airflow_reliable_messaging.operators.dlq_redrive import DLQRedriveOperator, DLQRedriveReportOperator
 from airflow_reliable_messaging.sensors.redrive import MessageMoveTaskSensor
 
@@ -42,6 +43,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     render_template_as_native_obj=True,
+    default_args=monitoring_from_variables(),
     tags=["reliable-messaging", "redrive", "manual"],
     doc_md=__doc__,
     params={

@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow_reliable_messaging._compat import DAG, Param
+from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
 from airflow_reliable_messaging.operators.archive_replay import S3ArchiveReplayOperator
 from airflow_reliable_messaging.operators.replay_request import (
     ReplayReportOperator,
@@ -53,6 +54,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     render_template_as_native_obj=True,
+    default_args=monitoring_from_variables(),
     tags=["reliable-messaging", "replay", "manual"],
     doc_md=__doc__,
     params={
@@ -91,12 +93,12 @@ with DAG(
         "archive_prefix": Param(None, type=["null", "string"], title="Archive prefix",
                                 description="S3 archive. Default: Variable audit_archive_prefix.",
                                 section="S3 archive"),
-        "source_systems": Param([], type="array", items={"type": "string"}, title="Source systems",
+        "source_systems": Param([], type=["null", "array"], items={"type": "string"}, title="Source systems",
                                 description="S3 archive: only these source systems (one per line).",
                                 section="S3 archive"),
-        "message_types": Param([], type="array", items={"type": "string"}, title="Message types",
+        "message_types": Param([], type=["null", "array"], items={"type": "string"}, title="Message types",
                                description="S3 archive: only these message types.", section="S3 archive"),
-        "message_ids": Param([], type="array", items={"type": "string"}, title="Message ids",
+        "message_ids": Param([], type=["null", "array"], items={"type": "string"}, title="Message ids",
                              description="S3 archive: only these message ids.", section="S3 archive"),
         "max_messages_per_second": Param(100, type="number", minimum=0, title="Rate (messages/s)",
                                          description="S3 archive: 0 for no limit.", section="S3 archive"),

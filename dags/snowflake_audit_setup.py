@@ -12,6 +12,7 @@ from __future__ import annotations
 import pendulum
 
 from airflow_reliable_messaging._compat import DAG
+from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
 from airflow_reliable_messaging.operators.snowflake_audit_setup import SnowflakeAuditSetupOperator
 
 with DAG(
@@ -21,6 +22,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    default_args=monitoring_from_variables(),
     tags=["reliable-messaging", "snowflake", "setup"],
     doc_md=__doc__,
 ) as dag:

@@ -15,6 +15,9 @@ backend):
 - Variables (optional): ``audit_archive_prefix`` (``audit``), ``audit_snowflake_database``
   (``AUDIT``), ``audit_snowflake_schema`` (``RAW``), ``audit_snowflake_stage``
   (``AUDIT_ARCHIVE_STAGE``), ``audit_kms_key_id`` (SSE-S3 when unset).
+- Run monitoring (every task try into ``AUDIT.OPS.ARM_OPERATION``, failures to an SNS topic):
+  ``arm_alert_topic_arn``, ``arm_monitoring_record``, ``arm_monitoring_database``,
+  ``arm_monitoring_schema`` (see docs/index.md, "Run monitoring").
 - Connections: ``aws_default``, ``snowflake_default``, ``smtp_default``.
 - Environment (parse time, no I/O): ``AUDIT_LOAD_SCHEDULE`` (cron, default ``0 0 * * 1``).
 """
@@ -29,6 +32,7 @@ import pendulum
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_reliable_messaging._compat import DAG
+from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
 from airflow_reliable_messaging.operators.audit_report import (
     AuditReconcileOperator,
     AuditReportOperator,
@@ -56,7 +60,10 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=6),
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True},
+    default_args={
+        "retries": 2, "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True,
+        **monitoring_from_variables(),
+    },  # fmt: skip
     tags=["reliable-messaging", "snowflake", "weekly"],
     doc_md=__doc__,
 ) as dag:

@@ -34,6 +34,12 @@ def _redact(text: Any) -> Any:
         return text
 
 
+def _enabled(value: bool | str) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "false", "off", "no", "0", "none")
+    return bool(value)
+
+
 class OperationsNotifier(BaseNotifier):
     """Write the task try's outcome to ``<database>.<schema>.ARM_OPERATION``; publish failures
     (``outcome="failed"``) to ``alert_topic_arn``.
@@ -46,10 +52,13 @@ class OperationsNotifier(BaseNotifier):
     :param alert_topic_arn: SNS topic for failure alerts; empty for none (templated).
     :param aws_conn_id: AWS connection for SNS (templated).
     :param environment: a name put in alerts (e.g. the MWAA environment) (templated).
-    :param record: write the operations table (False: alerts only).
+    :param record: write the operations table; False (or ``"false"``, ``"off"``, ``"0"``, empty
+        once rendered): alerts only (templated).
     """
 
-    template_fields: Sequence[str] = ("snowflake_conn_id", "database", "schema", "alert_topic_arn", "aws_conn_id", "environment")
+    template_fields: Sequence[str] = (
+        "snowflake_conn_id", "database", "schema", "alert_topic_arn", "aws_conn_id", "environment", "record",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -61,7 +70,7 @@ class OperationsNotifier(BaseNotifier):
         alert_topic_arn: str | None = None,
         aws_conn_id: str | None = "aws_default",
         environment: str | None = None,
-        record: bool = True,
+        record: bool | str = True,
     ) -> None:
         super().__init__()
         if outcome not in mon.OUTCOMES:
@@ -78,7 +87,7 @@ class OperationsNotifier(BaseNotifier):
     # -- the callback ---------------------------------------------------------------------------------
     def notify(self, context: Any) -> None:
         row = self.row(context)
-        if self.record:
+        if _enabled(self.record):
             try:
                 self.write(row)
             except Exception as exc:  # noqa: BLE001 — a callback never fails the task
@@ -170,3 +179,26 @@ def monitoring_callbacks(**kwargs: Any) -> dict[str, OperationsNotifier]:
         "on_retry_callback": OperationsNotifier(outcome=mon.RETRY, **kwargs),
         "on_failure_callback": OperationsNotifier(outcome=mon.FAILED, **kwargs),
     }
+
+
+# Airflow Variables the example DAGs' monitoring reads when a callback runs (never at parse time).
+MONITORING_VARIABLES = {
+    "alert_topic_arn": "arm_alert_topic_arn",  # SNS topic for failure alerts; unset: no alerts
+    "record": "arm_monitoring_record",  # "false" turns the Snowflake operations table off
+    "database": "arm_monitoring_database",
+    "schema": "arm_monitoring_schema",
+    "environment": "arm_environment_name",
+}
+
+
+def monitoring_from_variables(**overrides: Any) -> dict[str, OperationsNotifier]:
+    """``monitoring_callbacks`` configured by the ``MONITORING_VARIABLES`` (templated, read at run time).
+
+    Defaults: record in ``AUDIT.OPS``, no alert topic. Keyword arguments override a setting.
+    """
+    defaults = {"alert_topic_arn": "", "record": "true", "database": "AUDIT", "schema": "OPS", "environment": ""}
+    settings = {
+        name: "{{ var.value.get('%s', '%s') }}" % (variable, defaults[name]) for name, variable in MONITORING_VARIABLES.items()
+    }
+    return monitoring_callbacks(**{**settings, **overrides})
+

@@ -38,6 +38,7 @@ def pipeline(local_cloud, aws, unique, airflow_db, monkeypatch):
         "audit_snowflake_database": database,
         "audit_report_topic_arn": topic,
         "audit_report_email_to": "compliance@example.test, platform@example.test",
+        "arm_monitoring_database": database,  # run monitoring's operations table: <database>.OPS
     }
     for name, value in variables.items():
         monkeypatch.setenv(f"AIRFLOW_VAR_{name.upper()}", value)
@@ -90,6 +91,13 @@ def test_weekly_load_end_to_end_and_a_rerun_changes_and_sends_nothing(pipeline, 
     assert set(states(rerun).values()) == {"success"}
     assert drain(aws("sqs"), pipeline["queue_url"]) == []
     assert len(pipeline["cloud"].emails()) == mails_before + 1
+
+    # Run monitoring (the DAG's default_args callbacks): one row per task try of both runs.
+    with snowflake.connector.connect(**pipeline["cloud"].snowflake_connect_kwargs(pipeline["database"], "OPS")) as conn:
+        ops = conn.cursor().execute("SELECT RUN_ID, TASK_ID, STATE, LOADED FROM ARM_OPERATION WHERE DAG_ID = 'weekly_audit_load'").fetchall()
+    assert len(ops) == 10 and {state for _, _, state, _ in ops} == {"success"}
+    assert len({run_id for run_id, *_ in ops}) == 2
+    assert sorted(loaded for _, task, _, loaded in ops if task == "load_week") == [0, 30]
 
 
 def test_an_empty_week_reports_so_and_succeeds(pipeline, aws):
