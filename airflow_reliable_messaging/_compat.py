@@ -16,6 +16,7 @@ if AIRFLOW_V_3_0_PLUS:
     from airflow.sdk import (
         DAG,
         Asset,
+        AssetAlias,
         BaseBranchOperator,
         BaseHook,
         BaseOperator,
@@ -27,6 +28,7 @@ if AIRFLOW_V_3_0_PLUS:
     )
 else:  # Airflow 2.11
     from airflow.datasets import Dataset as Asset  # type: ignore[no-redef]
+    from airflow.datasets import DatasetAlias as AssetAlias  # type: ignore[no-redef]
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
     from airflow.operators.branch import BaseBranchOperator  # type: ignore[no-redef]
     from airflow.models import BaseOperator, BaseOperatorLink, Variable  # type: ignore[no-redef]
@@ -40,6 +42,7 @@ __all__ = [
     "AIRFLOW_V_3_1_PLUS",
     "DAG",
     "Asset",
+    "AssetAlias",
     "BaseBranchOperator",
     "BaseHook",
     "BaseOperator",

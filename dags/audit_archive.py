@@ -2,7 +2,8 @@
 
 One task, one active run at a time: it archives until the queue is empty or the time budget is
 spent, writes a manifest per batch, notifies on SNS, dead-letters/quarantines bad records, and
-announces the archive as an Asset (Dataset on 2.11) the weekly load can be scheduled on.
+announces new archive data through the asset alias ``audit-archive``: an event of the asset
+``s3://<bucket>/<prefix>`` it wrote to (Dataset on 2.11), which other DAGs can be scheduled on.
 
 Configuration, read when the task runs (never at parse time):
 
@@ -11,8 +12,7 @@ Configuration, read when the task runs (never at parse time):
   ``audit_archive_dlq_url``, ``audit_archive_kms_key_id``, ``audit_archive_notifications``
   (``per_record``, ``per_batch`` or ``none``).
 - A manual run's form (Params) overrides any of them for that run.
-- Environment (parse time, no I/O): ``AUDIT_ARCHIVE_SCHEDULE`` (cron, default every 5 minutes),
-  ``AUDIT_ARCHIVE_ASSET_URI`` (``s3://bucket/prefix`` of the announced asset).
+- Environment (parse time, no I/O): ``AUDIT_ARCHIVE_SCHEDULE`` (cron, default every 5 minutes).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import os
 from datetime import datetime, timedelta
 
 from airflow_reliable_messaging._compat import DAG, Param
-from airflow_reliable_messaging.assets import audit_archive_asset
+from airflow_reliable_messaging.assets import audit_archive_alias
 from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
 from airflow_reliable_messaging.operators.audit_archive import AuditArchiveOperator
 
@@ -87,5 +87,5 @@ with DAG(
         max_run_seconds="{{ params.max_run_seconds }}",
         records_per_manifest="{{ params.records_per_manifest }}",
         aws_conn_id=AWS_CONN_ID,
-        outlets=[audit_archive_asset()],
+        outlets=[audit_archive_alias()],
     )

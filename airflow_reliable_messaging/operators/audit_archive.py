@@ -210,14 +210,24 @@ class AuditArchiveOperator(BaseOperator):
         return lineage.operator_lineage(inputs=[lineage.sqs(s.queue_url, region)], outputs=outputs)
 
     def _annotate_outlets(self, context: Context, report: dict[str, Any]) -> None:
-        """Attach the counts to the asset events of this task's outlets (Airflow ≥ 2.10)."""
+        """Announce new archive data: through each asset alias in the outlets, an event of the
+        asset ``s3://<bucket>/<prefix>`` when the run wrote something; the counts as the extra of
+        every outlet's event."""
+        from airflow_reliable_messaging._compat import AssetAlias
+        from airflow_reliable_messaging.assets import archive_asset
+
         outlet_events = context.get("outlet_events") if hasattr(context, "get") else None
         if outlet_events is None:  # (an empty accessor is falsy: test for None)
             return
         extra = {k: report[k] for k in ("archived", "already_archived", "manifests", "bytes")}
+        settings = self.settings()
         for outlet in self.outlets or []:
             try:
-                outlet_events[outlet].extra = extra
+                if isinstance(outlet, AssetAlias):
+                    if report["archived"] or report["manifests"]:
+                        outlet_events[outlet].add(archive_asset(settings.bucket, settings.prefix), extra=extra)
+                else:
+                    outlet_events[outlet].extra = extra
             except Exception:  # noqa: BLE001 - an annotation must never fail the archive
                 self.log.warning("could not annotate outlet %s", outlet, exc_info=True)
 
