@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 from datetime import date, datetime
 from decimal import Decimal
@@ -97,7 +96,8 @@ def render_text(report: dict[str, Any]) -> str:
 def render_html(report: dict[str, Any]) -> str:
     rows = report.get("rows") or []
     t = report["totals"]
-    esc = html.escape
+    from html import escape as esc  # only the email needs it: kept out of the operators' import
+
     head = "".join(f"<th style='text-align:left;padding:4px 8px;border-bottom:1px solid #999'>{esc(label)}</th>" for _, label in REPORT_COLUMNS)
     body = "".join(
         "<tr>" + "".join(f"<td style='padding:4px 8px'>{esc(_cell(r.get(col)))}</td>" for col, _ in REPORT_COLUMNS) + "</tr>"
