@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
+
+from tests.messaging import drain, fifo_queue, replay_knobs
 
 pytestmark = pytest.mark.localcloud
 
@@ -25,13 +26,7 @@ def _now() -> datetime:
 @pytest.fixture
 def control(local_cloud):
     """Emulator knobs (not an AWS API); reset after the test."""
-    url = local_cloud.aws_endpoint_url + "/_localcloud/sns-archive-replay"
-
-    def post(**config):
-        req = urllib.request.Request(url, data=json.dumps(config).encode(), method="POST")
-        with urllib.request.urlopen(req) as resp:
-            return json.loads(resp.read())
-
+    post = replay_knobs(local_cloud)
     yield post
     post(reset=True)
 
@@ -44,12 +39,6 @@ def sns(aws):
 @pytest.fixture
 def sqs(aws):
     return aws("sqs")
-
-
-def _queue(sqs, name):
-    url = sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true"})["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return url, arn
 
 
 def _topic(sns, unique, archive_days=30, **attributes):
@@ -65,26 +54,6 @@ def _subscribe(sns, topic, queue_arn, **attributes):
     return sns.subscribe(
         TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes=attributes, ReturnSubscriptionArn=True
     )["SubscriptionArn"]
-
-
-def _drain(sqs, url, expected, timeout=10.0, settle=0.4):
-    """Receive (and delete) until ``expected`` messages arrived and nothing more comes."""
-    out, deadline, quiet_since = [], time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
-            "Messages", []
-        )
-        for m in batch:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        out.extend(batch)
-        if batch:
-            quiet_since = None
-        elif len(out) >= expected:
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since > settle:
-                break
-        time.sleep(0.05)
-    return out
 
 
 def _status(sns, sub):
@@ -165,7 +134,7 @@ def test_topic_with_archive_cannot_be_deleted_until_policy_cleared(sns, sqs, uni
     # archiving again starts a new, empty archive: the old window is gone
     start = _now() - timedelta(seconds=5)
     sns.set_topic_attributes(TopicArn=topic, AttributeName="ArchivePolicy", AttributeValue='{"MessageRetentionPeriod":"2"}')
-    _, queue_arn = _queue(sqs, unique("q") + ".fifo")
+    _, queue_arn = fifo_queue(sqs, unique("q") + ".fifo")
     sub = _subscribe(sns, topic, queue_arn)
     with pytest.raises(ClientError) as exc:
         sns.set_subscription_attributes(
@@ -184,17 +153,17 @@ def test_topic_with_archive_cannot_be_deleted_until_policy_cleared(sns, sqs, uni
 def test_replay_redelivers_window_with_original_id_timestamp_and_marker(sns, sqs, unique):
     """The seed walkthrough: publish a claim, consume it, subscribe a replay queue from the publish time."""
     topic = _topic(sns, unique)
-    primary_url, primary_arn = _queue(sqs, unique("primary") + ".fifo")
+    primary_url, primary_arn = fifo_queue(sqs, unique("primary") + ".fifo")
     _subscribe(sns, topic, primary_arn)
     start = _now()
     claim = json.dumps({"claim_type": "collision", "registration": "AB123CDE"})
     message_id = sns.publish(TopicArn=topic, Message=claim, MessageGroupId="group1")["MessageId"]
-    (original,) = _drain(sqs, primary_url, 1)
+    (original,) = drain(sqs, primary_url, 1)
     envelope = json.loads(original["Body"])
     assert envelope["MessageId"] == message_id and envelope["Message"] == claim
     assert "Replayed" not in envelope
 
-    replay_url, replay_arn = _queue(sqs, unique("replay") + ".fifo")
+    replay_url, replay_arn = fifo_queue(sqs, unique("replay") + ".fifo")
     policy = json.dumps({"PointType": "Timestamp", "StartingPoint": _ts(start)})
     sub = _subscribe(sns, topic, replay_arn, ReplayPolicy=policy)
     attrs = sns.get_subscription_attributes(SubscriptionArn=sub)["Attributes"]
@@ -202,7 +171,7 @@ def test_replay_redelivers_window_with_original_id_timestamp_and_marker(sns, sqs
     seen = _wait_status(sns, sub)
     assert seen[0] == "Pending" and seen[-1] == "Completed"
 
-    (replayed,) = _drain(sqs, replay_url, 1)
+    (replayed,) = drain(sqs, replay_url, 1)
     body = json.loads(replayed["Body"])
     assert body["MessageId"] == message_id
     assert body["Timestamp"] == envelope["Timestamp"]
@@ -211,7 +180,7 @@ def test_replay_redelivers_window_with_original_id_timestamp_and_marker(sns, sqs
 
     # after catching up the subscription carries live traffic (not marked replayed)
     sns.publish(TopicArn=topic, Message="live", MessageGroupId="group1")
-    (live,) = _drain(sqs, replay_url, 1)
+    (live,) = drain(sqs, replay_url, 1)
     assert json.loads(live["Body"])["Message"] == "live" and "Replayed" not in json.loads(live["Body"])
 
 
@@ -225,10 +194,10 @@ def test_publish_batch_is_archived_and_replayed_in_order(sns, sqs, unique):
     # a duplicate within 5 minutes (content-based deduplication) is neither delivered nor archived again
     sns.publish(TopicArn=topic, Message="m0", MessageGroupId="g")
 
-    url, arn = _queue(sqs, unique("q") + ".fifo")
+    url, arn = fifo_queue(sqs, unique("q") + ".fifo")
     sub = _subscribe(sns, topic, arn, ReplayPolicy=json.dumps({"PointType": "Timestamp", "StartingPoint": _ts(start)}))
     _wait_status(sns, sub)
-    got = [json.loads(m["Body"]) for m in _drain(sqs, url, 6)]
+    got = [json.loads(m["Body"]) for m in drain(sqs, url, 6)]
     assert [g["Message"] for g in got] == [f"m{i}" for i in range(6)]
     assert [g["MessageId"] for g in got] == ids
 
@@ -239,7 +208,7 @@ def test_status_goes_pending_in_progress_completed(sns, sqs, unique, control):
     start = _now()
     for i in range(4):
         sns.publish(TopicArn=topic, Message=f"m{i}", MessageGroupId="g")
-    _, arn = _queue(sqs, unique("q") + ".fifo")
+    _, arn = fifo_queue(sqs, unique("q") + ".fifo")
     sub = _subscribe(sns, topic, arn, ReplayPolicy=json.dumps({"PointType": "Timestamp", "StartingPoint": _ts(start)}))
     assert _wait_status(sns, sub) == ["Pending", "In progress", "Completed"]
 
@@ -252,20 +221,20 @@ def test_filter_policy_and_raw_delivery_apply_to_replayed_messages(sns, sqs, uni
             TopicArn=topic, Message=f"{kind} {n}", MessageGroupId="g",
             MessageAttributes={"kind": {"DataType": "String", "StringValue": kind}},
         )  # fmt: skip
-    url, arn = _queue(sqs, unique("q") + ".fifo")
+    url, arn = fifo_queue(sqs, unique("q") + ".fifo")
     sub = _subscribe(
         sns, topic, arn, RawMessageDelivery="true", FilterPolicy=json.dumps({"kind": ["claim"]}),
         ReplayPolicy=json.dumps({"PointType": "Timestamp", "StartingPoint": _ts(start)}),
     )  # fmt: skip
     _wait_status(sns, sub)
-    got = _drain(sqs, url, 2)
+    got = drain(sqs, url, 2)
     assert [m["Body"] for m in got] == ["claim 0", "claim 2"]
     assert all(m["MessageAttributes"]["kind"]["StringValue"] == "claim" for m in got)
 
 
 def test_ending_point_pauses_until_a_policy_without_ending_point(sns, sqs, unique):
     topic = _topic(sns, unique)
-    url, arn = _queue(sqs, unique("q") + ".fifo")
+    url, arn = fifo_queue(sqs, unique("q") + ".fifo")
     sub = _subscribe(sns, topic, arn)
     start = _now()
     sns.publish(TopicArn=topic, Message="m1", MessageGroupId="g")
@@ -274,26 +243,26 @@ def test_ending_point_pauses_until_a_policy_without_ending_point(sns, sqs, uniqu
     end = _now()
     time.sleep(0.01)
     sns.publish(TopicArn=topic, Message="m3", MessageGroupId="g")
-    assert [json.loads(m["Body"])["Message"] for m in _drain(sqs, url, 3)] == ["m1", "m2", "m3"]
+    assert [json.loads(m["Body"])["Message"] for m in drain(sqs, url, 3)] == ["m1", "m2", "m3"]
 
     # failed consumer: replay the window m1..m2 to the same queue
     window = {"PointType": "Timestamp", "StartingPoint": _ts(start), "EndingPoint": _ts(end)}
     sns.set_subscription_attributes(SubscriptionArn=sub, AttributeName="ReplayPolicy", AttributeValue=json.dumps(window))
     assert _wait_status(sns, sub)[-1] == "Completed"
-    got = [json.loads(m["Body"]) for m in _drain(sqs, url, 2)]
+    got = [json.loads(m["Body"]) for m in drain(sqs, url, 2)]
     assert [g["Message"] for g in got] == ["m1", "m2"] and all(g["Replayed"] for g in got)
 
     # paused: a live message does not arrive
     sns.publish(TopicArn=topic, Message="m4", MessageGroupId="g")
-    assert _drain(sqs, url, 0, timeout=1.0) == []
+    assert drain(sqs, url, 0, timeout=1.0) == []
 
     # resume from the previous ending point: m3 and the held-back m4, then live again
     resume = {"PointType": "Timestamp", "StartingPoint": _ts(end)}
     sns.set_subscription_attributes(SubscriptionArn=sub, AttributeName="ReplayPolicy", AttributeValue=json.dumps(resume))
     _wait_status(sns, sub)
-    assert [json.loads(m["Body"])["Message"] for m in _drain(sqs, url, 2)] == ["m3", "m4"]
+    assert [json.loads(m["Body"])["Message"] for m in drain(sqs, url, 2)] == ["m3", "m4"]
     sns.publish(TopicArn=topic, Message="m5", MessageGroupId="g")
-    (live,) = _drain(sqs, url, 1)
+    (live,) = drain(sqs, url, 1)
     assert json.loads(live["Body"])["Message"] == "m5" and "Replayed" not in json.loads(live["Body"])
 
 
@@ -305,21 +274,21 @@ def test_new_policy_replaces_replay_in_progress(sns, sqs, unique, control):
     time.sleep(0.01)
     middle = _now()
     sns.publish(TopicArn=topic, Message="m2", MessageGroupId="g")
-    url, arn = _queue(sqs, unique("q") + ".fifo")
+    url, arn = fifo_queue(sqs, unique("q") + ".fifo")
     sub = _subscribe(sns, topic, arn, ReplayPolicy=json.dumps({"PointType": "Timestamp", "StartingPoint": _ts(start)}))
     assert _status(sns, sub) == "Pending"
     newer = json.dumps({"PointType": "Timestamp", "StartingPoint": _ts(middle)})
     sns.set_subscription_attributes(SubscriptionArn=sub, AttributeName="ReplayPolicy", AttributeValue=newer)
     _wait_status(sns, sub)
     assert sns.get_subscription_attributes(SubscriptionArn=sub)["Attributes"]["ReplayPolicy"] == newer
-    assert [json.loads(m["Body"])["Message"] for m in _drain(sqs, url, 1)] == ["m2"]
+    assert [json.loads(m["Body"])["Message"] for m in drain(sqs, url, 1)] == ["m2"]
 
 
 def test_replay_fails_when_the_queue_vanished(sns, sqs, unique):
     topic = _topic(sns, unique)
     start = _now()
     sns.publish(TopicArn=topic, Message="m1", MessageGroupId="g")
-    url, arn = _queue(sqs, unique("q") + ".fifo")
+    url, arn = fifo_queue(sqs, unique("q") + ".fifo")
     sub = _subscribe(sns, topic, arn)
     sqs.delete_queue(QueueUrl=url)
     sns.set_subscription_attributes(
@@ -351,7 +320,7 @@ def test_invalid_replay_policies_are_refused(sns, sqs, unique, make_value):
     beginning = datetime.fromisoformat(
         sns.get_topic_attributes(TopicArn=topic)["Attributes"]["BeginningArchiveTime"].replace("Z", "+00:00")
     )
-    _, arn = _queue(sqs, unique("q") + ".fifo")
+    _, arn = fifo_queue(sqs, unique("q") + ".fifo")
     sub = _subscribe(sns, topic, arn)
     value = make_value(beginning)
     with pytest.raises(ClientError) as exc:
@@ -360,7 +329,7 @@ def test_invalid_replay_policies_are_refused(sns, sqs, unique, make_value):
     assert "ReplayStatus" not in sns.get_subscription_attributes(SubscriptionArn=sub)["Attributes"]
 
     # Subscribe refuses it too, without creating the subscription
-    _, other = _queue(sqs, unique("q2") + ".fifo")
+    _, other = fifo_queue(sqs, unique("q2") + ".fifo")
     with pytest.raises(ClientError) as exc:
         _subscribe(sns, topic, other, ReplayPolicy=value)
     assert _error(exc) == ("InvalidParameter", 400)
@@ -370,7 +339,7 @@ def test_invalid_replay_policies_are_refused(sns, sqs, unique, make_value):
 
 def test_replay_needs_an_archive_and_an_sqs_subscription(sns, sqs, unique):
     no_archive = _topic(sns, unique, archive_days=0)
-    _, arn = _queue(sqs, unique("q") + ".fifo")
+    _, arn = fifo_queue(sqs, unique("q") + ".fifo")
     sub = _subscribe(sns, no_archive, arn)
     with pytest.raises(ClientError) as exc:
         sns.set_subscription_attributes(SubscriptionArn=sub, AttributeName="ReplayPolicy", AttributeValue=_policy())
@@ -389,8 +358,8 @@ def test_too_many_concurrent_replays(sns, sqs, unique, control):
     control(pending_seconds=3.0, max_concurrent_replays=1)
     topic = _topic(sns, unique)
     start = _now()
-    _, arn_a = _queue(sqs, unique("a") + ".fifo")
-    _, arn_b = _queue(sqs, unique("b") + ".fifo")
+    _, arn_a = fifo_queue(sqs, unique("a") + ".fifo")
+    _, arn_b = fifo_queue(sqs, unique("b") + ".fifo")
     sub_a = _subscribe(sns, topic, arn_a, ReplayPolicy=_policy(start))
     sub_b = _subscribe(sns, topic, arn_b)
     with pytest.raises(ClientError) as exc:
@@ -410,16 +379,16 @@ def test_messages_older_than_the_retention_period_drop_out(sns, sqs, unique, con
     beginning = sns.get_topic_attributes(TopicArn=topic)["Attributes"]["BeginningArchiveTime"]
     # the emulated clock reads now + 1 day + 65 s: the archive begins about a day before that
     assert _now() < datetime.fromisoformat(beginning.replace("Z", "+00:00")) < _now() + timedelta(seconds=70)
-    url, arn = _queue(sqs, unique("q") + ".fifo")
+    url, arn = fifo_queue(sqs, unique("q") + ".fifo")
     sub = _subscribe(sns, topic, arn, ReplayPolicy=json.dumps({"PointType": "Timestamp", "StartingPoint": beginning}))
     _wait_status(sns, sub)
-    assert [json.loads(m["Body"])["Message"] for m in _drain(sqs, url, 1)] == ["recent"]
+    assert [json.loads(m["Body"])["Message"] for m in drain(sqs, url, 1)] == ["recent"]
 
 
 def test_empty_replay_policy_stops_the_replay_and_unpauses(sns, sqs, unique):
     """Emulator choice (the console's "Stop replay"; its API form is not documented): ``""``."""
     topic = _topic(sns, unique)
-    url, arn = _queue(sqs, unique("q") + ".fifo")
+    url, arn = fifo_queue(sqs, unique("q") + ".fifo")
     sub = _subscribe(sns, topic, arn)
     start = _now()
     sns.publish(TopicArn=topic, Message="m1", MessageGroupId="g")
@@ -428,9 +397,9 @@ def test_empty_replay_policy_stops_the_replay_and_unpauses(sns, sqs, unique):
         SubscriptionArn=sub, AttributeName="ReplayPolicy", AttributeValue=_policy(start, EndingPoint=_ts(_now()))
     )
     _wait_status(sns, sub)
-    _drain(sqs, url, 2)
+    drain(sqs, url, 2)
     sns.set_subscription_attributes(SubscriptionArn=sub, AttributeName="ReplayPolicy", AttributeValue="")
     attrs = sns.get_subscription_attributes(SubscriptionArn=sub)["Attributes"]
     assert "ReplayPolicy" not in attrs and "ReplayStatus" not in attrs
     sns.publish(TopicArn=topic, Message="live", MessageGroupId="g")
-    assert [json.loads(m["Body"])["Message"] for m in _drain(sqs, url, 1)] == ["live"]
+    assert [json.loads(m["Body"])["Message"] for m in drain(sqs, url, 1)] == ["live"]

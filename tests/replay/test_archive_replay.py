@@ -13,7 +13,7 @@ from airflow_reliable_messaging.domain.claim_check import parse_pointer
 from airflow_reliable_messaging.domain.manifest import ArchivedRecord, encode_manifest, isoformat
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReplayError
 from airflow_reliable_messaging.operators.archive_replay import S3ArchiveReplayOperator
-from tests.replay.conftest import drain
+from tests.messaging import drain
 
 pytestmark = pytest.mark.localcloud
 

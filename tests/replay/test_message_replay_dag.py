@@ -12,7 +12,7 @@ import pytest
 from airflow_reliable_messaging.exceptions import ConfigurationError
 from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
 from airflow_reliable_messaging.operators.replay_request import ReplayRequestOperator
-from tests.replay.conftest import drain, fifo_queue, now_ms
+from tests.messaging import drain, fifo_queue, now_ms
 from tests.replay.test_archive_replay import PREFIX, T0, _archive
 
 pytestmark = [pytest.mark.localcloud, pytest.mark.dag]

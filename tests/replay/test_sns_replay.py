@@ -12,7 +12,8 @@ from airflow_reliable_messaging.exceptions import ConfigurationError, ReplayErro
 from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
 from airflow_reliable_messaging.operators.sns_replay import SnsReplayOperator
 from airflow_reliable_messaging.sensors.replay import ReplayCompletedSensor
-from tests.replay.conftest import drain, fifo_queue, now_ms, run_deferred
+from tests.messaging import drain, fifo_queue, now_ms
+from tests.replay.conftest import run_deferred
 
 pytestmark = pytest.mark.localcloud
 
