@@ -6,7 +6,7 @@
 3. runs the one-time Snowflake setup DAG, then the weekly_audit_load DAG with Airflow's own
    DAG test runner (dag.test), exactly as deployed;
 4. prints the load report, the reconciliation, the weekly report, where the SNS messages and
-   the email landed; then stops everything.
+   the email landed, and the run-monitoring rows of the tasks; then stops everything.
 """
 
 from __future__ import annotations
@@ -128,8 +128,19 @@ def main() -> int:
             parts = [p.get_content_type() for p in mail.walk() if not p.is_multipart()]
             say(f"   To: {mail['To']}\n   Subject: {mail['Subject']}\n   Parts: {', '.join(parts)}")
 
+        import snowflake.connector
+
+        with snowflake.connector.connect(**cloud.snowflake_connect_kwargs("AUDIT", "OPS")) as conn:
+            ops = conn.cursor().execute(
+                "SELECT TASK_ID, STATE, LOADED, ROUND(DURATION_SECONDS, 1) FROM ARM_OPERATION "
+                "WHERE DAG_ID = 'weekly_audit_load' ORDER BY ENDED_AT"
+            ).fetchall()
+        say(f"\n== Run monitoring: {len(ops)} row(s) in AUDIT.OPS.ARM_OPERATION (one per task try)")
+        for task_id, state, loaded, seconds in ops:
+            say(f"   {task_id:<15} {state:<8} {seconds:>6} s{f'  loaded {loaded}' if loaded is not None else ''}")
+
         ok = run.get_state() if hasattr(run, "get_state") else run.state
-        ok = str(getattr(ok, "value", ok)) == "success" and len(received) > 0 and len(mails) == 1
+        ok = str(getattr(ok, "value", ok)) == "success" and len(received) > 0 and len(mails) == 1 and len(ops) == len(states)
         say(f"\n== {'Done' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s; stopping the local cloud.")
         return 0 if ok else 1
 
