@@ -57,6 +57,7 @@ ENDPOINTS = {
     "/session/heartbeat": "heartbeat",
     "/session": "session",
 }
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 MAX_REMEMBERED = 500  # executed requests kept for answering retries
 _REASONS = {200: "OK", 400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error",
             502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}  # fmt: skip
@@ -108,7 +109,7 @@ class _State:
         with self.lock:
             self.calls[endpoint] = self.calls.get(endpoint, 0) + 1
             if sql is not None:
-                keyword = (sql.split(None, 1) or ["?"])[0].upper()
+                keyword = (_COMMENTS.sub(" ", sql).split(None, 1) or ["?"])[0].upper()
                 self.statements[keyword] = self.statements.get(keyword, 0) + 1
             if retry:
                 self.retries += 1

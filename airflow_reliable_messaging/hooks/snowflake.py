@@ -57,8 +57,29 @@ class SnowflakeAuditHook(SnowflakeHook):
             cursor.close()
 
     def execute_script(self, script: str, parameters: Mapping[str, Any] | None = None) -> list[list[dict[str, Any]]]:
-        """Run each ``;``-terminated statement of a script in order."""
-        return [self.query(statement, parameters) for statement in split_statements(script)]
+        """Run each ``;``-terminated statement of a script in order. A statement failing inside the
+        script's ``BEGIN ... COMMIT`` rolls the transaction back at once: left open, it would hold
+        its locks (and its uncommitted changes) until Snowflake aborts it, blocking a rerun."""
+        results, in_transaction = [], False
+        try:
+            for statement in split_statements(script):
+                results.append(self.query(statement, parameters))
+                keyword = statement.split(None, 1)[0].upper()
+                if keyword in ("BEGIN", "START"):
+                    in_transaction = True
+                elif keyword in ("COMMIT", "ROLLBACK"):
+                    in_transaction = False
+        except Exception:
+            if in_transaction:
+                self._rollback_quietly()
+            raise
+        return results
+
+    def _rollback_quietly(self) -> None:
+        try:
+            self.session().cursor().execute("ROLLBACK")
+        except Exception as exc:  # noqa: BLE001 - the statement's own error is the one to report
+            self.log.warning("Could not roll back the open transaction: %s", type(exc).__name__)
 
 
 def split_statements(script: str) -> list[str]:
