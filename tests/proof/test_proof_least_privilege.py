@@ -9,9 +9,11 @@ Snowflake: the load, reconcile and report statements only need the privileges of
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
+import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.proof.conftest import PREFIX, seed_body
+from tests.messaging import fifo_queue, now_ms
+from tests.replay.conftest import run_deferred
 
 pytestmark = pytest.mark.localcloud
 
@@ -168,8 +172,16 @@ def test_archive_replay_actions(pipeline, aws, unique):
     check("archive_replay", calls)
 
 
+async def _first_event(trigger):
+    async for event in trigger.run():
+        return event.payload
+
+
 def test_dlq_redrive_actions(aws, unique):
     from airflow_reliable_messaging.operators.dlq_redrive import DLQRedriveOperator
+    from airflow_reliable_messaging.sensors.redrive import MessageMoveTaskSensor
+    from airflow_reliable_messaging.exceptions import ReliableMessagingError
+    from airflow_reliable_messaging.triggers.redrive import MessageMoveTaskTrigger
 
     sqs, sns, s3 = aws("sqs"), aws("sns"), aws("s3")
     dlq = sqs.create_queue(QueueName=unique("lp-dlq"))["QueueUrl"]
@@ -193,9 +205,61 @@ def test_dlq_redrive_actions(aws, unique):
         for i in range(3):
             sqs.send_message(QueueUrl=dlq, MessageBody=f"k{i}")
         killed = DLQRedriveOperator(task_id="r", dlq=dlq, mode="native", wait_for_completion=False, rate_per_second=1)
-        killed.execute({"run_id": "lp"})
+        started = killed.execute({"run_id": "lp"})["task"]
+        # the wait of the DAG: MessageMoveTaskSensor, in the worker (poke) and on the triggerer
+        waiting = {"source_arn": started["SourceArn"], "started_timestamp": started["StartedTimestamp"], "poke_interval": 0.1}
+        assert MessageMoveTaskSensor(task_id="w", deferrable=False, **waiting).poke({}) is False  # still running
         killed.on_kill()  # cancels the task it started
+        trigger = MessageMoveTaskTrigger(source_arn=started["SourceArn"], started_timestamp=started["StartedTimestamp"],
+                                         task_handle=None, poll_interval=0.1)  # fmt: skip
+        assert asyncio.run(_first_event(trigger))["task"]["Status"] == "CANCELLED"
+        with pytest.raises(ReliableMessagingError, match="CANCELLED"):
+            run_deferred(MessageMoveTaskSensor(task_id="w", **waiting), {})
     check("dlq_redrive", calls)
+
+
+def test_sns_replay_actions(aws, unique):
+    """SnsReplayOperator (new queue, existing subscription, retry, dry run, archive policy set),
+    ReplayCompletedSensor (poke with resume, deferred through ReplayStatusTrigger, the failure
+    diagnosis of a replay to a deleted queue)."""
+    from airflow_reliable_messaging.exceptions import ConfigurationError, ReplayError
+    from airflow_reliable_messaging.operators.sns_replay import SnsReplayOperator
+    from airflow_reliable_messaging.sensors.replay import ReplayCompletedSensor
+
+    sns, sqs = aws("sns"), aws("sqs")
+    topic = sns.create_topic(Name=unique("lp-replay") + ".fifo", Attributes={"FifoTopic": "true", "ContentBasedDeduplication": "true"})["TopicArn"]
+    consumer_url, consumer_arn = fifo_queue(sqs, unique("lp-consumer") + ".fifo")
+    sub = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=consumer_arn, ReturnSubscriptionArn=True)["SubscriptionArn"]
+    gone_url, gone_arn = fifo_queue(sqs, unique("lp-gone") + ".fifo")
+    gone_sub = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=gone_arn, ReturnSubscriptionArn=True)["SubscriptionArn"]
+    new_queue = unique("lp-replica") + ".fifo"
+    with recording() as calls:
+        # sets the archive policy, then refuses a window from before it (set_archive_policy is for setup)
+        with pytest.raises(ConfigurationError, match="BeginningArchiveTime"):
+            SnsReplayOperator(task_id="r", topic_arn=topic, target_queue=new_queue, set_archive_policy=True,
+                              start=now_ms() - timedelta(seconds=5)).execute({})  # fmt: skip
+        time.sleep(0.01)
+        first = SnsReplayOperator(task_id="r", topic_arn=topic, target_queue=new_queue, create_queue=True,
+                                  start=now_ms()).execute({})  # fmt: skip
+        start = now_ms()
+        sns.publish(TopicArn=topic, Message="m", MessageGroupId="g")
+        time.sleep(0.01)
+        end = now_ms()
+        again = SnsReplayOperator(task_id="r", topic_arn=topic, target_queue=new_queue, create_queue=True,
+                                  start=first["window"]["start"]).execute({})  # fmt: skip
+        assert again["already_applied"] is True
+        SnsReplayOperator(task_id="r", topic_arn=topic, subscription_arn=sub, start=start, dry_run=True).execute({})
+        SnsReplayOperator(task_id="r", topic_arn=topic, subscription_arn=sub, start=start, end=end).execute({})
+        done = ReplayCompletedSensor(task_id="w", subscription_arn=sub, deferrable=False, poke_interval=0.1,
+                                     resume_live_delivery=True).execute({})  # fmt: skip
+        assert done["resumed_with"]
+        run_deferred(ReplayCompletedSensor(task_id="w", subscription_arn=first["subscription_arn"], poke_interval=0.1))
+        sqs.delete_queue(QueueUrl=gone_url)
+        SnsReplayOperator(task_id="r", topic_arn=topic, subscription_arn=gone_sub, start=start).execute({})
+        with pytest.raises(ReplayError, match="does not exist"):
+            run_deferred(ReplayCompletedSensor(task_id="w", subscription_arn=gone_sub, poke_interval=0.1, timeout=60))
+    check("sns_replay", calls)  # (the test's own clients were made before the recording: not recorded)
+    sqs.delete_queue(QueueUrl=consumer_url)
 
 
 def test_report_delivery_actions(aws, unique, local_cloud):
