@@ -4,6 +4,7 @@
 #   .venvs/af-2.11.2   Airflow 2.11.2 + providers, exactly MWAA's constraints, this package (editable)
 #   .venvs/af-3.3.1    Airflow 3.3.1 + providers, exactly MWAA's constraints, this package (editable)
 #   .venvs/localcloud  the local cloud (moto, fakesnow, SMTP sink) — its pins conflict with MWAA's
+#   chromium, chromedriver  (apt, with each Airflow line) headless browser of the trigger-form tests
 # Idempotent: an environment is rebuilt only when its requirement files change.
 # Usage: scripts/bootstrap.sh [2.11.2|3.3.1|localcloud ...]   (default: all)
 set -euo pipefail
@@ -57,11 +58,19 @@ localcloud_env() {
   echo "$stamp" > "$env/.stamp"
 }
 
+# Headless Chromium + chromedriver for the trigger-form tests (tests/ui); Debian packages.
+browser() {
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null || {
+    echo "bootstrap: installing chromium and chromium-driver (tests/ui)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver
+  }
+}
+
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(localcloud 2.11.2 3.3.1)
 for t in "${targets[@]}"; do
   case "$t" in
     localcloud) localcloud_env ;;
-    2.11.2|3.3.1) airflow_env "$t" ;;
+    2.11.2|3.3.1) airflow_env "$t"; browser ;;
     *) echo "bootstrap: unknown target $t" >&2; exit 2 ;;
   esac
 done
