@@ -25,6 +25,7 @@ class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
         client.meta.events.register(
             "needs-retry.sns", _ThrottledRetry(attempts), unique_id="reliable-messaging-sns-throttled"
         )
+        client.meta.events.register("before-sign.sns", _encode_form_once, unique_id="reliable-messaging-sns-form")
         return client
 
     # -- topics and subscriptions (replay) ---------------------------------------------------------
@@ -93,6 +94,17 @@ class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
     def get_data_protection_policy(self, topic_arn: str) -> dict | None:
         text = self.get_conn().get_data_protection_policy(ResourceArn=topic_arn).get("DataProtectionPolicy")
         return json.loads(text) if text else None
+
+
+def _encode_form_once(request=None, **_: object) -> None:
+    """A ``before-sign`` handler: URL-encode the query-protocol form body once. botocore encodes a
+    dict body each time it is read — for the SigV4 payload hash, then again to send it — which
+    for a PublishBatch of ten notifications was a fifth of the worker's CPU per request. The
+    bytes sent are the same (the encoded form is ASCII)."""
+    if request is not None and isinstance(getattr(request, "data", None), dict):
+        from botocore.awsrequest import AWSRequestPreparer
+
+        request.data = AWSRequestPreparer()._prepare_body(request)
 
 
 class _ThrottledRetry:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +51,7 @@ TRANSIENT_ERRORS = frozenset({
 _GENERIC_CONTENT_TYPES = (None, "", "binary/octet-stream", BINARY_CONTENT_TYPE)
 REPORT_LIST_LIMIT = 50
 WRITE_CONCURRENCY = 10  # S3 writes in flight: one receive's worth
+PUBLISH_CONCURRENCY = 4  # PublishBatch requests in flight per manifest batch (standard topics only)
 
 
 class ArchiveHaltedError(ReliableMessagingError):
@@ -287,9 +288,20 @@ class ArchiveRun:
 
     # -- the loop -------------------------------------------------------------------------------------
     def drain(self) -> dict[str, Any]:
-        self.s3.get_conn()  # one client, built before the writer threads share it
-        with ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY, thread_name_prefix="archive-write") as self.pool:
-            return self._drain()
+        self.s3.get_conn()  # one client per service, built before threads share them
+        self.sqs.get_conn()
+        if self.sns is not None:
+            self.sns.get_conn()
+        self.flushing: Future[Counter[str]] | None = None
+        with (
+            ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY, thread_name_prefix="archive-write") as self.pool,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-flush") as self.flusher,
+            ThreadPoolExecutor(max_workers=PUBLISH_CONCURRENCY, thread_name_prefix="archive-notify") as self.publisher,
+        ):
+            try:
+                return self._drain()
+            finally:
+                self.await_flush()
 
     def _drain(self) -> dict[str, Any]:
         s = self.s
@@ -318,6 +330,7 @@ class ArchiveRun:
         if self.halted:
             self.stopped = "halted"
         self.flush()
+        self.await_flush()
         return self.report()
 
     def process(self, messages: list[dict]) -> None:
@@ -497,21 +510,42 @@ class ArchiveRun:
 
     # -- per manifest batch ---------------------------------------------------------------------------
     def flush(self) -> None:
-        """Manifest, then notifications, then deletes — each only for what the previous step made safe."""
+        """Hand the batch to the flush thread (manifest, then notifications, then deletes), so the
+        next batch's receives and writes overlap with it. One batch flushes at a time: the
+        previous one is finished (deletes included) before this one starts."""
         pending, deletable = self.pending, dict(self.safe_to_delete)
         self.pending, self.safe_to_delete, self.batch_started = [], {}, None
+        self.await_flush()
+        if pending or deletable:
+            self.flushing = self.flusher.submit(self.flush_batch, pending, deletable)
+
+    def await_flush(self) -> None:
+        """Wait for the batch being flushed and take its counts."""
+        flushing, self.flushing = getattr(self, "flushing", None), None
+        if flushing is None:
+            return
+        self.counts.update(flushing.result())
+        self.log.info(
+            "progress: received %d, archived %d, already archived %d, quarantined %d, dead-lettered %d, retained %d",
+            *(self.counts[k] for k in ("received", "archived", "already_archived", "quarantined", "dead_lettered", "retained")),
+        )  # fmt: skip
+
+    def flush_batch(self, pending: list[_Pending], deletable: dict[str, str]) -> Counter[str]:
+        """Manifest, then notifications, then deletes — each only for what the previous step made
+        safe; runs in the flush thread and returns its counts."""
+        counts: Counter[str] = Counter()
         if pending:
             records = list({p.record.message_id: p.record for p in pending}.values())
-            manifest_uri = self.write_manifest(records)
+            manifest_uri = self.write_manifest(records, counts)
             if manifest_uri is None:
-                self.counts["retained"] += len(pending)
+                counts["retained"] += len(pending)
             else:
-                delivered = self.notify(pending, records, manifest_uri)
+                delivered = self.notify(pending, records, manifest_uri, counts)
                 for i, item in enumerate(pending):
                     if i in delivered:
                         deletable[f"p{i}-{item.record.message_id}"] = item.receipt
                     else:
-                        self.counts["retained"] += 1
+                        counts["retained"] += 1
         if deletable:
             ids = {f"x{i}": receipt for i, receipt in enumerate(deletable.values())}
             try:
@@ -519,16 +553,13 @@ class ArchiveRun:
             except Exception as exc:  # noqa: BLE001 - undeleted messages come back; archiving them again is a no-op
                 self.log.error("DeleteMessageBatch failed: %s", am.failure_reason(exc))
                 failed = len(ids)
-            self.counts["deleted"] += len(ids) - failed
+            counts["deleted"] += len(ids) - failed
             if failed:
-                self.counts["delete_failed"] += failed
+                counts["delete_failed"] += failed
                 self.log.warning("%d message(s) could not be deleted; they will be redelivered and found archived", failed)
-        self.log.info(
-            "progress: received %d, archived %d, already archived %d, quarantined %d, dead-lettered %d, retained %d",
-            *(self.counts[k] for k in ("received", "archived", "already_archived", "quarantined", "dead_lettered", "retained")),
-        )  # fmt: skip
+        return counts
 
-    def write_manifest(self, records: list[ArchivedRecord]) -> str | None:
+    def write_manifest(self, records: list[ArchivedRecord], counts: Counter[str]) -> str | None:
         s = self.s
         batch = events.batch_id(r.message_id for r in records)
         written_at = min(parse_isoformat(r.archived_at) for r in records)
@@ -542,12 +573,14 @@ class ArchiveRun:
         except Exception as exc:  # noqa: BLE001 - the records stay in the queue and are found archived next time
             self.log.error("manifest %s could not be written: %s", uri, am.failure_reason(exc))
             return None
-        self.counts["manifests"] += 1
+        counts["manifests"] += 1
         self.log.info("manifest %s: %d record(s)", uri, len(records))
         return uri
 
-    def notify(self, pending: list[_Pending], records: list[ArchivedRecord], manifest_uri: str) -> set[int]:
-        """Publish the batch's notifications; the indexes of ``pending`` whose notifications all went out."""
+    def notify(self, pending: list[_Pending], records: list[ArchivedRecord], manifest_uri: str, tally: Counter[str]) -> set[int]:
+        """Publish the batch's notifications; the indexes of ``pending`` whose notifications all went out.
+        On a standard topic, up to PUBLISH_CONCURRENCY PublishBatch requests are in flight; on a FIFO
+        topic they go one after the other (order within each record's message group)."""
         s = self.s
         everyone = set(range(len(pending)))
         if s.notifications == events.NOTIFY_NONE or self.sns is None:
@@ -566,19 +599,29 @@ class ArchiveRun:
             note = events.batch_notification(events.batch_id(r.message_id for r in records), manifest_uri, counts, records)
             owners["summary"] = None
             entries.append({"Id": "summary", **note.entry(fifo)})
-        try:
-            result = self.sns.publish_batch(s.topic_arn, entries)
-            failed = set(result.failed)
-            self.counts["notifications"] += len(result.successful)
-        except Exception as exc:  # noqa: BLE001 - the records stay in the queue; notifications are retried
-            self.log.error("PublishBatch failed: %s", am.failure_reason(exc))
-            failed = set(owners)
+        # a FIFO topic gets them in order, in one call; a standard one in groups of ten, concurrently
+        groups = [entries] if fifo else [entries[i : i + 10] for i in range(0, len(entries), 10)]
+        failed: set[str] = set()
+        outcomes = self.publisher.map(self._publish_group, groups) if len(groups) > 1 else map(self._publish_group, groups)
+        for group, (result, exc) in zip(groups, outcomes, strict=True):
+            if exc is not None:  # the records stay in the queue; their notifications are retried
+                self.log.error("PublishBatch failed: %s", am.failure_reason(exc))
+                failed.update(e["Id"] for e in group)
+            else:
+                failed.update(result.failed)
+                tally["notifications"] += len(result.successful)
         if failed:
-            self.counts["notify_failed"] += len(failed)
+            tally["notify_failed"] += len(failed)
             self.log.warning("%d notification(s) not published; their records stay in the queue", len(failed))
         if "summary" in failed:
             return set()
         return everyone - {owners[i] for i in failed if owners.get(i) is not None}  # type: ignore[misc]
+
+    def _publish_group(self, entries: list[dict]) -> tuple[Any, BaseException | None]:
+        try:
+            return self.sns.publish_batch(self.s.topic_arn, entries), None
+        except Exception as exc:  # noqa: BLE001 - reported per group by notify()
+            return None, exc
 
     def report(self) -> dict[str, Any]:
         keys = (

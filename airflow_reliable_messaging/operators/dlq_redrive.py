@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -440,38 +441,64 @@ class DLQRedriveOperator(BaseOperator):
 
     # -- client -----------------------------------------------------------------------------------------
     def _client(self, report: RedriveReport, started: float, context: Context) -> dict:
+        """Receive, send, delete batch by batch. On a standard DLQ without a rate limit the next
+        batch is received while the current one is sent and deleted (a FIFO DLQ would hold back
+        the groups in flight); a message is still deleted only after its send succeeded, and a
+        batch is sent only once the previous one is deleted (at most one batch sent and not
+        deleted, should the worker die)."""
         sqs, vt = self.sqs_hook, self.visibility_timeout
         release: dict[str, str] = {}  # message id -> receipt: left in the DLQ, made visible at the end
         seen: set[str] = set()
         self._targets: dict[str, _Target] = {}
         limiter = _RateLimiter(self.rate_per_second)
+        pipelined = not self.rate_per_second and not self._dlq_fifo
         batches = idle = 0
-        try:
-            while self.max_messages is None or report.moved + report.failed < self.max_messages:
-                want = 10 if self.max_messages is None else min(10, self.max_messages - report.moved - report.failed)
-                limiter.wait()  # rate limit before receiving: no message is held invisible while waiting
-                raw_batch = sqs.receive_batch(self._dlq_url, max_messages=want, visibility_timeout=vt, wait_seconds=1)
-                received_at = time.monotonic()
-                fresh = []
-                for raw in raw_batch:
-                    if raw["MessageId"] in seen:  # left behind earlier in this run, visible again
-                        release[raw["MessageId"]] = raw["ReceiptHandle"]
+
+        def receive(want: int) -> tuple[list[dict], float]:
+            raw = sqs.receive_batch(self._dlq_url, max_messages=want, visibility_timeout=vt, wait_seconds=1)
+            return raw, time.monotonic()
+
+        sqs.get_conn()  # one client, built before the receive thread shares it
+        prefetched: Future | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="redrive-receive") as receiver:
+            try:
+                while self.max_messages is None or report.moved + report.failed < self.max_messages:
+                    if prefetched is None:
+                        want = 10 if self.max_messages is None else min(10, self.max_messages - report.moved - report.failed)
+                        limiter.wait()  # rate limit before receiving: no message is held invisible while waiting
+                        raw_batch, received_at = receive(want)
                     else:
-                        fresh.append(raw)
-                idle = 0 if fresh else idle + 1
-                if not raw_batch or idle >= IDLE_BATCHES:
-                    break
-                if not fresh:
-                    continue
-                seen.update(m["MessageId"] for m in fresh)
-                limiter.reserve(len(fresh))
-                self._client_batch([parse_message(m) for m in fresh], report, release, limiter, received_at)
-                batches += 1
-                if batches % 10 == 0:
-                    self.log.info("Progress: %s", report.summary())
-        finally:
-            if release:
-                self._release(release)
+                        (raw_batch, received_at), prefetched = prefetched.result(), None
+                    fresh = []
+                    for raw in raw_batch:
+                        if raw["MessageId"] in seen:  # left behind earlier in this run, visible again
+                            release[raw["MessageId"]] = raw["ReceiptHandle"]
+                        else:
+                            fresh.append(raw)
+                    idle = 0 if fresh else idle + 1
+                    if not raw_batch or idle >= IDLE_BATCHES:
+                        break
+                    if not fresh:
+                        continue
+                    seen.update(m["MessageId"] for m in fresh)
+                    limiter.reserve(len(fresh))
+                    if pipelined:  # no more than this batch may still leave room for
+                        room = None if self.max_messages is None else self.max_messages - report.moved - report.failed - len(fresh)
+                        if room is None or room > 0:
+                            prefetched = receiver.submit(receive, 10 if room is None else min(10, room))
+                    self._client_batch([parse_message(m) for m in fresh], report, release, limiter, received_at)
+                    batches += 1
+                    if batches % 10 == 0:
+                        self.log.info("Progress: %s", report.summary())
+            finally:
+                if prefetched is not None:  # received but not handled (the run stopped): made visible again
+                    try:
+                        for raw in prefetched.result()[0]:
+                            release[raw["MessageId"]] = raw["ReceiptHandle"]
+                    except Exception as exc:  # noqa: BLE001 - unreleased messages reappear after the visibility timeout
+                        self.log.warning("Could not release the last batch received: %s", f"{type(exc).__name__}: {exc}")
+                if release:
+                    self._release(release)
         if report.failed:
             self.log.warning("%s message(s) could not be redriven and stay in the DLQ", report.failed)
         return self._finish(report, started, context)

@@ -8,11 +8,18 @@ batched consumers (benchmarks/). Patched inside the local-cloud process:
 
 - the retention check reads the queue's ``MessageRetentionPeriod`` directly (the same value);
 - ``Message.visible`` / ``Message.delayed`` compare with ``time.time()`` in milliseconds, the
-  same instant moto's ``unix_time_millis()`` computes (no clock mocking runs in server mode).
+  same instant moto's ``unix_time_millis()`` computes (no clock mocking runs in server mode);
+- sending a message reads ``ContentBasedDeduplication`` from ``Queue.attributes``, which also
+  recounts the whole queue three times (``ApproximateNumberOf*``) for every message sent, so a
+  send cost grew with the depth of the destination queue: while a send (and its validation and
+  enqueueing) runs, those three counts, which it never reads, are not computed (0 in that
+  thread only; GetQueueAttributes and every other caller still count).
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 
 _installed = False
@@ -38,3 +45,35 @@ def install(ctx) -> None:
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
     Message.visible = property(visible)
     Message.delayed = property(delayed)
+
+    from moto.sqs.models import Queue
+
+    for name in ("approximate_number_of_messages", "approximate_number_of_messages_delayed",
+                 "approximate_number_of_messages_not_visible"):  # fmt: skip
+        setattr(Queue, name, _uncounted_while_sending(getattr(Queue, name)))
+    SQSBackend.send_message = _sending(SQSBackend.send_message)
+    SQSBackend._validate_message = _sending(SQSBackend._validate_message)
+    Queue.add_message = _sending(Queue.add_message)
+
+
+_send = threading.local()
+
+
+def _sending(method):
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        previous = getattr(_send, "active", False)
+        _send.active = True
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _send.active = previous
+
+    return wrapper
+
+
+def _uncounted_while_sending(prop: property) -> property:
+    def get(self):
+        return 0 if getattr(_send, "active", False) else prop.fget(self)
+
+    return property(get)

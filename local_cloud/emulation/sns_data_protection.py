@@ -55,6 +55,8 @@ def wrap(app, ctx):
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(raw)
+        if b"DataProtectionPolicy" not in raw:  # not one of ACTIONS (letters are never %-encoded): no parse
+            return app(environ, start_response)
         params = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
         action = params.get("Action")
         if action not in ACTIONS:

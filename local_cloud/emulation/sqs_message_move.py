@@ -54,6 +54,7 @@ ACTIONS = ("StartMessageMoveTask", "ListMessageMoveTasks", "CancelMessageMoveTas
 TICK = 0.05  # seconds between two bursts of moves
 
 _dead_lettering_from: contextvars.ContextVar[str | None] = contextvars.ContextVar("dlq_source", default=None)
+_received = threading.local()  # per request thread: the messages the backend's receive returned
 
 
 class SqsError(Exception):
@@ -319,9 +320,11 @@ def install(ctx) -> None:
     def receive_message(self, queue_name, *args, **kwargs):
         token = _dead_lettering_from.set(self.get_queue(queue_name).queue_arn)
         try:
-            return original_receive(self, queue_name, *args, **kwargs)
+            received = original_receive(self, queue_name, *args, **kwargs)
         finally:
             _dead_lettering_from.reset(token)
+        _received.messages = received  # the response below reads their system attributes
+        return received
 
     def add_message(self, message):
         source_arn = _dead_lettering_from.get()
@@ -337,7 +340,9 @@ def install(ctx) -> None:
             _dead_lettering_from.reset(token)
 
     def response_receive_message(self):
+        _received.messages = None
         result = original_response(self)
+        received, _received.messages = getattr(_received, "messages", None), None
         wanted = set(self._get_param("AttributeNames", []) or []) | set(
             self._get_param("MessageSystemAttributeNames", []) or []
         )
@@ -345,8 +350,11 @@ def install(ctx) -> None:
             return result
         messages = (result.result or {}).get("Messages") if isinstance(result.result, dict) else None
         if messages:
-            queue = self.sqs_backend.get_queue(self._get_queue_name())
-            by_id = {m.id: m for m in list(queue._messages)}
+            if received is not None:  # the messages this request received (not a scan of the queue)
+                by_id = {m.id: m for m in received}
+            else:
+                queue = self.sqs_backend.get_queue(self._get_queue_name())
+                by_id = {m.id: m for m in list(queue._messages)}
             for msg in messages:
                 origin = (getattr(by_id.get(msg["MessageId"]), "system_attributes", None) or {}).get(SOURCE_ATTRIBUTE)
                 if origin:
