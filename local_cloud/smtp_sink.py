@@ -25,6 +25,12 @@ class _MaildirHandler:
         return "250 Message accepted for delivery"
 
 
+def _accept_any(server, session, envelope, mechanism, auth_data):
+    from aiosmtpd.smtp import AuthResult
+
+    return AuthResult(success=True)
+
+
 def start_smtp_sink(folder: Path, host: str = "127.0.0.1", port: int = 0) -> Controller:
     folder.mkdir(parents=True, exist_ok=True)
     if port == 0:
@@ -33,6 +39,10 @@ def start_smtp_sink(folder: Path, host: str = "127.0.0.1", port: int = 0) -> Con
         with socket.socket() as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
-    controller = Controller(_MaildirHandler(folder), hostname=host, port=port)
+    # AUTH is offered (any credentials accepted, over plain SMTP on loopback) so connections with a
+    # login and password work as against a real relay; none is required.
+    controller = Controller(
+        _MaildirHandler(folder), hostname=host, port=port, authenticator=_accept_any, auth_require_tls=False
+    )
     controller.start()
     return controller

@@ -22,28 +22,9 @@ def load_dag(file_name: str):
 
 
 @pytest.fixture
-def pipeline(local_cloud, aws, unique, airflow_db, monkeypatch):
-    """Variables (as AIRFLOW_VAR_* env vars), an archive bucket, a report topic with a queue."""
-    s3, sns, sqs = aws("s3"), aws("sns"), aws("sqs")
-    bucket = unique("weekly-archive")
-    s3.create_bucket(Bucket=bucket)
-    topic = sns.create_topic(Name=unique("audit-report"))["TopicArn"]
-    queue_url = sqs.create_queue(QueueName=unique("report-sub"))["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
-    database = unique("weekly").replace("-", "_").upper()
-    variables = {
-        "audit_archive_bucket": bucket,
-        "audit_archive_prefix": "audit",
-        "audit_snowflake_database": database,
-        "audit_report_topic_arn": topic,
-        "audit_report_email_to": "compliance@example.test, platform@example.test",
-        "arm_monitoring_database": database,  # run monitoring's operations table: <database>.OPS
-    }
-    for name, value in variables.items():
-        monkeypatch.setenv(f"AIRFLOW_VAR_{name.upper()}", value)
-    assert states(run_dag(load_dag("snowflake_audit_setup.py"))) == {"create_objects": "success"}
-    return {"bucket": bucket, "database": database, "queue_url": queue_url, "topic": topic, "cloud": local_cloud}
+def pipeline(weekly_load_pipeline):
+    """tests/dags/conftest.py's ``weekly_load_pipeline`` (shared with the proof suite)."""
+    return weekly_load_pipeline
 
 
 def drain(sqs, queue_url) -> list[dict]:

@@ -23,8 +23,9 @@ PAYLOAD = "zz-PAYLOAD-SECRET-4d4d"
 SECRETS = (AWS_SECRET, AWS_TOKEN, SF_PASSWORD, SF_EXTRA, PAYLOAD)
 
 
-def _leaks(where: str, text: str) -> list[str]:
-    variants = {s: (s, base64.b64encode(s.encode()).decode()[:16]) for s in SECRETS}
+def _leaks(where: str, text: str, secrets: tuple[str, ...] = SECRETS) -> list[str]:
+    """Each secret found in ``text``, as is or base64-encoded."""
+    variants = {s: (s, base64.b64encode(s.encode()).decode()[:16]) for s in secrets}
     return [f"{where}: {s}" for s, forms in variants.items() if any(f in text for f in forms)]
 
 

@@ -1,0 +1,40 @@
+"""Fixtures of the DAG tests, shared with the proof suite (tests/proof imports them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from local_cloud import dag_runner
+from local_cloud.dag_runner import run_dag
+from local_cloud.dag_runner import task_states as states
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+@pytest.fixture
+def weekly_load_pipeline(local_cloud, aws, unique, airflow_db, monkeypatch):
+    """For the weekly audit-load DAG: Variables (as AIRFLOW_VAR_* env vars), an archive bucket, a
+    report topic with a subscribed queue, and a Snowflake database set up by the setup DAG (with
+    the connections in the environment at the time)."""
+    s3, sns, sqs = aws("s3"), aws("sns"), aws("sqs")
+    bucket = unique("weekly-archive")
+    s3.create_bucket(Bucket=bucket)
+    topic = sns.create_topic(Name=unique("audit-report"))["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=unique("report-sub"))["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    database = unique("weekly").replace("-", "_").upper()
+    variables = {
+        "audit_archive_bucket": bucket,
+        "audit_archive_prefix": "audit",
+        "audit_snowflake_database": database,
+        "audit_report_topic_arn": topic,
+        "audit_report_email_to": "compliance@example.test, platform@example.test",
+        "arm_monitoring_database": database,  # run monitoring's operations table: <database>.OPS
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(f"AIRFLOW_VAR_{name.upper()}", value)
+    assert states(run_dag(dag_runner.load_dag(DAGS / "snowflake_audit_setup.py"))) == {"create_objects": "success"}
+    return {"bucket": bucket, "database": database, "queue_url": queue_url, "topic": topic, "cloud": local_cloud}
