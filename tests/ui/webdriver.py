@@ -43,8 +43,8 @@ def free_port() -> int:
 
 def find_executables() -> tuple[str, str]:
     """Paths of Chromium and chromedriver; a clear AssertionError when either is missing."""
-    chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
+    chromium = shutil.which(os.environ.get("CHROMIUM") or "chromium") or shutil.which("chromium-browser")
+    driver = shutil.which(os.environ.get("CHROMEDRIVER") or "chromedriver")
     assert chromium and driver, f"{INSTALL_HINT} (found chromium={chromium}, chromedriver={driver})"
     return chromium, driver
 
