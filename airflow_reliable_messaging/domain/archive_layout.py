@@ -15,6 +15,7 @@ Beside the data this provider keeps, under the same prefix (never inside the tim
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -97,6 +98,31 @@ def hours(start: datetime, end: datetime) -> list[datetime]:
         out.append(hour)
         hour += timedelta(hours=1)
     return out
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """The keys of consecutive hour folders, as one ListObjectsV2 range: ``Prefix=prefix``,
+    ``StartAfter=start_after``, stop at the first key ``>= stop_at``. The hour folders sort
+    lexicographically (``YYYY/MM/DD/HH``), so one listing costs ⌈objects/1000⌉ requests, however
+    many hours it spans (an hour-by-hour listing costs at least one request per hour)."""
+
+    prefix: str
+    start_after: str
+    stop_at: str
+
+    def __contains__(self, key: str) -> bool:
+        return key.startswith(self.prefix) and self.start_after < key < self.stop_at
+
+
+def hour_range(hour_prefix: Callable[[str, datetime], str], prefix: str, start: datetime, end: datetime) -> KeyRange | None:
+    """The ``KeyRange`` of the hour folders ``hour_prefix(prefix, hour)`` overlapping [start, end)."""
+    spanned = hours(start, end)
+    if not spanned:
+        return None
+    first = hour_prefix(prefix, spanned[0])  # "<root>/YYYY/MM/DD/HH/"
+    root = first[: -len("YYYY/MM/DD/HH/")]
+    return KeyRange(root, first[:-1], hour_prefix(prefix, spanned[-1] + timedelta(hours=1)))
 
 
 def _hour_path(hour: datetime) -> str:

@@ -229,20 +229,21 @@ class ReplayItem:
         )  # fmt: skip
 
 
-def manifest_hour_prefixes(prefix: str, win: Window, now: datetime, archive_delay: timedelta) -> list[str]:
-    """Batch manifests are filed by archive hour: from the window's start to its end plus the
-    longest expected archiving delay (not beyond now)."""
+def manifest_ranges(prefix: str, win: Window, now: datetime, archive_delay: timedelta) -> list[archive_layout.KeyRange]:
+    """Where the window's manifests are: batch manifests, filed by archive hour, from the window's
+    start to its end plus the longest expected archiving delay (not beyond now); index manifests
+    (archives without batch manifests), filed by event hour."""
     end = min((win.end or now) + archive_delay, archive_layout.as_utc(now) + timedelta(hours=1))
-    return [archive_layout.batch_manifest_hour_prefix(prefix, h) for h in archive_layout.hours(win.start, end)]
+    ranges = (
+        archive_layout.hour_range(archive_layout.batch_manifest_hour_prefix, prefix, win.start, end),
+        archive_layout.hour_range(archive_layout.index_manifest_hour_prefix, prefix, win.start, win.end or now),
+    )
+    return [r for r in ranges if r is not None]
 
 
-def index_hour_prefixes(prefix: str, win: Window, now: datetime) -> list[str]:
-    """Index manifests (archives without batch manifests) are filed by event hour."""
-    return [archive_layout.index_manifest_hour_prefix(prefix, h) for h in archive_layout.hours(win.start, win.end or now)]
-
-
-def data_hour_prefixes(prefix: str, win: Window, now: datetime) -> list[str]:
-    return [archive_layout.data_hour_prefix(prefix, h) for h in archive_layout.hours(win.start, win.end or now)]
+def data_range(prefix: str, win: Window, now: datetime) -> archive_layout.KeyRange | None:
+    """Where the window's archived objects are (by event hour)."""
+    return archive_layout.hour_range(archive_layout.data_hour_prefix, prefix, win.start, win.end or now)
 
 
 def item_from_key(prefix: str, bucket: str, key: str, size: int | None = None) -> ReplayItem | None:

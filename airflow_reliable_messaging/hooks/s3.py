@@ -13,6 +13,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import ClientError
 
+from airflow_reliable_messaging.domain.archive_layout import KeyRange
 from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin
 
 
@@ -25,6 +26,16 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
         paginator = self.get_conn().get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             yield from page.get("Contents", [])
+
+    def iter_objects_in_range(self, bucket: str, key_range: KeyRange) -> Iterator[dict[str, Any]]:
+        """The objects of a ``KeyRange`` (e.g. many hour folders) in key order, one paginated listing."""
+        paginator = self.get_conn().get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=bucket, Prefix=key_range.prefix, StartAfter=key_range.start_after)
+        for page in pages:
+            for obj in page.get("Contents", []):
+                if obj["Key"] >= key_range.stop_at:
+                    return
+                yield obj
 
     def any_object(self, bucket: str, prefix: str) -> bool:
         return bool(self.get_conn().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"))

@@ -232,9 +232,8 @@ class S3ArchiveReplayOperator(BaseOperator):
         manifests = 0
         if self.discovery in ("auto", "manifests"):
             delay = timedelta(hours=int(self.archive_delay_hours))
-            prefixes = rp.manifest_hour_prefixes(prefix, win, now, delay) + rp.index_hour_prefixes(prefix, win, now)
-            for hour_prefix in prefixes:
-                for obj in s3.iter_objects(bucket, hour_prefix):
+            for key_range in rp.manifest_ranges(prefix, win, now, delay):
+                for obj in s3.iter_objects_in_range(bucket, key_range):
                     if not obj["Key"].endswith(".jsonl"):
                         continue
                     manifests += 1
@@ -245,11 +244,11 @@ class S3ArchiveReplayOperator(BaseOperator):
                     items.extend(rp.ReplayItem.from_record(r) for r in records)
             if manifests or self.discovery == "manifests":
                 return items, f"{manifests} manifests"
-        for hour_prefix in rp.data_hour_prefixes(prefix, win, now):
-            for obj in s3.iter_objects(bucket, hour_prefix):
-                item = rp.item_from_key(prefix, bucket, obj["Key"], obj.get("Size"))
-                if item is not None:
-                    items.append(item)
+        data = rp.data_range(prefix, win, now)
+        for obj in s3.iter_objects_in_range(bucket, data) if data else ():
+            item = rp.item_from_key(prefix, bucket, obj["Key"], obj.get("Size"))
+            if item is not None:
+                items.append(item)
         if flt.needs_metadata:  # source system / message type live in the objects' metadata
             items = [self._with_metadata(s3, i) if win.start <= i.event_time else i for i in items]
         return items, "listing"

@@ -104,11 +104,11 @@ class AuditReconcileOperator(_ArchiveReportBase):
         cutoff = self.cutoff()
         s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
         in_s3: dict[str, int] = {}
-        for hour in layout.hours(start, end):
-            for obj in s3.iter_objects(target.bucket, layout.data_hour_prefix(target.prefix, hour)):
-                parsed = layout.parse_archive_key(target.prefix, obj["Key"])
-                if parsed and start <= parsed.event_time < end and layout.as_utc(obj["LastModified"]) <= cutoff:
-                    in_s3[target.uri(obj["Key"])] = int(obj["Size"])
+        data = layout.hour_range(layout.data_hour_prefix, target.prefix, start, end)
+        for obj in s3.iter_objects_in_range(target.bucket, data) if data else ():
+            parsed = layout.parse_archive_key(target.prefix, obj["Key"])
+            if parsed and start <= parsed.event_time < end and layout.as_utc(obj["LastModified"]) <= cutoff:
+                in_s3[target.uri(obj["Key"])] = int(obj["Size"])
         sf = SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id)
         SnowflakeQueryLink.persist(context, self, sf)
         try:

@@ -248,36 +248,40 @@ class _AuditLoad:
         if mode == "manifests":
             # Batch manifests are filed by archive time: a record of the interval may be archived
             # after the interval ends, up to the late-arrival horizon.
-            for hour in layout.hours(start, max(end, self.archived_until + timedelta(microseconds=1))):
-                keys += [o["Key"] for o in self.s3.iter_objects(t.bucket, layout.batch_manifest_hour_prefix(t.prefix, hour))]
-        for hour in layout.hours(start, end):
-            if mode == "listing":
-                self.index_hour(hour)
-            keys += [o["Key"] for o in self.s3.iter_objects(t.bucket, layout.index_manifest_hour_prefix(t.prefix, hour))]
+            until = max(end, self.archived_until + timedelta(microseconds=1))
+            keys += self.list_keys(layout.hour_range(layout.batch_manifest_hour_prefix, t.prefix, start, until))
+        else:
+            self.index_window(start, end)
+        keys += self.list_keys(layout.hour_range(layout.index_manifest_hour_prefix, t.prefix, start, end))
         return mode, sorted(set(k for k in keys if k.endswith(".jsonl")))
 
-    def index_hour(self, hour: datetime) -> None:
-        """Write an index manifest for the hour's data objects no index manifest lists yet."""
+    def list_keys(self, key_range: layout.KeyRange | None) -> list[str]:
+        return [o["Key"] for o in self.s3.iter_objects_in_range(self.target.bucket, key_range)] if key_range else []
+
+    def index_window(self, start: datetime, end: datetime) -> None:
+        """Write an index manifest per hour for the data objects no index manifest lists yet."""
         t = self.target
         indexed: set[str] = set()
-        for obj in self.s3.iter_objects(t.bucket, layout.index_manifest_hour_prefix(t.prefix, hour)):
+        for key in self.list_keys(layout.hour_range(layout.index_manifest_hour_prefix, t.prefix, start, end)):
             try:
-                indexed |= {r.key for r in decode_manifest(self.s3.read_bytes(t.bucket, obj["Key"]))}
+                indexed |= {r.key for r in decode_manifest(self.s3.read_bytes(t.bucket, key))}
             except ValueError as exc:
-                self.fail_file(t.uri(obj["Key"]), f"index manifest unreadable: {exc}")
-        new = [
-            o for o in self.s3.iter_objects(t.bucket, layout.data_hour_prefix(t.prefix, hour))
-            if o["Key"] not in indexed and layout.parse_archive_key(t.prefix, o["Key"])
-        ]  # fmt: skip
-        if not new:
-            return
-        records = [self.index_record(o) for o in new]
-        key = layout.index_manifest_key(t.prefix, hour, index_digest(o["Key"] for o in new))
-        self.s3.put_bytes(
-            t.bucket, key, encode_manifest(records, t.uri(key)),
-            content_type="application/x-ndjson", kms_key_id=blank_to_none(self.op.kms_key_id),
-        )  # fmt: skip
-        self.log.info("Indexed %d object(s) of %s in %s", len(records), hour.strftime("%Y-%m-%d %H:00"), t.uri(key))
+                self.fail_file(t.uri(key), f"index manifest unreadable: {exc}")
+        data = layout.hour_range(layout.data_hour_prefix, t.prefix, start, end)
+        new_by_hour: dict[datetime, list[dict[str, Any]]] = {}
+        for obj in self.s3.iter_objects_in_range(t.bucket, data) if data else ():
+            parsed = layout.parse_archive_key(t.prefix, obj["Key"])
+            if parsed and obj["Key"] not in indexed:
+                hour = parsed.event_time.replace(minute=0, second=0, microsecond=0)
+                new_by_hour.setdefault(hour, []).append(obj)
+        for hour, new in sorted(new_by_hour.items()):
+            records = [self.index_record(o) for o in new]
+            key = layout.index_manifest_key(t.prefix, hour, index_digest(o["Key"] for o in new))
+            self.s3.put_bytes(
+                t.bucket, key, encode_manifest(records, t.uri(key)),
+                content_type="application/x-ndjson", kms_key_id=blank_to_none(self.op.kms_key_id),
+            )  # fmt: skip
+            self.log.info("Indexed %d object(s) of %s in %s", len(records), hour.strftime("%Y-%m-%d %H:00"), t.uri(key))
 
     def index_record(self, obj: dict[str, Any]) -> ArchivedRecord:
         """Metadata of an object found by listing: read once to checksum and sniff it."""

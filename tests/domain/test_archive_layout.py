@@ -43,6 +43,19 @@ def test_hours_cover_the_half_open_window():
     assert layout.hours(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)) == []
 
 
+def test_hour_range_is_one_listing_of_exactly_the_hours_folders():
+    start, end = datetime(2026, 1, 1, 22, 30, tzinfo=UTC), datetime(2026, 1, 2, 1, 0, tzinfo=UTC)
+    data = layout.hour_range(layout.data_hour_prefix, "p", start, end)
+    assert data == layout.KeyRange("p/", "p/2026/01/01/22", "p/2026/01/02/01/")
+    assert "p/2026/01/01/22/30/00/m1" in data and "p/2026/01/02/00/59/59/m2" in data
+    for outside in ("p/2026/01/01/21/59/59/m0", "p/2026/01/02/01/00/00/m3", "p/_manifests/batches/2026/01/01/22/b.jsonl",
+                    "q/2026/01/01/22/30/00/m1"):  # fmt: skip
+        assert outside not in data
+    batches = layout.hour_range(layout.batch_manifest_hour_prefix, "", start, end)
+    assert batches == layout.KeyRange("_manifests/batches/", "_manifests/batches/2026/01/01/22", "_manifests/batches/2026/01/02/01/")
+    assert layout.hour_range(layout.data_hour_prefix, "p", end, end) is None
+
+
 def test_side_folders_live_outside_the_time_folders():
     t = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert layout.batch_manifest_key("p", t, "b1") == "p/_manifests/batches/2026/01/02/03/b1.jsonl"

@@ -124,6 +124,21 @@ def test_a_bad_manifest_fails_the_task_after_loading_the_rest_or_is_quarantined(
     assert run_load(audit_env)["files"]["failed_count"] == 0  # quarantined files are not retried
 
 
+@pytest.mark.parametrize("discovery", ["listing", "manifests"])
+def test_the_window_is_listed_in_ranges_not_hour_by_hour(audit_env, aws, discovery):
+    """A week (plus lookback and horizon: 200+ hour folders per kind) costs a few ListObjectsV2."""
+    from benchmarks import metering
+
+    s3 = aws("s3")
+    records = [_archive(s3, audit_env, START + timedelta(hours=h, minutes=7), json.dumps({"h": h}).encode()) for h in (1, 50, 160)]
+    if discovery == "manifests":
+        _write_manifest(s3, audit_env, records, START + timedelta(hours=2), "b1")
+    with metering.Meter() as meter:
+        report = run_load(audit_env, discovery=discovery)
+    assert report["records"]["inserted"] == 3
+    assert meter.count("ListObjectsV2") <= 3  # listing: index, data, index again; manifests: batches, index
+
+
 def test_an_empty_window_reports_zero_and_succeeds(audit_env):
     report = run_load(audit_env)
     assert report["records"] == {"seen": 0, "inserted": 0, "updated": 0, "already_loaded": 0, "failed": 0, "failures": []}

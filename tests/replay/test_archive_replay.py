@@ -138,6 +138,23 @@ def test_archive_without_manifests_is_listed(s3, sqs, bucket, unique):
     assert _bodies(got) == ["payload 1", "payload 5"]
 
 
+@pytest.mark.parametrize("manifests", [True, False])
+def test_an_open_window_from_long_ago_lists_the_archive_in_one_range(s3, sqs, bucket, unique, manifests):
+    """A start two years back and no end: the listing is one ranged ListObjectsV2 per kind of
+    folder, not one request per hour of the window (17,000+ here)."""
+    from benchmarks import metering
+
+    specs = [(f"old-{i}", i * 11, f"payload {i}".encode(), "claims", "t") for i in range(5)]
+    _archive(s3, bucket, specs, manifests=manifests)
+    url = sqs.create_queue(QueueName=unique("q"))["QueueUrl"]
+    metering.install()
+    with metering.Meter() as meter:
+        result = _op(bucket, target_queue=url, start=(T0 - timedelta(days=730)).isoformat(), end=None).execute({})
+    assert result["sent"] == 5 and result["discovery"] == ("1 manifests" if manifests else "listing")
+    assert meter.count("ListObjectsV2") <= 3
+    assert sorted(_bodies(drain(sqs, url, 5))) == [f"payload {i}" for i in range(5)]
+
+
 def test_invalid_arguments_name_the_field(bucket):
     with pytest.raises(ConfigurationError) as exc:
         _op(bucket, target_queue="q", start="not a date").execute({})
