@@ -35,18 +35,26 @@ class Measured:
     latency_ms: dict[str, float] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
     result_full: Any = None  # the job's whole return value (not written to the JSON)
+    drain_seconds: float | None = None  # until the last message left the source queue (its delete returned)
 
     @property
     def per_message(self) -> float:
         return self.requests / self.messages if self.messages else 0.0
 
     @property
+    def busy_seconds(self) -> float:
+        """The time throughput is measured on: until the last delete, without the final empty
+        receive that only tells the job the queue is empty (a per-run constant on both sides)."""
+        return self.drain_seconds or self.seconds
+
+    @property
     def per_second(self) -> float:
-        return self.messages / self.seconds if self.seconds else 0.0
+        return self.messages / self.busy_seconds if self.busy_seconds else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "messages": self.messages, "seconds": round(self.seconds, 3), "requests": self.requests,
+            "messages": self.messages, "seconds": round(self.seconds, 3),
+            "drain_seconds": None if self.drain_seconds is None else round(self.drain_seconds, 3), "requests": self.requests,
             "api_calls": self.api_calls, "requests_per_message": round(self.per_message, 4),
             "messages_per_second": round(self.per_second, 1), "by_operation": self.by_operation,
             "errors": self.errors, "latency_ms": self.latency_ms, "result": self.result,
@@ -67,7 +75,7 @@ def metered(messages_of: Any, job: Any) -> Measured:
         messages=int(messages_of(result)), seconds=seconds, requests=meter.requests, api_calls=meter.api_calls,
         by_operation=meter.by_operation(), errors=dict(meter.errors), latency_ms=meter.latency_ms(),
         result={k: v for k, v in small.items() if isinstance(v, (int, float, str, bool)) or v is None},
-        result_full=result,
+        result_full=result, drain_seconds=None if meter.last_delete_at is None else meter.last_delete_at - started,
     )  # fmt: skip
 
 

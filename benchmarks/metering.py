@@ -43,6 +43,7 @@ class Meter:
         self.sends: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.seconds: defaultdict[str, float] = defaultdict(float)  # wall time inside each operation
+        self.last_delete_at: float | None = None  # perf_counter() when the last SQS delete returned
 
     def __enter__(self) -> Meter:
         global _active
@@ -79,6 +80,9 @@ class Meter:
         return sum(n for op, n in self.sends.items() if op == operation or op.endswith("." + operation))
 
 
+DELETES = ("sqs.DeleteMessage", "sqs.DeleteMessageBatch")  # a message leaves its source queue
+
+
 def _operation(event_name: str) -> str:
     # "before-call.sqs.ReceiveMessage" -> "sqs.ReceiveMessage"
     return event_name.split(".", 1)[1]
@@ -107,10 +111,13 @@ def _on_after_call(event_name: str = "", http_response: Any = None, **_: Any) ->
     if meter is None:
         return
     elapsed = time.perf_counter() - getattr(_started, "at", time.perf_counter())
+    operation = _operation(event_name)
     with _lock:
-        meter.seconds[_operation(event_name)] += elapsed
+        meter.seconds[operation] += elapsed
         if status >= 400:
-            meter.errors[_operation(event_name)] += 1
+            meter.errors[operation] += 1
+        elif operation in DELETES:
+            meter.last_delete_at = time.perf_counter()
 
 
 def meter_client(client: Any) -> Any:
