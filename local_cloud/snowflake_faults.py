@@ -295,7 +295,7 @@ def wrap(app):
         response = None
         if request_id and retry and STATE.dedupe and (previous := STATE.execution(request_id)) is not None:
             await previous.done.wait()  # executed already (or executing): its answer, no second run
-            if previous.response is not None:
+            if previous.response is not None and previous.response[0] == 200:  # a server error: run again
                 with STATE.lock:
                     STATE.deduplicated += 1
                 response = previous.response

@@ -72,13 +72,14 @@ def test_load_at_ten_percent_s3_faults_is_exact(pipeline, warehouse, faults):
     now = datetime.now(UTC)
     kwargs = warehouse.load_kwargs(interval_start=(now - timedelta(days=1)).isoformat(), interval_end=(now + timedelta(hours=1)).isoformat())
     # the Snowflake emulator's own stage reads (s3fs, aiobotocore) are left alone: the faults hit the operator
-    with faults.injecting(mixed(RATE), seed=202):
+    # seeded so that some of the (since 83da93f few: one ranged listing per folder kind) S3 calls fault
+    with faults.injecting(mixed(RATE), seed=204):
         report = SnowflakeAuditLoadOperator(**kwargs).execute({"run_id": "faults"})
-        injected = _injected(faults)
+        injected, calls = _injected(faults), faults.stats()["calls"]
     assert report["records"]["seen"] == N and report["records"]["inserted"] == N, report
     assert report["records"]["failed"] == 0
     assert warehouse.sql("SELECT COUNT(*), COUNT(DISTINCT MESSAGE_ID) FROM {ns}.AUDIT_RECORD") == [(N, N)]
-    assert sum(injected.values()) >= 1, injected
+    assert sum(injected.values()) >= 1, (injected, calls)
 
 
 def test_s3_archive_replay_at_ten_percent_faults_is_exact(pipeline, faults, aws, unique):
