@@ -108,3 +108,68 @@ def test_invalid_input_fails_before_touching_the_dlq(airflow_db, local_cloud, aw
     states = _states(dag_run)
     assert states["inspect"] == "failed" and states["redrive"] != "success", states
     assert _visible(sqs, dlq_url) == 3
+
+
+def _answer_when_asked(dag_id: str, task_id: str, option: str, timeout: float = 120.0):
+    """A human answering the approval, as the HITL REST API of an api-server sharing the metadata
+    DB does (dag.test() waits for such an answer): a thread that calls the API route's function."""
+    import threading
+    import time
+
+    def answer():
+        from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+        from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from airflow.utils.state import TaskInstanceState
+
+        class Reviewer:
+            def get_id(self):
+                return "reviewer"
+
+            def get_name(self):
+                return "Reviewer"
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with create_session() as session:
+                ti = session.query(TaskInstance).filter_by(
+                    dag_id=dag_id, task_id=task_id, state=TaskInstanceState.AWAITING_INPUT
+                ).first()
+                if ti is not None:
+                    update_hitl_detail(dag_id, ti.run_id, task_id, UpdateHITLDetailPayload(chosen_options=[option]),
+                                       user=Reviewer(), session=session)  # fmt: skip
+                    return
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.timeout(300)  # dag.test() waits for the answer as long as it takes
+@pytest.mark.parametrize("answer", ["Reject", "Approve"])
+def test_above_the_threshold_a_human_decides(airflow_db, local_cloud, aws, unique, answer):
+    """Airflow 3.1+: more messages than ``approval_threshold`` wait for a human in the UI's
+    Required Actions: Reject skips the redrive (the DLQ keeps everything), Approve lets it run.
+    2.11 has no human-in-the-loop operator: the DAG redrives after the inspection, as documented."""
+    from airflow_reliable_messaging._compat import AIRFLOW_V_3_1_PLUS
+
+    dag = _load_dag()
+    if not AIRFLOW_V_3_1_PLUS:
+        assert "approve" not in dag.task_ids
+        assert dag.get_task("inspect").downstream_task_ids == {"redrive"}
+        return
+    sqs = aws("sqs")
+    dlq_url, src_url = _dead_lettered(sqs, unique, 5)
+    human = _answer_when_asked(dag.dag_id, "approve", answer)
+    dag_run = _run(dag, {"dlq": dlq_url, "dry_run": False, "mode": "client", "approval_threshold": 2})
+    human.join(timeout=5)
+    states = _states(dag_run)
+    assert states["inspect"] == "success" and states["approve"] == "success", states
+    if answer == "Reject":
+        assert states["redrive"] == "skipped", states
+        assert _visible(sqs, dlq_url) == 5 and _depth(sqs, src_url) == 0
+    else:
+        assert states["redrive"] == "success" and states["report"] == "success", states
+        assert _depth(sqs, dlq_url) == 0 and _depth(sqs, src_url) == 5
