@@ -93,16 +93,7 @@ class _State:
                     continue
                 self.matched[i] += 1
                 n = self.matched[i]
-                if rule.get("max_faults") is not None and self.fired[i] >= int(rule["max_faults"]):
-                    continue
-                if "nth" in rule:
-                    nth = rule["nth"] if isinstance(rule["nth"], list) else [rule["nth"]]
-                    fire = n in {int(x) for x in nth}
-                elif "every" in rule:
-                    fire = n % int(rule["every"]) == 0
-                else:
-                    fire = self.randoms[i].random() < float(rule.get("rate", 1.0))
-                if fire and chosen is None:
+                if fires(rule, n, self.fired[i], self.randoms[i]) and chosen is None:
                     self.fired[i] += 1
                     chosen = {**rule, "_index": i, "_random": self.randoms[i]}
                     self.injected.append({"call": name, "n": n, "fault": rule["fault"], "rule": i})
@@ -110,6 +101,20 @@ class _State:
 
 
 STATE = _State()
+
+
+def fires(rule: dict, n: int, fired: int, rng: random.Random) -> bool:
+    """Whether a rule fires on its ``n``-th matching call, having fired ``fired`` times: at the
+    chosen calls (``nth``), every k-th (``every``) or at a ``rate``, at most ``max_faults`` times.
+    Shared by the AWS and the Snowflake fault middlewares."""
+    if rule.get("max_faults") is not None and fired >= int(rule["max_faults"]):
+        return False
+    if "nth" in rule:
+        nth = rule["nth"] if isinstance(rule["nth"], list) else [rule["nth"]]
+        return n in {int(x) for x in nth}
+    if "every" in rule:
+        return n % int(rule["every"]) == 0
+    return rng.random() < float(rule.get("rate", 1.0))
 
 
 def _validate(rule: dict) -> dict:

@@ -48,6 +48,8 @@ from collections import OrderedDict
 from typing import Any
 from urllib.parse import parse_qs
 
+from local_cloud.faults import fires
+
 CONTROL_PATH = "/_localcloud/faults"
 FAULTS = ("throttle", "5xx", "delay", "drop", "error")
 ENDPOINTS = {
@@ -119,16 +121,7 @@ class _State:
                     continue
                 self.matched[i] += 1
                 n = self.matched[i]
-                if rule.get("max_faults") is not None and self.fired[i] >= int(rule["max_faults"]):
-                    continue
-                if "nth" in rule:
-                    nth = rule["nth"] if isinstance(rule["nth"], list) else [rule["nth"]]
-                    fire = n in {int(x) for x in nth}
-                elif "every" in rule:
-                    fire = n % int(rule["every"]) == 0
-                else:
-                    fire = self.randoms[i].random() < float(rule.get("rate", 1.0))
-                if fire and chosen is None:
+                if fires(rule, n, self.fired[i], self.randoms[i]) and chosen is None:
                     self.fired[i] += 1
                     chosen = rule
                     self.injected.append({

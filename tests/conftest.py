@@ -67,6 +67,27 @@ def aws(local_cloud):
     return lambda service: session.client(service, **local_cloud.boto3_kwargs())
 
 
+def _clean_injector(endpoint_url: str):
+    from local_cloud.faults_client import FaultInjector
+
+    injector = FaultInjector(endpoint_url)
+    injector.reset()
+    yield injector
+    injector.reset()
+
+
+@pytest.fixture
+def faults(local_cloud):
+    """The AWS emulator's fault injector (local_cloud/faults.py); every rule is removed after the test."""
+    yield from _clean_injector(local_cloud.aws_endpoint_url)
+
+
+@pytest.fixture
+def sf_faults(local_cloud):
+    """The Snowflake emulator's fault injector (local_cloud/snowflake_faults.py); rules removed after the test."""
+    yield from _clean_injector(local_cloud.snowflake_endpoint_url)
+
+
 @pytest.fixture
 def unique():
     """Unique, AWS- and Snowflake-safe names for test isolation: ``unique("bucket")``."""

@@ -21,6 +21,14 @@ def fifo_queue(sqs, name: str) -> tuple[str, str]:
     return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
 
+def subscribed_queue(sns, sqs, topic_arn: str, name: str) -> str:
+    """A queue subscribed to ``topic_arn`` with raw delivery (to observe what the topic sends): its URL."""
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    return url
+
+
 def drain(sqs, url: str, expected: int, timeout: float = 10.0, settle: float = 0.4) -> list[dict]:
     """Receive and delete until ``expected`` messages came and the queue stays quiet."""
     out, deadline, quiet = [], time.monotonic() + timeout, None

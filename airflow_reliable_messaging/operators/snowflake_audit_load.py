@@ -250,19 +250,21 @@ class _AuditLoad:
             # after the interval ends, up to the late-arrival horizon.
             until = max(end, self.archived_until + timedelta(microseconds=1))
             keys += self.list_keys(layout.hour_range(layout.batch_manifest_hour_prefix, t.prefix, start, until))
+            keys += self.list_keys(layout.hour_range(layout.index_manifest_hour_prefix, t.prefix, start, end))
         else:
-            self.index_window(start, end)
-        keys += self.list_keys(layout.hour_range(layout.index_manifest_hour_prefix, t.prefix, start, end))
+            keys += self.index_window(start, end)
         return mode, sorted(set(k for k in keys if k.endswith(".jsonl")))
 
     def list_keys(self, key_range: layout.KeyRange | None) -> list[str]:
         return [o["Key"] for o in self.s3.iter_objects_in_range(self.target.bucket, key_range)] if key_range else []
 
-    def index_window(self, start: datetime, end: datetime) -> None:
-        """Write an index manifest per hour for the data objects no index manifest lists yet."""
+    def index_window(self, start: datetime, end: datetime) -> list[str]:
+        """Write an index manifest per hour for the data objects no index manifest lists yet;
+        return the keys of the window's index manifests (those found and those written)."""
         t = self.target
         indexed: set[str] = set()
-        for key in self.list_keys(layout.hour_range(layout.index_manifest_hour_prefix, t.prefix, start, end)):
+        index_keys = self.list_keys(layout.hour_range(layout.index_manifest_hour_prefix, t.prefix, start, end))
+        for key in index_keys:
             try:
                 indexed |= {r.key for r in decode_manifest(self.s3.read_bytes(t.bucket, key))}
             except ValueError as exc:
@@ -282,6 +284,8 @@ class _AuditLoad:
                 content_type="application/x-ndjson", kms_key_id=blank_to_none(self.op.kms_key_id),
             )  # fmt: skip
             self.log.info("Indexed %d object(s) of %s in %s", len(records), hour.strftime("%Y-%m-%d %H:00"), t.uri(key))
+            index_keys.append(key)
+        return index_keys
 
     def index_record(self, obj: dict[str, Any]) -> ArchivedRecord:
         """Metadata of an object found by listing: read once to checksum and sniff it."""

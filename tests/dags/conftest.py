@@ -9,6 +9,7 @@ import pytest
 from local_cloud import dag_runner
 from local_cloud.dag_runner import run_dag
 from local_cloud.dag_runner import task_states as states
+from tests.messaging import subscribed_queue
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -22,9 +23,7 @@ def weekly_load_pipeline(local_cloud, aws, unique, airflow_db, monkeypatch):
     bucket = unique("weekly-archive")
     s3.create_bucket(Bucket=bucket)
     topic = sns.create_topic(Name=unique("audit-report"))["TopicArn"]
-    queue_url = sqs.create_queue(QueueName=unique("report-sub"))["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    queue_url = subscribed_queue(sns, sqs, topic, unique("report-sub"))
     database = unique("weekly").replace("-", "_").upper()
     variables = {
         "audit_archive_bucket": bucket,

@@ -10,17 +10,9 @@ import urllib.error
 
 import pytest
 
-from local_cloud.faults_client import FaultInjector, snowflake_fault
+from local_cloud.faults_client import snowflake_fault
 
 pytestmark = pytest.mark.localcloud
-
-
-@pytest.fixture
-def sf_faults(local_cloud):
-    injector = FaultInjector(local_cloud.snowflake_endpoint_url)
-    injector.reset()
-    yield injector
-    injector.reset()
 
 
 @pytest.fixture

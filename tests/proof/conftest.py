@@ -1,19 +1,10 @@
-"""Fixtures of the proof suite: the fault injector, boto3 clients without retries."""
+"""Fixtures of the proof suite: boto3 clients without retries, pipelines (the fault injectors are in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from local_cloud.faults_client import FaultInjector
-
-
-@pytest.fixture
-def faults(local_cloud):
-    """The local cloud's fault injector; every rule is removed after the test."""
-    injector = FaultInjector(local_cloud.aws_endpoint_url)
-    injector.reset()
-    yield injector
-    injector.reset()
+from tests.messaging import subscribed_queue
 
 
 @pytest.fixture
@@ -102,9 +93,7 @@ def pipeline(aws, unique) -> Pipeline:
     bucket = unique("archive")
     s3.create_bucket(Bucket=bucket)
     topic_arn = sns.create_topic(Name=unique("events"))["TopicArn"]
-    observer_url = sqs.create_queue(QueueName=unique("observer"))["QueueUrl"]
-    observer_arn = sqs.get_queue_attributes(QueueUrl=observer_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=observer_arn, Attributes={"RawMessageDelivery": "true"})
+    observer_url = subscribed_queue(sns, sqs, topic_arn, unique("observer"))
     return Pipeline(aws, queue_url, dlq_url, bucket, topic_arn, observer_url)
 
 

@@ -11,22 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from local_cloud.faults_client import FaultInjector, snowflake_fault, snowflake_mixed
+from local_cloud.faults_client import snowflake_fault, snowflake_mixed
 from tests.proof.conftest import PREFIX, seed_body
 
 pytestmark = pytest.mark.localcloud
 
 N = 24
 EVENT_TIME = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
-
-
-@pytest.fixture
-def sf_faults(local_cloud):
-    """The Snowflake emulator's fault injector; every rule is removed after the test."""
-    injector = FaultInjector(local_cloud.snowflake_endpoint_url)
-    injector.reset()
-    yield injector
-    injector.reset()
 
 
 @pytest.fixture

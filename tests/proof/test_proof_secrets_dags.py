@@ -17,15 +17,11 @@ from local_cloud import dag_runner
 from local_cloud.dag_runner import run_dag
 from local_cloud.dag_runner import task_states as states
 from tests.dags.conftest import DAGS, weekly_load_pipeline  # noqa: F401 - the DAG tests' fixture, reused
-from tests.proof.test_proof_secrets import _leaks
+from tests.proof.test_proof_secrets import AWS_SECRET, AWS_TOKEN, PAYLOAD, SF_PASSWORD, _leaks
 
 pytestmark = [pytest.mark.localcloud, pytest.mark.dag]
 
-AWS_SECRET = "zz-AWS-SECRET-KEY-7f3a9c"
-AWS_TOKEN = "zz-AWS-SESSION-TOKEN-1b2c3d"
-SF_PASSWORD = "zz-SNOWFLAKE-PASSWORD-5e6f"
 SMTP_PASSWORD = "zz-SMTP-PASSWORD-2c2c"
-PAYLOAD = "zz-PAYLOAD-SECRET-4d4d"
 SECRETS = (AWS_SECRET, AWS_TOKEN, SF_PASSWORD, SMTP_PASSWORD, PAYLOAD)
 WEEK_START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday; not the DAG tests' weeks (dag.test on 2.11 replaces a run of the same date)
 
