@@ -99,12 +99,15 @@ class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
 def _encode_form_once(request=None, **_: object) -> None:
     """A ``before-sign`` handler: URL-encode the query-protocol form body once. botocore encodes a
     dict body each time it is read — for the SigV4 payload hash, then again to send it — which
-    for a PublishBatch of ten notifications was a fifth of the worker's CPU per request. The
-    bytes sent are the same (the encoded form is ASCII)."""
+    for a PublishBatch of ten notifications was a fifth of the worker's CPU per request. Encoded
+    as botocore does (UTF-8, ``urlencode(doseq=True)``): the bytes sent are the same."""
     if request is not None and isinstance(getattr(request, "data", None), dict):
-        from botocore.awsrequest import AWSRequestPreparer
+        from urllib.parse import urlencode
 
-        request.data = AWSRequestPreparer()._prepare_body(request)
+        def utf8(value: object) -> object:
+            return value.encode("utf-8") if isinstance(value, str) else value
+
+        request.data = urlencode([(utf8(k), utf8(v)) for k, v in request.data.items()], doseq=True)
 
 
 class _ThrottledRetry:
