@@ -37,6 +37,8 @@ PROVIDER_MODULES = (
     "airflow_reliable_messaging.operators.snowflake_audit_load",
     "airflow_reliable_messaging.operators.snowflake_audit_setup",
     "airflow_reliable_messaging.operators.sns_replay",
+    "airflow_reliable_messaging.sensors.redrive",
+    "airflow_reliable_messaging.sensors.replay",
 )
 STOCK = {  # our DAG -> its stock-operator equivalent in benchmarks/stock_dags
     "audit_archive.py": "stock_audit_archive.py",

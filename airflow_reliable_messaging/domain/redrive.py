@@ -19,7 +19,6 @@ from airflow_reliable_messaging.exceptions import ConfigurationError
 # SQS and SNS allow 10 message attributes per message: one is all the redrive may add.
 REDRIVE_ATTRIBUTE = "arm-redrive"
 HISTORY_LIMIT = 16  # entries kept in the attribute (Lambda stops recursion after 16 hops too)
-DEFAULT_MAX_REDRIVES = 3
 MAX_MESSAGE_ATTRIBUTES = 10
 NATIVE_MAX_RATE = 500
 MODES = ("auto", "native", "client")
@@ -198,6 +197,16 @@ def parse_message(raw: dict) -> DlqMessage:
         sns=envelope,
         claim_check=parse_pointer(payload) is not None,
     )
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a client redrive sends: a queue or a topic."""
+
+    kind: str  # "sqs" | "sns"
+    arn: str
+    url: str | None  # queues only
+    fifo: bool
 
 
 # -- filters ------------------------------------------------------------------------------------

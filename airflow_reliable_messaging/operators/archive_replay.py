@@ -9,14 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseOperator
 from airflow_reliable_messaging.domain import archive_layout, identifiers
-from airflow_reliable_messaging.domain import replay as rp
-from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT
-from airflow_reliable_messaging.domain.manifest import decode_manifest
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReplayError
 from airflow_reliable_messaging.links.aws import SnsTopicLink, SqsQueueLink
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging._compat import Context
+    from airflow_reliable_messaging.domain import replay as rp
     from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
 
 DISCOVERY = ("auto", "manifests", "listing")
@@ -137,6 +135,9 @@ class S3ArchiveReplayOperator(BaseOperator):
         return lineage.operator_lineage(inputs=[lineage.s3(self.archive_bucket, self.archive_prefix)], outputs=outputs)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_reliable_messaging.domain import replay as rp
+        from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT
+
         now = datetime.now(UTC)
         bucket = identifiers.bucket_name(self.archive_bucket, "archive_bucket")
         prefix = archive_layout.normalize_prefix(self.archive_prefix, "archive_prefix")
@@ -228,6 +229,9 @@ class S3ArchiveReplayOperator(BaseOperator):
     # -- discovery -----------------------------------------------------------------------------------
     def _discover(self, s3: S3ArchiveHook, bucket: str, prefix: str, win: rp.Window, now: datetime,
                   flt: rp.ReplayFilter) -> tuple[list[rp.ReplayItem], str]:  # fmt: skip
+        from airflow_reliable_messaging.domain import replay as rp
+        from airflow_reliable_messaging.domain.manifest import decode_manifest
+
         items: list[rp.ReplayItem] = []
         manifests = 0
         if self.discovery in ("auto", "manifests"):
@@ -254,6 +258,8 @@ class S3ArchiveReplayOperator(BaseOperator):
         return items, "listing"
 
     def _with_metadata(self, s3: S3ArchiveHook, item: rp.ReplayItem) -> rp.ReplayItem:
+        from airflow_reliable_messaging.domain import replay as rp
+
         info = s3.head_object_info(item.bucket, item.key)
         if info is None:
             return item
@@ -266,6 +272,8 @@ class S3ArchiveReplayOperator(BaseOperator):
     # -- sending -------------------------------------------------------------------------------------
     def _entries(self, s3: S3ArchiveHook, chunk: list[rp.ReplayItem], replay_id: str,
                  sender: _Sender) -> tuple[list[dict], set[str]]:  # fmt: skip
+        from airflow_reliable_messaging.domain import replay as rp
+        from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT
         from botocore.exceptions import ClientError
 
         entries, pointers = [], set()
@@ -295,6 +303,7 @@ class S3ArchiveReplayOperator(BaseOperator):
 
     # -- checkpoint ----------------------------------------------------------------------------------
     def _read_checkpoint(self, s3: S3ArchiveHook, bucket: str, key: str) -> rp.Checkpoint | None:
+        from airflow_reliable_messaging.domain import replay as rp
         from botocore.exceptions import ClientError
 
         try:
@@ -308,6 +317,8 @@ class S3ArchiveReplayOperator(BaseOperator):
         s3.put_bytes(bucket, key, checkpoint.to_json(), content_type="application/json")
 
     def _default_replay_id(self, context: Context) -> str:
+        from airflow_reliable_messaging.domain import replay as rp
+
         run_id = context.get("run_id") if context else None
         if not run_id:
             raise ConfigurationError("replay_id", "is required outside a DAG run (it names the replay's checkpoint)")
@@ -338,6 +349,8 @@ class _Sender:
             self.fifo = identifiers.is_fifo_name(self.queue_url)
 
     def entry(self, entry_id: str, text: str, attributes: dict, item: rp.ReplayItem, replay_id: str, group_by: str) -> dict:
+        from airflow_reliable_messaging.domain import replay as rp
+
         entry: dict[str, Any] = {"Id": entry_id, "MessageAttributes": attributes}
         entry["Message" if self.op.topic_arn else "MessageBody"] = text
         if self.fifo:

@@ -12,47 +12,22 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseOperator, Context
 from airflow_reliable_messaging.domain import archive_layout
-from airflow_reliable_messaging.domain.manifest import (
-    JSON_CONTENT_TYPE,
-    TEXT_CONTENT_TYPE,
-    ArchivedRecord,
-    encode_manifest,
-    isoformat,
-)
-from airflow_reliable_messaging.domain.redrive import (
-    DEFAULT_MAX_REDRIVES,
-    FINAL_TASK_STATUSES,
-    KIND_LAMBDA,
-    KIND_SNS,
-    MODES,
-    NATIVE_MAX_RATE,
-    DlqMessage,
-    DryRunSummary,
-    Inspection,
-    RedriveReport,
-    choose_mode,
-    compile_filters,
-    exceeds_loop_guard,
-    find_task,
-    matches,
-    next_state,
-    outgoing_attributes,
-    parse_message,
-    quarantine_document,
-    task_summary,
-    validate_max_messages,
-    validate_rate,
-)
 from airflow_reliable_messaging.domain.identifiers import bucket_name, parse_arn
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReliableMessagingError
 from airflow_reliable_messaging.links.aws import SqsQueueLink, persist_links
+
+if TYPE_CHECKING:
+    from airflow_reliable_messaging.domain.redrive import Destination, DlqMessage, Inspection, RedriveReport
+
+# The redrive's domain logic (domain.redrive, domain.manifest) is imported where a run uses it:
+# DAG files that only declare the operator do not pay for it at parse time.
+DEFAULT_MAX_REDRIVES = 3
 
 ON_TASK_RUNNING = ("fail", "attach")
 IDLE_BATCHES = 3  # receives in a row with nothing new (only messages left behind) end a run
@@ -60,14 +35,6 @@ IDLE_BATCHES = 3  # receives in a row with nothing new (only messages left behin
 
 class RedriveError(ReliableMessagingError):
     """The redrive could not finish (a failed move task, messages that could not be sent)."""
-
-
-@dataclass(frozen=True)
-class _Target:
-    kind: str  # "sqs" | "sns"
-    arn: str
-    url: str | None  # queues only
-    fifo: bool
 
 
 class DLQRedriveOperator(BaseOperator):
@@ -180,6 +147,8 @@ class DLQRedriveOperator(BaseOperator):
 
     # -- validation: before any AWS call, naming the field --------------------------------------------
     def validate(self) -> None:
+        from airflow_reliable_messaging.domain.redrive import MODES, compile_filters, validate_max_messages, validate_rate
+
         if not isinstance(self.dlq, str) or not self.dlq.strip():
             raise ConfigurationError("dlq", "a queue URL, ARN or name is required")
         self.dlq = self.dlq.strip()
@@ -216,6 +185,8 @@ class DLQRedriveOperator(BaseOperator):
 
     def client_options(self) -> list[str]:
         """Options that only client mode honours (they rule native out)."""
+        from airflow_reliable_messaging.domain.redrive import NATIVE_MAX_RATE
+
         options = []
         if self.filters.active:
             options.append("filters")
@@ -231,6 +202,8 @@ class DLQRedriveOperator(BaseOperator):
 
     # -- execute --------------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict:
+        from airflow_reliable_messaging.domain.redrive import Inspection, RedriveReport, choose_mode, parse_message
+
         started = time.monotonic()
         self.validate()
         self._run_id = str(context.get("run_id") or "manual")
@@ -288,17 +261,21 @@ class DLQRedriveOperator(BaseOperator):
         ]
         return lineage.operator_lineage(inputs=[dlq], outputs=outputs)
 
-    def _resolve_target(self, destination: str) -> _Target:
+    def _resolve_target(self, destination: str) -> Destination:
+        from airflow_reliable_messaging.domain.redrive import Destination
+
         if destination.startswith("arn:aws") and ":sns:" in destination:
             self.sns_hook.topic_attributes(destination)  # exists and reachable
-            return _Target("sns", destination, None, destination.endswith(".fifo"))
+            return Destination("sns", destination, None, destination.endswith(".fifo"))
         url = self.sqs_hook.resolve_queue_url(destination)
         attrs = self.sqs_hook.queue_attributes(url, ["QueueArn", "FifoQueue"])
-        return _Target("sqs", attrs["QueueArn"], url, attrs.get("FifoQueue") == "true")
+        return Destination("sqs", attrs["QueueArn"], url, attrs.get("FifoQueue") == "true")
 
     # -- dry run ----------------------------------------------------------------------------------------
     def _dry_run(self, mode: str, inspection: Inspection) -> dict:
         """Read (short visibility), count, release every message: the DLQ is left as it was."""
+        from airflow_reliable_messaging.domain.redrive import DryRunSummary, exceeds_loop_guard, matches, parse_message
+
         sqs, summary = self.sqs_hook, DryRunSummary()
         receipts: dict[str, str] = {}
         limit = self.max_messages
@@ -342,6 +319,7 @@ class DLQRedriveOperator(BaseOperator):
 
     # -- native -----------------------------------------------------------------------------------------
     def _native(self, report: RedriveReport, started: float, context: Context) -> dict:
+        from airflow_reliable_messaging.domain.redrive import FINAL_TASK_STATUSES, find_task, task_summary
         from botocore.exceptions import ClientError
 
         sqs = self.sqs_hook
@@ -408,6 +386,8 @@ class DLQRedriveOperator(BaseOperator):
         return self.execute_complete(context, {"status": "done", "task": task_summary(current)}, state)
 
     def execute_complete(self, context: Context, event: dict, state: dict | None = None) -> dict:
+        from airflow_reliable_messaging.domain.redrive import RedriveReport
+
         state = state or {}
         report = RedriveReport(**{k: v for k, v in (state.get("report") or {}).items()})
         if event.get("status") != "done":
@@ -446,10 +426,12 @@ class DLQRedriveOperator(BaseOperator):
         the groups in flight); a message is still deleted only after its send succeeded, and a
         batch is sent only once the previous one is deleted (at most one batch sent and not
         deleted, should the worker die)."""
+        from airflow_reliable_messaging.domain.redrive import parse_message
+
         sqs, vt = self.sqs_hook, self.visibility_timeout
         release: dict[str, str] = {}  # message id -> receipt: left in the DLQ, made visible at the end
         seen: set[str] = set()
-        self._targets: dict[str, _Target] = {}
+        self._targets: dict[str, Destination] = {}
         limiter = _RateLimiter(self.rate_per_second)
         pipelined = not self.rate_per_second and not self._dlq_fifo
         batches = idle = 0
@@ -503,8 +485,10 @@ class DLQRedriveOperator(BaseOperator):
             self.log.warning("%s message(s) could not be redriven and stay in the DLQ", report.failed)
         return self._finish(report, started, context)
 
-    def _target_for(self, message: DlqMessage) -> tuple[_Target | None, str | None]:
+    def _target_for(self, message: DlqMessage) -> tuple[Destination | None, str | None]:
         """Where a message goes, or why it cannot go anywhere."""
+        from airflow_reliable_messaging.domain.redrive import KIND_LAMBDA, KIND_SNS
+
         if self._target:
             return self._target, None
         if message.kind == KIND_LAMBDA:
@@ -522,9 +506,11 @@ class DLQRedriveOperator(BaseOperator):
         return self._targets[key], None
 
     def _client_batch(self, messages, report, release, limiter, received_at) -> None:
+        from airflow_reliable_messaging.domain.redrive import exceeds_loop_guard, matches
+
         now = datetime.now(UTC)
         to_delete: dict[str, str] = {}
-        plans: dict[str, tuple[_Target, list[tuple[DlqMessage, dict]]]] = {}
+        plans: dict[str, tuple[Destination, list[tuple[DlqMessage, dict]]]] = {}
         quarantine: list[tuple[DlqMessage, str]] = []
         for message in messages:
             if not matches(self.filters, message):
@@ -561,7 +547,7 @@ class DLQRedriveOperator(BaseOperator):
                 report.held += 1
                 release[message.message_id] = message.receipt_handle
 
-        sent: list[tuple[DlqMessage, dict, _Target, str | None]] = []
+        sent: list[tuple[DlqMessage, dict, Destination, str | None]] = []
         for target, planned in plans.values():
             self._extend_if_slow(received_at, [m for m, _ in planned])
             entries = [e for _, e in planned]
@@ -594,9 +580,11 @@ class DLQRedriveOperator(BaseOperator):
                     len(deleted.failed), sorted({f.get("Code") for f in deleted.failed.values()}),
                 )
 
-    def _entry(self, message: DlqMessage, target: _Target, now: datetime) -> dict | str | None:
+    def _entry(self, message: DlqMessage, target: Destination, now: datetime) -> dict | str | None:
         """The batch entry for ``message``; None when the redrive count cannot be added, a string
         when the message cannot be sent (the reason)."""
+        from airflow_reliable_messaging.domain.redrive import KIND_LAMBDA, next_state, outgoing_attributes
+
         to_topic = target.kind == "sns"
         if to_topic or message.kind == KIND_LAMBDA:
             body = message.payload
@@ -639,6 +627,9 @@ class DLQRedriveOperator(BaseOperator):
             self.log.info("Sends are slow: extended the visibility of %s message(s)", len(result.successful))
 
     def _quarantine(self, message: DlqMessage, reason: str, now: datetime) -> None:
+        from airflow_reliable_messaging.domain.manifest import JSON_CONTENT_TYPE
+        from airflow_reliable_messaging.domain.redrive import quarantine_document
+
         document = quarantine_document(message, reason=reason, dlq_arn=self._dlq_arn, run_id=self._run_id, at=now)
         key = archive_layout.quarantine_key(self.quarantine_prefix, now, message.message_id) + ".json"
         self.s3_hook.put_bytes(
@@ -649,6 +640,8 @@ class DLQRedriveOperator(BaseOperator):
 
     def _write_trail(self, sent, now: datetime) -> None:
         """Each redriven payload under the archive layout, then one manifest for the batch."""
+        from airflow_reliable_messaging.domain.manifest import ArchivedRecord, JSON_CONTENT_TYPE, TEXT_CONTENT_TYPE, encode_manifest, isoformat
+
         records = []
         for message, entry, target, new_id in sent:
             body = (entry.get("MessageBody") or entry.get("Message") or "").encode()
@@ -729,6 +722,8 @@ class DLQRedriveReportOperator(BaseOperator):
         self.wait_task_id = wait_task_id
 
     def execute(self, context: Context) -> dict:
+        from airflow_reliable_messaging.domain.redrive import RedriveReport
+
         ti = context["ti"]
         inspection = ti.xcom_pull(task_ids=self.inspect_task_id) or {}
         report = dict(ti.xcom_pull(task_ids=self.redrive_task_id) or inspection)

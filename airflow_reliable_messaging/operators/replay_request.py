@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseBranchOperator, BaseOperator, Variable
-from airflow_reliable_messaging.domain import replay as rp
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging._compat import Context
+    from airflow_reliable_messaging.domain import replay as rp
 
 ARCHIVE_BUCKET_VARIABLE = "audit_archive_bucket"
 ARCHIVE_PREFIX_VARIABLE = "audit_archive_prefix"
@@ -26,6 +26,8 @@ class ReplayRequestOperator(BaseOperator):
     ui_color = "#e0e0e0"
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_reliable_messaging.domain import replay as rp
+
         params = dict(context["params"])
         if params.get("source") == "s3_archive":
             if not params.get("archive_bucket"):

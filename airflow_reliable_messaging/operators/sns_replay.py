@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseOperator
 from airflow_reliable_messaging.domain import identifiers
-from airflow_reliable_messaging.domain import replay as rp
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReplayError
 from airflow_reliable_messaging.links.aws import SnsSubscriptionLink, SnsTopicLink, SqsQueueLink
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging._compat import Context
+    from airflow_reliable_messaging.domain import replay as rp
     from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
     from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
 
@@ -108,6 +108,8 @@ class SnsReplayOperator(BaseOperator):
 
     # -- execution ---------------------------------------------------------------------------------
     def _validate(self) -> rp.Window:
+        from airflow_reliable_messaging.domain import replay as rp
+
         identifiers.topic_arn(self.topic_arn, "topic_arn")
         if not identifiers.is_fifo_name(self.topic_arn):
             raise ConfigurationError(
@@ -123,6 +125,8 @@ class SnsReplayOperator(BaseOperator):
         return rp.window(self.start, self.end, datetime.now(UTC))
 
     def _archive_beginning(self, sns: SnsMessagingHook) -> datetime:
+        from airflow_reliable_messaging.domain import replay as rp
+
         attrs = sns.topic_attributes(self.topic_arn)
         if str(attrs.get("FifoTopic", "")).lower() != "true":
             raise ConfigurationError("topic_arn", f"{self.topic_arn} is not a FIFO topic (FifoTopic is not true)")
@@ -175,6 +179,7 @@ class SnsReplayOperator(BaseOperator):
         return url, arn
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_reliable_messaging.domain import replay as rp
         from botocore.exceptions import ClientError
 
         win = self._validate()
@@ -231,6 +236,8 @@ class SnsReplayOperator(BaseOperator):
 
     def _plan(self, win: rp.Window, sns: SnsMessagingHook, sqs: SqsMessagingHook) -> dict[str, Any]:
         """Dry run: every check, read-only (no archive policy set, no queue created, no subscription)."""
+        from airflow_reliable_messaging.domain import replay as rp
+
         attrs = sns.topic_attributes(self.topic_arn)
         if str(attrs.get("FifoTopic", "")).lower() != "true":
             raise ConfigurationError("topic_arn", f"{self.topic_arn} is not a FIFO topic (FifoTopic is not true)")
@@ -263,6 +270,8 @@ class SnsReplayOperator(BaseOperator):
     def _apply(self, sns: SnsMessagingHook, subscription_arn: str, policy: dict[str, str]) -> bool:
         """Apply ``policy`` unless this very policy is already running or done there (a task retry
         must not restart the replay); ``replace_existing`` restarts it. True when applied."""
+        from airflow_reliable_messaging.domain import replay as rp
+
         if not self.replace_existing:
             status, current = sns.replay_status(subscription_arn)
             state = rp.replay_state(status)

@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseSensorOperator
-from airflow_reliable_messaging.domain.redrive import FINAL_TASK_STATUSES, find_task, task_summary
 from airflow_reliable_messaging.exceptions import ReliableMessagingError
 
 if TYPE_CHECKING:
@@ -59,6 +58,8 @@ class MessageMoveTaskSensor(BaseSensorOperator):
         return self.task_handle if self.task_handle not in (None, "", "None") else None
 
     def _check(self, task: dict) -> dict:
+        from airflow_reliable_messaging.domain.redrive import task_summary
+
         summary = task_summary(task)
         if summary.get("Status") != "COMPLETED":
             raise ReliableMessagingError(
@@ -70,6 +71,7 @@ class MessageMoveTaskSensor(BaseSensorOperator):
         return summary
 
     def poke(self, context: Context) -> bool:
+        from airflow_reliable_messaging.domain.redrive import FINAL_TASK_STATUSES, find_task
         from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
 
         hook = SqsMessagingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)

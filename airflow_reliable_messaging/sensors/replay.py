@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseSensorOperator
-from airflow_reliable_messaging.domain import replay as rp
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReplayError
 from airflow_reliable_messaging.links.aws import SnsSubscriptionLink
 
@@ -90,6 +89,8 @@ class ReplayCompletedSensor(BaseSensorOperator):
         return None
 
     def poke(self, context: Context) -> bool:
+        from airflow_reliable_messaging.domain import replay as rp
+
         status, policy = self.hook.replay_status(self.subscription_arn)
         state = rp.replay_state(status)
         if state is None:
@@ -118,6 +119,8 @@ class ReplayCompletedSensor(BaseSensorOperator):
 
     # -- outcomes ----------------------------------------------------------------------------------
     def _completed(self, status: str, policy: dict | None) -> dict[str, Any]:
+        from airflow_reliable_messaging.domain import replay as rp
+
         paused = bool(policy and policy.get("EndingPoint"))
         resumed_with = None
         self.log.info("Replay on %s completed (%s)", self.subscription_arn, policy)

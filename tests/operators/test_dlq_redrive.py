@@ -152,7 +152,7 @@ def test_native_task_already_running_fails_or_attaches(local_cloud, aws, unique)
     (dlq_url, dlq_arn), [(src_url, _)] = _with_dlq(sqs, unique)
     _send(sqs, src_url, [f"m{i}" for i in range(8)])
     _fail_consumer(sqs, src_url)
-    sqs.start_message_move_task(SourceArn=dlq_arn, MaxNumberOfMessagesPerSecond=10)
+    sqs.start_message_move_task(SourceArn=dlq_arn, MaxNumberOfMessagesPerSecond=2)  # 4 s: still running when the operator looks
     with pytest.raises(RedriveError, match="already running"):
         _run(_op(dlq=dlq_url, mode="native"))
     report = _run(_op(dlq=dlq_url, mode="native", on_task_running="attach"))
