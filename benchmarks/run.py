@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
@@ -171,9 +170,9 @@ def section_snowflake(cloud, res: Results, profile: dict[str, Any]) -> None:
                 f"{load['statements']} ({load['copy_statements']})", "", "", f"COPY = {r['copy_target']} (ceil n/1000)",
                 status)  # fmt: skip
         status = res.check(f"snowflake_rerun[{n}]", r["rows_changed_on_rerun"] == 0, f"{r['rows_changed_on_rerun']} rows changed")
-        res.row("snowflake", f"  rerun: statements (COPY), rows changed", f"{rerun['statements']} ({rerun['copy_statements']}), "
+        res.row("snowflake", "  rerun: statements (COPY), rows changed", f"{rerun['statements']} ({rerun['copy_statements']}), "
                 f"{r['rows_changed_on_rerun']}", "", "", "0 rows", status)  # fmt: skip
-        res.row("snowflake", f"  AWS requests of the load / rerun (ranged listings + one GET per manifest)",
+        res.row("snowflake", "  AWS requests of the load / rerun (ranged listings + one GET per manifest)",
                 f"{load['aws_requests']} / {rerun['aws_requests']}", "", "", "(info)", "")  # fmt: skip
         res.metric(f"snowflake.{n}.statements", load["statements"], "lower")
         res.metric(f"snowflake.{n}.rerun_statements", rerun["statements"], "lower")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseOperator
 from airflow_reliable_messaging.domain.archive_layout import as_utc
-from airflow_reliable_messaging.domain.audit_load import LoadTarget
 from airflow_reliable_messaging.domain.manifest import isoformat, parse_isoformat
 from airflow_reliable_messaging.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from airflow_reliable_messaging.domain.audit_load import LoadTarget
 
 
 def config_time(value: Any, field: str) -> datetime:
@@ -59,6 +61,8 @@ class AuditTablesOperator(BaseOperator):
 
     def target(self) -> LoadTarget:
         """The validated archive location and Snowflake identifiers (raises ConfigurationError)."""
+        from airflow_reliable_messaging.domain.audit_load import LoadTarget
+
         return LoadTarget.create(
             database=self.snowflake_database, schema=self.snowflake_schema, stage=self.snowflake_stage,
             bucket=self.archive_bucket, prefix=self.archive_prefix,

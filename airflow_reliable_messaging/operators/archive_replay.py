@@ -272,9 +272,10 @@ class S3ArchiveReplayOperator(BaseOperator):
     # -- sending -------------------------------------------------------------------------------------
     def _entries(self, s3: S3ArchiveHook, chunk: list[rp.ReplayItem], replay_id: str,
                  sender: _Sender) -> tuple[list[dict], set[str]]:  # fmt: skip
+        from botocore.exceptions import ClientError
+
         from airflow_reliable_messaging.domain import replay as rp
         from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT
-        from botocore.exceptions import ClientError
 
         entries, pointers = [], set()
         for n, item in enumerate(chunk):
@@ -303,8 +304,9 @@ class S3ArchiveReplayOperator(BaseOperator):
 
     # -- checkpoint ----------------------------------------------------------------------------------
     def _read_checkpoint(self, s3: S3ArchiveHook, bucket: str, key: str) -> rp.Checkpoint | None:
-        from airflow_reliable_messaging.domain import replay as rp
         from botocore.exceptions import ClientError
+
+        from airflow_reliable_messaging.domain import replay as rp
 
         try:
             return rp.Checkpoint.from_json(s3.read_bytes(bucket, key))

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseOperator
 from airflow_reliable_messaging.domain import archive_layout as layout
-from airflow_reliable_messaging.domain import report as fmt
 from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT, S3Pointer, size_attribute
 from airflow_reliable_messaging.domain.identifiers import blank_to_none, is_fifo_name, topic_arn
 from airflow_reliable_messaging.domain.manifest import isoformat
@@ -179,6 +178,7 @@ class AuditReportOperator(_ArchiveReportBase):
         self.kms_key_id = kms_key_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_reliable_messaging.domain import report as fmt
         from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
         from airflow_reliable_messaging.hooks.snowflake import SnowflakeAuditHook
 
@@ -319,6 +319,7 @@ class SnsReportPublishOperator(_MarkedDelivery):
         self.apply_policy_to_topic = apply_policy_to_topic
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_reliable_messaging.domain import report as fmt
         from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
         from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
 
@@ -402,6 +403,7 @@ class EmailReportOperator(_MarkedDelivery):
         self.data_protection_policy = data_protection_policy
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_reliable_messaging.domain import report as fmt
         from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
         from airflow_reliable_messaging.hooks.smtp import ReportSmtpHook
 

@@ -319,8 +319,9 @@ class DLQRedriveOperator(BaseOperator):
 
     # -- native -----------------------------------------------------------------------------------------
     def _native(self, report: RedriveReport, started: float, context: Context) -> dict:
-        from airflow_reliable_messaging.domain.redrive import FINAL_TASK_STATUSES, find_task, task_summary
         from botocore.exceptions import ClientError
+
+        from airflow_reliable_messaging.domain.redrive import FINAL_TASK_STATUSES, find_task, task_summary
 
         sqs = self.sqs_hook
         rate = int(self.rate_per_second) if self.rate_per_second else None
@@ -640,7 +641,13 @@ class DLQRedriveOperator(BaseOperator):
 
     def _write_trail(self, sent, now: datetime) -> None:
         """Each redriven payload under the archive layout, then one manifest for the batch."""
-        from airflow_reliable_messaging.domain.manifest import ArchivedRecord, JSON_CONTENT_TYPE, TEXT_CONTENT_TYPE, encode_manifest, isoformat
+        from airflow_reliable_messaging.domain.manifest import (
+            JSON_CONTENT_TYPE,
+            TEXT_CONTENT_TYPE,
+            ArchivedRecord,
+            encode_manifest,
+            isoformat,
+        )
 
         records = []
         for message, entry, target, new_id in sent:

@@ -9,7 +9,6 @@ from airflow_reliable_messaging._compat import BaseBranchOperator, BaseOperator,
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging._compat import Context
-    from airflow_reliable_messaging.domain import replay as rp
 
 ARCHIVE_BUCKET_VARIABLE = "audit_archive_bucket"
 ARCHIVE_PREFIX_VARIABLE = "audit_archive_prefix"

@@ -179,8 +179,9 @@ class SnsReplayOperator(BaseOperator):
         return url, arn
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_reliable_messaging.domain import replay as rp
         from botocore.exceptions import ClientError
+
+        from airflow_reliable_messaging.domain import replay as rp
 
         win = self._validate()
         sns, sqs = self.sns_hook, self.sqs_hook
