@@ -48,7 +48,7 @@ class LocalCloud:
         log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 (closed in stop())
         self._log = log
         self._proc = subprocess.Popen(
-            [str(self.python), "-m", "local_cloud", "serve", "--state-file", str(self.state_file)],
+            [str(self.python), "-m", "local_cloud", "serve", "--state-file", str(self.state_file), "--exit-with-parent"],
             cwd=REPO_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -73,7 +73,10 @@ def start_snowflake(host: str, port: int, aws_endpoint: str):
     return server
 
 
-def serve(state_file: Path, host: str = "127.0.0.1") -> None:
+def serve(state_file: Path, host: str = "127.0.0.1", exit_with_parent: bool = False) -> None:
+    """Serve until SIGTERM/SIGINT or, with ``exit_with_parent``, until the parent process is gone
+    (a test process killed with SIGKILL cannot stop its local cloud; the server notices that it was
+    re-parented and stops itself)."""
     from local_cloud.smtp_sink import start_smtp_sink
 
     logging.basicConfig(level=os.environ.get("LOCAL_CLOUD_LOG_LEVEL", "WARNING"))
@@ -107,7 +110,14 @@ def serve(state_file: Path, host: str = "127.0.0.1") -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    if exit_with_parent:
+        parent = os.getppid()
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                logging.getLogger(__name__).warning("parent process %s is gone: stopping", parent)
+                break
+    else:
+        stop.wait()
     smtp.stop()
     snowflake.should_exit = True
     aws.shutdown()

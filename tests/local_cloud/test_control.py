@@ -51,3 +51,43 @@ def test_smtp_sink_keeps_what_it_receives(local_cloud):
     received = local_cloud.emails()
     assert len(received) == before + 1
     assert received[-1]["Subject"] == "sink check"
+
+
+def test_the_servers_stop_when_the_process_that_started_them_is_killed(tmp_path):
+    """A test process killed with SIGKILL cannot stop its local cloud: the server sees it was
+    re-parented and stops itself instead of running on."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    launcher = (
+        "import os, signal, sys\n"
+        "from local_cloud.control import LocalCloud\n"
+        "cloud = LocalCloud(workdir=sys.argv[1]).start()\n"
+        "print(cloud.state['pid'], flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", launcher, str(tmp_path)], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert out.returncode == -9, out.stderr[-2000:]
+    server_pid = int(out.stdout.split()[-1])
+    assert json.loads((tmp_path / "state.json").read_text())["pid"] == server_pid
+
+    def running(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return False
+        return state not in ("Z", "X")  # a zombie has exited (nobody may reap it in a container)
+
+    deadline = time.monotonic() + 20
+    while running(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    try:
+        assert not running(server_pid), "the local cloud kept running after its parent was killed"
+    finally:
+        if running(server_pid):
+            os.kill(server_pid, 9)
