@@ -47,8 +47,10 @@ with DAG(
     tags=["reliable-messaging", "redrive", "manual"],
     doc_md=__doc__,
     params={
+        # The one required field has no section: Airflow 2.11 shows sections collapsed, which would
+        # hide it (and the browser's "please fill out this field" with it).
         "dlq": Param("", type="string", minLength=1, title="Dead-letter queue",
-                     description="URL, ARN or name of the DLQ to redrive.", section="Queue"),
+                     description="URL, ARN or name of the DLQ to redrive."),
         "mode": Param("auto", type="string", enum=["auto", "native", "client"], title="Mode",
                       description="auto: native SQS move task when AWS supports it, else client batches.",
                       section="Queue"),
