@@ -13,7 +13,12 @@ batched consumers (benchmarks/). Patched inside the local-cloud process:
   recounts the whole queue three times (``ApproximateNumberOf*``) for every message sent, so a
   send cost grew with the depth of the destination queue: while a send (and its validation and
   enqueueing) runs, those three counts, which it never reads, are not computed (0 in that
-  thread only; GetQueueAttributes and every other caller still count).
+  thread only; GetQueueAttributes and every other caller still count);
+- ``DeleteMessageBatch`` deleted entry by entry, each scanning the whole queue twice (10,000
+  deep: 42 ms per batch of 10 against 8 ms at 1,000): the batch is now matched against the queue
+  in one pass. Outcomes are SQS's: each entry succeeds when its receipt handle (current or an
+  earlier one of the message) is valid or was already deleted, else fails with
+  ``ReceiptHandleIsInvalid``.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ def install(ctx) -> None:
     for name in ("approximate_number_of_messages", "approximate_number_of_messages_delayed",
                  "approximate_number_of_messages_not_visible"):  # fmt: skip
         setattr(Queue, name, _uncounted_while_sending(getattr(Queue, name)))
+    SQSBackend.delete_message_batch = _delete_message_batch
     SQSBackend.send_message = _sending(SQSBackend.send_message)
     SQSBackend._validate_message = _sending(SQSBackend._validate_message)
     Queue.add_message = _sending(Queue.add_message)
@@ -77,3 +83,28 @@ def _uncounted_while_sending(prop: property) -> property:
         return 0 if getattr(_send, "active", False) else prop.fget(self)
 
     return property(get)
+
+
+def _delete_message_batch(self, queue_name: str, receipts: list[dict]) -> tuple[list[str], list[dict[str, str]]]:
+    queue = self.get_queue(queue_name)
+    wanted = {entry["ReceiptHandle"] for entry in receipts} - queue.deleted_messages
+    if wanted:
+        kept = []
+        for message in queue._messages:
+            handles = message.all_receipt_handles
+            if wanted.isdisjoint(handles):
+                kept.append(message)
+            else:
+                queue.pending_messages.discard(message)
+                queue.deleted_messages.update(handles)
+        queue._messages = kept
+    succeeded, failed = [], []
+    for entry in receipts:
+        if entry["ReceiptHandle"] in queue.deleted_messages:
+            succeeded.append(entry["Id"])
+        else:
+            failed.append({
+                "Id": entry["Id"], "SenderFault": True, "Code": "ReceiptHandleIsInvalid",
+                "Message": f'The input receipt handle "{entry["ReceiptHandle"]}" is not a valid receipt handle.',
+            })  # fmt: skip
+    return succeeded, failed
