@@ -11,8 +11,11 @@ from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 class SnowflakeAuditHook(SnowflakeHook):
     """SnowflakeHook that runs one statement at a time and remembers every query id.
 
-    It also forwards an optional ``protocol`` extra (``http`` for a Snowflake emulator on
-    loopback); the stock hook forwards ``host`` and ``port`` but not ``protocol``.
+    It also forwards the optional extras ``protocol`` (``http`` for a Snowflake emulator on
+    loopback), ``network_timeout`` and ``socket_timeout`` (seconds) to the connector; the stock
+    hook forwards ``host`` and ``port`` but none of these. Without ``network_timeout`` the
+    connector retries a failing Snowflake without end (the task's ``execution_timeout`` bounds
+    it); note that it also cancels any statement that runs longer than ``network_timeout``.
     """
 
     hook_name = "Snowflake (reliable messaging)"
@@ -28,6 +31,13 @@ class SnowflakeAuditHook(SnowflakeHook):
         protocol = extra.get("protocol") or extra.get("extra__snowflake__protocol")
         if protocol:
             params["protocol"] = protocol
+        for name in ("network_timeout", "socket_timeout"):
+            value = extra.get(name)
+            if value not in (None, ""):
+                try:
+                    params[name] = int(value)
+                except (TypeError, ValueError):
+                    raise ValueError(f"Snowflake connection extra {name!r} must be a whole number of seconds") from None
         return params
 
     # A single connection for the hook's lifetime keeps a load's statements in one session

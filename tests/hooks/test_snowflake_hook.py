@@ -1,0 +1,44 @@
+"""SnowflakeAuditHook against the Snowflake emulator: connection extras reach the connector."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from airflow_reliable_messaging.hooks.snowflake import SnowflakeAuditHook
+from local_cloud.faults_client import snowflake_fault
+
+
+def _connection(local_cloud, monkeypatch, conn_id: str, **extra) -> None:
+    conn = local_cloud.airflow_connections()["snowflake_default"]
+    conn["extra"].update(extra)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+
+def test_without_network_timeout_the_connector_keeps_retrying(local_cloud, monkeypatch):
+    _connection(local_cloud, monkeypatch, "sf_plain")
+    params = SnowflakeAuditHook(snowflake_conn_id="sf_plain")._get_conn_params()
+    assert "network_timeout" not in params and params["protocol"] == "http"
+
+
+def test_network_timeout_bounds_the_retries_of_a_failing_snowflake(local_cloud, monkeypatch, sf_faults):
+    _connection(local_cloud, monkeypatch, "sf_bounded", network_timeout="4", socket_timeout=10)
+    hook = SnowflakeAuditHook(snowflake_conn_id="sf_bounded")
+    assert hook.query("SELECT 1 AS ONE") == [{"ONE": 1}]  # the extras are accepted by the connector
+    sf_faults.set([snowflake_fault("5xx", r"^SELECT 2\b", status=503)])  # every try of this statement
+    started = time.monotonic()
+    with pytest.raises(Exception) as failure:
+        hook.query("SELECT 2 AS TWO")
+    elapsed = time.monotonic() - started
+    hook.close()
+    assert sf_faults.stats()["statements"]["SELECT"] >= 2  # it was retried before giving up
+    assert elapsed < 60, f"gave up after {elapsed:.0f} s"  # not the hours until execution_timeout
+    assert "503" in str(failure.value) or "timeout" in str(failure.value).lower(), failure.value
+
+
+def test_a_bad_timeout_extra_names_the_extra(local_cloud, monkeypatch):
+    _connection(local_cloud, monkeypatch, "sf_bad", network_timeout="soon")
+    with pytest.raises(ValueError, match="'network_timeout' must be a whole number"):
+        SnowflakeAuditHook(snowflake_conn_id="sf_bad")._get_conn_params()
