@@ -89,15 +89,16 @@ def _delete_message_batch(self, queue_name: str, receipts: list[dict]) -> tuple[
     queue = self.get_queue(queue_name)
     wanted = {entry["ReceiptHandle"] for entry in receipts} - queue.deleted_messages
     if wanted:
-        kept = []
-        for message in queue._messages:
-            handles = message.all_receipt_handles
-            if wanted.isdisjoint(handles):
-                kept.append(message)
-            else:
-                queue.pending_messages.discard(message)
-                queue.deleted_messages.update(handles)
-        queue._messages = kept
+        with queue._messages_lock:  # the lock moto's add_message holds: a message sent meanwhile is kept
+            kept = []
+            for message in queue._messages:
+                handles = message.all_receipt_handles
+                if wanted.isdisjoint(handles):
+                    kept.append(message)
+                else:
+                    queue.pending_messages.discard(message)
+                    queue.deleted_messages.update(handles)
+            queue._messages = kept
     succeeded, failed = [], []
     for entry in receipts:
         if entry["ReceiptHandle"] in queue.deleted_messages:
