@@ -237,6 +237,26 @@ def run_redrive_naive(cloud: Cloud, count: int, size: int) -> Measured:
     return measured
 
 
+# -- native redrive: what the loop guard adds ----------------------------------------------------------
+def run_native_redrive(cloud: Cloud, count: int, guard: bool) -> Measured:
+    """A native redrive of ``count`` messages back to the DLQ's source queue, with the loop guard
+    (each message received, recorded in the ledger, released before the move task) or without it
+    (``max_redrives=None``). The move task runs at 500 messages/s (SQS's maximum) in both cases."""
+    from airflow_reliable_messaging.operators.dlq_redrive import DLQRedriveOperator
+
+    dlq = cloud.queue("bench-native-dlq", VisibilityTimeout="120")
+    source = cloud.queue("bench-native-src", RedrivePolicy=json.dumps({"deadLetterTargetArn": cloud.queue_arn(dlq), "maxReceiveCount": "1"}))
+    fill_audit_queue(cloud, dlq, count, KB, None)
+    options = {"quarantine_bucket": cloud.bucket("bench-quarantine")} if guard else {"max_redrives": None}
+    op = DLQRedriveOperator(task_id="redrive", dlq=dlq, mode="native", rate_per_second=500, deferrable=False,
+                            poll_interval=0.2, **options)  # fmt: skip
+    build_clients(op.sqs_hook, op.s3_hook)
+    measured = metered(lambda r: r["moved"], lambda: op.execute({"run_id": "bench"}))
+    if measured.messages != count or cloud.depth(dlq) or cloud.depth(source) != count:
+        raise AssertionError(f"native redrive benchmark: {measured.result}")
+    return measured
+
+
 # -- report publishing -----------------------------------------------------------------------------
 def sample_report(rows: int) -> dict[str, Any]:
     """The AuditReportOperator's XCom shape with ``rows`` source-system rows."""

@@ -115,6 +115,12 @@ def section_requests(cloud, res: Results, profile: dict[str, Any]) -> None:
     res.row("requests", f"client redrive ({n} x 1 KB)", f"{m.per_message:.3f}", f"{3 + 1 / n:.3f}",
             f"{(3 + 1 / n) / m.per_message:.1f}x fewer", f"<= {TARGETS['redrive_rpm']}", status)  # fmt: skip
     res.metric("requests.redrive.rpm", m.per_message, "lower")
+    plain, guarded = c.run_native_redrive(cloud, n, guard=False), c.run_native_redrive(cloud, n, guard=True)
+    out["native_redrive"], out["native_redrive_guard"] = plain.to_dict(), guarded.to_dict()
+    extra = guarded.per_message - plain.per_message
+    res.row("requests", f"native redrive, loop guard's extra ({n} x 1 KB)", f"{extra:.3f}", f"{plain.per_message:.3f}",
+            f"+{guarded.seconds - plain.seconds:.1f} s ({plain.seconds:.1f} s without)", "(info)", "")  # fmt: skip
+    res.metric("requests.native_redrive_guard.extra_rpm", extra, "lower")
     ours, naive = c.run_publish(cloud, n - 1)
     out["publish"], out["publish_naive"] = ours.to_dict(), naive.to_dict()
     status = res.check("publish_rpm", ours.per_message <= TARGETS["publish_rpm"], f"{ours.per_message:.3f} req/msg, {n} messages")

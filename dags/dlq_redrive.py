@@ -1,7 +1,8 @@
 """Manual dead-letter redrive: trigger from the UI with the form, dry run first.
 
 inspect (dry run: counts by source, ages, sample ids, chosen mode and why)
-  → approve (Airflow 3.1+: a human approves when more than ``approval_threshold`` would move)
+  → approve (more than ``approval_threshold`` would move: Airflow 3.1+ asks a human; 2.11 stops
+    the run, and triggering again with a higher threshold approves)
   → redrive (native message-move task, or client batches) → wait (native task) → report.
 
 Nothing here touches AWS at parse time; every value comes from the run's Params. Invalid input
@@ -14,7 +15,11 @@ from datetime import datetime, timedelta
 
 from airflow_reliable_messaging._compat import AIRFLOW_V_3_1_PLUS, DAG, Param
 from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
-from airflow_reliable_messaging.operators.dlq_redrive import DLQRedriveOperator, DLQRedriveReportOperator
+from airflow_reliable_messaging.operators.dlq_redrive import (
+    DLQRedriveOperator,
+    DLQRedriveReportOperator,
+    RedriveThresholdOperator,
+)
 from airflow_reliable_messaging.sensors.redrive import MessageMoveTaskSensor
 
 AWS_CONN_ID = "aws_default"
@@ -83,7 +88,8 @@ with DAG(
         "trail_bucket": Param(None, type=["null", "string"], title="Audit trail bucket",
                               description="Write every redriven message to the audit archive.", section="Limits"),
         "approval_threshold": Param(1000, type="integer", minimum=0, title="Approval threshold",
-                                    description="Airflow 3.1+: ask for approval above this many messages.",
+                                    description="Above this many messages: Airflow 3.1+ asks for approval; "
+                                                "2.11 stops (trigger again with a higher threshold).",
                                     section="Limits"),
     },  # fmt: skip
 ) as dag:
@@ -109,7 +115,8 @@ with DAG(
             dry_run="{{ params.dry_run }}",
             response_timeout=timedelta(hours=24),
         )
-        inspect >> approve >> redrive
-    else:
-        inspect >> redrive
-    redrive >> wait >> report
+    else:  # no human-in-the-loop operator: above the threshold the run stops; a higher threshold approves
+        approve = RedriveThresholdOperator(
+            task_id="approve", threshold="{{ params.approval_threshold }}", dry_run="{{ params.dry_run }}"
+        )
+    inspect >> approve >> redrive >> wait >> report

@@ -7,11 +7,15 @@ Pure: no I/O, no Airflow. ``jmespath`` (a botocore dependency) evaluates predica
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from airflow_reliable_messaging.domain.archive_layout import KeyRange
 from airflow_reliable_messaging.domain.claim_check import parse_pointer
 from airflow_reliable_messaging.exceptions import ConfigurationError
 
@@ -22,6 +26,11 @@ HISTORY_LIMIT = 16  # entries kept in the attribute (Lambda stops recursion afte
 MAX_MESSAGE_ATTRIBUTES = 10
 NATIVE_MAX_RATE = 500
 MODES = ("auto", "native", "client")
+# Native moves keep no count on the message: the ledger records them, per DLQ, in the quarantine
+# bucket. A message moved natively comes back to the DLQ within its source queue's retention plus
+# the DLQ's (each at most 14 days), so older ledger entries can no longer match a message.
+LEDGER = "_redrive-ledger"
+LEDGER_DAYS = 28
 
 KIND_SQS = "sqs"  # dead-lettered by an SQS queue's redrive policy (or unknown plain message)
 KIND_SNS = "sns-envelope"  # SNS notification JSON (subscription DLQ, raw delivery off)
@@ -221,12 +230,13 @@ class Filters:
 
     @property
     def active(self) -> bool:
-        return bool(self.message_attributes or self.jmespath or self.min_age_seconds or self.max_age_seconds)
+        """Whether any message can be left out (a minimum age of 0 leaves none; a maximum of 0 all)."""
+        return bool(self.message_attributes or self.jmespath or self.min_age_seconds) or self.max_age_seconds is not None
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["message_attributes"] = {k: list(v) for k, v in self.message_attributes.items()}
-        return {k: v for k, v in out.items() if v}
+        return {k: v for k, v in out.items() if v not in (None, "", {})}
 
 
 def _number(value: Any, field_name: str) -> float | None:
@@ -321,9 +331,60 @@ def matches(filters: Filters, message: DlqMessage) -> bool:
 
 
 # -- the loop guard -------------------------------------------------------------------------------
-def exceeds_loop_guard(state: RedriveState, max_redrives: int | None) -> bool:
-    """True when the message came back more than ``max_redrives`` times: park it, do not redrive."""
-    return max_redrives is not None and state.count >= max_redrives
+def exceeds_loop_guard(count: int, max_redrives: int | None) -> bool:
+    """True when a message was already redriven ``max_redrives`` times: park it, do not redrive."""
+    return max_redrives is not None and count >= max_redrives
+
+
+def fingerprint(message: DlqMessage) -> str:
+    """What identifies a message across native moves (which give it a new message id): its body
+    and message attributes, without the redrive attribute client mode changes."""
+    attributes = {k: _attribute_value(v) for k, v in message.message_attributes.items()}
+    data = json.dumps([message.body, attributes], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(data.encode()).hexdigest()[:32]
+
+
+def _ledger_folder(prefix: str, dlq_arn: str) -> str:
+    parts = dlq_arn.split(":")
+    folder = "-".join((parts[4], parts[3], parts[5]))  # account-region-queue (queue names: [A-Za-z0-9_-.])
+    return "/".join(p for p in (prefix, LEDGER, folder) if p) + "/"
+
+
+def ledger_key(prefix: str, dlq_arn: str, at: datetime, unique: str) -> str:
+    """One object per native redrive, named by time: a listing from a date reads the recent ones."""
+    return _ledger_folder(prefix, dlq_arn) + at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ") + f"-{unique}.json"
+
+
+def ledger_range(prefix: str, dlq_arn: str, now: datetime) -> KeyRange:
+    """The ledger objects of the last ``LEDGER_DAYS`` days."""
+    folder = _ledger_folder(prefix, dlq_arn)
+    since = (now - timedelta(days=LEDGER_DAYS)).astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return KeyRange(prefix=folder, start_after=folder + since, stop_at=folder + "~")
+
+
+def ledger_entry(*, dlq_arn: str, run_id: str, at: datetime, fingerprints: Iterable[str], started: bool = True) -> bytes:
+    """What a native redrive records before its move task starts (``started=False``: SQS refused
+    to start it, nothing was moved)."""
+    return json.dumps({
+        "dlq": dlq_arn, "run_id": run_id, "at": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "started": started, "fingerprints": sorted(set(fingerprints)) if started else [],
+    }, separators=(",", ":")).encode()  # fmt: skip
+
+
+def ledger_counts(entries: Iterable[tuple[str, bytes]]) -> Counter:
+    """Native redrives per fingerprint, from ``(key, ledger entry)`` pairs. An entry that is not
+    one (edited, truncated) raises ValueError naming its key: the guard cannot be kept without it."""
+    counts: Counter = Counter()
+    for key, data in entries:
+        try:
+            doc = json.loads(data)
+            prints = doc["fingerprints"]
+            if not isinstance(prints, list) or not all(isinstance(p, str) for p in prints):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"redrive ledger entry {key} is not readable: the loop guard cannot count native redrives") from None
+        counts.update(set(prints))
+    return counts
 
 
 def next_state(state: RedriveState, *, at: datetime, run_id: str, dlq_arn: str, destination: str) -> RedriveState:
@@ -382,6 +443,8 @@ class Inspection:
     kinds: dict[str, int]  # sampled message kinds -> count
     already_redriven: int  # sampled messages carrying a redrive count
     client_options: tuple[str, ...]  # options only client mode honours
+    guard: bool = True  # the loop guard is on (max_redrives set)
+    ledger: bool = False  # a quarantine bucket holds the ledger of native redrives
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -404,6 +467,12 @@ def native_blockers(inspection: Inspection) -> list[str]:
         reasons.append("messages need unwrapping (" + ", ".join(f"{n} {k}" for k, n in sorted(foreign.items())) + ")")
     if inspection.client_options:
         reasons.append("options only client mode honours: " + ", ".join(inspection.client_options))
+    if inspection.guard and not inspection.ledger:
+        reasons.append("the loop guard (max_redrives) counts native moves in a ledger kept in the quarantine "
+                       "bucket, and no quarantine_bucket is set")  # fmt: skip
+    if inspection.guard and inspection.dlq_fifo:
+        reasons.append("the loop guard (max_redrives) cannot count native moves of a FIFO DLQ (recording them "
+                       "would need every message group received at once)")  # fmt: skip
     return reasons
 
 
@@ -420,14 +489,10 @@ def choose_mode(requested: str, inspection: Inspection) -> tuple[str, str]:
         return "client", "client requested"
     if blockers:
         return "client", "client: " + "; ".join(blockers)
-    if inspection.already_redriven:
-        return "client", (
-            f"client: {inspection.already_redriven} sampled message(s) were redriven before; "
-            "the loop guard needs client mode"
-        )
+    guard = "; the loop guard records each message in the ledger first" if inspection.guard else ""
     return "native", (
         f"native: DLQ of {len(inspection.sqs_sources)} SQS queue(s), plain SQS messages, "
-        "no client-only option; SQS moves them server side"
+        f"no client-only option; SQS moves them server side{guard}"
     )
 
 
@@ -492,6 +557,11 @@ class RedriveReport:
     failure_reason: str | None = None
     dry_run_summary: dict | None = None
     trail_manifest: str | None = None
+    guard: dict | None = None  # native with the loop guard: what the ledger recorded
+    warnings: list[str] | None = None
+
+    def warn(self, text: str) -> None:
+        self.warnings = [*(self.warnings or []), text]
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -501,6 +571,8 @@ class RedriveReport:
                  f"quarantined={self.quarantined}", f"skipped_by_filter={self.skipped_by_filter}"]  # fmt: skip
         if self.held:
             parts.append(f"held={self.held}")
+        if self.warnings:
+            parts.append(f"warnings={len(self.warnings)}")
         if self.dry_run:
             parts.insert(0, "DRY RUN")
         return ", ".join(parts) + f", duration={self.duration_seconds:.1f}s ({self.reason})"
@@ -528,6 +600,21 @@ def validate_max_messages(value: Any, field_name: str = "max_messages") -> int |
     if number < 0 or number != float(value):
         raise ConfigurationError(field_name, "must be a positive whole number")
     return number
+
+
+def needs_approval(inspection: dict, threshold: Any, dry_run: Any) -> int | None:
+    """How many messages the inspection (a dry run's report) says would move, when that is more
+    than ``threshold`` and the run is not a dry run; None when no approval is needed."""
+    if str(dry_run).strip().lower() in ("true", "1", "yes"):
+        return None
+    try:
+        limit = int(threshold)
+    except (TypeError, ValueError):
+        raise ConfigurationError("approval_threshold", f"{threshold!r} is not a whole number") from None
+    if limit < 0:
+        raise ConfigurationError("approval_threshold", "must not be negative")
+    would = int((inspection.get("dry_run_summary") or {}).get("would_redrive", 0))
+    return would if would > limit else None
 
 
 # -- native tasks -------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 # The redrive's domain logic (domain.redrive, domain.manifest) is imported where a run uses it:
 # DAG files that only declare the operator do not pay for it at parse time.
 DEFAULT_MAX_REDRIVES = 3
+NATIVE_GUARD_LIMIT = 100_000  # messages held in flight to record them (SQS allows ~120,000 per queue)
 
 ON_TASK_RUNNING = ("fail", "attach")
 IDLE_BATCHES = 3  # receives in a row with nothing new (only messages left behind) end a run
@@ -215,6 +216,7 @@ class DLQRedriveOperator(BaseOperator):
         self._dlq_fifo = dlq_attrs.get("FifoQueue") == "true"
         self._sources = sqs.dead_letter_source_queues(dlq_url)
         self._target = self._resolve_target(self.destination) if self.destination else None
+        self._ledger = self._read_ledger()
         sample = [parse_message(m) for m in sqs.receive_batch(dlq_url, visibility_timeout=0)]
         if sample and self._dlq_fifo:  # a peek must not hold FIFO message groups
             self._release({m.message_id: m.receipt_handle for m in sample})
@@ -225,8 +227,10 @@ class DLQRedriveOperator(BaseOperator):
             destination_kind=self._target.kind if self._target else None,
             destination_fifo=self._target.fifo if self._target else None,
             kinds=_count(m.kind for m in sample),
-            already_redriven=sum(1 for m in sample if m.state.count),
+            already_redriven=sum(1 for m in sample if self._redrive_count(m)),
             client_options=tuple(self.client_options()),
+            guard=self.max_redrives is not None,
+            ledger=self._keeps_ledger,
         )
         mode, reason = choose_mode(self.mode, inspection)
         self.log.info("Redrive of %s: %s", self._dlq_arn, reason)
@@ -271,6 +275,36 @@ class DLQRedriveOperator(BaseOperator):
         attrs = self.sqs_hook.queue_attributes(url, ["QueueArn", "FifoQueue"])
         return Destination("sqs", attrs["QueueArn"], url, attrs.get("FifoQueue") == "true")
 
+    # -- the loop guard's ledger of native moves ---------------------------------------------------------
+    @property
+    def _keeps_ledger(self) -> bool:
+        """Native moves are counted in a ledger in the quarantine bucket (guard on, bucket set)."""
+        return self.max_redrives is not None and bool(self.quarantine_bucket)
+
+    def _read_ledger(self):
+        """How often each message (by fingerprint) was moved natively in the last LEDGER_DAYS days."""
+        from collections import Counter
+
+        from airflow_reliable_messaging.domain.redrive import ledger_counts, ledger_range
+
+        if not self._keeps_ledger:
+            return Counter()
+        s3, bucket = self.s3_hook, self.quarantine_bucket
+        keys = [o["Key"] for o in s3.iter_objects_in_range(bucket, ledger_range(self.quarantine_prefix, self._dlq_arn, datetime.now(UTC)))]
+        try:
+            return ledger_counts((key, s3.read_bytes(bucket, key)) for key in keys)
+        except ValueError as exc:
+            raise RedriveError(str(exc)) from None
+
+    def _redrive_count(self, message: DlqMessage) -> int:
+        """Times ``message`` was redriven: client redrives (its attribute) plus native ones (ledger)."""
+        from airflow_reliable_messaging.domain.redrive import fingerprint
+
+        return message.state.count + (self._ledger.get(fingerprint(message), 0) if self._ledger else 0)
+
+    def _guard_reason(self, message: DlqMessage) -> str:
+        return f"redriven {self._redrive_count(message)} times (max_redrives={self.max_redrives})"
+
     # -- dry run ----------------------------------------------------------------------------------------
     def _dry_run(self, mode: str, inspection: Inspection) -> dict:
         """Read (short visibility), count, release every message: the DLQ is left as it was."""
@@ -292,15 +326,20 @@ class DLQRedriveOperator(BaseOperator):
                 for raw in new:
                     message = parse_message(raw)
                     matched = matches(self.filters, message)
-                    summary.add(message, matched, quarantine=matched and exceeds_loop_guard(message.state, self.max_redrives))
+                    over = exceeds_loop_guard(self._redrive_count(message), self.max_redrives)
+                    summary.add(message, matched, quarantine=matched and over)
         finally:
             self._release(receipts)
         out = summary.to_dict()
         out["would_use"] = mode
         out["inspection"] = inspection.to_dict()
         if mode == "native":
+            guard = (
+                f"record every message in the loop guard's ledger (quarantine those redriven {self.max_redrives} "
+                "times), then " if self.max_redrives is not None else ""
+            )
             out["would_do"] = (
-                f"StartMessageMoveTask from {self._dlq_arn} to "
+                f"{guard}StartMessageMoveTask from {self._dlq_arn} to "
                 f"{self._target.arn if self._target else 'the original source queue of each message'}"
                 f"{f' at {int(self.rate_per_second)}/s' if self.rate_per_second else ''}"
             )
@@ -326,20 +365,32 @@ class DLQRedriveOperator(BaseOperator):
         sqs = self.sqs_hook
         rate = int(self.rate_per_second) if self.rate_per_second else None
         task = sqs.running_message_move_task(self._dlq_arn)
+        recorded: tuple[str, int] | None = None
         if task is None:
+            if self.max_redrives is not None:
+                recorded = self._record_native_moves(report)
+                if recorded is None:
+                    return self._instead_of_native(
+                        report, started, context,
+                        f"the loop guard can record at most {NATIVE_GUARD_LIMIT} messages before a move task",
+                    )  # fmt: skip
+                if not recorded[1]:
+                    report.reason += "; nothing left to move"
+                    return self._finish(report, started, context)
             try:
                 self._task_handle = sqs.start_message_move_task(self._dlq_arn, self._target.arn if self._target else None, rate)
             except ClientError as exc:
+                if recorded:  # nothing moved: the ledger must not count them
+                    self._write_ledger(recorded[0], [], started=False)
                 if "already a task running" in str(exc):
                     task = sqs.running_message_move_task(self._dlq_arn)
                 elif self.mode == "auto" and exc.response.get("Error", {}).get("Code") in (
                     "InvalidParameterValue", "UnsupportedOperation",
                 ):  # fmt: skip
                     # e.g. a region/SDK generation that refuses FIFO move tasks: do it client side
-                    report.mode = "client"
-                    report.reason = f"client: SQS refused the move task ({exc.response['Error'].get('Message')})"
-                    self.log.warning("Native redrive refused, falling back to client mode: %s", report.reason)
-                    return self._client(report, started, context)
+                    return self._instead_of_native(
+                        report, started, context, f"SQS refused the move task ({exc.response['Error'].get('Message')})"
+                    )
                 else:
                     raise
         if task is not None:
@@ -356,6 +407,13 @@ class DLQRedriveOperator(BaseOperator):
             task = find_task(listed, None, self._task_handle) or (listed[0] if listed else {})
         started_ts = task.get("StartedTimestamp")
         report.task = task_summary(task) if task else {"Status": "RUNNING"}
+        if recorded and task:
+            to_move = int(task.get("ApproximateNumberOfMessagesToMove", 0))
+            if to_move > recorded[1]:  # dead-lettered between the recording and the start
+                report.warn(
+                    f"{to_move - recorded[1]} message(s) reached the DLQ after the loop guard recorded "
+                    f"{recorded[1]} and are moved uncounted this time (counted when they are next redriven)"
+                )
         self.log.info("Message-move task on %s: %s", self._dlq_arn, report.task)
         if not self.wait_for_completion:
             if self._task_handle and report.task.get("Status") == "RUNNING":
@@ -385,6 +443,64 @@ class DLQRedriveOperator(BaseOperator):
                 self.log.info("Progress: %s of %s moved", last, current.get("ApproximateNumberOfMessagesToMove"))
             time.sleep(self.poll_interval)
         return self.execute_complete(context, {"status": "done", "task": task_summary(current)}, state)
+
+    def _instead_of_native(self, report: RedriveReport, started: float, context: Context, why: str) -> dict:
+        """auto: redrive client side instead; native (requested): refuse."""
+        if self.mode != "auto":
+            raise RedriveError(f"native redrive of {self._dlq_arn} is not possible: {why}; use mode client")
+        report.mode, report.reason = "client", f"client: {why}"
+        self.log.warning("Not redriving natively, client mode instead: %s", why)
+        return self._client(report, started, context)
+
+    def _record_native_moves(self, report: RedriveReport) -> tuple[str, int] | None:
+        """The loop guard before a move task (which adds no count to a message): receive the whole
+        DLQ and hold it invisible; quarantine the messages redriven ``max_redrives`` times; write the
+        others' fingerprints to the ledger; release them for the task. ``(ledger key, recorded)``, or
+        None when the DLQ holds more than NATIVE_GUARD_LIMIT messages (nothing written)."""
+        from airflow_reliable_messaging.domain.redrive import exceeds_loop_guard, fingerprint, ledger_key, parse_message
+
+        sqs, held = self.sqs_hook, {}
+        idle = 0
+        try:
+            while len(held) <= NATIVE_GUARD_LIMIT:
+                batch = sqs.receive_batch(self._dlq_url, visibility_timeout=self.visibility_timeout, wait_seconds=1)
+                idle = 0 if any(m["MessageId"] not in held for m in batch) else idle + 1
+                held.update((m["MessageId"], parse_message(m)) for m in batch)  # the latest receipt of each
+                if not batch or idle >= IDLE_BATCHES:
+                    break
+            else:
+                return None
+            now = datetime.now(UTC)
+            over = [m for m in held.values() if exceeds_loop_guard(self._redrive_count(m), self.max_redrives)]
+            for message in over:
+                self._quarantine(message, self._guard_reason(message), now)
+            if over:
+                deleted = sqs.delete_batch(self._dlq_url, {str(i): m.receipt_handle for i, m in enumerate(over)})
+                if deleted.failed:  # the task would move them although they are in the quarantine
+                    raise RedriveError(
+                        f"{len(deleted.failed)} quarantined message(s) could not be deleted from the DLQ: "
+                        "no move task started; run again"
+                    )
+                for message in over:
+                    del held[message.message_id]
+            report.quarantined = len(over)
+            report.guard = {"recorded": len(held)}
+            self.log.info("Loop guard: %s message(s) to record in the ledger, %s quarantined", len(held), len(over))
+            if not held:
+                return "", 0
+            key = ledger_key(self.quarantine_prefix, self._dlq_arn, now, uuid.uuid4().hex[:12])
+            self._write_ledger(key, [fingerprint(m) for m in held.values()])
+            report.guard["ledger"] = archive_layout.s3_uri(self.quarantine_bucket, key)
+            return key, len(held)
+        finally:
+            self._release({m.message_id: m.receipt_handle for m in held.values()})
+
+    def _write_ledger(self, key: str, fingerprints: list[str], started: bool = True) -> None:
+        from airflow_reliable_messaging.domain.manifest import JSON_CONTENT_TYPE
+        from airflow_reliable_messaging.domain.redrive import ledger_entry
+
+        entry = ledger_entry(dlq_arn=self._dlq_arn, run_id=self._run_id, at=datetime.now(UTC), fingerprints=fingerprints, started=started)
+        self.s3_hook.put_bytes(self.quarantine_bucket, key, entry, content_type=JSON_CONTENT_TYPE, kms_key_id=self.kms_key_id)
 
     def execute_complete(self, context: Context, event: dict, state: dict | None = None) -> dict:
         from airflow_reliable_messaging.domain.redrive import RedriveReport
@@ -518,8 +634,8 @@ class DLQRedriveOperator(BaseOperator):
                 report.skipped_by_filter += 1
                 release[message.message_id] = message.receipt_handle
                 continue
-            if exceeds_loop_guard(message.state, self.max_redrives):
-                quarantine.append((message, f"redriven {message.state.count} times (max_redrives={self.max_redrives})"))
+            if exceeds_loop_guard(self._redrive_count(message), self.max_redrives):
+                quarantine.append((message, self._guard_reason(message)))
                 continue
             target, problem = self._target_for(message)
             if target is None:
@@ -708,6 +824,40 @@ def _as_bool(value: Any, field_name: str) -> bool:
     if value is None:
         return False
     raise ConfigurationError(field_name, f"{value!r} is not true or false")
+
+
+class RedriveThresholdOperator(BaseOperator):
+    """The approval step where Airflow has no human-in-the-loop operator (before 3.1): a redrive of
+    more than ``threshold`` messages (per the inspection's dry run) fails here, naming
+    ``approval_threshold``, before anything moves; triggering again with a higher threshold is the
+    approval. Dry runs and smaller redrives pass.
+
+    :param inspect_task_id: the dry-run inspection whose count is compared with ``threshold``.
+    :param threshold: messages above which the run stops (templated).
+    :param dry_run: a dry run passes (templated).
+    """
+
+    template_fields = ("threshold", "dry_run")
+    ui_color = "#f5d7c4"
+
+    def __init__(self, *, inspect_task_id: str = "inspect", threshold: int | str = 1000, dry_run: bool | str = False,
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(**kwargs)
+        self.inspect_task_id = inspect_task_id
+        self.threshold = threshold
+        self.dry_run = dry_run
+
+    def execute(self, context: Context) -> dict:
+        from airflow_reliable_messaging.domain.redrive import needs_approval
+
+        inspection = context["ti"].xcom_pull(task_ids=self.inspect_task_id) or {}
+        would = needs_approval(inspection, self.threshold, self.dry_run)
+        if would is not None:
+            raise ConfigurationError(
+                "approval_threshold", f"{would} message(s) would be redriven from {inspection.get('dlq')}, more than "
+                f"{self.threshold}; check the inspection and trigger again with approval_threshold of at least {would}",
+            )  # fmt: skip
+        return {"approved": True, "would_redrive": int((inspection.get("dry_run_summary") or {}).get("would_redrive", 0))}
 
 
 class DLQRedriveReportOperator(BaseOperator):

@@ -36,14 +36,14 @@ class RedriveApprovalOperator(ApprovalOperator):
         self.dry_run = dry_run
 
     def execute(self, context: Context) -> Any:
+        from airflow_reliable_messaging.domain.redrive import needs_approval
+
         inspection = context["ti"].xcom_pull(task_ids=self.inspect_task_id) or {}
         summary = inspection.get("dry_run_summary") or {}
-        would = int(summary.get("would_redrive", 0))
-        if str(self.dry_run).lower() in ("true", "1"):
-            self.log.info("Dry run: nothing will move, no approval needed")
-            return {"chosen_options": [self.APPROVE], "params_input": {}, "auto_approved": True}
-        if would <= int(self.threshold):
-            self.log.info("%s message(s) would move (threshold %s): approved without asking", would, self.threshold)
+        would = needs_approval(inspection, self.threshold, self.dry_run)
+        if would is None:
+            self.log.info("Dry run, or %s message(s) would move (threshold %s): approved without asking",
+                          summary.get("would_redrive", 0), self.threshold)  # fmt: skip
             return {"chosen_options": [self.APPROVE], "params_input": {}, "auto_approved": True}
         self.body = (
             f"**{would}** message(s) would be redriven from `{inspection.get('dlq')}` "

@@ -32,10 +32,12 @@ def main() -> None:
         for _ in range(3):  # a consumer that fails: receives, never deletes
             sqs.receive_message(QueueUrl=orders, MaxNumberOfMessages=10, VisibilityTimeout=0)
 
-        context = {"run_id": "example"}
-        dry = DLQRedriveOperator(task_id="inspect", dlq="orders-dlq", dry_run=True).execute(context)
+        # the quarantine bucket parks poison messages and keeps the loop guard's ledger of native moves
+        boto3.client("s3", **cloud.boto3_kwargs()).create_bucket(Bucket="orders-quarantine")
+        context, common = {"run_id": "example"}, {"dlq": "orders-dlq", "quarantine_bucket": "orders-quarantine"}
+        dry = DLQRedriveOperator(task_id="inspect", dry_run=True, **common).execute(context)
         print("dry run:", json.dumps(dry["dry_run_summary"], indent=2))
-        done = DLQRedriveOperator(task_id="redrive", dlq="orders-dlq", deferrable=False, poll_interval=0.2).execute(context)
+        done = DLQRedriveOperator(task_id="redrive", deferrable=False, poll_interval=0.2, **common).execute(context)
         print("report:", json.dumps(done, indent=2))
         back = sqs.receive_message(QueueUrl=orders, MaxNumberOfMessages=10).get("Messages", [])
         print("back in orders:", sorted(m["Body"] for m in back))

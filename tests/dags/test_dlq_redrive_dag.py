@@ -53,6 +53,11 @@ def _depth(sqs, url) -> int:
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
+def _xcom(dag_run, task_id: str):
+    [ti] = [ti for ti in dag_run.get_task_instances() if ti.task_id == task_id]
+    return ti.xcom_pull(task_ids=task_id)
+
+
 def _visible(sqs, url) -> int:
     return int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
         "ApproximateNumberOfMessages"
@@ -91,13 +96,69 @@ def test_client_redrive_with_filter_end_to_end(airflow_db, local_cloud, aws, uni
     assert _depth(sqs, src_url) == 6 and _visible(sqs, dlq_url) == 6
 
 
-def test_native_redrive_end_to_end(airflow_db, local_cloud, aws, unique):
+def test_native_redrive_end_to_end(airflow_db, local_cloud, aws, unique, monkeypatch):
     sqs = aws("sqs")
+    bucket = unique("quarantine")
+    aws("s3").create_bucket(Bucket=bucket)
+    monkeypatch.setenv("AIRFLOW_VAR_REDRIVE_QUARANTINE_BUCKET", bucket)  # keeps the loop guard's ledger
     dlq_url, src_url = _dead_lettered(sqs, unique, 7)
     dag_run = _run(_load_dag(), {"dlq": dlq_url, "dry_run": False})
     states = _states(dag_run)
     assert states["wait"] == "success" and states["report"] == "success", states
+    report = _xcom(dag_run, "report")
+    assert report["mode"] == "native" and report["moved"] == 7 and report["guard"]["recorded"] == 7
     assert _depth(sqs, src_url) == 7 and _depth(sqs, dlq_url) == 0
+
+
+def _always_failing(sqs, unique):
+    """A source queue whose consumer always fails (maxReceiveCount 1) and its DLQ; one message."""
+    dlq_url, dlq_arn = _queue(sqs, unique("poison-dlq"))
+    src_url, _ = _queue(sqs, unique("poison-src"), RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"}))
+    sqs.send_message(QueueUrl=src_url, MessageBody='{"order": "poison"}')
+    return dlq_url, src_url
+
+
+def _consume_and_fail(sqs, src_url) -> int:
+    """The consumer receives and never deletes: what it received goes to the DLQ. How many it got."""
+    got = 0
+    for _ in range(3):
+        while batch := sqs.receive_message(QueueUrl=src_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", []):
+            got += len(batch)
+    return got
+
+
+@pytest.mark.parametrize("quarantine", [True, False], ids=["quarantine-bucket", "no-quarantine-bucket"])
+def test_the_loop_guard_holds_with_the_dag_defaults(airflow_db, local_cloud, aws, unique, monkeypatch, quarantine):
+    """Five runs with the form's defaults (only the DLQ given and the dry run switched off) against
+    a message its consumer always fails: it is redriven max_redrives (3) times, no more. With the
+    Variable redrive_quarantine_bucket (the deployment's quarantine) auto moves it natively while
+    the ledger counts, then quarantines it; without it auto keeps to client mode and holds it in
+    the DLQ. (Before: auto picked a native move task, which adds no count: five runs, five redrives.)"""
+    sqs, s3 = aws("sqs"), aws("s3")
+    bucket = unique("quarantine")
+    if quarantine:
+        s3.create_bucket(Bucket=bucket)
+        monkeypatch.setenv("AIRFLOW_VAR_REDRIVE_QUARANTINE_BUCKET", bucket)
+    dlq_url, src_url = _always_failing(sqs, unique)
+    dag = _load_dag()
+    assert dag.params["max_redrives"] == 3 and dag.params["mode"] == "auto"
+    deliveries, modes = _consume_and_fail(sqs, src_url), []
+    for _ in range(5):
+        dag_run = _run(dag, {"dlq": dlq_url, "dry_run": False})
+        states = _states(dag_run)
+        assert states["redrive"] == "success" and states["report"] == "success", states
+        modes.append(_xcom(dag_run, "redrive")["mode"])
+        deliveries += _consume_and_fail(sqs, src_url)
+    assert deliveries == 1 + 3  # the first delivery, then three redrives
+    assert modes[0] == ("native" if quarantine else "client")
+    if quarantine:
+        assert _depth(sqs, dlq_url) == 0
+        parked = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="redrive/_quarantine/").get("Contents", [])]
+        assert len(parked) == 1
+        doc = json.loads(s3.get_object(Bucket=bucket, Key=parked[0])["Body"].read())
+        assert doc["body"] == '{"order": "poison"}' and "max_redrives=3" in doc["reason"]
+    else:
+        assert _visible(sqs, dlq_url) == 1  # held in the DLQ, not redriven a fourth time
 
 
 @pytest.mark.parametrize("conf", [{"jmespath_filter": "body.[["}, {"destination": "arn:aws:s3:::nope"}])
@@ -152,16 +213,25 @@ def _answer_when_asked(dag_id: str, task_id: str, option: str, timeout: float = 
 def test_above_the_threshold_a_human_decides(airflow_db, local_cloud, aws, unique, answer):
     """Airflow 3.1+: more messages than ``approval_threshold`` wait for a human in the UI's
     Required Actions: Reject skips the redrive (the DLQ keeps everything), Approve lets it run.
-    2.11 has no human-in-the-loop operator: the DAG redrives after the inspection, as documented."""
+    2.11 has no human-in-the-loop operator: above the threshold the run stops before anything
+    moves, naming approval_threshold; the same run triggered with a higher threshold redrives.
+    (Before, 2.11 ignored the threshold and redrove everything.)"""
     from airflow_reliable_messaging._compat import AIRFLOW_V_3_1_PLUS
 
     dag = _load_dag()
-    if not AIRFLOW_V_3_1_PLUS:
-        assert "approve" not in dag.task_ids
-        assert dag.get_task("inspect").downstream_task_ids == {"redrive"}
-        return
     sqs = aws("sqs")
     dlq_url, src_url = _dead_lettered(sqs, unique, 5)
+    if not AIRFLOW_V_3_1_PLUS:
+        conf = {"dlq": dlq_url, "dry_run": False, "mode": "client", "approval_threshold": 2}
+        states = _states(_run(dag, conf))
+        assert states["inspect"] == "success" and states["approve"] == "failed", states
+        assert states["redrive"] == "upstream_failed", states
+        assert _visible(sqs, dlq_url) == 5 and _depth(sqs, src_url) == 0
+        if answer == "Approve":
+            states = _states(_run(dag, {**conf, "approval_threshold": 5}))
+            assert states["approve"] == "success" and states["redrive"] == "success", states
+            assert _depth(sqs, dlq_url) == 0 and _depth(sqs, src_url) == 5
+        return
     human = _answer_when_asked(dag.dag_id, "approve", answer)
     dag_run = _run(dag, {"dlq": dlq_url, "dry_run": False, "mode": "client", "approval_threshold": 2})
     human.join(timeout=5)

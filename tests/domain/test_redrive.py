@@ -80,10 +80,10 @@ def test_loop_guard_counts_and_keeps_bounded_history():
     state = rd.RedriveState()
     now = datetime.now(UTC)
     for i in range(20):
-        assert rd.exceeds_loop_guard(state, 20) is False
+        assert rd.exceeds_loop_guard(state.count, 20) is False
         state = rd.next_state(state, at=now, run_id=f"r{i}", dlq_arn="dlq", destination="q")
     assert state.count == 20 and len(state.history) == rd.HISTORY_LIMIT and state.history[-1]["run"] == "r19"
-    assert rd.exceeds_loop_guard(state, 20) and not rd.exceeds_loop_guard(state, None)
+    assert rd.exceeds_loop_guard(state.count, 20) and not rd.exceeds_loop_guard(state.count, None)
     assert rd.parse_state(state.to_attribute()).count == 20
 
 
@@ -94,7 +94,7 @@ def test_a_full_attribute_set_cannot_carry_the_count():
 
 def _inspection(**overrides):
     base = dict(dlq_arn="arn:aws:sqs:us-east-1:1:dlq", dlq_fifo=False, sqs_sources=("u",), destination_kind=None,
-                destination_fifo=None, kinds={rd.KIND_SQS: 3}, already_redriven=0, client_options=())  # fmt: skip
+                destination_fifo=None, kinds={rd.KIND_SQS: 3}, already_redriven=0, client_options=(), ledger=True)  # fmt: skip
     base.update(overrides)
     return rd.Inspection(**base)
 
@@ -107,7 +107,8 @@ def test_mode_choice():
     assert rd.choose_mode("auto", _inspection(destination_kind="sns"))[0] == "client"
     assert rd.choose_mode("auto", _inspection(destination_kind="sqs", destination_fifo=True))[0] == "client"
     assert rd.choose_mode("auto", _inspection(client_options=("filters",)))[0] == "client"
-    assert "loop guard" in rd.choose_mode("auto", _inspection(already_redriven=1))[1]
+    # messages redriven before: native still counts them (attribute + ledger), the guard decides per message
+    assert rd.choose_mode("auto", _inspection(already_redriven=1))[0] == "native"
     assert rd.choose_mode("client", _inspection())[0] == "client"
     with pytest.raises(ConfigurationError) as excinfo:
         rd.choose_mode("native", _inspection(sqs_sources=()))
@@ -119,3 +120,53 @@ def test_find_task_by_handle_then_by_start_time():
     assert rd.find_task(tasks, None, "h")["StartedTimestamp"] == 1
     assert rd.find_task(tasks, 2, "gone")["Status"] == "COMPLETED"
     assert rd.find_task(tasks, 3) is None
+
+
+def test_the_loop_guard_rules_native_out_where_it_cannot_count():
+    """A move task adds no redrive count: with the guard on, native needs the ledger (a quarantine
+    bucket) and a standard DLQ; auto then redrives client side, an explicit native is refused."""
+    for overrides, words in [({"ledger": False}, "no quarantine_bucket"), ({"dlq_fifo": True}, "FIFO DLQ")]:
+        mode, reason = rd.choose_mode("auto", _inspection(**overrides))
+        assert mode == "client" and "max_redrives" in reason and words in reason
+        with pytest.raises(ConfigurationError, match="max_redrives") as excinfo:
+            rd.choose_mode("native", _inspection(**overrides))
+        assert excinfo.value.field == "mode"
+    # the guard turned off (max_redrives none): nothing to count, native as before
+    assert rd.choose_mode("native", _inspection(guard=False, ledger=False, dlq_fifo=True))[0] == "native"
+    assert "ledger" in rd.choose_mode("auto", _inspection())[1]
+
+
+def test_fingerprint_survives_a_native_move_and_ignores_the_client_count():
+    attrs = {"tenant": {"DataType": "String", "StringValue": "acme"}}
+    first = rd.parse_message(_raw("poison", attrs))
+    moved = rd.parse_message({**_raw("poison", {**attrs, **rd.RedriveState(2).to_attribute()}), "MessageId": "new-id"})
+    assert rd.fingerprint(first) == rd.fingerprint(moved)
+    assert rd.fingerprint(first) != rd.fingerprint(rd.parse_message(_raw("poison")))  # attributes count
+    assert rd.fingerprint(first) != rd.fingerprint(rd.parse_message(_raw("poison!", attrs)))
+
+
+def test_ledger_counts_each_native_redrive_once_and_refuses_an_unreadable_entry():
+    now = datetime(2026, 11, 26, 10, tzinfo=UTC)
+    dlq = "arn:aws:sqs:us-east-1:123456789012:orders-dlq"
+    entries = [
+        ("k1", rd.ledger_entry(dlq_arn=dlq, run_id="r1", at=now, fingerprints=["a", "b", "a"])),
+        ("k2", rd.ledger_entry(dlq_arn=dlq, run_id="r2", at=now, fingerprints=["a"])),
+        ("k3", rd.ledger_entry(dlq_arn=dlq, run_id="r3", at=now, fingerprints=["a", "b"], started=False)),
+    ]
+    assert rd.ledger_counts(entries) == {"a": 2, "b": 1}
+    for bad in (b"{not json", b'{"fingerprints": "a"}', b"[]"):
+        with pytest.raises(ValueError, match="k9"):
+            rd.ledger_counts([("k9", bad)])
+    key = rd.ledger_key("redrive", dlq, now, "u1")
+    assert key == "redrive/_redrive-ledger/123456789012-us-east-1-orders-dlq/20261126T100000000000Z-u1.json"
+    window = rd.ledger_range("redrive", dlq, now)
+    assert key in window
+    assert rd.ledger_key("redrive", dlq, now - timedelta(days=rd.LEDGER_DAYS, seconds=1), "u0") not in window
+    assert rd.ledger_key("redrive", dlq + "2", now, "u1") not in window
+
+
+def test_a_maximum_age_of_zero_is_a_filter():
+    """max_age_seconds=0 leaves every message out in client mode: it must not let native move them all."""
+    assert rd.compile_filters(max_age_seconds=0).active
+    assert not rd.compile_filters(min_age_seconds=0).active
+    assert not rd.matches(rd.compile_filters(max_age_seconds=0), rd.parse_message(_raw("x", sent=datetime.now(UTC) - timedelta(seconds=5))))

@@ -94,6 +94,14 @@ def _send(sqs, url, bodies, **kwargs):
         sqs.send_message(QueueUrl=url, MessageBody=body, **kwargs)
 
 
+@pytest.fixture
+def quarantine(aws, unique):
+    """A quarantine bucket: it also holds the loop guard's ledger of native moves."""
+    name = unique("quarantine")
+    aws("s3").create_bucket(Bucket=name)
+    return name
+
+
 # -- validation --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("kwargs", "field"),
@@ -116,7 +124,7 @@ def test_invalid_input_is_rejected_before_any_aws_call(kwargs, field):
 
 
 # -- native ------------------------------------------------------------------------------------------
-def test_auto_picks_native_for_an_sqs_dlq_and_returns_messages_to_their_sources(local_cloud, aws, unique):
+def test_auto_picks_native_for_an_sqs_dlq_and_returns_messages_to_their_sources(local_cloud, aws, unique, quarantine):
     sqs = aws("sqs")
     (dlq_url, dlq_arn), [(a_url, _), (b_url, _)] = _with_dlq(sqs, unique, sources=2)
     _send(sqs, a_url, ["a1", "a2", "a3"])
@@ -124,9 +132,10 @@ def test_auto_picks_native_for_an_sqs_dlq_and_returns_messages_to_their_sources(
     _fail_consumer(sqs, a_url)
     _fail_consumer(sqs, b_url)
     assert _depth(sqs, dlq_url) == 5
-    report = _run(_op(dlq=dlq_url))
+    report = _run(_op(dlq=dlq_url, quarantine_bucket=quarantine))
     assert report["mode"] == "native" and "SQS queue(s)" in report["reason"]
     assert report["moved"] == 5 and report["failed"] == 0
+    assert report["guard"]["recorded"] == 5 and report["guard"]["ledger"].startswith(f"s3://{quarantine}/redrive/_redrive-ledger/")
     assert report["task"]["Status"] == "COMPLETED" and report["task"]["SourceArn"] == dlq_arn
     assert sorted(m["Body"] for m in _drain(sqs, a_url)) == ["a1", "a2", "a3"]
     assert sorted(m["Body"] for m in _drain(sqs, b_url)) == ["b1", "b2"]
@@ -142,31 +151,35 @@ def test_native_fifo_to_a_destination_waiting_without_triggerer(local_cloud, aws
         sqs.send_message(QueueUrl=src_url, MessageBody=f"m{i}", MessageGroupId="g", MessageDeduplicationId=f"d{i}")
     _fail_consumer(sqs, src_url, rounds=8)
     assert _depth(sqs, dlq_url) == 6
-    report = _run(_op(dlq=dlq_arn, mode="native", destination=dest_arn, deferrable=False, rate_per_second=100))
+    # a FIFO DLQ cannot be recorded whole: native only with the loop guard off (it is refused otherwise)
+    with pytest.raises(ConfigurationError, match="FIFO DLQ"):
+        _run(_op(dlq=dlq_arn, mode="native", destination=dest_arn, deferrable=False))
+    report = _run(_op(dlq=dlq_arn, mode="native", destination=dest_arn, deferrable=False, rate_per_second=100, max_redrives=None))
     assert report["moved"] == 6 and report["task"]["DestinationArn"] == dest_arn
     assert [m["Body"] for m in _drain(sqs, dest_url)] == [f"m{i}" for i in range(6)]
 
 
-def test_native_task_already_running_fails_or_attaches(local_cloud, aws, unique):
+def test_native_task_already_running_fails_or_attaches(local_cloud, aws, unique, quarantine):
     sqs = aws("sqs")
     (dlq_url, dlq_arn), [(src_url, _)] = _with_dlq(sqs, unique)
     _send(sqs, src_url, [f"m{i}" for i in range(8)])
     _fail_consumer(sqs, src_url)
     sqs.start_message_move_task(SourceArn=dlq_arn, MaxNumberOfMessagesPerSecond=2)  # 4 s: still running when the operator looks
     with pytest.raises(RedriveError, match="already running"):
-        _run(_op(dlq=dlq_url, mode="native"))
-    report = _run(_op(dlq=dlq_url, mode="native", on_task_running="attach"))
+        _run(_op(dlq=dlq_url, mode="native", quarantine_bucket=quarantine))
+    report = _run(_op(dlq=dlq_url, mode="native", on_task_running="attach", quarantine_bucket=quarantine))
     assert "attached" in report["reason"] and report["moved"] == 8
     assert _depth(sqs, src_url) == 8
 
 
-def test_native_kill_cancels_the_task_and_a_failed_task_fails_the_operator(local_cloud, aws, unique):
+def test_native_kill_cancels_the_task_and_a_failed_task_fails_the_operator(local_cloud, aws, unique, quarantine):
     sqs = aws("sqs")
     (dlq_url, dlq_arn), [(src_url, _)] = _with_dlq(sqs, unique)
     dest_url, dest_arn = _queue(sqs, unique("dest"))
     _send(sqs, src_url, [f"m{i}" for i in range(10)])
     _fail_consumer(sqs, src_url)
-    op = _op(dlq=dlq_url, mode="native", destination=dest_url, rate_per_second=2, wait_for_completion=False)
+    op = _op(dlq=dlq_url, mode="native", destination=dest_url, rate_per_second=2, wait_for_completion=False,
+             quarantine_bucket=quarantine)
     report = op.execute(_context())
     assert report["task"]["Status"] == "RUNNING"
     op.on_kill()
@@ -177,7 +190,7 @@ def test_native_kill_cancels_the_task_and_a_failed_task_fails_the_operator(local
     assert _depth(sqs, dlq_url) > 0
     # the destination vanishes mid-task: the operator fails with the task's reason
     context = _context()
-    op = _op(dlq=dlq_url, mode="native", destination=dest_url, rate_per_second=2, deferrable=False)
+    op = _op(dlq=dlq_url, mode="native", destination=dest_url, rate_per_second=2, deferrable=False, max_redrives=None)
     sqs_client = aws("sqs")
 
     calls = {"n": 0}
@@ -392,14 +405,14 @@ def test_dry_run_leaves_the_dlq_unchanged(local_cloud, aws, unique):
     assert len(_drain(sqs, dlq_url)) == 15  # all visible again right away
 
 
-def test_separate_wait_step_waits_and_cancels_on_kill(local_cloud, aws, unique):
+def test_separate_wait_step_waits_and_cancels_on_kill(local_cloud, aws, unique, quarantine):
     from airflow_reliable_messaging.sensors.redrive import MessageMoveTaskSensor
 
     sqs = aws("sqs")
     (dlq_url, dlq_arn), [(src_url, _)] = _with_dlq(sqs, unique)
     _send(sqs, src_url, [f"m{i}" for i in range(6)])
     _fail_consumer(sqs, src_url)
-    started = _op(dlq=dlq_url, mode="native", rate_per_second=20, wait_for_completion=False).execute(_context())
+    started = _op(dlq=dlq_url, mode="native", rate_per_second=20, wait_for_completion=False, quarantine_bucket=quarantine).execute(_context())
     task = started["task"]
     assert task["Status"] == "RUNNING" and task["TaskHandle"]
     sensor = MessageMoveTaskSensor(
@@ -412,7 +425,7 @@ def test_separate_wait_step_waits_and_cancels_on_kill(local_cloud, aws, unique):
     assert MessageMoveTaskSensor(task_id="wait2", source_arn=None).execute(_context()) is None
     # killed while waiting: the task is cancelled
     _fail_consumer(sqs, src_url)
-    started = _op(dlq=dlq_url, mode="native", rate_per_second=1, wait_for_completion=False).execute(_context())
+    started = _op(dlq=dlq_url, mode="native", rate_per_second=1, wait_for_completion=False, max_redrives=None).execute(_context())
     MessageMoveTaskSensor(task_id="wait3", source_arn=dlq_arn, task_handle=started["task"]["TaskHandle"]).on_kill()
     deadline = time.monotonic() + 5
     while sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"][0]["Status"] != "CANCELLED":
@@ -429,7 +442,7 @@ def test_auto_falls_back_to_client_when_sqs_refuses_the_move_task(local_cloud, a
     for i in range(3):
         sqs.send_message(QueueUrl=src_url, MessageBody=f"m{i}", MessageGroupId="g", MessageDeduplicationId=f"d{i}")
     _fail_consumer(sqs, src_url, rounds=6)
-    op = _op(dlq=dlq_url)
+    op = _op(dlq=dlq_url, max_redrives=None)  # a FIFO DLQ goes native only with the guard off
 
     def refuse(**_):
         raise ClientError(
@@ -504,3 +517,108 @@ def test_slow_sends_extend_the_visibility_of_the_batch(local_cloud, aws, unique)
     assert calls.index("ChangeMessageVisibilityBatch") > calls.index("SendMessageBatch")
     assert sorted(m["Body"] for m in _drain(sqs, a_url) + _drain(sqs, b_url)) == ["a1", "a2", "b1", "b2"]
     assert _depth(sqs, dlq_url) == 0
+
+
+# -- the loop guard in native mode ---------------------------------------------------------------------
+def _ledger(s3, bucket):
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="redrive/_redrive-ledger/").get("Contents", [])]
+    return [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in sorted(keys)]
+
+
+def test_native_moves_are_counted_by_the_ledger_and_a_poison_message_is_quarantined(local_cloud, aws, unique, quarantine):
+    """A move task adds no count to the message (SQS gives it a new id and keeps body and
+    attributes), so auto's native path records each message's fingerprint before the task starts;
+    client mode adds its own count. Both together reach max_redrives, then the message is parked."""
+    sqs, s3 = aws("sqs"), aws("s3")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, ["poison"], MessageAttributes={"tenant": {"DataType": "String", "StringValue": "acme"}})
+    _send(sqs, src_url, ["healthy"])
+    runs = []
+    for round_, mode in enumerate(["auto", "auto", "client", "auto"]):
+        for _ in range(3):  # the consumer fails both at first, then handles "healthy"; "poison" always fails
+            for m in sqs.receive_message(QueueUrl=src_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", []):
+                if round_ and m["Body"] == "healthy":
+                    sqs.delete_message(QueueUrl=src_url, ReceiptHandle=m["ReceiptHandle"])
+        if round_ == 3:  # the dry run sees the three redrives too, and changes nothing
+            dry = _run(_op(dlq=dlq_url, quarantine_bucket=quarantine, dry_run=True))["dry_run_summary"]
+            assert (dry["would_quarantine"], dry["would_redrive"]) == (1, 0)
+            assert "record every message in the loop guard's ledger" in dry["would_do"]
+        runs.append(_run(_op(dlq=dlq_url, mode=mode, quarantine_bucket=quarantine)))
+    assert [(r["mode"], r["moved"], r["quarantined"]) for r in runs] == [
+        ("native", 2, 0), ("native", 1, 0), ("client", 1, 0), ("native", 0, 1),
+    ]
+    assert _depth(sqs, dlq_url) == 0 and _depth(sqs, src_url) == 0
+    [obj] = s3.list_objects_v2(Bucket=quarantine, Prefix="redrive/_quarantine/")["Contents"]
+    doc = json.loads(s3.get_object(Bucket=quarantine, Key=obj["Key"])["Body"].read())
+    assert doc["body"] == "poison" and "redriven 3 times (max_redrives=3)" in doc["reason"]
+    assert [len(e["fingerprints"]) for e in _ledger(s3, quarantine)] == [2, 1]  # the native runs that moved
+
+
+def test_explicit_native_without_a_ledger_is_refused_naming_the_guard(local_cloud, aws, unique):
+    sqs = aws("sqs")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, ["m"])
+    _fail_consumer(sqs, src_url)
+    with pytest.raises(ConfigurationError, match="max_redrives.*quarantine_bucket") as excinfo:
+        _run(_op(dlq=dlq_url, mode="native"))
+    assert excinfo.value.field == "mode"
+    assert _depth(sqs, dlq_url) == 1 and _depth(sqs, src_url) == 0
+    assert sqs.list_message_move_tasks(SourceArn=sqs.get_queue_attributes(
+        QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])["Results"] == []  # fmt: skip
+
+
+def test_a_message_dead_lettered_while_the_task_starts_is_reported(local_cloud, aws, unique, quarantine):
+    sqs = aws("sqs")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, ["a", "b"])
+    _fail_consumer(sqs, src_url)
+    op = _op(dlq=dlq_url, quarantine_bucket=quarantine)
+    late = aws("sqs")
+
+    def dead_letter_one_more(**_):  # (a before-call handler that returns something replaces the call)
+        late.send_message(QueueUrl=dlq_url, MessageBody="late")
+
+    op.sqs_hook.get_conn().meta.events.register("before-call.sqs.StartMessageMoveTask", dead_letter_one_more)
+    report = _run(op)
+    assert report["mode"] == "native" and report["guard"]["recorded"] == 2 and report["moved"] == 3
+    assert report["warnings"] == [
+        "1 message(s) reached the DLQ after the loop guard recorded 2 and are moved uncounted this time "
+        "(counted when they are next redriven)"
+    ]
+
+
+def test_a_move_task_sqs_refuses_is_not_counted(local_cloud, aws, unique, quarantine):
+    from botocore.exceptions import ClientError
+
+    sqs, s3 = aws("sqs"), aws("s3")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, ["m"])
+    _fail_consumer(sqs, src_url)
+    op = _op(dlq=dlq_url, quarantine_bucket=quarantine)
+
+    def refuse(**_):
+        raise ClientError({"Error": {"Code": "InvalidParameterValue", "Message": "no"}}, "StartMessageMoveTask")
+
+    op.sqs_hook.get_conn().meta.events.register("before-call.sqs.StartMessageMoveTask", refuse)
+    report = _run(op)
+    assert report["mode"] == "client" and report["moved"] == 1  # client side instead, counted on the message
+    [entry] = _ledger(s3, quarantine)
+    assert entry["started"] is False and entry["fingerprints"] == []
+    _fail_consumer(sqs, src_url)
+    dry = _run(_op(dlq=dlq_url, quarantine_bucket=quarantine, dry_run=True, max_redrives=2))["dry_run_summary"]
+    assert dry["would_redrive"] == 1  # redriven once, not twice
+
+
+def test_an_unreadable_ledger_stops_the_redrive(local_cloud, aws, unique, quarantine):
+    sqs, s3 = aws("sqs"), aws("s3")
+    (dlq_url, dlq_arn), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, ["m"])
+    _fail_consumer(sqs, src_url)
+    from datetime import UTC, datetime
+
+    from airflow_reliable_messaging.domain.redrive import ledger_key
+
+    s3.put_object(Bucket=quarantine, Key=ledger_key("redrive", dlq_arn, datetime.now(UTC), "x"), Body=b"{edited")
+    with pytest.raises(RedriveError, match="loop guard cannot count"):
+        _run(_op(dlq=dlq_url, quarantine_bucket=quarantine))
+    assert _depth(sqs, dlq_url) == 1 and _depth(sqs, src_url) == 0

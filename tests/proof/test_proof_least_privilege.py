@@ -201,10 +201,13 @@ def test_dlq_redrive_actions(aws, unique):
         # a filter that matches nothing: the messages are released (visibility 0), not sent
         DLQRedriveOperator(task_id="r", dlq=dlq, destination=topic, mode="client", visibility_timeout=5,
                            message_attribute_filter={"never": "set"}).execute({"run_id": "lp"})  # fmt: skip
-        DLQRedriveOperator(task_id="r", dlq=dlq, mode="native", deferrable=False, poll_interval=0.1).execute({"run_id": "lp"})
+        # native with the loop guard: reads the ledger, records the messages (then reads that entry too)
+        DLQRedriveOperator(task_id="r", dlq=dlq, mode="native", deferrable=False, poll_interval=0.1,
+                           quarantine_bucket=bucket).execute({"run_id": "lp"})  # fmt: skip
         for i in range(3):
             sqs.send_message(QueueUrl=dlq, MessageBody=f"k{i}")
-        killed = DLQRedriveOperator(task_id="r", dlq=dlq, mode="native", wait_for_completion=False, rate_per_second=1)
+        killed = DLQRedriveOperator(task_id="r", dlq=dlq, mode="native", wait_for_completion=False, rate_per_second=1,
+                                    quarantine_bucket=bucket)  # fmt: skip
         started = killed.execute({"run_id": "lp"})["task"]
         # the wait of the DAG: MessageMoveTaskSensor, in the worker (poke) and on the triggerer
         waiting = {"source_arn": started["SourceArn"], "started_timestamp": started["StartedTimestamp"], "poke_interval": 0.1}
