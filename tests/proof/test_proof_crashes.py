@@ -282,6 +282,52 @@ def test_fifo_client_redrive_resend_carries_the_same_deduplication_id(runner, aw
     assert {m["Attributes"]["MessageDeduplicationId"] for m in got} == {f"d{i}" for i in range(10)}
 
 
+def test_native_redrive_with_the_loop_guard_survives_sigkill_at_every_sampled_call(runner, aws, unique):
+    """Native mode with the loop guard (ledger) killed at every sampled call, then rerun (attaching
+    to a task a killed run started): every message ends in its source queue or, the one already
+    redriven max_redrives times, in the quarantine — never both — and every message the task moved
+    is counted by a ledger entry written before the task started (a crash may count it twice: the
+    safe side), never by none."""
+    from airflow_reliable_messaging.domain import redrive as rd
+
+    sqs, s3 = aws("sqs"), aws("s3")
+    outcomes = []
+    for n in crash_points():
+        dlq = sqs.create_queue(QueueName=unique("rn-dlq"))["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"})
+        source = sqs.create_queue(QueueName=unique("rn-src"), Attributes={"RedrivePolicy": policy})["QueueUrl"]
+        bucket = unique("rn-quarantine")
+        s3.create_bucket(Bucket=bucket)
+        bodies = [f"n{n}-{i:02d}" for i in range(RECORDS)]
+        for k in range(0, len(bodies), 10):
+            sqs.send_message_batch(QueueUrl=dlq, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[k : k + 10])])
+        sqs.send_message(QueueUrl=dlq, MessageBody=f"poison-{n}", MessageAttributes=rd.RedriveState(3).to_attribute())
+        kwargs = {"task_id": "redrive", "dlq": dlq, "mode": "native", "quarantine_bucket": bucket, "visibility_timeout": 1,
+                  "deferrable": False, "poll_interval": 0.1, "rate_per_second": 500, "on_task_running": "attach"}  # fmt: skip
+        first = runner.run(REDRIVE, kwargs, kill_after=n, context={"run_id": f"crash-{n}"})
+        outcomes.append((n, first["outcome"]))
+        if first["outcome"] == "killed":
+            TRIED["native-redrive"] += 1
+            time.sleep(1.2)
+        else:
+            assert first["outcome"] == "completed", first
+        _rerun_until_empty(runner, REDRIVE, kwargs, sqs, dlq, wait=1.2, context={"run_id": f"crash-{n}"})
+        moved = Counter(m["Body"] for m in _drain_all(sqs, source))
+        assert moved == Counter(bodies), moved  # each once (a move task never doubles), the poison not at all
+        parked = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="redrive/_quarantine/").get("Contents", [])]
+        assert len(parked) == 1 and json.loads(s3.get_object(Bucket=bucket, Key=parked[0])["Body"].read())["body"] == f"poison-{n}"
+        counted: Counter = Counter()
+        for obj in s3.list_objects_v2(Bucket=bucket, Prefix="redrive/_redrive-ledger/").get("Contents", []):
+            counted.update(json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())["fingerprints"])
+        prints = {rd.fingerprint(rd.parse_message({"MessageId": "x", "ReceiptHandle": "r", "Body": b})): b for b in bodies}
+        assert all(1 <= counted[f] <= 2 for f in prints), {prints[f]: counted[f] for f in prints}
+        if first["outcome"] != "killed":
+            break
+    print(f"native redrive: {TRIED['native-redrive']} crash points tried (step {STEP}); run length {first.get('calls')} calls")
+    assert TRIED["native-redrive"] >= 5, outcomes
+
+
 # -- S3 archive replay --------------------------------------------------------------------------------
 def test_archive_replay_survives_sigkill_at_every_sampled_call(runner, pipeline, aws, unique):
     from airflow_reliable_messaging.operators.audit_archive import AuditArchiveOperator
