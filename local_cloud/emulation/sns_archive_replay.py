@@ -348,7 +348,7 @@ def _deliver(subscription, message: ArchivedMessage, *, replayed: bool, replay: 
         dedup = hashlib.sha256(f"replay:{replay.generation}:{message.message_id}".encode()).hexdigest()
     _local.overrides = {"Timestamp": _fmt(message.timestamp), **({"Replayed": True} if replayed else {})}
     try:
-        subscription.publish(
+        failure = subscription.publish(
             message.message,
             message.message_id,
             subject=message.subject,
@@ -359,6 +359,8 @@ def _deliver(subscription, message: ArchivedMessage, *, replayed: bool, replay: 
         )
     finally:
         _local.overrides = None
+    if isinstance(failure, Exception):  # sns_sqs_delivery returns a failed delivery (dead-lettered)
+        raise failure
 
 
 # -- moto patches ------------------------------------------------------------------------------
