@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Modules are registered by name so a missing one never breaks the others.
-EMULATIONS: list[str] = ["sqs_message_move", "sns_archive_replay", "s3_conditional_copy", "sns_data_protection", "moto_sqs_performance", "moto_request_performance"]
+EMULATIONS: list[str] = ["sqs_message_move", "sqs_fifo_groups", "sns_archive_replay", "sns_sqs_delivery", "s3_conditional_copy", "sns_data_protection", "moto_sqs_performance", "moto_request_performance"]
 
 
 @dataclass
