@@ -246,7 +246,10 @@ def run_native_redrive(cloud: Cloud, count: int, guard: bool) -> Measured:
 
     dlq = cloud.queue("bench-native-dlq", VisibilityTimeout="120")
     source = cloud.queue("bench-native-src", RedrivePolicy=json.dumps({"deadLetterTargetArn": cloud.queue_arn(dlq), "maxReceiveCount": "1"}))
-    fill_audit_queue(cloud, dlq, count, KB, None)
+    fill_audit_queue(cloud, source, count, KB, None)
+    sqs = cloud.client("sqs")
+    while cloud.depth(source):  # a consumer that fails every message: SQS dead-letters them all
+        sqs.receive_message(QueueUrl=source, MaxNumberOfMessages=10, VisibilityTimeout=0)
     options = {"quarantine_bucket": cloud.bucket("bench-quarantine")} if guard else {"max_redrives": None}
     op = DLQRedriveOperator(task_id="redrive", dlq=dlq, mode="native", rate_per_second=500, deferrable=False,
                             poll_interval=0.2, **options)  # fmt: skip

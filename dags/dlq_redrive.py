@@ -60,8 +60,10 @@ with DAG(
                       description="auto: native SQS move task when AWS supports it, else client batches.",
                       section="Queue"),
         "destination": Param(None, type=["null", "string"], title="Destination",
-                             description="Queue (URL/ARN/name) or SNS topic ARN. Empty: back where each "
-                                         "message failed (required for Lambda records).", section="Queue"),
+                             description="Queue (URL/ARN/name) or SNS topic ARN (re-publishes to every "
+                                         "subscriber). Empty: back where each message failed: its source "
+                                         "queue, or the SNS subscription that failed (Lambda records: give "
+                                         "one).", section="Queue"),
         "dry_run": Param(True, type="boolean", title="Dry run",
                          description="Only report what would happen; the DLQ is left unchanged.", section="Queue"),
         "message_attribute_filter": Param(None, type=["null", "object"], title="Message attribute filter",

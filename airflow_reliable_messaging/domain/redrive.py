@@ -17,6 +17,7 @@ from typing import Any
 
 from airflow_reliable_messaging.domain.archive_layout import KeyRange
 from airflow_reliable_messaging.domain.claim_check import parse_pointer
+from airflow_reliable_messaging.domain.sns_subscription import Subscription, filter_policy_matches
 from airflow_reliable_messaging.exceptions import ConfigurationError
 
 # One message attribute carries the loop guard's state, as JSON: {"count": n, "history": [...]}.
@@ -56,6 +57,7 @@ class SnsEnvelope:
     subject: str | None
     message_attributes: dict  # SQS/SNS API shape: {name: {"DataType", "StringValue"|"BinaryValue"}}
     timestamp: datetime | None
+    unsubscribe_url: str | None = None  # names the subscription it was for (untrusted: from the message)
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ def parse_sns_envelope(body: str) -> SnsEnvelope | None:
         subject=data.get("Subject"),
         message_attributes=attributes,
         timestamp=_iso(data.get("Timestamp")),
+        unsubscribe_url=data.get("UnsubscribeURL") if isinstance(data.get("UnsubscribeURL"), str) else None,
     )
 
 
@@ -210,12 +213,41 @@ def parse_message(raw: dict) -> DlqMessage:
 
 @dataclass(frozen=True)
 class Destination:
-    """Where a client redrive sends: a queue or a topic."""
+    """Where a client redrive sends: a queue or a topic; a queue as the endpoint of the SNS
+    subscription a notification failed for (delivered as that subscription delivers)."""
 
     kind: str  # "sqs" | "sns"
     arn: str
     url: str | None  # queues only
     fifo: bool
+    subscription: Subscription | None = None
+
+    @property
+    def unwraps(self) -> bool:
+        """Receives the message itself, not the SNS envelope (a topic; a raw-delivery subscription)."""
+        return self.kind == "sns" or bool(self.subscription and self.subscription.raw)
+
+
+def subscription_problem(message: DlqMessage, subscription: Subscription, dlq_arn: str) -> str | None:
+    """Why ``message`` cannot go to ``subscription``'s endpoint as that subscription would deliver
+    it (None: it can; its filter policy is checked by :func:`for_subscription`)."""
+    if subscription.dead_letter_queue != dlq_arn:
+        return f"subscription {subscription.arn} does not dead-letter to this DLQ (its RedrivePolicy names {subscription.dead_letter_queue})"
+    if message.sns is not None and subscription.topic_arn != message.sns.topic_arn:
+        return f"subscription {subscription.arn} is not a subscription of {message.sns.topic_arn}"
+    if subscription.protocol != "sqs":
+        return (f"the failed subscription {subscription.arn} delivers to {subscription.protocol} {subscription.endpoint}, "
+                "which only SNS can deliver to")  # fmt: skip
+    if message.sns is None and not subscription.raw:
+        return f"a raw message, but subscription {subscription.arn} delivers SNS envelopes, which SNS signs and a redrive cannot rebuild"
+    return None
+
+
+def for_subscription(message: DlqMessage, subscription: Subscription) -> bool:
+    """Whether the subscription's filter policy lets the message through (as SNS applies it).
+    Raises UnsupportedFilter when the policy cannot be evaluated."""
+    attributes = message.sns.message_attributes if message.sns else message.message_attributes
+    return filter_policy_matches(subscription.filter_policy, subscription.filter_scope, attributes, message.payload)
 
 
 # -- filters ------------------------------------------------------------------------------------
@@ -392,9 +424,10 @@ def next_state(state: RedriveState, *, at: datetime, run_id: str, dlq_arn: str, 
     return RedriveState(state.count + 1, (*state.history, entry)[-HISTORY_LIMIT:])
 
 
-def outgoing_attributes(message: DlqMessage, state: RedriveState, for_topic: bool) -> dict | None:
-    """Message attributes to send on (with the redrive attribute), or None when they cannot fit."""
-    base = dict(message.sns.message_attributes) if (for_topic and message.sns) else dict(message.message_attributes)
+def outgoing_attributes(message: DlqMessage, state: RedriveState, unwrapped: bool) -> dict | None:
+    """Message attributes to send on (with the redrive attribute), or None when they cannot fit.
+    ``unwrapped``: the message goes out without its SNS envelope, its attributes as message attributes."""
+    base = dict(message.sns.message_attributes) if (unwrapped and message.sns) else dict(message.message_attributes)
     base.pop(REDRIVE_ATTRIBUTE, None)
     if len(base) >= MAX_MESSAGE_ATTRIBUTES:
         return None
@@ -445,6 +478,7 @@ class Inspection:
     client_options: tuple[str, ...]  # options only client mode honours
     guard: bool = True  # the loop guard is on (max_redrives set)
     ledger: bool = False  # a quarantine bucket holds the ledger of native redrives
+    unattributed: int = 0  # sampled plain messages no SQS queue dead-lettered (no DeadLetterQueueSourceArn)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -465,6 +499,9 @@ def native_blockers(inspection: Inspection) -> list[str]:
     foreign = {k: n for k, n in inspection.kinds.items() if k != KIND_SQS and n}
     if foreign:
         reasons.append("messages need unwrapping (" + ", ".join(f"{n} {k}" for k, n in sorted(foreign.items())) + ")")
+    if inspection.unattributed and inspection.destination_kind is None:
+        reasons.append(f"{inspection.unattributed} message(s) were not dead-lettered by an SQS queue (no "
+                       "DeadLetterQueueSourceArn): where each goes is decided client side")  # fmt: skip
     if inspection.client_options:
         reasons.append("options only client mode honours: " + ", ".join(inspection.client_options))
     if inspection.guard and not inspection.ledger:
@@ -510,8 +547,12 @@ class DryRunSummary:
     oldest: datetime | None = None
     newest: datetime | None = None
     sample_ids: list[str] = field(default_factory=list)
+    would_stay: int = 0  # matching, but nowhere to go (the reasons are in by_target)
+    by_target: dict[str, int] = field(default_factory=dict)
 
-    def add(self, message: DlqMessage, matched: bool, quarantine: bool) -> None:
+    def add(self, message: DlqMessage, matched: bool, quarantine: bool, target: str | None = None,
+            stays: bool = False) -> None:  # fmt: skip
+        """``target``: where it would go, or why it stays (``stays``)."""
         self.total += 1
         key = message.source or "unknown"
         self.by_source[key] = self.by_source.get(key, 0) + 1
@@ -522,6 +563,9 @@ class DryRunSummary:
         if matched:
             self.matching += 1
             self.would_quarantine += int(quarantine)
+            if not quarantine and target is not None:
+                self.would_stay += int(stays)
+                self.by_target[target] = self.by_target.get(target, 0) + 1
             if len(self.sample_ids) < self.sample_size:
                 self.sample_ids.append(message.message_id)
 
@@ -530,8 +574,10 @@ class DryRunSummary:
         return {
             "messages_seen": self.total,
             "matching_filters": self.matching,
-            "would_redrive": self.matching - self.would_quarantine,
+            "would_redrive": self.matching - self.would_quarantine - self.would_stay,
             "would_quarantine": self.would_quarantine,
+            "would_stay": self.would_stay,
+            "by_target": dict(sorted(self.by_target.items())),
             "by_source": dict(sorted(self.by_source.items())),
             "by_kind": dict(sorted(self.by_kind.items())),
             "oldest": self.oldest.strftime(fmt) if self.oldest else None,
@@ -552,6 +598,7 @@ class RedriveReport:
     quarantined: int = 0
     skipped_by_filter: int = 0
     held: int = 0  # over the loop guard but no quarantine configured: left in the DLQ
+    filtered_by_subscription: int = 0  # the failed subscription's filter policy no longer lets them through: left
     duration_seconds: float = 0.0
     task: dict | None = None  # native: the message-move task as listed
     failure_reason: str | None = None
@@ -571,6 +618,8 @@ class RedriveReport:
                  f"quarantined={self.quarantined}", f"skipped_by_filter={self.skipped_by_filter}"]  # fmt: skip
         if self.held:
             parts.append(f"held={self.held}")
+        if self.filtered_by_subscription:
+            parts.append(f"filtered_by_subscription={self.filtered_by_subscription}")
         if self.warnings:
             parts.append(f"warnings={len(self.warnings)}")
         if self.dry_run:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from functools import cached_property
 
 from airflow.providers.amazon.aws.hooks.sns import SnsHook
@@ -37,6 +38,28 @@ class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
 
     def subscription_attributes(self, subscription_arn: str) -> dict[str, str]:
         return self.get_conn().get_subscription_attributes(SubscriptionArn=subscription_arn)["Attributes"]
+
+    def subscription_attributes_or_none(self, subscription_arn: str) -> dict[str, str] | None:
+        """A subscription's attributes; None when it does not exist (``NotFound``)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.subscription_attributes(subscription_arn)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NotFound", "NotFoundException"):
+                return None
+            raise
+
+    def subscriptions_with_attributes(self) -> Iterator[tuple[str, dict[str, str]]]:
+        """Every confirmed subscription of the account and Region with its attributes: ``ListSubscriptions``
+        (every page) and one ``GetSubscriptionAttributes`` each (SNS lists no redrive policies)."""
+        paginator = self.get_conn().get_paginator("list_subscriptions")
+        for page in paginator.paginate():
+            for sub in page.get("Subscriptions", []):
+                if sub["SubscriptionArn"].startswith("arn:"):  # not "PendingConfirmation"
+                    attributes = self.subscription_attributes_or_none(sub["SubscriptionArn"])
+                    if attributes is not None:
+                        yield sub["SubscriptionArn"], attributes
 
     def find_subscription(self, topic_arn: str, endpoint: str, protocol: str = "sqs") -> str | None:
         """The ARN of ``topic_arn``'s confirmed subscription of ``endpoint``, if any (every page)."""

@@ -24,6 +24,7 @@ from airflow_reliable_messaging.links.aws import SqsQueueLink, persist_links
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging.domain.redrive import Destination, DlqMessage, Inspection, RedriveReport
+    from airflow_reliable_messaging.domain.sns_subscription import Subscription
 
 # The redrive's domain logic (domain.redrive, domain.manifest) is imported where a run uses it:
 # DAG files that only declare the operator do not pay for it at parse time.
@@ -38,13 +39,19 @@ class RedriveError(ReliableMessagingError):
     """The redrive could not finish (a failed move task, messages that could not be sent)."""
 
 
+class _NotNative(Exception):
+    """Found while preparing a move task: this redrive cannot be done natively (the reason)."""
+
+
 class DLQRedriveOperator(BaseOperator):
     """Redrive a dead-letter queue.
 
     :param dlq: the DLQ (URL, ARN or name).
     :param mode: ``auto`` (default), ``native`` or ``client``.
-    :param destination: queue (URL/ARN/name) or SNS topic ARN; unset: each message goes back where
-        it failed (SQS source queue; SNS envelope: its topic). Lambda records need one.
+    :param destination: queue (URL/ARN/name) or SNS topic ARN (re-publishes to every subscriber,
+        with a warning in the report); unset: each message goes back where it failed — its SQS
+        source queue, or the endpoint of the SNS subscription that failed, as that subscription
+        delivers (raw or enveloped, filter policy applied). Lambda records need one.
     :param message_attribute_filter: ``{attribute: value or [values]}`` (client mode).
     :param jmespath_filter: predicate over ``{body, message_attributes, attributes, source, kind}``.
     :param min_age_seconds / max_age_seconds: message age window (since sent to the DLQ).
@@ -203,7 +210,7 @@ class DLQRedriveOperator(BaseOperator):
 
     # -- execute --------------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict:
-        from airflow_reliable_messaging.domain.redrive import Inspection, RedriveReport, choose_mode, parse_message
+        from airflow_reliable_messaging.domain.redrive import KIND_SQS, Inspection, RedriveReport, choose_mode, parse_message
 
         started = time.monotonic()
         self.validate()
@@ -216,6 +223,9 @@ class DLQRedriveOperator(BaseOperator):
         self._dlq_fifo = dlq_attrs.get("FifoQueue") == "true"
         self._sources = sqs.dead_letter_source_queues(dlq_url)
         self._target = self._resolve_target(self.destination) if self.destination else None
+        self._targets: dict[str, tuple[Destination | None, str | None]] = {}  # per source / subscription
+        self._subscriptions: dict[str, Subscription | None] = {}
+        self._dlq_subscriptions: list[Subscription] | None = None
         self._ledger = self._read_ledger()
         sample = [parse_message(m) for m in sqs.receive_batch(dlq_url, visibility_timeout=0)]
         if sample and self._dlq_fifo:  # a peek must not hold FIFO message groups
@@ -228,6 +238,7 @@ class DLQRedriveOperator(BaseOperator):
             destination_fifo=self._target.fifo if self._target else None,
             kinds=_count(m.kind for m in sample),
             already_redriven=sum(1 for m in sample if self._redrive_count(m)),
+            unattributed=sum(1 for m in sample if m.kind == KIND_SQS and not m.source),
             client_options=tuple(self.client_options()),
             guard=self.max_redrives is not None,
             ledger=self._keeps_ledger,
@@ -236,6 +247,9 @@ class DLQRedriveOperator(BaseOperator):
         self.log.info("Redrive of %s: %s", self._dlq_arn, reason)
         report = RedriveReport(mode=mode, reason=reason, dlq=self._dlq_arn, destination=self._target.arn if self._target else None)
         report.dry_run = bool(self.dry_run)
+        if self._target and self._target.kind == "sns":
+            report.warn(f"{'would re-publish' if self.dry_run else 're-published'} to the topic {self._target.arn}: "
+                        "every subscription of it receives these messages again")  # fmt: skip
         if self.dry_run:
             report.dry_run_summary = self._dry_run(mode, inspection)
             return self._finish(report, started, context)
@@ -327,7 +341,8 @@ class DLQRedriveOperator(BaseOperator):
                     message = parse_message(raw)
                     matched = matches(self.filters, message)
                     over = exceeds_loop_guard(self._redrive_count(message), self.max_redrives)
-                    summary.add(message, matched, quarantine=matched and over)
+                    where, stays = (None, False) if not matched or over else self._where(message)
+                    summary.add(message, matched, quarantine=matched and over, target=where, stays=stays)
         finally:
             self._release(receipts)
         out = summary.to_dict()
@@ -346,7 +361,7 @@ class DLQRedriveOperator(BaseOperator):
         else:
             out["would_do"] = (
                 f"receive/send/delete in batches of 10 to "
-                f"{self._target.arn if self._target else 'the source (queue or topic) of each message'}; "
+                f"{self._target.arn if self._target else 'where each message failed (its SQS source queue, the SNS subscription it was for)'}; "
                 f"quarantine after {self.max_redrives} redrives"
             )
         return out
@@ -368,12 +383,10 @@ class DLQRedriveOperator(BaseOperator):
         recorded: tuple[str, int] | None = None
         if task is None:
             if self.max_redrives is not None:
-                recorded = self._record_native_moves(report)
-                if recorded is None:
-                    return self._instead_of_native(
-                        report, started, context,
-                        f"the loop guard can record at most {NATIVE_GUARD_LIMIT} messages before a move task",
-                    )  # fmt: skip
+                try:
+                    recorded = self._record_native_moves(report)
+                except _NotNative as exc:
+                    return self._instead_of_native(report, started, context, str(exc))
                 if not recorded[1]:
                     report.reason += "; nothing left to move"
                     return self._finish(report, started, context)
@@ -452,12 +465,19 @@ class DLQRedriveOperator(BaseOperator):
         self.log.warning("Not redriving natively, client mode instead: %s", why)
         return self._client(report, started, context)
 
-    def _record_native_moves(self, report: RedriveReport) -> tuple[str, int] | None:
+    def _record_native_moves(self, report: RedriveReport) -> tuple[str, int]:
         """The loop guard before a move task (which adds no count to a message): receive the whole
         DLQ and hold it invisible; quarantine the messages redriven ``max_redrives`` times; write the
-        others' fingerprints to the ledger; release them for the task. ``(ledger key, recorded)``, or
-        None when the DLQ holds more than NATIVE_GUARD_LIMIT messages (nothing written)."""
-        from airflow_reliable_messaging.domain.redrive import exceeds_loop_guard, fingerprint, ledger_key, parse_message
+        others' fingerprints to the ledger; release them for the task. ``(ledger key, recorded)``.
+        Raises _NotNative (nothing written) when the DLQ holds more than NATIVE_GUARD_LIMIT messages,
+        or, with no destination, messages no SQS queue dead-lettered (a task cannot tell where they go)."""
+        from airflow_reliable_messaging.domain.redrive import (
+            KIND_SQS,
+            exceeds_loop_guard,
+            fingerprint,
+            ledger_key,
+            parse_message,
+        )
 
         sqs, held = self.sqs_hook, {}
         idle = 0
@@ -469,7 +489,10 @@ class DLQRedriveOperator(BaseOperator):
                 if not batch or idle >= IDLE_BATCHES:
                     break
             else:
-                return None
+                raise _NotNative(f"the loop guard can record at most {NATIVE_GUARD_LIMIT} messages before a move task")
+            foreign = sum(1 for m in held.values() if m.kind != KIND_SQS or not m.source)
+            if foreign and not self._target:
+                raise _NotNative(f"{foreign} message(s) were not dead-lettered by an SQS queue: where each goes is decided client side")
             now = datetime.now(UTC)
             over = [m for m in held.values() if exceeds_loop_guard(self._redrive_count(m), self.max_redrives)]
             for message in over:
@@ -548,7 +571,6 @@ class DLQRedriveOperator(BaseOperator):
         sqs, vt = self.sqs_hook, self.visibility_timeout
         release: dict[str, str] = {}  # message id -> receipt: left in the DLQ, made visible at the end
         seen: set[str] = set()
-        self._targets: dict[str, Destination] = {}
         limiter = _RateLimiter(self.rate_per_second)
         pipelined = not self.rate_per_second and not self._dlq_fifo
         batches = idle = 0
@@ -603,27 +625,105 @@ class DLQRedriveOperator(BaseOperator):
         return self._finish(report, started, context)
 
     def _target_for(self, message: DlqMessage) -> tuple[Destination | None, str | None]:
-        """Where a message goes, or why it cannot go anywhere."""
+        """Where a message goes, or why it cannot go anywhere. With no destination: back where it
+        failed — the SQS queue that dead-lettered it, the SNS subscription a notification was for
+        (never the topic: its other subscribers got it already), nowhere for a Lambda record."""
         from airflow_reliable_messaging.domain.redrive import KIND_LAMBDA, KIND_SNS
+        from airflow_reliable_messaging.domain.sns_subscription import UnknownSubscription, subscription_of
 
         if self._target:
             return self._target, None
         if message.kind == KIND_LAMBDA:
-            return None, "Lambda destination records need a destination"
+            return None, (f"a Lambda on-failure record of {message.source}: only Lambda can invoke the function "
+                          "again; give its event source queue as destination")  # fmt: skip
         if message.kind == KIND_SNS:
-            key = message.source
-        elif message.source:
-            key = message.source
-        elif len(self._sources) == 1:
-            key = self._sources[0]
-        else:
-            return None, "unknown source queue and no destination"
-        if key not in self._targets:
-            self._targets[key] = self._resolve_target(key)
-        return self._targets[key], None
+            try:
+                arn = subscription_of(message.sns.unsubscribe_url, message.sns.topic_arn, self._dlq_arn)
+            except UnknownSubscription as exc:
+                return None, f"an SNS notification of {message.sns.topic_arn}: {exc}; give a destination"
+            return self._subscription_target(self._subscription(arn) or arn, message)
+        if message.source:
+            return self._queue_target(message.source)
+        subscriptions = self._subscriptions_of_dlq()  # a raw delivery carries no trace of its subscription
+        if subscriptions and self._sources:
+            return None, ("not dead-lettered by an SQS queue, and the DLQ serves both SQS queues and SNS "
+                          "subscriptions: where it failed cannot be told; give a destination")  # fmt: skip
+        if len(subscriptions) > 1:
+            return None, (f"a raw message in the DLQ of {len(subscriptions)} SNS subscriptions: which one failed "
+                          "cannot be told; give a destination")  # fmt: skip
+        if subscriptions:
+            return self._subscription_target(subscriptions[0], message)
+        if len(self._sources) == 1:
+            return self._queue_target(self._sources[0])
+        return None, "unknown source queue and no destination"
+
+    def _where(self, message: DlqMessage) -> tuple[str, bool]:
+        """For a dry run: where the message would go, or why it would stay (second: it stays)."""
+        from airflow_reliable_messaging.domain.redrive import for_subscription
+        from airflow_reliable_messaging.domain.sns_subscription import UnsupportedFilter
+
+        target, problem = self._target_for(message)
+        if target is None:
+            return f"stays: {problem}", True
+        if target.subscription is not None:
+            try:
+                if not for_subscription(message, target.subscription):
+                    return f"stays: filtered out by {target.subscription.arn}", True
+            except UnsupportedFilter as exc:
+                return f"stays: {exc}", True
+            return f"{target.arn} (subscription {target.subscription.arn})", False
+        return target.arn, False
+
+    def _queue_target(self, queue: str) -> tuple[Destination | None, str | None]:
+        if queue not in self._targets:
+            self._targets[queue] = (self._resolve_target(queue), None)
+        return self._targets[queue]
+
+    def _subscription(self, arn: str) -> Subscription | None:
+        """The subscription's attributes (cached for the run); None when it no longer exists."""
+        from airflow_reliable_messaging.domain.sns_subscription import Subscription
+
+        if arn not in self._subscriptions:
+            attributes = self.sns_hook.subscription_attributes_or_none(arn)
+            self._subscriptions[arn] = None if attributes is None else Subscription.of(arn, attributes)
+        return self._subscriptions[arn]
+
+    def _subscriptions_of_dlq(self) -> list[Subscription]:
+        """The SNS subscriptions whose RedrivePolicy names this DLQ (SNS has no reverse lookup:
+        every subscription of the account and Region is read once per run, only when needed)."""
+        from airflow_reliable_messaging.domain.sns_subscription import Subscription
+
+        if self._dlq_subscriptions is None:
+            every = (Subscription.of(arn, attributes) for arn, attributes in self.sns_hook.subscriptions_with_attributes())
+            self._dlq_subscriptions = [sub for sub in every if sub.dead_letter_queue == self._dlq_arn]
+        return self._dlq_subscriptions
+
+    def _subscription_target(self, subscription: Subscription | str, message: DlqMessage) -> tuple[Destination | None, str | None]:
+        """The endpoint queue of the subscription a message failed for, once confirmed that the
+        subscription dead-letters to this DLQ and that its endpoint can get it as SNS would deliver it."""
+        from botocore.exceptions import ClientError
+
+        from airflow_reliable_messaging.domain.redrive import Destination, subscription_problem
+
+        if isinstance(subscription, str):
+            return None, f"the failed subscription {subscription} no longer exists; give a destination"
+        problem = subscription_problem(message, subscription, self._dlq_arn)
+        if problem:
+            return None, problem + "; give a destination"
+        if subscription.arn not in self._targets:
+            try:
+                queue = self._resolve_target(subscription.endpoint)
+                self._targets[subscription.arn] = (Destination("sqs", queue.arn, queue.url, queue.fifo, subscription), None)
+            except ClientError as exc:
+                self._targets[subscription.arn] = (None, (
+                    f"the endpoint {subscription.endpoint} of subscription {subscription.arn} cannot be reached "
+                    f"({exc.response.get('Error', {}).get('Code')}): recreate it, or give a destination"
+                ))  # fmt: skip
+        return self._targets[subscription.arn]
 
     def _client_batch(self, messages, report, release, limiter, received_at) -> None:
-        from airflow_reliable_messaging.domain.redrive import exceeds_loop_guard, matches
+        from airflow_reliable_messaging.domain.redrive import exceeds_loop_guard, for_subscription, matches
+        from airflow_reliable_messaging.domain.sns_subscription import UnsupportedFilter
 
         now = datetime.now(UTC)
         to_delete: dict[str, str] = {}
@@ -643,6 +743,20 @@ class DLQRedriveOperator(BaseOperator):
                 report.failed += 1
                 release[message.message_id] = message.receipt_handle
                 continue
+            if target.subscription is not None:
+                try:
+                    wanted = for_subscription(message, target.subscription)
+                except UnsupportedFilter as exc:
+                    self.log.warning("Message %s stays in the DLQ: %s; give a destination", message.message_id, exc)
+                    report.failed += 1
+                    release[message.message_id] = message.receipt_handle
+                    continue
+                if not wanted:
+                    self.log.warning("Message %s stays in the DLQ: the filter policy of %s no longer lets it through",
+                                     message.message_id, target.subscription.arn)  # fmt: skip
+                    report.filtered_by_subscription += 1
+                    release[message.message_id] = message.receipt_handle
+                    continue
             entry = self._entry(message, target, now)
             if entry is None:
                 quarantine.append((message, "cannot carry the redrive count (10 message attributes already)"))
@@ -702,11 +816,9 @@ class DLQRedriveOperator(BaseOperator):
         when the message cannot be sent (the reason)."""
         from airflow_reliable_messaging.domain.redrive import KIND_LAMBDA, next_state, outgoing_attributes
 
-        to_topic = target.kind == "sns"
-        if to_topic or message.kind == KIND_LAMBDA:
-            body = message.payload
-        else:
-            body = message.body  # SNS envelopes go to a subscriber's queue as that queue got them
+        to_topic, unwrapped = target.kind == "sns", target.unwraps or message.kind == KIND_LAMBDA
+        # SNS envelopes go to a queue as a subscriber without raw delivery got them (unchanged: signed)
+        body = message.payload if unwrapped else message.body
         if self.transform is not None and not message.claim_check:
             try:
                 body = self.transform(body, message)
@@ -715,7 +827,7 @@ class DLQRedriveOperator(BaseOperator):
             if not isinstance(body, str):
                 return "transform did not return a string"
         state = next_state(message.state, at=now, run_id=self._run_id, dlq_arn=self._dlq_arn, destination=target.arn)
-        attributes = outgoing_attributes(message, state, for_topic=to_topic)
+        attributes = outgoing_attributes(message, state, unwrapped=unwrapped)
         if attributes is None:
             return None
         entry: dict[str, Any] = {"Id": str(uuid.uuid4().hex[:16]), "MessageAttributes": attributes}

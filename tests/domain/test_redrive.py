@@ -40,7 +40,7 @@ def test_sns_envelope_is_unwrapped_with_attributes():
     m = rd.parse_message(_raw(json.dumps(envelope)))
     assert (m.kind, m.source, m.payload, m.state.count) == (rd.KIND_SNS, TOPIC, "order 42", 2)
     assert m.sns.message_attributes["kind"] == {"DataType": "String", "StringValue": "order"}
-    attrs = rd.outgoing_attributes(m, rd.RedriveState(3), for_topic=True)
+    attrs = rd.outgoing_attributes(m, rd.RedriveState(3), unwrapped=True)
     assert json.loads(attrs[rd.REDRIVE_ATTRIBUTE]["StringValue"])["count"] == 3 and "kind" in attrs
 
 
@@ -89,7 +89,7 @@ def test_loop_guard_counts_and_keeps_bounded_history():
 
 def test_a_full_attribute_set_cannot_carry_the_count():
     attrs = {f"a{i}": {"DataType": "String", "StringValue": "v"} for i in range(10)}
-    assert rd.outgoing_attributes(rd.parse_message(_raw("x", attrs)), rd.RedriveState(1), for_topic=False) is None
+    assert rd.outgoing_attributes(rd.parse_message(_raw("x", attrs)), rd.RedriveState(1), unwrapped=False) is None
 
 
 def _inspection(**overrides):

@@ -261,30 +261,6 @@ def test_client_fifo_keeps_group_order_and_ids(local_cloud, aws, unique):
     assert by_group == {g: [f"{g}-{i}" for i in range(12)] for g in ("g1", "g2")}
 
 
-def test_sns_subscription_dlq_goes_back_through_the_topic(local_cloud, aws, unique):
-    sqs, sns = aws("sqs"), aws("sns")
-    topic = sns.create_topic(Name=unique("topic"))["TopicArn"]
-    sub_url, sub_arn = _queue(sqs, unique("subscriber"))
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=sub_arn)
-    dlq_url, _ = _queue(sqs, unique("sub-dlq"))
-    sns.publish(
-        TopicArn=topic, Message="order 42", Subject="orders",
-        MessageAttributes={"kind": {"DataType": "String", "StringValue": "order"}},
-    )  # fmt: skip
-    [delivered] = _drain(sqs, sub_url)
-    # SNS could not deliver: the subscription's DLQ holds the notification as the endpoint would get it
-    sqs.send_message(QueueUrl=dlq_url, MessageBody=delivered["Body"])
-    report = _run(_op(dlq=dlq_url))
-    assert report["mode"] == "client" and "sns-envelope" in report["reason"]
-    assert report["moved"] == 1
-    [again] = _drain(sqs, sub_url)
-    envelope = json.loads(again["Body"])
-    assert envelope["Message"] == "order 42" and envelope["TopicArn"] == topic
-    assert envelope["MessageAttributes"]["kind"]["Value"] == "order"
-    assert json.loads(envelope["MessageAttributes"][REDRIVE_ATTRIBUTE]["Value"])["count"] == 1
-    assert _depth(sqs, dlq_url) == 0
-
-
 def test_lambda_destination_records_deliver_the_original_event(local_cloud, aws, unique):
     sqs = aws("sqs")
     dlq_url, _ = _queue(sqs, unique("lambda-failures"))

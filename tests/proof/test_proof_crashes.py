@@ -301,8 +301,11 @@ def test_native_redrive_with_the_loop_guard_survives_sigkill_at_every_sampled_ca
         s3.create_bucket(Bucket=bucket)
         bodies = [f"n{n}-{i:02d}" for i in range(RECORDS)]
         for k in range(0, len(bodies), 10):
-            sqs.send_message_batch(QueueUrl=dlq, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[k : k + 10])])
-        sqs.send_message(QueueUrl=dlq, MessageBody=f"poison-{n}", MessageAttributes=rd.RedriveState(3).to_attribute())
+            sqs.send_message_batch(QueueUrl=source, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[k : k + 10])])
+        sqs.send_message(QueueUrl=source, MessageBody=f"poison-{n}", MessageAttributes=rd.RedriveState(3).to_attribute())
+        for _ in range(3):  # its consumer fails every message: all dead-lettered (maxReceiveCount 1)
+            while sqs.receive_message(QueueUrl=source, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages"):
+                pass
         kwargs = {"task_id": "redrive", "dlq": dlq, "mode": "native", "quarantine_bucket": bucket, "visibility_timeout": 1,
                   "deferrable": False, "poll_interval": 0.1, "rate_per_second": 500, "on_task_running": "attach"}  # fmt: skip
         first = runner.run(REDRIVE, kwargs, kill_after=n, context={"run_id": f"crash-{n}"})

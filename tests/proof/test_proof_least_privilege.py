@@ -190,9 +190,32 @@ def test_dlq_redrive_actions(aws, unique):
     topic = sns.create_topic(Name=unique("lp-topic"))["TopicArn"]
     bucket = unique("lp-trail")
     s3.create_bucket(Bucket=bucket)
-    for i in range(4):
-        sqs.send_message(QueueUrl=dlq, MessageBody=f"m{i}")
+
+    def dead_letter(bodies):  # a consumer of src that always fails (maxReceiveCount 1)
+        for body in bodies:
+            sqs.send_message(QueueUrl=src, MessageBody=body)
+        for _ in range(3):
+            while sqs.receive_message(QueueUrl=src, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages"):
+                pass
+
+    dead_letter([f"m{i}" for i in range(4)])
+    # two SNS subscription DLQs (enveloped and raw delivery) filled by failed deliveries
+    sub_dlqs = []
+    for raw in ("false", "true"):
+        sub_dlq = sqs.create_queue(QueueName=unique("lp-sub-dlq"))["QueueUrl"]
+        sub_dlq_arn = sqs.get_queue_attributes(QueueUrl=sub_dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        gone = sqs.create_queue(QueueName=unique("lp-gone"))["QueueUrl"]
+        gone_arn = sqs.get_queue_attributes(QueueUrl=gone, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=gone_arn, Attributes={
+            "RawMessageDelivery": raw, "RedrivePolicy": json.dumps({"deadLetterTargetArn": sub_dlq_arn})})  # fmt: skip
+        sqs.delete_queue(QueueUrl=gone)
+        sub_dlqs.append((sub_dlq, gone))
+    sns.publish(TopicArn=topic, Message="for the subscription that failed")
     with recording() as calls:
+        # SNS subscription DLQs back to the failed subscriptions (by the envelope; by the RedrivePolicy)
+        for sub_dlq, gone in sub_dlqs:
+            sqs.create_queue(QueueName=gone.rsplit("/", 1)[1])
+            DLQRedriveOperator(task_id="r", dlq=sub_dlq, visibility_timeout=5).execute({"run_id": "lp"})
         # client mode to a queue by name (with a trail), then to a topic, then native back to the source
         DLQRedriveOperator(task_id="r", dlq=dlq, destination=src.rsplit("/", 1)[1], mode="client", max_messages=2,
                            trail_bucket=bucket, visibility_timeout=5).execute({"run_id": "lp"})  # fmt: skip
@@ -204,8 +227,7 @@ def test_dlq_redrive_actions(aws, unique):
         # native with the loop guard: reads the ledger, records the messages (then reads that entry too)
         DLQRedriveOperator(task_id="r", dlq=dlq, mode="native", deferrable=False, poll_interval=0.1,
                            quarantine_bucket=bucket).execute({"run_id": "lp"})  # fmt: skip
-        for i in range(3):
-            sqs.send_message(QueueUrl=dlq, MessageBody=f"k{i}")
+        dead_letter([f"k{i}" for i in range(3)])
         killed = DLQRedriveOperator(task_id="r", dlq=dlq, mode="native", wait_for_completion=False, rate_per_second=1,
                                     quarantine_bucket=bucket)  # fmt: skip
         started = killed.execute({"run_id": "lp"})["task"]
