@@ -72,7 +72,7 @@ with DAG(
         "jmespath_filter": Param(None, type=["null", "string"], title="JMESPath predicate",
                                  description="Over {body, message_attributes, attributes, source, kind}, "
                                              "e.g. body.priority == 'high'", section="Filters"),
-        "min_age_seconds": Param(None, type=["null", "integer"], minimum=0, title="Minimum age (s)",
+        "min_age_seconds": Param(None, type=["null", "integer"], minimum=0, maximum=1209600, title="Minimum age (s)",
                                  description="Only messages in the DLQ for at least this many seconds.",
                                  section="Filters"),
         "max_age_seconds": Param(None, type=["null", "integer"], minimum=0, title="Maximum age (s)",

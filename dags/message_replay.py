@@ -11,7 +11,10 @@ Two sources:
   report``.
 
 Nothing here touches AWS or Variables at parse time. Invalid input fails ``validate``, naming the
-field, before any AWS call. ``report`` returns what was replayed (count, window, target).
+field, before anything is replayed: formats and windows without any AWS call, then (SNS archive)
+one read of the topic: a window older than its archive (``BeginningArchiveTime``, at most 365
+days) fails naming ``start`` and points to the S3 archive source. ``report`` returns what was
+replayed (count, window, target).
 """
 
 from __future__ import annotations
@@ -64,7 +67,8 @@ with DAG(
                         description="Where the messages are replayed from.", section="Replay"),
         "start": Param(None, type=["null", "string"], format="date-time", title="Start",
                        description="First instant of the window (UTC). SNS archive: not before the topic's "
-                                   "BeginningArchiveTime.", section="Replay"),
+                                   "BeginningArchiveTime, at most 365 days ago; older windows: choose the S3 "
+                                   "audit archive as source.", section="Replay"),
         "end": Param(None, type=["null", "string"], format="date-time", title="End",
                      description="Optional end of the window. SNS archive: the subscription stays paused after "
                                  "it (unless resumed). Empty: up to now.", section="Replay"),
@@ -107,7 +111,7 @@ with DAG(
                                        "continue it. Default: one per DAG run.", section="S3 archive"),
     },  # fmt: skip
 ) as dag:
-    validate = ReplayRequestOperator(task_id="validate")
+    validate = ReplayRequestOperator(task_id="validate", aws_conn_id=AWS_CONN_ID)
     route = ReplaySourceBranchOperator(task_id="route")
     sns_replay = SnsReplayOperator(task_id="sns_replay", **_SNS)
     sns_plan = SnsReplayOperator(task_id="sns_plan", dry_run=True, **_SNS)

@@ -14,8 +14,16 @@ _ARN = re.compile(
     r"^arn:(?P<partition>aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b):(?P<service>[a-z0-9-]+):"
     r"(?P<region>[a-z0-9-]*):(?P<account>\d{12}|):(?P<resource>.+)$"
 )
-_TOPIC_NAME = re.compile(r"^[A-Za-z0-9_-]{1,256}(\.fifo)?$")
-_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}(\.fifo)?$")
+# SNS: 1-256 characters, FIFO names end in .fifo; SQS: up to 80 characters, the .fifo suffix included
+# (CreateTopic / CreateQueue API references).
+_TOPIC_NAME = re.compile(r"^(?=.{1,256}$)[A-Za-z0-9_-]+(\.fifo)?$")
+_QUEUE_NAME = re.compile(r"^(?=.{1,80}$)[A-Za-z0-9_-]+(\.fifo)?$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# KMS: a key id, a key ARN, an alias name or an alias ARN (the forms KmsKeyId / SSEKMSKeyId take)
+_KMS_KEY = re.compile(
+    r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|alias/[A-Za-z0-9/_-]{1,250}"
+    r"|arn:aws(?:-cn|-us-gov)?:kms:[a-z0-9-]+:\d{12}:(?:key/(?:[0-9a-f-]{36}|mrk-[0-9a-f]{32})|alias/[A-Za-z0-9/_-]{1,250}))$"
+)
 
 
 def snowflake_identifier(value: str, field: str) -> str:
@@ -75,6 +83,47 @@ def queue_arn(value: str, field: str = "queue_arn") -> Arn:
     if not arn.region or not arn.account or not _QUEUE_NAME.match(arn.resource):
         raise ConfigurationError(field, f"{value!r} is not an SQS queue ARN")
     return arn
+
+
+def subscription_arn(value: str, field: str = "subscription_arn") -> Arn:
+    """An SNS subscription ARN: its topic's ARN, a colon and the subscription id (a UUID)."""
+    arn = parse_arn(value, field, "sns")
+    topic, _, sub_id = arn.resource.rpartition(":")
+    if not arn.region or not arn.account or not _TOPIC_NAME.match(topic) or not _UUID.match(sub_id):
+        raise ConfigurationError(field, f"{value!r} is not an SNS subscription ARN (the topic's ARN, ':', the subscription id)")
+    return arn
+
+
+def queue_reference(value: str, field: str) -> str:
+    """A queue as the operators take it — a name, an ARN or a URL (``https://sqs.<region>.amazonaws.com/
+    <account>/<name>``; any endpoint, e.g. a VPC endpoint's, with that path) — checked without a call."""
+    text = value.strip() if isinstance(value, str) else ""
+    if text.startswith("arn:"):
+        queue_arn(text, field)
+        return text
+    if text.startswith(("https://", "http://")):
+        from urllib.parse import urlsplit
+
+        url = urlsplit(text)
+        parts = url.path.split("/")
+        if (
+            not url.netloc or url.query or url.fragment or "@" in url.netloc
+            or len(parts) != 3 or parts[0] or not re.fullmatch(r"\d{12}", parts[1]) or not _QUEUE_NAME.match(parts[2])
+        ):  # fmt: skip
+            raise ConfigurationError(field, f"{value!r} is not a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)")
+        return text
+    if not _QUEUE_NAME.match(text):
+        raise ConfigurationError(
+            field, f"{value!r} is not a queue name, ARN or URL (names: 1-80 letters, digits, - and _, FIFO ending in .fifo)"
+        )
+    return text
+
+
+def kms_key(value: str, field: str = "kms_key_id") -> str:
+    """A KMS key id, key ARN, alias name (``alias/...``) or alias ARN."""
+    if not isinstance(value, str) or not _KMS_KEY.match(value.strip()):
+        raise ConfigurationError(field, f"{value!r} is not a KMS key id, key ARN, alias name or alias ARN")
+    return value.strip()
 
 
 def is_fifo_name(name_or_arn: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -271,6 +272,12 @@ class Filters:
         return {k: v for k, v in out.items() if v not in (None, "", {})}
 
 
+# SQS message attribute names (SendMessage API reference, MessageAttributeValue): letters, digits,
+# - _ and .; up to 256 characters; not starting with AWS. or Amazon.; no leading, trailing or double dot.
+_ATTRIBUTE_NAME = re.compile(r"^(?!(?i:aws|amazon)\.)(?!\.)(?!.*\.\.)(?!.*\.$)[A-Za-z0-9_.-]{1,256}$")
+MAX_RETENTION_SECONDS = 14 * 24 * 3600  # SQS keeps a message at most 14 days (MessageRetentionPeriod)
+
+
 def _number(value: Any, field_name: str) -> float | None:
     if value in (None, ""):
         return None
@@ -298,6 +305,9 @@ def compile_filters(
             values = wanted if isinstance(wanted, list | tuple) else [wanted]
             if not isinstance(name, str) or not name or not values:
                 raise ConfigurationError("message_attribute_filter", f"{name!r} needs a name and at least one value")
+            if not _ATTRIBUTE_NAME.match(name):
+                raise ConfigurationError("message_attribute_filter", f"{name[:60]!r} is not a message attribute name "
+                                                                     "SQS or SNS allows, so no message can carry it")  # fmt: skip
             attrs[name] = tuple(str(v) for v in values)
     expression = (jmespath_expression or "").strip() or None
     if expression:
@@ -309,6 +319,8 @@ def compile_filters(
         except JMESPathError as exc:
             raise ConfigurationError("jmespath_filter", f"not a valid JMESPath expression ({exc})") from None
     low, high = _number(min_age_seconds, "min_age_seconds"), _number(max_age_seconds, "max_age_seconds")
+    if low is not None and low > MAX_RETENTION_SECONDS:
+        raise ConfigurationError("min_age_seconds", f"no message stays in an SQS queue longer than {MAX_RETENTION_SECONDS} s (14 days)")
     if low is not None and high is not None and low > high:
         raise ConfigurationError("max_age_seconds", "must not be smaller than min_age_seconds")
     return Filters(attrs, expression, low, high)

@@ -77,15 +77,43 @@ def window(start: Any, end: Any | None, now: datetime, *, start_field: str = "st
     return Window(start_at, end_at)
 
 
+S3_INSTEAD = "replay them from the S3 audit archive instead (source s3_archive)"
+
+
+def check_sns_window(win: Window, now: datetime, start_field: str = "start") -> None:
+    """What any SNS archive can hold: nothing older than its longest retention, 365 days (SNS
+    developer guide, "Amazon SNS message archiving and replay for FIFO topics": ArchivePolicy
+    MessageRetentionPeriod 1 to 365 days). Needs no AWS call."""
+    oldest = archive_layout.as_utc(now) - timedelta(days=MAX_RETENTION_DAYS)
+    if win.start < oldest:
+        raise ConfigurationError(
+            start_field,
+            f"{format_instant(win.start)} is more than {MAX_RETENTION_DAYS} days ago, older than any SNS archive keeps "
+            f"messages (at most {MAX_RETENTION_DAYS} days): {S3_INSTEAD}",
+        )
+
+
 def check_within_archive(win: Window, beginning: datetime, start_field: str = "start") -> None:
     """The window must start at or after the topic's ``BeginningArchiveTime`` (millisecond precision)."""
     if truncate_ms(win.start) < truncate_ms(beginning):
         raise ConfigurationError(
             start_field,
             f"{format_instant(win.start)} is before the topic archive's BeginningArchiveTime "
-            f"{format_instant(beginning)}: those messages are not in the SNS archive (replay them from the "
-            "S3 audit archive instead)",
+            f"{format_instant(beginning)}: those messages are not in the SNS archive; {S3_INSTEAD}",
         )
+
+
+def archive_of(attributes: dict[str, str], topic_arn: str, field: str = "topic_arn") -> tuple[int, datetime]:
+    """(retention days, ``BeginningArchiveTime``) of a FIFO topic's archive, from its
+    ``GetTopicAttributes``; ConfigurationError naming ``field`` when it has none."""
+    if str(attributes.get("FifoTopic", "")).lower() != "true":
+        raise ConfigurationError(field, f"{topic_arn} is not a FIFO topic (FifoTopic is not true): only FIFO topics have an "
+                                        f"SNS archive; {S3_INSTEAD}")  # fmt: skip
+    retention = parse_archive_policy(attributes.get("ArchivePolicy"))
+    beginning = attributes.get("BeginningArchiveTime")
+    if retention is None or not beginning:
+        raise ConfigurationError(field, f"{topic_arn} has no archive policy, so SNS kept no messages to replay; {S3_INSTEAD}")
+    return retention, parse_instant(beginning, "BeginningArchiveTime")
 
 
 # -- SNS policies and status ---------------------------------------------------------------------
@@ -108,6 +136,50 @@ def parse_archive_policy(text: str | None) -> int | None:
         return int(value["MessageRetentionPeriod"]) if value else None
     except (ValueError, KeyError, TypeError):
         return None
+
+
+# Subscribe attributes an SQS subscription takes (SNS API reference, Subscribe / SetSubscriptionAttributes);
+# ReplayPolicy comes from the window, SubscriptionRoleArn is for Firehose endpoints only.
+SUBSCRIPTION_ATTRIBUTES = ("DeliveryPolicy", "FilterPolicy", "FilterPolicyScope", "RawMessageDelivery", "RedrivePolicy")
+FILTER_POLICY_BYTES = 256 * 1024  # SNS developer guide, "Filter policy constraints": 256 KB,
+FILTER_POLICY_KEYS = 5  # at most five attribute names (for a nested policy: parent keys)
+
+
+def subscription_attributes(attributes: Any, field: str = "subscription_attributes") -> dict[str, str]:
+    """The attributes for a new SQS subscription, checked as SNS checks them, as strings."""
+    if attributes in (None, "", {}):
+        return {}
+    if not isinstance(attributes, dict):
+        raise ConfigurationError(field, "must be an object {attribute: value}")
+    out: dict[str, str] = {}
+    for name, value in attributes.items():
+        if name not in SUBSCRIPTION_ATTRIBUTES:
+            why = "it is set from start and end" if name == "ReplayPolicy" else f"use {', '.join(SUBSCRIPTION_ATTRIBUTES)}"
+            raise ConfigurationError(field, f"{name!r} cannot be set here: {why}")
+        text = json.dumps(value, separators=(",", ":")) if isinstance(value, dict) else str(value)
+        if name == "RawMessageDelivery":
+            text = text.strip().lower()
+            if text not in ("true", "false"):
+                raise ConfigurationError(field, f"RawMessageDelivery must be true or false, not {value!r}")
+        elif name == "FilterPolicyScope" and text not in ("MessageAttributes", "MessageBody"):
+            raise ConfigurationError(field, "FilterPolicyScope must be MessageAttributes or MessageBody")
+        elif name in ("FilterPolicy", "RedrivePolicy", "DeliveryPolicy"):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                raise ConfigurationError(field, f"{name} is not JSON") from None
+            if not isinstance(parsed, dict):
+                raise ConfigurationError(field, f"{name} must be a JSON object")
+            if name == "FilterPolicy" and (
+                len(text.encode()) > FILTER_POLICY_BYTES or len([k for k in parsed if k != "$or"]) > FILTER_POLICY_KEYS
+            ):
+                raise ConfigurationError(field, f"FilterPolicy: at most {FILTER_POLICY_KEYS} attribute names and 256 KB")
+            if name == "RedrivePolicy":
+                from airflow_reliable_messaging.domain.identifiers import queue_arn
+
+                queue_arn(parsed.get("deadLetterTargetArn"), f"{field}.RedrivePolicy.deadLetterTargetArn")
+        out[name] = text
+    return out
 
 
 def replay_policy(win: Window) -> dict[str, str]:
@@ -414,26 +486,35 @@ def validate_request(params: dict[str, Any], now: datetime) -> dict[str, Any]:
         "resume_live_delivery": bool(params.get("resume_live_delivery")), "max_messages_per_second": rate,
         **filters,
     }  # fmt: skip
+    from airflow_reliable_messaging.domain.identifiers import (
+        bucket_name,
+        is_fifo_name,
+        queue_reference,
+        subscription_arn,
+        topic_arn,
+    )
+
+    if queue:
+        queue_reference(queue, "target_queue")
     if source == "sns_archive":
         if not topic:
             raise ConfigurationError("topic_arn", "is required: the SNS FIFO topic whose archive is replayed")
-        from airflow_reliable_messaging.domain.identifiers import is_fifo_name, parse_arn, topic_arn
-
         topic_arn(topic, "topic_arn")
         if not is_fifo_name(topic):
             raise ConfigurationError("topic_arn", f"{topic} is not a FIFO topic: only FIFO topics have an SNS archive "
                                                   "(choose source s3_archive)")  # fmt: skip
+        check_sns_window(win, now)
         if bool(subscription) == bool(queue):
             raise ConfigurationError("subscription_arn", "give exactly one of subscription_arn or target_queue")
         if subscription:
-            parse_arn(subscription, "subscription_arn", "sns")
+            subscription_arn(subscription, "subscription_arn")
+            if subscription.rsplit(":", 1)[0] != topic:
+                raise ConfigurationError("subscription_arn", f"{subscription} is not a subscription of {topic}")
         for name, values in filters.items():
             if values:
                 raise ConfigurationError(name, "filters apply to S3-archive replays; an SNS replay is filtered by the "
                                                "subscription's FilterPolicy")  # fmt: skip
         return request
-    from airflow_reliable_messaging.domain.identifiers import bucket_name, topic_arn
-
     bucket = _text(params, "archive_bucket")
     if not bucket:
         raise ConfigurationError("archive_bucket", "is required for an S3-archive replay (or set Variable audit_archive_bucket)")

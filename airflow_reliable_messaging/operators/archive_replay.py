@@ -151,6 +151,10 @@ class S3ArchiveReplayOperator(BaseOperator):
             raise ConfigurationError("topic_arn", "give exactly one of topic_arn or target_queue")
         if self.topic_arn:
             identifiers.topic_arn(self.topic_arn, "topic_arn")
+        else:
+            identifiers.queue_reference(str(self.target_queue), "target_queue")
+        self.max_messages_per_second = _non_negative(self.max_messages_per_second, "max_messages_per_second")
+        self.archive_delay_hours = _non_negative(self.archive_delay_hours, "archive_delay_hours", whole=True)
         replay_id = rp.validate_replay_id(self.replay_id or self._default_replay_id(context))
 
         from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
@@ -325,6 +329,17 @@ class S3ArchiveReplayOperator(BaseOperator):
         if not run_id:
             raise ConfigurationError("replay_id", "is required outside a DAG run (it names the replay's checkpoint)")
         return rp.default_replay_id(self.dag_id, str(run_id), self.task_id)
+
+
+def _non_negative(value: Any, field: str, whole: bool = False) -> float:
+    """A number >= 0 (a whole one with ``whole``), checked before anything is sent."""
+    try:
+        number = float(value or 0)
+    except (TypeError, ValueError):
+        raise ConfigurationError(field, f"{value!r} is not a number") from None
+    if number < 0 or number != number or (whole and number != int(number)):
+        raise ConfigurationError(field, f"{value!r} must be a {'whole ' if whole else ''}number >= 0")
+    return int(number) if whole else number
 
 
 class _Sender:

@@ -17,8 +17,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseOperator, Context
-from airflow_reliable_messaging.domain import archive_layout
-from airflow_reliable_messaging.domain.identifiers import bucket_name, parse_arn
+from airflow_reliable_messaging.domain import archive_layout, identifiers
+from airflow_reliable_messaging.domain.identifiers import bucket_name
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReliableMessagingError
 from airflow_reliable_messaging.links.aws import SqsQueueLink, persist_links
 
@@ -159,17 +159,20 @@ class DLQRedriveOperator(BaseOperator):
 
         if not isinstance(self.dlq, str) or not self.dlq.strip():
             raise ConfigurationError("dlq", "a queue URL, ARN or name is required")
-        self.dlq = self.dlq.strip()
-        if self.dlq.startswith("arn:"):
-            parse_arn(self.dlq, "dlq", "sqs")
+        self.dlq = identifiers.queue_reference(self.dlq, "dlq")
         self.mode = (self.mode or "auto").strip().lower()
         if self.mode not in MODES:
             raise ConfigurationError("mode", f"{self.mode!r} is not one of {', '.join(MODES)}")
         self.destination = (self.destination or "").strip() or None
         if self.destination and self.destination.startswith("arn:"):
-            arn = parse_arn(self.destination, "destination")
+            arn = identifiers.parse_arn(self.destination, "destination")
             if arn.service not in ("sqs", "sns"):
                 raise ConfigurationError("destination", "must be an SQS queue or an SNS topic")
+            (identifiers.topic_arn if arn.service == "sns" else identifiers.queue_arn)(self.destination, "destination")
+        elif self.destination:
+            identifiers.queue_reference(self.destination, "destination")
+        if self.kms_key_id:
+            self.kms_key_id = identifiers.kms_key(self.kms_key_id, "kms_key_id")
         self.filters = compile_filters(
             self.message_attribute_filter, self.jmespath_filter, self.min_age_seconds, self.max_age_seconds
         )
@@ -189,7 +192,9 @@ class DLQRedriveOperator(BaseOperator):
         if self.on_task_running not in ON_TASK_RUNNING:
             raise ConfigurationError("on_task_running", f"must be one of {', '.join(ON_TASK_RUNNING)}")
         if not isinstance(self.visibility_timeout, int) or not 1 <= self.visibility_timeout <= 43200:
-            raise ConfigurationError("visibility_timeout", "must be 1..43200 seconds")
+            raise ConfigurationError("visibility_timeout", "must be 1..43200 seconds (SQS's maximum is 12 hours)")
+        if not isinstance(self.poll_interval, int | float) or self.poll_interval <= 0:
+            raise ConfigurationError("poll_interval", "must be a positive number of seconds")
 
     def client_options(self) -> list[str]:
         """Options that only client mode honours (they rule native out)."""

@@ -15,14 +15,24 @@ ARCHIVE_PREFIX_VARIABLE = "audit_archive_prefix"
 
 
 class ReplayRequestOperator(BaseOperator):
-    """Validate the run's Params (no AWS call) and push the normalised request to XCom.
+    """Validate the run's Params and push the normalised request to XCom.
 
-    Fails with a ``ConfigurationError`` naming the Param at fault. An empty ``archive_bucket`` /
-    ``archive_prefix`` falls back to the Variables ``audit_archive_bucket`` /
+    Fails with a ``ConfigurationError`` naming the Param at fault: first every check that needs no
+    AWS call (formats, the window, at most 365 days back for an SNS archive); then, for an SNS
+    archive replay, one read of the topic (``GetTopicAttributes``): FIFO, an archive policy, and a
+    window starting at or after its ``BeginningArchiveTime`` — an older window is refused naming
+    ``start``, pointing to the S3 archive source. Nothing is changed anywhere. An empty
+    ``archive_bucket`` / ``archive_prefix`` falls back to the Variables ``audit_archive_bucket`` /
     ``audit_archive_prefix`` (read here, at run time).
+
+    :param aws_conn_id: Airflow AWS connection for the topic read.
     """
 
     ui_color = "#e0e0e0"
+
+    def __init__(self, *, aws_conn_id: str | None = "aws_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_reliable_messaging.domain import replay as rp
@@ -34,6 +44,12 @@ class ReplayRequestOperator(BaseOperator):
             if not params.get("archive_prefix"):
                 params["archive_prefix"] = Variable.get(ARCHIVE_PREFIX_VARIABLE, "")
         request = rp.validate_request(params, datetime.now(UTC))
+        if request["source"] == "sns_archive":
+            from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
+
+            attributes = SnsMessagingHook(aws_conn_id=self.aws_conn_id).topic_attributes(request["topic_arn"])
+            _, beginning = rp.archive_of(attributes, request["topic_arn"])
+            rp.check_within_archive(rp.Window(rp.parse_instant(request["start"], "start")), beginning)
         self.log.info("Replay request: %s", request)
         return request
 

@@ -119,31 +119,30 @@ class SnsReplayOperator(BaseOperator):
         if bool(self.subscription_arn) == bool(self.target_queue):
             raise ConfigurationError("subscription_arn", "give exactly one of subscription_arn or target_queue")
         if self.subscription_arn:
-            identifiers.parse_arn(self.subscription_arn, "subscription_arn", "sns")
+            identifiers.subscription_arn(self.subscription_arn, "subscription_arn")
+        else:
+            identifiers.queue_reference(str(self.target_queue), "target_queue")
+        self.subscription_attributes = rp.subscription_attributes(self.subscription_attributes)
         if self.set_archive_policy:
             rp.archive_policy(self.archive_retention_days)
-        return rp.window(self.start, self.end, datetime.now(UTC))
+        now = datetime.now(UTC)
+        win = rp.window(self.start, self.end, now)
+        rp.check_sns_window(win, now)
+        return win
 
     def _archive_beginning(self, sns: SnsMessagingHook) -> datetime:
         from airflow_reliable_messaging.domain import replay as rp
 
         attrs = sns.topic_attributes(self.topic_arn)
-        if str(attrs.get("FifoTopic", "")).lower() != "true":
-            raise ConfigurationError("topic_arn", f"{self.topic_arn} is not a FIFO topic (FifoTopic is not true)")
-        if rp.parse_archive_policy(attrs.get("ArchivePolicy")) is None:
-            if not self.set_archive_policy:
-                raise ConfigurationError(
-                    "topic_arn", f"{self.topic_arn} has no archive policy, so SNS kept no messages to replay "
-                    "(set one with set_archive_policy=True for the future; replay the past from the S3 audit archive)",
-                )  # fmt: skip
+        fifo = str(attrs.get("FifoTopic", "")).lower() == "true"
+        if fifo and rp.parse_archive_policy(attrs.get("ArchivePolicy")) is None and self.set_archive_policy:
             policy = rp.archive_policy(self.archive_retention_days)
             self.log.info("Setting archive policy %s on %s", policy, self.topic_arn)
             sns.set_archive_policy(self.topic_arn, policy)
             attrs = sns.topic_attributes(self.topic_arn)
-        beginning = attrs.get("BeginningArchiveTime")
-        if not beginning:
-            raise ReplayError(f"{self.topic_arn} reports no BeginningArchiveTime although it has an archive policy")
-        return rp.parse_instant(beginning, "BeginningArchiveTime")
+            if not attrs.get("BeginningArchiveTime"):
+                raise ReplayError(f"{self.topic_arn} reports no BeginningArchiveTime although it has an archive policy")
+        return rp.archive_of(attrs, self.topic_arn)[1]
 
     def _existing_subscription(self, sns: SnsMessagingHook) -> tuple[str, str]:
         attrs = sns.subscription_attributes(self.subscription_arn)  # type: ignore[arg-type]
@@ -239,13 +238,8 @@ class SnsReplayOperator(BaseOperator):
         """Dry run: every check, read-only (no archive policy set, no queue created, no subscription)."""
         from airflow_reliable_messaging.domain import replay as rp
 
-        attrs = sns.topic_attributes(self.topic_arn)
-        if str(attrs.get("FifoTopic", "")).lower() != "true":
-            raise ConfigurationError("topic_arn", f"{self.topic_arn} is not a FIFO topic (FifoTopic is not true)")
-        beginning = attrs.get("BeginningArchiveTime")
-        if rp.parse_archive_policy(attrs.get("ArchivePolicy")) is None or not beginning:
-            raise ConfigurationError("topic_arn", f"{self.topic_arn} has no archive policy, so SNS kept no messages to replay")
-        rp.check_within_archive(win, rp.parse_instant(beginning, "BeginningArchiveTime"))
+        _, beginning = rp.archive_of(sns.topic_attributes(self.topic_arn), self.topic_arn)
+        rp.check_within_archive(win, beginning)
         subscription_arn = queue_arn = queue_url = None
         if self.subscription_arn:
             subscription_arn, queue_arn = self._existing_subscription(sns)
@@ -265,7 +259,7 @@ class SnsReplayOperator(BaseOperator):
         return {
             "topic_arn": self.topic_arn, "subscription_arn": subscription_arn, "queue_arn": queue_arn,
             "queue_url": queue_url, "window": win.to_dict(), "replay_policy": policy,
-            "pauses_subscription": win.end is not None, "beginning_archive_time": beginning, "dry_run": True,
+            "pauses_subscription": win.end is not None, "beginning_archive_time": rp.format_instant(beginning), "dry_run": True,
         }  # fmt: skip
 
     def _apply(self, sns: SnsMessagingHook, subscription_arn: str, policy: dict[str, str]) -> bool:

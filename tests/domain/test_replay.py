@@ -101,3 +101,82 @@ def test_checkpoint_roundtrip_and_remaining():
     assert back == cp and back.same_replay(cp)
     assert [i.message_id for i in back.remaining(items)] == ["b", "c"]
     assert rp.checkpoint_key("audit/v1", "r").startswith("audit/v1/_replays/")
+
+
+def test_an_sns_window_older_than_any_archive_is_refused_naming_start():
+    """An SNS archive keeps messages at most 365 days (ArchivePolicy MessageRetentionPeriod 1-365,
+    https://docs.aws.amazon.com/sns/latest/dg/message-archiving-and-replay-topic-owner.html): a
+    10-year window is refused before any call, naming start and pointing to the S3 archive.
+    (Before, it passed validate and failed later at AWS.)"""
+    params = {"source": "sns_archive", "topic_arn": "arn:aws:sns:us-east-1:123456789012:claims.fifo",
+              "target_queue": "replayed.fifo", "start": (NOW - timedelta(days=3650)).isoformat()}  # fmt: skip
+    with pytest.raises(ConfigurationError) as exc:
+        rp.validate_request(params, NOW)
+    assert exc.value.field == "start" and "365 days" in str(exc.value) and "source s3_archive" in str(exc.value)
+    assert rp.validate_request({**params, "start": (NOW - timedelta(days=364)).isoformat()}, NOW)["source"] == "sns_archive"
+    with pytest.raises(ConfigurationError, match="start"):
+        rp.validate_request({**params, "start": (NOW - timedelta(days=365, seconds=1)).isoformat()}, NOW)
+    # the S3 archive keeps what it keeps: the same window is fine there
+    s3 = {"source": "s3_archive", "start": params["start"], "archive_bucket": "archive", "target_queue": "q"}
+    assert rp.validate_request(s3, NOW)["source"] == "s3_archive"
+
+
+def test_archive_attributes_name_what_is_missing():
+    topic = "arn:aws:sns:us-east-1:123456789012:claims.fifo"
+    attrs = {"FifoTopic": "true", "ArchivePolicy": '{"MessageRetentionPeriod":"30"}', "BeginningArchiveTime": "2024-04-01T00:00:00.000Z"}
+    assert rp.archive_of(attrs, topic) == (30, datetime(2024, 4, 1, tzinfo=UTC))
+    for broken, words in [({**attrs, "FifoTopic": "false"}, "not a FIFO topic"), ({**attrs, "ArchivePolicy": "{}"}, "no archive policy"),
+                          ({k: v for k, v in attrs.items() if k != "BeginningArchiveTime"}, "no archive policy")]:  # fmt: skip
+        with pytest.raises(ConfigurationError, match=words) as exc:
+            rp.archive_of(broken, topic)
+        assert exc.value.field == "topic_arn" and "source s3_archive" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"target_queue": "q" * 81}, "target_queue"),  # SQS names: at most 80 characters, .fifo included
+        ({"target_queue": "q" * 76 + ".fifo"}, "target_queue"),
+        ({"target_queue": "has space"}, "target_queue"),
+        ({"target_queue": "https://sqs.us-east-1.amazonaws.com/123/q"}, "target_queue"),
+        ({"target_queue": "https://sqs.us-east-1.amazonaws.com/123456789012/q?x=1"}, "target_queue"),
+        ({"target_queue": "arn:aws:sqs:us-east-1:123456789012:bad/name"}, "target_queue"),
+        ({"target_queue": None, "subscription_arn": "arn:aws:sns:us-east-1:123456789012:claims.fifo"}, "subscription_arn"),
+        ({"target_queue": None, "subscription_arn": "arn:aws:sns:us-east-1:123456789012:claims.fifo:not-a-uuid"}, "subscription_arn"),
+        ({"target_queue": None,
+          "subscription_arn": "arn:aws:sns:us-east-1:123456789012:other.fifo:e1039402-24e7-40a3-a0d4-797da162b297"}, "subscription_arn"),
+        ({"topic_arn": "arn:aws:sns:us-east-1:123456789012:" + "t" * 252 + ".fifo"}, "topic_arn"),  # 256, .fifo included
+    ],
+)  # fmt: skip
+def test_sns_request_fields_are_checked_against_aws_formats(params, field):
+    """SQS CreateQueue API reference (queue names, 80 characters including .fifo), SNS CreateTopic
+    (topic names, 256 characters), subscription ARNs (topic ARN + ':' + id), checked before any call."""
+    base = {"source": "sns_archive", "topic_arn": "arn:aws:sns:us-east-1:123456789012:claims.fifo",
+            "target_queue": "replayed.fifo", "start": (NOW - timedelta(days=1)).isoformat()}  # fmt: skip
+    with pytest.raises(ConfigurationError) as exc:
+        rp.validate_request({**base, **params}, NOW)
+    assert exc.value.field == field
+
+
+def test_queue_references_that_are_fine():
+    base = {"source": "sns_archive", "topic_arn": "arn:aws:sns:us-east-1:123456789012:claims.fifo",
+            "start": (NOW - timedelta(days=1)).isoformat()}  # fmt: skip
+    for queue in ("q" * 75 + ".fifo", "https://sqs.us-east-1.amazonaws.com/123456789012/replayed",
+                  "http://127.0.0.1:5000/123456789012/replayed", "arn:aws:sqs:us-east-1:123456789012:replayed.fifo"):  # fmt: skip
+        assert rp.validate_request({**base, "target_queue": queue}, NOW)["target_queue"] == queue
+    sub = "arn:aws:sns:us-east-1:123456789012:claims.fifo:e1039402-24e7-40a3-a0d4-797da162b297"
+    assert rp.validate_request({**base, "subscription_arn": sub}, NOW)["subscription_arn"] == sub
+
+
+def test_subscription_attributes_are_checked_as_sns_checks_them():
+    """Subscribe / SetSubscriptionAttributes attribute names and values (SNS API reference);
+    filter policies: at most five attribute names, 256 KB ("Filter policy constraints")."""
+    ok = rp.subscription_attributes({"RawMessageDelivery": True, "FilterPolicy": {"kind": ["order"]},
+                                     "FilterPolicyScope": "MessageBody"})  # fmt: skip
+    assert ok == {"RawMessageDelivery": "true", "FilterPolicy": '{"kind":["order"]}', "FilterPolicyScope": "MessageBody"}
+    for bad in ({"ReplayPolicy": "{}"}, {"Raw": "true"}, {"RawMessageDelivery": "yes"}, {"FilterPolicyScope": "Body"},
+                {"FilterPolicy": "not json"}, {"FilterPolicy": {f"k{i}": ["v"] for i in range(6)}},
+                {"RedrivePolicy": {"deadLetterTargetArn": "arn:aws:sns:us-east-1:123456789012:t"}}, "RawMessageDelivery"):  # fmt: skip
+        with pytest.raises(ConfigurationError) as exc:
+            rp.subscription_attributes(bad)
+        assert exc.value.field.startswith("subscription_attributes")

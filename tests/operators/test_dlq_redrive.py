@@ -114,6 +114,19 @@ def quarantine(aws, unique):
         ({"dlq": "q", "rate_per_second": -1}, "rate_per_second"),
         ({"dlq": "q", "quarantine_bucket": "Bad_Bucket"}, "quarantine_bucket"),
         ({"dlq": "q", "destination": "arn:aws:s3:::bucket"}, "destination"),
+        # AWS formats (SQS CreateQueue, SNS CreateTopic, KMS key ids), checked without a call
+        ({"dlq": "orders dlq"}, "dlq"),
+        ({"dlq": "q" * 81}, "dlq"),
+        ({"dlq": "https://sqs.us-east-1.amazonaws.com/orders-dlq"}, "dlq"),
+        ({"dlq": "q", "destination": "arn:aws:sns:us-east-1:123456789012:bad/topic"}, "destination"),
+        ({"dlq": "q", "destination": "not/a/queue"}, "destination"),
+        ({"dlq": "q", "kms_key_id": "my key"}, "kms_key_id"),
+        # SQS message attribute names (SendMessage API reference): no AWS./Amazon. prefix, no "..", <= 256
+        ({"dlq": "q", "message_attribute_filter": {"AWS.trace": "x"}}, "message_attribute_filter"),
+        ({"dlq": "q", "message_attribute_filter": {"a..b": "x"}}, "message_attribute_filter"),
+        ({"dlq": "q", "message_attribute_filter": {"t" * 257: "x"}}, "message_attribute_filter"),
+        ({"dlq": "q", "min_age_seconds": 14 * 24 * 3600 + 1}, "min_age_seconds"),  # SQS keeps 14 days at most
+        ({"dlq": "q", "poll_interval": 0}, "poll_interval"),
     ],
 )
 def test_invalid_input_is_rejected_before_any_aws_call(kwargs, field):

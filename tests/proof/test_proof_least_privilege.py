@@ -244,10 +244,11 @@ def test_dlq_redrive_actions(aws, unique):
 
 
 def test_sns_replay_actions(aws, unique):
-    """SnsReplayOperator (new queue, existing subscription, retry, dry run, archive policy set),
-    ReplayCompletedSensor (poke with resume, deferred through ReplayStatusTrigger, the failure
+    """SnsReplayOperator (new queue, existing subscription, retry, dry run, archive policy set), the
+    replay DAG's ReplayRequestOperator (its topic read), ReplayCompletedSensor (poke with resume, deferred through ReplayStatusTrigger, the failure
     diagnosis of a replay to a deleted queue)."""
     from airflow_reliable_messaging.exceptions import ConfigurationError, ReplayError
+    from airflow_reliable_messaging.operators.replay_request import ReplayRequestOperator
     from airflow_reliable_messaging.operators.sns_replay import SnsReplayOperator
     from airflow_reliable_messaging.sensors.replay import ReplayCompletedSensor
 
@@ -274,6 +275,9 @@ def test_sns_replay_actions(aws, unique):
                                   start=first["window"]["start"]).execute({})  # fmt: skip
         assert again["already_applied"] is True
         SnsReplayOperator(task_id="r", topic_arn=topic, subscription_arn=sub, start=start, dry_run=True).execute({})
+        # the replay DAG's validate step reads the topic's archive (nothing else)
+        ReplayRequestOperator(task_id="validate").execute({"params": {
+            "source": "sns_archive", "topic_arn": topic, "subscription_arn": sub, "start": start.isoformat()}})  # fmt: skip
         SnsReplayOperator(task_id="r", topic_arn=topic, subscription_arn=sub, start=start, end=end).execute({})
         done = ReplayCompletedSensor(task_id="w", subscription_arn=sub, deferrable=False, poke_interval=0.1,
                                      resume_live_delivery=True).execute({})  # fmt: skip

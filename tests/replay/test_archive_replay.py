@@ -168,6 +168,14 @@ def test_invalid_arguments_name_the_field(bucket):
     with pytest.raises(ConfigurationError) as exc:
         _op(bucket, target_queue="q", replay_id=None).execute({})
     assert exc.value.field == "replay_id"
+    # checked before anything is read or sent (before: the rate failed after the first batch was sent)
+    for kwargs, field in [({"target_queue": "no such/queue"}, "target_queue"),
+                          ({"target_queue": "q", "max_messages_per_second": "fast"}, "max_messages_per_second"),
+                          ({"target_queue": "q", "max_messages_per_second": -5}, "max_messages_per_second"),
+                          ({"target_queue": "q", "archive_delay_hours": 1.5}, "archive_delay_hours")]:  # fmt: skip
+        with pytest.raises(ConfigurationError) as exc:
+            _op(bucket, aws_conn_id="no_such_connection", **kwargs).execute({})
+        assert exc.value.field == field
 
 
 def test_rate_limit_paces_the_batches(s3, sqs, bucket, unique):

@@ -128,19 +128,26 @@ def test_form_rejects_what_is_not_a_date_time(airflow_db):
         assert states["validate"][0] == "failed" and states["route"][0] != "success"
 
 
+RECENT = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")  # within any SNS archive's reach
+
+
 @pytest.mark.parametrize(
     ("conf", "field"),
     [
         ({"source": "kafka"}, "source"),
         ({"source": "sns_archive", "start": "2024-13-01"}, "start"),
         ({"source": "sns_archive", "start": "2024-01-01T00:00:00Z", "end": "2023-01-01T00:00:00Z"}, "end"),
-        ({"source": "sns_archive", "start": "2024-01-01T00:00:00Z"}, "topic_arn"),
-        ({"source": "sns_archive", "start": "2024-01-01T00:00:00Z", "topic_arn": "arn:aws:sns:us-east-1:123456789012:std"},
+        ({"source": "sns_archive", "start": RECENT}, "topic_arn"),
+        ({"source": "sns_archive", "start": RECENT, "topic_arn": "arn:aws:sns:us-east-1:123456789012:std"},
          "topic_arn"),
-        ({"source": "sns_archive", "start": "2024-01-01T00:00:00Z", "topic_arn": "arn:aws:sns:us-east-1:123456789012:c.fifo"},
+        ({"source": "sns_archive", "start": RECENT, "topic_arn": "arn:aws:sns:us-east-1:123456789012:c.fifo"},
          "subscription_arn"),
-        ({"source": "sns_archive", "start": "2024-01-01T00:00:00Z", "topic_arn": "arn:aws:sns:us-east-1:123456789012:c.fifo",
+        ({"source": "sns_archive", "start": RECENT, "topic_arn": "arn:aws:sns:us-east-1:123456789012:c.fifo",
           "target_queue": "q", "message_ids": ["x"]}, "message_ids"),
+        ({"source": "sns_archive", "start": "2016-01-01T00:00:00Z", "topic_arn": "arn:aws:sns:us-east-1:123456789012:c.fifo",
+          "target_queue": "q"}, "start"),
+        ({"source": "sns_archive", "start": RECENT, "topic_arn": "arn:aws:sns:us-east-1:123456789012:c.fifo",
+          "target_queue": "https://sqs.us-east-1.amazonaws.com/q"}, "target_queue"),
         ({"source": "s3_archive", "start": "2024-01-01T00:00:00Z", "archive_bucket": "Bad_Bucket", "target_queue": "q"},
          "archive_bucket"),
         ({"source": "s3_archive", "start": "2024-01-01T00:00:00Z", "archive_bucket": "good-bucket"}, "topic_arn"),
@@ -163,3 +170,24 @@ def test_s3_request_fixes_an_open_end():
         "source": "s3_archive", "start": "2024-01-01T00:00:00Z", "archive_bucket": "good-bucket", "target_queue": "q"}})
     end = datetime.fromisoformat(request["end"].replace("Z", "+00:00"))
     assert before - timedelta(seconds=1) <= end <= datetime.now(UTC)
+
+
+def test_a_window_before_the_archive_fails_validate_naming_start(airflow_db, sns, sqs, unique):
+    """The validate task reads the topic (nothing else) and refuses a window that starts before
+    its BeginningArchiveTime, naming start and pointing to the S3 archive source; nothing runs
+    after it. (Before, validate passed and the replay task failed at SNS.)"""
+    topic = sns.create_topic(Name=unique("claims") + ".fifo", Attributes={"FifoTopic": "true",
+                             "ContentBasedDeduplication": "true"})["TopicArn"]  # fmt: skip
+    SnsMessagingHook().set_archive_policy(topic, {"MessageRetentionPeriod": "30"})
+    beginning = sns.get_topic_attributes(TopicArn=topic)["Attributes"]["BeginningArchiveTime"]
+    _, arn = fifo_queue(sqs, unique("consumer") + ".fifo")
+    sub = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, ReturnSubscriptionArn=True)["SubscriptionArn"]
+    early = datetime.fromisoformat(beginning.replace("Z", "+00:00")) - timedelta(days=2)
+    conf = {"source": "sns_archive", "topic_arn": topic, "subscription_arn": sub, "start": early.isoformat(), "dry_run": False}
+    with pytest.raises(ConfigurationError) as exc:
+        ReplayRequestOperator(task_id="validate").execute({"params": conf})
+    assert exc.value.field == "start" and "BeginningArchiveTime" in str(exc.value) and "source s3_archive" in str(exc.value)
+    states = _run(_load_dag(), conf)
+    assert states["validate"][0] == "failed"
+    assert all(states[t][0] in ("upstream_failed", "none", "skipped") for t in ("route", "sns_replay", "sns_wait", "report"))
+    assert "ReplayPolicy" not in sns.get_subscription_attributes(SubscriptionArn=sub)["Attributes"]

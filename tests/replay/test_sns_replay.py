@@ -159,6 +159,7 @@ def test_invalid_requests_name_the_field(sns, sqs, unique):
         SnsReplayOperator(task_id="r", topic_arn=topic, subscription_arn=sub, target_queue="q", start=start).execute({})
     assert exc.value.field == "subscription_arn"
 
+
     http = sns.subscribe(TopicArn=topic, Protocol="http", Endpoint="http://127.0.0.1:9/x", ReturnSubscriptionArn=True)
     with pytest.raises(ConfigurationError) as exc:
         SnsReplayOperator(task_id="r", topic_arn=topic, subscription_arn=http["SubscriptionArn"], start=now_ms()).execute({})
@@ -199,3 +200,24 @@ def test_sensor_fails_fast_with_the_reason(sns, sqs, unique):
     plain = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=other, ReturnSubscriptionArn=True)["SubscriptionArn"]
     with pytest.raises(ReplayError, match="no ReplayPolicy"):
         ReplayCompletedSensor(task_id="w", subscription_arn=plain, deferrable=False, poke_interval=0.1).execute({})
+
+
+def test_windows_and_arguments_aws_cannot_serve_are_refused_before_any_call(unique):
+    """Checked without a connection (aws_conn_id names none): a window beyond the 365 days an SNS
+    archive keeps (https://docs.aws.amazon.com/sns/latest/dg/message-archiving-and-replay-topic-owner.html),
+    a malformed subscription ARN or queue, subscription attributes SNS refuses."""
+    topic = "arn:aws:sns:us-east-1:123456789012:claims.fifo"
+    base = {"task_id": "r", "topic_arn": topic, "target_queue": "replayed.fifo", "start": now_ms() - timedelta(hours=1),
+            "aws_conn_id": "no_such_connection"}  # fmt: skip
+    for overrides, field in [
+        ({"start": now_ms() - timedelta(days=3650)}, "start"),
+        ({"target_queue": None, "subscription_arn": topic + ":1"}, "subscription_arn"),
+        ({"target_queue": "not a queue"}, "target_queue"),
+        ({"subscription_attributes": {"ReplayPolicy": "{}"}}, "subscription_attributes"),
+        ({"subscription_attributes": {"RawMessageDelivery": "maybe"}}, "subscription_attributes"),
+    ]:
+        with pytest.raises(ConfigurationError) as exc:
+            SnsReplayOperator(**{**base, **overrides}).execute({})
+        assert exc.value.field == field, overrides
+        if field == "start":
+            assert "source s3_archive" in str(exc.value)
