@@ -8,19 +8,50 @@ protection policy (pure: no I/O)::
                     "DataDirection": "Inbound",
                     "Operation": {"Deidentify": {"MaskConfig": {"MaskWithCharacter": "#"}}}}]}
 
-Managed identifiers (SNS names): ``CreditCardNumber`` (13-19 digits, spaces or dashes allowed,
-Luhn-checked), ``EmailAddress``, ``AwsSecretKey`` (40 characters of base64 alphabet within 50
-characters after a keyword such as ``aws_secret_access_key`` or ``secret key``, as SNS requires a
-keyword for it). SNS has no managed identifier for access key *ids*: :data:`AWS_ACCESS_KEY_ID`
-is a ready custom identifier for them. ``MaskConfig`` replaces each character of a finding with
-``MaskWithCharacter`` (default ``*``); ``RedactConfig`` cuts the finding out; a ``Deny``
-statement refuses the text (:class:`SensitiveDataDenied`, naming identifiers, never values);
-``Audit`` statements change nothing. ``DataDirection`` and ``Principal`` are not evaluated: the
-project applies every statement to what it is about to publish.
+SNS itself no longer offers message data protection to new customers (SNS developer guide,
+"Amazon SNS message data protection availability change"), so this client-side masking in the same
+policy shape is what most users can get. Managed identifiers (SNS names, with AWS's detection rules
+where AWS documents them — "Using managed data identifiers in Amazon SNS" and the sensitive data
+type pages):
+
+- ``CreditCardNumber``: 13-19 digits, spaces or dashes allowed, Luhn-checked (no keyword needed
+  here, unlike SNS: masking more, never less).
+- ``EmailAddress``.
+- ``AwsSecretKey``: 40 characters of base64 alphabet within 50 characters after a keyword such as
+  ``aws_secret_access_key`` or ``secret key``. SNS has no managed identifier for access key *ids*:
+  :data:`AWS_ACCESS_KEY_ID` is a ready custom identifier for them.
+- ``IpAddress``: IPv4 (four octets 0-255) and IPv6 addresses, validated as addresses; no keyword.
+- ``PhoneNumber-BR|DE|ES|FR|GB|IT|US``: the country's numbering plan (lengths, leading digits; US:
+  area code and exchange not starting with 0 or 1). As AWS documents: with a keyword (``phone``,
+  ``tel``, ``mobile``, ``fax``, ``contact``, ...) near, the national form counts; without one, only
+  the international form (``+<country code>``).
+- ``Ssn-US``: ``AAA-GG-SSSS`` (dashes, spaces or none) with a keyword (``ssn``, ``ss#``, ``social
+  security``) near; never area 000, 666 or 9xx, group 00 or serial 0000.
+- ``BankAccountNumber-DE|ES|FR|GB|IT``: IBANs of that country — its length and BBAN structure, the
+  ISO 13616 mod-97 check — with one of AWS's keywords for that country (``iban``, ``account
+  number``, ``bban``, ...) near.
+
+"Near" is within :data:`KEYWORD_DISTANCE` characters before or after (AWS does not document the
+distance); keywords are case-insensitive, and a space in one also matches no space, ``_`` or ``-``,
+as AWS documents. Custom identifiers are named regexes (``Configuration.CustomDataIdentifier``,
+Python ``re`` syntax, at most 200 characters).
+
+``MaskConfig`` replaces each character of a finding with ``MaskWithCharacter`` (default ``*``);
+``RedactConfig`` cuts the finding out; a ``Deny`` statement refuses the text
+(:class:`SensitiveDataDenied`, naming identifiers, never values); ``Audit`` statements change
+nothing. ``DataDirection`` and ``Principal`` are not evaluated: the project applies every statement
+to what it is about to publish.
+
+Masking never breaks the document it masks: :meth:`DataProtectionPolicy.apply_json` masks the
+values (and keys) of a JSON document, a masked number becoming a string, so the result is still
+JSON; :meth:`~DataProtectionPolicy.apply_html` masks the text of an HTML document, never its
+markup; :func:`deidentify_payload` picks the right one for a message body. The key (or the enclosing
+key) of a JSON value counts as text near it, so ``{"phone": "0207 946 0958"}`` finds the keyword.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable
@@ -29,7 +60,8 @@ from typing import Any
 
 from airflow_reliable_messaging.exceptions import ConfigurationError
 
-MANAGED_PREFIX = re.compile(r"^arn:aws(?:-cn|-us-gov)?:dataprotection::aws:data-identifier/(?P<name>[A-Za-z0-9]+)$")
+MANAGED_PREFIX = re.compile(r"^arn:aws(?:-cn|-us-gov)?:dataprotection::aws:data-identifier/(?P<name>[A-Za-z0-9]+(?:-[A-Z]{2})?)$")
+KEYWORD_DISTANCE = 50  # characters between a keyword and the data it qualifies
 POLICY_VERSION = "2021-06-01"
 MAX_CUSTOM_REGEX = 200  # SNS's limit on a custom data identifier's regex length
 AWS_ACCESS_KEY_ID = {"Name": "AwsAccessKeyId", "Regex": r"\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{16}\b"}
@@ -39,7 +71,10 @@ _SECRET_KEYWORDS = re.compile(
 )
 _SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
+# local part: RFC 5322 atext (an apostrophe, as in o'brien@..., is part of the address)
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9.!#$%&'*+/=?^_`{|}~-])[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b"
+)
 
 
 class SensitiveDataDenied(ValueError):
@@ -78,10 +113,146 @@ def _secret_keys(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in _SECRET.finditer(text) if _SECRET_KEYWORDS.search(text[max(0, m.start() - 50) : m.start()])]
 
 
+def _keywords(*words: str) -> re.Pattern:
+    """Keywords as AWS matches them: any case; a space also matches none, ``_`` or ``-``."""
+    alternatives = ["[ _-]?".join(re.escape(part) for part in word.split(" ")) for word in words]
+    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(alternatives) + r")(?![a-z0-9])", re.IGNORECASE)
+
+
+def _near(keywords: re.Pattern, text: str, start: int, end: int) -> bool:
+    return bool(keywords.search(text[max(0, start - KEYWORD_DISTANCE) : start]) or keywords.search(text[end : end + KEYWORD_DISTANCE]))
+
+
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w)(?!\.\d)")
+_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])")
+
+
+def _ip_addresses(text: str) -> list[tuple[int, int]]:
+    spans = []
+    for pattern, kind in ((_IPV4, ipaddress.IPv4Address), (_IPV6, ipaddress.IPv6Address)):
+        for m in pattern.finditer(text):
+            try:
+                address = kind(m.group())
+            except ValueError:
+                continue
+            if not address.is_unspecified:  # "::" alone is punctuation more often than an address
+                spans.append(m.span())
+    return spans
+
+
+_SSN = re.compile(r"(?<![\w-])(?P<area>\d{3})(?P<sep>[- ]?)(?P<group>\d{2})(?P=sep)(?P<serial>\d{4})(?![\w-])")
+_SSN_KEYWORDS = _keywords("social security", "ss#", "ssn")
+
+
+def _us_ssns(text: str) -> list[tuple[int, int]]:
+    """US social security numbers as issued (SSA: no area 000, 666 or 900-999, no group 00, no serial 0000)."""
+    return [
+        m.span() for m in _SSN.finditer(text)
+        if m["area"] not in ("000", "666") and m["area"][0] != "9" and m["group"] != "00" and m["serial"] != "0000"
+        and _near(_SSN_KEYWORDS, text, *m.span())
+    ]  # fmt: skip
+
+
+_PHONE_KEYWORDS = ("cell", "contact", "fax", "fax number", "mobile", "phone", "phone number", "tel", "telephone",
+                   "telephone number")  # fmt: skip
+_PHONE_KEYWORDS_BR = ("cel", "celular", "fone", "móvel", "número residencial", "numero residencial", "telefone")
+
+
+@dataclass(frozen=True)
+class _NumberingPlan:
+    """A country's phone numbers: calling code, national trunk prefix, the national number."""
+
+    code: str
+    trunk: str  # "" none; "0" (or "1") written before a national number
+    trunk_required: bool
+    national: str  # the national significant number, separators allowed
+
+
+# ITU-T E.164 national numbering plans (lengths and leading digits), as the national regulators publish them.
+_PLANS = {
+    "US": _NumberingPlan("1", "1", False, r"\(?[2-9]\d{2}\)?[ .-]?[2-9]\d{2}[ .-]?\d{4}"),  # NANP: NXX NXX XXXX
+    "GB": _NumberingPlan("44", "0", True, r"[1-9](?:[ .-]?\d){8,9}"),
+    "FR": _NumberingPlan("33", "0", True, r"[1-9](?:[ .-]?\d){8}"),
+    "DE": _NumberingPlan("49", "0", True, r"[1-9](?:[ ./-]?\d){6,10}"),
+    "ES": _NumberingPlan("34", "", False, r"[6-9](?:[ .-]?\d){8}"),
+    "IT": _NumberingPlan("39", "", False, r"(?:3(?:[ .-]?\d){8,9}|0(?:[ .-]?\d){5,10})"),  # the 0 is part of the number
+    "BR": _NumberingPlan("55", "0", False, r"\(?[1-9]{2}\)?[ .-]?(?:9[ .-]?\d{4}|[2-5]\d{3})[ .-]?\d{4}"),  # mobile 9 + 8
+}
+
+
+def _phone_finder(country: str) -> Callable[[str], list[tuple[int, int]]]:
+    plan = _PLANS[country]
+    keywords = _keywords(*_PHONE_KEYWORDS, *(_PHONE_KEYWORDS_BR if country == "BR" else ()))
+    trunk = f"(?P<trunk>{re.escape(plan.trunk)})[ .-]?" if plan.trunk else ""
+    pattern = re.compile(
+        rf"(?<![\w+])(?<!\d[ ./-])(?:(?P<intl>\+{plan.code}[ .-]?(?:\(0\)[ .-]?)?)|{trunk})?(?P<national>{plan.national})"
+        r"(?!\w)(?![ ./-]?\d)"  # not a piece of a longer run of digit groups
+    )
+
+    def find(text: str) -> list[tuple[int, int]]:
+        spans = []
+        for m in pattern.finditer(text):
+            if m["intl"] or ((m.groupdict().get("trunk") or not plan.trunk_required) and _near(keywords, text, *m.span())):
+                spans.append(m.span())
+        return spans
+
+    return find
+
+
+# ISO 13616 IBANs: length and BBAN structure per country (the SWIFT IBAN registry); AWS's keywords.
+_IBAN = {
+    "DE": (22, r"\d{18}"),
+    "ES": (24, r"\d{20}"),
+    "FR": (27, r"\d{10}[A-Z0-9]{11}\d{2}"),
+    "GB": (22, r"[A-Z]{4}\d{14}"),
+    "IT": (27, r"[A-Z]\d{10}[A-Z0-9]{12}"),
+}
+_BANK_KEYWORDS = ("account code", "account number", "accountno#", "accountnumber#", "bban", "customer account id",
+                  "customer account number", "customer bank account id", "iban")  # fmt: skip
+_BANK_KEYWORDS_BY_COUNTRY = {
+    "DE": ("bankleitzahl", "geheimzahl", "kartennummer", "kontonummer", "kreditkartennummer", "sepa"),
+    "ES": ("código cuenta", "código cuenta bancaria", "cuenta cliente id", "número cuenta bancaria cliente",
+           "número cuenta cliente"),  # fmt: skip
+    "FR": ("code bancaire", "compte bancaire", "numéro de compte"),
+    "GB": ("sepa",),
+    "IT": ("codice bancario", "conto bancario", "numero di conto"),
+}
+
+
+def iban_valid(iban: str) -> bool:
+    """ISO 13616: the first four characters moved to the end, letters as 10-35, the number mod 97 is 1."""
+    text = (iban[4:] + iban[:4]).upper()
+    if not text.isalnum():
+        return False
+    return int("".join(str(int(ch, 36)) for ch in text)) % 97 == 1
+
+
+def _iban_finder(country: str) -> Callable[[str], list[tuple[int, int]]]:
+    length, bban = _IBAN[country]
+    groups, rest = divmod(length - 4, 4)
+    printed = rf"{country}\d{{2}}(?: ?[A-Za-z0-9]{{4}}){{{groups}}}" + (rf" ?[A-Za-z0-9]{{{rest}}}" if rest else "")
+    pattern = re.compile(rf"(?<![A-Za-z0-9]){printed}(?![A-Za-z0-9])")
+    keywords = _keywords(*_BANK_KEYWORDS, *_BANK_KEYWORDS_BY_COUNTRY[country])
+
+    def find(text: str) -> list[tuple[int, int]]:
+        spans = []
+        for m in pattern.finditer(text):
+            iban = m.group().replace(" ", "").upper()
+            if re.fullmatch(bban, iban[4:]) and iban_valid(iban) and _near(keywords, text, *m.span()):
+                spans.append(m.span())
+        return spans
+
+    return find
+
+
 MANAGED: dict[str, Callable[[str], list[tuple[int, int]]]] = {
     "CreditCardNumber": _credit_cards,
     "EmailAddress": _emails,
     "AwsSecretKey": _secret_keys,
+    "IpAddress": _ip_addresses,
+    "Ssn-US": _us_ssns,
+    **{f"PhoneNumber-{country}": _phone_finder(country) for country in _PLANS},
+    **{f"BankAccountNumber-{country}": _iban_finder(country) for country in _IBAN},
 }
 
 
@@ -152,15 +323,20 @@ class DataProtectionPolicy:
         names = {n for s in self.statements for n in s.identifiers}
         return {n: len(self.finders[n](text)) for n in sorted(names) if self.finders[n](text)}
 
-    def apply(self, text: str) -> str:
+    def apply(self, text: str, context: str = "") -> str:
+        """``text`` de-identified. ``context``: text that stands before it (a JSON key), searched for
+        keywords and findings that reach into ``text``, never changed itself."""
+        offset = len(context) + 1 if context else 0
         for statement in self.statements:
             if statement.action == "audit":
                 continue
-            spans = _merge([span for name in statement.identifiers for span in self.finders[name](text)])
+            whole = f"{context}\n{text}" if context else text
+            found = [(max(a - offset, 0), b - offset) for name in statement.identifiers for a, b in self.finders[name](whole) if b > offset]
+            spans = _merge(found)
             if not spans:
                 continue
             if statement.action == "deny":
-                raise SensitiveDataDenied([n for n in statement.identifiers if self.finders[n](text)])
+                raise SensitiveDataDenied([n for n in statement.identifiers if self.finders[n](whole)])
             out, last = [], 0
             for start, end in spans:
                 out.append(text[last:start])
@@ -171,19 +347,42 @@ class DataProtectionPolicy:
             text = "".join(out)
         return text
 
-    def apply_json(self, value: Any) -> Any:
-        """De-identify every string (keys kept) of a JSON-like value."""
+    def apply_json(self, value: Any, key: str = "") -> Any:
+        """De-identify a JSON-like value on its structure: every string, key and number (a masked
+        number becomes a string), each with its key as context, so the result stays JSON. A key
+        that masks into another key of the same object gets `` (2)``, `` (3)``... (nothing dropped)."""
         if isinstance(value, str):
-            return self.apply(value)
+            return self.apply(value, key)
         if isinstance(value, dict):
-            return {k: self.apply_json(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.apply_json(v) for v in value]
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            text = str(value)
-            masked = self.apply(text)
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                name = self.apply(str(k), key)
+                unique, n = name, 1
+                while unique in out:
+                    n += 1
+                    unique = f"{name} ({n})"
+                out[unique] = self.apply_json(v, str(k))
+            return out
+        if isinstance(value, list | tuple):
+            return [self.apply_json(v, key) for v in value]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            text = json.dumps(value)
+            masked = self.apply(text, key)
             return value if masked == text else masked
         return value
+
+    def apply_html(self, html: str) -> str:
+        """De-identify the text of an HTML document, never its markup: tags (and their attributes)
+        are kept as they are, each text run is unescaped, de-identified and escaped again."""
+        from html import escape, unescape
+
+        out, last = [], 0
+        for tag in _TAG.finditer(html):
+            out.append(escape(self.apply(unescape(html[last : tag.start()])), quote=False))
+            out.append(tag.group())
+            last = tag.end()
+        out.append(escape(self.apply(unescape(html[last:])), quote=False))
+        return "".join(out)
 
 
 def _statement(operation: Any, names: tuple[str, ...], where: str) -> _Statement:
@@ -217,7 +416,31 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+_TAG = re.compile(r"<!--.*?-->|<[^<>]*>", re.DOTALL)
+
+
+class NotDeidentifiable(ValueError):
+    """A payload that is not text: no data identifier can be looked for in it."""
+
+
 def deidentify(text: str, policy: Any) -> str:
-    """``text`` with ``policy`` (a dict, JSON text or a parsed policy) applied."""
+    """``text`` with ``policy`` (a dict, JSON text or a parsed policy) applied, as plain text."""
     parsed = policy if isinstance(policy, DataProtectionPolicy) else DataProtectionPolicy.parse(policy)
     return parsed.apply(text)
+
+
+def deidentify_payload(data: bytes, policy: DataProtectionPolicy) -> bytes:
+    """A message body de-identified without breaking it: JSON on its structure (still JSON, compact
+    when something was masked), other UTF-8 text as text; unchanged bytes when nothing was found.
+    Raises NotDeidentifiable for a body that is not UTF-8 text, SensitiveDataDenied on ``Deny``."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NotDeidentifiable("a binary payload cannot be searched for sensitive data") from None
+    try:
+        document = json.loads(text)
+    except ValueError:
+        masked = policy.apply(text)
+        return data if masked == text else masked.encode()
+    masked_doc = policy.apply_json(document)
+    return data if masked_doc == document else json.dumps(masked_doc, ensure_ascii=False, separators=(",", ":")).encode()

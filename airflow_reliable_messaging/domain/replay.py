@@ -261,6 +261,12 @@ def checkpoint_key(prefix: str, replay_id: str) -> str:
     return "/".join(p for p in (prefix, REPLAYS, f"{digest}.json") if p)
 
 
+def masked_copy_key(prefix: str, replay_id: str, message_id: str) -> str:
+    """Where a replay with a data protection policy keeps a masked payload too large to send inline."""
+    digest = hashlib.sha256(validate_replay_id(replay_id).encode()).hexdigest()[:32]
+    return "/".join(p for p in (prefix, REPLAYS, digest, "masked", archive_layout.validate_message_id(message_id)) if p)
+
+
 @dataclass(frozen=True)
 class ReplayFilter:
     source_systems: frozenset[str] = frozenset()

@@ -57,13 +57,19 @@ class S3ArchiveReplayOperator(BaseOperator):
     :param discovery: ``auto`` (manifests, else listing), ``manifests`` or ``listing``.
     :param archive_delay_hours: how long after its event time a record may have been archived.
     :param group_by: FIFO group id source: ``source_system`` or ``message_type``.
+    :param data_protection_policy: an SNS data protection policy (JSON shape, see
+        ``domain/masking.py``) applied to every payload before it is sent: JSON on its structure
+        (still JSON), other text as text; a payload above the size limit is masked into a copy under
+        ``<prefix>/_replays/`` that the claim-check pointer names. Binary payloads, and payloads a
+        ``Deny`` statement refuses, are not sent (reported like refused entries) (templated).
     :param aws_conn_id: Airflow AWS connection (templated).
     :param region_name: AWS region (templated).
     """
 
     template_fields: Sequence[str] = (
         "archive_bucket", "archive_prefix", "start", "end", "topic_arn", "target_queue", "source_systems",
-        "message_types", "message_ids", "replay_id", "dry_run", "max_messages_per_second", "aws_conn_id", "region_name",
+        "message_types", "message_ids", "replay_id", "dry_run", "max_messages_per_second", "data_protection_policy",
+        "aws_conn_id", "region_name",
     )  # fmt: skip
     operator_extra_links = (SnsTopicLink(), SqsQueueLink())
     ui_color = "#c7e3a3"
@@ -86,6 +92,7 @@ class S3ArchiveReplayOperator(BaseOperator):
         discovery: str = "auto",
         archive_delay_hours: int = 24,
         group_by: str = "source_system",
+        data_protection_policy: dict | str | None = None,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         **kwargs: Any,
@@ -106,6 +113,7 @@ class S3ArchiveReplayOperator(BaseOperator):
         self.discovery = discovery
         self.archive_delay_hours = archive_delay_hours
         self.group_by = group_by
+        self.data_protection_policy = data_protection_policy
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
 
@@ -155,6 +163,11 @@ class S3ArchiveReplayOperator(BaseOperator):
             identifiers.queue_reference(str(self.target_queue), "target_queue")
         self.max_messages_per_second = _non_negative(self.max_messages_per_second, "max_messages_per_second")
         self.archive_delay_hours = _non_negative(self.archive_delay_hours, "archive_delay_hours", whole=True)
+        self._policy = None
+        if self.data_protection_policy not in (None, "", "None", {}):
+            from airflow_reliable_messaging.domain.masking import DataProtectionPolicy
+
+            self._policy = DataProtectionPolicy.parse(self.data_protection_policy, "data_protection_policy")
         replay_id = rp.validate_replay_id(self.replay_id or self._default_replay_id(context))
 
         from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
@@ -205,8 +218,9 @@ class S3ArchiveReplayOperator(BaseOperator):
         checkpoint.failed, checkpoint.completed = [], False
         sent_before, started = checkpoint.sent, time.monotonic()
         for chunk in rp.chunks(todo, BATCH):
-            entries, pointers = self._entries(s3, chunk, replay_id, sender)
+            entries, pointers, refused = self._entries(s3, chunk, replay_id, sender, prefix)
             result = sender.send(entries)
+            result.failed.update(refused)
             for entry_id, error in result.failed.items():
                 item = chunk[int(entry_id)]
                 checkpoint.failed.append({"message_id": item.message_id, "code": str(error.get("Code")),
@@ -274,17 +288,21 @@ class S3ArchiveReplayOperator(BaseOperator):
         )  # fmt: skip
 
     # -- sending -------------------------------------------------------------------------------------
-    def _entries(self, s3: S3ArchiveHook, chunk: list[rp.ReplayItem], replay_id: str,
-                 sender: _Sender) -> tuple[list[dict], set[str]]:  # fmt: skip
+    def _entries(self, s3: S3ArchiveHook, chunk: list[rp.ReplayItem], replay_id: str, sender: _Sender,
+                 prefix: str) -> tuple[list[dict], set[str], dict[str, dict]]:  # fmt: skip
+        """The batch entries, which of them are pointers, and the items refused before sending."""
+        from dataclasses import replace
+
         from botocore.exceptions import ClientError
 
         from airflow_reliable_messaging.domain import replay as rp
         from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT
+        from airflow_reliable_messaging.domain.masking import NotDeidentifiable, SensitiveDataDenied, deidentify_payload
 
-        entries, pointers = [], set()
+        entries, pointers, refused = [], set(), {}
         for n, item in enumerate(chunk):
             body = None
-            if item.size is None or item.size <= MESSAGE_SIZE_LIMIT:
+            if self._policy is not None or item.size is None or item.size <= MESSAGE_SIZE_LIMIT:
                 try:
                     body = s3.read_bytes(item.bucket, item.key)
                 except ClientError as err:
@@ -293,11 +311,23 @@ class S3ArchiveReplayOperator(BaseOperator):
                         f"{err.response.get('Error', {}).get('Code', err)}. Messages before it were sent and "
                         "checkpointed; restore the object (or filter the message out) and rerun with the same replay_id."
                     ) from None
-            text, attributes, is_pointer = rp.payload(item, body, rp.message_attributes(replay_id, item))
+            source = item
+            if self._policy is not None:
+                try:
+                    masked = deidentify_payload(body, self._policy)
+                except (NotDeidentifiable, SensitiveDataDenied) as exc:  # names identifiers, never values
+                    refused[str(n)] = {"Code": type(exc).__name__, "Message": str(exc)}
+                    continue
+                if masked != body:  # sent as a pointer, it must name a masked copy, never the original
+                    source = replace(item, key=rp.masked_copy_key(prefix, replay_id, item.message_id))
+                body = masked
+            text, attributes, is_pointer = rp.payload(source, body, rp.message_attributes(replay_id, item))
             if is_pointer:
                 pointers.add(str(n))
+                if source is not item:
+                    s3.put_bytes(source.bucket, source.key, body, content_type=item.content_type or "application/octet-stream")
             entries.append(sender.entry(str(n), text, attributes, item, replay_id, self.group_by))
-        return entries, pointers
+        return entries, pointers, refused
 
     def _pace(self, sent: int, started: float) -> None:
         rate = float(self.max_messages_per_second or 0)

@@ -337,7 +337,7 @@ class SnsReportPublishOperator(_MarkedDelivery):
         if policy is not None and self.apply_policy_to_topic:
             SnsMessagingHook(aws_conn_id=self.aws_conn_id).put_data_protection_policy(self.topic_arn, policy.document)
         for message in fmt.report_messages(report):
-            body = fmt.dumps(message) if policy is None else policy.apply(fmt.dumps(message))
+            body = fmt.dumps(message if policy is None else policy.apply_json(fmt.json_safe(message)))  # masked as JSON
             attrs = {"report_id": {"DataType": "String", "StringValue": report["report_id"]}}
             if len(body.encode()) > MESSAGE_SIZE_LIMIT - 4096:
                 key = marker.rsplit("/", 1)[0] + f"/message-{message['part']}.json"
@@ -413,6 +413,7 @@ class EmailReportOperator(_MarkedDelivery):
         report = self.report_dict()
         policy = _policy(self.data_protection_policy)
         mask = (lambda text: text) if policy is None else policy.apply
+        mask_html = (lambda html: html) if policy is None else policy.apply_html  # the text, never the markup
         s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
         marker = self.marker_key(report)
         if self.already_delivered(s3, report):
@@ -423,7 +424,7 @@ class EmailReportOperator(_MarkedDelivery):
         message["Subject"] = mask(self.subject or f"{report['title']}: {report['interval']['start'][:10]} to {report['interval']['end'][:10]}")
         message["X-Audit-Report-Id"] = report["report_id"]
         message.set_content(mask(fmt.render_text(report)))
-        message.add_alternative(mask(fmt.render_html(report)), subtype="html")
+        message.add_alternative(mask_html(fmt.render_html(report)), subtype="html")
         with ReportSmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
             smtp.send_message(message)
         s3.put_bytes(self.marker_bucket, marker, fmt.dumps({"sent_at": isoformat(datetime.now(UTC)), "to": len(recipients)}).encode(), content_type="application/json")

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from airflow_reliable_messaging.domain.masking import (
     AWS_ACCESS_KEY_ID,
     DataProtectionPolicy,
+    NotDeidentifiable,
     SensitiveDataDenied,
     deidentify,
+    deidentify_payload,
+    iban_valid,
     luhn_valid,
 )
 from airflow_reliable_messaging.exceptions import ConfigurationError
@@ -174,3 +178,144 @@ def test_masked_json_stays_valid_json():
     text = json.dumps(doc)
     out = deidentify(text, {"Version": "2021-06-01", "Statement": [{"DataIdentifier": [CC, EMAIL], "Operation": MASK}]})
     assert json.loads(out) == {"note": 'He said "pay ################"', "who": "###############"}
+
+
+# -- masking never breaks the document it masks ------------------------------------------------------
+def test_a_masked_or_redacted_number_becomes_a_string_and_the_json_stays_json():
+    """A finding that is a JSON number: masked on the structure it becomes a string. (On the
+    serialized text, as before, it gave {"bytes":################} or, redacted, {"bytes":}.)"""
+    doc = {"bytes": 4539894458086459, "records": 2, "ratio": 0.5, "ok": True, "none": None}
+    for operation, masked in ((MASK, "#" * 16), (REDACT, "")):
+        policy = DataProtectionPolicy.parse(_policy([CC], operation))
+        out = json.loads(json.dumps(policy.apply_json(doc)))
+        assert out == {**doc, "bytes": masked}
+    with pytest.raises(ValueError):  # what masking the serialized text did
+        json.loads(DataProtectionPolicy.parse(_policy([CC], REDACT)).apply(json.dumps(doc)))
+
+
+def test_keys_are_masked_too_and_never_merge():
+    policy = DataProtectionPolicy.parse(_policy([EMAIL], MASK))
+    out = policy.apply_json({"ann@example.com": 1, "bob@example.org": 2, "###############": 3, "n": ["cc ann@example.com"]})
+    assert out == {"###############": 1, "############### (2)": 2, "############### (3)": 3, "n": ["cc ###############"]}
+
+
+def test_a_json_key_is_the_keyword_of_its_value():
+    """As SNS scans the serialized message, the key stands next to its value: {"phone": "..."}."""
+    policy = DataProtectionPolicy.parse(_policy([f"{PREFIX}PhoneNumber-GB", f"{PREFIX}Ssn-US"], MASK))
+    out = policy.apply_json({"phone": "020 7946 0958", "ssn": "123-45-6789", "ref": "020 7946 0958", "nested": {"tel": ["020 7946 0958"]}})
+    assert out == {"phone": "#" * 13, "ssn": "#" * 11, "ref": "020 7946 0958", "nested": {"tel": ["#" * 13]}}
+
+
+def test_html_is_masked_in_its_text_never_its_markup():
+    policy = DataProtectionPolicy.parse({"Version": "2021-06-01",
+        "Configuration": {"CustomDataIdentifier": [{"Name": "Tag", "Regex": "td|style"}]},
+        "Statement": [{"DataIdentifier": [EMAIL, "Tag"], "Operation": {"Deidentify": {"MaskConfig": {"MaskWithCharacter": "<"}}}}]})  # fmt: skip
+    html = "<table style='x'><tr><td>o&#x27;brien@example.com &amp; td</td></tr></table><!-- td -->"
+    assert policy.apply_html(html) == (
+        "<table style='x'><tr><td>" + "&lt;" * 19 + " &amp; &lt;&lt;</td></tr></table><!-- td -->"
+    )
+
+
+def test_deidentify_payload_keeps_each_kind_of_body_whole():
+    policy = DataProtectionPolicy.parse(_policy([CC, EMAIL], MASK))
+    assert json.loads(deidentify_payload(b'{"card": 4111111111111111, "to": "a@example.com"}', policy)) == {
+        "card": "#" * 16, "to": "#" * 13}  # fmt: skip
+    assert deidentify_payload(b"pay 4111111111111111 now", policy) == b"pay ################ now"
+    untouched = b'{ "spacing":  "kept when nothing is found" }'
+    assert deidentify_payload(untouched, policy) is untouched
+    with pytest.raises(NotDeidentifiable):
+        deidentify_payload(b"\xff\xfe\x00binary", policy)
+    with pytest.raises(SensitiveDataDenied):
+        deidentify_payload(b'{"card": "4111111111111111"}', DataProtectionPolicy.parse(_policy([CC], {"Deny": {}})))
+
+
+# -- more managed identifiers: matches and near misses ----------------------------------------------
+PREFIX = "arn:aws:dataprotection::aws:data-identifier/"
+
+
+def _finds(identifier: str, text: str) -> list[str]:
+    """What ``identifier`` finds in ``text`` (masked with a character the texts do not hold)."""
+    policy = DataProtectionPolicy.parse(_policy([PREFIX + identifier], {"Deidentify": {"MaskConfig": {"MaskWithCharacter": "¤"}}}))
+    return [text[m.start() : m.end()] for m in re.finditer("¤+", policy.apply(text))]
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("from 192.168.0.1.", ["192.168.0.1"]),
+    ("ip 2001:db8::8a2e:370:7334 ok", ["2001:db8::8a2e:370:7334"]),
+    ("loopback ::1 and ::ffff:10.0.0.1", ["::1", "::ffff:10.0.0.1"]),
+    ("256.1.1.1", []), ("version 1.2.3.4.5", []), ("10.0.0", []), ("at 10:30:45", []),
+    ("mac 00:1a:2b:3c:4d:5e", []), ("std::vector", []),
+])  # fmt: skip
+def test_ip_addresses(text, found):
+    """IpAddress: no keyword, any address (https://docs.aws.amazon.com/sns/latest/dg/sns-message-data-protection-sensitive-data-types-devices.html)."""
+    assert _finds("IpAddress", text) == found
+
+
+@pytest.mark.parametrize(("identifier", "text", "found"), [
+    # with the country code no keyword is needed; without it, a keyword must be near (AWS, PhoneNumber)
+    ("PhoneNumber-US", "call +1 206 555 0100", ["+1 206 555 0100"]),
+    ("PhoneNumber-US", "phone: (206) 555-0100, fax 1-206-555-0101", ["(206) 555-0100", "1-206-555-0101"]),
+    ("PhoneNumber-US", "order 2065550100", []),  # no keyword, no country code
+    ("PhoneNumber-US", "+1 206 155 0100", []),  # exchange 1xx: not a NANP number
+    ("PhoneNumber-US", "+1 106 555 0100", []),  # area code 1xx
+    ("PhoneNumber-GB", "+44 (0)20 7946 0958 or tel 07700 900123", ["+44 (0)20 7946 0958", "07700 900123"]),
+    ("PhoneNumber-GB", "+44 20 7946 09", []),  # too short
+    ("PhoneNumber-GB", "ref 020 7946 0958", []),
+    ("PhoneNumber-FR", "+33 1 23 45 67 89; mobile 06 12 34 56 78", ["+33 1 23 45 67 89", "06 12 34 56 78"]),
+    ("PhoneNumber-FR", "+33 1 23 45 67", []),
+    ("PhoneNumber-DE", "+49 30 12345678, telephone 030 12345678", ["+49 30 12345678", "030 12345678"]),
+    ("PhoneNumber-ES", "+34 612 345 678", ["+34 612 345 678"]),
+    ("PhoneNumber-ES", "+34 512 345 678", []),  # Spanish numbers start with 6-9
+    ("PhoneNumber-IT", "+39 06 1234 5678 / +39 312 345 6789", ["+39 06 1234 5678", "+39 312 345 6789"]),
+    ("PhoneNumber-BR", "+55 11 91234-5678; celular (21) 98765-4321", ["+55 11 91234-5678", "(21) 98765-4321"]),
+    ("PhoneNumber-GB", "phone 020 7946 0958 12:00", []),  # part of a longer run of digits: not taken apart
+    ("PhoneNumber-US", "date 2024-05-01", []),
+])  # fmt: skip
+def test_phone_numbers(identifier, text, found):
+    """https://docs.aws.amazon.com/sns/latest/dg/sns-message-data-protection-sensitive-data-types-pii.html"""
+    assert _finds(identifier, text) == found
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("ssn 123-45-6789", ["123-45-6789"]), ("SSN: 123 45 6789", ["123 45 6789"]), ("ss# 123456789", ["123456789"]),
+    ("social security number 078-05-1120", ["078-05-1120"]),
+    ("zip 123-45-6789", []),  # no keyword
+    ("ssn 000-45-6789", []), ("ssn 666-45-6789", []), ("ssn 923-45-6789", []),  # never issued areas
+    ("ssn 123-00-6789", []), ("ssn 123-45-0000", []),  # never issued group / serial
+    ("ssn 123-45 6789", []), ("ssn 1234-56-789", []),
+])  # fmt: skip
+def test_us_social_security_numbers(text, found):
+    """Ssn-US: keyword required (social security, ss#, ssn), as AWS documents; SSA's never-issued numbers excluded."""
+    assert _finds("Ssn-US", text) == found
+
+
+@pytest.mark.parametrize(("identifier", "text", "found"), [
+    ("BankAccountNumber-DE", "IBAN DE89 3704 0044 0532 0130 00", ["DE89 3704 0044 0532 0130 00"]),
+    ("BankAccountNumber-DE", "kontonummer: DE89370400440532013000 EUR", ["DE89370400440532013000"]),
+    ("BankAccountNumber-DE", "IBAN DE89 3704 0044 0532 0130 01", []),  # mod-97 check fails
+    ("BankAccountNumber-DE", "DE89 3704 0044 0532 0130 00", []),  # no keyword
+    ("BankAccountNumber-DE", "IBAN DE89 3704 0044 0532 0130", []),  # too short for Germany
+    ("BankAccountNumber-GB", "iban GB82 WEST 1234 5698 7654 32", ["GB82 WEST 1234 5698 7654 32"]),
+    ("BankAccountNumber-GB", "iban GB82 1234 1234 5698 7654 32", []),  # a GB BBAN starts with 4 letters
+    ("BankAccountNumber-FR", "account number FR14 2004 1010 0505 0001 3M02 606", ["FR14 2004 1010 0505 0001 3M02 606"]),
+    ("BankAccountNumber-ES", "IBAN ES91 2100 0418 4502 0005 1332", ["ES91 2100 0418 4502 0005 1332"]),
+    ("BankAccountNumber-IT", "IBAN IT60 X054 2811 1010 0000 0123 456", ["IT60 X054 2811 1010 0000 0123 456"]),
+    ("BankAccountNumber-IT", "IBAN DE89 3704 0044 0532 0130 00", []),  # another country's identifier
+])  # fmt: skip
+def test_ibans(identifier, text, found):
+    """BankAccountNumber-XX: IBANs with a keyword (https://docs.aws.amazon.com/sns/latest/dg/sns-message-data-protection-sensitive-data-types-financial.html),
+    the country's length and BBAN structure, and the ISO 13616 mod-97 check."""
+    assert _finds(identifier, text) == found
+
+
+def test_iban_check_digits():
+    assert iban_valid("DE89370400440532013000") and iban_valid("GB82WEST12345698765432")
+    assert not iban_valid("DE88370400440532013000") and not iban_valid("GB82WEST1234569876543!")
+
+
+def test_keywords_match_as_aws_documents():
+    """"Keywords aren't case sensitive ... a keyword with a space also matches no space, _ or -"."""
+    for keyword in ("Social Security", "social_security", "social-security", "socialsecurity", "SSN"):
+        assert _finds("Ssn-US", f"{keyword}: 123-45-6789") == ["123-45-6789"], keyword
+    assert _finds("Ssn-US", "lessn 123-45-6789") == []  # inside another word
+    assert _finds("Ssn-US", "123-45-6789 " + "x" * 60 + " ssn") == []  # too far (KEYWORD_DISTANCE)

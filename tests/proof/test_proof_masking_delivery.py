@@ -106,3 +106,82 @@ def test_the_topic_policy_api_answers_like_sns(aws, unique):
     with pytest.raises(ClientError) as exc:
         sns.put_data_protection_policy(ResourceArn=topic, DataProtectionPolicy="[not a policy")
     assert exc.value.response["Error"]["Code"] == "InvalidParameter"
+
+
+def _received(sqs, url) -> list[str]:
+    bodies = []
+    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+        bodies += [m["Body"] for m in got]
+        sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+    return bodies
+
+
+@pytest.mark.parametrize("operation", [{"MaskConfig": {"MaskWithCharacter": "#"}}, {"RedactConfig": {}}], ids=["mask", "redact"])
+def test_a_finding_that_is_a_json_number_leaves_valid_json(aws, unique, bucket, operation):
+    """A report value that is a JSON number and a finding (here a Luhn-valid 16-digit byte count):
+    every subscriber still receives JSON, the masked number as a string. (Before: the policy ran on
+    the serialized text, so subscribers received "bytes":################ or, redacted, "bytes":, .)"""
+    sns, sqs = aws("sns"), aws("sqs")
+    topic = sns.create_topic(Name=unique("report"))["TopicArn"]
+    url = sqs.create_queue(QueueName=unique("sub"))["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    report = _report("mask-number-" + next(iter(operation)))
+    report["rows"][0]["TOTAL_BYTES"] = int(CARD)
+    report["totals"] = fmt.totals(report["rows"])
+    policy = {"Version": "2021-06-01", "Statement": [{"DataIdentifier": [
+        "arn:aws:dataprotection::aws:data-identifier/CreditCardNumber"], "Operation": {"Deidentify": operation}}]}  # fmt: skip
+    SnsReportPublishOperator(task_id="p", topic_arn=topic, report=report, marker_bucket=bucket,
+                             data_protection_policy=policy).execute({})  # fmt: skip
+    bodies = _received(sqs, url)
+    assert len(bodies) == 2 and all(CARD not in b for b in bodies)
+    documents = [json.loads(b) for b in bodies]  # every one is JSON
+    masked = "#" * 16 if "MaskConfig" in operation else ""
+    summary = next(d for d in documents if d["kind"] == "summary")
+    row = next(d for d in documents if d["kind"] == "source_system")["row"]
+    assert summary["totals"]["bytes"] == masked and row["TOTAL_BYTES"] == masked
+    assert row["RECORDS"] == 2 and summary["totals"]["records"] == 2  # other numbers stay numbers
+
+
+def test_the_email_html_stays_valid_markup(local_cloud, bucket):
+    """The HTML part is masked in its text, never its markup: a mask character that is markup
+    ("<"), a custom identifier whose pattern matches tag names, and a finding the HTML escaping splits
+    (an apostrophe in an email address) leave the same tags and leak nothing."""
+    from html.parser import HTMLParser
+
+    class Tags(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.text = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(("start", tag, tuple(attrs)))
+
+        def handle_endtag(self, tag):
+            self.tags.append(("end", tag))
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    def parsed(html):
+        parser = Tags()
+        parser.feed(html)
+        return parser
+
+    before = len(local_cloud.emails())
+    report = _report("mask-html")
+    report["rows"][0]["SOURCE_SYSTEM"] = "owner o'brien@example.com, td-style EID-123456789-US"  # a rendered column
+    policy = {"Version": "2021-06-01",
+              "Configuration": {"CustomDataIdentifier": [{"Name": "Markup", "Regex": r"td|style|padding"},
+                                                         {"Name": "EmployeeId", "Regex": r"EID-\d{9}-US"}]},
+              "Statement": [{"DataIdentifier": ["arn:aws:dataprotection::aws:data-identifier/EmailAddress", "Markup", "EmployeeId"],
+                             "Operation": {"Deidentify": {"MaskConfig": {"MaskWithCharacter": "<"}}}}]}  # fmt: skip
+    EmailReportOperator(task_id="e", to="ops@example.test", report=report, marker_bucket=bucket,
+                        data_protection_policy=policy).execute({})  # fmt: skip
+    [mail] = local_cloud.emails()[before:]
+    html = next(p.get_content() for p in mail.walk() if p.get_content_type() == "text/html")
+    plain = fmt.render_html(report)
+    assert parsed(html).tags == parsed(plain).tags  # the same elements, attributes and nesting
+    text = "".join(parsed(html).text)
+    assert "brien@example.com" not in text and "EID-123456789-US" not in text and "o'" not in text.split("owner ")[1][:3]
+    assert "<" * len("o'brien@example.com") in text  # masked, as text (escaped in the markup)

@@ -187,3 +187,33 @@ def test_rate_limit_paces_the_batches(s3, sqs, bucket, unique):
     result = _op(bucket, target_queue=url, max_messages_per_second=20).execute({})
     assert result["sent"] == 20
     assert time.monotonic() - began >= 0.9  # 20 messages at 20/s: two batches, about a second
+
+
+def test_a_data_protection_policy_masks_replayed_messages_without_breaking_them(s3, sqs, bucket, unique):
+    """Replayed payloads are de-identified as documents: JSON stays JSON (a masked number becomes a
+    string), text is masked as text, a payload above the size limit goes as a pointer to a masked
+    copy (never to the original), and a binary payload, which cannot be searched, is not sent."""
+    card = "4539894458086459"
+    big = json.dumps({"card": int(card), "filler": "x" * 300_000}).encode()
+    _archive(s3, bucket, [
+        ("m-json", 1, json.dumps({"amount": 12.5, "card": int(card), "to": "ann@example.com"}).encode(), "claims", "t"),
+        ("m-text", 2, b"contact ann@example.com", "claims", "t"),
+        ("m-binary", 3, b"\xff\xfe\x00\x01", "claims", "t"),
+        ("m-big", 4, big, "claims", "t"),
+    ])  # fmt: skip
+    url = sqs.create_queue(QueueName=unique("masked"))["QueueUrl"]
+    policy = {"Version": "2021-06-01", "Statement": [{"DataIdentifier": [
+        "arn:aws:dataprotection::aws:data-identifier/CreditCardNumber", "arn:aws:dataprotection::aws:data-identifier/EmailAddress"],
+        "Operation": {"Deidentify": {"MaskConfig": {"MaskWithCharacter": "#"}}}}]}  # fmt: skip
+    with pytest.raises(ReplayError, match=r"m-binary \(NotDeidentifiable\)"):
+        _op(bucket, target_queue=url, data_protection_policy=policy).execute({})
+    got = {m["MessageAttributes"]["replayed_message_id"]["StringValue"]: m["Body"] for m in drain(sqs, url, 3)}
+    assert set(got) == {"m-json", "m-text", "m-big"}
+    assert json.loads(got["m-json"]) == {"amount": 12.5, "card": "#" * 16, "to": "#" * 15}
+    assert got["m-text"] == "contact " + "#" * 15
+    pointer = parse_pointer(got["m-big"])
+    assert pointer.key != layout.archive_key(PREFIX, T0 + timedelta(minutes=4), "m-big") and "/_replays/" in pointer.key
+    copy = json.loads(s3.get_object(Bucket=pointer.bucket, Key=pointer.key)["Body"].read())
+    assert copy["card"] == "#" * 16 and card not in json.dumps(copy)
+    original = s3.get_object(Bucket=bucket, Key=layout.archive_key(PREFIX, T0 + timedelta(minutes=4), "m-big"))["Body"].read()
+    assert original == big  # the archive itself is never changed
