@@ -56,6 +56,9 @@ class DLQRedriveOperator(BaseOperator):
     :param jmespath_filter: predicate over ``{body, message_attributes, attributes, source, kind}``.
     :param min_age_seconds / max_age_seconds: message age window (since sent to the DLQ).
     :param max_messages: stop after this many redriven messages (client mode).
+    :param approved_messages: at most this many messages are redriven — the count an approval step
+        approved. More found when the redrive runs (the DLQ kept filling) are left in the DLQ in
+        client mode; a native run stops before its task starts (templated).
     :param rate_per_second: native: ``MaxNumberOfMessagesPerSecond`` (≤ 500); client: a rate limit.
     :param transform: ``f(body, message) -> body`` applied before sending (never to claim-check
         pointers, which pass through untouched).
@@ -70,7 +73,7 @@ class DLQRedriveOperator(BaseOperator):
 
     template_fields = (
         "dlq", "mode", "destination", "message_attribute_filter", "jmespath_filter", "min_age_seconds",
-        "max_age_seconds", "max_messages", "rate_per_second", "dry_run", "max_redrives", "quarantine_bucket",
+        "max_age_seconds", "max_messages", "approved_messages", "rate_per_second", "dry_run", "max_redrives", "quarantine_bucket",
         "quarantine_prefix", "trail_bucket", "trail_prefix", "kms_key_id", "on_task_running", "aws_conn_id",
         "region_name",
     )  # fmt: skip
@@ -89,6 +92,7 @@ class DLQRedriveOperator(BaseOperator):
         min_age_seconds: float | str | None = None,
         max_age_seconds: float | str | None = None,
         max_messages: int | str | None = None,
+        approved_messages: int | str | None = None,
         rate_per_second: float | str | None = None,
         transform: Callable[[str, DlqMessage], str] | None = None,
         dry_run: bool | str = False,
@@ -116,6 +120,7 @@ class DLQRedriveOperator(BaseOperator):
         self.min_age_seconds = min_age_seconds
         self.max_age_seconds = max_age_seconds
         self.max_messages = max_messages
+        self.approved_messages = approved_messages
         self.rate_per_second = rate_per_second
         self.transform = transform
         self.dry_run = dry_run
@@ -177,6 +182,10 @@ class DLQRedriveOperator(BaseOperator):
             self.message_attribute_filter, self.jmespath_filter, self.min_age_seconds, self.max_age_seconds
         )
         self.max_messages = validate_max_messages(self.max_messages)
+        if self.approved_messages in (None, "", "None"):
+            self.approved_messages = None
+        else:
+            self.approved_messages = (validate_max_messages(self.approved_messages, "approved_messages") or 0)
         self.rate_per_second = validate_rate(self.rate_per_second)
         self.dry_run = _as_bool(self.dry_run, "dry_run")
         if self.max_redrives in (None, "", "none"):
@@ -395,6 +404,11 @@ class DLQRedriveOperator(BaseOperator):
                 if not recorded[1]:
                     report.reason += "; nothing left to move"
                     return self._finish(report, started, context)
+                if self.approved_messages is not None and recorded[1] > self.approved_messages:
+                    self._write_ledger(recorded[0], [], started=False)
+                    raise self._over_approval(recorded[1])
+            elif self.approved_messages is not None and sqs.approximate_depth(self._dlq_url) > self.approved_messages:
+                raise self._over_approval(sqs.approximate_depth(self._dlq_url))
             try:
                 self._task_handle = sqs.start_message_move_task(self._dlq_arn, self._target.arn if self._target else None, rate)
             except ClientError as exc:
@@ -461,6 +475,12 @@ class DLQRedriveOperator(BaseOperator):
                 self.log.info("Progress: %s of %s moved", last, current.get("ApproximateNumberOfMessagesToMove"))
             time.sleep(self.poll_interval)
         return self.execute_complete(context, {"status": "done", "task": task_summary(current)}, state)
+
+    def _over_approval(self, count: int) -> RedriveError:
+        return RedriveError(
+            f"{count} message(s) would be moved from {self._dlq_arn} now, more than the {self.approved_messages} approved "
+            "(the DLQ kept filling): nothing moved; run again to inspect and approve them"
+        )
 
     def _instead_of_native(self, report: RedriveReport, started: float, context: Context, why: str) -> dict:
         """auto: redrive client side instead; native (requested): refuse."""
@@ -574,6 +594,11 @@ class DLQRedriveOperator(BaseOperator):
         from airflow_reliable_messaging.domain.redrive import parse_message
 
         sqs, vt = self.sqs_hook, self.visibility_timeout
+        if self.approved_messages is not None and (self.max_messages is None or self.approved_messages < self.max_messages):
+            self.max_messages = self.approved_messages  # what was approved, not what arrived since
+            report.reason += f"; at most the {self.approved_messages} approved"
+            if not self.max_messages:
+                return self._finish(report, started, context)
         release: dict[str, str] = {}  # message id -> receipt: left in the DLQ, made visible at the end
         seen: set[str] = set()
         limiter = _RateLimiter(self.rate_per_second)

@@ -611,3 +611,24 @@ def test_an_unreadable_ledger_stops_the_redrive(local_cloud, aws, unique, quaran
     with pytest.raises(RedriveError, match="loop guard cannot count"):
         _run(_op(dlq=dlq_url, quarantine_bucket=quarantine))
     assert _depth(sqs, dlq_url) == 1 and _depth(sqs, src_url) == 0
+
+
+def test_no_more_than_the_approved_count_is_redriven(local_cloud, aws, unique, quarantine):
+    """The approval step approved N messages; the DLQ kept filling before the redrive ran: client
+    mode moves N and leaves the rest, a native run moves nothing. (Before, the approval's count was
+    not passed on: everything in the DLQ at redrive time moved.)"""
+    sqs = aws("sqs")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, [f"m{i}" for i in range(8)])
+    _fail_consumer(sqs, src_url)
+    report = _run(_op(dlq=dlq_url, mode="client", approved_messages=5))
+    assert report["moved"] == 5 and "at most the 5 approved" in report["reason"]
+    assert _depth(sqs, dlq_url) == 3
+    _send(sqs, src_url, [f"n{i}" for i in range(3)])
+    for _ in range(3):  # the redriven ones and three new ones fail again: 11 in the DLQ
+        while sqs.receive_message(QueueUrl=src_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages"):
+            pass
+    for kwargs in ({"quarantine_bucket": quarantine}, {"max_redrives": None}):  # with and without the guard
+        with pytest.raises(RedriveError, match="11 message.* more than the 5 approved"):
+            _run(_op(dlq=dlq_url, mode="native", approved_messages=5, **kwargs))
+        assert _depth(sqs, dlq_url) == 11 and _depth(sqs, src_url) == 0
