@@ -58,7 +58,6 @@ import re
 log = logging.getLogger(__name__)
 
 SQS_ARN = re.compile(r"^arn:aws[\w-]*:sqs:[a-z0-9-]+:\d{12}:[\w-]{1,80}(\.fifo)?$")
-_installed = False
 
 
 def _invalid(message: str, subscribing: bool):
@@ -101,10 +100,6 @@ def _raw_binary(attributes: dict) -> dict:
 
 
 def install(ctx) -> None:
-    global _installed
-    if _installed:
-        return
-    _installed = True
     from moto.sns import models, responses
     from moto.sns.exceptions import SNSException
 

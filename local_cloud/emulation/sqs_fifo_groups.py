@@ -19,14 +19,8 @@ order it is handed out.
 
 from __future__ import annotations
 
-_installed = False
-
 
 def install(ctx) -> None:
-    global _installed
-    if _installed:
-        return
-    _installed = True
     from moto.sqs.models import Queue
 
     def pending_message_groups(self) -> set[str]:

@@ -141,6 +141,22 @@ def test_live_deliveries_name_their_subscription_and_keep_binary_attributes(sns,
     assert raw["Body"] == "live" and raw["MessageAttributes"] == ATTRIBUTES
 
 
+def test_raw_delivery_of_more_than_ten_attributes_fails_as_a_client_error(sns, sqs, unique):
+    # https://docs.aws.amazon.com/sns/latest/dg/SNSMessageAttributes.html: "Messages with more than 10
+    # message attributes directed towards Raw Message Delivery enabled Amazon SQS subscriptions will be
+    # discarded as client side errors"; to a JSON (envelope) subscription they are delivered.
+    topic = sns.create_topic(Name=unique("t"))["TopicArn"]
+    raw_url, raw_arn = _queue(sqs, unique("raw"))
+    env_url, env_arn = _queue(sqs, unique("env"))
+    _subscribe(sns, topic, raw_arn, RawMessageDelivery="true")
+    _subscribe(sns, topic, env_arn)
+    eleven = {f"a{i}": {"DataType": "String", "StringValue": "v"} for i in range(11)}
+    assert sns.publish(TopicArn=topic, Message="many", MessageAttributes=eleven)["MessageId"]
+    [envelope] = drain(sqs, env_url, 1)
+    assert len(json.loads(envelope["Body"])["MessageAttributes"]) == 11
+    assert sqs.receive_message(QueueUrl=raw_url, WaitTimeSeconds=0).get("Messages", []) == []
+
+
 def test_a_healthy_delivery_leaves_the_dlq_empty(sns, sqs, unique):
     topic = sns.create_topic(Name=unique("t"))["TopicArn"]
     url, arn = _queue(sqs, unique("ok"))
