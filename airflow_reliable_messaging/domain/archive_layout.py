@@ -10,10 +10,20 @@ Beside the data this provider keeps, under the same prefix (never inside the tim
     <prefix>/_manifests/index/YYYY/MM/DD/HH/<digest>.jsonl       written by the loader for archives
                                                                  without manifests (event hour)
     <prefix>/_quarantine/YYYY/MM/DD/HH/<id>                       records that could not be parsed
+    <prefix>/_quarantine/YYYY/MM/DD/HH/<id>.payload               ... and the claim-check object it named
+    <prefix>/_transactions/<hh>/<digest>.json                     the first copy of a producer transaction
+    <prefix>/_transactions/<hh>/<digest>/<sha256>.json            each other content under that transaction
+
+``<digest>`` is the SHA-256 (hex) of the transaction's identity (source system and
+``sourceTransactionID``, :func:`transaction_digest`); ``<hh>`` its first two characters (spreads
+the markers over 256 prefixes). Markers are written once, with ``If-None-Match: *``, and never
+changed (``domain/transactions.py``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +35,7 @@ MANIFESTS = "_manifests"
 BATCH_MANIFESTS = f"{MANIFESTS}/batches"
 INDEX_MANIFESTS = f"{MANIFESTS}/index"
 QUARANTINE = "_quarantine"
+TRANSACTIONS = "_transactions"
 
 # Message ids become the last key segment: no separators, no dot-segments, bounded length.
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,254}$")
@@ -151,6 +162,33 @@ def index_manifest_hour_prefix(prefix: str, hour: datetime) -> str:
 
 def quarantine_key(prefix: str, received_at: datetime, item_id: str) -> str:
     return _join(prefix, QUARANTINE, _hour_path(received_at), validate_message_id(item_id))
+
+
+def quarantine_payload_key(quarantine_document_key: str) -> str:
+    """Where the claim-check object of a quarantined record is kept, beside its document."""
+    return quarantine_document_key + ".payload"
+
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def transaction_digest(source_system: str | None, transaction_id: str) -> str:
+    """The key-safe identity of a producer transaction (any characters in its two parts)."""
+    identity = json.dumps([source_system or "", transaction_id], ensure_ascii=True)
+    return hashlib.sha256(identity.encode("ascii")).hexdigest()
+
+
+def transaction_marker_key(prefix: str, source_system: str | None, transaction_id: str) -> str:
+    digest = transaction_digest(source_system, transaction_id)
+    return _join(prefix, TRANSACTIONS, digest[:2], f"{digest}.json")
+
+
+def transaction_variant_key(prefix: str, source_system: str | None, transaction_id: str, sha256: str) -> str:
+    """The marker of one more content (``sha256``) under a transaction whose first copy differs."""
+    if not _HEX64.match(sha256):
+        raise ValueError(f"{sha256[:80]!r} is not a hex SHA-256")
+    digest = transaction_digest(source_system, transaction_id)
+    return _join(prefix, TRANSACTIONS, digest[:2], digest, f"{sha256}.json")
 
 
 def s3_uri(bucket: str, key: str) -> str:

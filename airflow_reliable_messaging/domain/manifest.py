@@ -48,6 +48,11 @@ class ArchivedRecord:
     received_at: str | None = None
     trace_header: str | None = None
     origin: str = "archive"  # "archive" (this provider wrote it) or "index" (found by listing)
+    # Of a record with a source transaction id (domain/transactions.py): "first" | "duplicate"
+    # (no object of its own: ``key`` is the first copy's) | "conflict" (other bytes, its own object);
+    # ``repeat_of``: the message id of the copy a duplicate or conflict repeats.
+    transaction_status: str | None = None
+    repeat_of: str | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -80,6 +85,15 @@ def _check_types(data: dict) -> None:
         validate_message_id(data["message_id"])
     except ValueError:
         raise ValueError(f"message_id {data['message_id'][:80]!r} is not a valid message id") from None
+    from airflow_reliable_messaging.domain.transactions import STATUSES
+
+    if data.get("transaction_status") not in (None, *STATUSES):
+        raise ValueError(f"transaction_status {str(data['transaction_status'])[:40]!r} is not one of {', '.join(STATUSES)}")
+    if data.get("repeat_of") is not None:
+        try:
+            validate_message_id(data["repeat_of"])
+        except ValueError:
+            raise ValueError(f"repeat_of {str(data['repeat_of'])[:80]!r} is not a valid message id") from None
     size = data["size"]
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ValueError(f"size {str(size)[:40]!r} is not a byte count")

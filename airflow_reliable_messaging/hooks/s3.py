@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,9 +44,16 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
     def read_bytes(self, bucket: str, key: str) -> bytes:
         return self.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
 
-    def open_stream(self, bucket: str, key: str) -> tuple[Any, dict[str, Any]]:
-        """The object's streaming body and its GetObject response (metadata, size, type)."""
-        response = self.get_conn().get_object(Bucket=bucket, Key=key)
+    def open_stream(
+        self, bucket: str, key: str, *, byte_range: tuple[int, int] | None = None, if_match: str | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """The object's streaming body and its GetObject response (metadata, size, type, ETag; a
+        whole object's S3 SHA-256 if it has one). ``byte_range`` [start, end) reads part of it;
+        ``if_match`` (an ETag) refuses another version (412)."""
+        kwargs: dict[str, Any] = {"Range": f"bytes={byte_range[0]}-{byte_range[1] - 1}"} if byte_range else {"ChecksumMode": "ENABLED"}
+        if if_match:
+            kwargs["IfMatch"] = if_match
+        response = self.get_conn().get_object(Bucket=bucket, Key=key, **kwargs)
         return response["Body"], response
 
     def put_bytes(
@@ -74,12 +82,16 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
                 return None
             raise
         metadata = head.get("Metadata") or {}
+        etag = head.get("ETag", "")
+        # A multipart object's S3 checksum is of its parts (its ETag says so: "<md5>-<parts>"), not
+        # of its bytes, even where an S3 implementation does not mark it COMPOSITE (moto 5.2.5).
+        checksum_type = "COMPOSITE" if "-" in etag else head.get("ChecksumType")
         return ObjectInfo(
             bucket=bucket,
             key=key,
             size=int(head.get("ContentLength", 0)),
-            etag=head.get("ETag", ""),
-            sha256=full_object_sha256(head.get("ChecksumSHA256"), head.get("ChecksumType")) or metadata.get("sha256"),
+            etag=etag,
+            sha256=full_object_sha256(head.get("ChecksumSHA256"), checksum_type) or metadata.get("sha256"),
             content_type=head.get("ContentType"),
             metadata=metadata,
             last_modified=head.get("LastModified"),
@@ -120,6 +132,77 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
             info = ObjectInfo(bucket, key, len(body), response.get("ETag", ""), sha256_hex, content_type, metadata)
             return WriteResult(created=True, object=info, requests=attempt + 1)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def put_marker_if_absent(self, bucket: str, key: str, body: bytes, *, kms_key_id: str | None = None) -> bytes | None:
+        """Create a small marker object unless ``key`` exists: None when this call created it, else
+        the existing marker's bytes. S3 makes ``If-None-Match: *`` atomic: of concurrent writers
+        exactly one creates the object, the others get 412 (or 409 while it is in flight, retried)."""
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                self.get_conn().put_object(
+                    Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*",
+                    **sse_arguments(kms_key_id),
+                )  # fmt: skip
+                return None
+            except ClientError as exc:
+                if error_code(exc) not in CONDITIONAL_FAILURES or attempt == CONFLICT_RETRIES:
+                    raise
+            try:
+                return self.read_bytes(bucket, key)
+            except ClientError as exc:
+                if error_code(exc) not in NOT_FOUND:
+                    raise
+                time.sleep(0.2 * (attempt + 1))  # 409: the competing write did not land (yet)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def upload_parts_if_absent(
+        self,
+        bucket: str,
+        key: str,
+        parts: Iterable[bytes],
+        *,
+        sha256_hex: str,
+        size: int,
+        content_type: str,
+        metadata: dict[str, str],
+        kms_key_id: str | None = None,
+    ) -> WriteResult:
+        """Create ``key`` from ``parts`` (each but the last ≥ 5 MiB) by multipart upload, one part in
+        memory at a time, each part checked by S3 against its SHA-256; completed with
+        ``If-None-Match: *`` (an existing object is kept and described, ``created=False``). Any
+        failure aborts the upload, so no parts are left behind."""
+        conn = self.get_conn()
+        upload = conn.create_multipart_upload(
+            Bucket=bucket, Key=key, ContentType=content_type, Metadata=metadata, ChecksumAlgorithm="SHA256",
+            **sse_arguments(kms_key_id),
+        )["UploadId"]  # fmt: skip
+        done: list[dict[str, Any]] = []
+        try:
+            for number, part in enumerate(parts, start=1):
+                checksum = base64.b64encode(hashlib.sha256(part).digest()).decode()
+                answer = conn.upload_part(
+                    Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=part, ChecksumSHA256=checksum,
+                    ChecksumAlgorithm="SHA256",
+                )  # fmt: skip
+                done.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum})
+            response = conn.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": done}, IfNoneMatch="*"
+            )
+        except BaseException as exc:
+            self._abort(bucket, key, upload)
+            if isinstance(exc, ClientError) and error_code(exc) in CONDITIONAL_FAILURES:
+                existing = self.head_object_info(bucket, key)
+                if existing is not None:
+                    return WriteResult(created=False, object=existing, requests=len(done) + 3)
+            raise
+        info = ObjectInfo(bucket, key, size, response.get("ETag", ""), sha256_hex, content_type, metadata)
+        return WriteResult(created=True, object=info, requests=len(done) + 2)
+
+    def _abort(self, bucket: str, key: str, upload: str) -> None:
+        try:
+            self.get_conn().abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+        except Exception:  # noqa: BLE001 - the original failure matters; a lifecycle rule may clean up
+            self.log.warning("could not abort multipart upload %s of s3://%s/%s", upload, bucket, key, exc_info=True)
 
     def copy_object_if_absent(
         self,

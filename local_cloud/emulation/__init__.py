@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Modules are registered by name so a missing one never breaks the others.
-EMULATIONS: list[str] = ["sqs_message_move", "sns_archive_replay", "s3_conditional_copy", "sns_data_protection", "moto_sqs_performance", "moto_request_performance"]
+EMULATIONS: list[str] = ["sqs_message_move", "sns_archive_replay", "s3_conditional_copy", "s3_conditional_writes", "sns_data_protection", "moto_sqs_performance", "moto_request_performance"]
 
 
 @dataclass

@@ -9,12 +9,15 @@ import pytest
 from airflow_reliable_messaging.domain import archive_events as ev
 from airflow_reliable_messaging.domain import claim_check as cc
 from airflow_reliable_messaging.domain.audit_message import (
+    ObjectSource,
+    Transport,
     archived_at_from_metadata,
     archived_record,
     object_metadata,
     parse_message,
     sha256_hex,
     sniff_content_type,
+    verbatim_record,
 )
 from airflow_reliable_messaging.domain.manifest import (
     BINARY_CONTENT_TYPE,
@@ -110,9 +113,12 @@ def test_seed_shape_inside_an_sns_envelope_keeps_producer_time():
 def test_claim_check_pointer_in_sqs_shape(size_attr, pointer_class):
     body = json.dumps([pointer_class, {"s3BucketName": "payload-bucket", "s3Key": "k/1"}])
     attrs = {size_attr: {"DataType": "Number", "StringValue": "300000"}}
-    record = parse_message(sqs_message(body, attrs), now=NOW)
-    assert record.is_claim_check and record.pointer == cc.S3Pointer("payload-bucket", "k/1")
-    assert record.declared_size == 300000 and record.payload is None and record.content_type is None
+    transport = parse_message(sqs_message(body, attrs), now=NOW)
+    assert isinstance(transport, Transport)  # the record is built once the object is read
+    assert transport.pointer == cc.S3Pointer("payload-bucket", "k/1") and transport.declared_size == 300000
+    record = verbatim_record(transport, ObjectSource("payload-bucket", "k/1", '"etag"', 300000, "binary/octet-stream"), None)
+    assert record.is_claim_check and record.is_verbatim_copy and record.payload is None
+    assert record.content_type == BINARY_CONTENT_TYPE and record.size == 300000
     assert record.time_source == "sqs" and record.event_time == datetime(2026, 1, 2, 3, 0, 0, 123000, tzinfo=UTC)
 
 
@@ -124,7 +130,8 @@ def test_claim_check_pointer_in_sns_envelope_with_producer_attributes():
         "sourceTransactionID": {"Type": "String", "Value": "tx-9"},
         "contentType": {"Type": "String", "Value": "application/json"},
     }
-    record = parse_message(sqs_message(sns_envelope(pointer, attrs)), now=NOW)
+    transport = parse_message(sqs_message(sns_envelope(pointer, attrs)), now=NOW)
+    record = verbatim_record(transport, ObjectSource("payload-bucket", "big", '"e"', 400000, "text/plain"), "ab" * 32)
     assert record.pointer == cc.S3Pointer("payload-bucket", "big") and record.declared_size == 400000
     assert record.event_time == datetime(2024, 2, 3, 4, 5, 6, 7, tzinfo=UTC) and record.time_source == "producer"
     assert record.source_transaction_id == "tx-9" and record.content_type == "application/json"
