@@ -490,6 +490,7 @@ class SeedDocumentReader:
         self.decided = False  # seed-shaped or not, known
         self.started = False
         self.utf8 = codecs.getincrementaldecoder("utf-8")()  # json.loads reads UTF-8 text only
+        self.utf8_read = 0
         self.stream: _PayloadStream | None = None
 
     # -- input -------------------------------------------------------------------------------------
@@ -505,15 +506,23 @@ class SeedDocumentReader:
                 self.decided = True
                 return
         try:
-            self.utf8.decode(chunk)
+            self._check_utf8(chunk)
             self.scanner.feed(chunk)
         except (JsonSyntaxError, UnicodeDecodeError) as exc:
             self._invalid(exc)
 
+    def _check_utf8(self, chunk: bytes, final: bool = False) -> None:
+        held = len(self.utf8.getstate()[0])
+        try:
+            self.utf8.decode(chunk, final)
+        except UnicodeDecodeError as exc:  # (positions are the document's, not the chunk's)
+            raise UnicodeDecodeError("utf-8", b"", 0, 1, f"{exc.reason} at byte {self.utf8_read - held + exc.start}") from None
+        self.utf8_read += len(chunk)
+
     def close(self) -> SeedDocument:
         if not self.decided or self.doc.seed_shaped and not self.doc.json_error:
             try:
-                self.utf8.decode(b"", True)
+                self._check_utf8(b"", final=True)
                 self.scanner.close()
             except (JsonSyntaxError, UnicodeDecodeError) as exc:
                 self._invalid(exc)
@@ -527,7 +536,7 @@ class SeedDocumentReader:
 
     def _invalid(self, exc: ValueError) -> None:
         if self.doc.seed_shaped:
-            self.doc.json_error = str(exc) if isinstance(exc, JsonSyntaxError) else f"not UTF-8 ({exc.reason} at byte {exc.start})"  # type: ignore[attr-defined]
+            self.doc.json_error = str(exc) if isinstance(exc, JsonSyntaxError) else f"not UTF-8 ({exc.reason})"  # type: ignore[attr-defined]
         self.decided = True
 
     # -- JsonScanner's listener --------------------------------------------------------------------

@@ -235,3 +235,70 @@ def test_batch_notification_summarises():
     body = json.loads(note.body)
     assert body["event"] == ev.BATCH_ARCHIVED and body["counts"] == {"archived": 2}
     assert body["storageContext"]["metaDataReference"]["manifest"] == "s3://b/m"
+
+
+# -- claim-check pointers to seed requests: the same record as inline (issue 13) --------------------
+def _pointer_message(attributes: dict | None = None) -> dict:
+    return sqs_message(cc.S3Pointer("payload-bucket", "k/1").to_body(), attributes)
+
+
+def _read_object(document: bytes, keep: int | None = None):
+    from airflow_reliable_messaging.domain.seed_stream import SeedDocumentReader
+
+    reader = SeedDocumentReader(keep=keep)
+    for at in range(0, len(document), 5):
+        reader.feed(document[at : at + 5])
+    return reader.close()
+
+
+SOURCE = ObjectSource("payload-bucket", "k/1", '"etag"', 1000, "binary/octet-stream")
+
+
+def test_a_seed_request_by_pointer_is_the_record_it_would_be_inline():
+    from airflow_reliable_messaging.domain.audit_message import seed_record
+
+    body = json.dumps({**json.loads(seed_body(b'{"claim": 1}', messageType="claimJson")), "messageID": "p-1"})
+    inline = parse_message(sqs_message(body), now=NOW)
+    transport = parse_message(_pointer_message(), now=NOW)
+    by_pointer = seed_record(transport, _read_object(body.encode()), where="claim-check payload s3://payload-bucket/k/1", source=SOURCE)
+    same = ("message_id", "id_source", "event_time", "time_source", "content_type", "payload", "source_system",
+            "source_transaction_id", "message_type", "sha256", "size")  # fmt: skip
+    assert {f: getattr(by_pointer, f) for f in same} == {f: getattr(inline, f) for f in same}
+    assert by_pointer.pointer == cc.S3Pointer("payload-bucket", "k/1") and by_pointer.source is None  # kept in memory
+    large = seed_record(transport, _read_object(body.encode(), keep=4), where="x", source=SOURCE)
+    assert large.payload is None and large.source.payload_range and large.sha256 == inline.sha256
+
+
+@pytest.mark.parametrize(
+    ("attributes", "document", "reason"),
+    [
+        ({"dateTime": {"DataType": "String", "StringValue": "garbage"}}, None, "message attribute dateTime 'garbage'"),
+        ({"messageID": {"DataType": "String", "StringValue": "../x"}}, None, "message attribute messageID '../x'"),
+        ({}, seed_body(dateTime="garbage"), "claim-check payload s3://payload-bucket/k/1: messageMetaData.dateTime 'garbage'"),
+        ({}, json.dumps({**json.loads(seed_body()), "messageID": "a/b"}), "claim-check payload s3://payload-bucket/k/1: messageID 'a/b'"),
+        ({}, seed_body().replace('"messagePayload": "', '"messagePayload": "!'), "s3://payload-bucket/k/1: messagePayload is not valid base64"),
+        ({}, seed_body()[:-3], "claim-check payload s3://payload-bucket/k/1 is not valid JSON"),
+    ],
+)
+def test_a_pointer_record_names_the_field_it_read_where_it_read_it(attributes, document, reason):
+    from airflow_reliable_messaging.domain.audit_message import seed_record
+
+    transport = parse_message(_pointer_message(attributes), now=NOW)
+    with pytest.raises(RecordError) as info:
+        if document is None:
+            verbatim_record(transport, SOURCE, None)
+        else:
+            seed_record(transport, _read_object(document.encode()), where="claim-check payload s3://payload-bucket/k/1", source=SOURCE)
+    assert reason in str(info.value)
+    assert "messageMetaData" not in str(info.value) or document is not None
+
+
+def test_on_a_pointer_to_a_seed_request_the_request_fields_win_over_attributes():
+    from airflow_reliable_messaging.domain.audit_message import seed_record
+
+    attributes = {"dateTime": {"DataType": "String", "StringValue": "garbage"}, "sourceTransactionID": {"DataType": "String", "StringValue": "attr"}}
+    transport = parse_message(_pointer_message(attributes), now=NOW)
+    record = seed_record(transport, _read_object(seed_body().encode()), where="x", source=SOURCE)
+    assert record.time_source == "producer" and record.event_time.year == 2021 and record.source_transaction_id == "tx-1"
+    inline = parse_message(sqs_message(seed_body(), attributes), now=NOW)  # as inline: the request's own fields
+    assert (inline.event_time, inline.source_transaction_id) == (record.event_time, record.source_transaction_id)

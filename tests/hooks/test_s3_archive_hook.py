@@ -102,3 +102,53 @@ def test_full_object_sha256():
     assert full_object_sha256(base64.b64encode(digest).decode() + "-3") is None
     assert full_object_sha256(base64.b64encode(digest).decode(), "COMPOSITE") is None
     assert full_object_sha256(None) is None and full_object_sha256("not base64!") is None
+
+
+def test_put_marker_if_absent_creates_once_and_returns_what_is_there(hook, aws, bucket):
+    assert hook.put_marker_if_absent(bucket, "m/1.json", b'{"first": 1}') is None
+    assert hook.put_marker_if_absent(bucket, "m/1.json", b'{"second": 2}') == b'{"first": 1}'
+    head = aws("s3").head_object(Bucket=bucket, Key="m/1.json")
+    assert head["ServerSideEncryption"] == "AES256" and head["ContentType"] == "application/json"
+
+
+def test_upload_parts_if_absent_uploads_in_parts_and_keeps_an_existing_object(hook, aws, bucket):
+    parts = [b"a" * (5 * 1024 * 1024), b"b" * 10]
+    data = b"".join(parts)
+    first = hook.upload_parts_if_absent(
+        bucket, "big", iter(parts), sha256_hex=sha(data), size=len(data), content_type="application/octet-stream",
+        metadata={"sha256": sha(data)},
+    )  # fmt: skip
+    assert first.created and first.object.sha256 == sha(data)
+    obj = aws("s3").get_object(Bucket=bucket, Key="big")
+    assert obj["Body"].read() == data and obj["ETag"].strip('"').endswith("-2") and obj["ServerSideEncryption"] == "AES256"
+    # a multipart object's S3 checksum is of its parts: the sha256 metadata tells its bytes' digest
+    assert hook.head_object_info(bucket, "big").sha256 == sha(data)
+    again = hook.upload_parts_if_absent(
+        bucket, "big", iter([b"c" * (5 * 1024 * 1024), b"d"]), sha256_hex="0" * 64, size=1, content_type="x/y", metadata={}
+    )
+    assert not again.created and again.object.sha256 == sha(data)
+    assert aws("s3").get_object(Bucket=bucket, Key="big")["Body"].read() == data
+    assert not aws("s3").list_multipart_uploads(Bucket=bucket).get("Uploads")  # the refused upload was aborted
+
+
+def test_upload_parts_if_absent_aborts_when_the_parts_fail(hook, aws, bucket):
+    def parts():
+        yield b"a" * (5 * 1024 * 1024)
+        raise RuntimeError("the source went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        hook.upload_parts_if_absent(bucket, "broken", parts(), sha256_hex="0" * 64, size=1, content_type="x/y", metadata={})
+    assert not aws("s3").list_multipart_uploads(Bucket=bucket).get("Uploads")
+    assert hook.head_object_info(bucket, "broken") is None
+
+
+def test_open_stream_reads_a_range_of_the_version_asked_for(hook, aws, bucket):
+    aws("s3").put_object(Bucket=bucket, Key="doc", Body=b"0123456789")
+    body, response = hook.open_stream(bucket, "doc")
+    assert body.read() == b"0123456789" and response["ContentLength"] == 10
+    body, _ = hook.open_stream(bucket, "doc", byte_range=(2, 5), if_match=response["ETag"])
+    assert body.read() == b"234"
+    aws("s3").put_object(Bucket=bucket, Key="doc", Body=b"changed")
+    with pytest.raises(ClientError) as info:
+        hook.open_stream(bucket, "doc", byte_range=(2, 5), if_match=response["ETag"])
+    assert info.value.response["Error"]["Code"] in ("PreconditionFailed", "412")
