@@ -19,6 +19,7 @@ from airflow_reliable_messaging.domain.archive_layout import as_utc, normalize_p
 from airflow_reliable_messaging.domain.identifiers import bucket_name, snowflake_identifier
 from airflow_reliable_messaging.domain.manifest import (
     BINARY_CONTENT_TYPE,
+    ArchivedRecord,
     JSON_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
 )
@@ -170,3 +171,14 @@ def payload_bundle_line(message_id: str, payload: bytes, bundle_uri: str) -> str
     except json.JSONDecodeError as exc:
         raise ValueError(f"payload declared JSON does not parse: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     return json.dumps({"message_id": message_id, "bundle": bundle_uri, "payload": value}, separators=(",", ":"))
+
+
+def transaction_counts(records: Iterable[ArchivedRecord]) -> dict[str, int]:
+    """Of manifest lines (one per message id): distinct producer transactions (a record without a
+    transaction id is one), duplicates recorded without a second copy, conflicts (other bytes)."""
+    records = list(records)
+    return {
+        "transactions": len({(r.source_system, r.source_transaction_id) if r.source_transaction_id else r.message_id for r in records}),
+        "repeats": sum(r.transaction_status == "duplicate" for r in records),
+        "conflicts": sum(r.transaction_status == "conflict" for r in records),
+    }

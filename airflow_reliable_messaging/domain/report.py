@@ -12,6 +12,9 @@ from airflow_reliable_messaging.domain.manifest import isoformat
 REPORT_COLUMNS = (
     ("SOURCE_SYSTEM", "Source system"),
     ("RECORDS", "Records"),
+    ("TRANSACTIONS", "Transactions"),
+    ("REPEATS", "Repeats"),
+    ("CONFLICTS", "Conflicts"),
     ("MESSAGE_TYPES", "Message types"),
     ("TOTAL_BYTES", "Bytes"),
     ("LARGEST_BYTES", "Largest payload (bytes)"),
@@ -45,9 +48,23 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, int]:
     return {
         "source_systems": len(rows),
         "records": sum(int(r.get("RECORDS") or 0) for r in rows),
+        "transactions": sum(int(r.get("TRANSACTIONS") or 0) for r in rows),
+        "repeats": sum(int(r.get("REPEATS") or 0) for r in rows),
+        "conflicts": sum(int(r.get("CONFLICTS") or 0) for r in rows),
         "bytes": sum(int(r.get("TOTAL_BYTES") or 0) for r in rows),
         "failed": sum(int(r.get("FAILED") or 0) for r in rows),
     }
+
+
+def transactions_line(t: dict[str, int]) -> str:
+    """Unique transactions, repeats recorded without a second copy, conflicts (other bytes: both kept)."""
+    line = (
+        f"{t.get('transactions', 0):,} unique transaction(s); {t.get('repeats', 0):,} repeat(s) recorded without a second copy; "
+        f"{t.get('conflicts', 0):,} conflict(s)"
+    )
+    if t.get("conflicts"):
+        line += " — the same transaction id with other bytes: both copies kept, see AUDIT_RECORD.TRANSACTION_STATUS = 'conflict'"
+    return line + "."
 
 
 def report_messages(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -78,6 +95,7 @@ def render_text(report: dict[str, Any]) -> str:
         f"{report['title']} — {report['interval']['start']} to {report['interval']['end']}",
         "",
         f"{t['records']:,} records, {t['bytes']:,} bytes from {t['source_systems']} source system(s); {t['failed']} failed.",
+        transactions_line(t),
         "",
     ]
     if not rows:
@@ -111,5 +129,5 @@ def render_html(report: dict[str, Any]) -> str:
         f"<html><body><h2>{esc(report['title'])}</h2>"
         f"<p>{esc(report['interval']['start'])} to {esc(report['interval']['end'])}: "
         f"<b>{t['records']:,}</b> records, <b>{t['bytes']:,}</b> bytes from {t['source_systems']} source system(s); "
-        f"<b>{t['failed']}</b> failed.</p>{table}{link}</body></html>"
+        f"<b>{t['failed']}</b> failed.</p><p>{esc(transactions_line(t))}</p>{table}{link}</body></html>"
     )

@@ -18,6 +18,7 @@ from airflow_reliable_messaging.domain.audit_load import (
     parse_copy_result,
     payload_bundle_line,
     sniff_content_type,
+    transaction_counts,
 )
 from airflow_reliable_messaging.domain.identifiers import blank_to_none
 from airflow_reliable_messaging.domain.manifest import (
@@ -79,7 +80,8 @@ class AuditLoadRun:
         )
         inserted = int(merged.get("NUMBER OF ROWS INSERTED", 0))
         updated = int(merged.get("NUMBER OF ROWS UPDATED", 0))
-        unique_ids = {r.message_id for r in records}
+        unique = {r.message_id: r for r in records}
+        unique_ids = set(unique)
         return {
             "started_at": isoformat(started_at),
             # The reconciliation expects the interval's objects archived before this, no later ones.
@@ -104,6 +106,7 @@ class AuditLoadRun:
                 "inserted": inserted,
                 "updated": updated,
                 "already_loaded": max(len(unique_ids) - inserted - updated, 0),
+                **transaction_counts(unique.values()),
                 "failed": len(self.record_failures),
                 "failures": [
                     {"message_id": m, "file": f, "reason": r} for m, f, r in self.record_failures[:MAX_FAILURES_IN_REPORT]
@@ -222,8 +225,10 @@ class AuditLoadRun:
     def write_payload_bundles(self, manifest_keys: list[str], records: list[ArchivedRecord]) -> list[str]:
         """NDJSON bundles of the pending records' JSON payloads (binary payloads stay in S3)."""
         t, limit = self.target, self.op.max_json_payload_bytes
-        candidates = [r for r in {r.message_id: r for r in records}.values() if is_json_content(r.content_type)]
-        self.payloads["not_json"] = len({r.message_id for r in records}) - len(candidates)
+        # (a duplicate's payload is its first copy's: loaded once, under the first copy's message id)
+        stored = [r for r in {r.message_id: r for r in records}.values() if r.transaction_status != "duplicate"]
+        candidates = [r for r in stored if is_json_content(r.content_type)]
+        self.payloads["not_json"] = len(stored) - len(candidates)
         keys: list[str] = []
         part, spool, spool_size = 0, None, 0
         for record in candidates:
