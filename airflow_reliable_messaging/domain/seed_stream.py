@@ -505,9 +505,9 @@ class SeedDocumentReader:
             if head[:1] != b"{":  # not an object: not a seed request
                 self.decided = True
                 return
-        try:
-            self._check_utf8(chunk)
+        try:  # (the scanner first: a seed key in this chunk makes a bad byte in it the request's fault)
             self.scanner.feed(chunk)
+            self._check_utf8(chunk)
         except (JsonSyntaxError, UnicodeDecodeError) as exc:
             self._invalid(exc)
 

@@ -43,7 +43,11 @@ def _seed(mid: str, payload_b64: str) -> str:
     return json.dumps({"messageID": mid, "messageMetaData": meta, "messagePayload": payload_b64})
 
 
-def _body(case: dict, mid: str, bucket: str) -> str:
+def _body(case: dict, mid: str, bucket: str, s3) -> str:
+    if "object" in case or "object_b64" in case:  # offloaded by an extended client: a pointer to the object
+        data = base64.b64decode(case["object_b64"]) if "object_b64" in case else case["object"].replace("{id}", mid).replace("{when}", WHEN).encode()
+        s3.put_object(Bucket=bucket, Key=f"offloaded/{mid}", Body=data)
+        return json.dumps(["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": bucket, "s3Key": f"offloaded/{mid}"}])
     gen = case.get("body_gen")
     if gen is None:
         return case["body"].replace("{id}", mid).replace("{when}", WHEN).replace("{bucket}", bucket)
@@ -69,7 +73,9 @@ def test_archive_corpus_every_message_ends_in_exactly_one_place_with_its_reason(
     sqs_ids: dict[str, str] = {}
     for n, case in enumerate(corpus["cases"]):
         mid = f"corpus-{n:02d}"
-        sqs_ids[sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=_body(case, mid, foreign))["MessageId"]] = case["id"]
+        attributes = {k: {"DataType": "String", "StringValue": v} for k, v in case.get("attributes", {}).items()}
+        body = _body(case, mid, foreign, s3)
+        sqs_ids[sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=body, MessageAttributes=attributes)["MessageId"]] = case["id"]
     for i in range(3):  # good records around the bad ones
         sqs_ids[sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=_seed(f"good-{i}", "eA=="))["MessageId"]] = f"good-{i}"
 
@@ -83,7 +89,7 @@ def test_archive_corpus_every_message_ends_in_exactly_one_place_with_its_reason(
         if layout.parse_archive_key(PREFIX, key):
             meta = s3.head_object(Bucket=pipeline.bucket, Key=key)["Metadata"]
             places.setdefault(sqs_ids[meta["sqs-message-id"]], []).append(("archived", key))
-        elif key.startswith(f"{PREFIX}/{layout.QUARANTINE}/"):
+        elif key.startswith(f"{PREFIX}/{layout.QUARANTINE}/") and not key.endswith(".payload"):  # (a quarantined pointer's object)
             doc = json.loads(s3.get_object(Bucket=pipeline.bucket, Key=key)["Body"].read())
             places.setdefault(sqs_ids[doc["sqs_message_id"]], []).append(("quarantine", doc["reason"]))
     for message in pipeline.drain(pipeline.dlq_url):
