@@ -6,16 +6,18 @@ import base64
 import binascii
 import hashlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import ClientError
 
 from airflow_reliable_messaging.domain.archive_layout import KeyRange
 from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin
+
+T = TypeVar("T")
 
 
 class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
@@ -114,45 +116,55 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
         so the caller can compare checksums. 409 ConditionalRequestConflict (a concurrent write)
         is retried."""
         checksum = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
-        for attempt in range(CONFLICT_RETRIES + 1):
-            try:
-                response = self.get_conn().put_object(
-                    Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata,
-                    IfNoneMatch="*", ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
-                    **sse_arguments(kms_key_id),
-                )  # fmt: skip
-            except ClientError as exc:
-                if error_code(exc) not in CONDITIONAL_FAILURES or attempt == CONFLICT_RETRIES:
-                    raise
-                existing = self.head_object_info(bucket, key)
-                if existing is not None:
-                    return WriteResult(created=False, object=existing)
-                time.sleep(0.2 * (attempt + 1))  # the competing write did not land (yet)
-                continue
-            info = ObjectInfo(bucket, key, len(body), response.get("ETag", ""), sha256_hex, content_type, metadata)
-            return WriteResult(created=True, object=info, requests=attempt + 1)
-        raise AssertionError("unreachable")  # pragma: no cover
+        response, existing = self._create_once(
+            lambda: self.get_conn().put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata,
+                IfNoneMatch="*", ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
+                **sse_arguments(kms_key_id),
+            ),
+            lambda: self.head_object_info(bucket, key),
+        )  # fmt: skip
+        if existing is not None:
+            return WriteResult(created=False, object=existing)
+        info = ObjectInfo(bucket, key, len(body), response.get("ETag", ""), sha256_hex, content_type, metadata)
+        return WriteResult(created=True, object=info)
 
     def put_marker_if_absent(self, bucket: str, key: str, body: bytes, *, kms_key_id: str | None = None) -> bytes | None:
         """Create a small marker object unless ``key`` exists: None when this call created it, else
         the existing marker's bytes. S3 makes ``If-None-Match: *`` atomic: of concurrent writers
         exactly one creates the object, the others get 412 (or 409 while it is in flight, retried)."""
-        for attempt in range(CONFLICT_RETRIES + 1):
-            try:
-                self.get_conn().put_object(
-                    Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*",
-                    **sse_arguments(kms_key_id),
-                )  # fmt: skip
-                return None
-            except ClientError as exc:
-                if error_code(exc) not in CONDITIONAL_FAILURES or attempt == CONFLICT_RETRIES:
-                    raise
+        def existing() -> bytes | None:
             try:
                 return self.read_bytes(bucket, key)
             except ClientError as exc:
                 if error_code(exc) not in NOT_FOUND:
                     raise
-                time.sleep(0.2 * (attempt + 1))  # 409: the competing write did not land (yet)
+                return None
+
+        _, found = self._create_once(
+            lambda: self.get_conn().put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*",
+                **sse_arguments(kms_key_id),
+            ),
+            existing,
+        )  # fmt: skip
+        return found
+
+    @staticmethod
+    def _create_once(create: Callable[[], Any], existing: Callable[[], T | None]) -> tuple[Any, T | None]:
+        """``create()`` (a write with ``If-None-Match: *``) and its response, or — when S3 answers
+        412 / 409 — what ``existing()`` finds there; retried while nothing is found (a competing
+        write that did not land yet)."""
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                return create(), None
+            except ClientError as exc:
+                if error_code(exc) not in CONDITIONAL_FAILURES or attempt == CONFLICT_RETRIES:
+                    raise
+            found = existing()
+            if found is not None:
+                return None, found
+            time.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def upload_parts_if_absent(
