@@ -69,6 +69,7 @@ class Transport:
     trace_header: str | None = None
     pointer: claim_check.S3Pointer | None = None
     declared_size: int | None = None  # ExtendedPayloadSize / SQSLargePayloadSize
+    declared_by: str | None = None  # which of the two
 
     @property
     def pointer_uri(self) -> str | None:
@@ -173,7 +174,7 @@ def parse_message(message: Mapping[str, Any], *, now: datetime | None = None) ->
         sent_time=epoch_ms(system.get("SentTimestamp")),
         trace_header=system.get(TRACE_HEADER) or None,
         pointer=pointer,
-        declared_size=claim_check.declared_size(attributes) if pointer is not None else None,
+        **_size_declaration(attributes if pointer is not None else None),
     )
     if pointer is not None:
         return transport
@@ -185,6 +186,11 @@ def parse_message(message: Mapping[str, Any], *, now: datetime | None = None) ->
     payload = body.encode("utf-8")
     return _record(transport, {}, payload=payload, sha256=sha256_hex(payload), size=len(payload),
                    sniffed=lambda message_type: sniff_content_type(payload, message_type))  # fmt: skip
+
+
+def _size_declaration(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    declaration = claim_check.size_declaration(dict(attributes)) if attributes is not None else None
+    return {"declared_by": declaration[0], "declared_size": declaration[1]} if declaration else {}
 
 
 def seed_record(transport: Transport, doc: ss.SeedDocument, *, where: str, source: ObjectSource | None = None) -> AuditRecord:

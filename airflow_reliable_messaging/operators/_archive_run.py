@@ -165,6 +165,7 @@ class ArchiveRun:
         self.flushing: Future[Counter[str]] | None = None
         with (
             ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY, thread_name_prefix="archive-write") as self.pool,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-receive") as self.receiver,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-flush") as self.flusher,
             ThreadPoolExecutor(max_workers=PUBLISH_CONCURRENCY, thread_name_prefix="archive-notify") as self.publisher,
         ):
@@ -174,34 +175,57 @@ class ArchiveRun:
                 self.await_flush()
 
     def _drain(self) -> dict[str, Any]:
+        """Receive, write, flush — the next receive in flight while a receive's records are written
+        (each record's transaction claim and payload write are two round trips: the receive's
+        overlaps them)."""
         s = self.s
         deadline = time.monotonic() + s.max_run_seconds
         flush_age = s.visibility_timeout / 3 if s.visibility_timeout else 60.0
+        ahead: Future[tuple[list[dict], float]] | None = None
         while not self.halted:
-            if self.counts["received"] >= s.max_messages:
-                self.stopped = "max_messages"
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self.stopped = "time_budget"
-                break
-            messages = self.sqs.receive_batch(
-                s.queue_url,
-                max_messages=min(10, s.max_messages - self.counts["received"]),
-                visibility_timeout=s.visibility_timeout,
-                wait_seconds=int(min(s.wait_time_seconds, remaining)),
-            )
+            received = self.counts["received"]
+            if ahead is None:
+                stop = self.stop_reason(received, deadline)
+                if stop:
+                    self.stopped = stop
+                    break
+                ahead = self.receiver.submit(self.receive, received, deadline)
+            messages, received_at = ahead.result()
+            ahead = None
             if not messages:
                 break
-            self.batch_started = self.batch_started or time.monotonic()
+            if self.stop_reason(received + len(messages), deadline) is None:
+                ahead = self.receiver.submit(self.receive, received + len(messages), deadline)
+            self.batch_started = self.batch_started or received_at
             self.process(messages)
             if len(self.pending) >= s.records_per_manifest or time.monotonic() - self.batch_started >= flush_age:
                 self.flush()
+        if ahead is not None:  # halted with a receive in flight: those messages come back after their visibility timeout
+            left = len(ahead.result()[0])
+            self.counts.update(received=left, retained=left)
         if self.halted:
             self.stopped = "halted"
         self.flush()
         self.await_flush()
         return self.report()
+
+    def stop_reason(self, received: int, deadline: float) -> str | None:
+        if received >= self.s.max_messages:
+            return "max_messages"
+        if deadline - time.monotonic() <= 0:
+            return "time_budget"
+        return None
+
+    def receive(self, received: int, deadline: float) -> tuple[list[dict], float]:
+        """One ReceiveMessage (up to 10, within max_messages and the time budget), and when."""
+        s = self.s
+        messages = self.sqs.receive_batch(
+            s.queue_url,
+            max_messages=min(10, s.max_messages - received),
+            visibility_timeout=s.visibility_timeout,
+            wait_seconds=int(min(s.wait_time_seconds, max(deadline - time.monotonic(), 0))),
+        )
+        return messages, time.monotonic()
 
     def process(self, messages: list[dict]) -> None:
         """Archive, quarantine or collect for the DLQ each message of one receive.
@@ -281,7 +305,10 @@ class ArchiveRun:
         reader, digest, complete = ss.SeedDocumentReader(keep=PART_SIZE), hashlib.sha256(), False
         try:
             if transport.declared_size is not None and transport.declared_size != source.size:
-                raise RecordError(f"claim-check payload {uri} holds {source.size} bytes, the message declares {transport.declared_size}")
+                raise RecordError(
+                    f"claim-check payload {uri} holds {source.size} bytes, "
+                    f"the message attribute {transport.declared_by} declares {transport.declared_size}"
+                )
             size = FIRST_READ
             while chunk := body.read(size):
                 size = READ_CHUNK

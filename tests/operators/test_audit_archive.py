@@ -686,10 +686,16 @@ def test_pointer_to_a_missing_object_goes_to_the_dlq_with_the_reason(archive_env
         "sourceSystemID": {"DataType": "String", "StringValue": "claims"},
     })  # fmt: skip
 
+    pointer, _ = _offload(env, "offloaded/short", "x" * 100)
+    short_id = env.send(pointer, MessageAttributes={cc.LEGACY_SIZE_ATTRIBUTE: {"DataType": "Number", "StringValue": "300000"}})
+
     report = env.operator().execute({})
 
-    assert report["dead_lettered"] == 1 and report["archived"] == 0 and env.depth() == 0
-    (dead,) = env.drain(env.dlq_url)
+    assert report["dead_lettered"] == 2 and report["archived"] == 0 and env.depth() == 0
+    dead_letters = {failure_of(m)["sqs_message_id"]: m for m in env.drain(env.dlq_url)}
+    # the reason names the attribute that declared the size (the legacy one here)
+    assert "holds 100 bytes, the message attribute SQSLargePayloadSize declares 300000" in failure_of(dead_letters.pop(short_id))["reason"]
+    (dead,) = dead_letters.values()
     assert dead["Body"] == body
     assert dead["MessageAttributes"][cc.LEGACY_SIZE_ATTRIBUTE]["StringValue"] == "300000"
     assert dead["MessageAttributes"]["sourceSystemID"]["StringValue"] == "claims"
@@ -701,16 +707,19 @@ def test_pointer_to_a_missing_object_goes_to_the_dlq_with_the_reason(archive_env
 
 def test_s3_write_failure_dead_letters_and_stops_the_run(archive_env, unique):
     env = archive_env
-    for i in range(3):
+    for i in range(13):
         env.send(seed_body(f"r{i}".encode(), txn=f"t{i}"))
-    op = env.operator(bucket=unique("missing-bucket"))
+    op = env.operator(bucket=unique("missing-bucket"), visibility_timeout=30)
 
     with pytest.raises(ArchiveHaltedError, match="NoSuchBucket"):
         op.execute({})
 
     dead = env.drain(env.dlq_url)
-    assert len(dead) == 3 and all("NoSuchBucket" in failure_of(m)["reason"] for m in dead)
-    assert env.depth() == 0  # deleted only once the DLQ held them
+    assert len(dead) == 10 and all("NoSuchBucket" in failure_of(m)["reason"] for m in dead)  # the first receive
+    # the next receive was already in flight when the run stopped: its records are left in the
+    # queue untouched (they come back after their visibility timeout), not dead-lettered
+    assert env.depth() == 3
+    assert len(env.drain(env.queue_url)) == 0  # (still invisible)
 
 
 def test_without_a_reachable_dlq_failed_records_stay_in_the_queue(archive_env, unique):
