@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 WRITERS = 8
-ROUNDS = 25
+ROUNDS = 25  # (without the emulation, a round lets two writers "create" the key often enough for every test to see it)
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_concurrent_put_object_if_none_match_has_exactly_one_winner(s3):
     reader = clients[0]
     for r in range(ROUNDS):
         key = f"marker-{r}"
-        body = lambda n: f"writer {n} ".encode() * 100_000  # noqa: E731 - big enough to take moments to store
+        body = lambda n: f"writer {n} ".encode() * 200_000  # noqa: E731 - big enough to take moments to store
         outcomes = _race(clients, lambda c, n: c.put_object(Bucket=bucket, Key=key, Body=body(n), IfNoneMatch="*"))
         _check_one_winner(outcomes, reader.get_object(Bucket=bucket, Key=key)["Body"].read(), body)
 
@@ -80,12 +80,12 @@ def test_concurrent_put_object_if_none_match_has_exactly_one_winner(s3):
 def test_concurrent_complete_multipart_upload_if_none_match_has_exactly_one_winner(s3):
     clients, bucket = s3
     reader = clients[0]
-    for r in range(ROUNDS // 5):
+    for r in range(ROUNDS):
         key = f"parts-{r}"
         uploads = {}
         for n in range(WRITERS):
             upload = reader.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
-            etag = reader.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=f"writer {n}".encode())["ETag"]
+            etag = reader.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=f"writer {n} ".encode() * 50_000)["ETag"]
             uploads[n] = (upload, etag)
 
         def complete(c, n):
@@ -94,7 +94,7 @@ def test_concurrent_complete_multipart_upload_if_none_match_has_exactly_one_winn
                                         MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})  # fmt: skip
 
         outcomes = _race(clients, complete)
-        _check_one_winner(outcomes, reader.get_object(Bucket=bucket, Key=key)["Body"].read(), lambda n: f"writer {n}".encode())
+        _check_one_winner(outcomes, reader.get_object(Bucket=bucket, Key=key)["Body"].read(), lambda n: f"writer {n} ".encode() * 50_000)
 
 
 def test_concurrent_copy_object_if_none_match_has_exactly_one_winner(s3):
@@ -102,7 +102,7 @@ def test_concurrent_copy_object_if_none_match_has_exactly_one_winner(s3):
     reader = clients[0]
     for n in range(WRITERS):
         reader.put_object(Bucket=bucket, Key=f"src-{n}", Body=f"source {n}".encode() * 1000)
-    for r in range(ROUNDS // 5):
+    for r in range(ROUNDS):
         key = f"copy-{r}"
         outcomes = _race(clients, lambda c, n: c.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": f"src-{n}"},
                                                                  IfNoneMatch="*"))  # fmt: skip
