@@ -80,3 +80,60 @@ def test_payload_lines_carry_id_and_bundle_and_reject_non_json():
         al.payload_bundle_line("m1", b'{"x": ', "s3://b/k")
     with pytest.raises(ValueError, match="not valid UTF-8"):
         al.payload_bundle_line("m1", b"\xff\xfe{", "s3://b/k")
+
+
+# -- what a manifest may name (issue 13): exactly the archive's keys, and what Snowflake reads ---------
+import hashlib  # noqa: E402
+import json  # noqa: E402
+
+from airflow_reliable_messaging.domain.manifest import decode_manifest  # noqa: E402
+
+BUCKET, PREFIX = "my-archive", "audit/v1"
+MANIFEST_URI = f"s3://{BUCKET}/{PREFIX}/_manifests/batches/2026/11/16/03/b1.jsonl"
+
+
+def line(**overrides):
+    key = overrides.pop("key", f"{PREFIX}/2026/11/16/03/00/00/m1")
+    data = {"message_id": "m1", "bucket": BUCKET, "key": key, "size": 2, "sha256": hashlib.sha256(b"{}").hexdigest(),
+            "content_type": "application/json", "event_time": "2026-11-16T03:00:00.000000Z",
+            "archived_at": "2026-11-16T03:00:05.000000Z", "s3_uri": f"s3://{BUCKET}/{key}", "manifest": MANIFEST_URI,
+            "manifest_version": 1}  # fmt: skip
+    data.update(overrides)
+    return (json.dumps(data) + "\n").encode()
+
+
+def read(body):
+    return decode_manifest(body, bucket=BUCKET, prefix=PREFIX, uri=MANIFEST_URI)
+
+
+def test_a_manifest_naming_archive_keys_reads():
+    (record,) = read(line())
+    assert (record.bucket, record.key) == (BUCKET, f"{PREFIX}/2026/11/16/03/00/00/m1")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        ({"key": "private/payroll.json"}, "outside the archive prefix"),
+        ({"key": f"{PREFIX}/../private/payroll.json"}, "not in the archive layout"),
+        ({"key": f"{PREFIX}/2026/11/16/03/00/00/m1/extra"}, "not in the archive layout"),
+        ({"key": f"{PREFIX}/2026/11/16/03/00/00/%2e%2e"}, "message id"),
+        ({"bucket": "someone-elses-bucket"}, "another bucket"),
+        ({"s3_uri": "s3://someone-elses-bucket/x"}, "s3_uri"),  # what Snowflake stores is the line's s3_uri
+        ({"manifest": f"s3://{BUCKET}/{PREFIX}/_manifests/batches/2026/11/30/00/future.jsonl"}, "manifest"),
+        ({"manifest": None}, "manifest"),
+        ({"source_system": {"nested": "object"}}, "source_system"),
+        ({"size": 10**30}, "size"),
+    ],
+)
+def test_a_manifest_line_naming_anything_else_is_refused_with_the_reason(overrides, problem):
+    with pytest.raises(ValueError, match=problem) as exc:
+        read(line() + line(**overrides))
+    assert "manifest line 2" in str(exc.value)
+
+
+def test_duplicate_fields_in_a_line_are_refused():
+    """Python keeps the last of two equal keys; another JSON reader may keep the first."""
+    body = line()[:-2] + b', "key": "private/payroll.json"}\n'
+    with pytest.raises(ValueError, match="twice"):
+        read(body)
