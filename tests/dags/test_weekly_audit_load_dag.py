@@ -96,4 +96,4 @@ def test_an_empty_week_reports_so_and_succeeds(pipeline, aws):
     # A week where nothing was found is said loudly: by the load, the reconciliation and the report.
     assert any("found nothing" in w for w in summary["warnings"]), summary
     assert any("compared nothing" in w for w in summary["warnings"]), summary
-    assert "Warning: reconcile compared nothing" in text
+    assert "Warning: reconcile: compared nothing" in text
