@@ -104,8 +104,11 @@ def main() -> int:
         say("\n== Load report (XCom of load_week)")
         say(json.dumps({k: v for k, v in load.items() if k != "snowflake_query_ids"}, indent=2))
         say(f"   Snowflake query ids: {len(load.get('snowflake_query_ids', []))} statements")
+        reconciled = xcom(run, "reconcile") or {}
         say("\n== Reconciliation (XCom of reconcile)")
-        say(json.dumps(xcom(run, "reconcile"), indent=2))
+        say(json.dumps(reconciled, indent=2))
+        say(f"   {reconciled.get('compared', 0)} of the {len(seeded)} seeded objects compared with Snowflake, "
+            f"{reconciled.get('matched', 0)} match")
 
         report = xcom(run, "report")
         if report:
@@ -141,6 +144,7 @@ def main() -> int:
 
         ok = run.get_state() if hasattr(run, "get_state") else run.state
         ok = str(getattr(ok, "value", ok)) == "success" and len(received) > 0 and len(mails) == 1 and len(ops) == len(states)
+        ok = ok and reconciled.get("compared") == reconciled.get("matched") == len(seeded)
         say(f"\n== {'Done' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s; stopping the local cloud.")
         return 0 if ok else 1
 
