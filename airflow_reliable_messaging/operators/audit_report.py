@@ -335,6 +335,11 @@ class _MarkedDelivery(BaseOperator):
                 report = None
         if not isinstance(report, dict) or not {"rows", "totals", "report_id"} <= set(report):
             raise ConfigurationError("report", "expects the AuditReportOperator's XCom (a dict with rows and totals)")
+        for name in ("report_id", "dag_id"):  # they name the marker's key: one segment each, nothing else
+            try:
+                layout.validate_message_id(report.get(name) or "audit_report")
+            except ValueError:
+                raise ConfigurationError("report", f"its {name} {layout.printable(report.get(name))} is not a key segment") from None
         return report
 
 

@@ -84,6 +84,10 @@ def test_bad_inputs_are_rejected_naming_the_field(bucket):
         SnsReportPublishOperator(task_id="p", topic_arn="arn:aws:sns:us-east-1:123456789012:t", report="not json", marker_bucket=bucket).execute({})
     with pytest.raises(ConfigurationError, match="to"):
         EmailReportOperator(task_id="e", to="nobody", report=a_report([]), marker_bucket=bucket).execute({})
+    # the report's id and DAG id name the delivery marker's key: nothing but one key segment each
+    for forged in (a_report([], report_id="../../other-dag/rep"), {**a_report([]), "dag_id": "x/../y"}):
+        with pytest.raises(ConfigurationError, match="report"):
+            EmailReportOperator(task_id="e", to="a@example.test", report=forged, marker_bucket=bucket).execute({})
 
 
 def test_email_is_multipart_and_sent_once(local_cloud, bucket):
