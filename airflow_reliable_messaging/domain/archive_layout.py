@@ -198,6 +198,10 @@ def index_manifest_hour_prefix(prefix: str, hour: datetime) -> str:
     return _join(prefix, INDEX_MANIFESTS, _hour_path(hour)) + "/"
 
 
+def quarantine_prefix(prefix: str) -> str:
+    return _join(prefix, QUARANTINE) + "/"
+
+
 def quarantine_key(prefix: str, received_at: datetime, item_id: str) -> str:
     return _join(prefix, QUARANTINE, _hour_path(received_at), validate_message_id(item_id))
 

@@ -92,6 +92,13 @@ class AuditLoadRun:
         unique = {r.message_id: r for r in records}
         in_interval = sum(1 for r in unique.values() if self.interval[0] <= parse_isoformat(r.event_time) < self.interval[1])
         self.warn_if_nothing_found(mode, manifest_keys, bad, len(pending), in_interval, started_at)
+        quarantined = [f for f in self.failed_files if f["quarantined"]]
+        if quarantined:  # the run succeeds: the report must still say what it set aside
+            first = quarantined[0]
+            self.warn(
+                f"set {len(quarantined)} file(s) aside in {self.target.uri(layout.quarantine_prefix(self.target.prefix))}, "
+                f"e.g. {layout.printable(first['file'])}: {first['reason'][:300]}"
+            )
         return {
             "started_at": isoformat(started_at),
             # Discovery listed after this: the reconciliation expects what was archived before it.

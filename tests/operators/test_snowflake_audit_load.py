@@ -218,6 +218,8 @@ def test_a_forged_manifest_never_makes_the_load_read_outside_the_archive(audit_e
     quarantined = s3.list_objects_v2(Bucket=audit_env.bucket, Prefix=f"{audit_env.prefix}/_quarantine/")["Contents"]
     reasons = [s3.head_object(Bucket=audit_env.bucket, Key=q["Key"])["Metadata"]["quarantine-reason"] for q in quarantined]
     assert len(reasons) == len(FORGED_KEYS) and all("key" in r for r in reasons)
+    assert any(f"set {len(FORGED_KEYS)} file(s) aside in s3://{audit_env.bucket}/{audit_env.prefix}/_quarantine/" in w
+               for w in report["warnings"]), report["warnings"]  # the run succeeds: the report says it  # fmt: skip
     assert run_load(audit_env, on_bad_file="quarantine")["files"]["failed_count"] == 0  # set aside, not retried
 
 
