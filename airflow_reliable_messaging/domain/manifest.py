@@ -8,6 +8,7 @@ in S3 (``bucket``/``key``); JSON payloads are loaded separately by the loader.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -90,10 +91,15 @@ def _check_types(data: dict) -> None:
     if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_OBJECT_SIZE:
         raise ValueError(f"size {str(size)[:40]!r} is not a byte count")
     for name in ("event_time", "archived_at"):
-        try:
+        try:  # the form isoformat() writes: Python reads more (week dates, basic format) than Snowflake
+            if not _TIME.fullmatch(data[name]):
+                raise ValueError
             parse_isoformat(data[name])
         except (TypeError, ValueError, AttributeError, OverflowError):
-            raise ValueError(f"{name} {str(data[name])[:40]!r} is not an ISO 8601 time") from None
+            raise ValueError(f"{name} {str(data[name])[:40]!r} is not an ISO 8601 time (YYYY-MM-DDTHH:MM:SS[.ffffff]Z)") from None
+
+
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})")
 
 
 _OPTIONAL_TEXT = ("source_system", "message_type", "source_transaction_id", "received_at", "trace_header", "origin",

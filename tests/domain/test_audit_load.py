@@ -124,6 +124,11 @@ def test_a_manifest_naming_archive_keys_reads():
         ({"manifest": None}, "manifest"),
         ({"source_system": {"nested": "object"}}, "source_system"),
         ({"size": 10**30}, "size"),
+        # Python's fromisoformat reads these; Snowflake's cast does not (the MERGE failed, every run)
+        ({"event_time": "2026-W47-1T03:00:00Z"}, "event_time"),
+        ({"event_time": "20261116T030000Z"}, "event_time"),
+        ({"archived_at": "2026-11-16T03:00:00,5Z"}, "archived_at"),
+        ({"event_time": "2026-11-16T03:00:00"}, "event_time"),  # Snowflake reads it in the session's zone
     ],
 )
 def test_a_manifest_line_naming_anything_else_is_refused_with_the_reason(overrides, problem):
