@@ -140,7 +140,8 @@ def main() -> int:
             ).fetchall()
         say(f"\n== Run monitoring: {len(ops)} row(s) in AUDIT.OPS.ARM_OPERATION (one per task try)")
         for task_id, state, loaded, seconds in ops:
-            say(f"   {task_id:<15} {state:<8} {seconds:>6} s{f'  loaded {loaded}' if loaded is not None else ''}")
+            took = "?" if seconds is None else seconds  # (2.11's dag.test may leave a try's duration unset)
+            say(f"   {task_id:<15} {state:<8} {took:>6} s{f'  loaded {loaded}' if loaded is not None else ''}")
 
         ok = run.get_state() if hasattr(run, "get_state") else run.state
         ok = str(getattr(ok, "value", ok)) == "success" and len(received) > 0 and len(mails) == 1 and len(ops) == len(states)
