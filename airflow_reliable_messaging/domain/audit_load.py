@@ -262,19 +262,22 @@ def reconcile(
     looked_at: datetime,
 ) -> Reconciliation:
     """``objects``: the interval's archived objects (size, LastModified); ``rows``: AUDIT_RECORD's
-    sizes; ``seen``: sizes in the manifest lines loads took; ``looked_at``: when the load listed."""
+    sizes; ``seen``: sizes in the manifest lines loads took; ``looked_at``: when the load listed.
+    LastModified counts whole seconds: an object of the second the load looked in, or of the
+    cutoff's, may be later than them, so it is not expected unless a row or a line names it."""
     out = Reconciliation()
+    cutoff, looked_at = cutoff.replace(microsecond=0), looked_at.replace(microsecond=0)
     for uri, (size, modified) in sorted(objects.items()):
         if uri in rows:
             if rows[uri] == size:
                 out.matched += 1
             else:
                 out.size_mismatch.append(uri)
-        elif uri in seen or modified <= cutoff:
+        elif uri in seen or modified < cutoff:
             out.missing.append(uri)
             out.never_in_a_manifest += uri not in seen
         else:
-            reason = "archived_after_the_load_looked" if modified > looked_at else "archived_within_settle"
+            reason = "archived_after_the_load_looked" if modified >= looked_at else "archived_within_settle"
             out.excluded[reason] = out.excluded.get(reason, 0) + 1
     out.not_in_s3 = len((rows.keys() | seen.keys()) - objects.keys())
     return out

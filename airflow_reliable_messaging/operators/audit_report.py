@@ -152,7 +152,7 @@ class AuditReconcileOperator(_ArchiveReportBase):
             "not_in_s3": outcome.not_in_s3,
             "not_in_layout": len(not_in_layout),
             "not_in_layout_keys": not_in_layout[:MAX_KEYS_IN_REPORT],
-            "expected_before": isoformat(looked_at - self.settle),
+            "settled_before": isoformat(looked_at - self.settle),  # older objects are expected in any case
             "warnings": warnings,
         }
         self.log.info("Reconciliation: %s", json.dumps(result))

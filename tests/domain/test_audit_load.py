@@ -196,3 +196,11 @@ def test_comparing_nothing_passes_only_when_there_is_nothing_at_all(rows, load_t
         assert error.startswith("compared nothing")
     else:
         assert error is None and warnings[0].startswith("compared nothing")
+
+
+def test_an_object_of_the_second_the_load_looked_in_is_not_expected_without_a_row():
+    """S3's LastModified counts whole seconds: 12:00:00 may be 12:00:00.9, after a load that
+    listed at 12:00:00.7 (with settle 0, as the DAG runs it, it must not be called missing)."""
+    looked = LOOKED + timedelta(milliseconds=700)
+    out = al.reconcile({"s3://b/p/x": (10, LOOKED)}, {}, {}, cutoff=looked, looked_at=looked)
+    assert out.missing == [] and out.excluded == {"archived_after_the_load_looked": 1}
