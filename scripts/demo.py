@@ -104,8 +104,11 @@ def main() -> int:
         say("\n== Load report (XCom of load_week)")
         say(json.dumps({k: v for k, v in load.items() if k != "snowflake_query_ids"}, indent=2))
         say(f"   Snowflake query ids: {len(load.get('snowflake_query_ids', []))} statements")
+        reconciled = xcom(run, "reconcile") or {}
         say("\n== Reconciliation (XCom of reconcile)")
-        say(json.dumps(xcom(run, "reconcile"), indent=2))
+        say(json.dumps(reconciled, indent=2))
+        say(f"   {reconciled.get('compared', 0)} of the {len(seeded)} seeded objects compared with Snowflake, "
+            f"{reconciled.get('matched', 0)} match")
 
         report = xcom(run, "report")
         if report:
@@ -137,10 +140,12 @@ def main() -> int:
             ).fetchall()
         say(f"\n== Run monitoring: {len(ops)} row(s) in AUDIT.OPS.ARM_OPERATION (one per task try)")
         for task_id, state, loaded, seconds in ops:
-            say(f"   {task_id:<15} {state:<8} {seconds:>6} s{f'  loaded {loaded}' if loaded is not None else ''}")
+            took = "?" if seconds is None else seconds  # (2.11's dag.test may leave a try's duration unset)
+            say(f"   {task_id:<15} {state:<8} {took:>6} s{f'  loaded {loaded}' if loaded is not None else ''}")
 
         ok = run.get_state() if hasattr(run, "get_state") else run.state
         ok = str(getattr(ok, "value", ok)) == "success" and len(received) > 0 and len(mails) == 1 and len(ops) == len(states)
+        ok = ok and reconciled.get("compared") == reconciled.get("matched") == len(seeded)
         say(f"\n== {'Done' if ok else 'FAILED'} in {time.monotonic() - started:.0f} s; stopping the local cloud.")
         return 0 if ok else 1
 

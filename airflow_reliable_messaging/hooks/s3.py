@@ -14,6 +14,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import ClientError
 
 from airflow_reliable_messaging.domain.archive_layout import KeyRange
+from airflow_reliable_messaging.exceptions import ObjectUnreadable
 from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin
 
 
@@ -47,6 +48,29 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
         """The object's streaming body and its GetObject response (metadata, size, type)."""
         response = self.get_conn().get_object(Bucket=bucket, Key=key)
         return response["Body"], response
+
+    def open_archived(self, bucket: str, key: str) -> tuple[Any, dict[str, Any]]:
+        """``open_stream`` for one object among many (the load's objects and manifests): an error
+        of that object itself — a 4xx such as NoSuchKey, AccessDenied (KMS), InvalidObjectState
+        (Glacier), InvalidRequest (SSE-C) — raises ``ObjectUnreadable`` so it is reported alone;
+        throttling and server errors (after botocore's retries) propagate and fail the task."""
+        try:
+            return self.open_stream(bucket, key)
+        except ClientError as exc:
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if 400 <= status < 500 and status != 429:
+                raise ObjectUnreadable(bucket, key, error_code(exc) or str(status)) from None
+            raise
+
+    def read_archived(self, bucket: str, key: str, limit: int) -> bytes:
+        """The first ``limit + 1`` bytes at most of an object (``open_archived``): a caller learns
+        that an object is larger than it will hold without reading it whole, whatever a manifest
+        claims its size is."""
+        body, _ = self.open_archived(bucket, key)
+        try:
+            return body.read(limit + 1)
+        finally:
+            body.close()
 
     def put_bytes(
         self,

@@ -102,3 +102,25 @@ def test_full_object_sha256():
     assert full_object_sha256(base64.b64encode(digest).decode() + "-3") is None
     assert full_object_sha256(base64.b64encode(digest).decode(), "COMPOSITE") is None
     assert full_object_sha256(None) is None and full_object_sha256("not base64!") is None
+
+
+def test_an_object_that_cannot_be_read_for_its_own_reason_is_told_apart_from_a_failing_s3(hook, aws, bucket, faults):
+    """The load reports such an object alone (issue 13) but fails on S3 errors. GetObject on an
+    object in an archive storage class answers 403 InvalidObjectState
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html); a missing key 404 NoSuchKey."""
+    from airflow_reliable_messaging.exceptions import ObjectUnreadable
+
+    s3 = aws("s3")
+    s3.put_object(Bucket=bucket, Key="a/cold", Body=b"{}", StorageClass="GLACIER")
+    s3.put_object(Bucket=bucket, Key="a/big", Body=b"x" * 100)
+    for key, code in (("a/cold", "InvalidObjectState"), ("a/gone", "NoSuchKey")):
+        with pytest.raises(ObjectUnreadable) as exc:
+            hook.read_archived(bucket, key, 10)
+        assert exc.value.code == code and key in str(exc.value)
+    assert hook.read_archived(bucket, "a/big", 10) == b"x" * 11  # never more than the limit and one byte
+    from botocore.config import Config
+
+    quick = S3ArchiveHook(aws_conn_id="aws_default", config=Config(retries={"mode": "standard", "max_attempts": 2}))
+    faults.set([{"fault": "5xx", "service": "s3", "operation": "GetObject", "status": 500}])
+    with pytest.raises(ClientError):  # after botocore's retries: the task fails, nothing is reported as bad
+        quick.read_archived(bucket, "a/big", 10)
