@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 LINES="${AIRFLOW_LINES:-2.11.2 3.3.1}"
 # shellcheck disable=SC2086
-scripts/bootstrap.sh localcloud $LINES
+scripts/bootstrap.sh localcloud $LINES browser
 status=0
 for v in $LINES; do
   echo "=== tests on MWAA Airflow $v ==="
