@@ -106,6 +106,8 @@ PY
   (cd "$WORK" && timeout 1200 "$env/bin/python" "$ROOT/scripts/demo.py" > "$WORK/demo-$v.log" 2>&1) || {
     sed 's/^/   | /' "$WORK/demo-$v.log" | tail -80; echo "=== MWAA Airflow $v: FAILED (end-to-end run)" >&2; return 1; }
   grep -E "^== (Airflow|Done|Email|SNS)|^   (load_week|reconcile|report|publish_report|email_report) " "$WORK/demo-$v.log" | sed 's/^/   | /'
+  grep -q "^== Airflow $v; airflow-reliable-messaging .* from $env/lib/python3.12/site-packages/" "$WORK/demo-$v.log" || {
+    echo "=== MWAA Airflow $v: FAILED (the end-to-end run did not use Airflow $v and the installed wheel)" >&2; return 1; }
   echo "=== MWAA Airflow $v: OK"
 }
 
