@@ -47,10 +47,10 @@ def xcom(dag_run, task_id: str, key: str = "return_value") -> Any:
         def deserialize(row):
             return XCom.deserialize_value(row)
     except ImportError:
-        from airflow.models.xcom import XCom  # Airflow 2.11: the row deserializes itself on load
+        from airflow.models.xcom import XCom  # Airflow 2.11
 
         def deserialize(row):
-            return row.value
+            return row.value  # Airflow 2 deserialises a row as the ORM loads it (XCom.init_on_load)
     with create_session() as session:
         row = (
             session.query(XCom)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # local_cloud; an installed airflow_reliable_messaging (a wheel) comes first
 HOME = Path(tempfile.mkdtemp(prefix="arm-demo-airflow-"))
 os.environ.update(
     AIRFLOW_HOME=str(HOME),
@@ -52,12 +52,17 @@ def main() -> int:
     args = parser.parse_args()
 
     started = time.monotonic()
+    import airflow
+
+    import airflow_reliable_messaging as arm
+
+    say(f"== Airflow {airflow.__version__}; airflow-reliable-messaging {arm.__version__} from {Path(arm.__file__).parent}")
     say("== Starting the local cloud (AWS, Snowflake and SMTP emulators on loopback)")
     with LocalCloud(workdir=HOME / "local-cloud") as cloud:
         os.environ.update(cloud.airflow_environ())
         import boto3
 
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, cwd=HOME)
         s3, sns, sqs = (boto3.client(s, **cloud.boto3_kwargs()) for s in ("s3", "sns", "sqs"))
         bucket, prefix = "acme-audit-archive", "audit"
         s3.create_bucket(Bucket=bucket)
@@ -139,9 +144,8 @@ def main() -> int:
                 "WHERE DAG_ID = 'weekly_audit_load' ORDER BY ENDED_AT"
             ).fetchall()
         say(f"\n== Run monitoring: {len(ops)} row(s) in AUDIT.OPS.ARM_OPERATION (one per task try)")
-        for task_id, state, loaded, seconds in ops:
-            took = "?" if seconds is None else seconds  # (2.11's dag.test may leave a try's duration unset)
-            say(f"   {task_id:<15} {state:<8} {took:>6} s{f'  loaded {loaded}' if loaded is not None else ''}")
+        for task_id, state, loaded, seconds in ops:  # no duration where dag.test() sets no start (2.11)
+            say(f"   {task_id:<15} {state:<8} {'-' if seconds is None else seconds:>6} s{f'  loaded {loaded}' if loaded is not None else ''}")
 
         ok = run.get_state() if hasattr(run, "get_state") else run.state
         ok = str(getattr(ok, "value", ok)) == "success" and len(received) > 0 and len(mails) == 1 and len(ops) == len(states)

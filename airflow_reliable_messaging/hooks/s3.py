@@ -8,11 +8,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import ClientError
 
+from airflow_reliable_messaging._compat import allow_copy_if_none_match
 from airflow_reliable_messaging.domain.archive_layout import KeyRange
 from airflow_reliable_messaging.exceptions import ObjectUnreadable
 from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin
@@ -20,6 +22,13 @@ from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin
 
 class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
     """S3 calls of the archive, load, replay and redrive (server-side encryption always on)."""
+
+    @cached_property
+    def conn(self):
+        """The client; ``copy_object`` takes ``IfNoneMatch`` whatever botocore MWAA installs."""
+        client = super().conn
+        allow_copy_if_none_match(client)
+        return client
 
     # -- listing and reading (load, reconcile, replay) -------------------------------------------
     def iter_objects(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:

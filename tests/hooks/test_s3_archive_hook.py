@@ -6,7 +6,7 @@ import base64
 import hashlib
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook, full_object_sha256
 
@@ -94,6 +94,33 @@ def test_copy_if_absent_refuses_a_source_changed_since_it_was_headed(hook, aws, 
     with pytest.raises(ClientError):
         hook.copy_object_if_absent(source, bucket, "dst", content_type="text/plain", metadata={})
     assert hook.head_object_info(bucket, "dst") is None
+
+
+def forget_copy_if_none_match(client) -> None:
+    """Make ``client`` model CopyObject as botocore before 1.41.0 does (MWAA 2.11.0 pins 1.37.3,
+    3.0.6 pins 1.39.11): without the ``IfNoneMatch`` parameter."""
+    client.meta.service_model.operation_model("CopyObject").input_shape.members.pop("IfNoneMatch", None)
+
+
+def test_copy_if_absent_keeps_the_destination_on_a_botocore_without_copy_if_none_match(hook, aws, bucket):
+    """S3 copies "only if the object key name at the destination does not already exist" when
+    CopyObject carries ``If-None-Match: *``
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html#API_CopyObject_RequestSyntax);
+    a botocore too old to model it must still send it, or a retried archive overwrites."""
+    aws("s3").put_object(Bucket=bucket, Key="first", Body=b"first")
+    aws("s3").put_object(Bucket=bucket, Key="second", Body=b"second")
+    old = aws("s3")
+    forget_copy_if_none_match(old)
+    with pytest.raises(ParamValidationError, match="IfNoneMatch"):  # what such a botocore says to it
+        old.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "first"}, IfNoneMatch="*")
+    forget_copy_if_none_match(hook.get_conn())
+
+    first = hook.copy_object_if_absent(hook.head_object_info(bucket, "first"), bucket, "dst", content_type="text/plain", metadata={})
+    second = hook.copy_object_if_absent(hook.head_object_info(bucket, "second"), bucket, "dst", content_type="text/plain", metadata={})
+
+    assert first.created and first.object.sha256 == sha(b"first")
+    assert not second.created and second.object.sha256 == sha(b"first")
+    assert aws("s3").get_object(Bucket=bucket, Key="dst")["Body"].read() == b"first"
 
 
 def test_full_object_sha256():
