@@ -1,7 +1,8 @@
 """Manual dead-letter redrive: trigger from the UI with the form, dry run first.
 
 inspect (dry run: counts by source, ages, sample ids, chosen mode and why)
-  → approve (Airflow 3.1+: a human approves when more than ``approval_threshold`` would move)
+  → approve (Airflow 3.1+: a human approves when more than ``approval_threshold`` would move;
+    before 3.1 nobody can be asked: the task logs a warning with the count and approves)
   → redrive (native message-move task, or client batches) → wait (native task) → report.
 
 Nothing here touches AWS at parse time; every value comes from the run's Params. Invalid input
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow_reliable_messaging._compat import AIRFLOW_V_3_1_PLUS, DAG, Param
+from airflow_reliable_messaging._compat import DAG, Param
 from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
 from airflow_reliable_messaging.operators.dlq_redrive import DLQRedriveOperator, DLQRedriveReportOperator
+from airflow_reliable_messaging.operators.redrive_approval import RedriveApprovalOperator
 from airflow_reliable_messaging.sensors.redrive import MessageMoveTaskSensor
 
 AWS_CONN_ID = "aws_default"
@@ -100,16 +102,11 @@ with DAG(
     )
     report = DLQRedriveReportOperator(task_id="report")
 
-    if AIRFLOW_V_3_1_PLUS:
-        from airflow_reliable_messaging.operators.redrive_approval import RedriveApprovalOperator
-
-        approve = RedriveApprovalOperator(
-            task_id="approve",
-            threshold="{{ params.approval_threshold }}",
-            dry_run="{{ params.dry_run }}",
-            response_timeout=timedelta(hours=24),
-        )
-        inspect >> approve >> redrive
-    else:
-        inspect >> redrive
-    redrive >> wait >> report
+    # Airflow 3.1+ asks a human above the threshold; older lines log that nobody could be asked.
+    approve = RedriveApprovalOperator(
+        task_id="approve",
+        threshold="{{ params.approval_threshold }}",
+        dry_run="{{ params.dry_run }}",
+        response_timeout=timedelta(hours=24),
+    )
+    inspect >> approve >> redrive >> wait >> report

@@ -27,9 +27,11 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-# Never let a test reach real AWS by accident.
-for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-    os.environ.pop(var, None)
+# Never let a test reach real AWS by accident (the system tests reach it on purpose, opted in with
+# ARM_SYSTEM_TARGET=aws: tests/system/README.md).
+if os.environ.get("ARM_SYSTEM_TARGET") != "aws":
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        os.environ.pop(var, None)
 
 from local_cloud.control import LocalCloud  # noqa: E402
 

@@ -40,10 +40,11 @@ TRANSACTIONS = "_transactions"
 # Message ids become the last key segment: no separators, no dot-segments, bounded length.
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,254}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]*$")
-_KEY = re.compile(
-    r"^(?P<year>\d{4})/(?P<month>\d{2})/(?P<day>\d{2})/(?P<hour>\d{2})/(?P<minute>\d{2})/(?P<second>\d{2})/"
-    r"(?P<message_id>[^/]+)$"
-)
+# ASCII digits only: int() also reads other scripts' digits, which the archive never writes.
+_HOUR = r"(?P<year>[0-9]{4})/(?P<month>[0-9]{2})/(?P<day>[0-9]{2})/(?P<hour>[0-9]{2})/"
+_DATA_KEY = re.compile(_HOUR + r"(?P<minute>[0-9]{2})/(?P<second>[0-9]{2})/(?P<name>[^/]*)")
+_MANIFEST_KEY = re.compile(_HOUR + r"(?P<name>[^/]*)\.jsonl")
+DATA_LAYOUT = "YYYY/MM/DD/HH/MM/SS/<message id>"
 
 
 def normalize_prefix(prefix: str | None, field: str = "prefix") -> str:
@@ -80,22 +81,70 @@ class ArchiveKey:
     message_id: str
 
 
+def check_archive_key(prefix: str, key: str) -> ArchiveKey:
+    """The event time and message id of ``key`` when it is exactly a key ``archive_key`` writes
+    under ``prefix``; otherwise ValueError saying why (outside the prefix, not the layout
+    ``YYYY/MM/DD/HH/MM/SS/<message id>`` — dot-segments, extra or empty segments —, an impossible
+    time, a message id the archive would refuse). For every key read back from S3 or a manifest."""
+    m = _DATA_KEY.fullmatch(_under_prefix(prefix, key))
+    if not m:
+        raise ValueError(f"{printable(key)} is not in the archive layout <prefix>/{DATA_LAYOUT}")
+    when = _time(m, key)
+    try:
+        message_id = validate_message_id(m["name"])
+    except ValueError:
+        raise ValueError(f"{printable(key)}: its last segment is not a valid message id") from None
+    if archive_key(prefix, when, message_id) != key:  # what the archive would write for it
+        raise ValueError(f"{printable(key)} is not a key the archive writes")
+    return ArchiveKey(when, message_id)
+
+
 def parse_archive_key(prefix: str, key: str) -> ArchiveKey | None:
     """The event time and message id of a data key under ``prefix``; None for anything else."""
-    rest = key[len(prefix) + 1 :] if prefix else key
-    if prefix and not key.startswith(prefix + "/"):
-        return None
-    m = _KEY.match(rest)
-    if not m:
-        return None
     try:
-        when = datetime(
-            int(m["year"]), int(m["month"]), int(m["day"]),
-            int(m["hour"]), int(m["minute"]), int(m["second"]), tzinfo=UTC,
-        )  # fmt: skip
+        return check_archive_key(prefix, key)
     except ValueError:
         return None
-    return ArchiveKey(when, m["message_id"])
+
+
+def check_manifest_key(prefix: str, key: str) -> None:
+    """ValueError unless ``key`` is a batch or index manifest key as the archive and the load write
+    them (``<prefix>/_manifests/{batches,index}/YYYY/MM/DD/HH/<id>.jsonl``)."""
+    rest = _under_prefix(prefix, key)
+    for root, make in ((BATCH_MANIFESTS, batch_manifest_key), (INDEX_MANIFESTS, index_manifest_key)):
+        m = _MANIFEST_KEY.fullmatch(rest.removeprefix(root + "/")) if rest.startswith(root + "/") else None
+        if m and _MESSAGE_ID.match(m["name"]) and ".." not in m["name"]:
+            if make(prefix, _time(m, key), m["name"]) == key:
+                return
+    raise ValueError(
+        f"{printable(key)} is not a manifest key the archive writes "
+        f"(<prefix>/{BATCH_MANIFESTS}/ or {INDEX_MANIFESTS}/YYYY/MM/DD/HH/<id>.jsonl)"
+    )
+
+
+def _under_prefix(prefix: str, key: str) -> str:
+    if not isinstance(key, str):
+        raise ValueError(f"the key {printable(key)} is not a string")
+    head = f"{prefix}/" if prefix else ""
+    if not key.startswith(head):
+        raise ValueError(f"{printable(key)} is outside the archive prefix {prefix!r}")
+    return key[len(head) :]
+
+
+def _time(m: re.Match[str], key: str) -> datetime:
+    parts = [int(m[name]) for name in ("year", "month", "day", "hour")]
+    parts += [int(m.groupdict().get(name) or 0) for name in ("minute", "second")]
+    try:
+        return datetime(*parts, tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"{printable(key)}: its time folders are not a valid time") from None
+
+
+def printable(value: object, limit: int = 200) -> str:
+    """A key or id from outside, quoted and escaped for logs and errors (no control characters,
+    no bidirectional overrides, bounded length)."""
+    text = value if isinstance(value, str) else repr(value)
+    return ascii(text if len(text) <= limit else text[:limit] + "...")
 
 
 def hours(start: datetime, end: datetime) -> list[datetime]:
@@ -158,6 +207,10 @@ def index_manifest_key(prefix: str, hour: datetime, digest: str) -> str:
 
 def index_manifest_hour_prefix(prefix: str, hour: datetime) -> str:
     return _join(prefix, INDEX_MANIFESTS, _hour_path(hour)) + "/"
+
+
+def quarantine_prefix(prefix: str) -> str:
+    return _join(prefix, QUARANTINE) + "/"
 
 
 def quarantine_key(prefix: str, received_at: datetime, item_id: str) -> str:

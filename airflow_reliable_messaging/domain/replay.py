@@ -122,11 +122,30 @@ def json_policy(policy: dict[str, str]) -> str:
 
 
 def resume_policy(previous: dict[str, Any]) -> dict[str, str] | None:
-    """The policy that resumes live delivery after a replay with an ``EndingPoint`` (the SNS guide:
-    a new policy without ``EndingPoint`` starting at the previous ``EndingPoint``)."""
+    """The policy that resumes live delivery after a replay with an ``EndingPoint``: no
+    ``EndingPoint`` (SNS replays, then delivers live: API reference, ``ReplayStatus`` Completed),
+    starting one millisecond before the previous ``EndingPoint`` so that the messages published
+    while paused are replayed. AWS does not document whether a message stamped exactly at a bound is
+    replayed; starting a millisecond early loses none whichever it is — a message stamped in that
+    last millisecond may come twice, with its original ``MessageId``."""
     if not previous or not previous.get("EndingPoint"):
         return None
-    return {"PointType": "Timestamp", "StartingPoint": previous["EndingPoint"]}
+    end = parse_instant(previous["EndingPoint"], "EndingPoint")
+    return {"PointType": "Timestamp", "StartingPoint": format_instant(end - timedelta(milliseconds=1))}
+
+
+def same_policy(current: dict[str, Any] | None, wanted: dict[str, str]) -> bool:
+    """Whether the ``ReplayPolicy`` SNS reports is ``wanted``, compared by meaning (instants, not
+    their spelling: AWS does not document that it echoes the policy text unchanged)."""
+    if not isinstance(current, dict) or set(current) != set(wanted) or current.get("PointType") != wanted.get("PointType"):
+        return False
+    try:
+        return all(
+            truncate_ms(parse_instant(current[k], k)) == truncate_ms(parse_instant(wanted[k], k))
+            for k in ("StartingPoint", "EndingPoint") if k in wanted
+        )  # fmt: skip
+    except ConfigurationError:
+        return False
 
 
 class ReplayState(str, Enum):

@@ -75,7 +75,9 @@ def report_messages(report: dict[str, Any]) -> list[dict[str, Any]]:
     rows = report.get("rows") or []
     parts = len(rows) + 1
     base = {"report": report["title"], "report_id": report["report_id"], "interval": report["interval"], "parts": parts}
-    messages = [{**base, "part": 1, "kind": "summary", "totals": report["totals"], "load": report.get("load")}]
+    summary = {"totals": report["totals"], "load": report.get("load"), "reconciliation": report.get("reconciliation"),
+               "warnings": report.get("warnings") or []}  # fmt: skip
+    messages = [{**base, "part": 1, "kind": "summary", **summary}]
     messages += [{**base, "part": i + 2, "kind": "source_system", "row": row} for i, row in enumerate(rows)]
     return messages
 
@@ -88,6 +90,16 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def checks(report: dict[str, Any]) -> list[str]:
+    """What the reconciliation compared and every warning of the load and the reconciliation."""
+    lines = []
+    reconciled = report.get("reconciliation")
+    if reconciled and reconciled.get("compared"):
+        lines.append(f"Reconciliation: {reconciled['compared']:,} archived object(s) compared with Snowflake, all match.")
+    lines += [f"Warning: {w}" for w in report.get("warnings") or []]
+    return lines
+
+
 def render_text(report: dict[str, Any]) -> str:
     rows = report.get("rows") or []
     t = report["totals"]
@@ -96,6 +108,7 @@ def render_text(report: dict[str, Any]) -> str:
         "",
         f"{t['records']:,} records, {t['bytes']:,} bytes from {t['source_systems']} source system(s); {t['failed']} failed.",
         transactions_line(t),
+        *checks(report),
         "",
     ]
     if not rows:
@@ -125,9 +138,10 @@ def render_html(report: dict[str, Any]) -> str:
         "<p>No audit records were archived in this window.</p>"
     )
     link = f"<p>Full report: {esc(report['full_report_uri'])}</p>" if report.get("full_report_uri") else ""
+    notes = "".join(f"<p>{esc(line)}</p>" for line in checks(report))
     return (
         f"<html><body><h2>{esc(report['title'])}</h2>"
         f"<p>{esc(report['interval']['start'])} to {esc(report['interval']['end'])}: "
         f"<b>{t['records']:,}</b> records, <b>{t['bytes']:,}</b> bytes from {t['source_systems']} source system(s); "
-        f"<b>{t['failed']}</b> failed.</p><p>{esc(transactions_line(t))}</p>{table}{link}</body></html>"
+        f"<b>{t['failed']}</b> failed.</p><p>{esc(transactions_line(t))}</p>{notes}{table}{link}</body></html>"
     )

@@ -9,12 +9,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, TypeVar
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import ClientError
 
+from airflow_reliable_messaging._compat import allow_copy_if_none_match
 from airflow_reliable_messaging.domain.archive_layout import KeyRange
+from airflow_reliable_messaging.exceptions import ObjectUnreadable
 from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin
 
 T = TypeVar("T")
@@ -22,6 +25,13 @@ T = TypeVar("T")
 
 class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
     """S3 calls of the archive, load, replay and redrive (server-side encryption always on)."""
+
+    @cached_property
+    def conn(self):
+        """The client; ``copy_object`` takes ``IfNoneMatch`` whatever botocore MWAA installs."""
+        client = super().conn
+        allow_copy_if_none_match(client)
+        return client
 
     # -- listing and reading (load, reconcile, replay) -------------------------------------------
     def iter_objects(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
@@ -57,6 +67,29 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
             kwargs["IfMatch"] = if_match
         response = self.get_conn().get_object(Bucket=bucket, Key=key, **kwargs)
         return response["Body"], response
+
+    def open_archived(self, bucket: str, key: str) -> tuple[Any, dict[str, Any]]:
+        """``open_stream`` for one object among many (the load's objects and manifests): an error
+        of that object itself — a 4xx such as NoSuchKey, AccessDenied (KMS), InvalidObjectState
+        (Glacier), InvalidRequest (SSE-C) — raises ``ObjectUnreadable`` so it is reported alone;
+        throttling and server errors (after botocore's retries) propagate and fail the task."""
+        try:
+            return self.open_stream(bucket, key)
+        except ClientError as exc:
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if 400 <= status < 500 and status != 429:
+                raise ObjectUnreadable(bucket, key, error_code(exc) or str(status)) from None
+            raise
+
+    def read_archived(self, bucket: str, key: str, limit: int) -> bytes:
+        """The first ``limit + 1`` bytes at most of an object (``open_archived``): a caller learns
+        that an object is larger than it will hold without reading it whole, whatever a manifest
+        claims its size is."""
+        body, _ = self.open_archived(bucket, key)
+        try:
+            return body.read(limit + 1)
+        finally:
+            body.close()
 
     def put_bytes(
         self,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+from botocore.exceptions import ClientError
 
 from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin
 
@@ -71,7 +72,10 @@ def call_batch(
     for chunk in chunk_entries(entries, max_bytes=max_bytes):
         pending = chunk
         for attempt in range(retries + 1):
-            response = call(Entries=pending, **kwargs)
+            try:
+                response = call(Entries=pending, **kwargs)
+            except ClientError as exc:
+                response = _entry_too_long(exc, pending)
             result.requests += 1
             for ok in response.get("Successful", []):
                 result.successful[ok["Id"]] = ok
@@ -86,6 +90,16 @@ def call_batch(
                 break
             time.sleep(backoff * (2**attempt))
     return result
+
+
+def _entry_too_long(exc: ClientError, pending: list[dict]) -> dict:
+    """An entry over the size limit on its own (chunked alone) may be refused for the whole request
+    (``BatchRequestTooLong``: the batch total is over the limit too) rather than in ``Failed``:
+    either way it is that entry's failure, the sender's fault. Any other error is raised."""
+    error = exc.response.get("Error", {})
+    if len(pending) != 1 or "BatchRequestTooLong" not in str(error.get("Code", "")):
+        raise exc
+    return {"Failed": [{"Id": pending[0]["Id"], "Code": error.get("Code"), "Message": error.get("Message", ""), "SenderFault": True}]}
 
 
 class SqsMessagingHook(DefaultRetriesMixin, SqsHook):

@@ -242,7 +242,7 @@ class S3ArchiveReplayOperator(BaseOperator):
                         continue
                     manifests += 1
                     try:
-                        records = decode_manifest(s3.read_bytes(bucket, obj["Key"]))
+                        records = decode_manifest(s3.read_bytes(bucket, obj["Key"]), bucket=bucket, prefix=prefix)
                     except ValueError as exc:
                         raise ReplayError(f"manifest s3://{bucket}/{obj['Key']} is unreadable: {exc}") from None
                     # a duplicate has no object of its own: its first copy is replayed (as listing finds it)

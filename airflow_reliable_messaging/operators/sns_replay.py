@@ -276,7 +276,7 @@ class SnsReplayOperator(BaseOperator):
         if not self.replace_existing:
             status, current = sns.replay_status(subscription_arn)
             state = rp.replay_state(status)
-            if current == policy and state in (rp.ReplayState.PENDING, rp.ReplayState.IN_PROGRESS, rp.ReplayState.COMPLETED):
+            if rp.same_policy(current, policy) and state in (rp.ReplayState.PENDING, rp.ReplayState.IN_PROGRESS, rp.ReplayState.COMPLETED):
                 self.log.info("%s already has this ReplayPolicy (%s): not restarting it (replace_existing=True does)",
                               subscription_arn, status)  # fmt: skip
                 return False

@@ -20,9 +20,11 @@ class ReplayCompletedSensor(BaseSensorOperator):
 
     Accepts every spelling of the in-progress status. Deferrable by default: the polling runs on
     the triggerer and frees the worker slot. A replay with an ``EndingPoint`` leaves the
-    subscription paused (no live messages); ``resume_live_delivery=True`` then applies the policy
-    SNS documents for resuming: no ``EndingPoint``, ``StartingPoint`` = the previous ``EndingPoint``
-    (messages published meanwhile are delivered, then live traffic).
+    subscription paused (no live messages); ``resume_live_delivery=True`` then applies a policy
+    without ``EndingPoint`` starting one millisecond before the previous ``EndingPoint``: messages
+    published meanwhile are delivered, then live traffic. (AWS does not document whether a message
+    stamped exactly at ``EndingPoint`` was replayed; starting a millisecond early loses none either
+    way, and one stamped in that millisecond may come twice, with its original ``MessageId``.)
 
     Returns ``{"subscription_arn", "replay_status", "replay_policy", "paused", "resumed_with"}``.
 

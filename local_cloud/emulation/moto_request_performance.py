@@ -28,8 +28,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-_installed = False
-
 
 def has_prefix(names: list[str], prefix: str) -> bool:
     """Whether any of the sorted ``names`` starts with ``prefix`` (what moto's linear scan computes)."""
@@ -38,10 +36,6 @@ def has_prefix(names: list[str], prefix: str) -> bool:
 
 
 def install(ctx) -> None:
-    global _installed
-    if _installed:
-        return
-    _installed = True
     from moto.core.parse import QueryParser
 
     def _gonna_recurse(self, query_params, prefix):

@@ -27,14 +27,8 @@ import functools
 import threading
 import time
 
-_installed = False
-
 
 def install(ctx) -> None:
-    global _installed
-    if _installed:
-        return
-    _installed = True
     from moto.sqs.models import Message, SQSBackend
 
     def is_message_valid_based_on_retention_period(self, queue_name: str, message) -> bool:

@@ -12,18 +12,12 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlparse
 
-_installed = False
-
 
 def _unquoted(etag: str | None) -> str:
     return (etag or "").strip().strip('"')
 
 
 def install(ctx) -> None:
-    global _installed
-    if _installed:
-        return
-    _installed = True
     from moto.s3.exceptions import PreconditionFailed
     from moto.s3.responses import S3Response
 

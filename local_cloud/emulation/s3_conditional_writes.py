@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-_installed = False
 _guard = threading.Lock()
 _locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
 
@@ -56,10 +55,6 @@ def _atomic(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def install(ctx) -> None:
-    global _installed
-    if _installed:
-        return
-    _installed = True
     from moto.s3.responses import S3Response
 
     S3Response.put_object = _atomic(S3Response.put_object)

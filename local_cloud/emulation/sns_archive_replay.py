@@ -24,18 +24,27 @@ Subscription side
   ``ReplayLimitExceeded`` (403) when ``max_concurrent_replays`` replays are already Pending or
   In progress (a new policy on the same subscription replaces its replay and does not count).
 - ``ReplayStatus`` in ``GetSubscriptionAttributes``: ``Pending`` → ``In progress`` →
-  ``Completed``, or ``Failed`` (target queue gone, archive deleted).
+  ``Completed``, or ``Failed`` (target queue gone, archive deleted). The four values and the
+  spelling ``In progress`` are the API reference's
+  (https://docs.aws.amazon.com/sns/latest/api/API_GetSubscriptionAttributes.html).
 - The window's archived messages are delivered in publish order, filter policy applied, raw
   delivery respected, with their original ``MessageId`` and ``Timestamp``; the JSON envelope of
-  a replayed message carries ``"Replayed": true`` (the guide: "the boolean attribute Replayed is
-  added to each replayed message"; with raw delivery there is no envelope and no marker here —
-  unverified on AWS). Each replayed copy gets its own SQS deduplication id so that a replay into
-  the queue that received the original within SQS's 5-minute window is not dropped.
+  a replayed message carries ``"Replayed": true`` (the guide,
+  https://docs.aws.amazon.com/sns/latest/dg/message-archiving-and-replay-subscriber.html: a
+  replayed message "has the same content, MessageId, and Timestamp as the original copy, and also
+  contains the attribute Replayed"; the value ``true`` and that raw delivery carries no marker
+  here are unverified on AWS). Each replayed copy gets its own SQS deduplication id so that a
+  replay into the queue that received the original within SQS's 5-minute window is not dropped.
 - Without ``EndingPoint`` live messages are held back while the replay catches up (they are in the
   archive and delivered by the replay, once, in order); then the subscription carries live
-  traffic again. With ``EndingPoint`` the subscription is paused from the moment the policy is
-  applied: after the window is delivered no live messages reach it until a policy without
-  ``EndingPoint`` is applied. A ``ReplayPolicy`` of ``""`` stops a replay and un-pauses.
+  traffic again (API reference, ``Completed``: "is now delivering newly published messages").
+  With ``EndingPoint``, once the window is delivered no live messages reach the subscription (the
+  same page: "If an ending point was specified in the ReplayPolicy then the subscription will no
+  longer receive newly published messages"); here it is paused already from the moment the policy
+  is applied (unverified). A new policy replaces the replay (the guide: starting a replay
+  supersedes the existing one), so a policy without ``EndingPoint`` un-pauses it. A
+  ``ReplayPolicy`` of ``""`` stops a replay and un-pauses. Whether a message stamped exactly at
+  ``StartingPoint`` or ``EndingPoint`` is replayed is not documented (knobs below).
 
 Also, as SNS FIFO does: content-based deduplication computes the deduplication id as the SHA-256
 of the body (moto passes none, which a FIFO queue without content-based deduplication refuses);
@@ -43,8 +52,10 @@ a duplicate within 5 minutes is accepted but neither delivered nor archived agai
 failing (queue deleted) does not fail ``Publish``.
 
 Emulator control (not an AWS API): ``GET``/``POST`` JSON on ``/_localcloud/sns-archive-replay``
-reads/sets ``pending_seconds``, ``delivery_interval_seconds``, ``max_concurrent_replays`` and
-``clock_offset_seconds`` (moves the archive's clock forward, to see retention at work).
+reads/sets ``pending_seconds``, ``delivery_interval_seconds``, ``max_concurrent_replays``,
+``clock_offset_seconds`` (moves the archive's clock forward, to see retention at work) and
+``start_inclusive`` / ``end_inclusive`` (1 or 0: whether a message stamped exactly at the window's
+bound is replayed — AWS documents neither, so callers are tested against each choice).
 """
 
 from __future__ import annotations
@@ -70,6 +81,8 @@ CONFIG: dict[str, float] = {
     "delivery_interval_seconds": 0.02,  # pause between two replayed messages
     "max_concurrent_replays": 10,  # per account and region
     "clock_offset_seconds": 0,  # the emulation's clock runs this far ahead (tests of retention)
+    "start_inclusive": 1,  # a message stamped exactly StartingPoint is replayed (undocumented either way)
+    "end_inclusive": 1,  # a message stamped exactly EndingPoint is replayed (undocumented either way)
 }
 DEFAULTS = dict(CONFIG)
 
@@ -288,6 +301,15 @@ def _apply_replay_policy(subscription, value: Any) -> None:
     threading.Thread(target=_run_replay, args=(subscription, replay), name="sns-replay", daemon=True).start()
 
 
+def _in_window(moment: datetime, replay: Replay) -> bool:
+    """Whether a message stamped ``moment`` is in the replay's window; whether each bound is
+    inclusive is not documented by AWS (the ``*_inclusive`` knobs choose; both by default)."""
+    start, end = _ms(replay.start), replay.end
+    after_start = moment >= start if CONFIG["start_inclusive"] else moment > start
+    before_end = end is None or (moment <= end if CONFIG["end_inclusive"] else moment < end)
+    return after_start and before_end
+
+
 def _current(replay: Replay) -> bool:
     return REPLAYS.get(replay.subscription_arn) is replay and replay.generation > 0
 
@@ -309,11 +331,7 @@ def _run_replay(subscription, replay: Replay) -> None:
                     replay.status, replay.reason = FAILED, "the topic's archive was deleted"
                     return
                 archive.prune(_now())
-                pending = [
-                    m for m in archive.messages
-                    if m.seq > last_seq and m.timestamp >= _ms(replay.start)
-                    and (replay.end is None or m.timestamp <= replay.end)
-                ]  # fmt: skip
+                pending = [m for m in archive.messages if m.seq > last_seq and _in_window(m.timestamp, replay)]
                 if not pending:
                     if replay.end is None or _now() > replay.end:
                         # caught up: under the lock, so no live message slips between replay and live
@@ -348,7 +366,7 @@ def _deliver(subscription, message: ArchivedMessage, *, replayed: bool, replay: 
         dedup = hashlib.sha256(f"replay:{replay.generation}:{message.message_id}".encode()).hexdigest()
     _local.overrides = {"Timestamp": _fmt(message.timestamp), **({"Replayed": True} if replayed else {})}
     try:
-        subscription.publish(
+        failure = subscription.publish(
             message.message,
             message.message_id,
             subject=message.subject,
@@ -359,6 +377,8 @@ def _deliver(subscription, message: ArchivedMessage, *, replayed: bool, replay: 
         )
     finally:
         _local.overrides = None
+    if isinstance(failure, Exception):  # sns_sqs_delivery returns a failed delivery (dead-lettered)
+        raise failure
 
 
 # -- moto patches ------------------------------------------------------------------------------

@@ -301,15 +301,8 @@ class MessageMoveService:
 
 
 # -- moto patches: remember where a dead-lettered message came from --------------------------------
-_installed = False
-
-
 def install(ctx) -> None:
     """Record ``DeadLetterQueueSourceArn`` when moto dead-letters a message, and return it."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
     from moto.sqs.models import Queue, SQSBackend
     from moto.sqs.responses import SQSResponse
 

@@ -86,8 +86,7 @@ def test_client_redrive_with_filter_end_to_end(airflow_db, local_cloud, aws, uni
     )
     states = _states(dag_run)
     assert all(states[t] == "success" for t in ("inspect", "redrive", "wait", "report")), states
-    if "approve" in states:
-        assert states["approve"] == "success"  # 6 messages: below the threshold, approved without asking
+    assert states["approve"] == "success"  # 6 messages: below the threshold, approved without asking
     assert _depth(sqs, src_url) == 6 and _visible(sqs, dlq_url) == 6
 
 
@@ -149,19 +148,26 @@ def _answer_when_asked(dag_id: str, task_id: str, option: str, timeout: float = 
 
 @pytest.mark.timeout(300)  # dag.test() waits for the answer as long as it takes
 @pytest.mark.parametrize("answer", ["Reject", "Approve"])
-def test_above_the_threshold_a_human_decides(airflow_db, local_cloud, aws, unique, answer):
+def test_above_the_threshold_a_human_decides(airflow_db, local_cloud, aws, unique, answer, caplog, capfd):
     """Airflow 3.1+: more messages than ``approval_threshold`` wait for a human in the UI's
     Required Actions: Reject skips the redrive (the DLQ keeps everything), Approve lets it run.
-    2.11 has no human-in-the-loop operator: the DAG redrives after the inspection, as documented."""
+    Before 3.1 (2.11, 3.0) nobody can be asked: the approve task says so in its log and XCom and
+    the redrive goes ahead, as documented."""
     from airflow_reliable_messaging._compat import AIRFLOW_V_3_1_PLUS
 
     dag = _load_dag()
-    if not AIRFLOW_V_3_1_PLUS:
-        assert "approve" not in dag.task_ids
-        assert dag.get_task("inspect").downstream_task_ids == {"redrive"}
-        return
     sqs = aws("sqs")
     dlq_url, src_url = _dead_lettered(sqs, unique, 5)
+    if not AIRFLOW_V_3_1_PLUS:  # whatever a human would answer, nobody is asked
+        dag_run = _run(dag, {"dlq": dlq_url, "dry_run": False, "mode": "client", "approval_threshold": 2})
+        states = _states(dag_run)
+        assert states["approve"] == "success" and states["redrive"] == "success", states
+        approval = dag_run.get_task_instances()[0].xcom_pull(task_ids="approve")
+        assert approval == {"chosen_options": ["Approve"], "params_input": {}, "auto_approved": True, "approval_available": False}
+        logged = caplog.text + "".join(capfd.readouterr())  # the task log, wherever Airflow sends it
+        assert "5 message(s) would move, above the approval threshold 2, but Airflow" in logged
+        assert _depth(sqs, dlq_url) == 0 and _depth(sqs, src_url) == 5
+        return
     human = _answer_when_asked(dag.dag_id, "approve", answer)
     dag_run = _run(dag, {"dlq": dlq_url, "dry_run": False, "mode": "client", "approval_threshold": 2})
     human.join(timeout=5)

@@ -49,9 +49,21 @@ def test_archive_and_resume_policies():
             rp.archive_policy(bad)
     assert rp.parse_archive_policy('{"MessageRetentionPeriod":"7"}') == 7
     assert rp.parse_archive_policy("{}") is None and rp.parse_archive_policy(None) is None
-    assert rp.resume_policy({"PointType": "Timestamp", "StartingPoint": "a", "EndingPoint": "b"}) == {
-        "PointType": "Timestamp", "StartingPoint": "b"}  # fmt: skip
+    # resumes a millisecond before the previous end: nothing stamped at the bound is lost, whichever
+    # way SNS treats it (undocumented)
+    previous = {"PointType": "Timestamp", "StartingPoint": "2024-05-01T09:00:00.000Z", "EndingPoint": "2024-05-01T10:00:00.000Z"}
+    assert rp.resume_policy(previous) == {"PointType": "Timestamp", "StartingPoint": "2024-05-01T09:59:59.999Z"}
     assert rp.resume_policy({"PointType": "Timestamp", "StartingPoint": "a"}) is None
+
+
+def test_same_policy_compares_instants_not_their_spelling():
+    wanted = {"PointType": "Timestamp", "StartingPoint": "2024-05-01T10:00:00.000Z", "EndingPoint": "2024-05-01T11:00:00.000Z"}
+    assert rp.same_policy(dict(wanted), wanted)
+    assert rp.same_policy({**wanted, "StartingPoint": "2024-05-01T10:00:00Z", "EndingPoint": "2024-05-01T12:00:00+01:00"}, wanted)
+    assert not rp.same_policy({**wanted, "EndingPoint": "2024-05-01T11:00:00.001Z"}, wanted)
+    assert not rp.same_policy({k: v for k, v in wanted.items() if k != "EndingPoint"}, wanted)
+    assert not rp.same_policy({**wanted, "StartingPoint": "garbled"}, wanted)
+    assert not rp.same_policy(None, wanted)
 
 
 def _item(mid, minute, system="claims", kind="collision", size=10):

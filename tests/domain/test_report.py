@@ -43,3 +43,13 @@ def test_text_and_html_bodies_show_the_rows_and_escape_them():
 def test_an_empty_report_says_so():
     assert "No audit records" in fmt.render_text(report([]))
     assert "No audit records" in fmt.render_html(report([]))
+
+
+def test_the_reconciliation_and_every_warning_are_in_the_report():
+    r = {**report(), "reconciliation": {"compared": 1200, "matched": 1200},
+         "warnings": ["load: found nothing", "reconcile: 2 key(s) <x> not in the layout"]}  # fmt: skip
+    text, html = fmt.render_text(r), fmt.render_html(r)
+    assert "Reconciliation: 1,200 archived object(s) compared with Snowflake, all match." in text
+    assert "Warning: load: found nothing" in text and "Warning: reconcile: 2 key(s) <x> not in the layout" in text
+    assert "Warning: reconcile: 2 key(s) &lt;x&gt; not in the layout" in html
+    assert fmt.report_messages(r)[0]["warnings"] == r["warnings"]

@@ -60,3 +60,15 @@ def test_publish_batch_keeps_going_past_a_failed_entry(local_cloud, aws, unique)
     entries[3] = {"Id": "n3", "Message": "x" * (256 * 1024 + 1)}  # over SNS's limit: that entry fails
     result = sns.publish_batch(topic, entries)
     assert set(result.failed) == {"n3"} and len(result.successful) == 10
+
+
+def test_send_batch_reports_an_entry_over_1_mib_as_failed_and_sends_the_rest(sqs_hook, aws, queue):
+    # SQS counts the body and every attribute component toward 1 MiB
+    # (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-message-metadata.html);
+    # alone in its chunk, SQS refuses that request whole (BatchRequestTooLong): only that entry failed.
+    attrs = {"source": {"DataType": "String", "StringValue": "x" * 100}}
+    entries = [{"Id": f"m{i}", "MessageBody": f"m{i}"} for i in range(3)]
+    entries.insert(1, {"Id": "big", "MessageBody": "x" * (1024 * 1024 - 50), "MessageAttributes": attrs})
+    result = sqs_hook.send_batch(queue, entries)
+    assert set(result.successful) == {"m0", "m1", "m2"} and set(result.failed) == {"big"}
+    assert result.failed["big"]["SenderFault"] is True

@@ -31,16 +31,6 @@ def control(local_cloud):
     post(reset=True)
 
 
-@pytest.fixture
-def sns(aws):
-    return aws("sns")
-
-
-@pytest.fixture
-def sqs(aws):
-    return aws("sqs")
-
-
 def _topic(sns, unique, archive_days=30, **attributes):
     attrs = {"FifoTopic": "true", "ContentBasedDeduplication": "true", **attributes}
     arn = sns.create_topic(Name=unique("t") + ".fifo", Attributes=attrs)["TopicArn"]

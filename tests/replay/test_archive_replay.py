@@ -179,3 +179,22 @@ def test_rate_limit_paces_the_batches(s3, sqs, bucket, unique):
     result = _op(bucket, target_queue=url, max_messages_per_second=20).execute({})
     assert result["sent"] == 20
     assert time.monotonic() - began >= 0.9  # 20 messages at 20/s: two batches, about a second
+
+
+def test_a_forged_manifest_never_makes_the_replay_publish_objects_outside_the_archive(s3, sqs, bucket, unique):
+    """Issue 13: a manifest under the archive's manifest prefix naming another key of the bucket
+    (outside the archive prefix) is refused; the private object is never sent."""
+    _archive(s3, bucket, [("msg-001", 1, b'{"ok": 1}', "claims", "claim")])
+    secret = b'{"secret": "payroll"}'
+    s3.put_object(Bucket=bucket, Key="private/payroll.json", Body=secret)
+    forged = ArchivedRecord(
+        message_id="forged-1", bucket=bucket, key="private/payroll.json", size=len(secret),
+        sha256=hashlib.sha256(secret).hexdigest(), content_type="application/json",
+        event_time=isoformat(T0 + timedelta(minutes=2)), archived_at=isoformat(T0 + timedelta(minutes=3)),
+    )  # fmt: skip
+    key = layout.batch_manifest_key(PREFIX, T0 + timedelta(minutes=6), "forged")
+    s3.put_object(Bucket=bucket, Key=key, Body=encode_manifest([forged], layout.s3_uri(bucket, key)))
+    url = sqs.create_queue(QueueName=unique("target"))["QueueUrl"]
+    with pytest.raises(ReplayError, match="outside the archive prefix"):
+        _op(bucket, target_queue=url).execute({})
+    assert not [m for m in drain(sqs, url, 0) if "payroll" in m["Body"]]

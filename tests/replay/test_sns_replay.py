@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from airflow_reliable_messaging.domain import replay as rp
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReplayError
 from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
 from airflow_reliable_messaging.operators.sns_replay import SnsReplayOperator
@@ -103,7 +104,7 @@ def test_replay_window_to_failed_consumer_then_resume(sns, sqs, unique):
     done = ReplayCompletedSensor(
         task_id="wait", subscription_arn=sub, deferrable=False, poke_interval=0.1, resume_live_delivery=True
     ).execute({})
-    assert done["resumed_with"] == {"PointType": "Timestamp", "StartingPoint": result["replay_policy"]["EndingPoint"]}
+    assert done["resumed_with"] == rp.resume_policy(result["replay_policy"])  # from just before the previous end
     replayed = [json.loads(m["Body"]) for m in drain(sqs, url, 3)]
     assert [r["MessageId"] for r in replayed[:3]] == ids and all(r["Replayed"] for r in replayed[:3])
     # resuming from the ending point delivers what was published since ("after"), then live traffic
