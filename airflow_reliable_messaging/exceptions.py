@@ -29,3 +29,12 @@ class LoadError(ReliableMessagingError):
 
 class ReplayError(ReliableMessagingError):
     """A replay could not be started or did not complete (SNS refused it, it failed, targets failed)."""
+
+
+class ObjectUnreadable(ReliableMessagingError):
+    """One S3 object cannot be read for a reason of its own (gone, in an archive storage class,
+    access or KMS key denied, encrypted with a customer key): that object alone is reported."""
+
+    def __init__(self, bucket: str, key: str, code: str) -> None:
+        self.code = code
+        super().__init__(f"s3://{bucket}/{ascii(key)[1:-1]} cannot be read ({code})")

@@ -70,7 +70,9 @@ def snowflake(account: str, database: str, schema: str, table: str) -> Any:
 
 def snowflake_account(hook: Any) -> str:
     """The account of a SnowflakeHook's connection (no network call)."""
-    return str(hook._get_conn_params().get("account") or "")
+    from airflow_reliable_messaging._compat import snowflake_conn_params
+
+    return str(snowflake_conn_params(hook).get("account") or "")
 
 
 def with_statistics(dataset: Any, rows: int | None = None, size: int | None = None) -> Any:

@@ -36,10 +36,16 @@ class Measured:
     result: dict[str, Any] = field(default_factory=dict)
     result_full: Any = None  # the job's whole return value (not written to the JSON)
     drain_seconds: float | None = None  # until the last message left the source queue (its delete returned)
+    markers: int = 0  # of ``requests``: transaction markers (one per archived record with a transaction id)
 
     @property
     def per_message(self) -> float:
-        return self.requests / self.messages if self.messages else 0.0
+        """Requests per message, transaction markers counted apart (``marker_per_message``)."""
+        return (self.requests - self.markers) / self.messages if self.messages else 0.0
+
+    @property
+    def marker_per_message(self) -> float:
+        return self.markers / self.messages if self.messages else 0.0
 
     @property
     def busy_seconds(self) -> float:
@@ -55,7 +61,7 @@ class Measured:
         return {
             "messages": self.messages, "seconds": round(self.seconds, 3),
             "drain_seconds": None if self.drain_seconds is None else round(self.drain_seconds, 3), "requests": self.requests,
-            "api_calls": self.api_calls, "requests_per_message": round(self.per_message, 4),
+            "api_calls": self.api_calls, "requests_per_message": round(self.per_message, 4), "markers": self.markers,
             "messages_per_second": round(self.per_second, 1), "by_operation": self.by_operation,
             "errors": self.errors, "latency_ms": self.latency_ms, "result": self.result,
         }  # fmt: skip
@@ -76,6 +82,7 @@ def metered(messages_of: Any, job: Any) -> Measured:
         by_operation=meter.by_operation(), errors=dict(meter.errors), latency_ms=meter.latency_ms(),
         result={k: v for k, v in small.items() if isinstance(v, (int, float, str, bool)) or v is None},
         result_full=result, drain_seconds=None if meter.last_delete_at is None else meter.last_delete_at - started,
+        markers=meter.markers,
     )  # fmt: skip
 
 
@@ -97,12 +104,14 @@ def seed_body(payload: bytes, n: int, when: datetime) -> str:
 
 def fill_audit_queue(cloud: Cloud, queue_url: str, count: int, size: int, payload_bucket: str | None,
                      when: datetime | None = None, big: dict[int, int] | None = None,
-                     shared_payload: bool = False) -> None:  # fmt: skip
+                     shared_payload: bool = False, seed_pointers: bool = False) -> None:  # fmt: skip
     """``count`` seed-format audit records of ``size`` bytes; claim-check pointers above the limit.
 
     ``big`` maps record numbers to other sizes (a few large payloads among small ones);
     ``shared_payload`` points every claim-check message at one S3 object (for jobs that pass
-    pointers through without reading them, such as the redrive)."""
+    pointers through without reading them, such as the redrive). ``seed_pointers``: the offloaded
+    object is the whole seed request (as an extended client offloads it: base64 payload and
+    metadata, the archive decodes it), else the payload alone (archived as it is)."""
     when = when or datetime.now(UTC) - timedelta(minutes=30)
     s3 = cloud.client("s3")
     entries = []
@@ -113,6 +122,8 @@ def fill_audit_queue(cloud: Cloud, queue_url: str, count: int, size: int, payloa
         if this_size > CLAIM_CHECK_ABOVE:
             assert payload_bucket, "claim-check payloads need a payload bucket"
             key = shared_key or f"offloaded/{cloud.unique('p')}"
+            if seed_pointers:
+                payload = seed_body(payload, n, when + timedelta(milliseconds=n)).encode()
             if key != shared_key:
                 s3.put_object(Bucket=payload_bucket, Key=key, Body=payload)
             if shared_payload:
@@ -135,10 +146,11 @@ class ArchiveSetup:
     topic_arn: str
 
 
-def archive_setup(cloud: Cloud, count: int, size: int, *, big: dict[int, int] | None = None) -> ArchiveSetup:
+def archive_setup(cloud: Cloud, count: int, size: int, *, big: dict[int, int] | None = None,
+                  seed_pointers: bool = False) -> ArchiveSetup:  # fmt: skip
     setup = ArchiveSetup(cloud.queue("bench-in", VisibilityTimeout="300"), cloud.bucket("bench-archive"),
                          cloud.bucket("bench-payloads"), cloud.topic("bench-events"))  # fmt: skip
-    fill_audit_queue(cloud, setup.queue_url, count, size, setup.payload_bucket, big=big)
+    fill_audit_queue(cloud, setup.queue_url, count, size, setup.payload_bucket, big=big, seed_pointers=seed_pointers)
     return setup
 
 
@@ -161,8 +173,8 @@ def build_clients(*hooks: Any) -> None:
         hook.get_conn()
 
 
-def run_archive(cloud: Cloud, count: int, size: int, notifications: str = "per_record") -> Measured:
-    setup = archive_setup(cloud, count, size)
+def run_archive(cloud: Cloud, count: int, size: int, notifications: str = "per_record", seed_pointers: bool = False) -> Measured:
+    setup = archive_setup(cloud, count, size, seed_pointers=seed_pointers)
     op = archive_operator(setup, count, notifications)
     build_clients(op.sqs_hook, op.s3_hook, op.sns_hook)
     measured = metered(lambda r: r["received"], lambda: op.execute({}))

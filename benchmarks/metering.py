@@ -10,6 +10,10 @@ metering is installed, that method is wrapped so each new client gets three hand
   AWS bills);
 - ``after-call.<service>.<Operation>``: the HTTP status (error answers) and the call's duration.
 
+Requests that write the archive's transaction markers (``<prefix>/_transactions/...``: one
+conditional PutObject per record with a producer transaction id) are also counted apart
+(``Meter.markers``), so request figures can be read with and without them.
+
 A Meter can also model the network: ``Meter(rtt_seconds=0.01)`` sleeps that long in
 ``before-send``, once per HTTP request, for every metered client alike — the round trip to AWS
 that a loopback emulator does not have and that batching saves.
@@ -44,6 +48,7 @@ class Meter:
         self.errors: Counter[str] = Counter()
         self.seconds: defaultdict[str, float] = defaultdict(float)  # wall time inside each operation
         self.last_delete_at: float | None = None  # perf_counter() when the last SQS delete returned
+        self.markers = 0  # HTTP requests writing or reading a transaction marker (in ``sends`` too)
 
     def __enter__(self) -> Meter:
         global _active
@@ -96,11 +101,16 @@ def _on_call(event_name: str = "", **_: Any) -> None:
             meter.calls[_operation(event_name)] += 1
 
 
-def _on_send(event_name: str = "", **_: Any) -> None:
+MARKERS = "/_transactions/"  # (domain.archive_layout.TRANSACTIONS)
+
+
+def _on_send(event_name: str = "", request: Any = None, **_: Any) -> None:
     meter = _active
     if meter is not None:
         with _lock:
             meter.sends[_operation(event_name)] += 1
+            if MARKERS in str(getattr(request, "url", "")):
+                meter.markers += 1
         if meter.rtt_seconds:
             time.sleep(meter.rtt_seconds)  # releases the GIL: concurrent requests overlap, as on a network
 

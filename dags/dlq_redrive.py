@@ -1,8 +1,8 @@
 """Manual dead-letter redrive: trigger from the UI with the form, dry run first.
 
 inspect (dry run: counts by source, ages, sample ids, chosen mode and why)
-  → approve (more than ``approval_threshold`` would move: Airflow 3.1+ asks a human; 2.11 stops
-    the run, and triggering again with a higher threshold approves)
+  → approve (more than ``approval_threshold`` would move: Airflow 3.1+ asks a human; before 3.1
+    the run stops, and triggering again with a higher threshold approves)
   → redrive (native message-move task, or client batches) → wait (native task) → report.
 
 Nothing here touches AWS at parse time; every value comes from the run's Params. Invalid input
@@ -13,13 +13,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow_reliable_messaging._compat import AIRFLOW_V_3_1_PLUS, DAG, Param
+from airflow_reliable_messaging._compat import DAG, Param
 from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
-from airflow_reliable_messaging.operators.dlq_redrive import (
-    DLQRedriveOperator,
-    DLQRedriveReportOperator,
-    RedriveThresholdOperator,
-)
+from airflow_reliable_messaging.operators.dlq_redrive import DLQRedriveOperator, DLQRedriveReportOperator
+from airflow_reliable_messaging.operators.redrive_approval import RedriveApprovalOperator
 from airflow_reliable_messaging.sensors.redrive import MessageMoveTaskSensor
 
 AWS_CONN_ID = "aws_default"
@@ -112,17 +109,11 @@ with DAG(
     )
     report = DLQRedriveReportOperator(task_id="report")
 
-    if AIRFLOW_V_3_1_PLUS:
-        from airflow_reliable_messaging.operators.redrive_approval import RedriveApprovalOperator
-
-        approve = RedriveApprovalOperator(
-            task_id="approve",
-            threshold="{{ params.approval_threshold }}",
-            dry_run="{{ params.dry_run }}",
-            response_timeout=timedelta(hours=24),
-        )
-    else:  # no human-in-the-loop operator: above the threshold the run stops; a higher threshold approves
-        approve = RedriveThresholdOperator(
-            task_id="approve", threshold="{{ params.approval_threshold }}", dry_run="{{ params.dry_run }}"
-        )
+    # Airflow 3.1+ asks a human above the threshold; before 3.1 the run stops there (see the operator).
+    approve = RedriveApprovalOperator(
+        task_id="approve",
+        threshold="{{ params.approval_threshold }}",
+        dry_run="{{ params.dry_run }}",
+        response_timeout=timedelta(hours=24),
+    )
     inspect >> approve >> redrive >> wait >> report

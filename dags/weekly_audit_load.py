@@ -76,7 +76,9 @@ with DAG(
         execution_timeout=timedelta(hours=3),
     )
     reconcile = AuditReconcileOperator(task_id="reconcile", **ARCHIVE, load_report=load.output, settle=timedelta(0))
-    report = AuditReportOperator(task_id="report", **ARCHIVE, load_report=load.output, kms_key_id=KMS_KEY)
+    report = AuditReportOperator(
+        task_id="report", **ARCHIVE, load_report=load.output, reconcile_report=reconcile.output, kms_key_id=KMS_KEY
+    )
     publish = SnsReportPublishOperator(
         task_id="publish_report",
         topic_arn="{{ var.value.audit_report_topic_arn }}",

@@ -43,13 +43,19 @@ def xcom(dag_run, task_id: str, key: str = "return_value") -> Any:
 
     try:
         from airflow.models.xcom import XComModel as XCom  # Airflow 3
+
+        def deserialize(row):
+            return XCom.deserialize_value(row)
     except ImportError:
         from airflow.models.xcom import XCom  # Airflow 2.11
+
+        def deserialize(row):
+            return row.value  # Airflow 2 deserialises a row as the ORM loads it (XCom.init_on_load)
     with create_session() as session:
         row = (
             session.query(XCom)
             .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key=key)
             .one_or_none()
         )
-        value = None if row is None else XCom.deserialize_value(row)
+        value = None if row is None else deserialize(row)
     return json.loads(value) if isinstance(value, str) else value

@@ -4,9 +4,11 @@
 #   .venvs/af-2.11.2   Airflow 2.11.2 + providers, exactly MWAA's constraints, this package (editable)
 #   .venvs/af-3.3.1    Airflow 3.3.1 + providers, exactly MWAA's constraints, this package (editable)
 #   .venvs/localcloud  the local cloud (moto, fakesnow, SMTP sink) — its pins conflict with MWAA's
-#   chromium, chromedriver  (apt, with each Airflow line) headless browser of the trigger-form tests
+#   browser            headless Chromium + chromedriver, for the trigger-form tests (tests/ui) only:
+#                      Debian's packages where apt-get runs as root; elsewhere it says how to
+#                      provide them and goes on (the demo and all other tests need no browser)
 # Idempotent: an environment is rebuilt only when its requirement files change.
-# Usage: scripts/bootstrap.sh [2.11.2|3.3.1|localcloud ...]   (default: all)
+# Usage: scripts/bootstrap.sh [2.11.2|3.3.1|localcloud|browser ...]   (default: all)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -58,19 +60,28 @@ localcloud_env() {
   echo "$stamp" > "$env/.stamp"
 }
 
-# Headless Chromium + chromedriver for the trigger-form tests (tests/ui); Debian packages.
+# Headless Chromium + chromedriver for the trigger-form tests (tests/ui), as tests/ui finds them:
+# CHROMIUM / CHROMEDRIVER (names or paths), else chromium and chromedriver on PATH.
 browser() {
-  command -v chromium >/dev/null && command -v chromedriver >/dev/null || {
+  if command -v "${CHROMIUM:-chromium}" >/dev/null && command -v "${CHROMEDRIVER:-chromedriver}" >/dev/null; then
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "bootstrap: installing chromium and chromium-driver (tests/ui)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver
-  }
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver && return 0
+  fi
+  echo "bootstrap: no headless Chromium with chromedriver here, and no root apt-get to install them." \
+       "Only the trigger-form tests (tests/ui) need them: install both (Debian: apt-get install chromium" \
+       "chromium-driver; macOS: brew install --cask chromium, brew install --cask chromedriver) and set" \
+       "CHROMIUM and CHROMEDRIVER to their paths if they are not on PATH as chromium and chromedriver." >&2
 }
 
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(localcloud 2.11.2 3.3.1)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(localcloud 2.11.2 3.3.1 browser)
 for t in "${targets[@]}"; do
   case "$t" in
     localcloud) localcloud_env ;;
-    2.11.2|3.3.1) airflow_env "$t"; browser ;;
+    browser) browser ;;
+    2.11.2|3.3.1) airflow_env "$t" ;;
     *) echo "bootstrap: unknown target $t" >&2; exit 2 ;;
   esac
 done

@@ -3,7 +3,7 @@
 #   dist/airflow_reliable_messaging-<version>-py3-none-any.whl   the provider (sql/ inside it)
 #   dist/plugins.zip            the wheel + plugins/*.py, flat at the zip's root: upload as the
 #                               environment's plugins.zip (MWAA unpacks it to /usr/local/airflow/plugins)
-#   dist/requirements-<v>.txt   the environment's requirements.txt for Airflow 2.11.2 / 3.3.1
+#   dist/requirements-<v>.txt   the environment's requirements.txt for each MWAA Airflow version
 #                               (MWAA's constraint line + --find-links /usr/local/airflow/plugins)
 # DAGs go to the environment's DAGs folder as they are: aws s3 sync dags/ s3://<bucket>/dags/
 # Checks the wheel (pure Python, every sql/ file inside, provider entry point) before zipping.

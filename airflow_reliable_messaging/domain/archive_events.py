@@ -4,6 +4,12 @@ Per record, the seed's four notifications, in order: ``received``, ``archive_sto
 written), ``metadata_stored`` (manifest written) and ``archive_complete`` (with the S3
 reference) — or one ``batch_archived`` summary per manifest batch. Bodies keep the seed's
 internal message vocabulary (``messageID``, ``messageMetaData``, ``storageContext``).
+
+Repeats of a producer transaction (``domain/transactions.py``): a ``duplicate`` takes the place
+of ``archive_stored`` (nothing was stored: its S3 reference is the first copy's); a ``conflict``
+follows ``archive_stored`` (other bytes under the same transaction: both kept). Their bodies
+carry ``transaction`` (status, ``repeatOf``), and every notification of a record with a
+transaction id the ``transaction`` attribute (for subscription filter policies).
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ ARCHIVE_STORED = "archive_stored"
 METADATA_STORED = "metadata_stored"
 ARCHIVE_COMPLETE = "archive_complete"
 BATCH_ARCHIVED = "batch_archived"
+DUPLICATE = "duplicate"
+CONFLICT = "conflict"
 RECORD_EVENTS = (RECEIVED, ARCHIVE_STORED, METADATA_STORED, ARCHIVE_COMPLETE)
+BATCH_LIST_LIMIT = 100  # duplicates / conflicts listed in a batch summary (the counts are whole)
 
 NOTIFY_PER_RECORD = "per_record"
 NOTIFY_PER_BATCH = "per_batch"
@@ -60,8 +69,28 @@ class Notification:
         return entry
 
 
+def record_events(record: ArchivedRecord) -> tuple[str, ...]:
+    """The lifecycle events of one record, in order."""
+    if record.transaction_status == DUPLICATE:
+        return (RECEIVED, DUPLICATE, METADATA_STORED, ARCHIVE_COMPLETE)
+    if record.transaction_status == CONFLICT:
+        return (RECEIVED, ARCHIVE_STORED, CONFLICT, METADATA_STORED, ARCHIVE_COMPLETE)
+    return RECORD_EVENTS
+
+
+def transaction_context(record: ArchivedRecord) -> dict[str, Any] | None:
+    if not record.transaction_status:
+        return None
+    context: dict[str, Any] = {"status": record.transaction_status}
+    if record.repeat_of:
+        context["repeatOf"] = record.repeat_of
+    if record.extra.get("first_sha256"):
+        context["firstSha256"] = record.extra["first_sha256"]
+    return context
+
+
 def record_notifications(record: ArchivedRecord, manifest_uri: str, *, already_archived: bool) -> list[Notification]:
-    """The four lifecycle notifications of one archived record."""
+    """The lifecycle notifications of one archived record (:func:`record_events`)."""
     meta = {
         "messageType": record.message_type,
         "sourceSystemID": record.source_system,
@@ -80,8 +109,10 @@ def record_notifications(record: ArchivedRecord, manifest_uri: str, *, already_a
         },
     }
     storage[ARCHIVE_COMPLETE] = {**storage[METADATA_STORED], "checksum": checksum}
+    storage[DUPLICATE] = storage[CONFLICT] = storage[ARCHIVE_STORED]
+    transaction = transaction_context(record)
     out = []
-    for event in RECORD_EVENTS:
+    for event in record_events(record):
         body = {
             "event": event,
             "messageID": record.message_id,
@@ -91,10 +122,15 @@ def record_notifications(record: ArchivedRecord, manifest_uri: str, *, already_a
             "archivedAt": record.archived_at,
             "alreadyArchived": already_archived,
         }
+        if transaction:
+            body["transaction"] = transaction
         out.append(
             Notification(
                 body=json.dumps(body, sort_keys=True, separators=(",", ":")),
-                attributes={"event": event, "messageID": record.message_id, "sourceSystemID": record.source_system or ""},
+                attributes={
+                    "event": event, "messageID": record.message_id, "sourceSystemID": record.source_system or "",
+                    "transaction": record.transaction_status or "",
+                },  # fmt: skip
                 group_id=record.message_id,
                 deduplication_id=f"{record.message_id}:{event}",
             )
@@ -103,8 +139,13 @@ def record_notifications(record: ArchivedRecord, manifest_uri: str, *, already_a
 
 
 def batch_notification(batch: str, manifest_uri: str, counts: Mapping[str, int], records: list[ArchivedRecord]) -> Notification:
-    """One summary of a manifest batch (the per-record details are in the manifest)."""
+    """One summary of a manifest batch (the per-record details are in the manifest); repeats of
+    producer transactions listed (``duplicates``, ``conflicts``: message id and the one it repeats)."""
     times = sorted(r.event_time for r in records)
+    repeats = {
+        status: [{"messageID": r.message_id, "repeatOf": r.repeat_of} for r in records if r.transaction_status == status]
+        for status in (DUPLICATE, CONFLICT)
+    }
     body = {
         "event": BATCH_ARCHIVED,
         "batchID": batch,
@@ -112,6 +153,8 @@ def batch_notification(batch: str, manifest_uri: str, counts: Mapping[str, int],
         "counts": dict(counts),
         "firstEventTime": times[0] if times else None,
         "lastEventTime": times[-1] if times else None,
+        "duplicates": repeats[DUPLICATE][:BATCH_LIST_LIMIT],
+        "conflicts": repeats[CONFLICT][:BATCH_LIST_LIMIT],
     }
     return Notification(
         body=json.dumps(body, sort_keys=True, separators=(",", ":")),

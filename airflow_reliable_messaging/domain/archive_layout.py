@@ -10,10 +10,20 @@ Beside the data this provider keeps, under the same prefix (never inside the tim
     <prefix>/_manifests/index/YYYY/MM/DD/HH/<digest>.jsonl       written by the loader for archives
                                                                  without manifests (event hour)
     <prefix>/_quarantine/YYYY/MM/DD/HH/<id>                       records that could not be parsed
+    <prefix>/_quarantine/YYYY/MM/DD/HH/<id>.payload               ... and the claim-check object it named
+    <prefix>/_transactions/<hh>/<digest>.json                     the first copy of a producer transaction
+    <prefix>/_transactions/<hh>/<digest>/<sha256>.json            each other content under that transaction
+
+``<digest>`` is the SHA-256 (hex) of the transaction's identity (source system and
+``sourceTransactionID``, :func:`transaction_digest`); ``<hh>`` its first two characters (spreads
+the markers over 256 prefixes). Markers are written once, with ``If-None-Match: *``, and never
+changed (``domain/transactions.py``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,14 +35,16 @@ MANIFESTS = "_manifests"
 BATCH_MANIFESTS = f"{MANIFESTS}/batches"
 INDEX_MANIFESTS = f"{MANIFESTS}/index"
 QUARANTINE = "_quarantine"
+TRANSACTIONS = "_transactions"
 
 # Message ids become the last key segment: no separators, no dot-segments, bounded length.
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,254}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]*$")
-_KEY = re.compile(
-    r"^(?P<year>\d{4})/(?P<month>\d{2})/(?P<day>\d{2})/(?P<hour>\d{2})/(?P<minute>\d{2})/(?P<second>\d{2})/"
-    r"(?P<message_id>[^/]+)$"
-)
+# ASCII digits only: int() also reads other scripts' digits, which the archive never writes.
+_HOUR = r"(?P<year>[0-9]{4})/(?P<month>[0-9]{2})/(?P<day>[0-9]{2})/(?P<hour>[0-9]{2})/"
+_DATA_KEY = re.compile(_HOUR + r"(?P<minute>[0-9]{2})/(?P<second>[0-9]{2})/(?P<name>[^/]*)")
+_MANIFEST_KEY = re.compile(_HOUR + r"(?P<name>[^/]*)\.jsonl")
+DATA_LAYOUT = "YYYY/MM/DD/HH/MM/SS/<message id>"
 
 
 def normalize_prefix(prefix: str | None, field: str = "prefix") -> str:
@@ -69,22 +81,70 @@ class ArchiveKey:
     message_id: str
 
 
+def check_archive_key(prefix: str, key: str) -> ArchiveKey:
+    """The event time and message id of ``key`` when it is exactly a key ``archive_key`` writes
+    under ``prefix``; otherwise ValueError saying why (outside the prefix, not the layout
+    ``YYYY/MM/DD/HH/MM/SS/<message id>`` — dot-segments, extra or empty segments —, an impossible
+    time, a message id the archive would refuse). For every key read back from S3 or a manifest."""
+    m = _DATA_KEY.fullmatch(_under_prefix(prefix, key))
+    if not m:
+        raise ValueError(f"{printable(key)} is not in the archive layout <prefix>/{DATA_LAYOUT}")
+    when = _time(m, key)
+    try:
+        message_id = validate_message_id(m["name"])
+    except ValueError:
+        raise ValueError(f"{printable(key)}: its last segment is not a valid message id") from None
+    if archive_key(prefix, when, message_id) != key:  # what the archive would write for it
+        raise ValueError(f"{printable(key)} is not a key the archive writes")
+    return ArchiveKey(when, message_id)
+
+
 def parse_archive_key(prefix: str, key: str) -> ArchiveKey | None:
     """The event time and message id of a data key under ``prefix``; None for anything else."""
-    rest = key[len(prefix) + 1 :] if prefix else key
-    if prefix and not key.startswith(prefix + "/"):
-        return None
-    m = _KEY.match(rest)
-    if not m:
-        return None
     try:
-        when = datetime(
-            int(m["year"]), int(m["month"]), int(m["day"]),
-            int(m["hour"]), int(m["minute"]), int(m["second"]), tzinfo=UTC,
-        )  # fmt: skip
+        return check_archive_key(prefix, key)
     except ValueError:
         return None
-    return ArchiveKey(when, m["message_id"])
+
+
+def check_manifest_key(prefix: str, key: str) -> None:
+    """ValueError unless ``key`` is a batch or index manifest key as the archive and the load write
+    them (``<prefix>/_manifests/{batches,index}/YYYY/MM/DD/HH/<id>.jsonl``)."""
+    rest = _under_prefix(prefix, key)
+    for root, make in ((BATCH_MANIFESTS, batch_manifest_key), (INDEX_MANIFESTS, index_manifest_key)):
+        m = _MANIFEST_KEY.fullmatch(rest.removeprefix(root + "/")) if rest.startswith(root + "/") else None
+        if m and _MESSAGE_ID.match(m["name"]) and ".." not in m["name"]:
+            if make(prefix, _time(m, key), m["name"]) == key:
+                return
+    raise ValueError(
+        f"{printable(key)} is not a manifest key the archive writes "
+        f"(<prefix>/{BATCH_MANIFESTS}/ or {INDEX_MANIFESTS}/YYYY/MM/DD/HH/<id>.jsonl)"
+    )
+
+
+def _under_prefix(prefix: str, key: str) -> str:
+    if not isinstance(key, str):
+        raise ValueError(f"the key {printable(key)} is not a string")
+    head = f"{prefix}/" if prefix else ""
+    if not key.startswith(head):
+        raise ValueError(f"{printable(key)} is outside the archive prefix {prefix!r}")
+    return key[len(head) :]
+
+
+def _time(m: re.Match[str], key: str) -> datetime:
+    parts = [int(m[name]) for name in ("year", "month", "day", "hour")]
+    parts += [int(m.groupdict().get(name) or 0) for name in ("minute", "second")]
+    try:
+        return datetime(*parts, tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"{printable(key)}: its time folders are not a valid time") from None
+
+
+def printable(value: object, limit: int = 200) -> str:
+    """A key or id from outside, quoted and escaped for logs and errors (no control characters,
+    no bidirectional overrides, bounded length)."""
+    text = value if isinstance(value, str) else repr(value)
+    return ascii(text if len(text) <= limit else text[:limit] + "...")
 
 
 def hours(start: datetime, end: datetime) -> list[datetime]:
@@ -149,8 +209,39 @@ def index_manifest_hour_prefix(prefix: str, hour: datetime) -> str:
     return _join(prefix, INDEX_MANIFESTS, _hour_path(hour)) + "/"
 
 
+def quarantine_prefix(prefix: str) -> str:
+    return _join(prefix, QUARANTINE) + "/"
+
+
 def quarantine_key(prefix: str, received_at: datetime, item_id: str) -> str:
     return _join(prefix, QUARANTINE, _hour_path(received_at), validate_message_id(item_id))
+
+
+def quarantine_payload_key(quarantine_document_key: str) -> str:
+    """Where the claim-check object of a quarantined record is kept, beside its document."""
+    return quarantine_document_key + ".payload"
+
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def transaction_digest(source_system: str | None, transaction_id: str) -> str:
+    """The key-safe identity of a producer transaction (any characters in its two parts)."""
+    identity = json.dumps([source_system or "", transaction_id], ensure_ascii=True)
+    return hashlib.sha256(identity.encode("ascii")).hexdigest()
+
+
+def transaction_marker_key(prefix: str, source_system: str | None, transaction_id: str) -> str:
+    digest = transaction_digest(source_system, transaction_id)
+    return _join(prefix, TRANSACTIONS, digest[:2], f"{digest}.json")
+
+
+def transaction_variant_key(prefix: str, source_system: str | None, transaction_id: str, sha256: str) -> str:
+    """The marker of one more content (``sha256``) under a transaction whose first copy differs."""
+    if not _HEX64.match(sha256):
+        raise ValueError(f"{sha256[:80]!r} is not a hex SHA-256")
+    digest = transaction_digest(source_system, transaction_id)
+    return _join(prefix, TRANSACTIONS, digest[:2], digest, f"{sha256}.json")
 
 
 def s3_uri(bucket: str, key: str) -> str:

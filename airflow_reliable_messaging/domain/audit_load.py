@@ -19,8 +19,11 @@ from airflow_reliable_messaging.domain.archive_layout import as_utc, normalize_p
 from airflow_reliable_messaging.domain.identifiers import bucket_name, snowflake_identifier
 from airflow_reliable_messaging.domain.manifest import (
     BINARY_CONTENT_TYPE,
+    ArchivedRecord,
     JSON_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
+    isoformat,
+    parse_isoformat,
 )
 
 MAX_FILES_PER_COPY = 1000  # Snowflake's limit for FILES = (...)
@@ -170,3 +173,123 @@ def payload_bundle_line(message_id: str, payload: bytes, bundle_uri: str) -> str
     except json.JSONDecodeError as exc:
         raise ValueError(f"payload declared JSON does not parse: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     return json.dumps({"message_id": message_id, "bundle": bundle_uri, "payload": value}, separators=(",", ":"))
+
+
+def transaction_counts(records: Iterable[ArchivedRecord]) -> dict[str, int]:
+    """Of manifest lines (one per message id): distinct producer transactions (a record without a
+    transaction id is one), duplicates recorded without a second copy, conflicts (other bytes)."""
+    records = list(records)
+    return {
+        "transactions": len({(r.source_system, r.source_transaction_id) if r.source_transaction_id else r.message_id for r in records}),
+        "repeats": sum(r.transaction_status == "duplicate" for r in records),
+        "conflicts": sum(r.transaction_status == "conflict" for r in records),
+    }
+
+
+def listed_event_time(declared: str | None, key_time: datetime) -> str:
+    """The event time of an object found by listing: its ``event-time`` metadata when that is a
+    time within the key's second (it adds the fraction), else the key's time (metadata is not
+    trusted further than the key it came with)."""
+    try:
+        moment = parse_isoformat(declared) if declared else None
+    except (TypeError, ValueError, OverflowError):
+        moment = None
+    return isoformat(moment if moment is not None and moment.replace(microsecond=0) == key_time else key_time)
+
+
+# -- reconciliation ---------------------------------------------------------------------------------
+MAX_KEYS_IN_REPORT = 20
+
+
+@dataclass
+class Reconciliation:
+    """S3 and Snowflake compared for one interval, object by object (keyed by S3 URI).
+
+    An archived object is compared when Snowflake has its row, when a load took a manifest line
+    naming it (``seen``), or when it was written at least ``settle`` before the load looked
+    (``cutoff``); otherwise it is excluded, with the reason, and the report says so."""
+
+    matched: int = 0
+    missing: list[str] = field(default_factory=list)
+    size_mismatch: list[str] = field(default_factory=list)
+    never_in_a_manifest: int = 0  # of the missing: no load ever saw them (no manifest names them)
+    excluded: dict[str, int] = field(default_factory=dict)
+    not_in_s3: int = 0
+
+    @property
+    def compared(self) -> int:
+        return self.matched + len(self.missing) + len(self.size_mismatch)
+
+    def verdict(self, *, snowflake_rows: int, load_took: int, not_in_layout: int, looked_at: datetime) -> tuple[str | None, list[str]]:
+        """(why the reconciliation fails or None, warnings). Comparing nothing passes only when
+        there is nothing to compare: no row, no record the load took, no manifest line."""
+        warnings = []
+        if self.excluded:
+            after, settling = self.excluded.get("archived_after_the_load_looked", 0), self.excluded.get("archived_within_settle", 0)
+            warnings.append(
+                f"{after + settling} archived object(s) not compared: {after} archived after the load looked "
+                f"({isoformat(looked_at)}), {settling} within `settle` before it; the next load (or a rerun of "
+                "this one) takes them"
+            )
+        if not_in_layout:
+            warnings.append(
+                f"{not_in_layout} key(s) in the archive's time folders are not in the archive layout "
+                "(<prefix>/YYYY/MM/DD/HH/MM/SS/<message id>): neither loaded nor compared (see not_in_layout_keys)"
+            )
+        if self.not_in_s3:
+            warnings.append(
+                f"{self.not_in_s3} record(s) in Snowflake or in loaded manifests name objects no longer in the "
+                "archive (deleted, or expired by a lifecycle rule)"
+            )
+        error = None
+        if self.missing or self.size_mismatch:
+            error = (
+                f"{len(self.missing)} archived record(s) missing in Snowflake, {len(self.size_mismatch)} with a "
+                "different size"
+            )
+            if self.never_in_a_manifest:
+                error += (
+                    f"; {self.never_in_a_manifest} of the missing are named by no manifest any load read (written "
+                    "without one: a copy, a migration, another producer): load them with discovery='listing'"
+                )
+        elif not self.compared:
+            took = max(snowflake_rows, load_took, self.not_in_s3)
+            if took:
+                error = (
+                    f"compared nothing: Snowflake has {snowflake_rows} record(s) of the interval and the load took "
+                    f"{load_took}, but the archive has no object of it to compare them with (check archive_bucket "
+                    "and archive_prefix; were the objects deleted?)"
+                )
+            else:
+                warnings.insert(0, "compared nothing: no archived object of the interval was due and Snowflake has no record of it")
+        return error, warnings
+
+
+def reconcile(
+    objects: dict[str, tuple[int, datetime]],
+    rows: dict[str, int],
+    seen: dict[str, int],
+    *,
+    cutoff: datetime,
+    looked_at: datetime,
+) -> Reconciliation:
+    """``objects``: the interval's archived objects (size, LastModified); ``rows``: AUDIT_RECORD's
+    sizes; ``seen``: sizes in the manifest lines loads took; ``looked_at``: when the load listed.
+    LastModified counts whole seconds: an object of the second the load looked in, or of the
+    cutoff's, may be later than them, so it is not expected unless a row or a line names it."""
+    out = Reconciliation()
+    cutoff, looked_at = cutoff.replace(microsecond=0), looked_at.replace(microsecond=0)
+    for uri, (size, modified) in sorted(objects.items()):
+        if uri in rows:
+            if rows[uri] == size:
+                out.matched += 1
+            else:
+                out.size_mismatch.append(uri)
+        elif uri in seen or modified < cutoff:
+            out.missing.append(uri)
+            out.never_in_a_manifest += uri not in seen
+        else:
+            reason = "archived_after_the_load_looked" if modified >= looked_at else "archived_within_settle"
+            out.excluded[reason] = out.excluded.get(reason, 0) + 1
+    out.not_in_s3 = len((rows.keys() | seen.keys()) - objects.keys())
+    return out

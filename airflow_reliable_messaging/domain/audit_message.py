@@ -5,26 +5,26 @@ Accepted bodies, possibly inside an SNS envelope (a queue subscribed without raw
 - the seed's incoming request ``{"messageMetaData": {messageType, sourceSystemID,
   sourceTransactionID, dateTime}, "messagePayload": "<base64>"}`` (optionally with the seed's
   internal ``messageID``): the payload is base64-decoded, as the seed does;
-- an extended-client claim-check pointer (the payload stays in S3 and is archived by
-  server-side copy, verbatim);
+- an extended-client claim-check pointer: :func:`parse_message` answers the message's
+  :class:`Transport`, and the run reads the S3 object it points to (in a stream) and builds the
+  record with :func:`seed_record` when the object is a seed request — exactly as if it had come
+  inline — or :func:`verbatim_record` (the object is archived as it is, by server-side copy);
 - any other body, archived as is (JSON, text).
 
 Producers may describe pointer and plain bodies with message attributes named like the seed's
 metadata fields (``messageID``, ``sourceSystemID``, ``sourceTransactionID``, ``messageType``,
-``dateTime``, ``contentType``).
+``dateTime``, ``contentType``); a seed request's own fields win over them.
 
 Identity and time, first found wins: message id = producer ``messageID`` → SNS ``MessageId`` →
 SQS ``MessageId`` (stable across redeliveries); event time = producer ``dateTime`` → SNS
-``Timestamp`` → SQS ``SentTimestamp``.
+``Timestamp`` → SQS ``SentTimestamp``. A reason names the field it read, where it read it.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow_reliable_messaging.domain import claim_check
+from airflow_reliable_messaging.domain import seed_stream as ss
 from airflow_reliable_messaging.domain.archive_layout import as_utc, s3_uri, validate_message_id
 from airflow_reliable_messaging.domain.identifiers import bucket_name
 from airflow_reliable_messaging.domain.manifest import (
@@ -50,13 +51,52 @@ TRACE_HEADER = "AWSTraceHeader"
 
 # Message types naming binary content win over sniffing ("imageB64" in the seed's sample).
 _BINARY_TYPE_HINTS = ("image", "binary", "pdf", "zip", "audio", "video", "octet")
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _METADATA_VALUE_LIMIT = 256
 
 
 @dataclass(frozen=True)
+class Transport:
+    """What SQS (and SNS) tell about a message, before its content is read."""
+
+    sqs_message_id: str
+    envelope: str  # "raw" | "sns"
+    received_at: datetime  # first receive by SQS consumers (stable across redeliveries)
+    now: datetime
+    attributes: Mapping[str, str | None]  # producer fields carried as message attributes
+    sns_message_id: str | None = None
+    sns_time: datetime | None = None
+    sent_time: datetime | None = None  # SQS SentTimestamp
+    trace_header: str | None = None
+    pointer: claim_check.S3Pointer | None = None
+    declared_size: int | None = None  # ExtendedPayloadSize / SQSLargePayloadSize
+    declared_by: str | None = None  # which of the two
+
+    @property
+    def pointer_uri(self) -> str | None:
+        return s3_uri(self.pointer.bucket, self.pointer.key) if self.pointer else None
+
+
+@dataclass(frozen=True)
+class ObjectSource:
+    """Where a claim-check record's bytes are: the pointer's S3 object as read (``etag``), either
+    stored as it is (``payload_range`` None) or holding a seed request whose base64 payload is at
+    ``payload_range`` (read again and decoded when the payload was too large to keep in memory)."""
+
+    bucket: str
+    key: str
+    etag: str
+    size: int
+    content_type: str | None = None
+    payload_range: tuple[int, int] | None = None
+
+    @property
+    def uri(self) -> str:
+        return s3_uri(self.bucket, self.key)
+
+
+@dataclass(frozen=True)
 class AuditRecord:
-    """One parsed audit record: either an inline ``payload`` or a claim-check ``pointer``."""
+    """One parsed audit record: its bytes are ``payload`` (in memory) or at ``source`` (S3)."""
 
     message_id: str
     id_source: str  # "producer" | "sns" | "sqs"
@@ -67,16 +107,24 @@ class AuditRecord:
     envelope: str  # "raw" | "sns"
     content_type: str | None  # None: decided from the claim-check object
     payload: bytes | None = None
-    pointer: claim_check.S3Pointer | None = None
+    pointer: claim_check.S3Pointer | None = None  # where a claim-check record came from
     declared_size: int | None = None
     source_system: str | None = None
     source_transaction_id: str | None = None
     message_type: str | None = None
     trace_header: str | None = None
+    source: ObjectSource | None = None  # bytes not in memory: copied or decoded from S3
+    sha256: str | None = None  # of the bytes to store, when known
+    size: int | None = None
 
     @property
     def is_claim_check(self) -> bool:
         return self.pointer is not None
+
+    @property
+    def is_verbatim_copy(self) -> bool:
+        """The pointer's object is archived as it is (it is not a seed request)."""
+        return self.source is not None and self.source.payload_range is None
 
     @property
     def transaction_key(self) -> tuple[str, str] | None:
@@ -86,8 +134,10 @@ class AuditRecord:
         return (self.source_system or "", self.source_transaction_id)
 
 
-def parse_message(message: Mapping[str, Any], *, now: datetime | None = None) -> AuditRecord:
-    """Parse one message as ``ReceiveMessage`` returns it; :class:`RecordError` names what is wrong."""
+def parse_message(message: Mapping[str, Any], *, now: datetime | None = None) -> AuditRecord | Transport:
+    """Parse one message as ``ReceiveMessage`` returns it; :class:`RecordError` names what is wrong.
+
+    A claim-check pointer answers its :class:`Transport`: the record is built once the object is read."""
     now = as_utc(now or datetime.now(UTC))
     sqs_id = message.get("MessageId")
     if not isinstance(sqs_id, str) or not sqs_id:
@@ -98,94 +148,175 @@ def parse_message(message: Mapping[str, Any], *, now: datetime | None = None) ->
     system = message.get("Attributes") or {}
     attributes: dict[str, Any] = dict(message.get("MessageAttributes") or {})
 
-    envelope, sns_id, sns_time = "raw", None, None
+    envelope, sns_id, sns_time, where = "raw", None, None, "Body"
     outer = _json_if_object(body, "Body")
     if _is_sns_envelope(outer):
-        envelope, body = "sns", outer["Message"]
+        envelope, body, where = "sns", outer["Message"], "SNS Message"
         sns_id = outer.get("MessageId")
         sns_time = _parse_time(outer.get("Timestamp"), "SNS Timestamp") if outer.get("Timestamp") else None
         attributes.update(outer.get("MessageAttributes") or {})
         outer = None  # the inner message is parsed below
 
-    fields: dict[str, Any] = {k: _attribute(attributes, k) for k in ("messageID", *SEED_METADATA_FIELDS, "contentType")}
-    payload: bytes | None = None
     pointer = claim_check.parse_pointer(body)
-    declared = None
     if pointer is not None:
         try:
             bucket_name(pointer.bucket, "s3BucketName")
         except ConfigurationError as exc:
             raise RecordError(f"claim-check pointer: {exc}") from None
-        declared = claim_check.declared_size(attributes)
-    else:
-        inner = _json_if_object(body, "Message" if envelope == "sns" else "Body") if outer is None else outer
-        if isinstance(inner, dict) and ("messageMetaData" in inner or "messagePayload" in inner):
-            meta = _seed_metadata(inner)
-            fields.update({k: meta[k] for k in SEED_METADATA_FIELDS})
-            if inner.get("messageID") is not None:
-                fields["messageID"] = inner["messageID"]
-            payload = _decode_payload(inner.get("messagePayload"))
-        else:
-            payload = body.encode("utf-8")
+    transport = Transport(
+        sqs_message_id=sqs_id,
+        envelope=envelope,
+        received_at=epoch_ms(system.get("ApproximateFirstReceiveTimestamp")) or now,
+        now=now,
+        attributes={k: _attribute(attributes, k) for k in ("messageID", *SEED_METADATA_FIELDS, "contentType")},
+        sns_message_id=sns_id,
+        sns_time=sns_time,
+        sent_time=epoch_ms(system.get("SentTimestamp")),
+        trace_header=system.get(TRACE_HEADER) or None,
+        pointer=pointer,
+        **_size_declaration(attributes if pointer is not None else None),
+    )
+    if pointer is not None:
+        return transport
+    inner = _json_if_object(body, "Message" if envelope == "sns" else "Body") if outer is None else outer
+    if isinstance(inner, dict) and any(k in inner for k in ss.SEED_KEYS):
+        reader = ss.SeedDocumentReader()
+        reader.feed(body.encode("utf-8", "surrogatepass"))
+        return seed_record(transport, reader.close(), where=where)
+    payload = body.encode("utf-8")
+    return _record(transport, {}, payload=payload, sha256=sha256_hex(payload), size=len(payload),
+                   sniffed=lambda message_type: sniff_content_type(payload, message_type))  # fmt: skip
 
-    if fields["messageID"] is not None:
-        message_id, id_source = fields["messageID"], "producer"
-    elif sns_id:
-        message_id, id_source = sns_id, "sns"
+
+def _size_declaration(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    declaration = claim_check.size_declaration(dict(attributes)) if attributes is not None else None
+    return {"declared_by": declaration[0], "declared_size": declaration[1]} if declaration else {}
+
+
+def seed_record(transport: Transport, doc: ss.SeedDocument, *, where: str, source: ObjectSource | None = None) -> AuditRecord:
+    """The record of a seed request (inline, or the object a pointer names: ``source``), checked in
+    one order whatever its transport: JSON, ``messageMetaData``, ``messagePayload``, ``messageID``,
+    ``dateTime``. ``where`` names the document in reasons ("Body", "SNS Message", the object's URI)."""
+    prefix = f"{where}: " if source is not None else ""
+    if doc.json_error:
+        raise RecordError(f"{where} is not valid JSON ({doc.json_error})")
+    meta = doc.metadata
+    if meta is ss.MISSING or not isinstance(meta, dict):
+        raise RecordError(f"{prefix}messageMetaData is missing or not an object")
+    missing = [f for f in SEED_METADATA_FIELDS if not isinstance(meta.get(f), str) or not meta.get(f).strip()]
+    if missing:
+        raise RecordError(f"{prefix}messageMetaData lacks {', '.join(missing)}")
+    payload = doc.payload
+    if doc.payload_error == "empty":
+        raise RecordError(f"{prefix}messagePayload is empty")
+    if payload is None or doc.payload_error == "not a base64 string":
+        raise RecordError(f"{prefix}messagePayload is missing or not a base64 string")
+    if doc.payload_error:
+        raise RecordError(f"{prefix}messagePayload is {doc.payload_error}")
+    producer: dict[str, tuple[Any, str]] = {k: (meta[k], f"messageMetaData.{k}") for k in SEED_METADATA_FIELDS}
+    if doc.message_id is not ss.MISSING and doc.message_id is not None:
+        producer["messageID"] = (doc.message_id, "messageID")
+    if payload.data is None:  # too large to keep: decoded again from its byte range when stored
+        assert source is not None
+        source = ObjectSource(source.bucket, source.key, source.etag, source.size, source.content_type, (payload.start, payload.end))
     else:
-        message_id, id_source = sqs_id, "sqs"
+        source = None
+    return _record(
+        transport, producer, payload=payload.data, source=source, sha256=payload.sha256, size=payload.size, prefix=prefix,
+        sniffed=lambda message_type: content_type_of(payload.is_text, payload.is_json, payload.control_chars, message_type),
+    )  # fmt: skip
+
+
+def verbatim_record(transport: Transport, source: ObjectSource, sha256: str | None) -> AuditRecord:
+    """The record of a pointer whose object is not a seed request: stored as it is (server-side
+    copy), described by the message's attributes; ``sha256`` when the object was read whole."""
+    content_type = None if transport.attributes.get("contentType") else (
+        BINARY_CONTENT_TYPE if source.content_type in GENERIC_CONTENT_TYPES else source.content_type
+    )  # fmt: skip
+    return _record(transport, {}, source=source, sha256=sha256, size=source.size, sniffed=lambda _: content_type)
+
+
+GENERIC_CONTENT_TYPES = (None, "", "binary/octet-stream", BINARY_CONTENT_TYPE)
+
+
+def _record(
+    t: Transport,
+    producer: dict[str, tuple[Any, str]],
+    *,
+    sniffed: Any,
+    payload: bytes | None = None,
+    source: ObjectSource | None = None,
+    sha256: str | None = None,
+    size: int | None = None,
+    prefix: str = "",
+) -> AuditRecord:
+    """Identity, time and description of a record; producer fields from the content (``producer``:
+    value and where it was read) win over those from message attributes."""
+    fields: dict[str, tuple[Any, str]] = {k: (v, f"message attribute {k}") for k, v in t.attributes.items() if v is not None}
+    fields.update(producer)
+    value = {k: v for k, (v, _) in fields.items()}
+
+    if "messageID" in fields:
+        message_id, id_source, id_where = fields["messageID"][0], "producer", prefix + fields["messageID"][1]
+    elif t.sns_message_id:
+        message_id, id_source, id_where = t.sns_message_id, "sns", "SNS MessageId"
+    else:
+        message_id, id_source, id_where = t.sqs_message_id, "sqs", "SQS MessageId"
     try:
         if not isinstance(message_id, str):
             raise ValueError(message_id)
         validate_message_id(message_id)
     except ValueError:
-        raise RecordError(f"messageID {str(message_id)[:80]!r} is not usable as an archive key segment") from None
+        raise RecordError(f"{id_where} {str(message_id)[:80]!r} is not usable as an archive key segment") from None
 
-    if fields["dateTime"] is not None:
-        event_time, time_source = _parse_time(fields["dateTime"], "messageMetaData.dateTime"), "producer"
-    elif sns_time is not None:
-        event_time, time_source = sns_time, "sns"
-    elif epoch_ms(system.get("SentTimestamp")) is not None:
-        event_time, time_source = epoch_ms(system.get("SentTimestamp")), "sqs"
+    if "dateTime" in fields:
+        event_time, time_source = _parse_time(value["dateTime"], prefix + fields["dateTime"][1]), "producer"
+    elif t.sns_time is not None:
+        event_time, time_source = t.sns_time, "sns"
+    elif t.sent_time is not None:
+        event_time, time_source = t.sent_time, "sqs"
     else:
-        event_time, time_source = now, "received"
+        event_time, time_source = t.now, "received"
 
-    message_type = fields["messageType"]
-    content_type = fields["contentType"] or (sniff_content_type(payload, message_type) if payload is not None else None)
+    message_type = value.get("messageType")
     return AuditRecord(
         message_id=message_id,
         id_source=id_source,
-        event_time=event_time,  # type: ignore[arg-type]
+        event_time=event_time,
         time_source=time_source,
-        received_at=epoch_ms(system.get("ApproximateFirstReceiveTimestamp")) or now,
-        sqs_message_id=sqs_id,
-        envelope=envelope,
-        content_type=content_type,
+        received_at=t.received_at,
+        sqs_message_id=t.sqs_message_id,
+        envelope=t.envelope,
+        content_type=value.get("contentType") or sniffed(message_type),
         payload=payload,
-        pointer=pointer,
-        declared_size=declared,
-        source_system=fields["sourceSystemID"],
-        source_transaction_id=fields["sourceTransactionID"],
+        pointer=t.pointer,
+        declared_size=t.declared_size,
+        source_system=value.get("sourceSystemID"),
+        source_transaction_id=value.get("sourceTransactionID"),
         message_type=message_type,
-        trace_header=system.get(TRACE_HEADER) or None,
+        trace_header=t.trace_header,
+        source=source,
+        sha256=sha256,
+        size=size,
     )
 
 
 def sniff_content_type(data: bytes, message_type: str | None = None) -> str:
     """JSON (object or array), UTF-8 text, or binary; a binary message type wins over sniffing."""
-    if any(hint in (message_type or "").lower() for hint in _BINARY_TYPE_HINTS):
-        return BINARY_CONTENT_TYPE
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
+        return content_type_of(False, False, False, message_type)
+    return content_type_of(True, ss.is_json_document(data), ss.has_control_chars(text), message_type)
+
+
+def content_type_of(is_text: bool, is_json: bool, control_chars: bool, message_type: str | None) -> str:
+    """The content type of sniffed bytes (:class:`~seed_stream.ContentSniffer` or :func:`sniff_content_type`)."""
+    if any(hint in (message_type or "").lower() for hint in _BINARY_TYPE_HINTS) or not is_text:
         return BINARY_CONTENT_TYPE
-    if text.lstrip()[:1] in ("{", "["):
-        try:
-            json.loads(text)
-            return JSON_CONTENT_TYPE
-        except ValueError:
-            pass
-    return BINARY_CONTENT_TYPE if _CONTROL_CHARS.search(text) else TEXT_CONTENT_TYPE
+    if is_json:
+        return JSON_CONTENT_TYPE
+    return BINARY_CONTENT_TYPE if control_chars else TEXT_CONTENT_TYPE
 
 
 def sha256_hex(data: bytes) -> str:
@@ -224,9 +355,12 @@ def archived_record(
     sha256: str,
     content_type: str,
     archived_at: datetime | str,
-    duplicate_of: str | None = None,
+    transaction_status: str | None = None,
+    repeat_of: str | None = None,
+    first_sha256: str | None = None,
 ) -> ArchivedRecord:
-    """The manifest line of an archived record (deterministic for the same message and object)."""
+    """The manifest line of an archived record (deterministic for the same message and object);
+    a duplicate's names the first copy's object, a conflict's the first copy's SHA-256 (``extra``)."""
     extra: dict[str, Any] = {
         "sqs_message_id": record.sqs_message_id,
         "envelope": record.envelope,
@@ -235,8 +369,8 @@ def archived_record(
     }
     if record.pointer:
         extra["claim_check"] = s3_uri(record.pointer.bucket, record.pointer.key)
-    if duplicate_of:
-        extra["duplicate_of"] = duplicate_of
+    if first_sha256:
+        extra["first_sha256"] = first_sha256
     return ArchivedRecord(
         message_id=record.message_id,
         bucket=bucket,
@@ -251,6 +385,8 @@ def archived_record(
         source_transaction_id=record.source_transaction_id,
         received_at=isoformat(record.received_at),
         trace_header=record.trace_header,
+        transaction_status=transaction_status,
+        repeat_of=repeat_of,
         extra=extra,
     )
 
@@ -299,28 +435,6 @@ def _attribute(attributes: Mapping[str, Any], name: str) -> str | None:
         return None
     value = attr.get("StringValue", attr.get("Value"))
     return value if isinstance(value, str) and value else None
-
-
-def _seed_metadata(message: dict) -> dict[str, str]:
-    meta = message.get("messageMetaData")
-    if not isinstance(meta, dict):
-        raise RecordError("messageMetaData is missing or not an object")
-    missing = [f for f in SEED_METADATA_FIELDS if not isinstance(meta.get(f), str) or not meta.get(f).strip()]
-    if missing:
-        raise RecordError(f"messageMetaData lacks {', '.join(missing)}")
-    return meta
-
-
-def _decode_payload(value: Any) -> bytes:
-    if not isinstance(value, str):
-        raise RecordError("messagePayload is missing or not a base64 string")
-    compact = "".join(value.split())
-    if not compact:
-        raise RecordError("messagePayload is empty")
-    try:
-        return base64.b64decode(compact, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise RecordError(f"messagePayload is not valid base64 ({exc})") from None
 
 
 def _parse_time(value: Any, what: str) -> datetime:
@@ -405,8 +519,9 @@ def dead_letter_entry(
     return entry
 
 
-def quarantine_document(message: Mapping[str, Any], reason: str, *, source_queue: str) -> bytes:
-    """The quarantine object of an unparseable message: the reason and everything needed to replay it."""
+def quarantine_document(message: Mapping[str, Any], reason: str, *, source_queue: str, payload_copy: str | None = None) -> bytes:
+    """The quarantine object of an unusable message: the reason and everything needed to replay
+    it (``payload_copy``: where the claim-check object it named was copied)."""
     doc = {
         "reason": reason,
         "source_queue": source_queue,
@@ -415,6 +530,8 @@ def quarantine_document(message: Mapping[str, Any], reason: str, *, source_queue
         "message_attributes": _jsonable_attributes(message.get("MessageAttributes")),
         "body": message.get("Body"),
     }
+    if payload_copy:
+        doc["claim_check_copy"] = payload_copy
     return json.dumps(doc, sort_keys=True, indent=1).encode()
 
 

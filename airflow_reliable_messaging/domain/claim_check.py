@@ -64,8 +64,9 @@ def parse_pointer(body: str | bytes | None) -> S3Pointer | None:
     return None
 
 
-def declared_size(message_attributes: dict | None) -> int | None:
-    """The original payload size from ``ExtendedPayloadSize`` or the legacy attribute.
+def size_declaration(message_attributes: dict | None) -> tuple[str, int] | None:
+    """The original payload size and the attribute that declares it: ``ExtendedPayloadSize`` or
+    the legacy ``SQSLargePayloadSize``.
 
     Accepts both the SQS shape (``{"DataType": "Number", "StringValue": "123"}``) and the SNS
     envelope shape (``{"Type": "Number", "Value": "123"}``).
@@ -76,7 +77,7 @@ def declared_size(message_attributes: dict | None) -> int | None:
             continue
         raw = attr.get("StringValue", attr.get("Value"))
         try:
-            return int(raw)
+            return name, int(raw)
         except (TypeError, ValueError):
             return None
     return None

@@ -8,13 +8,15 @@ in S3 (``bucket``/``key``); JSON payloads are loaded separately by the loader.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
-from airflow_reliable_messaging.domain.archive_layout import as_utc, s3_uri
+from airflow_reliable_messaging.domain.archive_layout import as_utc, check_archive_key, s3_uri
 
 MANIFEST_VERSION = 1
+MAX_OBJECT_SIZE = 5 * 1024**4  # S3's largest object (5 TiB): larger sizes are not byte counts of it
 
 JSON_CONTENT_TYPE = "application/json"
 BINARY_CONTENT_TYPE = "application/octet-stream"
@@ -48,6 +50,11 @@ class ArchivedRecord:
     received_at: str | None = None
     trace_header: str | None = None
     origin: str = "archive"  # "archive" (this provider wrote it) or "index" (found by listing)
+    # Of a record with a source transaction id (domain/transactions.py): "first" | "duplicate"
+    # (no object of its own: ``key`` is the first copy's) | "conflict" (other bytes, its own object);
+    # ``repeat_of``: the message id of the copy a duplicate or conflict repeats.
+    transaction_status: str | None = None
+    repeat_of: str | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -76,18 +83,64 @@ def _check_types(data: dict) -> None:
     for name in ("message_id", "bucket", "key", "sha256", "content_type"):
         if not isinstance(data[name], str) or not data[name]:
             raise ValueError(f"{name} is not a non-empty string")
+    for name in _OPTIONAL_TEXT:  # Snowflake casts them to VARCHAR: an object or array would fail the MERGE
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise ValueError(f"{name} is not a string")
+    if not isinstance(data.get("extra", {}), dict):
+        raise ValueError("extra is not an object")
     try:
         validate_message_id(data["message_id"])
     except ValueError:
         raise ValueError(f"message_id {data['message_id'][:80]!r} is not a valid message id") from None
+    from airflow_reliable_messaging.domain.transactions import STATUSES
+
+    if data.get("transaction_status") not in (None, *STATUSES):
+        raise ValueError(f"transaction_status {str(data['transaction_status'])[:40]!r} is not one of {', '.join(STATUSES)}")
+    if data.get("repeat_of") is not None:
+        try:
+            validate_message_id(data["repeat_of"])
+        except ValueError:
+            raise ValueError(f"repeat_of {str(data['repeat_of'])[:80]!r} is not a valid message id") from None
     size = data["size"]
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_OBJECT_SIZE:
         raise ValueError(f"size {str(size)[:40]!r} is not a byte count")
     for name in ("event_time", "archived_at"):
-        try:
+        try:  # the form isoformat() writes: Python reads more (week dates, basic format) than Snowflake
+            if not _TIME.fullmatch(data[name]):
+                raise ValueError
             parse_isoformat(data[name])
         except (TypeError, ValueError, AttributeError, OverflowError):
-            raise ValueError(f"{name} {str(data[name])[:40]!r} is not an ISO 8601 time") from None
+            raise ValueError(f"{name} {str(data[name])[:40]!r} is not an ISO 8601 time (YYYY-MM-DDTHH:MM:SS[.ffffff]Z)") from None
+
+
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})")
+
+
+_OPTIONAL_TEXT = ("source_system", "message_type", "source_transaction_id", "received_at", "trace_header", "origin",
+                  "s3_uri", "manifest")  # fmt: skip
+
+
+def _check_location(data: dict, bucket: str, prefix: str, uri: str | None) -> None:
+    """A line of the archive names one of its data objects, exactly as the archive keys them; and
+    what Snowflake reads from the raw line (``s3_uri``, ``manifest``) says the same."""
+    if data["bucket"] != bucket:  # a manifest must not make the load read (and publish) another bucket
+        raise ValueError(f"bucket {data['bucket'][:80]!r} is another bucket than the archive's")
+    try:
+        check_archive_key(prefix, data["key"])
+    except ValueError as exc:
+        raise ValueError(f"key {exc}") from None
+    if data.get("s3_uri") != s3_uri(bucket, data["key"]):
+        raise ValueError("s3_uri is not the URI of its bucket and key")
+    if uri is not None and data.get("manifest") != uri:
+        raise ValueError(f"manifest is not this manifest's URI ({uri})")
+
+
+def _object_without_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    data = dict(pairs)
+    if len(data) != len(pairs):  # JSON readers differ on which of two equal names wins
+        names = [name for name, _ in pairs]
+        raise ValueError(f"field {next(n for n in names if names.count(n) > 1)[:80]!r} appears twice")
+    return data
 
 
 def encode_manifest(records: Iterable[ArchivedRecord], manifest_uri: str) -> bytes:
@@ -101,7 +154,12 @@ def encode_manifest(records: Iterable[ArchivedRecord], manifest_uri: str) -> byt
     return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
-def decode_manifest(body: bytes) -> list[ArchivedRecord]:
+def decode_manifest(body: bytes, *, bucket: str | None = None, prefix: str = "", uri: str | None = None) -> list[ArchivedRecord]:
+    """The records of an NDJSON manifest; ValueError naming the first bad line.
+
+    With ``bucket``, every line must name a data object of the archive at ``bucket``/``prefix``
+    exactly as the archive writes its keys, with the matching ``s3_uri``; with ``uri``, carry that
+    manifest URI (Snowflake's ledger keys on it)."""
     records = []
     try:
         text = body.decode("utf-8")
@@ -111,10 +169,13 @@ def decode_manifest(body: bytes) -> list[ArchivedRecord]:
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
+            data = json.loads(line, object_pairs_hook=_object_without_duplicates)
             if not isinstance(data, dict):
                 raise ValueError("the line is not a JSON object")
-            records.append(ArchivedRecord.from_dict(data))
+            record = ArchivedRecord.from_dict(data)
+            if bucket is not None:
+                _check_location(data, bucket, prefix, uri)
+            records.append(record)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"manifest line {number}: {exc}") from None
         except RecursionError:  # hostile input: must not crash the load or the replay

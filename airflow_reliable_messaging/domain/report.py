@@ -12,6 +12,9 @@ from airflow_reliable_messaging.domain.manifest import isoformat
 REPORT_COLUMNS = (
     ("SOURCE_SYSTEM", "Source system"),
     ("RECORDS", "Records"),
+    ("TRANSACTIONS", "Transactions"),
+    ("REPEATS", "Repeats"),
+    ("CONFLICTS", "Conflicts"),
     ("MESSAGE_TYPES", "Message types"),
     ("TOTAL_BYTES", "Bytes"),
     ("LARGEST_BYTES", "Largest payload (bytes)"),
@@ -45,9 +48,23 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, int]:
     return {
         "source_systems": len(rows),
         "records": sum(int(r.get("RECORDS") or 0) for r in rows),
+        "transactions": sum(int(r.get("TRANSACTIONS") or 0) for r in rows),
+        "repeats": sum(int(r.get("REPEATS") or 0) for r in rows),
+        "conflicts": sum(int(r.get("CONFLICTS") or 0) for r in rows),
         "bytes": sum(int(r.get("TOTAL_BYTES") or 0) for r in rows),
         "failed": sum(int(r.get("FAILED") or 0) for r in rows),
     }
+
+
+def transactions_line(t: dict[str, int]) -> str:
+    """Unique transactions, repeats recorded without a second copy, conflicts (other bytes: both kept)."""
+    line = (
+        f"{t.get('transactions', 0):,} unique transaction(s); {t.get('repeats', 0):,} repeat(s) recorded without a second copy; "
+        f"{t.get('conflicts', 0):,} conflict(s)"
+    )
+    if t.get("conflicts"):
+        line += " — the same transaction id with other bytes: both copies kept, see AUDIT_RECORD.TRANSACTION_STATUS = 'conflict'"
+    return line + "."
 
 
 def report_messages(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -58,7 +75,9 @@ def report_messages(report: dict[str, Any]) -> list[dict[str, Any]]:
     rows = report.get("rows") or []
     parts = len(rows) + 1
     base = {"report": report["title"], "report_id": report["report_id"], "interval": report["interval"], "parts": parts}
-    messages = [{**base, "part": 1, "kind": "summary", "totals": report["totals"], "load": report.get("load")}]
+    summary = {"totals": report["totals"], "load": report.get("load"), "reconciliation": report.get("reconciliation"),
+               "warnings": report.get("warnings") or []}  # fmt: skip
+    messages = [{**base, "part": 1, "kind": "summary", **summary}]
     messages += [{**base, "part": i + 2, "kind": "source_system", "row": row} for i, row in enumerate(rows)]
     return messages
 
@@ -71,6 +90,16 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def checks(report: dict[str, Any]) -> list[str]:
+    """What the reconciliation compared and every warning of the load and the reconciliation."""
+    lines = []
+    reconciled = report.get("reconciliation")
+    if reconciled and reconciled.get("compared"):
+        lines.append(f"Reconciliation: {reconciled['compared']:,} archived object(s) compared with Snowflake, all match.")
+    lines += [f"Warning: {w}" for w in report.get("warnings") or []]
+    return lines
+
+
 def render_text(report: dict[str, Any]) -> str:
     rows = report.get("rows") or []
     t = report["totals"]
@@ -78,6 +107,8 @@ def render_text(report: dict[str, Any]) -> str:
         f"{report['title']} — {report['interval']['start']} to {report['interval']['end']}",
         "",
         f"{t['records']:,} records, {t['bytes']:,} bytes from {t['source_systems']} source system(s); {t['failed']} failed.",
+        transactions_line(t),
+        *checks(report),
         "",
     ]
     if not rows:
@@ -107,9 +138,10 @@ def render_html(report: dict[str, Any]) -> str:
         "<p>No audit records were archived in this window.</p>"
     )
     link = f"<p>Full report: {esc(report['full_report_uri'])}</p>" if report.get("full_report_uri") else ""
+    notes = "".join(f"<p>{esc(line)}</p>" for line in checks(report))
     return (
         f"<html><body><h2>{esc(report['title'])}</h2>"
         f"<p>{esc(report['interval']['start'])} to {esc(report['interval']['end'])}: "
         f"<b>{t['records']:,}</b> records, <b>{t['bytes']:,}</b> bytes from {t['source_systems']} source system(s); "
-        f"<b>{t['failed']}</b> failed.</p>{table}{link}</body></html>"
+        f"<b>{t['failed']}</b> failed.</p><p>{esc(transactions_line(t))}</p>{notes}{table}{link}</body></html>"
     )

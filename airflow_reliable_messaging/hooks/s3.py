@@ -4,21 +4,34 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import Any, TypeVar
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import ClientError
 
+from airflow_reliable_messaging._compat import allow_copy_if_none_match
 from airflow_reliable_messaging.domain.archive_layout import KeyRange
+from airflow_reliable_messaging.exceptions import ObjectUnreadable
 from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin
+
+T = TypeVar("T")
 
 
 class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
     """S3 calls of the archive, load, replay and redrive (server-side encryption always on)."""
+
+    @cached_property
+    def conn(self):
+        """The client; ``copy_object`` takes ``IfNoneMatch`` whatever botocore MWAA installs."""
+        client = super().conn
+        allow_copy_if_none_match(client)
+        return client
 
     # -- listing and reading (load, reconcile, replay) -------------------------------------------
     def iter_objects(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
@@ -43,10 +56,40 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
     def read_bytes(self, bucket: str, key: str) -> bytes:
         return self.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
 
-    def open_stream(self, bucket: str, key: str) -> tuple[Any, dict[str, Any]]:
-        """The object's streaming body and its GetObject response (metadata, size, type)."""
-        response = self.get_conn().get_object(Bucket=bucket, Key=key)
+    def open_stream(
+        self, bucket: str, key: str, *, byte_range: tuple[int, int] | None = None, if_match: str | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """The object's streaming body and its GetObject response (metadata, size, type, ETag; a
+        whole object's S3 SHA-256 if it has one). ``byte_range`` [start, end) reads part of it;
+        ``if_match`` (an ETag) refuses another version (412)."""
+        kwargs: dict[str, Any] = {"Range": f"bytes={byte_range[0]}-{byte_range[1] - 1}"} if byte_range else {"ChecksumMode": "ENABLED"}
+        if if_match:
+            kwargs["IfMatch"] = if_match
+        response = self.get_conn().get_object(Bucket=bucket, Key=key, **kwargs)
         return response["Body"], response
+
+    def open_archived(self, bucket: str, key: str) -> tuple[Any, dict[str, Any]]:
+        """``open_stream`` for one object among many (the load's objects and manifests): an error
+        of that object itself — a 4xx such as NoSuchKey, AccessDenied (KMS), InvalidObjectState
+        (Glacier), InvalidRequest (SSE-C) — raises ``ObjectUnreadable`` so it is reported alone;
+        throttling and server errors (after botocore's retries) propagate and fail the task."""
+        try:
+            return self.open_stream(bucket, key)
+        except ClientError as exc:
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if 400 <= status < 500 and status != 429:
+                raise ObjectUnreadable(bucket, key, error_code(exc) or str(status)) from None
+            raise
+
+    def read_archived(self, bucket: str, key: str, limit: int) -> bytes:
+        """The first ``limit + 1`` bytes at most of an object (``open_archived``): a caller learns
+        that an object is larger than it will hold without reading it whole, whatever a manifest
+        claims its size is."""
+        body, _ = self.open_archived(bucket, key)
+        try:
+            return body.read(limit + 1)
+        finally:
+            body.close()
 
     def put_bytes(
         self,
@@ -74,12 +117,16 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
                 return None
             raise
         metadata = head.get("Metadata") or {}
+        etag = head.get("ETag", "")
+        # A multipart object's S3 checksum is of its parts (its ETag says so: "<md5>-<parts>"), not
+        # of its bytes, even where an S3 implementation does not mark it COMPOSITE (moto 5.2.5).
+        checksum_type = "COMPOSITE" if "-" in etag else head.get("ChecksumType")
         return ObjectInfo(
             bucket=bucket,
             key=key,
             size=int(head.get("ContentLength", 0)),
-            etag=head.get("ETag", ""),
-            sha256=full_object_sha256(head.get("ChecksumSHA256"), head.get("ChecksumType")) or metadata.get("sha256"),
+            etag=etag,
+            sha256=full_object_sha256(head.get("ChecksumSHA256"), checksum_type) or metadata.get("sha256"),
             content_type=head.get("ContentType"),
             metadata=metadata,
             last_modified=head.get("LastModified"),
@@ -102,24 +149,105 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
         so the caller can compare checksums. 409 ConditionalRequestConflict (a concurrent write)
         is retried."""
         checksum = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+        response, existing = self._create_once(
+            lambda: self.get_conn().put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata,
+                IfNoneMatch="*", ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
+                **sse_arguments(kms_key_id),
+            ),
+            lambda: self.head_object_info(bucket, key),
+        )  # fmt: skip
+        if existing is not None:
+            return WriteResult(created=False, object=existing)
+        info = ObjectInfo(bucket, key, len(body), response.get("ETag", ""), sha256_hex, content_type, metadata)
+        return WriteResult(created=True, object=info)
+
+    def put_marker_if_absent(self, bucket: str, key: str, body: bytes, *, kms_key_id: str | None = None) -> bytes | None:
+        """Create a small marker object unless ``key`` exists: None when this call created it, else
+        the existing marker's bytes. S3 makes ``If-None-Match: *`` atomic: of concurrent writers
+        exactly one creates the object, the others get 412 (or 409 while it is in flight, retried)."""
+        def existing() -> bytes | None:
+            try:
+                return self.read_bytes(bucket, key)
+            except ClientError as exc:
+                if error_code(exc) not in NOT_FOUND:
+                    raise
+                return None
+
+        _, found = self._create_once(
+            lambda: self.get_conn().put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*",
+                **sse_arguments(kms_key_id),
+            ),
+            existing,
+        )  # fmt: skip
+        return found
+
+    @staticmethod
+    def _create_once(create: Callable[[], Any], existing: Callable[[], T | None]) -> tuple[Any, T | None]:
+        """``create()`` (a write with ``If-None-Match: *``) and its response, or — when S3 answers
+        412 / 409 — what ``existing()`` finds there; retried while nothing is found (a competing
+        write that did not land yet)."""
         for attempt in range(CONFLICT_RETRIES + 1):
             try:
-                response = self.get_conn().put_object(
-                    Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata,
-                    IfNoneMatch="*", ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
-                    **sse_arguments(kms_key_id),
-                )  # fmt: skip
+                return create(), None
             except ClientError as exc:
                 if error_code(exc) not in CONDITIONAL_FAILURES or attempt == CONFLICT_RETRIES:
                     raise
+            found = existing()
+            if found is not None:
+                return None, found
+            time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def upload_parts_if_absent(
+        self,
+        bucket: str,
+        key: str,
+        parts: Iterable[bytes],
+        *,
+        sha256_hex: str,
+        size: int,
+        content_type: str,
+        metadata: dict[str, str],
+        kms_key_id: str | None = None,
+    ) -> WriteResult:
+        """Create ``key`` from ``parts`` (each but the last ≥ 5 MiB) by multipart upload, one part in
+        memory at a time, each part checked by S3 against its SHA-256; completed with
+        ``If-None-Match: *`` (an existing object is kept and described, ``created=False``). Any
+        failure aborts the upload, so no parts are left behind."""
+        conn = self.get_conn()
+        upload = conn.create_multipart_upload(
+            Bucket=bucket, Key=key, ContentType=content_type, Metadata=metadata, ChecksumAlgorithm="SHA256",
+            **sse_arguments(kms_key_id),
+        )["UploadId"]  # fmt: skip
+        done: list[dict[str, Any]] = []
+        try:
+            for number, part in enumerate(parts, start=1):
+                checksum = base64.b64encode(hashlib.sha256(part).digest()).decode()
+                answer = conn.upload_part(
+                    Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=part, ChecksumSHA256=checksum,
+                    ChecksumAlgorithm="SHA256",
+                )  # fmt: skip
+                done.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum})
+            response = conn.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": done}, IfNoneMatch="*"
+            )
+        except BaseException as exc:
+            self._abort(bucket, key, upload)
+            if isinstance(exc, ClientError) and error_code(exc) in CONDITIONAL_FAILURES:
                 existing = self.head_object_info(bucket, key)
                 if existing is not None:
-                    return WriteResult(created=False, object=existing)
-                time.sleep(0.2 * (attempt + 1))  # the competing write did not land (yet)
-                continue
-            info = ObjectInfo(bucket, key, len(body), response.get("ETag", ""), sha256_hex, content_type, metadata)
-            return WriteResult(created=True, object=info, requests=attempt + 1)
-        raise AssertionError("unreachable")  # pragma: no cover
+                    return WriteResult(created=False, object=existing, requests=len(done) + 3)
+            raise
+        info = ObjectInfo(bucket, key, size, response.get("ETag", ""), sha256_hex, content_type, metadata)
+        return WriteResult(created=True, object=info, requests=len(done) + 2)
+
+    def _abort(self, bucket: str, key: str, upload: str) -> None:
+        try:
+            self.get_conn().abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+        except Exception:  # noqa: BLE001 - the original failure matters; a lifecycle rule may clean up
+            self.log.warning("could not abort multipart upload %s of s3://%s/%s", upload, bucket, key, exc_info=True)
 
     def copy_object_if_absent(
         self,

@@ -6,6 +6,8 @@ from email.message import EmailMessage
 
 from airflow.providers.smtp.hooks.smtp import SmtpHook
 
+from airflow_reliable_messaging._compat import smtp_client
+
 
 class ReportSmtpHook(SmtpHook):
     """SmtpHook that sends a ready ``EmailMessage`` (the stock hook builds HTML-only bodies)."""
@@ -13,7 +15,7 @@ class ReportSmtpHook(SmtpHook):
     def send_message(self, message: EmailMessage) -> None:
         if message["From"] is None:
             message["From"] = self.from_email or "airflow@localhost"
-        client = self.get_conn()._smtp_client
+        client = smtp_client(self.get_conn())
         if client is None:  # pragma: no cover - get_conn raises first
             raise RuntimeError("the SMTP client is not initialised")
         for attempt in range(1, self.smtp_retry_limit + 1):

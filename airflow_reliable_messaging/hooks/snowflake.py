@@ -7,6 +7,8 @@ from typing import Any
 
 from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
+from airflow_reliable_messaging._compat import snowflake_conn_params_override
+
 
 class SnowflakeAuditHook(SnowflakeHook):
     """SnowflakeHook that runs one statement at a time and remembers every query id.
@@ -25,8 +27,7 @@ class SnowflakeAuditHook(SnowflakeHook):
         self.executed_query_ids: list[str] = []
         self._connection_handle = None
 
-    def _get_conn_params(self) -> dict[str, Any]:
-        params = super()._get_conn_params()
+    def _with_connection_extras(self, params: dict[str, Any]) -> dict[str, Any]:
         extra = self.get_connection(self.get_conn_id()).extra_dejson
         protocol = extra.get("protocol") or extra.get("extra__snowflake__protocol")
         if protocol:
@@ -39,6 +40,8 @@ class SnowflakeAuditHook(SnowflakeHook):
                 except (TypeError, ValueError):
                     raise ValueError(f"Snowflake connection extra {name!r} must be a whole number of seconds") from None
         return params
+
+    _get_conn_params = snowflake_conn_params_override(SnowflakeHook, _with_connection_extras)
 
     # A single connection for the hook's lifetime keeps a load's statements in one session
     # (BEGIN ... COMMIT spans statements) and avoids a login per statement.

@@ -11,7 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, quote_plus
 
-from airflow_reliable_messaging._compat import BaseOperatorLink
+from airflow_reliable_messaging._compat import BaseOperatorLink, xcom_class
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging._compat import Context
@@ -41,10 +41,8 @@ class AwsConsoleLink(BaseOperatorLink):
             return ""
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        from airflow.providers.common.compat.sdk import XCom
-
         try:
-            fields = XCom.get_value(key=self.key, ti_key=ti_key)
+            fields = xcom_class().get_value(key=self.key, ti_key=ti_key)
         except Exception:  # noqa: BLE001 — a link never breaks the UI
             return ""
         return self.format_link(**fields) if fields else ""

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from airflow_reliable_messaging._compat import BaseOperatorLink
+from airflow_reliable_messaging._compat import BaseOperatorLink, snowflake_conn_params, xcom_class
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging._compat import Context
@@ -47,11 +47,9 @@ class SnowflakeQueryLink(BaseOperatorLink):
         return f"{base}/#/compute/history/queries"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        from airflow.providers.common.compat.sdk import XCom
-
         try:
-            fields = XCom.get_value(key=self.key, ti_key=ti_key) or {}
-            result = XCom.get_value(key="return_value", ti_key=ti_key)
+            fields = xcom_class().get_value(key=self.key, ti_key=ti_key) or {}
+            result = xcom_class().get_value(key="return_value", ti_key=ti_key)
         except Exception:  # noqa: BLE001 — a link never breaks the UI
             return ""
         ids = result.get("snowflake_query_ids") if isinstance(result, dict) else None
@@ -64,7 +62,7 @@ class SnowflakeQueryLink(BaseOperatorLink):
         if ti is None or not getattr(operator, "do_xcom_push", True):
             return
         try:
-            params = hook._get_conn_params()
+            params = snowflake_conn_params(hook)
             ti.xcom_push(key=cls.key, value={"base": snowsight_base(params["account"], params.get("region") or None)})
         except Exception as exc:  # noqa: BLE001 — a link is a convenience, never a task failure
             log.warning("Could not store the %s link: %s", cls.name, exc)

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def _redact(text: Any) -> Any:
     try:
-        from airflow.providers.common.compat.sdk import redact
+        from airflow_reliable_messaging._compat import redact
 
         return redact(text)
     except Exception:  # noqa: BLE001 — masking is best effort; the text is already cut short
@@ -142,10 +142,10 @@ class OperationsNotifier(BaseNotifier):
         parse_topic(topic_arn, "alert_topic_arn")
         message = mon.alert(row, blank_to_none(self.environment))
         fifo = is_fifo_name(topic_arn)
-        SnsMessagingHook(aws_conn_id=self.aws_conn_id).publish_to_target(
+        SnsMessagingHook(aws_conn_id=self.aws_conn_id).publish_message(
             topic_arn, message["message"], subject=message["subject"],
-            message_group_id=message["group_id"] if fifo else None,
-            message_deduplication_id=message["deduplication_id"] if fifo else None,
+            group_id=message["group_id"] if fifo else None,
+            deduplication_id=message["deduplication_id"] if fifo else None,
         )  # fmt: skip
         log.info("Run monitoring: failure alert for %s.%s published to %s", row["dag_id"], row["task_id"], topic_arn)
 

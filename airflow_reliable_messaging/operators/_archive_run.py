@@ -3,10 +3,13 @@ apart so the operator stays thin and its module light to import at DAG parse tim
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,8 +17,11 @@ from typing import Any
 from airflow_reliable_messaging.domain import archive_events as events
 from airflow_reliable_messaging.domain import archive_layout as layout
 from airflow_reliable_messaging.domain import audit_message as am
+from airflow_reliable_messaging.domain import seed_stream as ss
+from airflow_reliable_messaging.domain import transactions as tx
 from airflow_reliable_messaging.domain.manifest import BINARY_CONTENT_TYPE, ArchivedRecord, encode_manifest, parse_isoformat
 from airflow_reliable_messaging.exceptions import RecordError
+from airflow_reliable_messaging.hooks.s3 import ObjectInfo, WriteResult, full_object_sha256
 
 MANIFEST_CONTENT_TYPE = "application/x-ndjson"
 # S3 errors that refuse every write (not one record's fault): the run stops after the batch.
@@ -30,12 +36,19 @@ TRANSIENT_ERRORS = frozenset({
     "Throttling", "ThrottlingException", "RequestThrottled", "SlowDown", "RequestTimeout",
     "RequestTimeoutException", "InternalError", "ServiceUnavailable", "500", "502", "503", "504",
     "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError",
-    "ConnectionError",
+    "ConnectionError", "ResponseStreamingError", "IncompleteReadError", "ProtocolError",
 })  # fmt: skip
-_GENERIC_CONTENT_TYPES = (None, "", "binary/octet-stream", BINARY_CONTENT_TYPE)
 REPORT_LIST_LIMIT = 50
 WRITE_CONCURRENCY = 10  # S3 writes in flight: one receive's worth
 PUBLISH_CONCURRENCY = 4  # PublishBatch requests in flight per manifest batch (standard topics only)
+# A claim-check object is read in windows of READ_CHUNK (the first one small: most objects that
+# are not seed requests are known by their first byte). A seed request's decoded payload is kept
+# in memory up to PART_SIZE and put in one request; a larger one is hashed while the object is
+# read, then read again from its byte range and uploaded in PART_SIZE parts. Per record being
+# written: at most 2 x PART_SIZE + READ_CHUNK + CAPTURE_LIMIT, whatever the record's size.
+FIRST_READ = 64 * 1024
+READ_CHUNK = 1024 * 1024
+PART_SIZE = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,56 @@ class _Stored:
     sha256: str
     content_type: str
     archived_at: str
+    transaction_status: str | None = None
+    repeat_of: str | None = None
+    first_sha256: str | None = None
+
+
+class _Quarantine(Exception):
+    """The record cannot be archived as it is: quarantined with the reason (and the claim-check
+    object it named, ``source``, copied beside it)."""
+
+    def __init__(self, reason: str, source: am.ObjectSource | None) -> None:
+        super().__init__(reason)
+        self.source = source
+
+
+class _Retain(Exception):
+    """The record must wait in the queue (it comes back after its visibility timeout)."""
+
+
+class _Locks:
+    """Named locks of one run: records with the same archive key or transaction are written one
+    after the other (then the second finds the first's object or marker)."""
+
+    def __init__(self) -> None:
+        self.guard = threading.Lock()
+        self.held: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, *names: str | None) -> Iterator[None]:
+        wanted = sorted({n for n in names if n})  # one order for everyone: no deadlock
+        locks, acquired = [], []
+        with self.guard:
+            for name in wanted:
+                lock, users = self.held.get(name, (threading.Lock(), 0))
+                self.held[name] = (lock, users + 1)
+                locks.append(lock)
+        try:
+            for lock in locks:
+                lock.acquire()
+                acquired.append(lock)
+            yield
+        finally:
+            for lock in reversed(acquired):
+                lock.release()
+            with self.guard:
+                for name in wanted:
+                    lock, users = self.held[name]
+                    if users == 1:
+                        del self.held[name]
+                    else:
+                        self.held[name] = (lock, users - 1)
 
 
 @dataclass
@@ -83,8 +146,10 @@ class ArchiveRun:
         self.sqs, self.s3, self.sns, self.log = sqs, s3, sns, log
         self.counts: Counter[str] = Counter()
         self.prefixes: set[str] = set()
-        self.transactions: dict[tuple[str, str], str] = {}
-        self.duplicate_transactions: list[str] = []
+        self.locks = _Locks()
+        self.markers: dict[str, tx.Marker] = {}  # marker key -> marker, as claimed or read in this run
+        self.stored_keys: set[str] = set()  # archive keys written or found in this run
+        self.repeats: dict[str, list[str]] = {tx.DUPLICATE: [], tx.CONFLICT: []}  # transaction ids, for the report
         self.pending: list[_Pending] = []
         self.safe_to_delete: dict[str, str] = {}  # quarantined / dead-lettered: sqs id -> receipt
         self.batch_started: float | None = None
@@ -100,6 +165,7 @@ class ArchiveRun:
         self.flushing: Future[Counter[str]] | None = None
         with (
             ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY, thread_name_prefix="archive-write") as self.pool,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-receive") as self.receiver,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-flush") as self.flusher,
             ThreadPoolExecutor(max_workers=PUBLISH_CONCURRENCY, thread_name_prefix="archive-notify") as self.publisher,
         ):
@@ -109,77 +175,97 @@ class ArchiveRun:
                 self.await_flush()
 
     def _drain(self) -> dict[str, Any]:
+        """Receive, write, flush — the next receive in flight while a receive's records are written
+        (each record's transaction claim and payload write are two round trips: the receive's
+        overlaps them)."""
         s = self.s
         deadline = time.monotonic() + s.max_run_seconds
         flush_age = s.visibility_timeout / 3 if s.visibility_timeout else 60.0
+        ahead: Future[tuple[list[dict], float]] | None = None
         while not self.halted:
-            if self.counts["received"] >= s.max_messages:
-                self.stopped = "max_messages"
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self.stopped = "time_budget"
-                break
-            messages = self.sqs.receive_batch(
-                s.queue_url,
-                max_messages=min(10, s.max_messages - self.counts["received"]),
-                visibility_timeout=s.visibility_timeout,
-                wait_seconds=int(min(s.wait_time_seconds, remaining)),
-            )
+            received = self.counts["received"]
+            if ahead is None:
+                stop = self.stop_reason(received, deadline)
+                if stop:
+                    self.stopped = stop
+                    break
+                ahead = self.receiver.submit(self.receive, received, deadline)
+            messages, received_at = ahead.result()
+            ahead = None
             if not messages:
                 break
-            self.batch_started = self.batch_started or time.monotonic()
+            if self.stop_reason(received + len(messages), deadline) is None:
+                ahead = self.receiver.submit(self.receive, received + len(messages), deadline)
+            self.batch_started = self.batch_started or received_at
             self.process(messages)
             if len(self.pending) >= s.records_per_manifest or time.monotonic() - self.batch_started >= flush_age:
                 self.flush()
+        if ahead is not None:  # halted with a receive in flight: those messages come back after their visibility timeout
+            left = len(ahead.result()[0])
+            self.counts.update(received=left, retained=left)
         if self.halted:
             self.stopped = "halted"
         self.flush()
         self.await_flush()
         return self.report()
 
+    def stop_reason(self, received: int, deadline: float) -> str | None:
+        if received >= self.s.max_messages:
+            return "max_messages"
+        if deadline - time.monotonic() <= 0:
+            return "time_budget"
+        return None
+
+    def receive(self, received: int, deadline: float) -> tuple[list[dict], float]:
+        """One ReceiveMessage (up to 10, within max_messages and the time budget), and when."""
+        s = self.s
+        messages = self.sqs.receive_batch(
+            s.queue_url,
+            max_messages=min(10, s.max_messages - received),
+            visibility_timeout=s.visibility_timeout,
+            wait_seconds=int(min(s.wait_time_seconds, max(deadline - time.monotonic(), 0))),
+        )
+        return messages, time.monotonic()
+
     def process(self, messages: list[dict]) -> None:
         """Archive, quarantine or collect for the DLQ each message of one receive.
 
-        The S3 writes of a receive run concurrently (one per distinct key; a key repeated within
-        the receive is written after the first, so the write-once check sees it); counting,
-        duplicate detection and the manifest order follow the receive order."""
+        The records of a receive are written concurrently (claim-check objects read in a
+        stream); records with the same archive key or producer transaction one after the other,
+        so the second finds the first's object or marker. Counting, the manifest order and the
+        outcome follow the receive order."""
         now = datetime.now(UTC)
         failures: list[tuple[dict, str]] = []
         codes: list[str] = []
-        parsed: list[tuple[dict, am.AuditRecord]] = []
+        parsed: list[tuple[dict, am.AuditRecord | am.Transport]] = []
         for message in messages:
             self.counts["received"] += 1
             try:
                 parsed.append((message, am.parse_message(message, now=now)))
             except RecordError as exc:
-                code = self.quarantine(message, am.failure_reason(exc))
-                if code is not None:
-                    failures.append((message, f"{am.failure_reason(exc)}; quarantine failed: {code[1]}"))
-                    codes.append(code[0])
-        keys = [layout.archive_key(self.s.prefix, r.event_time, r.message_id) for _, r in parsed]
-        first = [i for i, key in enumerate(keys) if keys.index(key) == i]
-        outcomes: dict[int, _Stored | BaseException] = {}
-        futures = {i: self.pool.submit(self.store, parsed[i][1], keys[i]) for i in first}
-        for i in range(len(parsed)):
-            try:
-                outcomes[i] = futures[i].result() if i in futures else self.store(parsed[i][1], keys[i])
-            except Exception as exc:  # noqa: BLE001 - one record's failure never stops the batch
-                outcomes[i] = exc
+                self.quarantine_or_fail(message, am.failure_reason(exc), None, failures, codes)
+        futures = [self.pool.submit(self.archive, item) for _, item in parsed]
         archived = 0
-        for i, (message, record) in enumerate(parsed):
-            outcome = outcomes[i]
-            if isinstance(outcome, BaseException) and _error_code(outcome) in TRANSIENT_ERRORS:
+        for (message, _), future in zip(parsed, futures, strict=True):
+            try:
+                record, stored = future.result()
+            except _Quarantine as exc:
+                self.quarantine_or_fail(message, f"RecordError: {exc}", exc.source, failures, codes)
+            except _Retain as exc:
                 self.counts["retained"] += 1
-                self.log.warning(
-                    "record %s not archived yet (%s): it stays in the queue for the next receive",
-                    message.get("MessageId"), am.failure_reason(outcome),
-                )  # fmt: skip
-            elif isinstance(outcome, BaseException):
-                failures.append((message, am.failure_reason(outcome)))
-                codes.append(_error_code(outcome))
+                self.log.warning("record %s stays in the queue for now: %s", message.get("MessageId"), exc)
+            except Exception as exc:  # noqa: BLE001 - one record's failure never stops the batch
+                if _error_code(exc) in TRANSIENT_ERRORS:
+                    self.counts["retained"] += 1
+                    self.log.warning(
+                        "record %s not archived yet (%s): it stays in the queue for the next receive",
+                        message.get("MessageId"), am.failure_reason(exc),
+                    )  # fmt: skip
+                else:
+                    failures.append((message, am.failure_reason(exc)))
+                    codes.append(_error_code(exc))
             else:
-                self.pending.append(self.book(record, outcome, message))
+                self.pending.append(self.book(record, stored, message))
                 archived += 1
         self.dead_letter(failures)
         if failures and not archived and all(code in SYSTEMIC_ERRORS for code in codes):
@@ -190,90 +276,256 @@ class ArchiveRun:
             )
             self.log.error(self.halted)
 
+    def archive(self, item: am.AuditRecord | am.Transport) -> tuple[am.AuditRecord, _Stored]:
+        """Read (a claim-check object), claim the transaction and write one record; S3 calls only,
+        safe to run in threads."""
+        record = item if isinstance(item, am.AuditRecord) else self.read_pointer(item)
+        key = layout.archive_key(self.s.prefix, record.event_time, record.message_id)
+        txn = self.marker_key(record)
+        with self.locks.hold(txn, key):
+            return record, self.store(record, key)
+
+    # -- claim-check objects ------------------------------------------------------------------------
+    def read_pointer(self, transport: am.Transport) -> am.AuditRecord:
+        """Read the object a pointer names, in a stream: a seed request is decoded as if it had
+        come inline; any other object is archived as it is (server-side copy)."""
+        pointer = transport.pointer
+        assert pointer is not None
+        uri = transport.pointer_uri
+        try:
+            body, response = self.s3.open_stream(pointer.bucket, pointer.key)
+        except Exception as exc:
+            if _error_code(exc) in ("NoSuchKey", "404", "NotFound", "NoSuchBucket"):
+                raise RecordError(f"claim-check payload {uri} does not exist") from None
+            raise
+        source = am.ObjectSource(
+            pointer.bucket, pointer.key, response.get("ETag", ""), int(response.get("ContentLength", 0)), response.get("ContentType")
+        )  # fmt: skip
+        whole_digest = transport.attributes.get("sourceTransactionID") is not None  # a copy's marker needs it
+        reader, digest, complete = ss.SeedDocumentReader(keep=PART_SIZE), hashlib.sha256(), False
+        try:
+            if transport.declared_size is not None and transport.declared_size != source.size:
+                raise RecordError(
+                    f"claim-check payload {uri} holds {source.size} bytes, "
+                    f"the message attribute {transport.declared_by} declares {transport.declared_size}"
+                )
+            size = FIRST_READ
+            while chunk := body.read(size):
+                size = READ_CHUNK
+                digest.update(chunk)
+                reader.feed(chunk)
+                if reader.not_seed and not whole_digest:
+                    break
+            else:
+                complete = True
+        finally:
+            body.close()
+        doc = reader.close()
+        try:
+            if doc.seed_shaped:
+                return am.seed_record(transport, doc, where=f"claim-check payload {uri}", source=source)
+            s3_sha = full_object_sha256(response.get("ChecksumSHA256"), response.get("ChecksumType"))
+            return am.verbatim_record(transport, source, digest.hexdigest() if complete else s3_sha)
+        except RecordError as exc:
+            raise _Quarantine(str(exc), source) from None
+
+    # -- producer transactions ----------------------------------------------------------------------
+    def marker_key(self, record: am.AuditRecord) -> str | None:
+        if record.source_transaction_id is None:
+            return None
+        return layout.transaction_marker_key(self.s.prefix, record.source_system, record.source_transaction_id)
+
+    def claim(self, record: am.AuditRecord, key: str, content_type: str) -> tuple[str, tx.Marker | None]:
+        """The record's standing in its transaction (first, duplicate or conflict) and the marker
+        it repeats; the transaction is claimed with a conditional write, never a read-then-write."""
+        assert record.sha256 and record.source_transaction_id is not None
+        mine = tx.Marker(
+            source_system=record.source_system or "", source_transaction_id=record.source_transaction_id,
+            message_id=record.message_id, sqs_message_id=record.sqs_message_id, sha256=record.sha256,
+            size=int(record.size or 0), key=key, content_type=content_type, claimed_at=am.isoformat(datetime.now(UTC)),
+        )  # fmt: skip
+        first = self.marker(self.marker_key(record), mine)  # type: ignore[arg-type]
+        status = tx.judge(first, record.message_id, record.sha256)
+        if status == tx.FIRST:
+            return tx.FIRST, None
+        if status == tx.DUPLICATE:
+            self.check_stored(first)
+            return tx.DUPLICATE, first
+        # other bytes: this content claims a marker of its own, so that its repeats are duplicates
+        variant_key = layout.transaction_variant_key(self.s.prefix, record.source_system, record.source_transaction_id, record.sha256)
+        variant = self.marker(variant_key, mine)
+        if tx.judge(variant, record.message_id, record.sha256) == tx.FIRST:
+            return tx.CONFLICT, first
+        self.check_stored(variant)
+        return tx.DUPLICATE, variant
+
+    def marker(self, key: str, mine: tx.Marker) -> tx.Marker:
+        """The marker at ``key``: ours if this write created it, else the one found there."""
+        known = self.markers.get(key)
+        if known is None:
+            found = self.s3.put_marker_if_absent(self.s.bucket, key, mine.to_json(), kms_key_id=self.s.kms_key_id)
+            try:
+                known = mine if found is None else tx.Marker.from_json(found, self.s.prefix)
+            except ValueError as exc:
+                raise RecordError(f"transaction marker {layout.s3_uri(self.s.bucket, key)} is unusable: {exc}") from None
+            self.markers[key] = known
+        return known
+
+    def check_stored(self, first: tx.Marker) -> None:
+        """A repeat is recorded without its own object only once the copy it repeats is stored."""
+        if first.key in self.stored_keys:
+            return
+        found = self.s3.head_object_info(self.s.bucket, first.key)
+        if found is None:
+            raise _Retain(f"it repeats message {first.message_id}, whose object is not stored yet")
+        if found.sha256 != first.sha256:
+            raise RecordError(
+                f"transaction marker of message {first.message_id} names s3://{self.s.bucket}/{first.key}, "
+                "which holds other bytes than the marker says"
+            )
+        self.stored_keys.add(first.key)
+
+    # -- writing -------------------------------------------------------------------------------------
     def store(self, record: am.AuditRecord, key: str) -> _Stored:
-        """Write (or find) the record's object; S3 calls only, safe to run in threads."""
+        """Claim the record's transaction, then write (or find) its object; S3 calls only."""
         s = self.s
         archived_at = datetime.now(UTC)
-        if record.pointer is not None:
-            source_uri = layout.s3_uri(record.pointer.bucket, record.pointer.key)
-            source = self.s3.head_object_info(record.pointer.bucket, record.pointer.key)
-            if source is None:
-                raise RecordError(f"claim-check payload {source_uri} does not exist")
-            if record.declared_size is not None and record.declared_size != source.size:
-                raise RecordError(f"claim-check payload {source_uri} holds {source.size} bytes, the message declares {record.declared_size}")
-            content_type = record.content_type or (
-                BINARY_CONTENT_TYPE if source.content_type in _GENERIC_CONTENT_TYPES else source.content_type
-            )
-            metadata = am.object_metadata(record, archived_at=archived_at, size=source.size, sha256=source.sha256)
-            metadata["claim-check-etag"] = source.etag.strip('"')
-            result = self.s3.copy_object_if_absent(
-                source, s.bucket, key, content_type=content_type, metadata=metadata, kms_key_id=s.kms_key_id
-            )
-            existing = result.object
+        content_type = record.content_type or BINARY_CONTENT_TYPE
+        # Everything that can refuse the record is checked before the claim (metadata included).
+        metadata = am.object_metadata(record, archived_at=archived_at, size=record.size, sha256=record.sha256)
+        status, first = (None, None)
+        if record.source_transaction_id is not None:
+            assert record.sha256, "the digest of a record with a transaction id is known before it is stored"
+            status, first = self.claim(record, key, content_type)
+        if status == tx.DUPLICATE:
+            assert first is not None
+            return _Stored(first.key, False, first.size, first.sha256, first.content_type, am.isoformat(archived_at),
+                           tx.DUPLICATE, first.message_id)  # fmt: skip
+        result = self.write(record, key, content_type, metadata)
+        existing = result.object
+        if record.is_verbatim_copy:  # S3 computed the copy's digest
             same = result.created or (
                 existing.metadata.get("claim-check") == metadata["claim-check"]
                 and existing.metadata.get("claim-check-etag") == metadata["claim-check-etag"]
-            ) or (source.sha256 is not None and existing.sha256 == source.sha256)
+            ) or (record.sha256 is not None and existing.sha256 == record.sha256)
             sha = existing.sha256 if same else None
             if same and not sha:
                 raise RecordError(f"S3 returned no SHA-256 for s3://{s.bucket}/{key}")
+            if result.created and record.sha256 and sha != record.sha256:
+                raise RecordError(f"s3://{s.bucket}/{key}: the copy's SHA-256 differs from the bytes read")
         else:
-            payload = record.payload or b""
-            sha = am.sha256_hex(payload)
-            content_type = record.content_type or BINARY_CONTENT_TYPE
-            metadata = am.object_metadata(record, archived_at=archived_at, size=len(payload), sha256=sha)
-            result = self.s3.put_object_if_absent(
-                s.bucket, key, payload, sha256_hex=sha, content_type=content_type, metadata=metadata,
-                kms_key_id=s.kms_key_id,
-            )  # fmt: skip
-            existing = result.object
-            same = result.created or existing.sha256 == sha
+            same, sha = result.created or existing.sha256 == record.sha256, record.sha256
         if not same:
             what = f"other bytes (sha256 {existing.sha256[:16]}...)" if existing.sha256 else "an object of unknown SHA-256"
             raise RecordError(f"s3://{s.bucket}/{key} already holds {what}; not overwritten")
+        self.stored_keys.add(key)
         if result.created:
             stamp = am.isoformat(archived_at)
         else:
             stamp = am.archived_at_from_metadata(existing.metadata, existing.last_modified or archived_at)
             content_type = existing.content_type or content_type
-        return _Stored(key, result.created, existing.size, sha or "", content_type, stamp)
+        conflict = first if status == tx.CONFLICT else None
+        return _Stored(key, result.created, existing.size, sha or "", content_type, stamp, status,
+                       conflict.message_id if conflict else None, conflict.sha256 if conflict else None)  # fmt: skip
+
+    def write(self, record: am.AuditRecord, key: str, content_type: str, metadata: dict[str, str]) -> WriteResult:
+        """Put the bytes (in memory), upload them in parts (decoded from S3) or copy the object."""
+        s = self.s
+        if record.payload is not None:
+            return self.s3.put_object_if_absent(
+                s.bucket, key, record.payload, sha256_hex=record.sha256, content_type=content_type, metadata=metadata,
+                kms_key_id=s.kms_key_id,
+            )  # fmt: skip
+        source = record.source
+        assert source is not None
+        if source.payload_range is None:
+            metadata["claim-check-etag"] = source.etag.strip('"')
+            info = ObjectInfo(source.bucket, source.key, source.size, source.etag, record.sha256, source.content_type)
+            return self.s3.copy_object_if_absent(info, s.bucket, key, content_type=content_type, metadata=metadata, kms_key_id=s.kms_key_id)
+        return self.s3.upload_parts_if_absent(
+            s.bucket, key, self.payload_parts(record), sha256_hex=record.sha256, size=int(record.size or 0),
+            content_type=content_type, metadata=metadata, kms_key_id=s.kms_key_id,
+        )  # fmt: skip
+
+    def payload_parts(self, record: am.AuditRecord) -> Iterator[bytes]:
+        """A large seed payload, read again from its byte range (the version read first) and
+        decoded, in PART_SIZE parts; the last part is given only once the digest is checked."""
+        source = record.source
+        assert source is not None and source.payload_range is not None
+        body, _ = self.s3.open_stream(source.bucket, source.key, byte_range=source.payload_range, if_match=source.etag)
+        decoder, digest, buffer = ss.PayloadRereader(), hashlib.sha256(), bytearray()
+        try:
+            while chunk := body.read(READ_CHUNK):
+                decoded = decoder.feed(chunk)
+                digest.update(decoded)
+                buffer += decoded
+                while len(buffer) >= PART_SIZE:
+                    part = bytes(memoryview(buffer)[:PART_SIZE])
+                    del buffer[:PART_SIZE]
+                    yield part
+            decoded = decoder.close()
+        finally:
+            body.close()
+        digest.update(decoded)
+        buffer += decoded
+        if digest.hexdigest() != record.sha256:
+            raise RecordError(f"claim-check payload {source.uri} changed while it was read")
+        if buffer:
+            yield bytes(buffer)
 
     def book(self, record: am.AuditRecord, stored: _Stored, message: dict) -> _Pending:
         """Count an archived record and make its manifest line (in receive order)."""
         s = self.s
-        self.counts["archived" if stored.created else "already_archived"] += 1
+        if stored.transaction_status in (tx.DUPLICATE, tx.CONFLICT):
+            self.counts[f"{stored.transaction_status}s"] += 1
+            listed = self.repeats[stored.transaction_status]
+            if len(listed) < REPORT_LIST_LIMIT:
+                listed.append(record.source_transaction_id or "")
+            log = self.log.warning if stored.transaction_status == tx.DUPLICATE else self.log.error
+            log(
+                "%s of sourceTransactionID %r (source system %r): message %s repeats %s%s",
+                stored.transaction_status, record.source_transaction_id, record.source_system, record.message_id,
+                stored.repeat_of, "" if stored.transaction_status == tx.DUPLICATE else
+                f" with other bytes (sha256 {stored.sha256[:16]}... vs {str(stored.first_sha256)[:16]}...); both kept",
+            )  # fmt: skip
+        if stored.transaction_status != tx.DUPLICATE:
+            self.counts["archived" if stored.created else "already_archived"] += 1
         if stored.created:
             self.counts["bytes"] += stored.size
         self.prefixes.add(layout.s3_uri(s.bucket, layout.data_hour_prefix(s.prefix, record.event_time)))
         line = am.archived_record(
             record, bucket=s.bucket, key=stored.key, size=stored.size, sha256=stored.sha256,
-            content_type=stored.content_type, archived_at=stored.archived_at, duplicate_of=self._duplicate_of(record),
+            content_type=stored.content_type, archived_at=stored.archived_at, transaction_status=stored.transaction_status,
+            repeat_of=stored.repeat_of, first_sha256=stored.first_sha256,
         )  # fmt: skip
         return _Pending(line, stored.created, message["ReceiptHandle"])
 
-    def _duplicate_of(self, record: am.AuditRecord) -> str | None:
-        """The first message id seen in this run with the same source transaction, if another."""
-        key = record.transaction_key
-        if key is None:
-            return None
-        first = self.transactions.setdefault(key, record.message_id)
-        if first == record.message_id:
-            return None
-        self.counts["duplicates"] += 1
-        if len(self.duplicate_transactions) < REPORT_LIST_LIMIT:
-            self.duplicate_transactions.append(record.source_transaction_id or "")
-        self.log.warning("duplicate sourceTransactionID %r: message %s repeats %s", key[1], record.message_id, first)
-        return first
-
     # -- records that cannot be archived --------------------------------------------------------------
-    def quarantine(self, message: dict, reason: str) -> tuple[str, str] | None:
-        """Keep an unparseable message in S3 with its reason; (error code, reason) if that failed."""
+    def quarantine_or_fail(
+        self, message: dict, reason: str, source: am.ObjectSource | None, failures: list[tuple[dict, str]], codes: list[str]
+    ) -> None:
+        code = self.quarantine(message, reason, source)
+        if code is not None:
+            failures.append((message, f"{reason}; quarantine failed: {code[1]}"))
+            codes.append(code[0])
+
+    def quarantine(self, message: dict, reason: str, source: am.ObjectSource | None = None) -> tuple[str, str] | None:
+        """Keep an unusable message in S3 with its reason — and the claim-check object it named
+        (``source``, copied server side, as it was read); (error code, reason) if that failed."""
         s = self.s
         received = am.epoch_ms((message.get("Attributes") or {}).get("ApproximateFirstReceiveTimestamp")) or datetime.now(UTC)
         key = layout.quarantine_key(s.prefix, received, am.quarantine_item_id(message))
+        kept = None
         try:
+            if source is not None:
+                kept = layout.quarantine_payload_key(key)
+                info = ObjectInfo(source.bucket, source.key, source.size, source.etag, None, source.content_type)
+                self.s3.copy_object_if_absent(
+                    info, s.bucket, kept, content_type=source.content_type or BINARY_CONTENT_TYPE,
+                    metadata={"claim-check": am.metadata_text(source.uri)}, kms_key_id=s.kms_key_id,
+                )  # fmt: skip
             self.s3.put_bytes(
-                s.bucket, key, am.quarantine_document(message, reason, source_queue=s.queue_url),
+                s.bucket, key, am.quarantine_document(message, reason, source_queue=s.queue_url, payload_copy=kept and layout.s3_uri(s.bucket, kept)),
                 content_type="application/json", kms_key_id=s.kms_key_id,
                 metadata={"reason": am.metadata_text(reason), "sqs-message-id": am.metadata_text(str(message.get("MessageId")))},
             )  # fmt: skip
@@ -395,12 +647,15 @@ class ArchiveRun:
         entries = []
         if s.notifications == events.NOTIFY_PER_RECORD:
             for i, item in enumerate(pending):
-                for j, note in enumerate(events.record_notifications(item.record, manifest_uri, already_archived=not item.created)):
+                already = not item.created and item.record.transaction_status != tx.DUPLICATE
+                for j, note in enumerate(events.record_notifications(item.record, manifest_uri, already_archived=already)):
                     owners[f"n{i}-{j}"] = i
                     entries.append({"Id": f"n{i}-{j}", **note.entry(fifo)})
         else:
+            statuses = Counter(p.record.transaction_status for p in pending)
             counts = {"records": len(records), "archived": sum(p.created for p in pending)}
-            counts["already_archived"] = len(pending) - counts["archived"]
+            counts["already_archived"] = len(pending) - counts["archived"] - statuses[tx.DUPLICATE]
+            counts.update(duplicates=statuses[tx.DUPLICATE], conflicts=statuses[tx.CONFLICT])
             note = events.batch_notification(events.batch_id(r.message_id for r in records), manifest_uri, counts, records)
             owners["summary"] = None
             entries.append({"Id": "summary", **note.entry(fifo)})
@@ -431,11 +686,12 @@ class ArchiveRun:
     def report(self) -> dict[str, Any]:
         keys = (
             "received", "archived", "already_archived", "quarantined", "dead_lettered", "retained", "duplicates",
-            "bytes", "manifests", "notifications", "deleted", "delete_failed", "notify_failed",
+            "conflicts", "bytes", "manifests", "notifications", "deleted", "delete_failed", "notify_failed",
         )  # fmt: skip
         out: dict[str, Any] = {k: int(self.counts[k]) for k in keys}
         out["prefixes"] = sorted(self.prefixes)[:REPORT_LIST_LIMIT]
-        out["duplicate_transactions"] = self.duplicate_transactions[:10]
+        out["duplicate_transactions"] = self.repeats[tx.DUPLICATE][:10]
+        out["conflict_transactions"] = self.repeats[tx.CONFLICT][:10]
         out["stopped"] = self.stopped
         return out
 

@@ -7,6 +7,7 @@ import hashlib
 import tempfile
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from airflow_reliable_messaging.domain import archive_layout as layout
 from airflow_reliable_messaging.domain.audit_load import (
@@ -15,9 +16,11 @@ from airflow_reliable_messaging.domain.audit_load import (
     chunked,
     index_digest,
     is_json_content,
+    listed_event_time,
     parse_copy_result,
     payload_bundle_line,
     sniff_content_type,
+    transaction_counts,
 )
 from airflow_reliable_messaging.domain.identifiers import blank_to_none
 from airflow_reliable_messaging.domain.manifest import (
@@ -25,7 +28,9 @@ from airflow_reliable_messaging.domain.manifest import (
     decode_manifest,
     encode_manifest,
     isoformat,
+    parse_isoformat,
 )
+from airflow_reliable_messaging.exceptions import ObjectUnreadable
 from airflow_reliable_messaging.sql_templates import render, stage_file_list
 
 if TYPE_CHECKING:
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
 
 MAX_FAILURES_IN_REPORT = 20
 BUNDLE_PART_BYTES = 128 * 1024 * 1024
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # far above what the archive or the index writes; bounds a forged one
 
 
 class AuditLoadRun:
@@ -45,19 +51,24 @@ class AuditLoadRun:
         self.interval, self.window = interval, window
         self.log = op.log
         self.ids = target.identifiers()
-        self.failed_files: list[dict[str, str]] = []
+        self.failed_files: list[dict[str, Any]] = []
         self.record_failures: list[tuple[str, str, str]] = []  # message id, file, reason
         self.payloads = {"json_loaded": 0, "json_too_large": 0, "not_json": 0}
+        self.manifests: dict[str, list[ArchivedRecord] | Exception] = {}  # key -> records, or why not
+        self.not_in_layout = 0  # objects in the time folders that are not archive objects
+        self.bad: dict[str, tuple[str, bool]] = {}  # key found -> (why it is not loaded, quarantinable)
+        self.warnings: list[str] = []
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         started_at = datetime.now(UTC)
-        # Batch manifests are filed by archive time; this run takes those archived until here.
-        self.archived_until = min(started_at, self.interval[1] + self.op.late_arrival_horizon)
         self.sf.query(render("load/use_schema.sql", **self.ids))
-        mode, manifest_keys = self.discover()
+        mode, manifest_keys, bad = self.discover(started_at)
         self.log.info("Discovery (%s): %d manifest(s) for %s .. %s", mode, len(manifest_keys), *map(isoformat, self.window))
-        already = self.loaded_files([self.target.uri(k) for k in manifest_keys])
+        already = self.loaded_files([self.target.uri(k) for k in [*manifest_keys, *bad]])
+        for key, (reason, quarantinable) in bad.items():
+            if self.target.uri(key) not in already:  # not quarantined by an earlier run
+                self.fail_file(self.target.uri(key), reason, quarantinable=quarantinable)
         pending = [k for k in manifest_keys if self.target.uri(k) not in already]
         records_by_manifest = self.read_manifests(pending)
         records = [r for rs in records_by_manifest.values() for r in rs]
@@ -79,11 +90,20 @@ class AuditLoadRun:
         )
         inserted = int(merged.get("NUMBER OF ROWS INSERTED", 0))
         updated = int(merged.get("NUMBER OF ROWS UPDATED", 0))
-        unique_ids = {r.message_id for r in records}
+        unique = {r.message_id: r for r in records}
+        in_interval = sum(1 for r in unique.values() if self.interval[0] <= parse_isoformat(r.event_time) < self.interval[1])
+        self.warn_if_nothing_found(mode, manifest_keys, bad, len(pending), in_interval, started_at)
+        quarantined = [f for f in self.failed_files if f["quarantined"]]
+        if quarantined:  # the run succeeds: the report must still say what it set aside
+            first = quarantined[0]
+            self.warn(
+                f"set {len(quarantined)} file(s) aside in {self.target.uri(layout.quarantine_prefix(self.target.prefix))}, "
+                f"e.g. {layout.printable(first['file'])}: {first['reason'][:300]}"
+            )
         return {
             "started_at": isoformat(started_at),
-            # The reconciliation expects the interval's objects archived before this, no later ones.
-            "expected_before": isoformat(self.archived_until),
+            # Discovery listed after this: the reconciliation expects what was archived before it.
+            "expected_before": isoformat(started_at),
             "window": {
                 "interval": f"{isoformat(self.interval[0])} .. {isoformat(self.interval[1])}",
                 "start": isoformat(self.window[0]),
@@ -96,65 +116,117 @@ class AuditLoadRun:
                 "copied": len(copy.loaded),
                 "skipped_by_load_history": len(copy.skipped),
                 "payload_bundles": len(bundles),
+                "objects_not_in_layout": self.not_in_layout,
                 "failed": self.failed_files[:MAX_FAILURES_IN_REPORT],
                 "failed_count": len(self.failed_files),
+                "not_quarantined": sum(1 for f in self.failed_files if not f["quarantined"]),
             },
             "records": {
-                "seen": len(unique_ids),
+                "seen": len(unique),
+                "in_interval": in_interval,
                 "inserted": inserted,
                 "updated": updated,
-                "already_loaded": max(len(unique_ids) - inserted - updated, 0),
+                "already_loaded": max(len(unique) - inserted - updated, 0),
+                **transaction_counts(unique.values()),
                 "failed": len(self.record_failures),
                 "failures": [
                     {"message_id": m, "file": f, "reason": r} for m, f, r in self.record_failures[:MAX_FAILURES_IN_REPORT]
                 ],
             },
             "payloads": dict(self.payloads),
-            "bytes": sum(r.size for r in {r.message_id: r for r in records}.values()),
+            "bytes": sum(r.size for r in unique.values()),
+            "warnings": self.warnings,
             "snowflake_query_ids": list(self.sf.executed_query_ids),
         }
 
-    def discover(self) -> tuple[str, list[str]]:
+    def discover(self, now: datetime) -> tuple[str, list[str], dict[str, tuple[str, bool]]]:
+        """The discovery mode, the window's manifest keys, and the keys found that cannot be loaded
+        (key -> (reason, whether quarantining it helps))."""
         t, (start, end) = self.target, self.window
         mode = self.op.discovery
         if mode == "auto":
             root = f"{t.prefix}/{layout.BATCH_MANIFESTS}/" if t.prefix else f"{layout.BATCH_MANIFESTS}/"
             mode = "manifests" if self.s3.any_object(t.bucket, root) else "listing"
-        keys: list[str] = []
         if mode == "manifests":
-            # Batch manifests are filed by archive time: a record of the interval may be archived
-            # after the interval ends, up to the late-arrival horizon.
-            until = max(end, self.archived_until + timedelta(microseconds=1))
-            keys += self.list_keys(layout.hour_range(layout.batch_manifest_hour_prefix, t.prefix, start, until))
+            # Batch manifests are filed by archive time, and a record of the window may be archived
+            # any time after it (late, a backfill, a replayed outage): every batch manifest archived
+            # since the window opened, up to now (an hour ahead for clock skew). One ranged listing.
+            until = max(end, now + timedelta(hours=1))
+            keys = self.list_keys(layout.hour_range(layout.batch_manifest_hour_prefix, t.prefix, start, until))
             keys += self.list_keys(layout.hour_range(layout.index_manifest_hour_prefix, t.prefix, start, end))
         else:
-            keys += self.index_window(start, end)
-        return mode, sorted(set(k for k in keys if k.endswith(".jsonl")))
+            keys = self.index_window(start, end)
+        manifests = []
+        for key in keys:
+            try:
+                layout.check_manifest_key(t.prefix, key)
+            except ValueError as exc:
+                self.bad[key] = (str(exc), True)
+            else:
+                manifests.append(key)
+        return mode, sorted(set(manifests)), self.bad
+
+    def warn_if_nothing_found(self, mode: str, found: list[str], bad: dict, read: int, in_interval: int, now: datetime) -> None:
+        """A load that finds nothing says so, and where it looked (the report carries it)."""
+        interval = " .. ".join(map(isoformat, self.interval))
+        if not found and not bad:
+            if mode == "manifests":
+                where = (
+                    f"no batch manifest archived from {isoformat(self.window[0])} to {isoformat(now)} and no index "
+                    "manifest of the window; objects written without a manifest (a copy, a migration, another "
+                    "producer) are found only by listing: run the load with discovery='listing'"
+                )
+            else:
+                where = "no object in the archive's time folders of the window"
+            self.warn(f"found nothing for {interval}: {where}")
+        elif read and not in_interval:
+            self.warn(f"found no record of {interval} in the {read} manifest(s) it read")
+
+    def warn(self, text: str) -> None:
+        self.log.warning("Load: %s", text)
+        self.warnings.append(text)
 
     def list_keys(self, key_range: layout.KeyRange | None) -> list[str]:
         return [o["Key"] for o in self.s3.iter_objects_in_range(self.target.bucket, key_range)] if key_range else []
 
     def index_window(self, start: datetime, end: datetime) -> list[str]:
         """Write an index manifest per hour for the data objects no index manifest lists yet;
-        return the keys of the window's index manifests (those found and those written)."""
+        return the keys of the window's index manifests (those found and those written). An object
+        that is not the archive's (its key not in the layout) or cannot be read is left out of the
+        index and reported on its own; its neighbours are indexed."""
         t = self.target
         indexed: set[str] = set()
         index_keys = self.list_keys(layout.hour_range(layout.index_manifest_hour_prefix, t.prefix, start, end))
-        for key in index_keys:
+        for key in index_keys:  # a bad one (name or content) indexes nothing; it is reported later
             try:
-                indexed |= {r.key for r in decode_manifest(self.s3.read_bytes(t.bucket, key))}
-            except ValueError as exc:
-                self.fail_file(t.uri(key), f"index manifest unreadable: {exc}")
+                layout.check_manifest_key(t.prefix, key)
+            except ValueError:
+                continue
+            records = self.read_manifest(key)
+            if isinstance(records, list):
+                indexed |= {r.key for r in records}
         data = layout.hour_range(layout.data_hour_prefix, t.prefix, start, end)
-        new_by_hour: dict[datetime, list[dict[str, Any]]] = {}
+        new_by_hour: dict[datetime, list[tuple[dict[str, Any], layout.ArchiveKey]]] = {}
         for obj in self.s3.iter_objects_in_range(t.bucket, data) if data else ():
-            parsed = layout.parse_archive_key(t.prefix, obj["Key"])
-            if parsed and obj["Key"] not in indexed:
+            try:
+                parsed = layout.check_archive_key(t.prefix, obj["Key"])
+            except ValueError as exc:
+                self.not_in_layout += 1
+                self.bad[obj["Key"]] = (f"not an archive object: {exc}", True)
+                continue
+            if obj["Key"] not in indexed:
                 hour = parsed.event_time.replace(minute=0, second=0, microsecond=0)
-                new_by_hour.setdefault(hour, []).append(obj)
+                new_by_hour.setdefault(hour, []).append((obj, parsed))
         for hour, new in sorted(new_by_hour.items()):
-            records = [self.index_record(o) for o in new]
-            key = layout.index_manifest_key(t.prefix, hour, index_digest(o["Key"] for o in new))
+            records = []
+            for obj, parsed in new:
+                try:
+                    records.append(self.index_record(obj, parsed))
+                except ObjectUnreadable as exc:  # kept for the next run: not quarantined
+                    self.bad[obj["Key"]] = (f"archive object unreadable: {exc}", False)
+            if not records:
+                continue
+            key = layout.index_manifest_key(t.prefix, hour, index_digest(r.key for r in records))
             self.s3.put_bytes(
                 t.bucket, key, encode_manifest(records, t.uri(key)),
                 content_type="application/x-ndjson", kms_key_id=blank_to_none(self.op.kms_key_id),
@@ -163,12 +235,11 @@ class AuditLoadRun:
             index_keys.append(key)
         return index_keys
 
-    def index_record(self, obj: dict[str, Any]) -> ArchivedRecord:
-        """Metadata of an object found by listing: read once to checksum and sniff it."""
+    def index_record(self, obj: dict[str, Any], parsed: layout.ArchiveKey) -> ArchivedRecord:
+        """Metadata of an object found by listing: read once to checksum and sniff it. Its id and
+        time come from its key (user metadata may refine the time, never replace it)."""
         t = self.target
-        parsed = layout.parse_archive_key(t.prefix, obj["Key"])
-        assert parsed is not None
-        body, response = self.s3.open_stream(t.bucket, obj["Key"])
+        body, response = self.s3.open_archived(t.bucket, obj["Key"])
         digest, head, size = hashlib.sha256(), b"", 0
         for chunk in iter(lambda: body.read(1024 * 1024), b""):
             if not head:
@@ -179,13 +250,13 @@ class AuditLoadRun:
         declared_type = response.get("ContentType") or ""
         content_type = declared_type if declared_type not in ("", "binary/octet-stream") else sniff_content_type(head)
         return ArchivedRecord(
-            message_id=meta.get("message-id", parsed.message_id),
+            message_id=parsed.message_id,
             bucket=t.bucket,
             key=obj["Key"],
             size=size,
             sha256=digest.hexdigest(),
             content_type=content_type,
-            event_time=meta.get("event-time") or isoformat(parsed.event_time),
+            event_time=listed_event_time(meta.get("event-time"), parsed.event_time),
             archived_at=isoformat(obj["LastModified"]),
             source_system=meta.get("source-system"),
             message_type=meta.get("message-type"),
@@ -203,37 +274,53 @@ class AuditLoadRun:
             done |= {row["FILE_NAME"] for row in rows}
         return done
 
+    def read_manifest(self, key: str) -> list[ArchivedRecord] | Exception:
+        """A manifest's records, checked line by line to name only the archive's objects exactly as
+        it keys them (read once per run); else the ``ObjectUnreadable`` or ``ValueError`` saying why."""
+        if key not in self.manifests:
+            t = self.target
+            try:
+                body = self.s3.read_archived(t.bucket, key, MAX_MANIFEST_BYTES)
+                if len(body) > MAX_MANIFEST_BYTES:
+                    raise ValueError(f"larger than {MAX_MANIFEST_BYTES} bytes")
+                self.manifests[key] = decode_manifest(body, bucket=t.bucket, prefix=t.prefix, uri=t.uri(key))
+            except (ObjectUnreadable, ValueError) as exc:
+                self.manifests[key] = exc
+        return self.manifests[key]
+
     def read_manifests(self, keys: list[str]) -> dict[str, list[ArchivedRecord]]:
         """Validate each pending manifest before COPY; a bad one is reported and left out."""
         good: dict[str, list[ArchivedRecord]] = {}
         for key in keys:
-            try:
-                records = decode_manifest(self.s3.read_bytes(self.target.bucket, key))
-            except ValueError as exc:
-                self.fail_file(self.target.uri(key), f"manifest is invalid: {exc}")
-                continue
-            foreign = sorted({r.bucket for r in records if r.bucket != self.target.bucket})
-            if foreign:  # a manifest must not make the load read (and publish) another bucket
-                self.fail_file(self.target.uri(key), f"manifest names records in another bucket ({', '.join(foreign)[:200]})")
-                continue
-            good[key] = records
+            records = self.read_manifest(key)
+            if isinstance(records, ObjectUnreadable):
+                self.fail_file(self.target.uri(key), f"manifest unreadable: {records}", quarantinable=False)
+            elif isinstance(records, Exception):
+                self.fail_file(self.target.uri(key), f"manifest is invalid: {records}")
+            else:
+                good[key] = records
         return good
 
     def write_payload_bundles(self, manifest_keys: list[str], records: list[ArchivedRecord]) -> list[str]:
         """NDJSON bundles of the pending records' JSON payloads (binary payloads stay in S3)."""
         t, limit = self.target, self.op.max_json_payload_bytes
-        candidates = [r for r in {r.message_id: r for r in records}.values() if is_json_content(r.content_type)]
-        self.payloads["not_json"] = len({r.message_id for r in records}) - len(candidates)
+        # (a duplicate's payload is its first copy's: loaded once, under the first copy's message id)
+        stored = [r for r in {r.message_id: r for r in records}.values() if r.transaction_status != "duplicate"]
+        candidates = [r for r in stored if is_json_content(r.content_type)]
+        self.payloads["not_json"] = len(stored) - len(candidates)
         keys: list[str] = []
         part, spool, spool_size = 0, None, 0
         for record in candidates:
             if record.size > limit:
                 self.payloads["json_too_large"] += 1
                 continue
-            try:
-                payload = self.s3.read_bytes(record.bucket, record.key)
-            except Exception as exc:  # the archived object is gone or unreadable
-                self.record_failures.append((record.message_id, record.s3_uri, f"payload unreadable: {type(exc).__name__}"))
+            try:  # the manifest's size is a claim: never read more than the limit
+                payload = self.s3.read_archived(record.bucket, record.key, limit)
+            except ObjectUnreadable as exc:
+                self.record_failures.append((record.message_id, record.s3_uri, f"payload unreadable: {exc.code}"))
+                continue
+            if len(payload) > limit:
+                self.payloads["json_too_large"] += 1
                 continue
             if spool is None:
                 part += 1
@@ -280,25 +367,32 @@ class AuditLoadRun:
             failed={base + k: v for k, v in outcome.failed.items()},
         )
 
-    def fail_file(self, uri: str, reason: str) -> None:
-        self.log.error("Not loaded: %s — %s", uri, reason)
-        self.failed_files.append({"file": uri, "reason": reason})
-        if self.op.on_bad_file == "quarantine":
+    def fail_file(self, uri: str, reason: str, *, quarantinable: bool = True) -> None:
+        """Report a file (manifest or object) that is not loaded. With ``on_bad_file="quarantine"``
+        a bad one is set aside; one that could not be read or copied stays for the next run."""
+        self.log.error("Not loaded: %s — %s", layout.printable(uri), reason)
+        quarantine = quarantinable and self.op.on_bad_file == "quarantine"
+        self.failed_files.append({"file": uri, "reason": reason, "quarantined": quarantine})
+        if quarantine:
             self.quarantine(uri, reason)
 
     def quarantine(self, uri: str, reason: str) -> None:
+        """A copy at ``<prefix>/_quarantine/YYYY/MM/DD/HH/<manifest|object>-<digest>`` with the
+        reason and original URI in its metadata, and a ledger row so no later run takes it again."""
         from airflow_reliable_messaging.hooks.s3 import sse_arguments
 
         bucket, key = layout.split_s3_uri(uri)
-        dest = layout.quarantine_key(self.target.prefix, datetime.now(UTC), "manifest-" + index_digest([key]))
+        kind = "manifest" if key.endswith(".jsonl") and f"{layout.MANIFESTS}/" in key else "object"
+        dest = layout.quarantine_key(self.target.prefix, datetime.now(UTC), f"{kind}-{index_digest([key])}")
         self.s3.get_conn().copy_object(
             Bucket=bucket, Key=dest, CopySource={"Bucket": bucket, "Key": key},
-            Metadata={"quarantine-reason": reason[:1024].encode("ascii", "replace").decode(), "original-uri": uri},
+            Metadata={"quarantine-reason": reason[:1024].encode("ascii", "replace").decode(),
+                      "original-uri": quote(uri, safe=":/")[:1024]},
             MetadataDirective="REPLACE",
             **sse_arguments(blank_to_none(self.op.kms_key_id)),
         )  # fmt: skip
         self.sf.query(render("load/ledger_quarantined.sql", **self.ids), {"file_name": uri, "run_id": self.run_id})
-        self.log.warning("Quarantined %s as s3://%s/%s", uri, bucket, dest)
+        self.log.warning("Quarantined %s as s3://%s/%s", layout.printable(uri), bucket, dest)
 
     def write_failures(self) -> None:
         for chunk_start in range(0, len(self.record_failures), 500):

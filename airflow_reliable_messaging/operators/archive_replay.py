@@ -260,10 +260,11 @@ class S3ArchiveReplayOperator(BaseOperator):
                         continue
                     manifests += 1
                     try:
-                        records = decode_manifest(s3.read_bytes(bucket, obj["Key"]))
+                        records = decode_manifest(s3.read_bytes(bucket, obj["Key"]), bucket=bucket, prefix=prefix)
                     except ValueError as exc:
                         raise ReplayError(f"manifest s3://{bucket}/{obj['Key']} is unreadable: {exc}") from None
-                    items.extend(rp.ReplayItem.from_record(r) for r in records)
+                    # a duplicate has no object of its own: its first copy is replayed (as listing finds it)
+                    items.extend(rp.ReplayItem.from_record(r) for r in records if r.transaction_status != "duplicate")
             if manifests or self.discovery == "manifests":
                 return items, f"{manifests} manifests"
         data = rp.data_range(prefix, win, now)

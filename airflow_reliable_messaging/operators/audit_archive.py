@@ -1,10 +1,13 @@
 """AuditArchiveOperator: drain an SQS queue of audit records into the S3 archive.
 
-Per record: one write-once S3 object in the seed's time layout (inline payloads put with their
-SHA-256, claim-check payloads copied server side), then per manifest batch: one NDJSON manifest,
-the lifecycle notifications (PublishBatch) and the SQS deletes — in that order, so a message
-leaves the queue only once its object, its manifest line and its notifications are durable.
-Unparseable records go to the S3 quarantine, failed ones to the DLQ, both with the reason.
+Per record: its producer transaction claimed (a marker written once), then one write-once S3
+object in the seed's time layout (payloads put with their SHA-256 — seed requests offloaded to S3
+by a claim-check pointer read in a stream and decoded like inline ones —, other claim-check
+objects copied server side; a repeat of a transaction gets no second object), then per manifest
+batch: one NDJSON manifest, the lifecycle notifications (PublishBatch) and the SQS deletes — in
+that order, so a message leaves the queue only once its object, its manifest line and its
+notifications are durable. Unparseable records go to the S3 quarantine, failed ones to the DLQ,
+both with the reason.
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ class AuditArchiveOperator(BaseOperator):
         third of it); None keeps the queue's setting.
     :param wait_time_seconds: long-poll wait per receive; an empty receive ends the run.
     :return: a report: received, archived, already_archived, quarantined, dead_lettered,
-        retained, duplicates, bytes, manifests, notifications, prefixes, stopped.
+        retained, duplicates, conflicts, bytes, manifests, notifications, prefixes,
+        duplicate_transactions, conflict_transactions, stopped.
     """
 
     template_fields: Sequence[str] = (

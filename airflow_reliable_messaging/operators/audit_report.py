@@ -63,13 +63,19 @@ class _ArchiveReportBase(AuditIntervalOperator):
 class AuditReconcileOperator(_ArchiveReportBase):
     """Compare the archive's objects of the interval (count, bytes, ids) with ``AUDIT_RECORD``.
 
-    Only objects written at least ``settle`` before the load started (``load_report``'s
-    ``expected_before``; else ``not_after``; else now) are expected: later ones may have arrived after
-    the load looked. A mismatch fails the task and names the missing message ids.
+    Compared: every object of the interval that Snowflake has a row for, that a manifest any load
+    took names (``RAW_AUDIT_MANIFEST``: what the loads saw, even if a row was deleted since), or
+    that was written at least ``settle`` before the load looked (``load_report``'s
+    ``expected_before``; else ``not_after``; else now). Objects archived later are excluded and
+    counted with the reason; keys in the time folders that are not the archive's keys are counted
+    and named. A mismatch fails the task naming the missing message ids; so does comparing nothing
+    while Snowflake or the load has records of the interval. What was excluded, and an interval with
+    nothing at all, are warnings in the XCom and the log, which the report carries.
 
-    :param load_report: the load's XCom (its ``expected_before`` bounds what is expected) (templated).
+    :param load_report: the load's XCom: when it looked, what it took (templated).
     :param not_after: without a load report, expect only objects written before this time (templated).
-    :param settle: how long before the cutoff an object must have been written to be expected.
+    :param settle: how long before the load looked an object must have been written to be expected
+        even when no manifest a load took names it.
     """
 
     template_fields: Sequence[str] = (*_ArchiveReportBase.template_fields, "not_after", "load_report")
@@ -87,27 +93,34 @@ class AuditReconcileOperator(_ArchiveReportBase):
         self.not_after = not_after
         self.settle = settle
 
-    def cutoff(self) -> datetime:
-        report = json.loads(self.load_report) if isinstance(self.load_report, str) else self.load_report
-        if isinstance(report, dict) and (report.get("expected_before") or report.get("started_at")):
-            return config_time(report.get("expected_before") or report["started_at"], "load_report.expected_before") - self.settle
+    def looked_at(self) -> datetime:
+        """When the load looked at the archive (else ``not_after``, else now)."""
+        report = _as_dict(self.load_report)
+        if report.get("expected_before") or report.get("started_at"):
+            return config_time(report.get("expected_before") or report["started_at"], "load_report.expected_before")
         if blank_to_none(self.not_after):
-            return config_time(self.not_after, "not_after") - self.settle
-        return datetime.now(UTC) - self.settle
+            return config_time(self.not_after, "not_after")
+        return datetime.now(UTC)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_reliable_messaging.domain.audit_load import MAX_KEYS_IN_REPORT, reconcile
         from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
         from airflow_reliable_messaging.hooks.snowflake import SnowflakeAuditHook
 
         target, (start, end) = self.target(), self.interval()
-        cutoff = self.cutoff()
+        looked_at = self.looked_at()
         s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
-        in_s3: dict[str, int] = {}
+        objects: dict[str, tuple[int, datetime]] = {}
+        not_in_layout: list[dict[str, str]] = []
         data = layout.hour_range(layout.data_hour_prefix, target.prefix, start, end)
         for obj in s3.iter_objects_in_range(target.bucket, data) if data else ():
-            parsed = layout.parse_archive_key(target.prefix, obj["Key"])
-            if parsed and start <= parsed.event_time < end and layout.as_utc(obj["LastModified"]) <= cutoff:
-                in_s3[target.uri(obj["Key"])] = int(obj["Size"])
+            try:
+                parsed = layout.check_archive_key(target.prefix, obj["Key"])
+            except ValueError as exc:
+                not_in_layout.append({"key": obj["Key"], "reason": str(exc)})
+                continue
+            if start <= parsed.event_time < end:
+                objects[target.uri(obj["Key"])] = (int(obj["Size"]), layout.as_utc(obj["LastModified"]))
         sf = SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id)
         SnowflakeQueryLink.persist(context, self, sf)
         try:
@@ -117,28 +130,40 @@ class AuditReconcileOperator(_ArchiveReportBase):
             )
         finally:
             sf.close()
-        in_sf = {r["S3_URI"]: (r["MESSAGE_ID"], int(r["SIZE_BYTES"] or 0)) for r in rows}
-        missing = sorted(uri for uri in in_s3 if uri not in in_sf)
-        size_mismatch = sorted(uri for uri, size in in_s3.items() if uri in in_sf and in_sf[uri][1] != size)
+        in_sf = {r["S3_URI"]: int(r["SIZE_BYTES"] or 0) for r in rows if r["SOURCE"] == "record"}
+        seen = {r["S3_URI"]: int(r["SIZE_BYTES"] or 0) for r in rows if r["SOURCE"] == "manifest"}
+        outcome = reconcile(objects, in_sf, seen, cutoff=looked_at - self.settle, looked_at=looked_at)
+        load_took = int((_as_dict(self.load_report).get("records") or {}).get("in_interval") or 0)
+        error, warnings = outcome.verdict(
+            snowflake_rows=len(in_sf), load_took=load_took, not_in_layout=len(not_in_layout), looked_at=looked_at
+        )
         result = {
             "interval": {"start": isoformat(start), "end": isoformat(end)},
-            "s3_objects": len(in_s3),
-            "s3_bytes": sum(in_s3.values()),
+            "s3_objects": len(objects),
+            "s3_bytes": sum(size for size, _ in objects.values()),
             "snowflake_rows": len(in_sf),
-            "snowflake_bytes": sum(size for _, size in in_sf.values()),
-            "missing": len(missing),
-            "size_mismatch": len(size_mismatch),
-            # Rows without a settled object (written after the cutoff, or deleted since): informational.
-            "not_in_s3": len([u for u in in_sf if u not in in_s3]),
+            "snowflake_bytes": sum(in_sf.values()),
+            "manifest_lines": len(seen),
+            "compared": outcome.compared,
+            "matched": outcome.matched,
+            "missing": len(outcome.missing),
+            "size_mismatch": len(outcome.size_mismatch),
+            "excluded": outcome.excluded,
+            "not_in_s3": outcome.not_in_s3,
+            "not_in_layout": len(not_in_layout),
+            "not_in_layout_keys": not_in_layout[:MAX_KEYS_IN_REPORT],
+            "settled_before": isoformat(looked_at - self.settle),  # older objects are expected in any case
+            "warnings": warnings,
         }
         self.log.info("Reconciliation: %s", json.dumps(result))
-        if missing or size_mismatch:
-            ids = [uri.rsplit("/", 1)[-1] for uri in missing + size_mismatch]
-            raise LoadError(
-                f"S3 and Snowflake disagree for {isoformat(start)} .. {isoformat(end)}: "
-                f"{len(missing)} archived record(s) missing in Snowflake, {len(size_mismatch)} with a different size. "
-                f"Message ids: {', '.join(ids[:MAX_IDS_IN_ERROR])}{' ...' if len(ids) > MAX_IDS_IN_ERROR else ''}"
-            )
+        for warning in warnings:
+            self.log.warning("Reconciliation: %s", warning)
+        for item in not_in_layout[:MAX_KEYS_IN_REPORT]:
+            self.log.warning("Not in the archive layout: %s", item["reason"])
+        if error:
+            ids = [uri.rsplit("/", 1)[-1] for uri in outcome.missing + outcome.size_mismatch]
+            names = f" Message ids: {', '.join(ids[:MAX_IDS_IN_ERROR])}{' ...' if len(ids) > MAX_IDS_IN_ERROR else ''}" if ids else ""
+            raise LoadError(f"S3 and Snowflake disagree for {isoformat(start)} .. {isoformat(end)}: {error}.{names}")
         return result
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
@@ -153,19 +178,23 @@ class AuditReportOperator(_ArchiveReportBase):
     """Run ``sql/report/weekly_audit_report.sql`` for the interval and return the report.
 
     The XCom stays small: when the report's JSON exceeds ``max_xcom_bytes`` the full report is
-    written to S3 (``<prefix>/_reports/...``) and the XCom keeps its URI and the first rows.
+    written to S3 (``<prefix>/_reports/...``) and the XCom keeps its URI and the first rows. The
+    load's and the reconciliation's warnings go into the report (text, HTML, SNS summary). A report
+    without rows while the load took records of the interval fails instead of saying "no records".
 
     :param load_report: the load's XCom, summarised in the report (templated).
+    :param reconcile_report: the reconciliation's XCom, summarised in the report (templated).
     :param title: the report's title (templated).
     :param max_xcom_bytes: above this size the full report goes to S3.
     """
 
-    template_fields: Sequence[str] = (*_ArchiveReportBase.template_fields, "load_report", "title")
+    template_fields: Sequence[str] = (*_ArchiveReportBase.template_fields, "load_report", "reconcile_report", "title")
 
     def __init__(
         self,
         *,
         load_report: dict | None = None,
+        reconcile_report: dict | None = None,
         title: str = "Weekly audit archive report",
         max_xcom_bytes: int = 48 * 1024,
         kms_key_id: str | None = None,
@@ -173,6 +202,7 @@ class AuditReportOperator(_ArchiveReportBase):
     ) -> None:
         super().__init__(**kwargs)
         self.load_report = load_report
+        self.reconcile_report = reconcile_report
         self.title = title
         self.max_xcom_bytes = max_xcom_bytes
         self.kms_key_id = kms_key_id
@@ -193,6 +223,13 @@ class AuditReportOperator(_ArchiveReportBase):
             query_ids = list(sf.executed_query_ids)
         finally:
             sf.close()
+        load, reconciled = _as_dict(self.load_report), _as_dict(self.reconcile_report)
+        expected = max(int((load.get("records") or {}).get("in_interval") or 0), int(reconciled.get("matched") or 0))
+        if expected and not rows:
+            raise LoadError(
+                f"the report has no rows for {isoformat(start)} .. {isoformat(end)} although the load took {expected} "
+                "record(s) of it: AUDIT_RECORD was changed since, or the report SQL reads another table"
+            )
         dag_id = getattr(context.get("dag"), "dag_id", None) or "audit_report"
         report = {
             "title": self.title,
@@ -203,6 +240,9 @@ class AuditReportOperator(_ArchiveReportBase):
             "totals": fmt.totals(rows),
             "rows": rows,
             "load": _load_summary(self.load_report),
+            "reconciliation": _reconcile_summary(reconciled),
+            "warnings": [f"load: {w}" for w in load.get("warnings") or []]
+            + [f"reconcile: {w}" for w in reconciled.get("warnings") or []],
             "snowflake_query_ids": query_ids,
         }
         if not rows:
@@ -226,16 +266,28 @@ class AuditReportOperator(_ArchiveReportBase):
         return self._lineage(task_instance, ["AUDIT_RECORD", "AUDIT_LOAD_FAILURE"])
 
 
-def _load_summary(load_report: Any) -> dict | None:
-    if isinstance(load_report, str):  # a templated XCom arrives as text without native rendering
+def _as_dict(xcom: Any) -> dict:
+    """An upstream task's XCom as a dict ({} when absent or not one)."""
+    if isinstance(xcom, str):  # a templated XCom arrives as text without native rendering
         try:
-            load_report = json.loads(load_report)
+            xcom = json.loads(xcom)
         except ValueError:
-            return None
-    if not isinstance(load_report, dict):
+            return {}
+    return xcom if isinstance(xcom, dict) else {}
+
+
+def _reconcile_summary(reconciled: dict) -> dict | None:
+    if "compared" not in reconciled:
         return None
-    records = load_report.get("records") or {}
-    return {k: records.get(k) for k in ("seen", "inserted", "updated", "already_loaded", "failed")}
+    keys = ("s3_objects", "compared", "matched", "excluded", "not_in_layout", "not_in_s3")
+    return {k: reconciled.get(k) for k in keys}
+
+
+def _load_summary(load_report: Any) -> dict | None:
+    records = _as_dict(load_report).get("records")
+    if not isinstance(records, dict):
+        return None
+    return {k: records.get(k) for k in ("seen", "in_interval", "inserted", "updated", "already_loaded", "failed")}
 
 
 class _MarkedDelivery(BaseOperator):
@@ -283,6 +335,11 @@ class _MarkedDelivery(BaseOperator):
                 report = None
         if not isinstance(report, dict) or not {"rows", "totals", "report_id"} <= set(report):
             raise ConfigurationError("report", "expects the AuditReportOperator's XCom (a dict with rows and totals)")
+        for name in ("report_id", "dag_id"):  # they name the marker's key: one segment each, nothing else
+            try:
+                layout.validate_message_id(report.get(name) or "audit_report")
+            except ValueError:
+                raise ConfigurationError("report", f"its {name} {layout.printable(report.get(name))} is not a key segment") from None
         return report
 
 

@@ -968,40 +968,6 @@ def _as_bool(value: Any, field_name: str) -> bool:
     raise ConfigurationError(field_name, f"{value!r} is not true or false")
 
 
-class RedriveThresholdOperator(BaseOperator):
-    """The approval step where Airflow has no human-in-the-loop operator (before 3.1): a redrive of
-    more than ``threshold`` messages (per the inspection's dry run) fails here, naming
-    ``approval_threshold``, before anything moves; triggering again with a higher threshold is the
-    approval. Dry runs and smaller redrives pass.
-
-    :param inspect_task_id: the dry-run inspection whose count is compared with ``threshold``.
-    :param threshold: messages above which the run stops (templated).
-    :param dry_run: a dry run passes (templated).
-    """
-
-    template_fields = ("threshold", "dry_run")
-    ui_color = "#f5d7c4"
-
-    def __init__(self, *, inspect_task_id: str = "inspect", threshold: int | str = 1000, dry_run: bool | str = False,
-                 **kwargs: Any) -> None:  # fmt: skip
-        super().__init__(**kwargs)
-        self.inspect_task_id = inspect_task_id
-        self.threshold = threshold
-        self.dry_run = dry_run
-
-    def execute(self, context: Context) -> dict:
-        from airflow_reliable_messaging.domain.redrive import needs_approval
-
-        inspection = context["ti"].xcom_pull(task_ids=self.inspect_task_id) or {}
-        would = needs_approval(inspection, self.threshold, self.dry_run)
-        if would is not None:
-            raise ConfigurationError(
-                "approval_threshold", f"{would} message(s) would be redriven from {inspection.get('dlq')}, more than "
-                f"{self.threshold}; check the inspection and trigger again with approval_threshold of at least {would}",
-            )  # fmt: skip
-        return {"approved": True, "would_redrive": int((inspection.get("dry_run_summary") or {}).get("would_redrive", 0))}
-
-
 class DLQRedriveReportOperator(BaseOperator):
     """The run's final report: the redrive's report, with a native task's final counts from the
     wait step and the inspection's dry-run summary. Logged and returned (XCom).

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow_reliable_messaging.domain import archive_layout as layout
 from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
 from airflow_reliable_messaging.links.aws import S3PrefixLink, persist_links
 from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
@@ -23,9 +24,12 @@ BAD_FILE_POLICIES = ("fail", "quarantine")
 class SnowflakeAuditLoadOperator(AuditIntervalOperator):
     """Load the archived audit records of a data interval (plus a lookback) into Snowflake.
 
-    Finds the records through the archive's per-batch manifests, or, for archives written by
-    other producers (the seed's ``YYYY/MM/DD/HH/MM/SS/<messageID>`` layout, no manifests), by
-    listing the time folders and writing index manifests. COPYs the manifests not loaded yet
+    Finds the records through the archive's per-batch manifests (every one archived since the
+    window opened, however late), or, for archives written by other producers (the seed's
+    ``YYYY/MM/DD/HH/MM/SS/<messageID>`` layout, no manifests), by listing the time folders and
+    writing index manifests. Every key a manifest names must be one the archive writes; objects in
+    the time folders that are not are reported, one by one, and their neighbours loaded. COPYs the
+    manifests not loaded yet
     into a raw VARIANT table, MERGEs them into ``AUDIT_RECORD`` keyed by message id, and loads
     JSON payloads up to ``max_json_payload_bytes`` into ``AUDIT_PAYLOAD`` (binary payloads stay
     in S3, referenced by ``S3_URI``). A ledger of loaded files and Snowflake's load history make
@@ -34,19 +38,17 @@ class SnowflakeAuditLoadOperator(AuditIntervalOperator):
     Where the archive and tables are, and the interval: see ``AuditIntervalOperator``.
 
     :param lookback: how far before the interval to look for late-arriving records.
-    :param late_arrival_horizon: how long after the interval's end records of it may still be
-        archived: batch manifests written until then (and not later than now) are loaded by
-        this run, later ones by the run whose window they fall in. Bounds the S3 listing of a
-        backfill of an old interval.
     :param discovery: ``auto`` (manifests when the archive has any, else listing),
         ``manifests`` or ``listing``.
     :param max_json_payload_bytes: JSON payloads up to this size are loaded as VARIANT.
     :param on_bad_file: ``fail`` (load the rest, then fail the task) or ``quarantine`` (copy the
-        bad manifest to the quarantine prefix, record it in the ledger, succeed).
+        bad manifest or object to the quarantine prefix, record it in the ledger, succeed; one
+        that could not be read still fails the task and is retried by the next run).
     :param kms_key_id: KMS key for the objects this operator writes (SSE-S3 when unset).
 
-    Returns (XCom) a small report: records seen / loaded / updated / skipped as already loaded /
-    failed with reasons, files, bytes, payloads and the Snowflake query ids.
+    Returns (XCom) a small report: records seen / of the interval / loaded / updated / skipped as
+    already loaded / failed with reasons, files (and objects not in the layout), bytes, payloads,
+    warnings (e.g. nothing found) and the Snowflake query ids.
     """
 
     operator_extra_links = (S3PrefixLink(), SnowflakeQueryLink())
@@ -57,7 +59,6 @@ class SnowflakeAuditLoadOperator(AuditIntervalOperator):
         self,
         *,
         lookback: timedelta = timedelta(days=1),
-        late_arrival_horizon: timedelta = timedelta(days=1),
         discovery: str = "auto",
         max_json_payload_bytes: int = 8 * 1024 * 1024,
         on_bad_file: str = "fail",
@@ -72,7 +73,6 @@ class SnowflakeAuditLoadOperator(AuditIntervalOperator):
         if max_json_payload_bytes < 0:
             raise ConfigurationError("max_json_payload_bytes", "must not be negative")
         self.lookback = lookback
-        self.late_arrival_horizon = late_arrival_horizon
         self.discovery = discovery
         self.max_json_payload_bytes = max_json_payload_bytes
         self.on_bad_file = on_bad_file
@@ -106,11 +106,12 @@ class SnowflakeAuditLoadOperator(AuditIntervalOperator):
             report["records"]["updated"], report["records"]["already_loaded"], report["records"]["failed"],
             report["files"]["copied"], report["files"]["skipped_by_load_history"],
         )  # fmt: skip
-        if report["files"]["failed"] and self.on_bad_file == "fail":
-            names = ", ".join(f["file"] for f in report["files"]["failed"][:5])
+        files = report["files"]
+        if files["not_quarantined"]:
+            names = ", ".join(layout.printable(f["file"]) for f in files["failed"] if not f["quarantined"])
             raise LoadError(
-                f"{len(report['files']['failed'])} file(s) could not be loaded ({names}); the rest was "
-                "loaded and the failed files stay in S3 for a rerun. Reasons are in the task log."
+                f"{files['not_quarantined']} file(s) could not be loaded ({names[:2000]}); the rest was loaded and "
+                "the failed files stay in S3 for a rerun. Reasons are in the task log and the XCom."
             )
         return report
 

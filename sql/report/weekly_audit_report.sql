@@ -1,4 +1,7 @@
--- The weekly audit report: one row per source system for the data interval.
+-- The weekly audit report: one row per source system for the data interval. RECORDS counts
+-- messages; TRANSACTIONS the distinct producer transactions among them (a record without a
+-- transaction id counts as one); REPEATS the duplicates recorded without a second copy, CONFLICTS
+-- the repeats with other bytes (kept). Bytes and the largest payload count stored objects only.
 WITH RECORDS AS (
   SELECT * FROM {ns}.AUDIT_RECORD
   WHERE EVENT_TIME >= %(start)s::TIMESTAMP_TZ AND EVENT_TIME < %(end)s::TIMESTAMP_TZ
@@ -10,13 +13,17 @@ WITH RECORDS AS (
   SELECT SOURCE_SYSTEM, MESSAGE_ID, SIZE_BYTES,
          ROW_NUMBER() OVER (PARTITION BY SOURCE_SYSTEM ORDER BY SIZE_BYTES DESC, MESSAGE_ID) AS RANK_IN_SYSTEM
   FROM RECORDS
+  WHERE TRANSACTION_STATUS IS DISTINCT FROM 'duplicate'
 )
 SELECT
   COALESCE(R.SOURCE_SYSTEM, '(unknown)') AS SOURCE_SYSTEM,
   COUNT(*)::NUMBER(38, 0) AS RECORDS,
+  COUNT(DISTINCT COALESCE('t:' || R.SOURCE_TRANSACTION_ID, 'm:' || R.MESSAGE_ID))::NUMBER(38, 0) AS TRANSACTIONS,
+  SUM(CASE WHEN R.TRANSACTION_STATUS = 'duplicate' THEN 1 ELSE 0 END)::NUMBER(38, 0) AS REPEATS,
+  SUM(CASE WHEN R.TRANSACTION_STATUS = 'conflict' THEN 1 ELSE 0 END)::NUMBER(38, 0) AS CONFLICTS,
   COUNT(DISTINCT R.MESSAGE_TYPE) AS MESSAGE_TYPES,
-  SUM(R.SIZE_BYTES)::NUMBER(38, 0) AS TOTAL_BYTES,
-  MAX(R.SIZE_BYTES) AS LARGEST_BYTES,
+  SUM(CASE WHEN R.TRANSACTION_STATUS = 'duplicate' THEN 0 ELSE R.SIZE_BYTES END)::NUMBER(38, 0) AS TOTAL_BYTES,
+  MAX(L.SIZE_BYTES) AS LARGEST_BYTES,
   MAX(L.MESSAGE_ID) AS LARGEST_MESSAGE_ID,
   COALESCE(MAX(F.FAILED), 0) AS FAILED,
   MIN(R.EVENT_TIME) AS FIRST_SEEN,

@@ -17,7 +17,9 @@ CREATE TABLE IF NOT EXISTS {ns}.RAW_AUDIT_PAYLOAD (
   RUN_ID VARCHAR
 );
 
--- Typed audit records, one row per message id.
+-- Typed audit records, one row per message id. TRANSACTION_STATUS: of a record with a source
+-- transaction id, 'first' (its first copy), 'duplicate' (same bytes again: S3_URI is the first
+-- copy's object, REPEAT_OF its message id) or 'conflict' (other bytes: its own object).
 CREATE TABLE IF NOT EXISTS {ns}.AUDIT_RECORD (
   MESSAGE_ID VARCHAR NOT NULL PRIMARY KEY,
   SOURCE_SYSTEM VARCHAR,
@@ -32,8 +34,13 @@ CREATE TABLE IF NOT EXISTS {ns}.AUDIT_RECORD (
   ORIGIN VARCHAR,
   MANIFEST VARCHAR,
   LOADED_AT TIMESTAMP_TZ,
-  RUN_ID VARCHAR
+  RUN_ID VARCHAR,
+  TRANSACTION_STATUS VARCHAR,
+  REPEAT_OF VARCHAR
 );
+-- (tables created by earlier versions get the columns added)
+ALTER TABLE {ns}.AUDIT_RECORD ADD COLUMN IF NOT EXISTS TRANSACTION_STATUS VARCHAR;
+ALTER TABLE {ns}.AUDIT_RECORD ADD COLUMN IF NOT EXISTS REPEAT_OF VARCHAR;
 
 -- JSON payloads (up to the configured size) as VARIANT; binary payloads stay in S3 (S3_URI).
 CREATE TABLE IF NOT EXISTS {ns}.AUDIT_PAYLOAD (

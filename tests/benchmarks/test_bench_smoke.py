@@ -19,16 +19,18 @@ def test_archive_requests_per_message_are_counted_exactly(cloud):
     n = 20
     measured = aws_cases.run_archive(cloud, n, 1024, "per_record")
     # receive 10 at a time (max_messages = n: no final empty receive), one PutObject per record
-    # plus one manifest (100 records per manifest), four notifications per record in
-    # PublishBatch calls of 10 entries, DeleteMessageBatch of 10 — and nothing from the setup.
+    # and one for its transaction marker (counted apart) plus one manifest (100 records per
+    # manifest), four notifications per record in PublishBatch calls of 10 entries,
+    # DeleteMessageBatch of 10 — and nothing from the setup.
     expected = {
         "sqs.ReceiveMessage": math.ceil(n / 10),
-        "s3.PutObject": n + 1,
+        "s3.PutObject": 2 * n + 1,
         "sns.PublishBatch": math.ceil(4 * n / 10),
         "sqs.DeleteMessageBatch": math.ceil(n / 10),
     }
     assert measured.by_operation == expected
-    assert measured.requests == measured.api_calls == sum(expected.values()) == 33
+    assert measured.requests == measured.api_calls == sum(expected.values()) == 53
+    assert measured.markers == n and measured.marker_per_message == 1
     assert measured.per_message == pytest.approx(33 / 20)
     assert measured.result["archived"] == n and not measured.errors
 

@@ -91,8 +91,7 @@ def test_client_redrive_with_filter_end_to_end(airflow_db, local_cloud, aws, uni
     )
     states = _states(dag_run)
     assert all(states[t] == "success" for t in ("inspect", "redrive", "wait", "report")), states
-    if "approve" in states:
-        assert states["approve"] == "success"  # 6 messages: below the threshold, approved without asking
+    assert states["approve"] == "success"  # 6 messages: below the threshold, approved without asking
     assert _depth(sqs, src_url) == 6 and _visible(sqs, dlq_url) == 6
 
 
@@ -213,7 +212,7 @@ def _answer_when_asked(dag_id: str, task_id: str, option: str, timeout: float = 
 def test_above_the_threshold_a_human_decides(airflow_db, local_cloud, aws, unique, answer):
     """Airflow 3.1+: more messages than ``approval_threshold`` wait for a human in the UI's
     Required Actions: Reject skips the redrive (the DLQ keeps everything), Approve lets it run.
-    2.11 has no human-in-the-loop operator: above the threshold the run stops before anything
+    Before 3.1 (2.11, 3.0) there is no human-in-the-loop operator: above the threshold the run stops before anything
     moves, naming approval_threshold; the same run triggered with a higher threshold redrives.
     (Before, 2.11 ignored the threshold and redrove everything.)"""
     from airflow_reliable_messaging._compat import AIRFLOW_V_3_1_PLUS

@@ -48,6 +48,10 @@ def test_weekly_load_end_to_end_and_a_rerun_changes_and_sends_nothing(pipeline, 
     with snowflake.connector.connect(**pipeline["cloud"].snowflake_connect_kwargs(pipeline["database"], "RAW")) as conn:
         rows = conn.cursor().execute("SELECT MESSAGE_ID FROM AUDIT_RECORD").fetchall()
     assert {r[0] for r in rows} == {s.message_id for s in seeded}
+    # The archive was written just now, long after the week: the reconciliation still compares it.
+    reconciled = dag_runner.xcom(run, "reconcile")
+    assert reconciled["s3_objects"] == 30
+    assert (reconciled["compared"], reconciled["matched"]) == (30, 30)
 
     messages = drain(aws("sqs"), pipeline["queue_url"])
     summary = next(m for m in messages if m["kind"] == "summary")
@@ -63,6 +67,7 @@ def test_weekly_load_end_to_end_and_a_rerun_changes_and_sends_nothing(pipeline, 
     text = mail.get_body(preferencelist=("plain",)).get_content()
     html = mail.get_body(preferencelist=("html",)).get_content()
     assert "30 records" in text and "<table" in html
+    assert "Reconciliation: 30 archived object(s) compared with Snowflake, all match." in text
     for system in {s.source_system for s in seeded if s.source_system}:
         assert system in text and system in html
 
@@ -86,4 +91,9 @@ def test_an_empty_week_reports_so_and_succeeds(pipeline, aws):
     assert set(states(run).values()) == {"success"}
     summary = next(m for m in drain(aws("sqs"), pipeline["queue_url"]) if m["kind"] == "summary")
     assert summary["totals"]["records"] == 0
-    assert "No audit records" in pipeline["cloud"].emails()[-1].get_body(preferencelist=("plain",)).get_content()
+    text = pipeline["cloud"].emails()[-1].get_body(preferencelist=("plain",)).get_content()
+    assert "No audit records" in text
+    # A week where nothing was found is said loudly: by the load, the reconciliation and the report.
+    assert any("found nothing" in w for w in summary["warnings"]), summary
+    assert any("compared nothing" in w for w in summary["warnings"]), summary
+    assert "Warning: reconcile: compared nothing" in text

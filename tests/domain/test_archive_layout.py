@@ -62,3 +62,58 @@ def test_side_folders_live_outside_the_time_folders():
     assert layout.index_manifest_key("p", t, "abc") == "p/_manifests/index/2026/01/02/03/abc.jsonl"
     assert layout.quarantine_key("p", t, "q1") == "p/_quarantine/2026/01/02/03/q1"
     assert layout.data_hour_prefix("p", t) == "p/2026/01/02/03/"
+
+
+# -- keys read back from S3 or a manifest are checked exactly as the archive writes them (issue 13) ----
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("private/payroll.json", "outside the archive prefix"),
+        ("a/b/../private/x", "not in the archive layout"),
+        ("/a/b/2024/02/01/00/00/00/x", "outside the archive prefix"),
+        ("a/b//2024/02/01/00/00/00/x", "not in the archive layout"),
+        ("a/b/2024/02/01/00/00/00/x/extra", "not in the archive layout"),
+        ("a/b/2024/02/01/00/00/extra/00/x", "not in the archive layout"),
+        ("a/b/2024/02/01/00/00/00/%2e%2e", "message id"),
+        ("a/b/2024/02/01/00/00/00/..", "message id"),
+        ("a/b/2024/02/01/00/00/00/x'; DROP TABLE T; --", "message id"),
+        ("a/b/2024/02/01/00/00/00/ünï", "message id"),
+        ("a/b/2024/02/01/00/00/00/", "message id"),
+        ("a/b/２０２４/02/01/00/00/00/x", "not in the archive layout"),  # full-width digits
+        ("a/b/٢٠٢٤/02/01/00/00/00/x", "not in the archive layout"),  # Arabic-Indic digits: int() takes them
+        ("a/b/2024/02/30/00/00/00/x", "not a valid time"),
+        ("a/b/2024/02/01/24/00/00/x", "not a valid time"),
+        ("a/bc/2024/02/01/00/00/00/x", "outside the archive prefix"),
+    ],
+)
+def test_only_keys_the_archive_writes_pass_the_check(key, problem):
+    with pytest.raises(ValueError, match=problem):
+        layout.check_archive_key("a/b", key)
+    assert layout.parse_archive_key("a/b", key) is None
+
+
+def test_the_check_names_a_hostile_key_printably():
+    with pytest.raises(ValueError) as exc:
+        layout.check_archive_key("a", "a/2024/02/01/00/00/00/x\nFAKE LOG LINE\u202e")
+    assert "\n" not in str(exc.value) and "\u202e" not in str(exc.value) and "\\n" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "ok"),
+    [
+        ("p/_manifests/batches/2026/01/02/03/b1.jsonl", True),
+        ("p/_manifests/index/2026/01/02/03/0123abcd.jsonl", True),
+        ("p/_manifests/batches/2026/01/02/03/it's odd.jsonl", False),
+        ("p/_manifests/batches/2026/01/02/03/x/y.jsonl", False),
+        ("p/_manifests/batches/2026/01/02/03/b1.json", False),
+        ("p/_manifests/batches/2026/01/02/03/...jsonl", False),
+        ("p/_manifests/other/2026/01/02/03/b1.jsonl", False),
+        ("q/_manifests/batches/2026/01/02/03/b1.jsonl", False),
+    ],
+)
+def test_manifest_keys_are_checked_as_the_archive_and_the_load_write_them(key, ok):
+    if ok:
+        layout.check_manifest_key("p", key)
+    else:
+        with pytest.raises(ValueError, match="manifest key|outside the archive prefix"):
+            layout.check_manifest_key("p", key)

@@ -80,3 +80,127 @@ def test_payload_lines_carry_id_and_bundle_and_reject_non_json():
         al.payload_bundle_line("m1", b'{"x": ', "s3://b/k")
     with pytest.raises(ValueError, match="not valid UTF-8"):
         al.payload_bundle_line("m1", b"\xff\xfe{", "s3://b/k")
+
+
+# -- what a manifest may name (issue 13): exactly the archive's keys, and what Snowflake reads ---------
+import hashlib  # noqa: E402
+import json  # noqa: E402
+
+from airflow_reliable_messaging.domain.manifest import decode_manifest  # noqa: E402
+
+BUCKET, PREFIX = "my-archive", "audit/v1"
+MANIFEST_URI = f"s3://{BUCKET}/{PREFIX}/_manifests/batches/2026/11/16/03/b1.jsonl"
+
+
+def line(**overrides):
+    key = overrides.pop("key", f"{PREFIX}/2026/11/16/03/00/00/m1")
+    data = {"message_id": "m1", "bucket": BUCKET, "key": key, "size": 2, "sha256": hashlib.sha256(b"{}").hexdigest(),
+            "content_type": "application/json", "event_time": "2026-11-16T03:00:00.000000Z",
+            "archived_at": "2026-11-16T03:00:05.000000Z", "s3_uri": f"s3://{BUCKET}/{key}", "manifest": MANIFEST_URI,
+            "manifest_version": 1}  # fmt: skip
+    data.update(overrides)
+    return (json.dumps(data) + "\n").encode()
+
+
+def read(body):
+    return decode_manifest(body, bucket=BUCKET, prefix=PREFIX, uri=MANIFEST_URI)
+
+
+def test_a_manifest_naming_archive_keys_reads():
+    (record,) = read(line())
+    assert (record.bucket, record.key) == (BUCKET, f"{PREFIX}/2026/11/16/03/00/00/m1")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        ({"key": "private/payroll.json"}, "outside the archive prefix"),
+        ({"key": f"{PREFIX}/../private/payroll.json"}, "not in the archive layout"),
+        ({"key": f"{PREFIX}/2026/11/16/03/00/00/m1/extra"}, "not in the archive layout"),
+        ({"key": f"{PREFIX}/2026/11/16/03/00/00/%2e%2e"}, "message id"),
+        ({"bucket": "someone-elses-bucket"}, "another bucket"),
+        ({"s3_uri": "s3://someone-elses-bucket/x"}, "s3_uri"),  # what Snowflake stores is the line's s3_uri
+        ({"manifest": f"s3://{BUCKET}/{PREFIX}/_manifests/batches/2026/11/30/00/future.jsonl"}, "manifest"),
+        ({"manifest": None}, "manifest"),
+        ({"source_system": {"nested": "object"}}, "source_system"),
+        ({"size": 10**30}, "size"),
+        # Python's fromisoformat reads these; Snowflake's cast does not (the MERGE failed, every run)
+        ({"event_time": "2026-W47-1T03:00:00Z"}, "event_time"),
+        ({"event_time": "20261116T030000Z"}, "event_time"),
+        ({"archived_at": "2026-11-16T03:00:00,5Z"}, "archived_at"),
+        ({"event_time": "2026-11-16T03:00:00"}, "event_time"),  # Snowflake reads it in the session's zone
+    ],
+)
+def test_a_manifest_line_naming_anything_else_is_refused_with_the_reason(overrides, problem):
+    with pytest.raises(ValueError, match=problem) as exc:
+        read(line() + line(**overrides))
+    assert "manifest line 2" in str(exc.value)
+
+
+def test_duplicate_fields_in_a_line_are_refused():
+    """Python keeps the last of two equal keys; another JSON reader may keep the first."""
+    body = line()[:-2] + b', "key": "private/payroll.json"}\n'
+    with pytest.raises(ValueError, match="twice"):
+        read(body)
+
+
+# -- listed objects' metadata and the reconciliation (issue 13) ---------------------------------------
+KEY_TIME = datetime(2026, 11, 16, 3, 0, 7, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("declared", "expected"),
+    [("2026-11-16T03:00:07.250000Z", "2026-11-16T03:00:07.250000Z"), (None, "2026-11-16T03:00:07.000000Z"),
+     ("yesterday", "2026-11-16T03:00:07.000000Z"), ("2020-01-01T00:00:00Z", "2026-11-16T03:00:07.000000Z"),
+     ("9999-12-31T23:59:59+25:00", "2026-11-16T03:00:07.000000Z")],
+)  # fmt: skip
+def test_a_listed_objects_event_time_comes_from_its_key_metadata_only_refines_it(declared, expected):
+    assert al.listed_event_time(declared, KEY_TIME) == expected
+
+
+LOOKED = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+
+def obj(n, size=10, minutes_before_load=60):
+    return f"s3://b/p/x{n}", (size, LOOKED - timedelta(minutes=minutes_before_load))
+
+
+def test_reconcile_compares_rows_and_lines_whatever_their_age_and_settled_objects():
+    objects = dict([obj(1), obj(2, minutes_before_load=1), obj(3, minutes_before_load=1), obj(4, minutes_before_load=-5),
+                    obj(5, size=11), obj(6)])  # fmt: skip
+    rows = {"s3://b/p/x1": 10, "s3://b/p/x2": 10, "s3://b/p/x5": 10, "s3://b/p/gone": 3}
+    seen = {"s3://b/p/x1": 10, "s3://b/p/x2": 10, "s3://b/p/x3": 10, "s3://b/p/x5": 11}
+    out = al.reconcile(objects, rows, seen, cutoff=LOOKED - timedelta(minutes=5), looked_at=LOOKED)
+    # x1, x2 match (x2 just archived, but in Snowflake); x3 just archived and its row is gone: missing;
+    # x4 archived after the load looked: excluded; x5 differs; x6 is settled and nowhere: missing.
+    assert out.matched == 2 and out.missing == ["s3://b/p/x3", "s3://b/p/x6"] and out.size_mismatch == ["s3://b/p/x5"]
+    assert out.never_in_a_manifest == 1 and out.excluded == {"archived_after_the_load_looked": 1} and out.not_in_s3 == 1
+    assert out.compared == 5
+    error, warnings = out.verdict(snowflake_rows=4, load_took=0, not_in_layout=2, looked_at=LOOKED)
+    assert "2 archived record(s) missing" in error and "1 of the missing are named by no manifest" in error
+    assert "discovery='listing'" in error
+    assert len(warnings) == 3
+    assert "1 archived object(s) not compared: 1 archived after the load looked" in warnings[0]
+    assert "2 key(s) in the archive's time folders are not in the archive layout" in warnings[1]
+    assert "1 record(s) in Snowflake or in loaded manifests name objects no longer in the archive" in warnings[2]
+
+
+@pytest.mark.parametrize(
+    ("rows", "load_took", "fails"), [(0, 0, False), (3, 0, True), (0, 2, True)],
+)
+def test_comparing_nothing_passes_only_when_there_is_nothing_at_all(rows, load_took, fails):
+    out = al.reconcile({}, {f"s3://b/p/r{n}": 1 for n in range(rows)}, {}, cutoff=LOOKED, looked_at=LOOKED)
+    error, warnings = out.verdict(snowflake_rows=rows, load_took=load_took, not_in_layout=0, looked_at=LOOKED)
+    assert out.compared == 0
+    if fails:
+        assert error.startswith("compared nothing")
+    else:
+        assert error is None and warnings[0].startswith("compared nothing")
+
+
+def test_an_object_of_the_second_the_load_looked_in_is_not_expected_without_a_row():
+    """S3's LastModified counts whole seconds: 12:00:00 may be 12:00:00.9, after a load that
+    listed at 12:00:00.7 (with settle 0, as the DAG runs it, it must not be called missing)."""
+    looked = LOOKED + timedelta(milliseconds=700)
+    out = al.reconcile({"s3://b/p/x": (10, LOOKED)}, {}, {}, cutoff=looked, looked_at=looked)
+    assert out.missing == [] and out.excluded == {"archived_after_the_load_looked": 1}

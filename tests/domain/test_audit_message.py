@@ -9,12 +9,15 @@ import pytest
 from airflow_reliable_messaging.domain import archive_events as ev
 from airflow_reliable_messaging.domain import claim_check as cc
 from airflow_reliable_messaging.domain.audit_message import (
+    ObjectSource,
+    Transport,
     archived_at_from_metadata,
     archived_record,
     object_metadata,
     parse_message,
     sha256_hex,
     sniff_content_type,
+    verbatim_record,
 )
 from airflow_reliable_messaging.domain.manifest import (
     BINARY_CONTENT_TYPE,
@@ -110,9 +113,12 @@ def test_seed_shape_inside_an_sns_envelope_keeps_producer_time():
 def test_claim_check_pointer_in_sqs_shape(size_attr, pointer_class):
     body = json.dumps([pointer_class, {"s3BucketName": "payload-bucket", "s3Key": "k/1"}])
     attrs = {size_attr: {"DataType": "Number", "StringValue": "300000"}}
-    record = parse_message(sqs_message(body, attrs), now=NOW)
-    assert record.is_claim_check and record.pointer == cc.S3Pointer("payload-bucket", "k/1")
-    assert record.declared_size == 300000 and record.payload is None and record.content_type is None
+    transport = parse_message(sqs_message(body, attrs), now=NOW)
+    assert isinstance(transport, Transport)  # the record is built once the object is read
+    assert transport.pointer == cc.S3Pointer("payload-bucket", "k/1") and transport.declared_size == 300000
+    record = verbatim_record(transport, ObjectSource("payload-bucket", "k/1", '"etag"', 300000, "binary/octet-stream"), None)
+    assert record.is_claim_check and record.is_verbatim_copy and record.payload is None
+    assert record.content_type == BINARY_CONTENT_TYPE and record.size == 300000
     assert record.time_source == "sqs" and record.event_time == datetime(2026, 1, 2, 3, 0, 0, 123000, tzinfo=UTC)
 
 
@@ -124,7 +130,8 @@ def test_claim_check_pointer_in_sns_envelope_with_producer_attributes():
         "sourceTransactionID": {"Type": "String", "Value": "tx-9"},
         "contentType": {"Type": "String", "Value": "application/json"},
     }
-    record = parse_message(sqs_message(sns_envelope(pointer, attrs)), now=NOW)
+    transport = parse_message(sqs_message(sns_envelope(pointer, attrs)), now=NOW)
+    record = verbatim_record(transport, ObjectSource("payload-bucket", "big", '"e"', 400000, "text/plain"), "ab" * 32)
     assert record.pointer == cc.S3Pointer("payload-bucket", "big") and record.declared_size == 400000
     assert record.event_time == datetime(2024, 2, 3, 4, 5, 6, 7, tzinfo=UTC) and record.time_source == "producer"
     assert record.source_transaction_id == "tx-9" and record.content_type == "application/json"
@@ -228,3 +235,70 @@ def test_batch_notification_summarises():
     body = json.loads(note.body)
     assert body["event"] == ev.BATCH_ARCHIVED and body["counts"] == {"archived": 2}
     assert body["storageContext"]["metaDataReference"]["manifest"] == "s3://b/m"
+
+
+# -- claim-check pointers to seed requests: the same record as inline (issue 13) --------------------
+def _pointer_message(attributes: dict | None = None) -> dict:
+    return sqs_message(cc.S3Pointer("payload-bucket", "k/1").to_body(), attributes)
+
+
+def _read_object(document: bytes, keep: int | None = None):
+    from airflow_reliable_messaging.domain.seed_stream import SeedDocumentReader
+
+    reader = SeedDocumentReader(keep=keep)
+    for at in range(0, len(document), 5):
+        reader.feed(document[at : at + 5])
+    return reader.close()
+
+
+SOURCE = ObjectSource("payload-bucket", "k/1", '"etag"', 1000, "binary/octet-stream")
+
+
+def test_a_seed_request_by_pointer_is_the_record_it_would_be_inline():
+    from airflow_reliable_messaging.domain.audit_message import seed_record
+
+    body = json.dumps({**json.loads(seed_body(b'{"claim": 1}', messageType="claimJson")), "messageID": "p-1"})
+    inline = parse_message(sqs_message(body), now=NOW)
+    transport = parse_message(_pointer_message(), now=NOW)
+    by_pointer = seed_record(transport, _read_object(body.encode()), where="claim-check payload s3://payload-bucket/k/1", source=SOURCE)
+    same = ("message_id", "id_source", "event_time", "time_source", "content_type", "payload", "source_system",
+            "source_transaction_id", "message_type", "sha256", "size")  # fmt: skip
+    assert {f: getattr(by_pointer, f) for f in same} == {f: getattr(inline, f) for f in same}
+    assert by_pointer.pointer == cc.S3Pointer("payload-bucket", "k/1") and by_pointer.source is None  # kept in memory
+    large = seed_record(transport, _read_object(body.encode(), keep=4), where="x", source=SOURCE)
+    assert large.payload is None and large.source.payload_range and large.sha256 == inline.sha256
+
+
+@pytest.mark.parametrize(
+    ("attributes", "document", "reason"),
+    [
+        ({"dateTime": {"DataType": "String", "StringValue": "garbage"}}, None, "message attribute dateTime 'garbage'"),
+        ({"messageID": {"DataType": "String", "StringValue": "../x"}}, None, "message attribute messageID '../x'"),
+        ({}, seed_body(dateTime="garbage"), "claim-check payload s3://payload-bucket/k/1: messageMetaData.dateTime 'garbage'"),
+        ({}, json.dumps({**json.loads(seed_body()), "messageID": "a/b"}), "claim-check payload s3://payload-bucket/k/1: messageID 'a/b'"),
+        ({}, seed_body().replace('"messagePayload": "', '"messagePayload": "!'), "s3://payload-bucket/k/1: messagePayload is not valid base64"),
+        ({}, seed_body()[:-3], "claim-check payload s3://payload-bucket/k/1 is not valid JSON"),
+    ],
+)
+def test_a_pointer_record_names_the_field_it_read_where_it_read_it(attributes, document, reason):
+    from airflow_reliable_messaging.domain.audit_message import seed_record
+
+    transport = parse_message(_pointer_message(attributes), now=NOW)
+    with pytest.raises(RecordError) as info:
+        if document is None:
+            verbatim_record(transport, SOURCE, None)
+        else:
+            seed_record(transport, _read_object(document.encode()), where="claim-check payload s3://payload-bucket/k/1", source=SOURCE)
+    assert reason in str(info.value)
+    assert "messageMetaData" not in str(info.value) or document is not None
+
+
+def test_on_a_pointer_to_a_seed_request_the_request_fields_win_over_attributes():
+    from airflow_reliable_messaging.domain.audit_message import seed_record
+
+    attributes = {"dateTime": {"DataType": "String", "StringValue": "garbage"}, "sourceTransactionID": {"DataType": "String", "StringValue": "attr"}}
+    transport = parse_message(_pointer_message(attributes), now=NOW)
+    record = seed_record(transport, _read_object(seed_body().encode()), where="x", source=SOURCE)
+    assert record.time_source == "producer" and record.event_time.year == 2021 and record.source_transaction_id == "tx-1"
+    inline = parse_message(sqs_message(seed_body(), attributes), now=NOW)  # as inline: the request's own fields
+    assert (inline.event_time, inline.source_transaction_id) == (record.event_time, record.source_transaction_id)

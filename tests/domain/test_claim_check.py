@@ -30,8 +30,8 @@ def test_non_pointers_are_not_mistaken_for_pointers(body):
 
 
 def test_declared_size_reads_current_legacy_and_sns_shapes():
-    assert cc.declared_size({"ExtendedPayloadSize": {"DataType": "Number", "StringValue": "300000"}}) == 300000
-    assert cc.declared_size({"SQSLargePayloadSize": {"DataType": "Number", "StringValue": "7"}}) == 7
-    assert cc.declared_size({"ExtendedPayloadSize": {"Type": "Number", "Value": "9"}}) == 9
-    assert cc.declared_size({}) is None
-    assert cc.declared_size({"ExtendedPayloadSize": {"StringValue": "x"}}) is None
+    assert cc.size_declaration({"ExtendedPayloadSize": {"DataType": "Number", "StringValue": "300000"}}) == ("ExtendedPayloadSize", 300000)
+    assert cc.size_declaration({"SQSLargePayloadSize": {"DataType": "Number", "StringValue": "7"}}) == ("SQSLargePayloadSize", 7)
+    assert cc.size_declaration({"ExtendedPayloadSize": {"Type": "Number", "Value": "9"}}) == ("ExtendedPayloadSize", 9)
+    assert cc.size_declaration({}) is None
+    assert cc.size_declaration({"ExtendedPayloadSize": {"StringValue": "x"}}) is None

@@ -4,7 +4,7 @@ from decimal import Decimal
 from airflow_reliable_messaging.domain import report as fmt
 
 ROWS = [
-    {"SOURCE_SYSTEM": "claims-service", "RECORDS": 3, "MESSAGE_TYPES": 2, "TOTAL_BYTES": 3000, "LARGEST_BYTES": 2000,
+    {"SOURCE_SYSTEM": "claims-service", "RECORDS": 3, "TRANSACTIONS": 2, "REPEATS": 1, "CONFLICTS": 1, "MESSAGE_TYPES": 2, "TOTAL_BYTES": 3000, "LARGEST_BYTES": 2000,
      "LARGEST_MESSAGE_ID": "m1", "FAILED": 1, "FIRST_SEEN": "2026-11-16T00:00:00.000000Z", "LAST_SEEN": "2026-11-17T00:00:00.000000Z"},
     {"SOURCE_SYSTEM": "<script>", "RECORDS": 1, "MESSAGE_TYPES": 1, "TOTAL_BYTES": 10, "LARGEST_BYTES": 10,
      "LARGEST_MESSAGE_ID": "m2", "FAILED": 0, "FIRST_SEEN": None, "LAST_SEEN": None},
@@ -25,13 +25,17 @@ def test_totals_and_messages_are_reassemblable():
     messages = fmt.report_messages(report())
     assert [m["part"] for m in messages] == [1, 2, 3]
     assert all(m["parts"] == 3 and m["report_id"] == "r1" for m in messages)
-    assert messages[0]["totals"] == {"source_systems": 2, "records": 4, "bytes": 3010, "failed": 1}
+    assert messages[0]["totals"] == {
+        "source_systems": 2, "records": 4, "transactions": 2, "repeats": 1, "conflicts": 1, "bytes": 3010, "failed": 1,
+    }  # fmt: skip
     assert messages[1]["row"]["SOURCE_SYSTEM"] == "claims-service"
 
 
 def test_text_and_html_bodies_show_the_rows_and_escape_them():
     text, html = fmt.render_text(report()), fmt.render_html(report())
     assert "4 records, 3,010 bytes from 2 source system(s); 1 failed." in text
+    assert "2 unique transaction(s); 1 repeat(s) recorded without a second copy; 1 conflict(s) — the same transaction id" in text
+    assert "1 conflict(s)" in html
     assert "claims-service" in text and "3,000" in text
     assert "&lt;script&gt;" in html and "<script>" not in html
 
@@ -39,3 +43,13 @@ def test_text_and_html_bodies_show_the_rows_and_escape_them():
 def test_an_empty_report_says_so():
     assert "No audit records" in fmt.render_text(report([]))
     assert "No audit records" in fmt.render_html(report([]))
+
+
+def test_the_reconciliation_and_every_warning_are_in_the_report():
+    r = {**report(), "reconciliation": {"compared": 1200, "matched": 1200},
+         "warnings": ["load: found nothing", "reconcile: 2 key(s) <x> not in the layout"]}  # fmt: skip
+    text, html = fmt.render_text(r), fmt.render_html(r)
+    assert "Reconciliation: 1,200 archived object(s) compared with Snowflake, all match." in text
+    assert "Warning: load: found nothing" in text and "Warning: reconcile: 2 key(s) <x> not in the layout" in text
+    assert "Warning: reconcile: 2 key(s) &lt;x&gt; not in the layout" in html
+    assert fmt.report_messages(r)[0]["warnings"] == r["warnings"]

@@ -6,7 +6,7 @@ import base64
 import hashlib
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook, full_object_sha256
 
@@ -96,9 +96,108 @@ def test_copy_if_absent_refuses_a_source_changed_since_it_was_headed(hook, aws, 
     assert hook.head_object_info(bucket, "dst") is None
 
 
+def forget_copy_if_none_match(client) -> None:
+    """Make ``client`` model CopyObject as botocore before 1.41.0 does (MWAA 2.11.0 pins 1.37.3,
+    3.0.6 pins 1.39.11): without the ``IfNoneMatch`` parameter."""
+    client.meta.service_model.operation_model("CopyObject").input_shape.members.pop("IfNoneMatch", None)
+
+
+def test_copy_if_absent_keeps_the_destination_on_a_botocore_without_copy_if_none_match(hook, aws, bucket):
+    """S3 copies "only if the object key name at the destination does not already exist" when
+    CopyObject carries ``If-None-Match: *``
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html#API_CopyObject_RequestSyntax);
+    a botocore too old to model it must still send it, or a retried archive overwrites."""
+    aws("s3").put_object(Bucket=bucket, Key="first", Body=b"first")
+    aws("s3").put_object(Bucket=bucket, Key="second", Body=b"second")
+    old = aws("s3")
+    forget_copy_if_none_match(old)
+    with pytest.raises(ParamValidationError, match="IfNoneMatch"):  # what such a botocore says to it
+        old.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "first"}, IfNoneMatch="*")
+    forget_copy_if_none_match(hook.get_conn())
+
+    first = hook.copy_object_if_absent(hook.head_object_info(bucket, "first"), bucket, "dst", content_type="text/plain", metadata={})
+    second = hook.copy_object_if_absent(hook.head_object_info(bucket, "second"), bucket, "dst", content_type="text/plain", metadata={})
+
+    assert first.created and first.object.sha256 == sha(b"first")
+    assert not second.created and second.object.sha256 == sha(b"first")
+    assert aws("s3").get_object(Bucket=bucket, Key="dst")["Body"].read() == b"first"
+
+
 def test_full_object_sha256():
     digest = hashlib.sha256(b"x").digest()
     assert full_object_sha256(base64.b64encode(digest).decode()) == digest.hex()
     assert full_object_sha256(base64.b64encode(digest).decode() + "-3") is None
     assert full_object_sha256(base64.b64encode(digest).decode(), "COMPOSITE") is None
     assert full_object_sha256(None) is None and full_object_sha256("not base64!") is None
+
+
+def test_put_marker_if_absent_creates_once_and_returns_what_is_there(hook, aws, bucket):
+    assert hook.put_marker_if_absent(bucket, "m/1.json", b'{"first": 1}') is None
+    assert hook.put_marker_if_absent(bucket, "m/1.json", b'{"second": 2}') == b'{"first": 1}'
+    head = aws("s3").head_object(Bucket=bucket, Key="m/1.json")
+    assert head["ServerSideEncryption"] == "AES256" and head["ContentType"] == "application/json"
+
+
+def test_upload_parts_if_absent_uploads_in_parts_and_keeps_an_existing_object(hook, aws, bucket):
+    parts = [b"a" * (5 * 1024 * 1024), b"b" * 10]
+    data = b"".join(parts)
+    first = hook.upload_parts_if_absent(
+        bucket, "big", iter(parts), sha256_hex=sha(data), size=len(data), content_type="application/octet-stream",
+        metadata={"sha256": sha(data)},
+    )  # fmt: skip
+    assert first.created and first.object.sha256 == sha(data)
+    obj = aws("s3").get_object(Bucket=bucket, Key="big")
+    assert obj["Body"].read() == data and obj["ETag"].strip('"').endswith("-2") and obj["ServerSideEncryption"] == "AES256"
+    # a multipart object's S3 checksum is of its parts: the sha256 metadata tells its bytes' digest
+    assert hook.head_object_info(bucket, "big").sha256 == sha(data)
+    again = hook.upload_parts_if_absent(
+        bucket, "big", iter([b"c" * (5 * 1024 * 1024), b"d"]), sha256_hex="0" * 64, size=1, content_type="x/y", metadata={}
+    )
+    assert not again.created and again.object.sha256 == sha(data)
+    assert aws("s3").get_object(Bucket=bucket, Key="big")["Body"].read() == data
+    assert not aws("s3").list_multipart_uploads(Bucket=bucket).get("Uploads")  # the refused upload was aborted
+
+
+def test_upload_parts_if_absent_aborts_when_the_parts_fail(hook, aws, bucket):
+    def parts():
+        yield b"a" * (5 * 1024 * 1024)
+        raise RuntimeError("the source went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        hook.upload_parts_if_absent(bucket, "broken", parts(), sha256_hex="0" * 64, size=1, content_type="x/y", metadata={})
+    assert not aws("s3").list_multipart_uploads(Bucket=bucket).get("Uploads")
+    assert hook.head_object_info(bucket, "broken") is None
+
+
+def test_open_stream_reads_a_range_of_the_version_asked_for(hook, aws, bucket):
+    aws("s3").put_object(Bucket=bucket, Key="doc", Body=b"0123456789")
+    body, response = hook.open_stream(bucket, "doc")
+    assert body.read() == b"0123456789" and response["ContentLength"] == 10
+    body, _ = hook.open_stream(bucket, "doc", byte_range=(2, 5), if_match=response["ETag"])
+    assert body.read() == b"234"
+    aws("s3").put_object(Bucket=bucket, Key="doc", Body=b"changed")
+    with pytest.raises(ClientError) as info:
+        hook.open_stream(bucket, "doc", byte_range=(2, 5), if_match=response["ETag"])
+    assert info.value.response["Error"]["Code"] in ("PreconditionFailed", "412")
+
+
+def test_an_object_that_cannot_be_read_for_its_own_reason_is_told_apart_from_a_failing_s3(hook, aws, bucket, faults):
+    """The load reports such an object alone (issue 13) but fails on S3 errors. GetObject on an
+    object in an archive storage class answers 403 InvalidObjectState
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html); a missing key 404 NoSuchKey."""
+    from airflow_reliable_messaging.exceptions import ObjectUnreadable
+
+    s3 = aws("s3")
+    s3.put_object(Bucket=bucket, Key="a/cold", Body=b"{}", StorageClass="GLACIER")
+    s3.put_object(Bucket=bucket, Key="a/big", Body=b"x" * 100)
+    for key, code in (("a/cold", "InvalidObjectState"), ("a/gone", "NoSuchKey")):
+        with pytest.raises(ObjectUnreadable) as exc:
+            hook.read_archived(bucket, key, 10)
+        assert exc.value.code == code and key in str(exc.value)
+    assert hook.read_archived(bucket, "a/big", 10) == b"x" * 11  # never more than the limit and one byte
+    from botocore.config import Config
+
+    quick = S3ArchiveHook(aws_conn_id="aws_default", config=Config(retries={"mode": "standard", "max_attempts": 2}))
+    faults.set([{"fault": "5xx", "service": "s3", "operation": "GetObject", "status": 500}])
+    with pytest.raises(ClientError):  # after botocore's retries: the task fails, nothing is reported as bad
+        quick.read_archived(bucket, "a/big", 10)

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from airflow_reliable_messaging._compat import snowflake_conn_params
 from airflow_reliable_messaging.hooks.snowflake import SnowflakeAuditHook
 from local_cloud.faults_client import snowflake_fault
 
@@ -19,7 +20,7 @@ def _connection(local_cloud, monkeypatch, conn_id: str, **extra) -> None:
 
 def test_without_network_timeout_the_connector_keeps_retrying(local_cloud, monkeypatch):
     _connection(local_cloud, monkeypatch, "sf_plain")
-    params = SnowflakeAuditHook(snowflake_conn_id="sf_plain")._get_conn_params()
+    params = snowflake_conn_params(SnowflakeAuditHook(snowflake_conn_id="sf_plain"))
     assert "network_timeout" not in params and params["protocol"] == "http"
 
 
@@ -41,4 +42,4 @@ def test_network_timeout_bounds_the_retries_of_a_failing_snowflake(local_cloud, 
 def test_a_bad_timeout_extra_names_the_extra(local_cloud, monkeypatch):
     _connection(local_cloud, monkeypatch, "sf_bad", network_timeout="soon")
     with pytest.raises(ValueError, match="'network_timeout' must be a whole number"):
-        SnowflakeAuditHook(snowflake_conn_id="sf_bad")._get_conn_params()
+        snowflake_conn_params(SnowflakeAuditHook(snowflake_conn_id="sf_bad"))

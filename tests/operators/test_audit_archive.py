@@ -256,18 +256,376 @@ def test_claim_check_redelivery_is_recognised_and_another_payload_is_not_copied_
     assert cc.parse_pointer(dead["Body"]).key == "p/2" and "not overwritten" in failure_of(dead)["reason"]
 
 
-def test_duplicate_source_transaction_ids_are_reported(archive_env):
+# -- one record, whatever its transport -------------------------------------------------------------
+def _subscribed(env, name: str) -> str:
+    """A topic whose (non-raw) subscription is the archive's source queue: its messages arrive SNS-enveloped."""
+    sqs, sns = env.aws("sqs"), env.aws("sns")
+    topic = sns.create_topic(Name=env.queue_url.rsplit("/", 1)[1] + name)["TopicArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=env.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return topic
+
+
+def _offload(env, key: str, body: str, *, legacy: bool = False) -> tuple[str, dict]:
+    """What an extended client sends for ``body``: the pointer and its size attribute (SQS shape)."""
+    env.aws("s3").put_object(Bucket=env.payload_bucket, Key=key, Body=body.encode())
+    pointer = json.dumps([cc.LEGACY_POINTER_CLASS if legacy else cc.POINTER_CLASS, {"s3BucketName": env.payload_bucket, "s3Key": key}])
+    size = {(cc.LEGACY_SIZE_ATTRIBUTE if legacy else cc.SIZE_ATTRIBUTE): {"DataType": "Number", "StringValue": str(len(body.encode()))}}
+    return pointer, size
+
+
+CONTENT_METADATA = ("event-time", "size", "sha256", "source-system", "message-type")  # what the record is, not how it came
+
+
+def test_a_seed_record_is_archived_the_same_way_whatever_its_transport(archive_env):
+    """Issue 13 (1): a seed request offloaded by an extended client (pointer; legacy pointer in an
+    SNS envelope) is keyed by its own dateTime and messageID, stored decoded, described by its
+    messageMetaData and deduplicated — exactly as the same request sent inline (raw or enveloped)."""
     env = archive_env
-    first = env.send(seed_body(b"one", txn="tx-dup"))
-    second = env.send(seed_body(b"two", txn="tx-dup"))
-    env.send(seed_body(b"three", txn="tx-other"))
+    sns = env.aws("sns")
+    payload = b"\x89PNG\r\n" + os.urandom(150_000)
+    body = lambda t: seed_body(payload, txn=f"tx-{t}", messageID=f"rec-{t}")  # noqa: E731
+    env.send(body("inline"))
+    topic = _subscribed(env, "-seed")
+    sns.publish(TopicArn=topic, Message=body("enveloped"))
+    pointer, size = _offload(env, "offloaded/pointer", body("pointer"))
+    env.send(pointer, MessageAttributes=size)
+    pointer, size = _offload(env, "offloaded/legacy", body("legacy"), legacy=True)
+    sns.publish(TopicArn=topic, Message=pointer, MessageAttributes={k: {"DataType": "Number", "StringValue": v["StringValue"]} for k, v in size.items()})
+
+    report = env.operator(notifications="per_batch").execute({})
+
+    assert report["archived"] == 4 and report["quarantined"] == report["dead_lettered"] == 0 and env.depth() == 0
+    assert report["bytes"] == 4 * len(payload)
+    lines = {r.message_id: r for r in env.manifests()}
+    inline = env.get(f"{PREFIX}/2021/07/03/16/21/12/rec-inline")
+    for t in ("inline", "enveloped", "pointer", "legacy"):
+        key = f"{PREFIX}/2021/07/03/16/21/12/rec-{t}"  # the record's dateTime and messageID, not SQS's
+        obj = env.get(key)
+        assert obj["Body"].read() == payload, t  # decoded, not the base64 document
+        assert obj["ContentType"] == inline["ContentType"] == "application/octet-stream"
+        assert {k: obj["Metadata"][k] for k in CONTENT_METADATA} == {k: inline["Metadata"][k] for k in CONTENT_METADATA}
+        assert obj["Metadata"]["source-transaction-id"] == f"tx-{t}"
+        head = env.aws("s3").head_object(Bucket=env.bucket, Key=key, ChecksumMode="ENABLED")
+        assert base64.b64decode(head["ChecksumSHA256"]).hex() == hashlib.sha256(payload).hexdigest()  # S3's own, full object
+        line = lines[f"rec-{t}"]
+        assert (line.key, line.size, line.sha256, line.content_type) == (key, len(payload), hashlib.sha256(payload).hexdigest(), inline["ContentType"])
+        assert (line.event_time, line.extra["time_source"], line.extra["id_source"]) == ("2021-07-03T16:21:12.357246Z", "producer", "producer")
+        assert line.transaction_status == "first"
+    assert lines["rec-pointer"].extra["claim_check"] == f"s3://{env.payload_bucket}/offloaded/pointer"  # provenance is kept
+
+    # the same transaction again, now offloaded: a duplicate of the inline copy, with no object of its own
+    pointer, size = _offload(env, "offloaded/repeat", seed_body(payload, txn="tx-inline", messageID="rec-repeat"))
+    env.send(pointer, MessageAttributes=size)
+    again = env.operator().execute({})
+    assert again["duplicates"] == 1 and again["archived"] == 0 and again["duplicate_transactions"] == ["tx-inline"]
+    assert f"{PREFIX}/2021/07/03/16/21/12/rec-repeat" not in env.data_keys()
+    repeat = {r.message_id: r for r in env.manifests()}["rec-repeat"]
+    assert (repeat.transaction_status, repeat.repeat_of, repeat.key) == ("duplicate", "rec-inline", f"{PREFIX}/2021/07/03/16/21/12/rec-inline")
+
+
+def test_a_seed_pointer_larger_than_a_part_is_streamed_and_uploaded_in_parts(archive_env):
+    """A seed request whose payload exceeds what is kept in memory (PART_SIZE), its payload before
+    its metadata: hashed while read, read again from its byte range and uploaded in parts, with
+    the same key, metadata and SHA-256 as any other copy of it; no upload is left behind."""
+    from airflow_reliable_messaging.operators._archive_run import PART_SIZE
+
+    env = archive_env
+    payload = os.urandom(PART_SIZE + 1_000_000)
+    meta = {"messageType": "scanB64", "sourceSystemID": "scanner", "sourceTransactionID": "tx-big", "dateTime": "2024-05-06 07:08:09.000010"}
+    document = json.dumps({"messagePayload": base64.b64encode(payload).decode(), "messageMetaData": meta, "messageID": "big-1"})
+    pointer, size = _offload(env, "offloaded/big", document)
+    env.send(pointer, MessageAttributes=size)
 
     report = env.operator(notifications="none").execute({})
 
-    assert report["archived"] == 3 and report["duplicates"] == 1 and report["duplicate_transactions"] == ["tx-dup"]
+    assert report["archived"] == 1 and report["bytes"] == len(payload) and env.depth() == 0
+    key = f"{PREFIX}/2024/05/06/07/08/09/big-1"
+    obj = env.get(key)
+    assert obj["Body"].read() == payload
+    assert obj["Metadata"]["sha256"] == hashlib.sha256(payload).hexdigest() and obj["Metadata"]["source-transaction-id"] == "tx-big"
+    assert obj["ContentType"] == "application/octet-stream"
+    assert obj["ETag"].strip('"').endswith("-2")  # a multipart upload of two parts: one in memory at a time
+    assert not env.aws("s3").list_multipart_uploads(Bucket=env.bucket).get("Uploads")
+    (line,) = env.manifests()
+    assert line.sha256 == hashlib.sha256(payload).hexdigest() and line.size == len(payload)
+
+
+def test_a_failed_part_upload_is_aborted_and_retried_later(archive_env, faults):
+    from airflow_reliable_messaging.operators._archive_run import PART_SIZE
+
+    env = archive_env
+    payload = os.urandom(PART_SIZE + 10)
+    pointer, size = _offload(env, "offloaded/big", seed_body(payload, txn="tx-big", messageID="big-2"))
+    env.send(pointer, MessageAttributes=size)
+    with faults.injecting([{"service": "s3", "operation": "UploadPart", "fault": "5xx", "status": 503, "nth": [1, 2]}]):
+        first = env.operator(notifications="none", visibility_timeout=1, max_messages=1,
+                             botocore_config={"retries": {"mode": "standard", "total_max_attempts": 2}}).execute({})  # fmt: skip
+    assert first["retained"] == 1 and first["archived"] == 0
+    assert not env.aws("s3").list_multipart_uploads(Bucket=env.bucket).get("Uploads")  # aborted, not left to bill
+    assert env.data_keys() == []
+    time.sleep(1.2)
+    second = env.operator(notifications="none").execute({})
+    assert second["archived"] == 1 and env.depth() == 0
+    assert env.get(f"{PREFIX}/2021/07/03/16/21/12/big-2")["Body"].read() == payload
+
+
+def test_a_malformed_seed_pointer_is_quarantined_with_the_object_it_named(archive_env):
+    """As an inline request with a bad payload is quarantined with its body, an offloaded one is
+    quarantined with a copy of the object (the producer's bucket may expire it)."""
+    env = archive_env
+    document = seed_body(b"x" * 1000, txn="tx-bad").replace('"messagePayload": "', '"messagePayload": "%%%')
+    pointer, size = _offload(env, "offloaded/bad", document)
+    sqs_id = env.send(pointer, MessageAttributes=size)
+
+    report = env.operator().execute({})
+
+    assert report["quarantined"] == 1 and report["archived"] == 0 and env.depth() == 0
+    (doc_key,) = [k for k in env.keys(f"{PREFIX}/{layout.QUARANTINE}/") if not k.endswith(".payload")]
+    doc = json.loads(env.get(doc_key)["Body"].read())
+    assert doc["sqs_message_id"] == sqs_id
+    assert f"claim-check payload s3://{env.payload_bucket}/offloaded/bad: messagePayload is not valid base64" in doc["reason"]
+    assert doc["claim_check_copy"] == f"s3://{env.bucket}/{doc_key}.payload"
+    assert env.get(doc_key + ".payload")["Body"].read() == document.encode()
+    assert not env.keys(f"{PREFIX}/{layout.TRANSACTIONS}/")  # nothing was claimed for it
+
+
+def test_a_bad_datetime_attribute_on_a_pointer_is_named_as_the_attribute(archive_env):
+    """Issue 13 (6): the reason names the field read — the message attribute, not messageMetaData.
+    On a pointer to a seed request the request's own dateTime wins, as it does inline."""
+    env = archive_env
+    bad_time = {"dateTime": {"DataType": "String", "StringValue": "not-a-time"}}
+    pointer, size = _offload(env, "offloaded/plain", json.dumps({"event": "opaque"}))
+    plain_id = env.send(pointer, MessageAttributes={**size, **bad_time})
+    pointer, size = _offload(env, "offloaded/seed", seed_body(b"fine", txn="tx-t", messageID="seed-with-bad-attr"))
+    env.send(pointer, MessageAttributes={**size, **bad_time})
+    env.send(seed_body(b"fine too", txn="tx-u", messageID="inline-with-bad-attr"), MessageAttributes=bad_time)
+
+    report = env.operator(notifications="none").execute({})
+
+    assert report["quarantined"] == 1 and report["archived"] == 2
+    (doc_key,) = [k for k in env.keys(f"{PREFIX}/{layout.QUARANTINE}/") if not k.endswith(".payload")]
+    doc = json.loads(env.get(doc_key)["Body"].read())
+    assert doc["sqs_message_id"] == plain_id
+    assert "message attribute dateTime 'not-a-time'" in doc["reason"] and "messageMetaData" not in doc["reason"]
+    assert {layout.parse_archive_key(PREFIX, k).message_id for k in env.data_keys()} == {"seed-with-bad-attr", "inline-with-bad-attr"}
+
+
+# -- one canonical record per producer transaction -------------------------------------------------
+def _notifications(env) -> dict[str, list[dict]]:
+    """What the topic's subscriber received, per message id: bodies in order, with the attribute."""
+    out: dict[str, list[dict]] = {}
+    for m in env.drain(env.observer_url):
+        body = json.loads(m["Body"])
+        body["_attribute"] = m["MessageAttributes"].get("transaction", {}).get("StringValue")
+        out.setdefault(body.get("messageID", body.get("batchID")), []).append(body)
+    return out
+
+
+def _transaction_lines(env, txn: str) -> dict[str, object]:
+    return {r.message_id: r for r in env.manifests() if r.source_transaction_id == txn}
+
+
+def _check_transaction(env, lines: dict, contents: set[bytes]) -> None:
+    """One object per distinct content; duplicates name the object and digest of the copy they repeat."""
+    statuses = Counter(r.transaction_status for r in lines.values())
+    keys = {r.key for r in lines.values() if r.transaction_status != "duplicate"}
+    assert {env.get(k)["Body"].read() for k in keys} == contents and len(keys) == len(contents)
+    by_id = {r.message_id: r for r in lines.values()}
+    for r in lines.values():
+        if r.transaction_status == "duplicate":
+            assert r.key == by_id[r.repeat_of].key and r.sha256 == by_id[r.repeat_of].sha256
+            assert layout.parse_archive_key(PREFIX, r.key).message_id == r.repeat_of
+        if r.transaction_status == "conflict":
+            assert r.extra["first_sha256"] != r.sha256
+    assert statuses["first"] == 1, statuses
+
+
+def test_a_repeated_transaction_is_recorded_once_and_a_conflict_is_kept_loudly_in_one_batch(archive_env, caplog, capfd):
+    """Issue 13 (2), one batch: the same sourceTransactionID three times (twice the same bytes,
+    once others) — two objects, one duplicate recorded without an object, one conflict; both
+    flagged to SNS subscribers, in the manifest and in the XCom; the conflict logged as an error."""
+    env = archive_env
+    for mid, data in (("m-a", b"same bytes"), ("m-b", b"same bytes"), ("m-c", b"other bytes")):
+        env.send(seed_body(data, txn="tx-dup", messageID=mid))
+    env.send(seed_body(b"alone", txn="tx-alone", messageID="m-d"))
+
+    caplog.set_level("WARNING", logger="airflow.task")
+    report = env.operator().execute({})
+    out, err = capfd.readouterr()  # Airflow 3 logs tasks through structlog to the console; 2.11 through logging
+
+    assert report["received"] == 4 and report["archived"] == 3 and env.depth() == 0
+    assert report["duplicates"] == 1 and report["conflicts"] == 1
+    assert report["duplicate_transactions"] == ["tx-dup"] and report["conflict_transactions"] == ["tx-dup"]
+    lines = _transaction_lines(env, "tx-dup")
+    assert sorted(r.transaction_status for r in lines.values()) == ["conflict", "duplicate", "first"]
+    _check_transaction(env, lines, {b"same bytes", b"other bytes"})
+    assert len([k for k in env.data_keys()]) == 3  # m-d, the first copy and the conflicting one
+    notes = _notifications(env)
+    status = {mid: r.transaction_status for mid, r in lines.items()}
+    for mid, bodies in notes.items():  # (a standard topic does not keep the order of PublishBatch calls)
+        events = {b["event"]: b for b in bodies}
+        assert len(events) == len(bodies)
+        if status.get(mid) == "duplicate":
+            assert set(events) == {"received", "duplicate", "metadata_stored", "archive_complete"}, events
+            assert all(b["transaction"]["repeatOf"] == lines[mid].repeat_of and b["_attribute"] == "duplicate" for b in bodies)
+            assert events["duplicate"]["storageContext"]["S3Reference"]["key"] == lines[lines[mid].repeat_of].key
+        elif status.get(mid) == "conflict":
+            assert set(events) == {"received", "archive_stored", "conflict", "metadata_stored", "archive_complete"}, events
+            assert events["conflict"]["transaction"]["firstSha256"] == lines[lines[mid].repeat_of].sha256
+            assert events["conflict"]["_attribute"] == "conflict"
+        else:
+            assert set(events) == {"received", "archive_stored", "metadata_stored", "archive_complete"}, events
+    assert set(notes) == {"m-a", "m-b", "m-c", "m-d"}
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] + [
+        line for line in (out + err).splitlines() if "[error" in line
+    ]
+    assert any("conflict of sourceTransactionID 'tx-dup'" in line and "both kept" in line for line in logged), logged
+    assert len(env.keys(f"{PREFIX}/{layout.TRANSACTIONS}/")) == 3  # tx-dup, its conflicting content, tx-alone
+
+
+def test_a_repeat_in_another_batch_and_another_run_is_still_one_record(archive_env):
+    """Issue 13 (2), across receives/manifest batches of one run and across runs: the marker, not
+    the run's memory, decides; a repeat of the conflicting content is a duplicate of it."""
+    env = archive_env
+    sqs = env.aws("sqs")
+    env.send(seed_body(b"v1", txn="tx-x", messageID="x-1"))
+    for i in range(9):  # the first receive takes ten messages: the repeat comes in the second
+        env.send(seed_body(f"filler {i}".encode(), txn=f"tx-f{i}", messageID=f"f-{i}"))
+    env.send(seed_body(b"v1", txn="tx-x", messageID="x-2"))
+
+    first_run = env.operator(notifications="per_batch", records_per_manifest=10).execute({})
+
+    assert first_run["manifests"] == 2 and first_run["duplicates"] == 1 and first_run["archived"] == 10
+    assert {mid: (r.transaction_status, r.repeat_of) for mid, r in _transaction_lines(env, "tx-x").items()} == {
+        "x-1": ("first", None), "x-2": ("duplicate", "x-1"),
+    }  # fmt: skip
+    summaries = [b for bodies in _notifications(env).values() for b in bodies]
+    assert sorted(s["counts"]["duplicates"] for s in summaries) == [0, 1]
+    assert [d for s in summaries for d in s["duplicates"]] == [{"messageID": "x-2", "repeatOf": "x-1"}]
+
+    # a later run: the same bytes again, other bytes, and those other bytes again
+    for mid, data in (("x-3", b"v1"), ("x-4", b"v2")):
+        env.send(seed_body(data, txn="tx-x", messageID=mid))
+    second_run = env.operator().execute({})
+    env.send(seed_body(b"v2", txn="tx-x", messageID="x-5"))
+    third_run = env.operator().execute({})
+
+    assert (second_run["duplicates"], second_run["conflicts"], third_run["duplicates"]) == (1, 1, 1)
+    lines = _transaction_lines(env, "tx-x")
+    assert {mid: (r.transaction_status, r.repeat_of) for mid, r in lines.items()} == {
+        "x-1": ("first", None), "x-2": ("duplicate", "x-1"), "x-3": ("duplicate", "x-1"),
+        "x-4": ("conflict", "x-1"), "x-5": ("duplicate", "x-4"),
+    }  # fmt: skip
+    _check_transaction(env, lines, {b"v1", b"v2"})
+    events = {mid: {b["event"] for b in bodies} for mid, bodies in _notifications(env).items()}
+    assert "duplicate" in events["x-3"] and "duplicate" in events["x-5"] and "conflict" in events["x-4"]
+    assert "archive_stored" not in events["x-3"] | events["x-5"]
+    assert sqs.get_queue_attributes(QueueUrl=env.queue_url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+class WorkerKilled(BaseException):
+    """Stands for the worker process dying: not an Exception, so nothing may catch it."""
+
+
+def test_a_crash_between_the_marker_and_the_payload_is_completed_not_called_a_duplicate(archive_env):
+    """The marker is written, the worker dies before the payload: the redelivered message is the
+    transaction's first copy (its own marker), archived as such — not a duplicate of itself."""
+    from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
+
+    class DyingS3Hook(S3ArchiveHook):
+        def put_object_if_absent(self, bucket, key, body, **kwargs):
+            raise WorkerKilled(key)
+
+    class DyingOperator(AuditArchiveOperator):
+        @cached_property
+        def s3_hook(self):
+            return DyingS3Hook(**self._hook_kwargs())
+
+    env = archive_env
+    env.send(seed_body(b"once", txn="tx-crash", messageID="c-1"))
+    dying = DyingOperator(task_id="archive", queue_url=env.queue_url, bucket=env.bucket, prefix=PREFIX, topic_arn=env.topic_arn,
+                          wait_time_seconds=0, visibility_timeout=1)  # fmt: skip
+    with pytest.raises(WorkerKilled):
+        dying.execute({})
+    assert len(env.keys(f"{PREFIX}/{layout.TRANSACTIONS}/")) == 1 and env.data_keys() == []
+    time.sleep(1.2)
+
+    report = env.operator().execute({})
+
+    assert report["archived"] == 1 and report["duplicates"] == report["conflicts"] == 0 and env.depth() == 0
+    (line,) = env.manifests()
+    assert (line.message_id, line.transaction_status, line.repeat_of) == ("c-1", "first", None)
+    assert sorted(b["event"] for b in _notifications(env)["c-1"]) == ["archive_complete", "archive_stored", "metadata_stored", "received"]
+    # and the record redelivered once more (its delete lost): already archived, still not a duplicate
+    env.send(seed_body(b"once", txn="tx-crash", messageID="c-1"))
+    again = env.operator().execute({})
+    assert again["already_archived"] == 1 and again["duplicates"] == 0
+
+
+_CONCURRENT_CHILD_TIMEOUT = 300
+
+
+def _archive_in_process(barrier, results, kwargs) -> None:
+    """One archive task in a process of its own, released with the others."""
+    try:
+        op = AuditArchiveOperator(**kwargs)
+        op.sqs_hook.get_conn(), op.s3_hook.get_conn(), op.sns_hook.get_conn()
+        barrier.wait(timeout=120)
+        results.put(op.execute({}))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        results.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def test_two_archive_tasks_draining_one_queue_at_once_keep_one_record_per_transaction(archive_env):
+    """Issue 13 (2), concurrency: two archive operators in separate processes, released together on
+    one queue holding each transaction twice (and some with other bytes). Whichever task gets which
+    copy, S3 holds one object per content and every repeat is reported once — by the transaction
+    marker's conditional write, not a read-then-write."""
+    import multiprocessing
+
+    env = archive_env
+    transactions = 30
+    for n in range(transactions):
+        for copy in ("a", "b"):
+            env.send(seed_body(f"payload {n}".encode(), txn=f"tx-{n}", messageID=f"m{n}-{copy}"))
+        if n % 5 == 0:
+            env.send(seed_body(f"changed {n}".encode(), txn=f"tx-{n}", messageID=f"m{n}-c"))
+    total = transactions * 2 + transactions // 5
+    kwargs = {"task_id": "archive", "queue_url": env.queue_url, "bucket": env.bucket, "prefix": PREFIX, "topic_arn": env.topic_arn,
+              "wait_time_seconds": 0, "visibility_timeout": 2, "records_per_manifest": 5}  # fmt: skip
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    workers = [ctx.Process(target=_archive_in_process, args=(barrier, results, kwargs)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    reports = [results.get(timeout=_CONCURRENT_CHILD_TIMEOUT) for _ in workers]
+    for w in workers:
+        w.join(timeout=60)
+    assert all("error" not in r for r in reports), reports
+    assert all(r["received"] > 0 for r in reports), reports  # both tasks really drained the queue
+    for _ in range(10):  # repeats whose first copy was still being written wait in the queue: drain them
+        if env.depth() == 0:
+            break
+        time.sleep(2.2)
+        reports.append(env.operator(records_per_manifest=5).execute({}))
+    assert env.depth() == 0
+
+    assert sum(r["archived"] for r in reports) == transactions + transactions // 5
+    assert sum(r["duplicates"] for r in reports) == transactions and sum(r["conflicts"] for r in reports) == transactions // 5
     lines = {r.message_id: r for r in env.manifests()}
-    dup = [m for m in (first, second) if "duplicate_of" in lines[m].extra]
-    assert len(dup) == 1 and lines[dup[0]].extra["duplicate_of"] in (first, second)
+    assert len(lines) == total
+    for n in range(transactions):
+        mine = {mid: r for mid, r in lines.items() if r.source_transaction_id == f"tx-{n}"}
+        contents = {f"payload {n}".encode()} | ({f"changed {n}".encode()} if n % 5 == 0 else set())
+        _check_transaction(env, mine, contents)
+    assert len(env.data_keys()) == transactions + transactions // 5  # never a second object for the same bytes
+    notes = _notifications(env)
+    duplicate_events = [mid for mid, bodies in notes.items() if any(b["event"] == "duplicate" for b in bodies)]
+    conflict_events = [mid for mid, bodies in notes.items() if any(b["event"] == "conflict" for b in bodies)]
+    assert sorted(duplicate_events) == sorted(mid for mid, r in lines.items() if r.transaction_status == "duplicate")
+    assert sorted(conflict_events) == sorted(mid for mid, r in lines.items() if r.transaction_status == "conflict")
+    assert len(duplicate_events) == transactions and len(conflict_events) == transactions // 5
 
 
 def test_per_batch_summaries_kms_and_bounded_runs(archive_env):
@@ -328,10 +686,16 @@ def test_pointer_to_a_missing_object_goes_to_the_dlq_with_the_reason(archive_env
         "sourceSystemID": {"DataType": "String", "StringValue": "claims"},
     })  # fmt: skip
 
+    pointer, _ = _offload(env, "offloaded/short", "x" * 100)
+    short_id = env.send(pointer, MessageAttributes={cc.LEGACY_SIZE_ATTRIBUTE: {"DataType": "Number", "StringValue": "300000"}})
+
     report = env.operator().execute({})
 
-    assert report["dead_lettered"] == 1 and report["archived"] == 0 and env.depth() == 0
-    (dead,) = env.drain(env.dlq_url)
+    assert report["dead_lettered"] == 2 and report["archived"] == 0 and env.depth() == 0
+    dead_letters = {failure_of(m)["sqs_message_id"]: m for m in env.drain(env.dlq_url)}
+    # the reason names the attribute that declared the size (the legacy one here)
+    assert "holds 100 bytes, the message attribute SQSLargePayloadSize declares 300000" in failure_of(dead_letters.pop(short_id))["reason"]
+    (dead,) = dead_letters.values()
     assert dead["Body"] == body
     assert dead["MessageAttributes"][cc.LEGACY_SIZE_ATTRIBUTE]["StringValue"] == "300000"
     assert dead["MessageAttributes"]["sourceSystemID"]["StringValue"] == "claims"
@@ -343,16 +707,19 @@ def test_pointer_to_a_missing_object_goes_to_the_dlq_with_the_reason(archive_env
 
 def test_s3_write_failure_dead_letters_and_stops_the_run(archive_env, unique):
     env = archive_env
-    for i in range(3):
+    for i in range(13):
         env.send(seed_body(f"r{i}".encode(), txn=f"t{i}"))
-    op = env.operator(bucket=unique("missing-bucket"))
+    op = env.operator(bucket=unique("missing-bucket"), visibility_timeout=30)
 
     with pytest.raises(ArchiveHaltedError, match="NoSuchBucket"):
         op.execute({})
 
     dead = env.drain(env.dlq_url)
-    assert len(dead) == 3 and all("NoSuchBucket" in failure_of(m)["reason"] for m in dead)
-    assert env.depth() == 0  # deleted only once the DLQ held them
+    assert len(dead) == 10 and all("NoSuchBucket" in failure_of(m)["reason"] for m in dead)  # the first receive
+    # the next receive was already in flight when the run stopped: its records are left in the
+    # queue untouched (they come back after their visibility timeout), not dead-lettered
+    assert env.depth() == 3
+    assert len(env.drain(env.queue_url)) == 0  # (still invisible)
 
 
 def test_without_a_reachable_dlq_failed_records_stay_in_the_queue(archive_env, unique):
@@ -419,10 +786,6 @@ def test_a_record_whose_notification_fails_alone_stays_in_the_queue(archive_env)
     assert json.loads(left["Body"])["messageMetaData"]["sourceTransactionID"] == "tx-unlucky"
 
 
-class WorkerKilled(BaseException):
-    """Stands for the worker process dying: not an Exception, so nothing may catch it."""
-
-
 @pytest.mark.parametrize("crash_at", ["manifest", "delete"])
 def test_crash_between_the_s3_write_and_the_sqs_delete_loses_and_doubles_nothing(archive_env, crash_at):
     from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
@@ -471,7 +834,9 @@ def test_crash_between_the_s3_write_and_the_sqs_delete_loses_and_doubles_nothing
 
 def test_request_budget_per_archived_record(archive_env):
     """At steady state (10-message receives, 100-record manifest batches): ≤1.65 requests per record
-    with the seed's four notifications per record, ≤1.25 with one summary per batch."""
+    with the seed's four notifications per record, ≤1.25 with one summary per batch — plus exactly
+    one conditional PutObject per record for its transaction marker (every seed record carries a
+    sourceTransactionID: the claim that makes deduplication hold across tasks and runs)."""
     env = archive_env
     budget = {"per_record": 1.65, "per_batch": 1.25}
     for mode, limit in budget.items():
@@ -484,10 +849,16 @@ def test_request_budget_per_archived_record(archive_env):
         calls: Counter[str] = Counter()
         for hook in (op.sqs_hook, op.s3_hook, op.sns_hook):
             hook.get_conn().meta.events.register("before-call", lambda model, **_: calls.update([model.name]))
+        op.s3_hook.get_conn().meta.events.register(
+            "before-parameter-build.s3.PutObject",
+            lambda params, **_: calls.update(["marker"] if f"/{layout.TRANSACTIONS}/" in params["Key"] else []),
+        )
         report = op.execute({})
         assert report["archived"] == 100 and env.depth() == 0
-        per_record = sum(calls.values()) / report["archived"]
-        print(f"{mode}: {per_record:.2f} requests per archived record {dict(calls)}")
+        markers = calls.pop("marker")
+        assert markers == 100  # one claim per transaction, none for anything else
+        per_record = (sum(calls.values()) - markers) / report["archived"]
+        print(f"{mode}: {per_record:.2f} requests per archived record + 1 transaction marker {dict(calls)}")
         assert per_record <= limit, (mode, dict(calls))
 
 
@@ -519,13 +890,17 @@ sqs.send_message(QueueUrl=cfg["queue"], MessageBody=cfg["body"])
 
 
 def test_records_written_by_amazon_sqs_extended_client_are_archived(archive_env, local_cloud):
+    """AWS's own extended client offloads the seed request (base64 payload and all) to S3: the
+    archive decodes it as if it had come inline; an offloaded body that is not a seed request is
+    copied as it is (both pointer attributes: ExtendedPayloadSize and the legacy SQSLargePayloadSize)."""
     import importlib.util
 
     if importlib.util.find_spec("sqs_extended_client") is None:
         pytest.skip("amazon-sqs-extended-client is not installed (requirements/test.txt)")
     env = archive_env
+    payload = os.urandom(200_000)
     bodies = {
-        False: seed_body(os.urandom(200_000), txn="tx-ext"),  # > 256 KiB once base64-encoded: offloaded
+        False: seed_body(payload, txn="tx-ext", messageID="ext-seed-1"),  # > 256 KiB once base64-encoded: offloaded
         True: json.dumps({"event": "legacy", "blob": "x" * 300_000}),
     }
     for legacy, body in bodies.items():
@@ -536,8 +911,10 @@ def test_records_written_by_amazon_sqs_extended_client_are_archived(archive_env,
     report = env.operator(notifications="none").execute({})
 
     assert report["archived"] == 2 and report["dead_lettered"] == report["quarantined"] == 0
-    archived = {env.get(k)["Body"].read() for k in env.data_keys()}
-    assert archived == {b.encode() for b in bodies.values()}  # verbatim, copied server side
-    lines = env.manifests()
-    assert sorted(r.size for r in lines) == sorted(len(b.encode()) for b in bodies.values())
-    assert {r.sha256 for r in lines} == {hashlib.sha256(b.encode()).hexdigest() for b in bodies.values()}
+    lines = {r.key: r for r in env.manifests()}
+    seed_key = f"{PREFIX}/2021/07/03/16/21/12/ext-seed-1"  # the record's own dateTime and messageID
+    assert seed_key in lines and env.get(seed_key)["Body"].read() == payload
+    assert lines[seed_key].sha256 == hashlib.sha256(payload).hexdigest() and lines[seed_key].source_transaction_id == "tx-ext"
+    (other,) = [k for k in lines if k != seed_key]
+    assert env.get(other)["Body"].read() == bodies[True].encode()  # verbatim, copied server side
+    assert lines[other].sha256 == hashlib.sha256(bodies[True].encode()).hexdigest()

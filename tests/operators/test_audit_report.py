@@ -84,6 +84,10 @@ def test_bad_inputs_are_rejected_naming_the_field(bucket):
         SnsReportPublishOperator(task_id="p", topic_arn="arn:aws:sns:us-east-1:123456789012:t", report="not json", marker_bucket=bucket).execute({})
     with pytest.raises(ConfigurationError, match="to"):
         EmailReportOperator(task_id="e", to="nobody", report=a_report([]), marker_bucket=bucket).execute({})
+    # the report's id and DAG id name the delivery marker's key: nothing but one key segment each
+    for forged in (a_report([], report_id="../../other-dag/rep"), {**a_report([]), "dag_id": "x/../y"}):
+        with pytest.raises(ConfigurationError, match="report"):
+            EmailReportOperator(task_id="e", to="a@example.test", report=forged, marker_bucket=bucket).execute({})
 
 
 def test_email_is_multipart_and_sent_once(local_cloud, bucket):
@@ -110,3 +114,100 @@ def test_an_unreachable_aws_endpoint_fails_clearly_after_retries(monkeypatch, bu
 
     with pytest.raises(EndpointConnectionError, match="127.0.0.1:9"):
         op.execute({"run_id": "r"})
+
+
+# -- reconciliation never passes vacuously (issue 13) --------------------------------------------------
+from datetime import UTC, datetime, timedelta  # noqa: E402
+
+from airflow_reliable_messaging.domain import archive_layout as layout  # noqa: E402
+from airflow_reliable_messaging.exceptions import LoadError  # noqa: E402
+
+WEEK = (datetime(2026, 11, 16, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC))
+
+
+def _load(env, run_id="scheduled__w47", **kwargs):
+    from airflow_reliable_messaging.operators.snowflake_audit_load import SnowflakeAuditLoadOperator
+
+    interval = {"interval_start": WEEK[0].isoformat(), "interval_end": WEEK[1].isoformat()}
+    return SnowflakeAuditLoadOperator(**env.load_kwargs(**interval, **kwargs)).execute({"run_id": run_id})
+
+
+def _reconcile(env, load_report, **kwargs):
+    from airflow_reliable_messaging.operators.audit_report import AuditReconcileOperator
+
+    kw = env.load_kwargs(task_id="reconcile", interval_start=WEEK[0].isoformat(), interval_end=WEEK[1].isoformat())
+    return AuditReconcileOperator(**kw, load_report=load_report, **kwargs).execute({})
+
+
+def _seed(aws, env, count=12):
+    from local_cloud.sample_archive import seed_sample_archive
+
+    return seed_sample_archive(aws("s3"), env.bucket, env.prefix, *WEEK, count=count, large=0, malformed=0)
+
+
+def test_reconcile_compares_what_the_load_saw_although_it_was_archived_just_now(audit_env, aws):
+    """The demo's case: an old week archived minutes before the load (a backfill): with the
+    operator's default settle, every object the load saw is compared, and deleted rows fail it."""
+    seeded = _seed(aws, audit_env)
+    load = _load(audit_env)
+    result = _reconcile(audit_env, load)
+    assert result["s3_objects"] == 12
+    assert (result["compared"], result["matched"], result["missing"]) == (12, 12, 0)
+    assert result["excluded"] == {} and result["warnings"] == []
+
+    gone = sorted(s.message_id for s in seeded[:2])
+    audit_env.sql("DELETE FROM {ns}.AUDIT_RECORD WHERE MESSAGE_ID IN (%s, %s)", gone)
+    with pytest.raises(LoadError, match="2 archived record\\(s\\) missing") as failure:
+        _reconcile(audit_env, load)
+    assert all(m in str(failure.value) for m in gone)
+
+
+def test_reconcile_fails_when_it_compares_nothing_while_snowflake_has_rows(audit_env, aws):
+    seeded = _seed(aws, audit_env, count=5)
+    load = _load(audit_env)
+    for s in seeded:  # the archive's objects are gone (a wrong prefix, an expired bucket...)
+        aws("s3").delete_object(Bucket=audit_env.bucket, Key=s.key)
+    with pytest.raises(LoadError, match="compared nothing"):
+        _reconcile(audit_env, load)
+
+
+def test_reconcile_reports_what_it_excluded_and_why(audit_env, aws):
+    _seed(aws, audit_env, count=4)
+    load = _load(audit_env)
+    late_key = layout.archive_key(audit_env.prefix, WEEK[0] + timedelta(days=2), "archived-after-the-load")
+    aws("s3").put_object(Bucket=audit_env.bucket, Key=late_key, Body=b'{"late": 1}')
+    result = _reconcile(audit_env, load)
+    assert result["s3_objects"] == 5
+    assert result["compared"] == 4
+    assert result["excluded"] == {"archived_after_the_load_looked": 1}
+    assert any("1 archived object(s) not compared" in w for w in result["warnings"]), result["warnings"]
+
+
+def test_reconcile_counts_and_reports_keys_outside_the_layout(audit_env, aws):
+    _seed(aws, audit_env, count=3)
+    load = _load(audit_env, on_bad_file="quarantine")
+    hour = layout.data_hour_prefix(audit_env.prefix, WEEK[0] + timedelta(hours=4))
+    odd = [f"{hour}00/00/m1/extra", f"{hour}00/00/x'; DROP TABLE T; --", f"{hour}extra/00/00/m2"]
+    for key in odd:
+        aws("s3").put_object(Bucket=audit_env.bucket, Key=key, Body=b"{}")
+    result = _reconcile(audit_env, load)
+    assert result["compared"] == 3
+    assert result["not_in_layout"] == 3
+    assert {k["key"] for k in result["not_in_layout_keys"]} == set(odd)
+    assert any("not in the archive layout" in w for w in result["warnings"]), result["warnings"]
+
+
+def test_reconcile_of_an_empty_week_says_it_compared_nothing(audit_env):
+    result = _reconcile(audit_env, _load(audit_env))
+    assert result["compared"] == 0
+    assert any("compared nothing" in w for w in result["warnings"]), result
+    with pytest.raises(LoadError, match="compared nothing"):  # ... but not when the load took records of the week
+        _reconcile(audit_env, {"expected_before": "2026-12-01T00:00:00Z", "records": {"in_interval": 3}})
+
+
+def test_the_report_never_says_no_records_when_the_load_took_some(audit_env):
+    from airflow_reliable_messaging.operators.audit_report import AuditReportOperator
+
+    kw = audit_env.load_kwargs(task_id="report", interval_start=WEEK[0].isoformat(), interval_end=WEEK[1].isoformat())
+    with pytest.raises(LoadError, match="no rows"):
+        AuditReportOperator(**kw, load_report={"records": {"in_interval": 3, "seen": 3}}).execute({})

@@ -141,7 +141,10 @@ def test_the_window_is_listed_in_ranges_not_hour_by_hour(audit_env, aws, discove
 
 def test_an_empty_window_reports_zero_and_succeeds(audit_env):
     report = run_load(audit_env)
-    assert report["records"] == {"seen": 0, "inserted": 0, "updated": 0, "already_loaded": 0, "failed": 0, "failures": []}
+    assert report["records"] == {
+        "seen": 0, "in_interval": 0, "inserted": 0, "updated": 0, "already_loaded": 0, "failed": 0, "failures": [],
+        "transactions": 0, "repeats": 0, "conflicts": 0,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -151,3 +154,160 @@ def test_an_empty_window_reports_zero_and_succeeds(audit_env):
 def test_bad_configuration_is_rejected_naming_the_field(audit_env, field, value):
     with pytest.raises(ConfigurationError, match=field):
         run_load(audit_env, **{field: value})
+
+
+# -- issue 13: late archives, forged manifests, bad objects ------------------------------------------
+def test_a_week_archived_long_after_its_interval_is_loaded_however_late(audit_env, aws):
+    """A backfill (or a replayed outage) archives the interval's records days after it ended: the
+    batch manifests are filed by archive hour, after any late-arrival horizon, and still loaded."""
+    s3 = aws("s3")
+    records = [_archive(s3, audit_env, START + timedelta(days=d), json.dumps({"d": d}).encode()) for d in (1, 3, 5)]
+    _write_manifest(s3, audit_env, records, END + timedelta(days=5), "backfill-1")
+    report = run_load(audit_env, discovery="manifests")
+    assert report["records"]["inserted"] == 3
+    assert report["records"]["in_interval"] == 3
+    assert audit_env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_RECORD") == [(3,)]
+
+
+@pytest.mark.parametrize("discovery", ["listing", "manifests"])
+def test_a_window_where_nothing_is_found_says_so_in_the_report(audit_env, discovery):
+    report = run_load(audit_env, discovery=discovery)
+    assert report["records"]["in_interval"] == 0
+    (warning,) = report["warnings"]
+    assert "found nothing" in warning and ("discovery='listing'" in warning if discovery == "manifests" else True)
+
+
+def _forged_manifest(s3, env, key_in_manifest, batch_id, body=b'{"secret": "payroll"}'):
+    """A manifest under the archive's manifest prefix naming ``key_in_manifest`` of the archive bucket."""
+    when = START + timedelta(hours=3)
+    manifest_key = layout.batch_manifest_key(env.prefix, when, batch_id)
+    line = {
+        "message_id": f"forged-{batch_id}", "bucket": env.bucket, "key": key_in_manifest, "size": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(), "content_type": "application/json", "event_time": isoformat(when),
+        "archived_at": isoformat(when), "s3_uri": f"s3://{env.bucket}/{key_in_manifest}",
+        "manifest": f"s3://{env.bucket}/{manifest_key}", "manifest_version": 1,
+    }  # fmt: skip
+    s3.put_object(Bucket=env.bucket, Key=manifest_key, Body=(json.dumps(line) + "\n").encode())
+    return manifest_key
+
+
+FORGED_KEYS = {
+    "outside-prefix": "private/payroll.json",
+    "dot-segments": "audit/v1/../private/payroll.json",
+    "leading-slash": "/audit/v1/2026/11/16/03/00/00/payroll",
+    "percent-encoded": "audit/v1/2026/11/16/03/00/00/%2e%2e%2fprivate",
+    "extra-segment": "audit/v1/2026/11/16/03/00/00/m1/payroll.json",
+    "not-the-layout": "audit/v1/2026/11/16/payroll.json",
+}
+
+
+def test_a_forged_manifest_never_makes_the_load_read_outside_the_archive(audit_env, aws):
+    s3 = aws("s3")
+    for key in FORGED_KEYS.values():  # the objects exist: only the manifest's check keeps them out
+        s3.put_object(Bucket=audit_env.bucket, Key=key, Body=b'{"secret": "payroll"}')
+    forged = {name: _forged_manifest(s3, audit_env, key, name) for name, key in FORGED_KEYS.items()}
+    good = [_archive(s3, audit_env, START + timedelta(hours=1), b'{"ok": 1}')]
+    _write_manifest(s3, audit_env, good, START + timedelta(hours=1), "batch-good")
+
+    report = run_load(audit_env, on_bad_file="quarantine")
+    assert audit_env.sql("SELECT MESSAGE_ID FROM {ns}.AUDIT_RECORD") == [(good[0].message_id,)]
+    assert audit_env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_PAYLOAD WHERE PAYLOAD:secret IS NOT NULL") == [(0,)]
+    failed = {f["file"]: f["reason"] for f in report["files"]["failed"]}
+    for name, manifest_key in forged.items():
+        reason = failed[f"s3://{audit_env.bucket}/{manifest_key}"]
+        assert "manifest line 1" in reason and "key" in reason, (name, reason)
+    quarantined = s3.list_objects_v2(Bucket=audit_env.bucket, Prefix=f"{audit_env.prefix}/_quarantine/")["Contents"]
+    reasons = [s3.head_object(Bucket=audit_env.bucket, Key=q["Key"])["Metadata"]["quarantine-reason"] for q in quarantined]
+    assert len(reasons) == len(FORGED_KEYS) and all("key" in r for r in reasons)
+    assert any(f"set {len(FORGED_KEYS)} file(s) aside in s3://{audit_env.bucket}/{audit_env.prefix}/_quarantine/" in w
+               for w in report["warnings"]), report["warnings"]  # the run succeeds: the report says it  # fmt: skip
+    assert run_load(audit_env, on_bad_file="quarantine")["files"]["failed_count"] == 0  # set aside, not retried
+
+
+HOSTILE_IDS = ["..", "x'); DROP TABLE AUDIT_RECORD; --", "ünïcode", 'quo"te', "%2e%2e", "sp ace"]
+
+
+def _seed_hour(s3, env, hour):
+    """Three valid objects, objects with hostile ids and keys with extra segments in one hour folder."""
+    base = layout.data_hour_prefix(env.prefix, hour)
+    good = {f"{base}10/00/good-{n}": json.dumps({"n": n}).encode() for n in range(3)}
+    bad = [f"{base}20/00/{mid}" for mid in HOSTILE_IDS] + [f"{base}30/00/good-9/extra", f"{base}40/extra/00/good-8"]
+    for key, body in good.items():
+        s3.put_object(Bucket=env.bucket, Key=key, Body=body)
+    for key in bad:
+        s3.put_object(Bucket=env.bucket, Key=key, Body=b'{"bad": true}')
+    return good, bad
+
+
+def test_one_bad_object_never_blocks_its_hour_and_a_rerun_after_the_fix_loads_the_rest_once(audit_env, aws):
+    s3 = aws("s3")
+    good, bad = _seed_hour(s3, audit_env, START + timedelta(hours=5))
+    with pytest.raises(LoadError, match="could not be loaded") as failure:
+        run_load(audit_env, discovery="listing")
+    assert sorted(r[0] for r in audit_env.sql("SELECT MESSAGE_ID FROM {ns}.AUDIT_RECORD")) == ["good-0", "good-1", "good-2"]
+    assert f"{len(bad)} file(s)" in str(failure.value)
+
+    # The operator fixes the archive: one object renamed to a valid key, the others removed.
+    fixed = bad[0].rsplit("/", 1)[0] + "/good-3"
+    s3.copy_object(Bucket=audit_env.bucket, Key=fixed, CopySource={"Bucket": audit_env.bucket, "Key": bad[0]})
+    for key in bad:
+        s3.delete_object(Bucket=audit_env.bucket, Key=key)
+    report = run_load(audit_env, run_id="scheduled__w47_fixed", discovery="listing")
+    assert (report["records"]["inserted"], report["files"]["failed_count"]) == (1, 0)
+    again = run_load(audit_env, run_id="scheduled__w47_again", discovery="listing")
+    assert again["records"]["inserted"] == again["files"]["copied"] == 0
+    rows = audit_env.sql("SELECT MESSAGE_ID, COUNT(*) FROM {ns}.AUDIT_RECORD GROUP BY MESSAGE_ID")
+    assert sorted(rows) == [(f"good-{n}", 1) for n in range(4)]
+
+
+def test_bad_objects_are_reported_with_their_keys_and_quarantined_alone(audit_env, aws):
+    s3 = aws("s3")
+    good, bad = _seed_hour(s3, audit_env, START + timedelta(hours=5))
+    report = run_load(audit_env, discovery="listing", on_bad_file="quarantine")
+    assert report["records"]["inserted"] == 3
+    failed = {f["file"]: f["reason"] for f in report["files"]["failed"]}
+    assert set(failed) == {f"s3://{audit_env.bucket}/{k}" for k in bad}
+    assert all("layout" in r or "message id" in r for r in failed.values()), failed
+    assert report["files"]["objects_not_in_layout"] == len(bad)
+    quarantined = s3.list_objects_v2(Bucket=audit_env.bucket, Prefix=f"{audit_env.prefix}/_quarantine/")["Contents"]
+    assert len(quarantined) == len(bad)
+    rerun = run_load(audit_env, run_id="scheduled__w47_rerun", discovery="listing", on_bad_file="quarantine")
+    assert rerun["files"]["failed_count"] == 0 and rerun["records"]["inserted"] == 0
+
+
+def test_an_unreadable_object_is_reported_alone_and_the_rest_loads(audit_env, aws):
+    s3 = aws("s3")
+    hour = START + timedelta(hours=7)
+    for n in range(2):
+        s3.put_object(Bucket=audit_env.bucket, Key=layout.archive_key(audit_env.prefix, hour, f"ok-{n}"), Body=b'{"ok": 1}')
+    cold = layout.archive_key(audit_env.prefix, hour + timedelta(minutes=1), "archived-to-glacier")
+    s3.put_object(Bucket=audit_env.bucket, Key=cold, Body=b'{"cold": 1}', StorageClass="GLACIER")
+    with pytest.raises(LoadError, match="could not be loaded"):
+        run_load(audit_env, discovery="listing")
+    assert sorted(r[0] for r in audit_env.sql("SELECT MESSAGE_ID FROM {ns}.AUDIT_RECORD")) == ["ok-0", "ok-1"]
+
+
+def test_hostile_object_metadata_never_blocks_the_hour(audit_env, aws):
+    """Listing reads each object's user metadata: a forged message id or event time is not trusted."""
+    s3 = aws("s3")
+    hour = START + timedelta(hours=9)
+    key = layout.archive_key(audit_env.prefix, hour, "meta-1")
+    s3.put_object(Bucket=audit_env.bucket, Key=key, Body=b'{"a": 1}', Metadata={"message-id": "../other", "event-time": "yesterday"})
+    s3.put_object(Bucket=audit_env.bucket, Key=layout.archive_key(audit_env.prefix, hour, "meta-2"), Body=b'{"b": 2}')
+    report = run_load(audit_env, discovery="listing")
+    assert report["records"]["inserted"] == 2
+    rows = audit_env.sql("SELECT MESSAGE_ID, EVENT_TIME FROM {ns}.AUDIT_RECORD ORDER BY MESSAGE_ID")
+    assert [r[0] for r in rows] == ["meta-1", "meta-2"]
+
+
+def test_a_badly_named_manifest_is_reported_alone(audit_env, aws):
+    s3 = aws("s3")
+    good = [_archive(s3, audit_env, START + timedelta(hours=1), b'{"ok": 1}')]
+    _write_manifest(s3, audit_env, good, START + timedelta(hours=1), "batch-good")
+    other = [_archive(s3, audit_env, START + timedelta(hours=2), b'{"other": 1}')]
+    odd_key = layout.batch_manifest_hour_prefix(audit_env.prefix, START + timedelta(hours=2)) + "it's odd.jsonl"
+    s3.put_object(Bucket=audit_env.bucket, Key=odd_key, Body=encode_manifest(other, f"s3://{audit_env.bucket}/{odd_key}"))
+    report = run_load(audit_env, on_bad_file="quarantine")
+    assert report["records"]["inserted"] == 1
+    (failed,) = report["files"]["failed"]
+    assert failed["file"] == f"s3://{audit_env.bucket}/{odd_key}" and "manifest key" in failed["reason"]

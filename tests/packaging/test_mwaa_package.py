@@ -123,7 +123,10 @@ def test_plugins_zip_is_flat_with_the_wheel_and_the_plugin(built):
     assert "reliable_messaging_plugin.py" in names
 
 
-@pytest.mark.parametrize("line", ["2.11.2", "3.3.1"])
+MWAA_VERSIONS = ["2.11.0", "2.11.2", "3.0.6", "3.2.1", "3.3.1"]  # every version MWAA offers
+
+
+@pytest.mark.parametrize("line", MWAA_VERSIONS)
 def test_requirements_files_use_mwaa_constraints_and_the_plugins_folder(line):
     lines = [ln.strip() for ln in (REPO / "requirements" / f"mwaa-{line}.txt").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     url = f"https://raw.githubusercontent.com/apache/airflow/constraints-{line}/constraints-3.12.txt"
@@ -131,8 +134,29 @@ def test_requirements_files_use_mwaa_constraints_and_the_plugins_folder(line):
     assert f"--find-links {MWAA_PLUGINS}" in lines
     assert "airflow-reliable-messaging" in lines
     assert "apache-airflow-providers-snowflake" in lines  # not preinstalled on MWAA
-    # The local copy used by the tests is that very file.
+    # The local copies used by the tests and scripts/check_mwaa.sh are that very file, and the
+    # pins MWAA does not let a user override.
     assert url in (REPO / "requirements" / "constraints" / f"constraints-{line}.txt").read_text()[:400]
+    essential = (REPO / "requirements" / "constraints" / f"essential-constraints-{line}.txt").read_text()
+    assert f"apache-airflow=={line}" in essential.splitlines()
+
+
+def test_the_package_resolves_under_every_mwaa_versions_constraints():
+    """Each dependency's lower bound is at most what every MWAA version pins (the oldest: 2.11.0)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    dependencies = [Requirement(d) for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]]
+    for line in MWAA_VERSIONS:
+        pins = dict(
+            ln.split("==", 1) for ln in (REPO / "requirements" / "constraints" / f"constraints-{line}.txt").read_text().splitlines()
+            if "==" in ln and not ln.startswith("#")
+        )  # fmt: skip
+        pins["apache-airflow"] = line
+        for dep in dependencies:
+            assert dep.name in pins, f"MWAA {line} pins no {dep.name}"
+            assert dep.specifier.contains(pins[dep.name]), f"MWAA {line} pins {dep.name}=={pins[dep.name]}, the package needs {dep}"
 
 
 def test_installed_from_the_wheel_with_sql_inside(mwaa):
@@ -179,9 +203,6 @@ def test_airflow_lists_the_provider_and_its_links(mwaa):
                 obj = importlib.import_module(module)
                 if attr:
                     getattr(obj, attr)
-            except ModuleNotFoundError as exc:
-                if not (airflow.__version__.startswith("2.") and "airflow.providers.standard" in str(exc)):
-                    bad[name] = repr(exc)  # only the 3.1+ approval operator needs the standard provider
             except Exception as exc:
                 bad[name] = repr(exc)
         print(json.dumps({"checked": len(names), "bad": bad}))

@@ -1,7 +1,9 @@
 """Crash tests: the task process is SIGKILLed after its N-th AWS API call (N sampled every
 ``STEP`` calls from 1 until a run completes without reaching N), rerun to completion, and then:
 
-- every input message is in exactly one of {archived/delivered, DLQ, quarantine};
+- every input message is in exactly one of {archived/delivered, DLQ, quarantine} — a repeated
+  producer transaction as one object and one duplicate naming it (never both, never none, never a
+  duplicate of itself: a kill between the transaction marker and the payload loses nothing);
 - no S3 object is duplicated or partial (each record in one key, bytes as sent);
 - Snowflake rows are unique per message id (the load runs over every archive crash's output);
 - downstream duplicates (notifications, redriven or replayed messages) are bounded by one batch
@@ -26,6 +28,7 @@ import pytest
 
 from airflow_reliable_messaging.domain import archive_layout as layout
 from airflow_reliable_messaging.domain import replay as rp
+from airflow_reliable_messaging.domain.manifest import decode_manifest
 from tests.proof.conftest import PREFIX
 
 pytestmark = pytest.mark.localcloud
@@ -112,16 +115,31 @@ def _rerun_until_empty(runner, operator, kwargs, sqs, url, wait: float, context=
 
 
 # -- archive ------------------------------------------------------------------------------------------
-def _archive_inputs(tag: str, payload_bucket: str) -> dict[str, tuple[str, str, bytes | None]]:
-    """my id -> (expected place, body, payload when archived)."""
+def _seed(mid: str, txn: str, payload: bytes, when: str) -> str:
+    return json.dumps({"messageID": mid, "messageMetaData": {"messageType": "claim", "sourceSystemID": "claims",
+                       "sourceTransactionID": txn, "dateTime": when}, "messagePayload": base64.b64encode(payload).decode()})  # fmt: skip
+
+
+def _archive_inputs(tag: str, payload_bucket: str, s3=None) -> dict[str, tuple[str, str, bytes | None]]:
+    """my id -> (expected place, body, payload when archived). Places: "archived" (its own object),
+    "repeat" (a second copy of a transaction: its own object when it claimed the transaction first,
+    else a duplicate line naming the other's; which one is first depends on timing), "quarantine", "dlq".
+    With ``s3``: also a seed request offloaded to ``payload_bucket`` (read in a stream)."""
     when = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
     inputs: dict[str, tuple[str, str, bytes | None]] = {}
     for i in range(RECORDS):
         mid = f"{tag}-{i:02d}"
         payload = json.dumps({"n": i, "tag": tag}).encode()
-        body = {"messageID": mid, "messageMetaData": {"messageType": "claim", "sourceSystemID": "claims",
-                "sourceTransactionID": mid, "dateTime": when}, "messagePayload": base64.b64encode(payload).decode()}  # fmt: skip
-        inputs[mid] = ("archived", json.dumps(body), payload)
+        inputs[mid] = ("archived", _seed(mid, mid, payload, when), payload)
+    for mid in (f"{tag}-r1", f"{tag}-r2"):  # one transaction sent twice: one object, one duplicate
+        inputs[mid] = ("repeat", _seed(mid, f"{tag}-twice", b"the same bytes", when), b"the same bytes")
+    for mid, payload in ((f"{tag}-k1", b"first bytes"), (f"{tag}-k2", b"other bytes")):  # a conflict: both kept
+        inputs[mid] = ("archived", _seed(mid, f"{tag}-conflict", payload, when), payload)
+    if s3 is not None:
+        mid = f"{tag}-ptr"
+        s3.put_object(Bucket=payload_bucket, Key=f"seed/{tag}", Body=_seed(mid, mid, b"offloaded " * 1000, when).encode())
+        pointer = json.dumps(["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": payload_bucket, "s3Key": f"seed/{tag}"}])
+        inputs[mid] = ("archived", pointer, b"offloaded " * 1000)
     bad_base64 = {"messageID": f"{tag}-bad64", "messageMetaData": {"messageType": "claim", "sourceSystemID": "claims",
                   "sourceTransactionID": "x", "dateTime": when}, "messagePayload": "***not base64***"}  # fmt: skip
     inputs[f"{tag}-bad64"] = ("quarantine", json.dumps(bad_base64), None)
@@ -144,6 +162,21 @@ def _check_archive_point(aws, pipeline, tag, inputs, sent_ids, queue, dlq, obser
             archived[mid] += 1
             assert s3.get_object(Bucket=pipeline.bucket, Key=key)["Body"].read() == inputs[mid][2], key
     assert all(c == 1 for c in archived.values()), archived
+    # manifest lines: each message has one standing in its transaction, whatever crashed and was redone
+    standing: dict[str, set] = {}
+    for key in pipeline.objects(f"{PREFIX}/{layout.BATCH_MANIFESTS}/"):
+        for line in decode_manifest(s3.get_object(Bucket=pipeline.bucket, Key=key)["Body"].read()):
+            if line.message_id.startswith(f"{tag}-"):
+                standing.setdefault(line.message_id, set()).add((line.transaction_status, line.repeat_of, line.key))
+    assert all(len(v) == 1 for v in standing.values()), standing
+    duplicates = {mid for mid, v in standing.items() if next(iter(v))[0] == "duplicate"}
+    repeats = sorted(mid for mid, spec in inputs.items() if spec[0] == "repeat")
+    assert len(duplicates) == 1 and duplicates < set(repeats), standing  # never both, never none
+    (duplicate,) = duplicates
+    (first,) = set(repeats) - duplicates
+    assert next(iter(standing[duplicate]))[1:] == (first, layout.archive_key(PREFIX, layout.parse_archive_key(PREFIX, next(iter(standing[duplicate]))[2]).event_time, first))
+    assert archived[first] == 1 and duplicate not in archived  # the copy it names exists; no second object
+    assert sorted(next(iter(standing[m]))[0] for m in (f"{tag}-k1", f"{tag}-k2")) == ["conflict", "first"]
     # dead-lettered (at-least-once: a resend after a crash is bounded by one batch)
     dlq_msgs = _drain_all(sqs, dlq)
     dead = Counter(by_sqs[json.loads(m["MessageAttributes"]["ArchiveFailure"]["StringValue"])["sqs_message_id"]] for m in dlq_msgs)
@@ -158,20 +191,24 @@ def _check_archive_point(aws, pipeline, tag, inputs, sent_ids, queue, dlq, obser
     assert all(c == 1 for c in quarantined.values()), quarantined
     places = {}
     for mid in inputs:
-        where = [p for p, c in (("archived", archived), ("dlq", dead), ("quarantine", quarantined)) if mid in c]
-        assert len(where) == 1, (mid, where)
-        places[mid] = where[0]
+        found = [p for p, c in (("archived", archived), ("repeat", duplicates), ("dlq", dead), ("quarantine", quarantined)) if mid in c]
+        assert len(found) == 1, (mid, found)
+        places[mid] = "repeat" if mid in repeats else found[0]
     assert places == {mid: spec[0] for mid, spec in inputs.items()}
-    # notifications: every archived record announced; repeats bounded by one manifest batch
+    # notifications: every record announced (a duplicate as one); repeats bounded by one manifest batch
     notes = _drain_all(sqs, observer)
     per_record = Counter()
+    events: dict[str, set] = {}
     for note in notes:
         body = json.loads(note["Body"])
         per_record[body["messageID"]] += 1
-    assert set(archived) <= set(per_record), set(archived) - set(per_record)
-    extra = sum(per_record.values()) - 4 * len(archived)
-    assert 0 <= extra <= 4 * BATCH, per_record
-    return set(archived)
+        events.setdefault(body["messageID"], set()).add(body["event"])
+    assert set(archived) | duplicates <= set(per_record), (set(archived) | duplicates) - set(per_record)
+    assert "duplicate" in events[duplicate] and "archive_stored" not in events[duplicate]
+    assert all("duplicate" not in events[m] for m in archived)  # no record is a duplicate of itself
+    extra = sum(per_record.values()) - 4 * (len(archived) + len(duplicates)) - 1  # (the conflict's own event)
+    assert 0 <= extra <= 5 * BATCH, per_record
+    return set(archived) | duplicates
 
 
 def test_archive_survives_sigkill_at_every_sampled_call(runner, pipeline, warehouse, aws, unique):
@@ -190,7 +227,7 @@ def test_archive_survives_sigkill_at_every_sampled_call(runner, pipeline, wareho
         observer = sqs.create_queue(QueueName=unique("crash-obs"))["QueueUrl"]
         obs_arn = sqs.get_queue_attributes(QueueUrl=observer, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=obs_arn, Attributes={"RawMessageDelivery": "true"})
-        inputs = _archive_inputs(tag, payload_bucket)
+        inputs = _archive_inputs(tag, payload_bucket, aws("s3"))
         sent_ids = {mid: sqs.send_message(QueueUrl=queue, MessageBody=spec[1])["MessageId"] for mid, spec in inputs.items()}
         kwargs = pipeline.archive_kwargs(queue_url=queue, dead_letter_queue_url=dlq, topic_arn=topic, visibility_timeout=2,
                                          records_per_manifest=BATCH, notifications="per_record")  # fmt: skip

@@ -33,7 +33,8 @@ IAM_ACTION = {
     "sqs:SendMessageBatch": "sqs:SendMessage", "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility", "sns:PublishBatch": "sns:Publish",
     "s3:HeadObject": "s3:GetObject", "s3:ListObjectsV2": "s3:ListBucket", "s3:ListObjects": "s3:ListBucket",
-    "s3:HeadBucket": "s3:ListBucket",
+    "s3:HeadBucket": "s3:ListBucket", "s3:CreateMultipartUpload": "s3:PutObject", "s3:UploadPart": "s3:PutObject",
+    "s3:CompleteMultipartUpload": "s3:PutObject",
 }  # fmt: skip
 COPY_SOURCE_READ = "s3:GetObject"  # CopyObject reads the source: s3:GetObject on it, s3:PutObject on the target
 
@@ -108,21 +109,38 @@ def check(name: str, calls: list[str]) -> None:
 
 
 # -- the operators' runs -----------------------------------------------------------------------------
-def test_archive_actions(pipeline, aws, unique):
+def test_archive_actions(pipeline, aws, unique, faults):
+    """Inline, duplicate, conflicting and claim-check records (a plain object, a seed request
+    streamed in parts — once aborted by a failing part —, a malformed one quarantined with its object)."""
+    from airflow_reliable_messaging.operators._archive_run import PART_SIZE
     from airflow_reliable_messaging.operators.audit_archive import AuditArchiveOperator
 
     sqs, s3 = aws("sqs"), aws("s3")
     payloads = unique("payloads")
     s3.create_bucket(Bucket=payloads)
-    s3.put_object(Bucket=payloads, Key="big", Body=b"x" * 1000)
-    pointer = json.dumps(["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": payloads, "s3Key": "big"}])
-    missing = json.dumps(["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": payloads, "s3Key": "gone"}])
-    for body in (seed_body(b"a", "t1"), seed_body(b"b", "t2"), pointer, missing, '{"messageMetaData": 1, "messagePayload": "x"}'):
+
+    def pointer(key: str, body: bytes | None = None) -> str:
+        if body is not None:
+            s3.put_object(Bucket=payloads, Key=key, Body=body)
+        return json.dumps(["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": payloads, "s3Key": key}])
+
+    big = pointer("seed-big", seed_body(b"z" * (PART_SIZE + 1), "t-big").encode())
+    bodies = (seed_body(b"a", "t1"), seed_body(b"b", "t2"), seed_body(b"a", "t1"), seed_body(b"c", "t1"), pointer("big", b"x" * 1000),
+              pointer("gone"), '{"messageMetaData": 1, "messagePayload": "x"}', pointer("bad-seed", seed_body(b"q", "t3").replace('": "', '": "!', 1).encode()))  # fmt: skip
+    for body in bodies:
         sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=body)
     sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=seed_body(b"a", "t1"))  # already archived on the way
     with recording() as calls:
         AuditArchiveOperator(**pipeline.archive_kwargs(notifications="per_record")).execute({})
+        sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=big)
+        retries = {"retries": {"mode": "standard", "total_max_attempts": 1}}
+        with faults.injecting([{"service": "s3", "operation": "UploadPart", "fault": "5xx", "status": 500, "nth": 1}]):
+            AuditArchiveOperator(**pipeline.archive_kwargs(notifications="per_batch", visibility_timeout=1, botocore_config=retries)).execute({})
+        time.sleep(1.2)
         AuditArchiveOperator(**pipeline.archive_kwargs(notifications="per_batch")).execute({})
+    assert pipeline.depth(pipeline.queue_url) == 0
+    called = {c for c in calls}
+    assert {"s3:AbortMultipartUpload", "s3:CompleteMultipartUpload", "s3:CopyObject"} <= called, called
     check("audit_archive", calls)
 
 

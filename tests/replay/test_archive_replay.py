@@ -217,3 +217,22 @@ def test_a_data_protection_policy_masks_replayed_messages_without_breaking_them(
     assert copy["card"] == "#" * 16 and card not in json.dumps(copy)
     original = s3.get_object(Bucket=bucket, Key=layout.archive_key(PREFIX, T0 + timedelta(minutes=4), "m-big"))["Body"].read()
     assert original == big  # the archive itself is never changed
+
+
+def test_a_forged_manifest_never_makes_the_replay_publish_objects_outside_the_archive(s3, sqs, bucket, unique):
+    """Issue 13: a manifest under the archive's manifest prefix naming another key of the bucket
+    (outside the archive prefix) is refused; the private object is never sent."""
+    _archive(s3, bucket, [("msg-001", 1, b'{"ok": 1}', "claims", "claim")])
+    secret = b'{"secret": "payroll"}'
+    s3.put_object(Bucket=bucket, Key="private/payroll.json", Body=secret)
+    forged = ArchivedRecord(
+        message_id="forged-1", bucket=bucket, key="private/payroll.json", size=len(secret),
+        sha256=hashlib.sha256(secret).hexdigest(), content_type="application/json",
+        event_time=isoformat(T0 + timedelta(minutes=2)), archived_at=isoformat(T0 + timedelta(minutes=3)),
+    )  # fmt: skip
+    key = layout.batch_manifest_key(PREFIX, T0 + timedelta(minutes=6), "forged")
+    s3.put_object(Bucket=bucket, Key=key, Body=encode_manifest([forged], layout.s3_uri(bucket, key)))
+    url = sqs.create_queue(QueueName=unique("target"))["QueueUrl"]
+    with pytest.raises(ReplayError, match="outside the archive prefix"):
+        _op(bucket, target_queue=url).execute({})
+    assert not [m for m in drain(sqs, url, 0) if "payroll" in m["Body"]]

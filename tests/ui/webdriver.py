@@ -26,7 +26,7 @@ WINDOW = (1400, 1600)
 T = TypeVar("T")
 
 INSTALL_HINT = (
-    "headless Chromium and chromedriver are needed for the trigger-form tests: run scripts/bootstrap.sh "
+    "headless Chromium and chromedriver are needed for the trigger-form tests: run scripts/bootstrap.sh browser "
     "(apt packages chromium, chromium-driver) or set CHROMIUM / CHROMEDRIVER to their paths"
 )
 
