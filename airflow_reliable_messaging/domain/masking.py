@@ -356,12 +356,7 @@ class DataProtectionPolicy:
         if isinstance(value, dict):
             out: dict[str, Any] = {}
             for k, v in value.items():
-                name = self.apply(str(k), key)
-                unique, n = name, 1
-                while unique in out:
-                    n += 1
-                    unique = f"{name} ({n})"
-                out[unique] = self.apply_json(v, str(k))
+                out[_unique_name(self.apply(str(k), key), out)] = self.apply_json(v, str(k))
             return out
         if isinstance(value, list | tuple):
             return [self.apply_json(v, key) for v in value]
@@ -419,6 +414,24 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 _TAG = re.compile(r"<!--.*?-->|<[^<>]*>", re.DOTALL)
 
 
+def _unique_name(name: str, taken: dict[str, Any]) -> str:
+    """``name``, or ``name (2)``, ``name (3)``... if ``taken`` has it."""
+    unique, n = name, 1
+    while unique in taken:
+        n += 1
+        unique = f"{name} ({n})"
+    return unique
+
+
+def _every_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object with every value kept: a repeated key's later values get `` (2)``, `` (3)``...
+    (a plain parse keeps only the last value, and a masked copy would lose or leak the others)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        out[_unique_name(key, out)] = value
+    return out
+
+
 class NotDeidentifiable(ValueError):
     """A payload that is not text: no data identifier can be looked for in it."""
 
@@ -431,14 +444,15 @@ def deidentify(text: str, policy: Any) -> str:
 
 def deidentify_payload(data: bytes, policy: DataProtectionPolicy) -> bytes:
     """A message body de-identified without breaking it: JSON on its structure (still JSON, compact
-    when something was masked), other UTF-8 text as text; unchanged bytes when nothing was found.
+    when something was masked; a repeated key's later values renamed `` (2)``..., never dropped),
+    other UTF-8 text as text; unchanged bytes when nothing was found.
     Raises NotDeidentifiable for a body that is not UTF-8 text, SensitiveDataDenied on ``Deny``."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise NotDeidentifiable("a binary payload cannot be searched for sensitive data") from None
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_every_key)
     except ValueError:
         masked = policy.apply(text)
         return data if masked == text else masked.encode()

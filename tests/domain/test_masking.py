@@ -319,3 +319,15 @@ def test_keywords_match_as_aws_documents():
         assert _finds("Ssn-US", f"{keyword}: 123-45-6789") == ["123-45-6789"], keyword
     assert _finds("Ssn-US", "lessn 123-45-6789") == []  # inside another word
     assert _finds("Ssn-US", "123-45-6789 " + "x" * 60 + " ssn") == []  # too far (KEYWORD_DISTANCE)
+
+
+def test_a_repeated_json_key_hides_nothing():
+    """A parser keeps one value of a repeated key ({"a": "<email>", "a": "x"} parses to {"a": "x"}):
+    masking that parse found nothing and published the original text, email included."""
+    policy = DataProtectionPolicy.parse(_policy([EMAIL], MASK))
+    out = deidentify_payload(b'{"a": "ann@example.com", "a": "x", "b": [{"c": 1, "c": "bob@example.org"}]}', policy)
+    assert b"@" not in out
+    assert json.loads(out) == {"a": "#" * 15, "a (2)": "x", "b": [{"c": 1, "c (2)": "#" * 15}]}
+    assert json.loads(deidentify_payload(b'{"a": "ann@example.com", "a": "x"}', policy)) == {"a": "#" * 15, "a (2)": "x"}
+    untouched = b'{"a": 1, "a": 2}'
+    assert deidentify_payload(untouched, policy) == untouched
