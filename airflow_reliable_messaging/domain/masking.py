@@ -44,9 +44,10 @@ to what it is about to publish.
 
 Masking never breaks the document it masks: :meth:`DataProtectionPolicy.apply_json` masks the
 values (and keys) of a JSON document, a masked number becoming a string, so the result is still
-JSON; :meth:`~DataProtectionPolicy.apply_html` masks the text of an HTML document, never its
-markup; :func:`deidentify_payload` picks the right one for a message body. The key (or the enclosing
-key) of a JSON value counts as text near it, so ``{"phone": "0207 946 0958"}`` finds the keyword.
+JSON; :meth:`~DataProtectionPolicy.apply_html` masks the text, attribute values and comments of an
+HTML document, never its tags; :func:`deidentify_payload` picks the right one for a message body.
+The key (or the enclosing key) of a JSON value counts as text near it, so
+``{"phone": "0207 946 0958"}`` finds the keyword.
 """
 
 from __future__ import annotations
@@ -367,14 +368,29 @@ class DataProtectionPolicy:
         return value
 
     def apply_html(self, html: str) -> str:
-        """De-identify the text of an HTML document, never its markup: tags (and their attributes)
-        are kept as they are, each text run is unescaped, de-identified and escaped again."""
+        """De-identify an HTML document without breaking its markup: each text run and each
+        attribute value is unescaped, de-identified and escaped again, comments are de-identified
+        as text; tag and attribute names are kept as they are."""
         from html import escape, unescape
+
+        def value(match: re.Match) -> str:
+            quoted = match.group(2)[:1] in ("'", '"')
+            text = unescape(match.group(2)[1:-1] if quoted else match.group(2))
+            masked = self.apply(text)
+            if masked == text:
+                return match.group(0)
+            quote = match.group(2)[0] if quoted else '"'
+            return f"{match.group(1)}{quote}{escape(masked, quote=True)}{quote}"
+
+        def markup(tag: str) -> str:
+            if tag.startswith("<!--"):
+                return f"<!--{self.apply(tag[4:-3])}-->"
+            return _ATTRIBUTE.sub(value, tag)
 
         out, last = [], 0
         for tag in _TAG.finditer(html):
             out.append(escape(self.apply(unescape(html[last : tag.start()])), quote=False))
-            out.append(tag.group())
+            out.append(markup(tag.group()))
             last = tag.end()
         out.append(escape(self.apply(unescape(html[last:])), quote=False))
         return "".join(out)
@@ -412,6 +428,7 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 _TAG = re.compile(r"<!--.*?-->|<[^<>]*>", re.DOTALL)
+_ATTRIBUTE = re.compile(r"""(\s[^\s"'>/=]+\s*=\s*)("[^"]*"|'[^']*'|[^\s"'=<>`]+)""")
 
 
 def _unique_name(name: str, taken: dict[str, Any]) -> str:

@@ -470,7 +470,7 @@ class EmailReportOperator(_MarkedDelivery):
         report = self.report_dict()
         policy = _policy(self.data_protection_policy)
         mask = (lambda text: text) if policy is None else policy.apply
-        mask_html = (lambda html: html) if policy is None else policy.apply_html  # the text, never the markup
+        mask_html = (lambda html: html) if policy is None else policy.apply_html  # text and attribute values, never tags
         s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
         marker = self.marker_key(report)
         if self.already_delivered(s3, report):

@@ -212,7 +212,21 @@ def test_html_is_masked_in_its_text_never_its_markup():
         "Statement": [{"DataIdentifier": [EMAIL, "Tag"], "Operation": {"Deidentify": {"MaskConfig": {"MaskWithCharacter": "<"}}}}]})  # fmt: skip
     html = "<table style='x'><tr><td>o&#x27;brien@example.com &amp; td</td></tr></table><!-- td -->"
     assert policy.apply_html(html) == (
-        "<table style='x'><tr><td>" + "&lt;" * 19 + " &amp; &lt;&lt;</td></tr></table><!-- td -->"
+        "<table style='x'><tr><td>" + "&lt;" * 19 + " &amp; &lt;&lt;</td></tr></table><!-- << -->"
+    )
+
+
+def test_html_attribute_values_and_comments_are_masked_too():
+    """A link or a tooltip is as readable as the text: href="mailto:ann@example.com" published the
+    address unmasked. Names stay; a masked value is re-escaped in its own quotes."""
+    policy = DataProtectionPolicy.parse(_policy([EMAIL], MASK))
+    html = (
+        '<a href="mailto:ann@example.com?s=a&amp;b" title=\'bob@example.org\' class=x data-u=cy@example.net>'
+        "ann@example.com</a><!-- dan@example.com --><img alt='' src=\"cid:chart\">"
+    )
+    assert policy.apply_html(html) == (
+        '<a href="mailto:' + "#" * 15 + '?s=a&amp;b" title=\'' + "#" * 15 + "' class=x data-u=\"" + "#" * 14 + '">'
+        + "#" * 15 + "</a><!-- " + "#" * 15 + " --><img alt='' src=\"cid:chart\">"
     )
 
 
