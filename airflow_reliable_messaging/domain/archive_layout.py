@@ -47,11 +47,27 @@ _MANIFEST_KEY = re.compile(_HOUR + r"(?P<name>[^/]*)\.jsonl")
 DATA_LAYOUT = "YYYY/MM/DD/HH/MM/SS/<message id>"
 
 
+# S3 keys are at most 1,024 bytes. The longest key this project writes under a prefix is the
+# prefix plus 305 bytes: an S3-archive replay's masked copy ("/_replays/<32>/masked/<message id
+# of 255>"), or a report file under a DAG id of 255 ("/_reports/<dag id>/<20>/sns-published.json");
+# then a claim-check object kept beside its quarantine document (290), a data object (276).
+# tests/domain/test_archive_layout.py builds each family's longest key.
+MAX_KEY_BYTES = 1024
+KEY_SUFFIX_RESERVE = 320
+MAX_PREFIX_BYTES = MAX_KEY_BYTES - KEY_SUFFIX_RESERVE
+
+
 def normalize_prefix(prefix: str | None, field: str = "prefix") -> str:
-    """Return ``prefix`` without leading/trailing slashes; reject what S3 keys should not hold."""
-    prefix = (prefix or "").strip("/")
+    """Return ``prefix`` without leading/trailing slashes; reject what S3 keys should not hold, and
+    a prefix too long for the longest key written under it to fit S3's 1,024 bytes."""
+    prefix = ("" if prefix is None else str(prefix)).strip().strip("/")  # (str: native rendering may give an int)
     if not _PREFIX.match(prefix) or any(part in ("", ".", "..") for part in prefix.split("/") if prefix):
-        raise ConfigurationError(field, f"{prefix!r} is not a safe S3 key prefix")
+        raise ConfigurationError(field, f"{printable(prefix)} is not a safe S3 key prefix")
+    if len(prefix) > MAX_PREFIX_BYTES:  # (ASCII only: characters are bytes)
+        raise ConfigurationError(
+            field, f"is {len(prefix)} bytes long; at most {MAX_PREFIX_BYTES}, so that every key written under it "
+            f"(up to {KEY_SUFFIX_RESERVE} bytes more) fits S3's {MAX_KEY_BYTES}-byte key limit"
+        )  # fmt: skip
     return prefix
 
 

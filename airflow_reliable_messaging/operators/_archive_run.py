@@ -65,6 +65,7 @@ class ArchiveSettings:
     records_per_manifest: int
     visibility_timeout: int | None
     wait_time_seconds: int
+    claim_check_buckets: frozenset[str] = frozenset()  # pointers to other buckets are quarantined unread
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ class ArchiveRun:
         for message in messages:
             self.counts["received"] += 1
             try:
-                parsed.append((message, am.parse_message(message, now=now)))
+                parsed.append((message, am.parse_message(message, now=now, claim_check_buckets=self.s.claim_check_buckets)))
             except RecordError as exc:
                 self.quarantine_or_fail(message, am.failure_reason(exc), None, failures, codes)
         futures = [self.pool.submit(self.archive, item) for _, item in parsed]

@@ -55,6 +55,10 @@ class AuditArchiveOperator(BaseOperator):
     :param max_run_seconds: stop receiving after this many seconds (the last batch still completes).
     :param records_per_manifest: records per manifest batch (also the unit of notification
         publishing and deletes); flushed earlier when the queue is empty or time is up.
+    :param claim_check_buckets: the buckets whose claim-check pointers are followed (a list, or
+        names separated by commas); a pointer to any other bucket is quarantined unread, with the
+        reason. Empty (the default): no pointer is followed — a pointer is the producer's word, and
+        following it reads or copies whatever this task's role may read.
     :param visibility_timeout: seconds received messages stay hidden (a batch is flushed within a
         third of it); None keeps the queue's setting.
     :param wait_time_seconds: long-poll wait per receive; an empty receive ends the run.
@@ -66,7 +70,7 @@ class AuditArchiveOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "queue_url", "bucket", "prefix", "topic_arn", "notifications", "dead_letter_queue_url", "kms_key_id",
         "max_messages", "max_run_seconds", "records_per_manifest", "visibility_timeout", "wait_time_seconds",
-        "aws_conn_id", "region_name",
+        "claim_check_buckets", "aws_conn_id", "region_name",
     )  # fmt: skip
     ui_color = "#e8dcff"
     operator_extra_links = (SqsQueueLink(), S3PrefixLink())
@@ -86,6 +90,7 @@ class AuditArchiveOperator(BaseOperator):
         records_per_manifest: int | str = 100,
         visibility_timeout: int | str | None = 300,
         wait_time_seconds: int | str = 2,
+        claim_check_buckets: str | Sequence[str] | None = None,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
@@ -105,6 +110,7 @@ class AuditArchiveOperator(BaseOperator):
         self.records_per_manifest = records_per_manifest
         self.visibility_timeout = visibility_timeout
         self.wait_time_seconds = wait_time_seconds
+        self.claim_check_buckets = claim_check_buckets
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
         self.verify = verify
@@ -160,6 +166,9 @@ class AuditArchiveOperator(BaseOperator):
             records_per_manifest=templated.integer(self.records_per_manifest, "records_per_manifest", 1, 1000),
             visibility_timeout=None if visibility is None else templated.integer(visibility, "visibility_timeout", 0, 43200),
             wait_time_seconds=templated.integer(self.wait_time_seconds, "wait_time_seconds", 0, 20),
+            claim_check_buckets=frozenset(
+                bucket_name(b, "claim_check_buckets") for b in templated.names(self.claim_check_buckets, "claim_check_buckets")
+            ),
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -167,9 +176,11 @@ class AuditArchiveOperator(BaseOperator):
 
         settings = self.settings()
         self.log.info(
-            "Archiving %s into s3://%s/%s (notifications: %s, DLQ: %s, at most %d messages / %d s)",
+            "Archiving %s into s3://%s/%s (notifications: %s, DLQ: %s, at most %d messages / %d s; claim-check "
+            "pointers followed to: %s)",
             settings.queue_url, settings.bucket, settings.prefix, settings.notifications,
             settings.dead_letter_queue_url or "none", settings.max_messages, settings.max_run_seconds,
+            ", ".join(sorted(settings.claim_check_buckets)) or "no bucket",
         )  # fmt: skip
         persist_links(context, self, self.sqs_hook, (SqsQueueLink, {"queue_url": settings.queue_url}),
                       (S3PrefixLink, {"bucket": settings.bucket, "prefix": settings.prefix}))  # fmt: skip
