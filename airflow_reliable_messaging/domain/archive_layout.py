@@ -38,8 +38,8 @@ QUARANTINE = "_quarantine"
 TRANSACTIONS = "_transactions"
 
 # Message ids become the last key segment: no separators, no dot-segments, bounded length.
-_MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,254}$")
-_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]*$")
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,254}\Z")
+_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]*\Z")
 # ASCII digits only: int() also reads other scripts' digits, which the archive never writes.
 _HOUR = r"(?P<year>[0-9]{4})/(?P<month>[0-9]{2})/(?P<day>[0-9]{2})/(?P<hour>[0-9]{2})/"
 _DATA_KEY = re.compile(_HOUR + r"(?P<minute>[0-9]{2})/(?P<second>[0-9]{2})/(?P<name>[^/]*)")
@@ -243,7 +243,7 @@ def quarantine_payload_key(quarantine_document_key: str) -> str:
     return quarantine_document_key + ".payload"
 
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def transaction_digest(source_system: str | None, transaction_id: str) -> str:

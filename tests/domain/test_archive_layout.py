@@ -161,3 +161,18 @@ def test_the_longest_key_under_the_longest_prefix_fits_s3s_limit():
 
 def test_a_prefix_as_native_rendering_gives_it():
     assert layout.normalize_prefix(2024) == "2024" and layout.normalize_prefix(None) == "" and layout.normalize_prefix(" /a/b/ ") == "a/b"
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda: layout.archive_key("p", datetime(2026, 1, 1, tzinfo=UTC), "m1\n"),
+        lambda: layout.check_archive_key("p", "p/2026/11/16/03/00/00/m1\n"),
+        lambda: layout.check_manifest_key("p", "p/_manifests/batches/2026/11/16/03/b.jsonl\n"),
+        lambda: layout.normalize_prefix("a/b\n/c"),
+    ],
+)
+def test_a_trailing_newline_is_not_a_valid_name(check):
+    """Python's ``$`` also matches before a final newline: ``^[a-z]+$`` accepts "m1\\n"."""
+    with pytest.raises(ValueError):
+        check()
