@@ -27,7 +27,8 @@ SIZE_ATTRIBUTES = (SIZE_ATTRIBUTE, LEGACY_SIZE_ATTRIBUTE)
 # SNS Publish and SQS SendMessage limit the whole message (body + attributes) to 256 KiB.
 MESSAGE_SIZE_LIMIT = 256 * 1024
 MAX_KEY_BYTES = 1024  # S3's longest object key (UTF-8)
-_BYTE_COUNT = re.compile(r"[0-9]{1,16}")  # S3's largest object (5 TiB) has 13 digits
+MAX_OBJECT_SIZE = 5 * 1024**4  # S3's largest object (5 TiB)
+_BYTE_COUNT = re.compile(r"[0-9]{1,16}")  # (13 digits suffice)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def size_declaration(message_attributes: dict | None) -> tuple[str, int] | None:
 
     Accepts both the SQS shape (``{"DataType": "Number", "StringValue": "123"}``) and the SNS
     envelope shape (``{"Type": "Number", "Value": "123"}``). A value that is not a byte count (a
-    whole number of ASCII digits), or the two attributes disagreeing, raises ValueError naming
+    whole number of ASCII digits, at most 5 TiB), or the two attributes disagreeing, raises ValueError naming
     the attribute.
     """
     found: dict[str, int] = {}
@@ -108,6 +109,8 @@ def size_declaration(message_attributes: dict | None) -> tuple[str, int] | None:
             shown = ascii(raw[:40]) if isinstance(raw, str) else "without a value"
             raise ValueError(f"message attribute {name} {shown} is not a byte count (a whole number, 0 or more)")
         found[name] = int(raw)
+        if found[name] > MAX_OBJECT_SIZE:
+            raise ValueError(f"message attribute {name} {found[name]} is larger than S3's largest object (5 TiB)")
     if len(set(found.values())) > 1:
         raise ValueError(" and ".join(f"message attribute {n} {v}" for n, v in found.items()) + " disagree")
     return next(iter(found.items()), None)
