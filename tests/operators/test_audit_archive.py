@@ -772,6 +772,26 @@ def test_a_broken_pointer_is_quarantined_not_archived_as_a_document(archive_env,
     assert named in env.quarantined()[sqs_id]["reason"]
 
 
+def test_a_failed_record_too_large_for_the_dlq_is_quarantined_not_left_in_the_queue(archive_env):
+    """SQS takes at most 1 MiB of body and attributes (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html):
+    a message of exactly 1 MiB that must be dead-lettered no longer fits beside its ArchiveFailure
+    attribute. It was left in the queue, failing every run until retention dropped it; S3 keeps it."""
+    env = archive_env
+    env.send(seed_body(b"first", messageID="big-id"))
+    short = seed_body(b"other bytes", messageID="big-id", pad="")
+    body = short.replace('"pad": ""', '"pad": "' + "x" * (1024 * 1024 - len(short)) + '"')
+    assert len(body.encode()) == 1024 * 1024
+    sqs_id = env.send(body)
+
+    report = env.operator(notifications="none").execute({})
+
+    assert (report["archived"], report["dead_lettered"], report["quarantined"], report["retained"]) == (1, 0, 1, 0), report
+    assert env.depth() == 0 and env.drain(env.dlq_url) == []
+    doc = env.quarantined()[sqs_id]
+    assert doc["body"] == body
+    assert "already holds other bytes" in doc["reason"] and "too large for the dead-letter queue" in doc["reason"], doc["reason"]
+
+
 def test_pointer_to_a_missing_object_goes_to_the_dlq_with_the_reason(archive_env):
     env = archive_env
     body = cc.S3Pointer(env.payload_bucket, "expired/payload").to_body()

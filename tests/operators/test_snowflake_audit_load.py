@@ -226,29 +226,29 @@ def test_a_forged_manifest_never_makes_the_load_read_outside_the_archive(audit_e
 
 def _replace_while_copy_waits(env, sf_faults, replace, **load_kwargs) -> dict:
     """Run the load; while its manifest COPY statement waits (a delay injected before it runs),
-    ``replace()`` rewrites a manifest the load has already validated. The load's report, or its error."""
+    ``replace()`` (in another thread) rewrites a manifest the load has already validated. The
+    load's report, or its error."""
     import threading
     import time
 
     from local_cloud.faults_client import snowflake_fault
 
-    outcome: dict = {}
-
-    def load():
-        try:
-            outcome["report"] = run_load(env, **load_kwargs)
-        except Exception as exc:  # noqa: BLE001 - the caller asserts on it
-            outcome["error"] = exc
-
-    with sf_faults.injecting([snowflake_fault("delay", r"COPY\s+INTO\s+\S+\.AUDIT_MANIFEST_LANDING", delay=4, nth=1)]):
-        worker = threading.Thread(target=load)
-        worker.start()
+    def replace_when_copy_waits():
         deadline = time.monotonic() + 60
         while not sf_faults.stats()["rules"][0]["matched"] and time.monotonic() < deadline:
             time.sleep(0.05)
         replace()
-        worker.join(120)
-        assert sf_faults.stats()["rules"][0]["fired"] == 1
+
+    outcome: dict = {}
+    with sf_faults.injecting([snowflake_fault("delay", r"COPY\s+INTO\s+\S+\.AUDIT_MANIFEST_LANDING", delay=4, nth=1)]):
+        swapper = threading.Thread(target=replace_when_copy_waits)
+        swapper.start()
+        try:
+            outcome["report"] = run_load(env, **load_kwargs)
+        except Exception as exc:  # noqa: BLE001 - the caller asserts on it
+            outcome["error"] = exc
+        swapper.join(60)
+        assert sf_faults.stats()["rules"][0]["fired"] == 1, outcome
     return outcome
 
 
