@@ -10,7 +10,9 @@ Configuration, read when the task runs (never at parse time):
 - Variables: ``audit_archive_queue_url``, ``audit_archive_bucket`` (required),
   ``audit_archive_prefix`` (default ``audit``), ``audit_archive_topic_arn``,
   ``audit_archive_dlq_url``, ``audit_archive_kms_key_id``, ``audit_archive_notifications``
-  (``per_record``, ``per_batch`` or ``none``).
+  (``per_record``, ``per_batch`` or ``none``), ``audit_archive_claim_check_buckets`` (the producers'
+  offload buckets whose claim-check pointers are followed, separated by commas; unset: none is —
+  pointers are quarantined unread, with the reason).
 - A manual run's form (Params) overrides any of them for that run.
 - Environment (parse time, no I/O): ``AUDIT_ARCHIVE_SCHEDULE`` (cron, default every 5 minutes).
 """
@@ -67,6 +69,10 @@ with DAG(
         "dead_letter_queue_url": Param("", type="string", title="DLQ URL", section="Failures",
                                        description="Empty: Variable audit_archive_dlq_url. Without a DLQ, failed "
                                                    "records stay in the source queue."),
+        "claim_check_buckets": Param("", type="string", title="Claim-check buckets", section="Source",
+                                     description="Buckets whose claim-check pointers are followed (comma-separated). "
+                                                 "Empty: Variable audit_archive_claim_check_buckets, else none: "
+                                                 "pointers are quarantined unread."),
         "max_messages": Param(100_000, type="integer", minimum=1, title="Maximum messages", section="Limits"),
         "max_run_seconds": Param(TIME_BUDGET_SECONDS, type="integer", minimum=1, maximum=3600,
                                  title="Time budget (s)", section="Limits"),
@@ -83,6 +89,7 @@ with DAG(
         topic_arn=_setting("topic_arn", "audit_archive_topic_arn"),
         notifications=_setting("notifications", "audit_archive_notifications", "per_record"),
         dead_letter_queue_url=_setting("dead_letter_queue_url", "audit_archive_dlq_url"),
+        claim_check_buckets=_setting("claim_check_buckets", "audit_archive_claim_check_buckets"),
         max_messages="{{ params.max_messages }}",
         max_run_seconds="{{ params.max_run_seconds }}",
         records_per_manifest="{{ params.records_per_manifest }}",

@@ -34,7 +34,8 @@ class BatchResult:
         self.requests += other.requests
 
 
-def _entry_bytes(entry: dict) -> int:
+def entry_bytes(entry: dict) -> int:
+    """What SQS / SNS count against their size limits: the body and the message attributes."""
     size = len(str(entry.get("MessageBody", entry.get("Message", ""))).encode())
     for name, attr in (entry.get("MessageAttributes") or {}).items():
         value = attr.get("StringValue", attr.get("BinaryValue", b""))
@@ -47,7 +48,7 @@ def chunk_entries(entries: list[dict], limit: int = BATCH_LIMIT, max_bytes: int 
     chunk: list[dict] = []
     size = 0
     for entry in entries:
-        entry_size = _entry_bytes(entry)
+        entry_size = entry_bytes(entry)
         if chunk and (len(chunk) >= limit or size + entry_size > max_bytes):
             yield chunk
             chunk, size = [], 0

@@ -16,6 +16,7 @@ from airflow_reliable_messaging.domain.audit_load import (
     chunked,
     index_digest,
     is_json_content,
+    landed_differences,
     listed_event_time,
     parse_copy_result,
     payload_bundle_line,
@@ -70,12 +71,11 @@ class AuditLoadRun:
             if self.target.uri(key) not in already:  # not quarantined by an earlier run
                 self.fail_file(self.target.uri(key), reason, quarantinable=quarantinable)
         pending = [k for k in manifest_keys if self.target.uri(k) not in already]
-        records_by_manifest = self.read_manifests(pending)
+        validated = self.read_manifests(pending)
+        copy = self.copy("load/copy_manifests.sql", list(validated))
+        records_by_manifest = self.check_landed(validated, copy)
         records = [r for rs in records_by_manifest.values() for r in rs]
         bundles = self.write_payload_bundles(list(records_by_manifest), records)
-
-        copy = CopyOutcome()
-        copy.merge(self.copy("load/copy_manifests.sql", list(records_by_manifest)))
         copy.merge(self.copy("load/copy_payloads.sql", bundles))
         for name, reason in copy.failed.items():
             self.fail_file(name, reason)
@@ -300,6 +300,35 @@ class AuditLoadRun:
             else:
                 good[key] = records
         return good
+
+    def check_landed(self, validated: dict[str, list[ArchivedRecord]], copy: CopyOutcome) -> dict[str, list[ArchivedRecord]]:
+        """The validated manifests whose landed lines are exactly the records validated. S3 gives
+        COPY no snapshot: the lines of a manifest replaced after its validation are taken out of
+        the landing table and the manifest reported as a bad file; nothing unvalidated is promoted.
+        A manifest the load history skips while none of its rows is landed or raw (taken out so
+        by an earlier run) is copied again, and checked again."""
+        t = self.target
+        uris = {t.uri(k): k for k in validated}
+        landed = self.sf.query(render("load/landed_manifests.sql", **self.ids))
+        absent = {t.uri(k) for k, rs in validated.items() if rs} & set(copy.skipped) - {r["FILE_NAME"] for r in landed}
+        if absent:
+            absent -= {r["FILE_NAME"] for r in self.sf.query(render("load/pending_raw_manifests.sql", **self.ids))}
+        if absent:
+            again = self.copy("load/copy_manifests_again.sql", [uris[u] for u in sorted(absent)])
+            copy.skipped[:] = [u for u in copy.skipped if u not in again.loaded]
+            copy.merge(CopyOutcome(loaded=again.loaded, failed=again.failed))
+            landed = self.sf.query(render("load/landed_manifests.sql", **self.ids))
+        differ = landed_differences(
+            {u: validated[k] for u, k in uris.items()}, ((r["FILE_NAME"], r["RECORD"]) for r in landed), copy.loaded,
+            bucket=t.bucket, prefix=t.prefix,
+        )  # fmt: skip
+        for name, reason in differ.items():
+            self.sf.query(render("load/drop_landed.sql", **self.ids), {"file_name": name})
+            if name in uris:
+                self.fail_file(name, f"manifest changed between its validation and COPY: {reason}")
+            else:
+                self.warn(f"took out landed lines naming {layout.printable(str(name))}, not loaded: {reason}")
+        return {k: rs for k, rs in validated.items() if t.uri(k) not in differ}
 
     def write_payload_bundles(self, manifest_keys: list[str], records: list[ArchivedRecord]) -> list[str]:
         """NDJSON bundles of the pending records' JSON payloads (binary payloads stay in S3)."""

@@ -126,6 +126,36 @@ def test_archive_run_reads_variables_at_run_time_and_params_override(airflow_db,
         "Attributes"]["ApproximateNumberOfMessages"]) == 0  # fmt: skip
 
 
+def test_claim_check_pointers_are_followed_only_to_the_buckets_the_variable_names(airflow_db, local_cloud, aws, unique, monkeypatch):
+    """By default (no Variable) a pointer is quarantined unread, naming the setting and the bucket;
+    the Variable, read when the task runs, lets the producers' offload bucket be read."""
+    sqs, s3 = aws("sqs"), aws("s3")
+    queue = sqs.create_queue(QueueName=unique("dag-pointers"))["QueueUrl"]
+    bucket, payloads = unique("dag-archive"), unique("dag-payloads")
+    for name in (bucket, payloads):
+        s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=payloads, Key="offloaded/1", Body=b"x" * 300_000)
+    pointer = json.dumps(["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": payloads, "s3Key": "offloaded/1"}])
+    monkeypatch.setenv("AIRFLOW_VAR_AUDIT_ARCHIVE_QUEUE_URL", queue)
+    monkeypatch.setenv("AIRFLOW_VAR_AUDIT_ARCHIVE_BUCKET", bucket)
+    monkeypatch.setenv("AIRFLOW_VAR_AUDIT_ARCHIVE_NOTIFICATIONS", "none")
+    _declare_alias_on_2_11()
+    dag = _load_dag()
+
+    sqs.send_message(QueueUrl=queue, MessageBody=pointer)
+    first = dag.test(run_conf={"max_run_seconds": 30})
+    report = first.get_task_instances()[0].xcom_pull(task_ids="archive")
+    assert (report["quarantined"], report["archived"]) == (1, 0), report
+    (doc_key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="audit/_quarantine/")["Contents"]]
+    reason = json.loads(s3.get_object(Bucket=bucket, Key=doc_key)["Body"].read())["reason"]
+    assert "claim_check_buckets" in reason and payloads in reason and "not read" in reason
+
+    monkeypatch.setenv("AIRFLOW_VAR_AUDIT_ARCHIVE_CLAIM_CHECK_BUCKETS", f"other-bucket, {payloads}")
+    sqs.send_message(QueueUrl=queue, MessageBody=pointer)
+    second = _load_dag().test(run_conf={"max_run_seconds": 30})
+    assert second.get_task_instances()[0].xcom_pull(task_ids="archive")["archived"] == 1
+
+
 def test_missing_configuration_fails_naming_the_setting(airflow_db, local_cloud, monkeypatch):
     monkeypatch.delenv("AIRFLOW_VAR_AUDIT_ARCHIVE_QUEUE_URL", raising=False)
     monkeypatch.setenv("AIRFLOW_VAR_AUDIT_ARCHIVE_BUCKET", "some-bucket")
@@ -141,5 +171,5 @@ def test_missing_configuration_fails_naming_the_setting(airflow_db, local_cloud,
 
 @pytest.fixture(autouse=True)
 def _no_stray_variables(monkeypatch):
-    for name in ("TOPIC_ARN", "DLQ_URL", "KMS_KEY_ID", "PREFIX"):
+    for name in ("TOPIC_ARN", "DLQ_URL", "KMS_KEY_ID", "PREFIX", "CLAIM_CHECK_BUCKETS"):
         monkeypatch.delenv(f"AIRFLOW_VAR_AUDIT_ARCHIVE_{name}", raising=False)

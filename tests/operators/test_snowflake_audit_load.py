@@ -224,6 +224,76 @@ def test_a_forged_manifest_never_makes_the_load_read_outside_the_archive(audit_e
     assert run_load(audit_env, on_bad_file="quarantine")["files"]["failed_count"] == 0  # set aside, not retried
 
 
+def _replace_while_copy_waits(env, sf_faults, replace, **load_kwargs) -> dict:
+    """Run the load; while its manifest COPY statement waits (a delay injected before it runs),
+    ``replace()`` (in another thread) rewrites a manifest the load has already validated. The
+    load's report, or its error."""
+    import threading
+    import time
+
+    from local_cloud.faults_client import snowflake_fault
+
+    def replace_when_copy_waits():
+        deadline = time.monotonic() + 60
+        while not sf_faults.stats()["rules"][0]["matched"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        replace()
+
+    outcome: dict = {}
+    with sf_faults.injecting([snowflake_fault("delay", r"COPY\s+INTO\s+\S+\.AUDIT_MANIFEST_LANDING", delay=4, nth=1)]):
+        swapper = threading.Thread(target=replace_when_copy_waits)
+        swapper.start()
+        try:
+            outcome["report"] = run_load(env, **load_kwargs)
+        except Exception as exc:  # noqa: BLE001 - the caller asserts on it
+            outcome["error"] = exc
+        swapper.join(60)
+        assert sf_faults.stats()["rules"][0]["fired"] == 1, outcome
+    return outcome
+
+
+def test_a_manifest_replaced_between_its_validation_and_the_copy_is_not_promoted(audit_env, aws, sf_faults):
+    """S3 gives COPY no snapshot of what the load validated: a manifest replaced in between lands
+    lines naming an object outside the archive. The load checks what landed against what it
+    validated: the replaced manifest is set aside with the reason, its lines never reach the raw
+    or typed tables, the other manifest loads."""
+    s3 = aws("s3")
+    good = [_archive(s3, audit_env, START + timedelta(hours=1), b'{"ok": 1}')]
+    _write_manifest(s3, audit_env, good, START + timedelta(hours=1), "batch-good")
+    honest = [_archive(s3, audit_env, START + timedelta(hours=3), b'{"honest": 1}')]
+    key = _write_manifest(s3, audit_env, honest, START + timedelta(hours=3), "batch-swapped")
+    s3.put_object(Bucket=audit_env.bucket, Key="private/payroll.json", Body=b'{"secret": "payroll"}')
+
+    swapped = lambda: _forged_manifest(s3, audit_env, "private/payroll.json", "batch-swapped")  # noqa: E731 - the same key
+    report = _replace_while_copy_waits(audit_env, sf_faults, swapped, on_bad_file="quarantine")["report"]
+
+    assert audit_env.sql("SELECT MESSAGE_ID FROM {ns}.AUDIT_RECORD") == [(good[0].message_id,)]
+    assert audit_env.sql("SELECT COUNT(*) FROM {ns}.RAW_AUDIT_MANIFEST WHERE RECORD:key::VARCHAR = 'private/payroll.json'") == [(0,)]
+    assert audit_env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_MANIFEST_LANDING") == [(0,)]
+    (failed,) = report["files"]["failed"]
+    assert failed["file"] == f"s3://{audit_env.bucket}/{key}" and failed["quarantined"], failed
+    assert "manifest changed between its validation and COPY" in failed["reason"], failed
+    assert run_load(audit_env, on_bad_file="quarantine")["files"]["failed_count"] == 0  # set aside, not retried
+
+
+def test_a_manifest_replaced_before_the_copy_fails_the_run_and_the_rerun_loads_what_is_there_now(audit_env, aws, sf_faults):
+    """With on_bad_file="fail": the run fails naming the manifest; the load history now holds its
+    name, yet the rerun COPYs it again (nothing of it landed) and loads the replacement, validated."""
+    s3 = aws("s3")
+    first = [_archive(s3, audit_env, START + timedelta(hours=3), b'{"version": 1}')]
+    key = _write_manifest(s3, audit_env, first, START + timedelta(hours=3), "batch-rewritten")
+    second = [_archive(s3, audit_env, START + timedelta(hours=3, minutes=1), b'{"version": 2}')]
+
+    outcome = _replace_while_copy_waits(audit_env, sf_faults, lambda: _write_manifest(s3, audit_env, second, START + timedelta(hours=3), "batch-rewritten"))
+    assert isinstance(outcome.get("error"), LoadError) and "batch-rewritten.jsonl" in str(outcome["error"]), outcome
+    assert audit_env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_RECORD") == [(0,)]
+
+    rerun = run_load(audit_env)
+    assert (rerun["records"]["inserted"], rerun["files"]["failed_count"], rerun["files"]["copied"]) == (1, 0, 2), rerun
+    assert audit_env.sql("SELECT MESSAGE_ID, MANIFEST FROM {ns}.AUDIT_RECORD") == [(second[0].message_id, f"s3://{audit_env.bucket}/{key}")]
+    assert run_load(audit_env)["records"]["inserted"] == 0
+
+
 HOSTILE_IDS = ["..", "x'); DROP TABLE AUDIT_RECORD; --", "ünïcode", 'quo"te', "%2e%2e", "sp ace"]
 
 
