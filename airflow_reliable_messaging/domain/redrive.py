@@ -34,7 +34,7 @@ MODES = ("auto", "native", "client")
 LEDGER = "_redrive-ledger"
 LEDGER_DAYS = 28
 
-KIND_SQS = "sqs"  # dead-lettered by an SQS queue's redrive policy (or unknown plain message)
+KIND_SQS = "sqs"  # dead-lettered by an SQS queue's redrive policy, whatever its body (or an unknown plain message)
 KIND_SNS = "sns-envelope"  # SNS notification JSON (subscription DLQ, raw delivery off)
 KIND_LAMBDA = "lambda-destination"  # Lambda on-failure destination record
 
@@ -181,15 +181,18 @@ def parse_message(raw: dict) -> DlqMessage:
     system = dict(raw.get("Attributes") or {})
     attributes = dict(raw.get("MessageAttributes") or {})
     sent_at = _epoch_ms(system.get("SentTimestamp"))
-    kind, source, payload, envelope = KIND_SQS, system.get("DeadLetterQueueSourceArn"), body, None
-    record = parse_lambda_record(body)
+    queue = system.get("DeadLetterQueueSourceArn")  # SQS dead-lettered it: back to that queue, as it was
+    kind, source, payload, envelope = KIND_SQS, queue, body, None
+    record = None if queue else parse_lambda_record(body)
     if record is not None:
         kind, source, payload = KIND_LAMBDA, record["requestContext"]["functionArn"], lambda_original_event(record)
         sent_at = _iso(record.get("timestamp")) or sent_at
     else:
         envelope = parse_sns_envelope(body)
         if envelope is not None:
-            kind, source, payload = KIND_SNS, envelope.topic_arn, envelope.message
+            payload = envelope.message
+            if not queue:
+                kind, source = KIND_SNS, envelope.topic_arn
     state = parse_state(attributes)
     if envelope is not None and not state.count:
         state = parse_state(envelope.message_attributes)
