@@ -66,8 +66,13 @@ def validate_message_id(message_id: str) -> str:
 
 
 def as_utc(moment: datetime) -> datetime:
-    """Naive datetimes are taken as UTC (the seed's producer clock has no zone)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """A plain ``datetime`` in UTC; naive datetimes are taken as UTC (the seed's producer clock
+    has no zone). Subclasses (pendulum's ``DateTime``, which Airflow's templates render natively)
+    become plain datetimes: pendulum drops a stdlib zone in arithmetic (``t - timedelta`` is naive)."""
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if type(moment) is not datetime:
+        moment = datetime(*moment.timetuple()[:6], moment.microsecond, tzinfo=UTC)
+    return moment
 
 
 def archive_key(prefix: str, event_time: datetime, message_id: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from airflow_reliable_messaging.domain import templated
 from airflow_reliable_messaging.exceptions import ConfigurationError
 
 # Snowflake unquoted identifiers: letter or underscore first, then letters, digits, _ and $.
@@ -131,8 +132,6 @@ def is_fifo_name(name_or_arn: str) -> bool:
 
 
 def blank_to_none(value: object) -> str | None:
-    """Templated optional settings render to ``""`` or ``"None"`` when unset: both mean None."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    return None if text in ("", "None", "null") else text
+    """Templated optional settings render to ``""`` or ``"None"`` when unset: both mean None
+    (``domain/templated.py``, where every templated value is coerced)."""
+    return templated.text(value)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from airflow_reliable_messaging.domain import archive_layout
+from airflow_reliable_messaging.domain import archive_layout, templated
 from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT, S3Pointer, size_attribute
 from airflow_reliable_messaging.domain.manifest import ArchivedRecord, parse_isoformat
 from airflow_reliable_messaging.exceptions import ConfigurationError
@@ -30,15 +30,7 @@ _GROUP_ID = re.compile(r"[^A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]")
 # -- instants and windows ----------------------------------------------------------------------
 def parse_instant(value: Any, field: str) -> datetime:
     """An aware UTC datetime from a datetime or an ISO 8601 string (``Z`` or offset; naive = UTC)."""
-    if isinstance(value, datetime):
-        return archive_layout.as_utc(value)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(field, "is required (an ISO 8601 date-time such as 2024-05-01T10:00:00Z)")
-    text = value.strip().replace(" ", "T", 1) if "T" not in value else value.strip()
-    try:
-        return archive_layout.as_utc(datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00")))
-    except ValueError:
-        raise ConfigurationError(field, f"{value!r} is not an ISO 8601 date-time (e.g. 2024-05-01T10:00:00Z)") from None
+    return templated.instant(value, field)
 
 
 def format_instant(moment: datetime) -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_reliable_messaging._compat import BaseOperator
 from airflow_reliable_messaging.domain import archive_events as events
 from airflow_reliable_messaging.domain import archive_layout as layout
+from airflow_reliable_messaging.domain import templated
 from airflow_reliable_messaging.domain.identifiers import bucket_name, topic_arn as parse_topic_arn
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReliableMessagingError
 from airflow_reliable_messaging.links.aws import S3PrefixLink, SqsQueueLink, persist_links
@@ -136,29 +137,29 @@ class AuditArchiveOperator(BaseOperator):
         """The rendered parameters, validated (errors name the parameter)."""
         from airflow_reliable_messaging.operators._archive_run import ArchiveSettings
 
-        queue_url = _text(self.queue_url)
+        queue_url = templated.text(self.queue_url)
         if not queue_url:
             raise ConfigurationError("queue_url", "is required")
-        topic = _text(self.topic_arn)
+        topic = templated.text(self.topic_arn)
         if topic:
             parse_topic_arn(topic, "topic_arn")
-        mode = _text(self.notifications) or events.NOTIFY_NONE
+        mode = templated.text(self.notifications) or events.NOTIFY_NONE
         if mode not in events.NOTIFY_MODES:
             raise ConfigurationError("notifications", f"{mode!r} is not one of {', '.join(events.NOTIFY_MODES)}")
-        visibility = _text(self.visibility_timeout)
+        visibility = templated.text(self.visibility_timeout)
         return ArchiveSettings(
             queue_url=queue_url,
-            bucket=bucket_name(_text(self.bucket) or "", "bucket"),
-            prefix=layout.normalize_prefix(_text(self.prefix), "prefix"),
+            bucket=bucket_name(templated.text(self.bucket) or "", "bucket"),
+            prefix=layout.normalize_prefix(templated.text(self.prefix), "prefix"),
             topic_arn=topic,
             notifications=mode if topic else events.NOTIFY_NONE,
-            dead_letter_queue_url=_text(self.dead_letter_queue_url),
-            kms_key_id=_text(self.kms_key_id),
-            max_messages=_integer(self.max_messages, "max_messages", 1, 10_000_000),
-            max_run_seconds=_integer(self.max_run_seconds, "max_run_seconds", 1, 12 * 3600),
-            records_per_manifest=_integer(self.records_per_manifest, "records_per_manifest", 1, 1000),
-            visibility_timeout=None if visibility is None else _integer(visibility, "visibility_timeout", 0, 43200),
-            wait_time_seconds=_integer(self.wait_time_seconds, "wait_time_seconds", 0, 20),
+            dead_letter_queue_url=templated.text(self.dead_letter_queue_url),
+            kms_key_id=templated.text(self.kms_key_id),
+            max_messages=templated.integer(self.max_messages, "max_messages", 1, 10_000_000),
+            max_run_seconds=templated.integer(self.max_run_seconds, "max_run_seconds", 1, 12 * 3600),
+            records_per_manifest=templated.integer(self.records_per_manifest, "records_per_manifest", 1, 1000),
+            visibility_timeout=None if visibility is None else templated.integer(visibility, "visibility_timeout", 0, 43200),
+            wait_time_seconds=templated.integer(self.wait_time_seconds, "wait_time_seconds", 0, 20),
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -216,21 +217,3 @@ class AuditArchiveOperator(BaseOperator):
                     outlet_events[outlet].extra = extra
             except Exception:  # noqa: BLE001 - an annotation must never fail the archive
                 self.log.warning("could not annotate outlet %s", outlet, exc_info=True)
-
-
-def _text(value: Any) -> str | None:
-    """A rendered optional setting: None for None/empty/"None"."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text if text and text != "None" else None
-
-
-def _integer(value: Any, field: str, low: int, high: int) -> int:
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        raise ConfigurationError(field, f"{value!r} is not an integer") from None
-    if not low <= number <= high:
-        raise ConfigurationError(field, f"{number} is outside {low}..{high}")
-    return number

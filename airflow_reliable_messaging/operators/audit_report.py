@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseOperator
 from airflow_reliable_messaging.domain import archive_layout as layout
+from airflow_reliable_messaging.domain import templated
 from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT, S3Pointer, size_attribute
 from airflow_reliable_messaging.domain.identifiers import blank_to_none, is_fifo_name, topic_arn
 from airflow_reliable_messaging.domain.manifest import isoformat
@@ -95,7 +96,7 @@ class AuditReconcileOperator(_ArchiveReportBase):
 
     def looked_at(self) -> datetime:
         """When the load looked at the archive (else ``not_after``, else now)."""
-        report = _as_dict(self.load_report)
+        report = templated.mapping(self.load_report)
         if report.get("expected_before") or report.get("started_at"):
             return config_time(report.get("expected_before") or report["started_at"], "load_report.expected_before")
         if blank_to_none(self.not_after):
@@ -133,7 +134,7 @@ class AuditReconcileOperator(_ArchiveReportBase):
         in_sf = {r["S3_URI"]: int(r["SIZE_BYTES"] or 0) for r in rows if r["SOURCE"] == "record"}
         seen = {r["S3_URI"]: int(r["SIZE_BYTES"] or 0) for r in rows if r["SOURCE"] == "manifest"}
         outcome = reconcile(objects, in_sf, seen, cutoff=looked_at - self.settle, looked_at=looked_at)
-        load_took = int((_as_dict(self.load_report).get("records") or {}).get("in_interval") or 0)
+        load_took = int((templated.mapping(self.load_report).get("records") or {}).get("in_interval") or 0)
         error, warnings = outcome.verdict(
             snowflake_rows=len(in_sf), load_took=load_took, not_in_layout=len(not_in_layout), looked_at=looked_at
         )
@@ -223,7 +224,7 @@ class AuditReportOperator(_ArchiveReportBase):
             query_ids = list(sf.executed_query_ids)
         finally:
             sf.close()
-        load, reconciled = _as_dict(self.load_report), _as_dict(self.reconcile_report)
+        load, reconciled = templated.mapping(self.load_report), templated.mapping(self.reconcile_report)
         expected = max(int((load.get("records") or {}).get("in_interval") or 0), int(reconciled.get("matched") or 0))
         if expected and not rows:
             raise LoadError(
@@ -266,16 +267,6 @@ class AuditReportOperator(_ArchiveReportBase):
         return self._lineage(task_instance, ["AUDIT_RECORD", "AUDIT_LOAD_FAILURE"])
 
 
-def _as_dict(xcom: Any) -> dict:
-    """An upstream task's XCom as a dict ({} when absent or not one)."""
-    if isinstance(xcom, str):  # a templated XCom arrives as text without native rendering
-        try:
-            xcom = json.loads(xcom)
-        except ValueError:
-            return {}
-    return xcom if isinstance(xcom, dict) else {}
-
-
 def _reconcile_summary(reconciled: dict) -> dict | None:
     if "compared" not in reconciled:
         return None
@@ -284,7 +275,7 @@ def _reconcile_summary(reconciled: dict) -> dict | None:
 
 
 def _load_summary(load_report: Any) -> dict | None:
-    records = _as_dict(load_report).get("records")
+    records = templated.mapping(load_report).get("records")
     if not isinstance(records, dict):
         return None
     return {k: records.get(k) for k in ("seen", "in_interval", "inserted", "updated", "already_loaded", "failed")}

@@ -211,3 +211,31 @@ def test_the_report_never_says_no_records_when_the_load_took_some(audit_env):
     kw = audit_env.load_kwargs(task_id="report", interval_start=WEEK[0].isoformat(), interval_end=WEEK[1].isoformat())
     with pytest.raises(LoadError, match="no rows"):
         AuditReportOperator(**kw, load_report={"records": {"in_interval": 3, "seen": 3}}).execute({})
+
+
+def test_values_as_native_rendering_gives_them_are_taken_as_text_would_be(audit_env, aws):
+    """A DAG with ``render_template_as_native_obj=True`` renders ``{{ data_interval_start }}`` to a
+    pendulum DateTime and a Variable holding ``2024`` to an int. pendulum drops a stdlib zone in
+    arithmetic, so ``not_after - settle`` became naive: "can't compare offset-naive and
+    offset-aware datetimes"."""
+    import time
+
+    import pendulum
+
+    from airflow_reliable_messaging.operators.audit_report import AuditReconcileOperator
+    from airflow_reliable_messaging.operators.snowflake_audit_load import SnowflakeAuditLoadOperator
+
+    _seed(aws, audit_env, count=3)
+    native = {"interval_start": pendulum.instance(WEEK[0]), "interval_end": pendulum.instance(WEEK[1]).in_tz("Europe/Paris")}
+    load = SnowflakeAuditLoadOperator(**audit_env.load_kwargs(**native)).execute({"run_id": "native"})
+    assert load["records"]["in_interval"] == 3
+    looked = pendulum.now("Europe/Paris")
+    time.sleep(1.1)  # LastModified counts whole seconds
+    late_key = layout.archive_key(audit_env.prefix, WEEK[0] + timedelta(days=1), "archived-after-not-after")
+    aws("s3").put_object(Bucket=audit_env.bucket, Key=late_key, Body=b"{}")
+    result = AuditReconcileOperator(**audit_env.load_kwargs(task_id="reconcile", **native), not_after=looked).execute({})
+    assert (result["compared"], result["matched"], result["excluded"]) == (3, 3, {"archived_after_the_load_looked": 1})
+    numeric = SnowflakeAuditLoadOperator(**audit_env.load_kwargs(archive_prefix=2024, snowflake_database=2024))
+    with pytest.raises(ConfigurationError, match="snowflake_database"):  # an int, not a crash on .strip()
+        numeric.target()
+    assert SnowflakeAuditLoadOperator(**audit_env.load_kwargs(archive_prefix=2024)).target().prefix == "2024"
