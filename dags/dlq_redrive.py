@@ -79,7 +79,7 @@ with DAG(
                               description="Stop after redriving this many messages (client mode).", section="Limits"),
         "rate_per_second": Param(None, type=["null", "number"], exclusiveMinimum=0, title="Rate (messages/s)",
                                  description="Native: at most 500.", section="Limits"),
-        "max_redrives": Param(3, type="integer", minimum=0, title="Loop guard",
+        "max_redrives": Param(3, type="integer", minimum=1, title="Loop guard",
                               description="A message redriven this many times is quarantined instead.",
                               section="Limits"),
         "quarantine_bucket": Param(None, type=["null", "string"], title="Quarantine bucket",

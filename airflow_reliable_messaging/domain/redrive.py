@@ -19,6 +19,7 @@ from typing import Any
 from airflow_reliable_messaging.domain.archive_layout import KeyRange
 from airflow_reliable_messaging.domain.claim_check import parse_pointer
 from airflow_reliable_messaging.domain.sns_subscription import Subscription, filter_policy_matches
+from airflow_reliable_messaging.domain.templated import as_bool, explicit_none, number
 from airflow_reliable_messaging.exceptions import ConfigurationError
 
 # One message attribute carries the loop guard's state, as JSON: {"count": n, "history": [...]}.
@@ -281,16 +282,11 @@ _ATTRIBUTE_NAME = re.compile(r"^(?!(?i:aws|amazon)\.)(?!\.)(?!.*\.\.)(?!.*\.$)[A
 MAX_RETENTION_SECONDS = 14 * 24 * 3600  # SQS keeps a message at most 14 days (MessageRetentionPeriod)
 
 
-def _number(value: Any, field_name: str) -> float | None:
-    if value in (None, ""):
+def _age(value: Any, field_name: str) -> float | None:
+    """An age filter in seconds; unset (None, "None", or an empty field) filters nothing."""
+    if explicit_none(value) or (isinstance(value, str) and not value.strip()):
         return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(field_name, f"{value!r} is not a number of seconds") from None
-    if number < 0:
-        raise ConfigurationError(field_name, "must not be negative")
-    return number
+    return number(value, field_name)
 
 
 def compile_filters(
@@ -321,7 +317,7 @@ def compile_filters(
             jmespath.compile(expression)
         except JMESPathError as exc:
             raise ConfigurationError("jmespath_filter", f"not a valid JMESPath expression ({exc})") from None
-    low, high = _number(min_age_seconds, "min_age_seconds"), _number(max_age_seconds, "max_age_seconds")
+    low, high = _age(min_age_seconds, "min_age_seconds"), _age(max_age_seconds, "max_age_seconds")
     if low is not None and low > MAX_RETENTION_SECONDS:
         raise ConfigurationError("min_age_seconds", f"no message stays in an SQS queue longer than {MAX_RETENTION_SECONDS} s (14 days)")
     if low is not None and high is not None and low > high:
@@ -642,41 +638,12 @@ class RedriveReport:
         return ", ".join(parts) + f", duration={self.duration_seconds:.1f}s ({self.reason})"
 
 
-def validate_rate(rate: Any, field_name: str = "rate_per_second") -> float | None:
-    if rate in (None, "", 0):
-        return None
-    try:
-        value = float(rate)
-    except (TypeError, ValueError):
-        raise ConfigurationError(field_name, f"{rate!r} is not a number of messages per second") from None
-    if value <= 0:
-        raise ConfigurationError(field_name, "must be positive")
-    return value
-
-
-def validate_max_messages(value: Any, field_name: str = "max_messages") -> int | None:
-    if value in (None, "", 0):
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(field_name, f"{value!r} is not a whole number") from None
-    if number < 0 or number != float(value):
-        raise ConfigurationError(field_name, "must be a positive whole number")
-    return number
-
-
 def needs_approval(inspection: dict, threshold: Any, dry_run: Any) -> int | None:
     """How many messages the inspection (a dry run's report) says would move, when that is more
     than ``threshold`` and the run is not a dry run; None when no approval is needed."""
-    if str(dry_run).strip().lower() in ("true", "1", "yes"):
+    if as_bool(dry_run, "dry_run"):
         return None
-    try:
-        limit = int(threshold)
-    except (TypeError, ValueError):
-        raise ConfigurationError("approval_threshold", f"{threshold!r} is not a whole number") from None
-    if limit < 0:
-        raise ConfigurationError("approval_threshold", "must not be negative")
+    limit = number(threshold, "approval_threshold", whole=True)
     would = int((inspection.get("dry_run_summary") or {}).get("would_redrive", 0))
     return would if would > limit else None
 

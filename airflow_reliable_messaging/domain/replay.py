@@ -472,16 +472,14 @@ def validate_request(params: dict[str, Any], now: datetime) -> dict[str, Any]:
         raise ConfigurationError("source", f"{source!r} is not one of {', '.join(SOURCES)}")
     topic, subscription, queue = _text(params, "topic_arn"), _text(params, "subscription_arn"), _text(params, "target_queue")
     filters = {name: _list(params, name) for name in ("source_systems", "message_types", "message_ids")}
-    rate = params.get("max_messages_per_second", 0) or 0
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
-        raise ConfigurationError("max_messages_per_second", f"{rate!r} must be a number >= 0")
+    rate = templated.number(params.get("max_messages_per_second", 0), "max_messages_per_second")
     end = _text(params, "end") if not isinstance(params.get("end"), datetime) else params["end"]
     win = window(params.get("start"), end, now)
     request: dict[str, Any] = {
         "source": source, "window": win.to_dict(), "start": win.to_dict()["start"], "end": win.to_dict()["end"],
         "topic_arn": topic, "subscription_arn": subscription, "target_queue": queue,
-        "create_queue": bool(params.get("create_queue")), "dry_run": bool(params.get("dry_run")),
-        "resume_live_delivery": bool(params.get("resume_live_delivery")), "max_messages_per_second": rate,
+        **{name: templated.as_bool(params.get(name, False), name) for name in ("create_queue", "dry_run", "resume_live_delivery")},
+        "max_messages_per_second": rate,
         **filters,
     }  # fmt: skip
     from airflow_reliable_messaging.domain.identifiers import (

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseOperator
-from airflow_reliable_messaging.domain import archive_layout, identifiers
+from airflow_reliable_messaging.domain import archive_layout, identifiers, templated
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReplayError
 from airflow_reliable_messaging.links.aws import SnsTopicLink, SqsQueueLink
 
@@ -161,8 +161,9 @@ class S3ArchiveReplayOperator(BaseOperator):
             identifiers.topic_arn(self.topic_arn, "topic_arn")
         else:
             identifiers.queue_reference(str(self.target_queue), "target_queue")
-        self.max_messages_per_second = _non_negative(self.max_messages_per_second, "max_messages_per_second")
-        self.archive_delay_hours = _non_negative(self.archive_delay_hours, "archive_delay_hours", whole=True)
+        self.dry_run = templated.as_bool(self.dry_run, "dry_run")
+        self.max_messages_per_second = templated.number(self.max_messages_per_second, "max_messages_per_second")
+        self.archive_delay_hours = int(templated.number(self.archive_delay_hours, "archive_delay_hours", whole=True))
         self._policy = None
         if self.data_protection_policy not in (None, "", "None", {}):
             from airflow_reliable_messaging.domain.masking import DataProtectionPolicy
@@ -360,17 +361,6 @@ class S3ArchiveReplayOperator(BaseOperator):
         if not run_id:
             raise ConfigurationError("replay_id", "is required outside a DAG run (it names the replay's checkpoint)")
         return rp.default_replay_id(self.dag_id, str(run_id), self.task_id)
-
-
-def _non_negative(value: Any, field: str, whole: bool = False) -> float:
-    """A number >= 0 (a whole one with ``whole``), checked before anything is sent."""
-    try:
-        number = float(value or 0)
-    except (TypeError, ValueError):
-        raise ConfigurationError(field, f"{value!r} is not a number") from None
-    if number < 0 or number != number or (whole and number != int(number)):
-        raise ConfigurationError(field, f"{value!r} must be a {'whole ' if whole else ''}number >= 0")
-    return int(number) if whole else number
 
 
 class _Sender:

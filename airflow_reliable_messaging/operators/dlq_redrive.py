@@ -160,7 +160,8 @@ class DLQRedriveOperator(BaseOperator):
 
     # -- validation: before any AWS call, naming the field --------------------------------------------
     def validate(self) -> None:
-        from airflow_reliable_messaging.domain.redrive import MODES, compile_filters, validate_max_messages, validate_rate
+        from airflow_reliable_messaging.domain import templated
+        from airflow_reliable_messaging.domain.redrive import MODES, compile_filters
 
         if not isinstance(self.dlq, str) or not self.dlq.strip():
             raise ConfigurationError("dlq", "a queue URL, ARN or name is required")
@@ -181,17 +182,12 @@ class DLQRedriveOperator(BaseOperator):
         self.filters = compile_filters(
             self.message_attribute_filter, self.jmespath_filter, self.min_age_seconds, self.max_age_seconds
         )
-        self.max_messages = validate_max_messages(self.max_messages)
-        if self.approved_messages in (None, "", "None"):
-            self.approved_messages = None
-        else:
-            self.approved_messages = (validate_max_messages(self.approved_messages, "approved_messages") or 0)
-        self.rate_per_second = validate_rate(self.rate_per_second)
-        self.dry_run = _as_bool(self.dry_run, "dry_run")
-        if self.max_redrives in (None, "", "none"):
-            self.max_redrives = None
-        else:
-            self.max_redrives = validate_max_messages(self.max_redrives, "max_redrives") or 0
+        # a safety is off only when explicitly None: never for "", 0 or "nan" (domain/templated.py)
+        self.max_messages = templated.optional_count(self.max_messages, "max_messages")
+        self.approved_messages = templated.optional_count(self.approved_messages, "approved_messages", minimum=0)
+        self.rate_per_second = templated.optional_rate(self.rate_per_second, "rate_per_second")
+        self.dry_run = templated.as_bool(self.dry_run, "dry_run")
+        self.max_redrives = templated.optional_count(self.max_redrives, "max_redrives")
         if self.quarantine_bucket:
             bucket_name(self.quarantine_bucket, "quarantine_bucket")
             self.quarantine_prefix = archive_layout.normalize_prefix(self.quarantine_prefix, "quarantine_prefix")
@@ -956,16 +952,6 @@ def _count(values) -> dict[str, int]:
     for v in values:
         out[v] = out.get(v, 0) + 1
     return out
-
-
-def _as_bool(value: Any, field_name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no", ""):
-        return value.strip().lower() in ("true", "1", "yes")
-    if value is None:
-        return False
-    raise ConfigurationError(field_name, f"{value!r} is not true or false")
 
 
 class DLQRedriveReportOperator(BaseOperator):

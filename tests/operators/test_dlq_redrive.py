@@ -127,6 +127,28 @@ def quarantine(aws, unique):
         ({"dlq": "q", "message_attribute_filter": {"t" * 257: "x"}}, "message_attribute_filter"),
         ({"dlq": "q", "min_age_seconds": 14 * 24 * 3600 + 1}, "min_age_seconds"),  # SQS keeps 14 days at most
         ({"dlq": "q", "poll_interval": 0}, "poll_interval"),
+        # a safety is switched off only explicitly (None): never by a templated value that rendered
+        # empty, 0 or not-a-number (before: "" and None ran for real, "" turned the loop guard off,
+        # 0 lifted max_messages, rate 0 and "nan" lifted the rate limit, "nan" ages let every message through)
+        ({"dlq": "q", "dry_run": ""}, "dry_run"),
+        ({"dlq": "q", "dry_run": None}, "dry_run"),
+        ({"dlq": "q", "dry_run": "maybe"}, "dry_run"),
+        ({"dlq": "q", "max_redrives": ""}, "max_redrives"),
+        ({"dlq": "q", "max_redrives": 0}, "max_redrives"),
+        ({"dlq": "q", "max_redrives": "0"}, "max_redrives"),
+        ({"dlq": "q", "max_redrives": "1.5"}, "max_redrives"),
+        ({"dlq": "q", "max_messages": 0}, "max_messages"),
+        ({"dlq": "q", "max_messages": "0"}, "max_messages"),
+        ({"dlq": "q", "max_messages": ""}, "max_messages"),
+        ({"dlq": "q", "max_messages": True}, "max_messages"),
+        ({"dlq": "q", "approved_messages": ""}, "approved_messages"),
+        ({"dlq": "q", "approved_messages": -1}, "approved_messages"),
+        ({"dlq": "q", "rate_per_second": 0}, "rate_per_second"),
+        ({"dlq": "q", "rate_per_second": "nan"}, "rate_per_second"),
+        ({"dlq": "q", "rate_per_second": "inf"}, "rate_per_second"),
+        ({"dlq": "q", "min_age_seconds": "nan"}, "min_age_seconds"),
+        ({"dlq": "q", "max_age_seconds": "nan"}, "max_age_seconds"),
+        ({"dlq": "q", "max_age_seconds": "inf"}, "max_age_seconds"),
     ],
 )
 def test_invalid_input_is_rejected_before_any_aws_call(kwargs, field):
