@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -418,8 +418,52 @@ class Checkpoint:
         return json.dumps(asdict(self), sort_keys=True).encode()
 
     @classmethod
-    def from_json(cls, data: bytes) -> Checkpoint:
-        return cls(**json.loads(data))
+    def from_json(cls, data: bytes, replay_id: str) -> Checkpoint:
+        """The checkpoint ``replay_id`` wrote, read back from S3; ValueError for anything else (not
+        JSON, another shape, another replay's, counts that are not counts): it is never trusted."""
+        try:
+            doc = json.loads(data)
+        except (ValueError, RecursionError):
+            raise ValueError("is not a checkpoint (not JSON)") from None
+        if not isinstance(doc, dict):
+            raise ValueError("is not a checkpoint (not a JSON object)")
+        expected = {f.name for f in fields(cls)}
+        if set(doc) != expected:
+            odd = sorted(set(doc) ^ expected)
+            raise ValueError(f"is not a checkpoint this replay writes (fields {', '.join(map(repr, odd))} missing or extra)")
+        if doc["replay_id"] != replay_id:
+            raise ValueError(f"names replay_id {archive_layout.printable(doc['replay_id'])}, not {replay_id!r}")
+        for name in ("sent", "pointers"):
+            if isinstance(doc[name], bool) or not isinstance(doc[name], int) or doc[name] < 0:
+                raise ValueError(f"has {name} {archive_layout.printable(doc[name])}, not a count")
+        if doc["pointers"] > doc["sent"] or not isinstance(doc["completed"], bool) or not isinstance(doc["target"], str):
+            raise ValueError("has inconsistent pointers, completed or target fields")
+        if not isinstance(doc["window"], dict) or not isinstance(doc["filters"], dict):
+            raise ValueError("has a window or filters that are not objects")
+        failed = doc["failed"]
+        if not isinstance(failed, list) or not all(
+            isinstance(f, dict) and all(isinstance(f.get(k), str) for k in ("message_id", "code", "message")) for f in failed
+        ):
+            raise ValueError("has a failed list that is not [{message_id, code, message}]")
+        last = doc["last"]
+        if last is not None and not (isinstance(last, list) and len(last) == 2 and all(isinstance(v, str) for v in last)):
+            raise ValueError(f"has last {archive_layout.printable(last)}, not [event time, message id]")
+        return cls(**doc)
+
+    def check_progress(self, selected: list[ReplayItem]) -> None:
+        """ValueError unless ``last`` is a message of ``selected`` that the counts reach: a forged or
+        stale ``last`` would otherwise skip every message before it."""
+        if not self.last:
+            return
+        mark = tuple(self.last)
+        position = next((n for n, i in enumerate(selected, start=1) if i.sort_key == mark), None)
+        if position is None:
+            raise ValueError(f"has last {archive_layout.printable(self.last)}, which is no message of this replay's selection")
+        if position > self.sent + len(self.failed):
+            raise ValueError(
+                f"has last at message {position} of the selection but sent {self.sent} (+{len(self.failed)} refused): "
+                "its counts do not reach its last message"
+            )
 
     def same_replay(self, other: Checkpoint) -> bool:
         return (self.replay_id, self.target, self.window, self.filters) == (

@@ -97,7 +97,7 @@ def test_ids_are_deterministic_and_payloads_offload():
 def test_checkpoint_roundtrip_and_remaining():
     items = [_item("a", 30), _item("b", 20), _item("c", 10)]
     cp = rp.Checkpoint("r", "arn:x", {"start": "s", "end": None}, last=list(items[0].sort_key), sent=1)
-    back = rp.Checkpoint.from_json(cp.to_json())
+    back = rp.Checkpoint.from_json(cp.to_json(), "r")
     assert back == cp and back.same_replay(cp)
     assert [i.message_id for i in back.remaining(items)] == ["b", "c"]
     assert rp.checkpoint_key("audit/v1", "r").startswith("audit/v1/_replays/")
