@@ -97,7 +97,7 @@ with DAG(
         task_id="redrive", dry_run="{{ params.dry_run }}", wait_for_completion=False,
         # no more than approved: the inspection's count (or the threshold, below which no one is asked)
         approved_messages="{{ [params.approval_threshold, ((ti.xcom_pull(task_ids='inspect') or {})"
-        ".get('dry_run_summary') or {}).get('would_redrive', 0)] | max }}",
+        ".get('dry_run_summary') or {}).get('may_redrive', 0)] | max }}",
         **_COMMON,
     )
     wait = MessageMoveTaskSensor(

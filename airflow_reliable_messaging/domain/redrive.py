@@ -560,6 +560,7 @@ class DryRunSummary:
     sample_ids: list[str] = field(default_factory=list)
     would_stay: int = 0  # matching, but nowhere to go (the reasons are in by_target)
     by_target: dict[str, int] = field(default_factory=dict)
+    not_seen: dict[str, int] = field(default_factory=dict)  # in flight / delayed when the dry run began
 
     def add(self, message: DlqMessage, matched: bool, quarantine: bool, target: str | None = None,
             stays: bool = False) -> None:  # fmt: skip
@@ -594,7 +595,25 @@ class DryRunSummary:
             "oldest": self.oldest.strftime(fmt) if self.oldest else None,
             "newest": self.newest.strftime(fmt) if self.newest else None,
             "sample_message_ids": list(self.sample_ids),
+            "in_flight": self.not_seen.get("in_flight", 0),
+            "delayed": self.not_seen.get("delayed", 0),
+            # what an approval must cover: in-flight and delayed messages may move too once visible
+            "may_redrive": self.matching - self.would_quarantine - self.would_stay + sum(self.not_seen.values()),
         }
+
+    def not_seen_warning(self) -> str | None:
+        """Messages the dry run could not read (in flight: received by another consumer or a move
+        task; delayed): "would redrive" counts only what it read, so say so."""
+        hidden = self.not_seen.get("in_flight", 0) + self.not_seen.get("delayed", 0)
+        if not hidden:
+            return None
+        seen = "none of the queue's messages" if not self.total else f"only {self.total} message(s)"
+        return (
+            f"the dry run read {seen}: {self.not_seen.get('in_flight', 0)} in flight "
+            f"(ApproximateNumberOfMessagesNotVisible: received by another consumer or a running move task) and "
+            f"{self.not_seen.get('delayed', 0)} delayed were not visible; they may be redriven too once visible, "
+            "so would_redrive is a lower bound (may_redrive counts them; the approval uses it)"
+        )
 
 
 @dataclass
@@ -644,7 +663,10 @@ def needs_approval(inspection: dict, threshold: Any, dry_run: Any) -> int | None
     if as_bool(dry_run, "dry_run"):
         return None
     limit = number(threshold, "approval_threshold", whole=True)
-    would = int((inspection.get("dry_run_summary") or {}).get("would_redrive", 0))
+    summary = inspection.get("dry_run_summary")
+    if not isinstance(summary, dict) or "may_redrive" not in summary:  # nothing to compare: never approve by default
+        raise ConfigurationError("inspect_task_id", "the inspection has no dry-run count to compare with the threshold")
+    would = int(summary["may_redrive"])  # would_redrive plus the messages in flight or delayed
     return would if would > limit else None
 
 

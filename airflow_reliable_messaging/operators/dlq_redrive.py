@@ -261,7 +261,7 @@ class DLQRedriveOperator(BaseOperator):
             report.warn(f"{'would re-publish' if self.dry_run else 're-published'} to the topic {self._target.arn}: "
                         "every subscription of it receives these messages again")  # fmt: skip
         if self.dry_run:
-            report.dry_run_summary = self._dry_run(mode, inspection)
+            report.dry_run_summary = self._dry_run(mode, inspection, report)
             return self._finish(report, started, context)
         if mode == "native":
             return self._native(report, started, context)
@@ -330,11 +330,13 @@ class DLQRedriveOperator(BaseOperator):
         return f"redriven {self._redrive_count(message)} times (max_redrives={self.max_redrives})"
 
     # -- dry run ----------------------------------------------------------------------------------------
-    def _dry_run(self, mode: str, inspection: Inspection) -> dict:
+    def _dry_run(self, mode: str, inspection: Inspection, report: RedriveReport) -> dict:
         """Read (short visibility), count, release every message: the DLQ is left as it was."""
         from airflow_reliable_messaging.domain.redrive import DryRunSummary, exceeds_loop_guard, matches, parse_message
 
         sqs, summary = self.sqs_hook, DryRunSummary()
+        depth = sqs.depth(self._dlq_url)  # before it hides any message itself
+        summary.not_seen = {k: depth[k] for k in ("in_flight", "delayed")}
         receipts: dict[str, str] = {}
         limit = self.max_messages
         idle = 0
@@ -356,6 +358,8 @@ class DLQRedriveOperator(BaseOperator):
         finally:
             self._release(receipts)
         out = summary.to_dict()
+        if summary.not_seen_warning():
+            report.warn(summary.not_seen_warning())
         out["would_use"] = mode
         out["inspection"] = inspection.to_dict()
         if mode == "native":

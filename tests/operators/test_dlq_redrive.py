@@ -416,6 +416,39 @@ def test_dry_run_leaves_the_dlq_unchanged(local_cloud, aws, unique):
     assert len(_drain(sqs, dlq_url)) == 15  # all visible again right away
 
 
+def test_a_dry_run_names_the_messages_in_flight_it_could_not_read(local_cloud, aws, unique):
+    """Every message received by another consumer (in flight): "would redrive 0" alone would read as
+    "nothing to do" and pass the approval, yet a move task takes them all once visible. The dry run
+    reports ApproximateNumberOfMessagesNotVisible, warns, and may_redrive (what the approval counts)
+    includes them. https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_GetQueueAttributes.html
+    (ApproximateNumberOfMessagesNotVisible: "messages that are in flight ... sent to a client but
+    have not yet been deleted"). (Before: would_redrive 0, no warning, approval skipped.)"""
+    from airflow_reliable_messaging.domain.redrive import needs_approval
+
+    sqs = aws("sqs")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, [f"m{i}" for i in range(4)])
+    _fail_consumer(sqs, src_url)
+    held = []
+    while len(held) < 4:  # another consumer holds them for 5 minutes
+        held += sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=300).get("Messages", [])
+    report = _run(_op(dlq=dlq_url, dry_run=True, mode="client"))
+    summary = report["dry_run_summary"]
+    assert (summary["would_redrive"], summary["in_flight"], summary["may_redrive"]) == (0, 4, 4)
+    assert any("4 in flight" in w and "lower bound" in w for w in report["warnings"])
+    assert needs_approval(report, 3, False) == 4  # above the threshold: a human is asked
+
+
+def test_the_approval_never_passes_without_an_inspection_to_compare():
+    from airflow_reliable_messaging.domain.redrive import needs_approval
+
+    for inspection in ({}, {"dry_run_summary": None}, {"dry_run_summary": {"would_redrive": 0}}):
+        with pytest.raises(ConfigurationError) as exc:
+            needs_approval(inspection, 1000, "False")
+        assert exc.value.field == "inspect_task_id"
+    assert needs_approval({}, 1000, "True") is None  # a dry run moves nothing
+
+
 def test_separate_wait_step_waits_and_cancels_on_kill(local_cloud, aws, unique, quarantine):
     from airflow_reliable_messaging.sensors.redrive import MessageMoveTaskSensor
 
