@@ -33,7 +33,10 @@ MODES = ("auto", "native", "client")
 # bucket. A message moved natively comes back to the DLQ within its source queue's retention plus
 # the DLQ's (each at most 14 days), so older ledger entries can no longer match a message.
 LEDGER = "_redrive-ledger"
-LEDGER_DAYS = 28
+# A redrive gives the message a new enqueue time and it expires at most 14 days later, in its queue
+# or (standard queues keep the enqueue time) in the DLQ: two redrives of one message are at most
+# CYCLE_DAYS apart, so the last n of them are within n cycles. The ledger is read that far back.
+CYCLE_DAYS = 14
 
 KIND_SQS = "sqs"  # dead-lettered by an SQS queue's redrive policy, whatever its body (or an unknown plain message)
 KIND_SNS = "sns-envelope"  # SNS notification JSON (subscription DLQ, raw delivery off)
@@ -398,11 +401,42 @@ def ledger_key(prefix: str, dlq_arn: str, at: datetime, unique: str) -> str:
     return _ledger_folder(prefix, dlq_arn) + at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ") + f"-{unique}.json"
 
 
-def ledger_range(prefix: str, dlq_arn: str, now: datetime) -> KeyRange:
-    """The ledger objects of the last ``LEDGER_DAYS`` days."""
+def ledger_horizon_days(max_redrives: int) -> int:
+    """How far back the loop guard must read (and the ledger must be kept) to see a message's last
+    ``max_redrives`` redrives: one cycle each, plus a day for clock skew and S3's lifecycle rounding."""
+    return max_redrives * CYCLE_DAYS + 1
+
+
+def ledger_range(prefix: str, dlq_arn: str, now: datetime, max_redrives: int) -> KeyRange:
+    """The ledger objects within ``ledger_horizon_days(max_redrives)``."""
     folder = _ledger_folder(prefix, dlq_arn)
-    since = (now - timedelta(days=LEDGER_DAYS)).astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    since = (now - timedelta(days=ledger_horizon_days(max_redrives))).astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return KeyRange(prefix=folder, start_after=folder + since, stop_at=folder + "~")
+
+
+def ledger_expiry_problem(rules: Iterable[dict], prefix: str, dlq_arn: str, max_redrives: int) -> str | None:
+    """Why the bucket's lifecycle ``rules`` (``GetBucketLifecycleConfiguration``) would delete ledger
+    entries the guard still needs, or None. An enabled rule whose prefix covers the ledger (tag
+    filters never match: entries have no tags) must not expire objects before
+    ``ledger_horizon_days``; an expiry by date is refused outright. (Noncurrent-version expiry
+    never removes an entry: entries are current versions.)"""
+    folder, horizon = _ledger_folder(prefix, dlq_arn), ledger_horizon_days(max_redrives)
+    for rule in rules:
+        flt = rule.get("Filter") or {}
+        if rule.get("Status") != "Enabled" or "Tag" in flt or (flt.get("And") or {}).get("Tags"):
+            continue
+        rule_prefix = rule.get("Prefix", flt.get("Prefix", (flt.get("And") or {}).get("Prefix", ""))) or ""
+        if not folder.startswith(rule_prefix):
+            continue
+        expiry = rule.get("Expiration") or {}
+        if (expiry.get("Days") is not None and int(expiry["Days"]) < horizon) or expiry.get("Date"):
+            when = f"after {expiry['Days']} days" if expiry.get("Days") is not None else f"on {expiry['Date']}"
+            return (
+                f"the lifecycle rule {rule.get('ID', '(no id)')!r} expires the redrive ledger {folder} {when}, within "
+                f"the loop guard's horizon of {horizon} days (max_redrives {max_redrives} x {CYCLE_DAYS} + 1): a "
+                f"message could be redriven more than max_redrives times; expire it after {horizon} days or more"
+            )
+    return None
 
 
 def ledger_entry(*, dlq_arn: str, run_id: str, at: datetime, fingerprints: Iterable[str], started: bool = True) -> bytes:
@@ -414,18 +448,36 @@ def ledger_entry(*, dlq_arn: str, run_id: str, at: datetime, fingerprints: Itera
     }, separators=(",", ":")).encode()  # fmt: skip
 
 
-def ledger_counts(entries: Iterable[tuple[str, bytes]]) -> Counter:
-    """Native redrives per fingerprint, from ``(key, ledger entry)`` pairs. An entry that is not
-    one (edited, truncated) raises ValueError naming its key: the guard cannot be kept without it."""
+_FINGERPRINT = re.compile(r"^[0-9a-f]{32}$")
+_LEDGER_NAME = re.compile(r"^\d{8}T\d{12}Z-[A-Za-z0-9]{1,32}\.json$")
+
+
+def ledger_counts(entries: Iterable[tuple[str, bytes]], dlq_arn: str) -> Counter:
+    """Native redrives per fingerprint, from ``(key, ledger entry)`` pairs of ``dlq_arn``'s ledger.
+    Anything that is not an entry this DLQ's redrives wrote — edited, truncated, another DLQ's, a
+    foreign object in the folder, a fingerprint that is not one — raises ValueError naming its key:
+    ignoring it could only let a message be redriven more often, so the guard stops the run."""
     counts: Counter = Counter()
     for key, data in entries:
         try:
+            if not _LEDGER_NAME.match(key.rsplit("/", 1)[-1]):
+                raise ValueError("its name is not <time>-<id>.json")
             doc = json.loads(data)
-            prints = doc["fingerprints"]
-            if not isinstance(prints, list) or not all(isinstance(p, str) for p in prints):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            raise ValueError(f"redrive ledger entry {key} is not readable: the loop guard cannot count native redrives") from None
+            if not isinstance(doc, dict) or set(doc) != {"dlq", "run_id", "at", "started", "fingerprints"}:
+                raise ValueError("it is not a ledger entry")
+            prints, started = doc["fingerprints"], doc["started"]
+            if doc["dlq"] != dlq_arn:
+                raise ValueError(f"it records {str(doc['dlq'])[:200]!r}, not this DLQ")
+            if not isinstance(started, bool) or not isinstance(prints, list) or not all(
+                isinstance(p, str) and _FINGERPRINT.match(p) for p in prints
+            ) or (prints and not started):
+                raise ValueError("its fingerprints or started flag are not what a redrive writes")
+        except (ValueError, RecursionError) as exc:
+            why = exc if isinstance(exc, ValueError) and not isinstance(exc, json.JSONDecodeError) else "it is not JSON"
+            raise ValueError(
+                f"redrive ledger entry {key} is not readable ({why}): the loop guard cannot count native redrives; "
+                "restore or remove it"
+            ) from None
         counts.update(set(prints))
     return counts
 

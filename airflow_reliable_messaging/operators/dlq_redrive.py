@@ -306,17 +306,22 @@ class DLQRedriveOperator(BaseOperator):
         return self.max_redrives is not None and bool(self.quarantine_bucket)
 
     def _read_ledger(self):
-        """How often each message (by fingerprint) was moved natively in the last LEDGER_DAYS days."""
+        """How often each message (by fingerprint) was moved natively within the guard's horizon
+        (``ledger_horizon_days``); refused when the bucket's lifecycle would expire entries sooner."""
         from collections import Counter
 
-        from airflow_reliable_messaging.domain.redrive import ledger_counts, ledger_range
+        from airflow_reliable_messaging.domain.redrive import ledger_counts, ledger_expiry_problem, ledger_range
 
         if not self._keeps_ledger:
             return Counter()
         s3, bucket = self.s3_hook, self.quarantine_bucket
-        keys = [o["Key"] for o in s3.iter_objects_in_range(bucket, ledger_range(self.quarantine_prefix, self._dlq_arn, datetime.now(UTC)))]
+        problem = ledger_expiry_problem(s3.lifecycle_rules(bucket), self.quarantine_prefix, self._dlq_arn, self.max_redrives)
+        if problem:
+            raise RedriveError(f"s3://{bucket}: {problem}")
+        key_range = ledger_range(self.quarantine_prefix, self._dlq_arn, datetime.now(UTC), self.max_redrives)
+        keys = [o["Key"] for o in s3.iter_objects_in_range(bucket, key_range)]
         try:
-            return ledger_counts((key, s3.read_bytes(bucket, key)) for key in keys)
+            return ledger_counts(((key, s3.read_bytes(bucket, key)) for key in keys), self._dlq_arn)
         except ValueError as exc:
             raise RedriveError(str(exc)) from None
 

@@ -668,6 +668,42 @@ def test_an_unreadable_ledger_stops_the_redrive(local_cloud, aws, unique, quaran
     assert _depth(sqs, dlq_url) == 1 and _depth(sqs, src_url) == 0
 
 
+def test_the_guard_counts_a_slow_redrive_cadence_and_refuses_a_ledger_expiring_too_soon(local_cloud, aws, unique, quarantine):
+    """Three native redrives 13 days apart (each within the 14 days a redriven message lives) reach
+    max_redrives=3: the message is quarantined. Before, the ledger was read back 28 days only: the
+    oldest was forgotten and the message went round for ever. A lifecycle rule expiring the ledger
+    within that horizon stops the run, naming the rule (before: the guard was switched off silently).
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html
+    ("The redrive task resets the retention period ... new messageID and enqueueTime")."""
+    from datetime import UTC, datetime, timedelta
+
+    from airflow_reliable_messaging.domain import redrive as rd
+
+    sqs, s3 = aws("sqs"), aws("s3")
+    (dlq_url, dlq_arn), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, ["poison"])
+    _fail_consumer(sqs, src_url)
+    [raw] = sqs.receive_message(QueueUrl=dlq_url, VisibilityTimeout=0, MessageAttributeNames=["All"],
+                                MessageSystemAttributeNames=["All"])["Messages"]  # fmt: skip
+    print_ = rd.fingerprint(rd.parse_message(raw))
+    now = datetime.now(UTC)
+    for n, days in enumerate((13, 26, 39)):
+        at = now - timedelta(days=days)
+        s3.put_object(Bucket=quarantine, Key=rd.ledger_key("redrive", dlq_arn, at, f"old{n}"),
+                      Body=rd.ledger_entry(dlq_arn=dlq_arn, run_id=f"r{n}", at=at, fingerprints=[print_]))  # fmt: skip
+    dry = _run(_op(dlq=dlq_url, quarantine_bucket=quarantine, dry_run=True, max_redrives=3))["dry_run_summary"]
+    assert (dry["would_quarantine"], dry["would_redrive"]) == (1, 0)
+
+    s3.put_bucket_lifecycle_configuration(Bucket=quarantine, LifecycleConfiguration={"Rules": [
+        {"ID": "tidy", "Status": "Enabled", "Filter": {"Prefix": "redrive/"}, "Expiration": {"Days": 28}}]})  # fmt: skip
+    with pytest.raises(RedriveError, match=r"lifecycle rule 'tidy' expires the redrive ledger .* after 28 days.* 43 days"):
+        _run(_op(dlq=dlq_url, quarantine_bucket=quarantine, max_redrives=3))
+    assert _depth(sqs, dlq_url) == 1 and _depth(sqs, src_url) == 0
+    s3.put_bucket_lifecycle_configuration(Bucket=quarantine, LifecycleConfiguration={"Rules": [
+        {"ID": "tidy", "Status": "Enabled", "Filter": {"Prefix": "redrive/"}, "Expiration": {"Days": 43}}]})  # fmt: skip
+    assert _run(_op(dlq=dlq_url, quarantine_bucket=quarantine, max_redrives=3))["quarantined"] == 1
+
+
 def test_no_more_than_the_approved_count_is_redriven(local_cloud, aws, unique, quarantine):
     """The approval step approved N messages; the DLQ kept filling before the redrive ran: client
     mode moves N and leaves the rest, a native run moves nothing. (Before, the approval's count was
