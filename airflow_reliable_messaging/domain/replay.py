@@ -20,6 +20,7 @@ from airflow_reliable_messaging.domain.manifest import ArchivedRecord, parse_iso
 from airflow_reliable_messaging.exceptions import ConfigurationError
 
 MAX_RETENTION_DAYS = 365
+DEFAULT_REPLAY_RATE = 100.0  # messages per second: the S3-archive replay's default pace
 REPLAY_ID_ATTRIBUTE = "replay_id"
 REPLAYED_MESSAGE_ID_ATTRIBUTE = "replayed_message_id"
 REPLAYS = "_replays"  # checkpoints live beside _manifests and _quarantine
@@ -516,7 +517,8 @@ def validate_request(params: dict[str, Any], now: datetime) -> dict[str, Any]:
         raise ConfigurationError("source", f"{source!r} is not one of {', '.join(SOURCES)}")
     topic, subscription, queue = _text(params, "topic_arn"), _text(params, "subscription_arn"), _text(params, "target_queue")
     filters = {name: _list(params, name) for name in ("source_systems", "message_types", "message_ids")}
-    rate = templated.number(params.get("max_messages_per_second", 0), "max_messages_per_second")
+    # absent: the S3-archive replay's own default pace, never "no limit" (0 must be asked for)
+    rate = templated.number(params.get("max_messages_per_second", DEFAULT_REPLAY_RATE), "max_messages_per_second")
     end = _text(params, "end") if not isinstance(params.get("end"), datetime) else params["end"]
     win = window(params.get("start"), end, now)
     request: dict[str, Any] = {
