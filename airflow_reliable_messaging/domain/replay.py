@@ -56,7 +56,7 @@ class Window:
 def window(start: Any, end: Any | None, now: datetime, *, start_field: str = "start", end_field: str = "end") -> Window:
     """A validated window: start not in the future, end (optional) after start and not in the future."""
     start_at = parse_instant(start, start_field)
-    end_at = parse_instant(end, end_field) if end not in (None, "") else None
+    end_at = None if not isinstance(end, datetime) and templated.text(end) is None else parse_instant(end, end_field)
     now = archive_layout.as_utc(now)
     if start_at > now:
         raise ConfigurationError(start_field, f"{format_instant(start_at)} is in the future (now {format_instant(now)})")

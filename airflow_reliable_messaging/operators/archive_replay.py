@@ -149,7 +149,8 @@ class S3ArchiveReplayOperator(BaseOperator):
         now = datetime.now(UTC)
         bucket = identifiers.bucket_name(self.archive_bucket, "archive_bucket")
         prefix = archive_layout.normalize_prefix(self.archive_prefix, "archive_prefix")
-        win = rp.window(self.start, self.end or now, now)
+        open_end = not isinstance(self.end, datetime) and templated.text(self.end) is None  # None, "None", "": until now
+        win = rp.window(self.start, now if open_end else self.end, now)
         flt = rp.ReplayFilter.of(self.source_systems, self.message_types, self.message_ids)
         if self.discovery not in DISCOVERY:
             raise ConfigurationError("discovery", f"{self.discovery!r} is not one of {', '.join(DISCOVERY)}")
@@ -181,7 +182,7 @@ class S3ArchiveReplayOperator(BaseOperator):
         checkpoint = rp.Checkpoint(replay_id, sender.target, win.to_dict(), flt.to_dict())
         ck_key = rp.checkpoint_key(prefix, replay_id)
         previous = self._read_checkpoint(s3, bucket, ck_key, replay_id)
-        if previous is not None and self.end in (None, "") and previous.window.get("start") == checkpoint.window["start"]:
+        if previous is not None and open_end and previous.window.get("start") == checkpoint.window["start"]:
             # "until now" means until the first attempt's now: a retry resumes the same window
             win = rp.Window(win.start, rp.parse_instant(previous.window["end"], "end"))
             selected = rp.select(items, win, now, flt)

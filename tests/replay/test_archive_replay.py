@@ -360,3 +360,16 @@ def test_a_rendered_false_runs_for_real(s3, sqs, bucket, unique):
     url = sqs.create_queue(QueueName=unique("q"))["QueueUrl"]
     assert _op(bucket, target_queue=url, dry_run="False").execute({})["sent"] == 1
     assert len(drain(sqs, url, 1)) == 1
+
+
+@pytest.mark.parametrize("end", ["None", "", " null "])
+def test_an_end_that_rendered_unset_means_until_now(s3, sqs, bucket, unique, end):
+    """A templated end that rendered "None" (a DAG without native rendering) or "" is "until now",
+    on the first attempt and on a retry (the checkpoint pins the first attempt's now). Before:
+    "None" failed as "end is required" and a retry with "" compared against another window."""
+    _archive(s3, bucket, [("m-1", 1, b"{}", "claims", "t")])
+    url = sqs.create_queue(QueueName=unique("q"))["QueueUrl"]
+    first = _op(bucket, target_queue=url, end=end, replay_id="open-end").execute({})
+    again = _op(bucket, target_queue=url, end=end, replay_id="open-end").execute({})
+    assert first["sent"] == again["sent"] == 1 and again["sent_this_run"] == 0 and first["window"] == again["window"]
+    assert len(drain(sqs, url, 1)) == 1
