@@ -366,7 +366,7 @@ def test_a_rendered_false_runs_for_real(s3, sqs, bucket, unique):
 def test_an_end_that_rendered_unset_means_until_now(s3, sqs, bucket, unique, end):
     """A templated end that rendered "None" (a DAG without native rendering) or "" is "until now",
     on the first attempt and on a retry (the checkpoint pins the first attempt's now). Before:
-    "None" failed as "end is required" and a retry with "" compared against another window."""
+    "None" and "null" failed as "end is required"."""
     _archive(s3, bucket, [("m-1", 1, b"{}", "claims", "t")])
     url = sqs.create_queue(QueueName=unique("q"))["QueueUrl"]
     first = _op(bucket, target_queue=url, end=end, replay_id="open-end").execute({})
