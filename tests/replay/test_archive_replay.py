@@ -219,10 +219,8 @@ def test_a_data_protection_policy_masks_replayed_messages_without_breaking_them(
     assert original == big  # the archive itself is never changed
 
 
-def test_a_forged_manifest_never_makes_the_replay_publish_objects_outside_the_archive(s3, sqs, bucket, unique):
-    """Issue 13: a manifest under the archive's manifest prefix naming another key of the bucket
-    (outside the archive prefix) is refused; the private object is never sent."""
-    _archive(s3, bucket, [("msg-001", 1, b'{"ok": 1}', "claims", "claim")])
+def _forged_manifest(s3, bucket):
+    """A manifest in the archive's manifest folder naming a private object outside the archive prefix."""
     secret = b'{"secret": "payroll"}'
     s3.put_object(Bucket=bucket, Key="private/payroll.json", Body=secret)
     forged = ArchivedRecord(
@@ -232,6 +230,14 @@ def test_a_forged_manifest_never_makes_the_replay_publish_objects_outside_the_ar
     )  # fmt: skip
     key = layout.batch_manifest_key(PREFIX, T0 + timedelta(minutes=6), "forged")
     s3.put_object(Bucket=bucket, Key=key, Body=encode_manifest([forged], layout.s3_uri(bucket, key)))
+    return key
+
+
+def test_a_forged_manifest_never_makes_the_replay_publish_objects_outside_the_archive(s3, sqs, bucket, unique):
+    """Issue 13: a manifest under the archive's manifest prefix naming another key of the bucket
+    (outside the archive prefix) is refused; the private object is never sent."""
+    _archive(s3, bucket, [("msg-001", 1, b'{"ok": 1}', "claims", "claim")])
+    key = _forged_manifest(s3, bucket)
     url = sqs.create_queue(QueueName=unique("target"))["QueueUrl"]
     result = _op(bucket, target_queue=url).execute({})  # reported, and the archive's own records replayed
     assert result["sent"] == 1 and "outside the archive prefix" in result["bad_manifests"][0]["reason"]
@@ -267,15 +273,7 @@ def test_a_bad_manifest_is_reported_alone_and_its_records_are_still_replayed(s3,
     # the second manifest (m-10, m-11) is truncated: its two records are named by nothing else
     second = layout.batch_manifest_key(PREFIX, T0 + timedelta(minutes=5), "batch-10")
     s3.put_object(Bucket=bucket, Key=second, Body=b'{"message_id": "m-10", "bucket"')
-    secret = b'{"secret": "payroll"}'
-    s3.put_object(Bucket=bucket, Key="private/payroll.json", Body=secret)
-    forged = ArchivedRecord(
-        message_id="forged-1", bucket=bucket, key="private/payroll.json", size=len(secret),
-        sha256=hashlib.sha256(secret).hexdigest(), content_type="application/json",
-        event_time=isoformat(T0 + timedelta(minutes=2)), archived_at=isoformat(T0 + timedelta(minutes=3)),
-    )  # fmt: skip
-    forged_key = layout.batch_manifest_key(PREFIX, T0 + timedelta(minutes=6), "forged")
-    s3.put_object(Bucket=bucket, Key=forged_key, Body=encode_manifest([forged], layout.s3_uri(bucket, forged_key)))
+    forged_key = _forged_manifest(s3, bucket)
     url = sqs.create_queue(QueueName=unique("q"))["QueueUrl"]
 
     with pytest.raises(ReplayError, match="2 manifest") as exc:
