@@ -218,11 +218,11 @@ class S3ArchiveReplayOperator(BaseOperator):
                 f"{win.to_dict()['end']} with filters {flt.to_dict() or 'none'} (searched {how}; "
                 f"{len(items)} record(s) found, none in the window and filters)"
             )
-            if not self.dry_run:
-                raise ReplayError(nothing + ". Check the window, archive_prefix and filters.")
             summary["warnings"].append(nothing)
-        for warning in summary["warnings"]:
+        for warning in summary["warnings"]:  # bad manifests and stray keys are logged before any failure
             self.log.warning("%s", warning)
+        if not selected and not self.dry_run:
+            raise ReplayError(summary["warnings"][-1] + ". Check the window, archive_prefix and filters.")
         if self.dry_run:
             big = sum(1 for i in todo if (i.size or 0) > MESSAGE_SIZE_LIMIT)
             self.log.info("Dry run: would send %d messages (%d as claim-check pointers); nothing sent", len(todo), big)
