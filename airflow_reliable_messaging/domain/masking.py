@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -469,9 +470,28 @@ def deidentify_payload(data: bytes, policy: DataProtectionPolicy) -> bytes:
     except UnicodeDecodeError:
         raise NotDeidentifiable("a binary payload cannot be searched for sensitive data") from None
     try:
-        document = json.loads(text, object_pairs_hook=_every_key)
+        # NaN/Infinity are not JSON, and a number too large for a float would be written back as
+        # Infinity: such a body is masked as text, so what was JSON stays JSON. A repeated key keeps
+        # every value (_every_key).
+        document = json.loads(text, parse_constant=_not_json, parse_float=_finite, object_pairs_hook=_every_key)
     except ValueError:
         masked = policy.apply(text)
         return data if masked == text else masked.encode()
-    masked_doc = policy.apply_json(document)
+    except RecursionError:  # hostile nesting: refused for this message, never a crash of the run
+        raise NotDeidentifiable("the JSON payload is nested too deeply to be searched for sensitive data") from None
+    try:
+        masked_doc = policy.apply_json(document)
+    except RecursionError:
+        raise NotDeidentifiable("the JSON payload is nested too deeply to be searched for sensitive data") from None
     return data if masked_doc == document else json.dumps(masked_doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _not_json(constant: str) -> float:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} does not fit a float")
+    return value

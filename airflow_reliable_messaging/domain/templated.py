@@ -6,11 +6,18 @@ Airflow renders a templated parameter to text, or — in a DAG with
 ``2024``, ``None``, a list, a dict. Operators read their templated parameters through these
 functions only, so both renderings give the same settings, and a bad value raises
 ``ConfigurationError`` naming the parameter.
+
+Safety settings (dry run, loop guard, limits, rates) follow a stricter rule: a safety is switched
+off only explicitly — by ``None`` (or its rendered text ``"None"``) where the operator documents
+that ``None`` turns it off. A value that rendered empty, ``0`` where ``0`` would lift a limit, a
+bool where a count is due, or a number that is not finite is refused: a typo or a missing
+Variable must not run an unguarded redrive.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
@@ -88,3 +95,52 @@ def mapping(value: Any) -> dict:
         except ValueError:
             return {}
     return dict(value) if isinstance(value, Mapping) else {}
+
+
+# -- safety settings ----------------------------------------------------------------------------
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def explicit_none(value: Any) -> bool:
+    """``None`` as Python or as its rendered text (``"None"``, ``"null"``) — never ``""``."""
+    return value is None or (isinstance(value, str) and value.strip() in ("None", "none", "null"))
+
+
+def as_bool(value: Any, field: str) -> bool:
+    """``True``/``False``, or their text (``true``/``false``, ``1``/``0``, ``yes``/``no``, ``on``/``off``).
+    Anything else — ``""``, ``None``, ``"maybe"`` — is refused: neither answer would be safe to guess."""
+    if isinstance(value, bool):
+        return value
+    text_ = str(value).strip().lower() if isinstance(value, str | int) else None
+    if text_ in _TRUE:
+        return True
+    if text_ in _FALSE:
+        return False
+    raise ConfigurationError(field, f"{value!r} is not true or false")
+
+
+def number(value: Any, field: str, *, minimum: float = 0, exclusive: bool = False, whole: bool = False) -> float:
+    """A finite number at least ``minimum`` (above it with ``exclusive``), a whole one with ``whole``."""
+    if isinstance(value, bool) or value is None or (isinstance(value, str) and not value.strip()):
+        raise ConfigurationError(field, f"{value!r} is not a number")
+    try:
+        result = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigurationError(field, f"{value!r} is not a number") from None
+    if not math.isfinite(result):
+        raise ConfigurationError(field, f"{value!r} is not a finite number")
+    if whole and result != int(result):
+        raise ConfigurationError(field, f"{value!r} is not a whole number")
+    if result < minimum or (exclusive and result == minimum):
+        raise ConfigurationError(field, f"must be {'above' if exclusive else 'at least'} {minimum:g}, not {value!r}")
+    return result
+
+
+def optional_count(value: Any, field: str, *, minimum: int = 1) -> int | None:
+    """A whole number >= ``minimum``, or None when explicitly None (``None``/``"None"``)."""
+    return None if explicit_none(value) else int(number(value, field, minimum=minimum, whole=True))
+
+
+def optional_rate(value: Any, field: str) -> float | None:
+    """A positive finite rate, or None when explicitly None: 0 is refused, not read as "no limit"."""
+    return None if explicit_none(value) else number(value, field, minimum=0, exclusive=True)

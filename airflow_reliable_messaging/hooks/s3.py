@@ -53,6 +53,17 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
     def any_object(self, bucket: str, prefix: str) -> bool:
         return bool(self.get_conn().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"))
 
+    def lifecycle_rules(self, bucket: str) -> list[dict[str, Any]]:
+        """The bucket's lifecycle rules (none when it has no lifecycle configuration)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.get_conn().get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchLifecycleConfiguration":
+                return []
+            raise
+
     def read_bytes(self, bucket: str, key: str) -> bytes:
         return self.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
 

@@ -243,6 +243,25 @@ def test_deidentify_payload_keeps_each_kind_of_body_whole():
         deidentify_payload(b'{"card": "4111111111111111"}', DataProtectionPolicy.parse(_policy([CC], {"Deny": {}})))
 
 
+def test_a_hostile_or_unusual_json_body_is_never_a_crash_and_json_stays_json():
+    """Before: a deeply nested body raised RecursionError out of the masking (one message crashed the
+    whole replay instead of being refused by its id), and 1e400 — a JSON number — was written back
+    as Infinity, which is not JSON (RFC 8259 section 6: no Infinity or NaN)."""
+    policy = DataProtectionPolicy.parse(_policy([CC, EMAIL], MASK))
+    for deep in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 5000 + b'"x@example.com"' + b"}" * 5000):
+        with pytest.raises(NotDeidentifiable, match="nested too deeply"):
+            deidentify_payload(deep, policy)
+    out = deidentify_payload(b'{"big": 1e400, "to": "ann@example.com"}', policy)
+    assert out == b'{"big": 1e400, "to": "###############"}' and json.loads(out)["big"] == float("inf")
+    assert b"NaN" in deidentify_payload(b'{"n": NaN, "to": "ann@example.com"}', policy)  # as it came, masked as text
+    # JSON in a string, an escaped "@", an e-mail as a key, a BOM: found, and still JSON
+    nested = json.dumps({"payload": json.dumps({"email": "ann@example.com"})}).encode()
+    assert "ann@example.com" not in json.loads(json.loads(deidentify_payload(nested, policy))["payload"])["email"]
+    assert json.loads(deidentify_payload(b'{"to": "ann\\u0040example.com"}', policy)) == {"to": "#" * 15}
+    assert json.loads(deidentify_payload(b'{"ann@example.com": 1}', policy)) == {"#" * 15: 1}
+    assert b"ann@example.com" not in deidentify_payload(b'\xef\xbb\xbf{"to": "ann@example.com"}', policy)
+
+
 # -- more managed identifiers: matches and near misses ----------------------------------------------
 PREFIX = "arn:aws:dataprotection::aws:data-identifier/"
 

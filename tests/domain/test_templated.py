@@ -85,3 +85,38 @@ def test_names_of_nothing_is_empty_and_bad_lists_name_the_field():
 def test_mapping_reads_an_xcom_dict_or_its_json_text():
     assert templated.mapping({"a": 1}) == templated.mapping('{"a": 1}') == {"a": 1}
     assert templated.mapping(None) == templated.mapping("None") == templated.mapping("[1]") == templated.mapping(3) == {}
+
+
+# -- safety settings: switched off only explicitly ----------------------------------------------
+@pytest.mark.parametrize(("value", "expected"), [(True, True), (False, False), ("True", True), ("False", False),
+                                                 (" false ", False), ("1", True), ("0", False), (0, False), ("off", False)])
+def test_as_bool_reads_python_and_rendered_booleans(value, expected):
+    assert templated.as_bool(value, "dry_run") is expected
+
+
+@pytest.mark.parametrize("value", ["", None, "None", "maybe", 2, 1.0, [True]])
+def test_as_bool_refuses_what_it_would_have_to_guess(value):
+    with pytest.raises(ConfigurationError) as exc:
+        templated.as_bool(value, "dry_run")
+    assert exc.value.field == "dry_run"
+
+
+@pytest.mark.parametrize("value", ["", None, True, "nan", "inf", float("nan"), "-1", "1.5", "ten", 10**400])
+def test_a_count_that_rendered_empty_or_is_not_a_finite_whole_number_is_refused(value):
+    with pytest.raises(ConfigurationError) as exc:
+        templated.optional_count(value if value is not None else "", "max_redrives")
+    assert exc.value.field == "max_redrives"
+
+
+def test_only_an_explicit_none_switches_a_limit_off():
+    assert templated.optional_count(None, "max_messages") is None
+    assert templated.optional_count("None", "max_messages") is None
+    assert templated.optional_count("3", "max_messages") == 3 and templated.optional_count(3.0, "max_messages") == 3
+    with pytest.raises(ConfigurationError, match="at least 1"):
+        templated.optional_count(0, "max_messages")  # 0 would read as "no limit"
+    assert templated.optional_count(0, "approved_messages", minimum=0) == 0
+    assert templated.optional_rate("None", "rate_per_second") is None
+    assert templated.optional_rate("2.5", "rate_per_second") == 2.5
+    for bad in (0, "0", "", "nan", "-1"):
+        with pytest.raises(ConfigurationError):
+            templated.optional_rate(bad, "rate_per_second")

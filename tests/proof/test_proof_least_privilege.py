@@ -34,7 +34,7 @@ IAM_ACTION = {
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility", "sns:PublishBatch": "sns:Publish",
     "s3:HeadObject": "s3:GetObject", "s3:ListObjectsV2": "s3:ListBucket", "s3:ListObjects": "s3:ListBucket",
     "s3:HeadBucket": "s3:ListBucket", "s3:CreateMultipartUpload": "s3:PutObject", "s3:UploadPart": "s3:PutObject",
-    "s3:CompleteMultipartUpload": "s3:PutObject",
+    "s3:CompleteMultipartUpload": "s3:PutObject", "s3:GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
 }  # fmt: skip
 COPY_SOURCE_READ = "s3:GetObject"  # CopyObject reads the source: s3:GetObject on it, s3:PutObject on the target
 
