@@ -27,16 +27,17 @@ def test_totals_and_messages_are_reassemblable():
     assert all(m["parts"] == 3 and m["report_id"] == "r1" for m in messages)
     assert messages[0]["totals"] == {
         "source_systems": 2, "records": 4, "transactions": 2, "repeats": 1, "conflicts": 1, "bytes": 3010, "failed": 1,
+        "late_arrivals": 0,
     }  # fmt: skip
     assert messages[1]["row"]["SOURCE_SYSTEM"] == "claims-service"
 
 
 def test_text_and_html_bodies_show_the_rows_and_escape_them():
     text, html = fmt.render_text(report()), fmt.render_html(report())
-    assert "4 records, 3,010 bytes from 2 source system(s); 1 failed." in text
+    assert "4 records loaded, 1 failed, 1 repeat, 1 conflict, 0 late arrivals; 2.9 KiB from 2 source systems." in text
     assert "2 unique transaction(s); 1 repeat(s) recorded without a second copy; 1 conflict(s) — the same transaction id" in text
     assert "1 conflict(s)" in html
-    assert "claims-service" in text and "3,000" in text
+    assert "claims-service" in text and "2.9 KiB" in text
     assert "&lt;script&gt;" in html and "<script>" not in html
 
 
@@ -49,7 +50,7 @@ def test_the_reconciliation_and_every_warning_are_in_the_report():
     r = {**report(), "reconciliation": {"compared": 1200, "matched": 1200},
          "warnings": ["load: found nothing", "reconcile: 2 key(s) <x> not in the layout"]}  # fmt: skip
     text, html = fmt.render_text(r), fmt.render_html(r)
-    assert "Reconciliation: 1,200 archived object(s) compared with Snowflake, all match." in text
+    assert text.startswith("Reconciled: all 1,200 archived objects compared match.\n")
     assert "Warning: load: found nothing" in text and "Warning: reconcile: 2 key(s) <x> not in the layout" in text
     assert "Warning: reconcile: 2 key(s) &lt;x&gt; not in the layout" in html
     assert fmt.report_messages(r)[0]["warnings"] == r["warnings"]
