@@ -231,7 +231,8 @@ def status_headline(report: dict[str, Any]) -> str:
     versus = f"{_plural(objects, 'archived object')} vs {_plural(rows, 'row')} in Snowflake" if objects is not None and rows is not None else ""
     runbook = f" Runbook: {status['runbook']}" if status.get("runbook") else ""
     if state == RECONCILED:
-        return f"Reconciled: {versus + ', ' if versus else ''}all {_plural(status.get('compared'), 'archived object')} compared match."
+        compared = f"{versus}, all {_count(status.get('compared'))}" if versus else f"all {_plural(status.get('compared'), 'archived object')}"
+        return f"Reconciled: {compared} compared match."
     if state == NOTHING_TO_COMPARE:
         return "Reconciled, nothing to compare: no archived object and no Snowflake row in this window."
     if state == NOT_CHECKED:
