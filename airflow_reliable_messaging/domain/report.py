@@ -500,8 +500,11 @@ _FONT = "font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif"
 _OK, _BAD, _INK, _MUTED, _LINE = "#1a7f37", "#b42318", "#1f2937", "#6b7280", "#e5e7eb"
 
 
+_WHOLE_WORDS = "overflow-wrap:normal;word-break:normal"  # numbers and headings wrap between words only
+
+
 def _td(content: str, style: str = "") -> str:
-    return f"<td style=\"padding:6px 8px;border-bottom:1px solid {_LINE};vertical-align:top;{style}\">{content}</td>"
+    return f"<td style=\"padding:6px 4px;border-bottom:1px solid {_LINE};vertical-align:top;{style}\">{content}</td>"
 
 
 def render_html(report: dict[str, Any], chart: InlineImage | None = None) -> str:
@@ -564,12 +567,12 @@ def render_html(report: dict[str, Any], chart: InlineImage | None = None) -> str
     if not rows:
         out.append("<p style=\"margin:0 0 8px;font-size:14px\">No audit records were archived in this window.</p>")
     if shown:
-        th = f"style=\"text-align:left;padding:6px 8px;border-bottom:2px solid {_LINE};font-size:12px;color:{_MUTED}\""
+        th = f"style=\"text-align:left;padding:6px 4px;border-bottom:2px solid {_LINE};font-size:12px;color:{_MUTED};{_WHOLE_WORDS}\""
         out.append(
             "<table role=\"table\" width=\"100%\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\" style=\"border-collapse:collapse;"
             "table-layout:fixed;font-size:14px\"><thead><tr>"
             + "".join(f"<th width=\"{w}%\" {th}>{label}</th>" for label, w in
-                      (("Producer", 40), ("Records", 14), ("vs previous week", 20), ("Size", 15), ("Failed", 11)))
+                      (("Producer", 36), ("Records", 15), ("vs previous week", 20), ("Size", 17), ("Failed", 12)))
             + "</tr></thead><tbody>"
         )
         for r in shown:
@@ -592,10 +595,10 @@ def render_html(report: dict[str, Any], chart: InlineImage | None = None) -> str
                 "<tr class=\"producer\">"
                 + _td(f"<b>{esc(producer_label(r.get('SOURCE_SYSTEM')))}</b>{badge}"
                       f"<div style=\"font-size:12px;color:{_MUTED};margin-top:2px\">{' &middot; '.join(details)}</div>")
-                + _td(esc(_count(r.get("RECORDS"))))
-                + _td(esc(change(r)), f"color:{_BAD}" if silent else "")
-                + _td(esc(human_bytes(r.get("TOTAL_BYTES"))))
-                + _td(esc(_count(r.get("FAILED"))), f"color:{_BAD};font-weight:bold" if failed else "")
+                + _td(esc(_count(r.get("RECORDS"))), _WHOLE_WORDS)
+                + _td(esc(change(r)), _WHOLE_WORDS + (f";color:{_BAD}" if silent else ""))
+                + _td(esc(human_bytes(r.get("TOTAL_BYTES"))), _WHOLE_WORDS)
+                + _td(esc(_count(r.get("FAILED"))), _WHOLE_WORDS + (f";color:{_BAD};font-weight:bold" if failed else ""))
                 + "</tr>"
             )
         out.append("</tbody></table>")

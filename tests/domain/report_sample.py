@@ -27,6 +27,11 @@ def _row(system, records, prev, size, failed=0, status="active", **extra):
     }  # fmt: skip
 
 
+def _days(records: int) -> list[int]:
+    """``records`` over a week: the first days get the remainder."""
+    return [records // 7 + (i < records % 7) for i in range(7)]
+
+
 def sample_report(state: str = "reconciled", first_week: bool = False) -> dict:
     rows = [
         _row("claims-service", 84, 80, 14_259_815, failed=1),
@@ -39,10 +44,8 @@ def sample_report(state: str = "reconciled", first_week: bool = False) -> dict:
         rows = [{**r, "PREV_RECORDS": None, "PREV_BYTES": None, "RECORDS_CHANGE": None, "RECORDS_CHANGE_PCT": None,
                  "BYTES_CHANGE": None, "PRODUCER_STATUS": "active"} for r in rows]  # fmt: skip
         silent = []
-    series = [{"source_system": r["SOURCE_SYSTEM"], "status": r["PRODUCER_STATUS"],
-               "current": [r["RECORDS"] // 7 + (i % 3) for i in range(7)] if r["RECORDS"] else [0] * 7,
-               "previous": None if first_week else [(r["PREV_RECORDS"] or 0) // 7 + (i % 2) for i in range(7)]}
-              for r in rows + silent]  # fmt: skip
+    series = [{"source_system": r["SOURCE_SYSTEM"], "status": r["PRODUCER_STATUS"], "current": _days(r["RECORDS"]),
+               "previous": None if first_week else _days(r["PREV_RECORDS"] or 0)} for r in rows + silent]  # fmt: skip
     reconciled = {
         "reconciled": {"status": "reconciled", "s3_objects": 183, "snowflake_rows": 183, "compared": 183, "matched": 183,
                        "missing": 0, "size_mismatch": 0},
