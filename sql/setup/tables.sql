@@ -68,3 +68,24 @@ CREATE TABLE IF NOT EXISTS {ns}.AUDIT_LOAD_FAILURE (
   RUN_ID VARCHAR,
   FAILED_AT TIMESTAMP_TZ
 );
+
+-- One row per reconciliation of an interval in a DAG run (the latest try wins): what the
+-- reconciliation compared and its verdict, so the report can state it even when the task failed.
+-- STATUS: 'reconciled', 'not_reconciled' (objects missing or of another size, or nothing compared
+-- while Snowflake or the load had records), 'nothing_to_compare' (an empty interval).
+CREATE TABLE IF NOT EXISTS {ns}.AUDIT_RECONCILIATION (
+  INTERVAL_START TIMESTAMP_TZ NOT NULL,
+  INTERVAL_END TIMESTAMP_TZ NOT NULL,
+  RUN_ID VARCHAR NOT NULL,
+  RECONCILED_AT TIMESTAMP_TZ,
+  STATUS VARCHAR,
+  S3_OBJECTS NUMBER,
+  SNOWFLAKE_ROWS NUMBER,
+  COMPARED NUMBER,
+  MATCHED NUMBER,
+  MISSING NUMBER,
+  SIZE_MISMATCH NUMBER,
+  PROBLEM VARCHAR,
+  MISSING_IDS VARIANT,
+  DETAILS VARIANT
+);
