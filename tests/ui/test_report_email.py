@@ -38,21 +38,9 @@ def _emailed(local_cloud, bucket, report):
 
 
 def _show(browser: Browser, html: Path, width: int) -> None:
-    metrics = {"mobile": width < 600, "width": width, "height": 900, "deviceScaleFactor": 1}
-    browser.call("POST", "/goog/cdp/execute", {"cmd": "Emulation.setDeviceMetricsOverride", "params": metrics})
+    browser.emulate(width, 900, mobile=width < 600)
     browser.get(html.as_uri())
     browser.wait(lambda: browser.js("return document.readyState === 'complete'"), what="the email to load")
-
-
-def _screenshot(browser: Browser, name: str, width: int) -> Path:
-    height = int(browser.js("return document.documentElement.scrollHeight"))
-    metrics = {"mobile": width < 600, "width": width, "height": min(height, 6000), "deviceScaleFactor": 1}
-    browser.call("POST", "/goog/cdp/execute", {"cmd": "Emulation.setDeviceMetricsOverride", "params": metrics})
-    path = browser.artifacts / f"{name}.png"
-    import base64
-
-    path.write_bytes(base64.b64decode(browser.call("GET", "/screenshot")))
-    return path
 
 
 @pytest.mark.parametrize("state", ["reconciled", "not_reconciled"])
@@ -92,5 +80,5 @@ def test_the_report_email_renders_at_desktop_and_phone_widths(local_cloud, aws, 
         overflow = b.js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{name}: {overflow} px wider than the screen"
         assert chart["shown"] <= width
-        shot = _screenshot(b, f"weekly-report-{state}-{name}", width)
+        shot = b.screenshot(f"weekly-report-{state}-{name}", width, mobile=width < 600)
         assert shot.stat().st_size > 10_000
