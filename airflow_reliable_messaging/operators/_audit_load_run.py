@@ -73,9 +73,19 @@ class LoadClaim:
         return rows[0] if rows else None
 
     def take(self) -> None:
+        from snowflake.connector.errors import ProgrammingError
+
         deadline = time.monotonic() + self.wait.total_seconds()
         while True:
-            self.sf.query(render("load/claim_load.sql", **self.ids), self._params())
+            try:
+                self.sf.query(render("load/claim_load.sql", **self.ids), self._params())
+            except ProgrammingError as exc:
+                if exc.errno != 2003:  # "does not exist or not authorized"
+                    raise
+                raise LoadError(
+                    f"{self.ids['ns']}.AUDIT_LOAD_CLAIM is missing or not granted: run the setup again after "
+                    "upgrading (SnowflakeAuditSetupOperator, sql/setup/tables.sql and grants.sql)"
+                ) from None
             holder = self.holder()
             if holder and holder["TOKEN"] == self.token:
                 self.held = True
@@ -130,14 +140,16 @@ class AuditLoadRun:
     def run(self) -> dict[str, Any]:
         started_at = datetime.now(UTC)
         self.sf.query(render("load/use_schema.sql", **self.ids))
-        self.claim.take()
+        discovered = self.discover(started_at)  # S3 only (index manifests are named by their content)
+        self.claim.take()  # before the ledger is read: from here on, this run alone loads the schema
         try:
-            return self.load(started_at)
+            report = self.load(started_at, *discovered)
         finally:
             self.claim.release()
+        report["snowflake_query_ids"] = list(self.sf.executed_query_ids)  # the release's too
+        return report
 
-    def load(self, started_at: datetime) -> dict[str, Any]:
-        mode, manifest_keys, bad = self.discover(started_at)
+    def load(self, started_at: datetime, mode: str, manifest_keys: list[str], bad: dict[str, tuple[str, bool]]) -> dict[str, Any]:
         self.log.info("Discovery (%s): %d manifest(s) for %s .. %s", mode, len(manifest_keys), *map(isoformat, self.window))
         already = self.loaded_files([self.target.uri(k) for k in [*manifest_keys, *bad]])
         for key, (reason, quarantinable) in bad.items():
@@ -212,7 +224,6 @@ class AuditLoadRun:
             "payloads": dict(self.payloads),
             "bytes": sum(r.size for r in unique.values()),
             "warnings": self.warnings,
-            "snowflake_query_ids": list(self.sf.executed_query_ids),
         }
 
     def discover(self, now: datetime) -> tuple[str, list[str], dict[str, tuple[str, bool]]]:

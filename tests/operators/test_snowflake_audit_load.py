@@ -406,3 +406,11 @@ def test_a_claim_left_by_a_crashed_run_blocks_until_it_expires_and_a_retry_of_th
     assert run_load(audit_env, run_id="manual__after", claim_wait=timedelta(0))["records"]["inserted"] == 0
     assert audit_env.sql("SELECT COUNT(*), COUNT(DISTINCT MESSAGE_ID) FROM {ns}.AUDIT_RECORD") == [(len(ids), len(ids))]
     assert audit_env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_LOAD_CLAIM") == [(0,)]
+
+
+def test_a_schema_set_up_before_the_claim_table_existed_fails_asking_for_the_setup(audit_env, aws):
+    _week_of_manifests(aws("s3"), audit_env, manifests=1, per_manifest=2)
+    audit_env.sql("DROP TABLE {ns}.AUDIT_LOAD_CLAIM")
+    with pytest.raises(LoadError, match="AUDIT_LOAD_CLAIM is missing or not granted: run the setup again"):
+        run_load(audit_env)
+    assert audit_env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_RECORD") == [(0,)]
