@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-MAX_ARCHIVE_WORKERS = 16
+MAX_ARCHIVE_WORKERS = 128  # 10,000 records/s at ~100 per worker (docs/scaling.md), with headroom
 
 
 def message_budgets(max_messages: int, workers: int) -> list[int]:
