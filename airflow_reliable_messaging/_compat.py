@@ -30,6 +30,7 @@ if AIRFLOW_V_3_0_PLUS:
         Context,
         Param,
         Variable,
+        task,
     )
 
     from airflow.providers.standard.operators.empty import EmptyOperator
@@ -41,6 +42,7 @@ if AIRFLOW_V_3_0_PLUS:
         from airflow.providers.standard.operators.branch import BaseBranchOperator  # type: ignore[no-redef]
 else:  # Airflow 2.11
     from airflow.datasets import Dataset as Asset  # type: ignore[no-redef]
+    from airflow.decorators import task  # type: ignore[no-redef]
     from airflow.datasets import DatasetAlias as AssetAlias  # type: ignore[no-redef]
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
     from airflow.operators.branch import BaseBranchOperator  # type: ignore[no-redef]
@@ -162,5 +164,6 @@ __all__ = [
     "snowflake_conn_params",
     "snowflake_conn_params_override",
     "smtp_client",
+    "task",
     "xcom_class",
 ]

@@ -194,6 +194,20 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
         )  # fmt: skip
         return found
 
+    def replace_marker_if_unchanged(self, bucket: str, key: str, body: bytes, etag: str, *, kms_key_id: str | None = None) -> bool:
+        """Overwrite a marker only if it is still the version ``etag`` names (``If-Match``): True
+        when this call replaced it; False when another writer changed it first (412) or it is gone."""
+        try:
+            self.get_conn().put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfMatch=etag,
+                **sse_arguments(kms_key_id),
+            )  # fmt: skip
+        except ClientError as exc:
+            if error_code(exc) in (*CONDITIONAL_FAILURES, *NOT_FOUND):
+                return False
+            raise
+        return True
+
     @staticmethod
     def _create_once(create: Callable[[], Any], existing: Callable[[], T | None]) -> tuple[Any, T | None]:
         """``create()`` (a write with ``If-None-Match: *``) and its response, or — when S3 answers

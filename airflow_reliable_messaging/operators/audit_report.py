@@ -22,6 +22,7 @@ from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
 from airflow_reliable_messaging.links.aws import S3PrefixLink, SnsTopicLink, console_location, s3_object_url
 from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
 from airflow_reliable_messaging.operators._audit_tables import AuditIntervalOperator, config_time
+from airflow_reliable_messaging.operators._delivery_claim import claim_delivery
 from airflow_reliable_messaging.sql_templates import render
 
 if TYPE_CHECKING:
@@ -487,9 +488,6 @@ class _MarkedDelivery(BaseOperator):
         name = self.marker_name if edition(report) == FINAL else f"{self.marker_name}-{edition(report)}"
         return f"{_report_folder(prefix, report.get('dag_id') or 'audit_report', report['report_id'])}/{name}.json"
 
-    def already_delivered(self, s3, report: dict[str, Any]) -> bool:
-        return not self.force and s3.head_object_info(self.marker_bucket, self.marker_key(report)) is not None
-
     def report_dict(self) -> dict[str, Any]:
         report = self.report
         if isinstance(report, str):
@@ -550,9 +548,8 @@ class SnsReportPublishOperator(_MarkedDelivery):
         policy = _policy(self.data_protection_policy)
         s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
         marker = self.marker_key(report)
-        if self.already_delivered(s3, report):
-            self.log.info("Report %s was already published (s3://%s/%s): not publishing twice.", report["report_id"], self.marker_bucket, marker)
-            return {"published": 0, "already_published": True, "topic_arn": self.topic_arn}
+        if (taken := claim_delivery(self, s3, report, context)) is not None:
+            return {"published": 0, "already_published": True, "topic_arn": self.topic_arn, **taken}
         fifo = is_fifo_name(self.topic_arn)
         entries, offloaded = [], 0
         if policy is not None and self.apply_policy_to_topic:
@@ -643,9 +640,8 @@ class EmailReportOperator(_MarkedDelivery):
         mask_html = (lambda html: html) if policy is None else policy.apply_html  # text and attribute values, never tags
         s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
         marker = self.marker_key(report)
-        if self.already_delivered(s3, report):
-            self.log.info("Report %s was already emailed: not sending twice.", report["report_id"])
-            return {"sent": False, "already_sent": True}
+        if (taken := claim_delivery(self, s3, report, context)) is not None:
+            return {"sent": False, "already_sent": True, **taken}
         shown = report if policy is None else policy.apply_json(fmt.json_safe(report))  # everything rendered is masked
         body = fmt.render_email(shown, cid=f"daily-volume.{report['report_id']}@audit-report")
         subject = self.subject or f"{report['title']}: {report['interval']['start'][:10]} to {report['interval']['end'][:10]}"

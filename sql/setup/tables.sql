@@ -3,6 +3,15 @@
 CREATE TABLE IF NOT EXISTS {ns}.AUDIT_MANIFEST_LANDING (V VARIANT);
 CREATE TABLE IF NOT EXISTS {ns}.AUDIT_PAYLOAD_LANDING (V VARIANT);
 
+-- Who is loading: one row while a load uses the landing tables (sql/load/claim_load.sql).
+CREATE TABLE IF NOT EXISTS {ns}.AUDIT_LOAD_CLAIM (
+  NAME VARCHAR NOT NULL PRIMARY KEY,
+  RUN_ID VARCHAR,
+  TOKEN VARCHAR,
+  CLAIMED_AT TIMESTAMP_TZ,
+  EXPIRES_AT TIMESTAMP_TZ
+);
+
 -- Raw landing tables: the record as loaded plus load metadata.
 CREATE TABLE IF NOT EXISTS {ns}.RAW_AUDIT_MANIFEST (
   RECORD VARIANT,

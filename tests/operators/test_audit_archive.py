@@ -587,13 +587,26 @@ def _archive_in_process(barrier, results, kwargs) -> None:
         results.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
+def _archive_in_processes(count: int, kwargs: dict) -> list[dict]:
+    """``count`` archive tasks, each in a process of its own, released together; their reports."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(count), ctx.Queue()
+    procs = [ctx.Process(target=_archive_in_process, args=(barrier, results, kwargs)) for _ in range(count)]
+    for p in procs:
+        p.start()
+    reports = [results.get(timeout=_CONCURRENT_CHILD_TIMEOUT) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    return reports
+
+
 def test_two_archive_tasks_draining_one_queue_at_once_keep_one_record_per_transaction(archive_env):
     """Issue 13 (2), concurrency: two archive operators in separate processes, released together on
     one queue holding each transaction twice (and some with other bytes). Whichever task gets which
     copy, S3 holds one object per content and every repeat is reported once — by the transaction
     marker's conditional write, not a read-then-write."""
-    import multiprocessing
-
     env = archive_env
     transactions = 30
     for n in range(transactions):
@@ -604,14 +617,7 @@ def test_two_archive_tasks_draining_one_queue_at_once_keep_one_record_per_transa
     total = transactions * 2 + transactions // 5
     kwargs = {"task_id": "archive", "queue_url": env.queue_url, "bucket": env.bucket, "prefix": PREFIX, "topic_arn": env.topic_arn,
               "wait_time_seconds": 0, "visibility_timeout": 2, "records_per_manifest": 5}  # fmt: skip
-    ctx = multiprocessing.get_context("fork")
-    barrier, results = ctx.Barrier(2), ctx.Queue()
-    workers = [ctx.Process(target=_archive_in_process, args=(barrier, results, kwargs)) for _ in range(2)]
-    for w in workers:
-        w.start()
-    reports = [results.get(timeout=_CONCURRENT_CHILD_TIMEOUT) for _ in workers]
-    for w in workers:
-        w.join(timeout=60)
+    reports = _archive_in_processes(2, kwargs)
     assert all("error" not in r for r in reports), reports
     assert all(r["received"] > 0 for r in reports), reports  # both tasks really drained the queue
     for _ in range(10):  # repeats whose first copy was still being written wait in the queue: drain them
@@ -636,6 +642,35 @@ def test_two_archive_tasks_draining_one_queue_at_once_keep_one_record_per_transa
     assert sorted(duplicate_events) == sorted(mid for mid, r in lines.items() if r.transaction_status == "duplicate")
     assert sorted(conflict_events) == sorted(mid for mid, r in lines.items() if r.transaction_status == "conflict")
     assert len(duplicate_events) == transactions and len(conflict_events) == transactions // 5
+
+
+@pytest.mark.parametrize("workers", [4])
+def test_mapped_workers_on_one_queue_write_each_record_manifest_line_and_summary_once(archive_env, workers):
+    """Issue 17: the archive DAG's mapped workers, as separate processes released together on one
+    queue with per-batch summaries: every record has one object and one manifest line, every
+    manifest one summary at the subscriber, and the summaries' counts add up to the records."""
+    env, total = archive_env, 120
+    for n in range(total):
+        env.send(seed_body(f"record {n}".encode(), txn=f"tx-{n}", messageID=f"m{n}"))
+    kwargs = {"task_id": "archive", "queue_url": env.queue_url, "bucket": env.bucket, "prefix": PREFIX, "topic_arn": env.topic_arn,
+              "notifications": "per_batch", "wait_time_seconds": 0, "visibility_timeout": 60, "records_per_manifest": 7}  # fmt: skip
+    reports = _archive_in_processes(workers, kwargs)
+    assert all("error" not in r for r in reports), reports
+    assert sum(r["received"] > 0 for r in reports) >= 2, reports  # the workers really shared the queue
+    assert env.depth() == 0
+    assert sum(r["archived"] for r in reports) == total and sum(r["received"] for r in reports) == total
+
+    lines = env.manifests()
+    assert sorted(r.message_id for r in lines) == sorted(f"m{n}" for n in range(total))  # each once
+    ids = {layout.parse_archive_key(PREFIX, k).message_id for k in env.data_keys()}
+    assert len(env.data_keys()) == total and ids == {f"m{n}" for n in range(total)}
+    summaries = [json.loads(m["Body"]) for m in env.drain(env.observer_url, wait=1)]
+    manifest_keys = env.keys(f"{PREFIX}/{layout.BATCH_MANIFESTS}/")
+    assert len(summaries) == len(manifest_keys) == sum(r["manifests"] for r in reports)
+    assert sorted(s["storageContext"]["metaDataReference"]["manifest"] for s in summaries) == sorted(
+        f"s3://{env.bucket}/{k}" for k in manifest_keys
+    )
+    assert sum(s["counts"]["archived"] for s in summaries) == total
 
 
 def test_per_batch_summaries_kms_and_bounded_runs(archive_env):
