@@ -25,8 +25,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-_SQS_HOST = re.compile(r"^sqs\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
-_ARN = re.compile(r"^arn:(?P<partition>[a-z-]+):(?P<service>sqs|sns):(?P<region>[a-z0-9-]*):(?P<account>\d*):(?P<name>[^:]+)$")
+_SQS_HOST = re.compile(r"^sqs\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?\Z")
+_ARN = re.compile(r"^arn:(?P<partition>[a-z-]+):(?P<service>sqs|sns):(?P<region>[a-z0-9-]*):(?P<account>\d*):(?P<name>[^:]+)\Z")
 
 
 def s3(bucket: str, prefix: str | None = "") -> Any:

@@ -62,7 +62,7 @@ from typing import Any
 
 from airflow_reliable_messaging.exceptions import ConfigurationError
 
-MANAGED_PREFIX = re.compile(r"^arn:aws(?:-cn|-us-gov)?:dataprotection::aws:data-identifier/(?P<name>[A-Za-z0-9]+(?:-[A-Z]{2})?)$")
+MANAGED_PREFIX = re.compile(r"^arn:aws(?:-cn|-us-gov)?:dataprotection::aws:data-identifier/(?P<name>[A-Za-z0-9]+(?:-[A-Z]{2})?)\Z")
 KEYWORD_DISTANCE = 50  # characters between a keyword and the data it qualifies
 POLICY_VERSION = "2021-06-01"
 MAX_CUSTOM_REGEX = 200  # SNS's limit on a custom data identifier's regex length

@@ -281,7 +281,7 @@ class Filters:
 
 # SQS message attribute names (SendMessage API reference, MessageAttributeValue): letters, digits,
 # - _ and .; up to 256 characters; not starting with AWS. or Amazon.; no leading, trailing or double dot.
-_ATTRIBUTE_NAME = re.compile(r"^(?!(?i:aws|amazon)\.)(?!\.)(?!.*\.\.)(?!.*\.$)[A-Za-z0-9_.-]{1,256}$")
+_ATTRIBUTE_NAME = re.compile(r"^(?!(?i:aws|amazon)\.)(?!\.)(?!.*\.\.)(?!.*\.$)[A-Za-z0-9_.-]{1,256}\Z")
 MAX_RETENTION_SECONDS = 14 * 24 * 3600  # SQS keeps a message at most 14 days (MessageRetentionPeriod)
 
 
@@ -448,8 +448,8 @@ def ledger_entry(*, dlq_arn: str, run_id: str, at: datetime, fingerprints: Itera
     }, separators=(",", ":")).encode()  # fmt: skip
 
 
-_FINGERPRINT = re.compile(r"^[0-9a-f]{32}$")
-_LEDGER_NAME = re.compile(r"^\d{8}T\d{12}Z-[A-Za-z0-9]{1,32}\.json$")
+_FINGERPRINT = re.compile(r"^[0-9a-f]{32}\Z")
+_LEDGER_NAME = re.compile(r"^\d{8}T\d{12}Z-[A-Za-z0-9]{1,32}\.json\Z")
 
 
 def ledger_counts(entries: Iterable[tuple[str, bytes]], dlq_arn: str) -> Counter:

@@ -24,7 +24,7 @@ DEFAULT_REPLAY_RATE = 100.0  # messages per second: the S3-archive replay's defa
 REPLAY_ID_ATTRIBUTE = "replay_id"
 REPLAYED_MESSAGE_ID_ATTRIBUTE = "replayed_message_id"
 REPLAYS = "_replays"  # checkpoints live beside _manifests and _quarantine
-_REPLAY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}$")
+_REPLAY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}\Z")
 _GROUP_ID = re.compile(r"[^A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]")
 
 
