@@ -57,6 +57,12 @@ class AuditArchiveOperator(BaseOperator):
     :param visibility_timeout: seconds received messages stay hidden (a batch is flushed within a
         third of it); None keeps the queue's setting.
     :param wait_time_seconds: long-poll wait per receive; an empty receive ends the run.
+    :param layout: ``record`` (default: one object per record, the seed's layout) or ``bundle``:
+        the small inline records (up to ``bundle_record_bytes``, without a producer
+        ``sourceTransactionID``) of one manifest batch go into one gzip NDJSON object per hour
+        folder under ``<prefix>/_bundles`` (``docs/operators/audit_archive.md``); larger records,
+        claim-check payloads and records of a producer transaction keep one object each.
+    :param bundle_record_bytes: the largest record a bundle takes (``layout="bundle"``).
     :return: a report: received, archived, already_archived, quarantined, dead_lettered,
         retained, duplicates, conflicts, bytes, manifests, notifications, prefixes,
         duplicate_transactions, conflict_transactions, stopped.
@@ -65,7 +71,7 @@ class AuditArchiveOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "queue_url", "bucket", "prefix", "topic_arn", "notifications", "dead_letter_queue_url", "kms_key_id",
         "max_messages", "max_run_seconds", "records_per_manifest", "visibility_timeout", "wait_time_seconds",
-        "aws_conn_id", "region_name",
+        "aws_conn_id", "region_name", "layout", "bundle_record_bytes",
     )  # fmt: skip
     ui_color = "#e8dcff"
     operator_extra_links = (SqsQueueLink(), S3PrefixLink())
@@ -89,6 +95,8 @@ class AuditArchiveOperator(BaseOperator):
         region_name: str | None = None,
         verify: bool | str | None = None,
         botocore_config: dict | None = None,
+        layout: str = "record",
+        bundle_record_bytes: int | str = 64 * 1024,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -108,6 +116,8 @@ class AuditArchiveOperator(BaseOperator):
         self.region_name = region_name
         self.verify = verify
         self.botocore_config = botocore_config
+        self.layout = layout
+        self.bundle_record_bytes = bundle_record_bytes
 
     # -- hooks (one per service; built on first use, never at DAG parse time) ----------------------
     def _hook_kwargs(self) -> dict[str, Any]:
@@ -159,7 +169,16 @@ class AuditArchiveOperator(BaseOperator):
             records_per_manifest=_integer(self.records_per_manifest, "records_per_manifest", 1, 1000),
             visibility_timeout=None if visibility is None else _integer(visibility, "visibility_timeout", 0, 43200),
             wait_time_seconds=_integer(self.wait_time_seconds, "wait_time_seconds", 0, 20),
+            **self._layout_settings(),
         )
+
+    def _layout_settings(self) -> dict[str, Any]:
+        from airflow_reliable_messaging.operators._archive_run import LAYOUTS, MAX_BUNDLE_RECORD_BYTES
+
+        chosen = _text(self.layout) or "record"
+        if chosen not in LAYOUTS:
+            raise ConfigurationError("layout", f"{chosen!r} is not one of {', '.join(LAYOUTS)}")
+        return {"layout": chosen, "bundle_record_bytes": _integer(self.bundle_record_bytes, "bundle_record_bytes", 0, MAX_BUNDLE_RECORD_BYTES)}
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_reliable_messaging.operators._archive_run import ArchiveRun
