@@ -27,6 +27,7 @@ BUNDLE_CONTENT_TYPE = "application/gzip"
 # A bundle's NDJSON, decompressed, stays below this: the writer starts another bundle before it,
 # and a reader refuses more (a forged or corrupt bundle cannot make it hold more in memory).
 MAX_BUNDLE_BYTES = 32 * 1024 * 1024
+_URI_ALLOWANCE = 1100  # the ``bundle`` URI's room in a line (S3 keys are at most 1,024 bytes)
 _OPTIONAL = ("source_system", "message_type", "received_at", "trace_header", "sqs_message_id")
 
 
@@ -73,9 +74,10 @@ def is_json(body: bytes, content_type: str) -> bool:
     return True
 
 
-def encode_line(record: BundledRecord) -> bytes:
-    """One record's line (newline included): deterministic for the same record."""
-    line: dict = {"bundle_version": BUNDLE_VERSION, "message_id": record.message_id, "sha256": record.sha256,
+def encode_line(record: BundledRecord, bundle_uri: str) -> bytes:
+    """One record's line (newline included): deterministic for the same record and bundle. It
+    names its bundle (``bundle``: the load's payload table keys its rows on it)."""
+    line: dict = {"bundle_version": BUNDLE_VERSION, "bundle": bundle_uri, "message_id": record.message_id, "sha256": record.sha256,
                   "size": record.size, "content_type": record.content_type, "event_time": record.event_time}  # fmt: skip
     line.update({k: getattr(record, k) for k in _OPTIONAL if getattr(record, k) is not None})
     try:
@@ -87,30 +89,32 @@ def encode_line(record: BundledRecord) -> bytes:
     return json.dumps(line, sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
-def split(records: Iterable[BundledRecord], max_bytes: int = MAX_BUNDLE_BYTES) -> Iterator[list[tuple[BundledRecord, bytes]]]:
-    """The records' lines in groups whose NDJSON stays within ``max_bytes`` (one bundle each)."""
-    group: list[tuple[BundledRecord, bytes]] = []
+def split(records: Iterable[BundledRecord], max_bytes: int = MAX_BUNDLE_BYTES) -> Iterator[list[BundledRecord]]:
+    """The records in groups whose NDJSON stays within ``max_bytes`` (one bundle each)."""
+    group: list[BundledRecord] = []
     size = 0
     for record in records:
-        line = encode_line(record)
-        if len(line) > max_bytes:
-            raise ValueError(f"record {record.message_id}: its bundle line ({len(line)} bytes) exceeds {max_bytes} bytes")
-        if group and size + len(line) > max_bytes:
+        length = len(encode_line(record, "")) + _URI_ALLOWANCE
+        if length > max_bytes:
+            raise ValueError(f"record {record.message_id}: its bundle line ({length} bytes) exceeds {max_bytes} bytes")
+        if group and size + length > max_bytes:
             yield group
             group, size = [], 0
-        group.append((record, line))
-        size += len(line)
+        group.append(record)
+        size += length
     if group:
         yield group
 
 
-def encode_bundle(lines: list[tuple[BundledRecord, bytes]]) -> tuple[bytes, list[Placed]]:
+def encode_bundle(records: list[BundledRecord], bundle_uri: str) -> tuple[bytes, list[Placed]]:
     """The gzip bytes of a bundle (deterministic: no timestamp in the header) and each line's place."""
-    placed, offset = [], 0
-    for record, line in lines:
+    placed, lines, offset = [], [], 0
+    for record in records:
+        line = encode_line(record, bundle_uri)
         placed.append(Placed(record.message_id, offset, len(line)))
+        lines.append(line)
         offset += len(line)
-    return gzip.compress(b"".join(line for _, line in lines), compresslevel=6, mtime=0), placed
+    return gzip.compress(b"".join(lines), compresslevel=6, mtime=0), placed
 
 
 def decompress(data: bytes, max_bytes: int = MAX_BUNDLE_BYTES) -> bytes:
@@ -129,16 +133,17 @@ def decompress(data: bytes, max_bytes: int = MAX_BUNDLE_BYTES) -> bytes:
     return out
 
 
-def decode_bundle(data: bytes, max_bytes: int = MAX_BUNDLE_BYTES) -> dict[int, tuple[BundledRecord, int]]:
-    """Every line of a bundle, checked (its bytes against its SHA-256 and size): offset -> (record,
-    length). ValueError naming the first bad line."""
+def decode_bundle(data: bytes, bundle_uri: str, max_bytes: int = MAX_BUNDLE_BYTES) -> dict[int, tuple[BundledRecord, int]]:
+    """Every line of the bundle at ``bundle_uri``, checked (its bytes against its SHA-256 and size,
+    the bundle it names against ``bundle_uri``): offset -> (record, length). ValueError naming the
+    first bad line."""
     text = decompress(data, max_bytes)
     out: dict[int, tuple[BundledRecord, int]] = {}
     seen: set[str] = set()
     offset = 0
     for number, line in enumerate(text.splitlines(keepends=True), start=1):
         try:
-            record = _decode_line(line)
+            record = _decode_line(line, bundle_uri)
         except (ValueError, TypeError, binascii.Error) as exc:
             raise ValueError(f"bundle line {number}: {exc}") from None
         except RecursionError:
@@ -151,12 +156,14 @@ def decode_bundle(data: bytes, max_bytes: int = MAX_BUNDLE_BYTES) -> dict[int, t
     return out
 
 
-def _decode_line(line: bytes) -> BundledRecord:
+def _decode_line(line: bytes, bundle_uri: str) -> BundledRecord:
     if not line.endswith(b"\n"):
         raise ValueError("the last line does not end with a newline (truncated)")
     doc = json.loads(line)
     if not isinstance(doc, dict) or doc.get("bundle_version") != BUNDLE_VERSION:
         raise ValueError("not a bundle line of a known bundle_version")
+    if doc.get("bundle") != bundle_uri:  # a bundle copied or renamed would load under another name
+        raise ValueError(f"the line names another bundle than {bundle_uri}")
     for name in ("message_id", "sha256", "content_type", "event_time"):
         if not isinstance(doc.get(name), str):
             raise ValueError(f"{name} is missing or not a string")

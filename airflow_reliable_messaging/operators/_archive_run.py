@@ -175,10 +175,10 @@ class _BundleWriter:
         counts["retained"] += len(bundling) - len(out)
         return out
 
-    def write_bundle(self, hour: datetime, group: list, records: dict[str, am.AuditRecord], counts: Counter[str]) -> list[tuple[ArchivedRecord, bool]]:
+    def write_bundle(self, hour: datetime, group: list[bundle.BundledRecord], records: dict[str, am.AuditRecord], counts: Counter[str]) -> list[tuple[ArchivedRecord, bool]]:
         s = self.s
-        body, placed = bundle.encode_bundle(group)
-        key = layout.bundle_key(s.prefix, hour, events.batch_id(p.message_id for p in placed).replace("batch-", "bundle-"))
+        key = layout.bundle_key(s.prefix, hour, events.batch_id(r.message_id for r in group).replace("batch-", "bundle-"))
+        body, placed = bundle.encode_bundle(group, layout.s3_uri(s.bucket, key))
         archived_at = datetime.now(UTC)
         try:
             result = self.s3.put_object_if_absent(
@@ -194,13 +194,13 @@ class _BundleWriter:
         counts["bundles"] += 1
         stamp = am.isoformat(archived_at if result.created else (result.object.last_modified or archived_at))
         lines = []
-        for place, (item, _) in zip(placed, group, strict=True):
+        for place, item in zip(placed, group, strict=True):
             line = am.archived_record(records[place.message_id], bucket=s.bucket, key=key, size=item.size, sha256=item.sha256,
                                       content_type=item.content_type, archived_at=stamp)  # fmt: skip
             lines.append((replace(line, bundle_offset=place.offset, bundle_length=place.length), result.created))
             counts["archived" if result.created else "already_archived"] += 1
         if result.created:
-            counts["bytes"] += sum(item.size for item, _ in group)
+            counts["bytes"] += sum(item.size for item in group)
         self.prefixes.add(layout.s3_uri(s.bucket, layout.bundle_hour_prefix(s.prefix, hour)))
         self.log.info("bundle s3://%s/%s: %d record(s), %d bytes", s.bucket, key, len(placed), len(body))
         return lines

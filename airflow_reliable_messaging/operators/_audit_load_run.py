@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 MAX_FAILURES_IN_REPORT = 20
 BUNDLE_PART_BYTES = 128 * 1024 * 1024
+MAX_BUNDLE_OBJECT_BYTES = 40 * 1024 * 1024  # above a bundle's gzip bytes (at most domain/bundle.py's MAX_BUNDLE_BYTES, + gzip framing)
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # far above what the archive or the index writes; bounds a forged one
 
 
@@ -72,11 +73,12 @@ class AuditLoadRun:
         pending = [k for k in manifest_keys if self.target.uri(k) not in already]
         records_by_manifest = self.read_manifests(pending)
         records = [r for rs in records_by_manifest.values() for r in rs]
-        bundles = self.write_payload_bundles(list(records_by_manifest), records)
+        bundles = self.write_payload_bundles(list(records_by_manifest), [r for r in records if not r.bundled])
+        archive_bundles = self.check_archive_bundles(records)
 
         copy = CopyOutcome()
         copy.merge(self.copy("load/copy_manifests.sql", list(records_by_manifest)))
-        copy.merge(self.copy("load/copy_payloads.sql", bundles))
+        copy.merge(self.copy("load/copy_payloads.sql", bundles + archive_bundles))
         for name, reason in copy.failed.items():
             self.fail_file(name, reason)
 
@@ -116,6 +118,7 @@ class AuditLoadRun:
                 "copied": len(copy.loaded),
                 "skipped_by_load_history": len(copy.skipped),
                 "payload_bundles": len(bundles),
+                "archive_bundles": len(archive_bundles),
                 "objects_not_in_layout": self.not_in_layout,
                 "failed": self.failed_files[:MAX_FAILURES_IN_REPORT],
                 "failed_count": len(self.failed_files),
@@ -341,6 +344,38 @@ class AuditLoadRun:
             keys.append(self._upload_bundle(spool, bundle_key(t.prefix, manifest_keys, part)))
         return keys
 
+    def check_archive_bundles(self, records: list[ArchivedRecord]) -> list[str]:
+        """The archive's bundles (``layout="bundle"``) the pending records are in, each read once
+        and checked — every line against its SHA-256, every listed record against the line at its
+        offset — before it is COPYed as it is into the payload table. A bad bundle is reported (and
+        quarantined) with the reason, its records named; the rest of the load goes on."""
+        from airflow_reliable_messaging.domain import bundle
+
+        by_key: dict[str, dict[str, ArchivedRecord]] = {}
+        for record in records:
+            if record.bundled:
+                by_key.setdefault(record.key, {})[record.message_id] = record
+        good = []
+        for key, listed in sorted(by_key.items()):
+            uri = self.target.uri(key)
+            try:
+                body = self.s3.read_archived(self.target.bucket, key, MAX_BUNDLE_OBJECT_BYTES)
+                if len(body) > MAX_BUNDLE_OBJECT_BYTES:
+                    raise ValueError(f"larger than {MAX_BUNDLE_OBJECT_BYTES} bytes")
+                lines = bundle.decode_bundle(body, uri)
+                found = [bundle.find(lines, r.message_id, r.sha256, r.bundle_offset, r.bundle_length) for r in listed.values()]  # type: ignore[arg-type]
+            except (ObjectUnreadable, ValueError) as exc:
+                unreadable = isinstance(exc, ObjectUnreadable)
+                reason = f"bundle {'unreadable' if unreadable else 'is invalid'}: {exc}"
+                self.record_failures += [(m, uri, reason[:500]) for m in listed]
+                self.fail_file(uri, reason, quarantinable=not unreadable)
+                continue
+            good.append(key)
+            loaded = sum(1 for r in found if r.json_payload)
+            self.payloads["json_loaded"] += loaded
+            self.payloads["not_json"] += len(found) - loaded
+        return good
+
     def _upload_bundle(self, spool, key: str) -> str:
         from airflow_reliable_messaging.hooks.s3 import sse_arguments
 
@@ -382,7 +417,7 @@ class AuditLoadRun:
         from airflow_reliable_messaging.hooks.s3 import sse_arguments
 
         bucket, key = layout.split_s3_uri(uri)
-        kind = "manifest" if key.endswith(".jsonl") and f"{layout.MANIFESTS}/" in key else "object"
+        kind = "manifest" if key.endswith(".jsonl") and f"{layout.MANIFESTS}/" in key else "bundle" if f"/{layout.BUNDLES}/" in key else "object"
         dest = layout.quarantine_key(self.target.prefix, datetime.now(UTC), f"{kind}-{index_digest([key])}")
         self.s3.get_conn().copy_object(
             Bucket=bucket, Key=dest, CopySource={"Bucket": bucket, "Key": key},

@@ -19,58 +19,60 @@ def rec(mid: str, body: bytes, content_type: str = "application/json") -> bundle
     )  # fmt: skip
 
 
+URI = "s3://b/audit/_bundles/2026/11/30/10/bundle-1.jsonl.gz"
 RECORDS = [rec("m1", b'{"a": 1}'), rec("m2", b"\xff\x00binary", "application/octet-stream"), rec("m3", "caf\u00e9 text".encode(), "text/plain")]
 
 
 def test_round_trip_keeps_bytes_and_places_each_line():
     (group,) = bundle.split(RECORDS)
-    body, placed = bundle.encode_bundle(group)
-    lines = bundle.decode_bundle(body)
+    body, placed = bundle.encode_bundle(group, URI)
+    lines = bundle.decode_bundle(body, URI)
     for original, place in zip(RECORDS, placed, strict=True):
         found = bundle.find(lines, original.message_id, original.sha256, place.offset, place.length)
         assert found.body == original.body and found.content_type == original.content_type
     raw = gzip.decompress(body)
     first = json.loads(raw[placed[0].offset : placed[0].offset + placed[0].length])
-    assert first["payload"] == {"a": 1} and first["message_id"] == "m1"  # what Snowflake COPYs
+    assert first["payload"] == {"a": 1} and first["message_id"] == "m1" and first["bundle"] == URI  # what Snowflake COPYs
     assert "payload" not in json.loads(raw[placed[1].offset : placed[1].offset + placed[1].length])
-    assert bundle.encode_bundle(group)[0] == body  # deterministic: a rewrite after a crash is the same object
+    assert bundle.encode_bundle(group, URI)[0] == body  # deterministic: a rewrite after a crash is the same object
 
 
 def test_split_bounds_each_bundle():
     many = [rec(f"m{i}", b'{"x": "' + b"y" * 1000 + b'"}') for i in range(50)]
     groups = list(bundle.split(many, max_bytes=5000))
-    assert [r.message_id for g in groups for r, _ in g] == [r.message_id for r in many]
-    assert all(sum(len(line) for _, line in g) <= 5000 for g in groups) and len(groups) > 1
+    assert [r.message_id for g in groups for r in g] == [r.message_id for r in many]
+    assert all(len(gzip.decompress(bundle.encode_bundle(g, URI)[0])) <= 5000 for g in groups) and len(groups) > 1
     with pytest.raises(ValueError, match="exceeds"):
         list(bundle.split(many, max_bytes=100))
 
 
 def hostile(edit) -> bytes:
     (group,) = bundle.split(RECORDS)
-    return edit(gzip.decompress(bundle.encode_bundle(group)[0]))
+    return edit(gzip.decompress(bundle.encode_bundle(group, URI)[0]))
 
 
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
-        (bundle.encode_bundle(next(bundle.split(RECORDS)))[0][:-9], "truncated"),
+        (bundle.encode_bundle(next(bundle.split(RECORDS)), URI)[0][:-9], "truncated"),
         (gzip.compress(hostile(lambda raw: raw.replace(b"caf", b"CAF"))), "does not match its SHA-256"),
         (gzip.compress(hostile(lambda raw: raw[:-1])), "truncated"),
         (gzip.compress(hostile(lambda raw: raw + raw.splitlines(keepends=True)[0])), "appears twice"),
         (b"not gzip at all", "not gzip"),
+        (gzip.compress(hostile(lambda raw: raw.replace(b"bundle-1", b"bundle-2"))), "names another bundle"),
         (gzip.compress(b"x" * 2000), "more than 1000 bytes"),
-        (bundle.encode_bundle(next(bundle.split(RECORDS)))[0] + b"junk", "after its gzip stream"),
+        (bundle.encode_bundle(next(bundle.split(RECORDS)), URI)[0] + b"junk", "after its gzip stream"),
     ],
 )
 def test_hostile_bundles_are_refused_with_the_reason(data, reason):
     with pytest.raises(ValueError, match=reason):
-        bundle.decode_bundle(data, max_bytes=1000 if "more than" in reason else bundle.MAX_BUNDLE_BYTES)
+        bundle.decode_bundle(data, URI, max_bytes=1000 if "more than" in reason else bundle.MAX_BUNDLE_BYTES)
 
 
 def test_forged_offsets_are_refused():
     (group,) = bundle.split(RECORDS)
-    body, placed = bundle.encode_bundle(group)
-    lines = bundle.decode_bundle(body)
+    body, placed = bundle.encode_bundle(group, URI)
+    lines = bundle.decode_bundle(body, URI)
     with pytest.raises(ValueError, match="no bundle line at offset"):
         bundle.find(lines, "m2", RECORDS[1].sha256, placed[1].offset + 1, placed[1].length)
     with pytest.raises(ValueError, match="is not message m1"):  # another record's line

@@ -1,0 +1,230 @@
+"""Issue 19: the bundle layout (AuditArchiveOperator(layout="bundle")) end to end on the local
+cloud — archive SQS → S3 bundles, weekly load into fakesnow, reconciliation, report — with crashes
+between the bundle, the manifest and the delete, and hostile bundles."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+
+import pytest
+
+from airflow_reliable_messaging.domain import archive_layout as layout
+from airflow_reliable_messaging.domain.manifest import decode_manifest
+from airflow_reliable_messaging.operators.audit_archive import AuditArchiveOperator
+from airflow_reliable_messaging.operators.audit_report import AuditReconcileOperator
+from airflow_reliable_messaging.operators.snowflake_audit_load import SnowflakeAuditLoadOperator
+
+
+class WorkerKilled(BaseException):
+    """The worker dies here (not an Exception: nothing in the operator may catch it)."""
+
+
+def seed_message(txn: str, payload: bytes, when: datetime) -> str:
+    meta = {"messageType": "claimJSON", "sourceSystemID": "claims", "sourceTransactionID": txn,
+            "dateTime": when.strftime("%Y-%m-%d %H:%M:%S.%f")}  # fmt: skip
+    return json.dumps({"messageMetaData": meta, "messagePayload": base64.b64encode(payload).decode()})
+
+
+class Week:
+    """A queue feeding the archive at ``audit_env``'s bucket, and what was sent to it."""
+
+    def __init__(self, audit_env, aws, unique) -> None:
+        self.env, self.aws = audit_env, aws
+        self.queue = aws("sqs").create_queue(QueueName=unique("audit-in"))["QueueUrl"]
+        self.now = datetime.now(UTC).replace(microsecond=0)
+        self.sent: dict[str, bytes] = {}  # message id -> bytes archived
+
+    def send_small(self, count: int, start: int = 0) -> None:
+        sqs = self.aws("sqs")
+        for first in range(start, start + count, 10):
+            entries = [{"Id": str(n), "MessageBody": json.dumps({"claim": n, "pad": "x" * 900})} for n in range(first, min(first + 10, start + count))]
+            for entry, result in zip(entries, sqs.send_message_batch(QueueUrl=self.queue, Entries=entries)["Successful"], strict=True):
+                self.sent[result["MessageId"]] = entry["MessageBody"].encode()
+
+    def send(self, body: str, archived: bytes) -> str:
+        message_id = self.aws("sqs").send_message(QueueUrl=self.queue, MessageBody=body)["MessageId"]
+        self.sent[message_id] = archived
+        return message_id
+
+    def archive_kwargs(self, **overrides) -> dict:
+        return {"task_id": "archive", "queue_url": self.queue, "bucket": self.env.bucket, "prefix": self.env.prefix,
+                "layout": "bundle", "notifications": "none", "wait_time_seconds": 0, "visibility_timeout": 1,
+                "records_per_manifest": 1000, **overrides}  # fmt: skip
+
+    def archive(self, **overrides) -> dict:
+        return AuditArchiveOperator(**self.archive_kwargs(**overrides)).execute({})
+
+    def keys(self, under: str = "") -> list[str]:
+        pages = self.aws("s3").get_paginator("list_objects_v2").paginate(Bucket=self.env.bucket, Prefix=f"{self.env.prefix}/{under}")
+        return sorted(o["Key"] for p in pages for o in p.get("Contents", []))
+
+    def manifest_lines(self) -> list:
+        s3 = self.aws("s3")
+        return [line for key in self.keys(layout.BATCH_MANIFESTS + "/")
+                for line in decode_manifest(s3.get_object(Bucket=self.env.bucket, Key=key)["Body"].read())]  # fmt: skip
+
+    def depth(self) -> int:
+        attrs = self.aws("sqs").get_queue_attributes(
+            QueueUrl=self.queue, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return sum(int(v) for v in attrs.values())
+
+    def window(self) -> dict:
+        return {"interval_start": (self.now - timedelta(days=1)).isoformat(), "interval_end": (self.now + timedelta(hours=2)).isoformat()}
+
+    def load(self, run_id: str = "load_1", **overrides) -> dict:
+        return SnowflakeAuditLoadOperator(**self.env.load_kwargs(**self.window(), **overrides)).execute({"run_id": run_id})
+
+    def reconcile(self, load_report: dict) -> dict:
+        kwargs = self.env.load_kwargs(**self.window())
+        kwargs = {k: v for k, v in kwargs.items() if k in ("archive_bucket", "archive_prefix", "snowflake_database",
+                                                             "snowflake_schema", "interval_start", "interval_end")}  # fmt: skip
+        return AuditReconcileOperator(task_id="reconcile", load_report=load_report, **kwargs).execute({})
+
+
+@pytest.fixture
+def week(audit_env, aws, unique) -> Week:
+    return Week(audit_env, aws, unique)
+
+
+def test_a_mixed_week_is_bundled_loaded_and_reconciled_record_by_record(week):
+    """Small inline records go into one bundle per hour; a record above bundle_record_bytes and a
+    producer transaction keep an object each; the manifest lists both kinds; the load COPYs the
+    bundle as it is, and the reconciliation counts the records inside it."""
+    week.send_small(40)
+    big = json.dumps({"claim": "big", "pad": "y" * 5000}).encode()
+    week.send(big.decode(), big)
+    txn_payload = json.dumps({"claim": "txn"}).encode()
+    week.send(seed_message("tx-1", txn_payload, week.now), txn_payload)
+
+    report = week.archive(bundle_record_bytes=4096)
+
+    assert report["archived"] == 42 and report["bundles"] >= 1 and week.depth() == 0
+    bundles = week.keys(layout.BUNDLES + "/")
+    data = [k for k in week.keys() if layout.parse_archive_key(week.env.prefix, k)]
+    assert len(bundles) == report["bundles"] <= 2 and len(data) == 2  # (two bundles only across an hour boundary)
+    lines = {line.message_id: line for line in week.manifest_lines()}
+    assert set(lines) == set(week.sent)
+    s3 = week.aws("s3")
+    for message_id, payload in week.sent.items():
+        line = lines[message_id]
+        assert line.sha256 == hashlib.sha256(payload).hexdigest() and line.size == len(payload)
+        if line.bundled:
+            raw = gzip.decompress(s3.get_object(Bucket=week.env.bucket, Key=line.key)["Body"].read())
+            doc = json.loads(raw[line.bundle_offset : line.bundle_offset + line.bundle_length])
+            assert (doc["message_id"], doc["body"].encode()) == (message_id, payload)
+    assert sum(line.bundled for line in lines.values()) == 40
+
+    load = week.load()
+
+    assert load["records"]["inserted"] == 42 and load["files"]["archive_bundles"] == len(bundles)
+    assert load["files"]["failed_count"] == 0 and load["payloads"]["json_loaded"] == 42
+    rows = dict(week.env.sql("SELECT MESSAGE_ID, SHA256 FROM {ns}.AUDIT_RECORD"))
+    assert rows == {m: hashlib.sha256(p).hexdigest() for m, p in week.sent.items()}
+    payloads = dict(week.env.sql("SELECT MESSAGE_ID, PAYLOAD:claim::VARCHAR FROM {ns}.AUDIT_PAYLOAD"))
+    assert payloads == {m: str(json.loads(p)["claim"]) for m, p in week.sent.items()}
+
+    reconciled = week.reconcile(load)
+    assert reconciled["compared"] == 42 and reconciled["matched"] == 42 and reconciled["missing"] == 0
+
+    assert week.load(run_id="load_2")["records"]["inserted"] == 0  # a rerun loads nothing twice
+
+
+@pytest.mark.parametrize("crash_at", ["manifest", "delete"])
+def test_a_crash_after_the_bundle_loses_nothing_and_the_load_keeps_one_row_per_message(week, crash_at):
+    """Killed after the bundle is written — before its manifest, or before the SQS delete: the
+    rerun archives every record again (at most one more bundle), and Snowflake has each once."""
+    from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
+    from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
+
+    class DyingS3Hook(S3ArchiveHook):
+        def put_bytes(self, bucket, key, body, **kwargs):
+            if "/_manifests/" in key:
+                raise WorkerKilled(key)
+            return super().put_bytes(bucket, key, body, **kwargs)
+
+    class DyingSqsHook(SqsMessagingHook):
+        def delete_batch(self, queue_url, receipts):
+            raise WorkerKilled(queue_url)
+
+    class DyingOperator(AuditArchiveOperator):
+        @cached_property
+        def s3_hook(self):
+            return (DyingS3Hook if crash_at == "manifest" else S3ArchiveHook)(**self._hook_kwargs())
+
+        @cached_property
+        def sqs_hook(self):
+            return (DyingSqsHook if crash_at == "delete" else SqsMessagingHook)(**self._hook_kwargs())
+
+    week.send_small(30)
+    with pytest.raises(WorkerKilled):
+        DyingOperator(**week.archive_kwargs()).execute({})
+    first = week.keys(layout.BUNDLES + "/")
+    assert first and len(week.keys(layout.BATCH_MANIFESTS + "/")) == (1 if crash_at == "delete" else 0)
+    time.sleep(1.2)
+    assert week.depth() == 30  # nothing was deleted
+
+    report = week.archive()
+
+    assert week.depth() == 0 and report["archived"] + report["already_archived"] == 30
+    assert len(week.keys(layout.BUNDLES + "/")) - len(first) <= 1  # at most one more bundle
+    assert {line.message_id for line in week.manifest_lines()} == set(week.sent)
+    load = week.load()
+    rows = week.env.sql("SELECT MESSAGE_ID FROM {ns}.AUDIT_RECORD")
+    assert sorted(r[0] for r in rows) == sorted(week.sent) and load["files"]["failed_count"] == 0
+    assert week.reconcile(load)["matched"] == 30
+
+
+def test_a_failed_bundle_put_keeps_its_records_in_the_queue(week, faults):
+    """PutObject of the bundle fails: no manifest lists its records and none is deleted; the next
+    run archives them."""
+    week.send_small(12)
+    with faults.injecting([{"service": "s3", "operation": "PutObject", "fault": "5xx", "status": 503}]):
+        report = week.archive(botocore_config={"retries": {"mode": "standard", "total_max_attempts": 1}})
+    assert report["archived"] == 0 and report["retained"] == 12 and report["deleted"] == 0
+    assert not week.keys(layout.BUNDLES + "/") and not week.keys(layout.BATCH_MANIFESTS + "/")
+    time.sleep(1.2)
+    again = week.archive()
+    assert again["deleted"] == 12 and week.depth() == 0
+    assert {line.message_id for line in week.manifest_lines()} == set(week.sent)
+
+
+@pytest.mark.parametrize(
+    ("forge", "reason"),
+    [
+        (lambda raw: raw[: len(raw) // 2], "truncated"),
+        (lambda raw: raw.replace(b'"pad":"x', b'"pad":"X', 1), "does not match its SHA-256"),
+        (lambda raw: raw[raw.index(b"\n") + 1 :] + raw[: raw.index(b"\n") + 1], "no bundle line at offset"),  # lines moved: offsets forged
+    ],
+)
+def test_a_hostile_bundle_is_quarantined_with_the_reason_and_nothing_else_is_lost(week, forge, reason):
+    week.send_small(10)
+    week.archive()  # the first bundle: intact
+    week.send_small(10, start=100)
+    week.archive()
+    s3 = week.aws("s3")
+    first, second = week.keys(layout.BUNDLES + "/")[:2] if len(week.keys(layout.BUNDLES + "/")) == 2 else pytest.fail("two bundles expected")
+    line = next(line for line in week.manifest_lines() if line.key == second)
+    victim = second
+    raw = gzip.decompress(s3.get_object(Bucket=week.env.bucket, Key=victim)["Body"].read())
+    forged = forge(raw)
+    body = gzip.compress(forged) if reason != "truncated" else gzip.compress(raw)[: len(gzip.compress(raw)) // 2]
+    s3.put_object(Bucket=week.env.bucket, Key=victim, Body=body)
+
+    load = week.load()
+
+    (failed,) = load["files"]["failed"]
+    assert failed["file"] == f"s3://{week.env.bucket}/{victim}" and reason in failed["reason"] and failed["quarantined"]
+    assert load["records"]["failed"] == 10
+    quarantined = week.keys(layout.QUARANTINE + "/")
+    assert any("bundle-" in k for k in quarantined)
+    payloads = {r[0] for r in week.env.sql("SELECT MESSAGE_ID FROM {ns}.AUDIT_PAYLOAD")}
+    in_first = {l.message_id for l in week.manifest_lines() if l.key == first}
+    assert payloads == in_first and len(in_first) == 10  # the intact bundle is loaded
+    assert line.message_id not in payloads
