@@ -180,6 +180,8 @@ def _decode_line(line: bytes, bundle_uri: str) -> BundledRecord:
         raise ValueError(f"message {doc['message_id']}: size {str(doc.get('size'))[:20]} is not its body's ({len(body)})")
     if hashlib.sha256(body).hexdigest() != doc["sha256"]:
         raise ValueError(f"message {doc['message_id']}: its body does not match its SHA-256")
+    if "payload" in doc and doc["payload"] != json.loads(body):  # what the load takes must be the checked bytes
+        raise ValueError(f"message {doc['message_id']}: its payload is not its body")
     optional = {k: doc[k] for k in _OPTIONAL if isinstance(doc.get(k), str)}
     return BundledRecord(message_id=doc["message_id"], body=body, content_type=doc["content_type"],
                          event_time=doc["event_time"], sha256=doc["sha256"], json_payload="payload" in doc, **optional)  # fmt: skip

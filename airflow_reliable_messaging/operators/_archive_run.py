@@ -53,7 +53,10 @@ PART_SIZE = 8 * 1024 * 1024
 # Layouts: one object per record (the seed's), or small records bundled per manifest batch.
 LAYOUT_RECORD, LAYOUT_BUNDLE = "record", "bundle"
 LAYOUTS = (LAYOUT_RECORD, LAYOUT_BUNDLE)
-MAX_BUNDLE_RECORD_BYTES = 1024 * 1024  # a bundle is for small records; larger ones keep an object each
+MAX_BUNDLE_RECORD_BYTES = 256 * 1024  # a bundle is for small records; larger ones keep an object each
+# A batch's bundled records are held in memory until its flush: it flushes once they reach this
+# (then at most this + one receive's records, ~ 10 x MAX_BUNDLE_RECORD_BYTES, per run).
+BUNDLE_FLUSH_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,7 @@ class ArchiveRun(_BundleWriter):
         self.repeats: dict[str, list[str]] = {tx.DUPLICATE: [], tx.CONFLICT: []}  # transaction ids, for the report
         self.pending: list[_Pending] = []
         self.bundling: list[tuple[am.AuditRecord, str]] = []  # records for this batch's bundles, receipt
+        self.bundling_bytes = 0
         self.safe_to_delete: dict[str, str] = {}  # quarantined / dead-lettered: sqs id -> receipt
         self.batch_started: float | None = None
         self.halted: str | None = None
@@ -279,7 +283,7 @@ class ArchiveRun(_BundleWriter):
                 ahead = self.receiver.submit(self.receive, received + len(messages), deadline)
             self.batch_started = self.batch_started or received_at
             self.process(messages)
-            if len(self.pending) + len(self.bundling) >= s.records_per_manifest or time.monotonic() - self.batch_started >= flush_age:
+            if len(self.pending) + len(self.bundling) >= s.records_per_manifest or self.bundling_bytes >= BUNDLE_FLUSH_BYTES or time.monotonic() - self.batch_started >= flush_age:
                 self.flush()
         if ahead is not None:  # halted with a receive in flight: those messages come back after their visibility timeout
             left = len(ahead.result()[0])
@@ -348,6 +352,7 @@ class ArchiveRun(_BundleWriter):
             else:
                 if stored is None:  # written with its batch's bundle, at the flush
                     self.bundling.append((record, message["ReceiptHandle"]))
+                    self.bundling_bytes += len(record.payload or b"")
                 else:
                     self.pending.append(self.book(record, stored, message))
                 archived += 1
@@ -657,7 +662,7 @@ class ArchiveRun(_BundleWriter):
         next batch's receives and writes overlap with it. One batch flushes at a time: the
         previous one is finished (deletes included) before this one starts."""
         pending, deletable, bundling = self.pending, dict(self.safe_to_delete), self.bundling
-        self.pending, self.safe_to_delete, self.bundling, self.batch_started = [], {}, [], None
+        self.pending, self.safe_to_delete, self.bundling, self.bundling_bytes, self.batch_started = [], {}, [], 0, None
         self.await_flush()
         if pending or deletable or bundling:
             self.flushing = self.flusher.submit(self.flush_batch, pending, deletable, bundling)

@@ -59,6 +59,7 @@ def hostile(edit) -> bytes:
         (gzip.compress(hostile(lambda raw: raw[:-1])), "truncated"),
         (gzip.compress(hostile(lambda raw: raw + raw.splitlines(keepends=True)[0])), "appears twice"),
         (b"not gzip at all", "not gzip"),
+        (gzip.compress(hostile(lambda raw: raw.replace(b'"payload":{"a":1}', b'"payload":{"a":2}'))), "payload is not its body"),
         (gzip.compress(hostile(lambda raw: raw.replace(b"bundle-1", b"bundle-2"))), "names another bundle"),
         (gzip.compress(b"x" * 2000), "more than 1000 bytes"),
         (bundle.encode_bundle(next(bundle.split(RECORDS)), URI)[0] + b"junk", "after its gzip stream"),
