@@ -229,3 +229,45 @@ def test_a_hostile_bundle_is_quarantined_with_the_reason_and_nothing_else_is_los
     in_first = {l.message_id for l in week.manifest_lines() if l.key == first}
     assert payloads == in_first and len(in_first) == 10  # the intact bundle is loaded
     assert line.message_id not in payloads
+
+
+def test_the_archive_replay_reads_records_from_bundles_and_per_record_objects(week, aws, unique):
+    """A mixed archive replayed: records inside the bundle go out with their exact bytes (one too
+    large for a message as a pointer to a copy of the record, not to its bundle), per-record objects
+    as before; a tampered bundle stops the replay naming it, after what went before."""
+    from airflow_reliable_messaging.domain.claim_check import parse_pointer
+    from airflow_reliable_messaging.operators.archive_replay import S3ArchiveReplayOperator
+    from tests.messaging import drain
+
+    week.send_small(15)
+    large = json.dumps({"claim": "large", "pad": "z" * (256 * 1024 - 100)}).encode()  # bundled; with the replay attributes above 256 KiB
+    week.send(large.decode(), large)
+    txn_payload = json.dumps({"claim": "txn"}).encode()
+    week.send(seed_message("tx-9", txn_payload, week.now), txn_payload)
+    week.archive(bundle_record_bytes=256 * 1024)
+    assert sum(line.bundled for line in week.manifest_lines()) == 16
+    sqs, s3 = aws("sqs"), aws("s3")
+    target = sqs.create_queue(QueueName=unique("replayed"))["QueueUrl"]
+    replay = {"task_id": "replay", "archive_bucket": week.env.bucket, "archive_prefix": week.env.prefix, "target_queue": target,
+              "start": (week.now - timedelta(hours=1)).isoformat(),
+              "max_messages_per_second": 0}  # fmt: skip
+
+    result = S3ArchiveReplayOperator(**replay, replay_id="bundled-1").execute({})
+
+    assert result["sent"] == 17 and result["pointers"] == 1
+    got = {}
+    for message in drain(sqs, target, 17):
+        body = message["Body"]
+        pointer = parse_pointer(body)
+        if pointer is not None:
+            assert "/_replays/" in pointer.key and layout.BUNDLES not in pointer.key
+            body = s3.get_object(Bucket=pointer.bucket, Key=pointer.key)["Body"].read().decode()
+        got[message["MessageAttributes"]["replayed_message_id"]["StringValue"]] = body.encode()
+    assert got == week.sent
+
+    (bundle_key,) = week.keys(layout.BUNDLES + "/")
+    raw = s3.get_object(Bucket=week.env.bucket, Key=bundle_key)["Body"].read()
+    s3.put_object(Bucket=week.env.bucket, Key=bundle_key, Body=raw[:-30])
+    with pytest.raises(Exception, match="truncated") as exc:
+        S3ArchiveReplayOperator(**replay, replay_id="bundled-2").execute({})
+    assert bundle_key in str(exc.value) and "rerun with the same replay_id" in str(exc.value)
