@@ -42,6 +42,7 @@ TRANSIENT_ERRORS = frozenset({
 REPORT_LIST_LIMIT = 50
 WRITE_CONCURRENCY = 10  # S3 writes in flight: one receive's worth
 PUBLISH_CONCURRENCY = 4  # PublishBatch requests in flight per manifest batch (standard topics only)
+DELETE_CONCURRENCY = 4  # DeleteMessageBatch requests in flight per manifest batch
 # A claim-check object is read in windows of READ_CHUNK (the first one small: most objects that
 # are not seed requests are known by their first byte). A seed request's decoded payload is kept
 # in memory up to PART_SIZE and put in one request; a larger one is hashed while the object is
@@ -253,6 +254,7 @@ class ArchiveRun(_BundleWriter):
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-receive") as self.receiver,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-flush") as self.flusher,
             ThreadPoolExecutor(max_workers=PUBLISH_CONCURRENCY, thread_name_prefix="archive-notify") as self.publisher,
+            ThreadPoolExecutor(max_workers=DELETE_CONCURRENCY, thread_name_prefix="archive-delete") as self.deleter,
         ):
             try:
                 return self._drain()
@@ -698,16 +700,21 @@ class ArchiveRun(_BundleWriter):
                         counts["retained"] += 1
         if deletable:
             ids = {f"x{i}": receipt for i, receipt in enumerate(deletable.values())}
-            try:
-                failed = len(self.sqs.delete_batch(self.s.queue_url, ids).failed)
-            except Exception as exc:  # noqa: BLE001 - undeleted messages come back; archiving them again is a no-op
-                self.log.error("DeleteMessageBatch failed: %s", am.failure_reason(exc))
-                failed = len(ids)
+            groups = [dict(list(ids.items())[i : i + 10]) for i in range(0, len(ids), 10)]
+            failed = sum(self.deleter.map(self._delete_group, groups))  # DeleteMessageBatch calls in flight at once
             counts["deleted"] += len(ids) - failed
             if failed:
                 counts["delete_failed"] += failed
                 self.log.warning("%d message(s) could not be deleted; they will be redelivered and found archived", failed)
         return counts
+
+    def _delete_group(self, receipts: dict[str, str]) -> int:
+        """One DeleteMessageBatch (up to 10); how many were not deleted."""
+        try:
+            return len(self.sqs.delete_batch(self.s.queue_url, receipts).failed)
+        except Exception as exc:  # noqa: BLE001 - undeleted messages come back; archiving them again is a no-op
+            self.log.error("DeleteMessageBatch failed: %s", am.failure_reason(exc))
+            return len(receipts)
 
     def write_manifest(self, records: list[ArchivedRecord], counts: Counter[str]) -> str | None:
         s = self.s

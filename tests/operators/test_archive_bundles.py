@@ -10,7 +10,6 @@ import hashlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 
 import pytest
 
@@ -19,10 +18,6 @@ from airflow_reliable_messaging.domain.manifest import decode_manifest
 from airflow_reliable_messaging.operators.audit_archive import AuditArchiveOperator
 from airflow_reliable_messaging.operators.audit_report import AuditReconcileOperator
 from airflow_reliable_messaging.operators.snowflake_audit_load import SnowflakeAuditLoadOperator
-
-
-class WorkerKilled(BaseException):
-    """The worker dies here (not an Exception: nothing in the operator may catch it)."""
 
 
 def seed_message(txn: str, payload: bytes, when: datetime) -> str:
@@ -140,28 +135,9 @@ def test_a_mixed_week_is_bundled_loaded_and_reconciled_record_by_record(week):
 def test_a_crash_after_the_bundle_loses_nothing_and_the_load_keeps_one_row_per_message(week, crash_at):
     """Killed after the bundle is written — before its manifest, or before the SQS delete: the
     rerun archives every record again (at most one more bundle), and Snowflake has each once."""
-    from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
-    from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
+    from tests.operators.crash import WorkerKilled, dying_archive_operator
 
-    class DyingS3Hook(S3ArchiveHook):
-        def put_bytes(self, bucket, key, body, **kwargs):
-            if "/_manifests/" in key:
-                raise WorkerKilled(key)
-            return super().put_bytes(bucket, key, body, **kwargs)
-
-    class DyingSqsHook(SqsMessagingHook):
-        def delete_batch(self, queue_url, receipts):
-            raise WorkerKilled(queue_url)
-
-    class DyingOperator(AuditArchiveOperator):
-        @cached_property
-        def s3_hook(self):
-            return (DyingS3Hook if crash_at == "manifest" else S3ArchiveHook)(**self._hook_kwargs())
-
-        @cached_property
-        def sqs_hook(self):
-            return (DyingSqsHook if crash_at == "delete" else SqsMessagingHook)(**self._hook_kwargs())
-
+    DyingOperator = dying_archive_operator(crash_at)
     week.send_small(30)
     with pytest.raises(WorkerKilled):
         DyingOperator(**week.archive_kwargs()).execute({})
