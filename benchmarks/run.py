@@ -152,10 +152,12 @@ def _layouts(cloud, res: Results, out: dict[str, Any], n: int) -> None:
     """Issue 19: layout="bundle" beside layout="record" on the same 1 KB records, in the same run:
     requests and S3 objects (no modelled round trip), then throughput with it."""
     from benchmarks import aws_cases as c
+    from benchmarks import snowflake_case as s
 
     runs = c.run_archive_layouts(cloud, n, KB)
-    (record, record_objects), (bundle, bundle_objects) = runs["record"], runs["bundle"]
-    out["archive_layouts"] = {k: {**m.to_dict(), "s3_objects": o} for k, (m, o) in runs.items()}
+    (record, record_objects, _), (bundle, bundle_objects, _) = runs["record"], runs["bundle"]
+    loads = {k: s.load_archive(cloud, bucket, n) for k, (_, _, bucket) in runs.items()}
+    out["archive_layouts"] = {k: {**m.to_dict(), "s3_objects": o, "load": loads[k]} for k, (m, o, _) in runs.items()}
     status = res.check("bundle_rpm", bundle.per_message <= TARGETS["bundle_rpm"], f"{bundle.per_message:.3f} req/msg at {n}")
     res.row("requests", f"archive layout=bundle, per-batch summaries ({n} x 1 KB raw records)", f"{bundle.per_message:.3f}",
             f"{record.per_message:.3f} (layout=record)", f"{record.per_message / bundle.per_message:.1f}x fewer",
@@ -164,6 +166,11 @@ def _layouts(cloud, res: Results, out: dict[str, Any], n: int) -> None:
     status = res.check("bundle_objects_per_1000", per_1000 <= TARGETS["bundle_objects_per_1000"], f"{per_1000:.1f} objects per 1,000")
     res.row("requests", "  S3 objects per 1,000 records (bundles + manifests)", f"{per_1000:.1f}",
             f"{record_objects * 1000 / n:.1f} (layout=record)", "", f"<= {TARGETS['bundle_objects_per_1000']}", status)  # fmt: skip
+    for k, load in loads.items():
+        res.row("snowflake", f"weekly load of those {n} records, layout={k}: statements (COPY), files copied, seconds",
+                f"{load['statements']} ({load['copy_statements']}), {load['files_copied']}, {load['seconds']:.1f} s",
+                f"{load['aws_requests']} AWS requests", "", "(info)", "")  # fmt: skip
+    res.metric("snowflake.layout_bundle.statements", loads["bundle"]["statements"], "lower")
     res.metric("requests.archive_bundle.rpm", bundle.per_message, "lower")
     res.metric("requests.archive_bundle.objects_per_1000", per_1000, "lower")
     saved = c.RTT["seconds"]
@@ -172,9 +179,9 @@ def _layouts(cloud, res: Results, out: dict[str, Any], n: int) -> None:
         runs = c.run_archive_layouts(cloud, LAYOUT_THROUGHPUT_N, KB)
     finally:
         c.RTT["seconds"] = saved
-    (record, _), (bundle, _) = runs["record"], runs["bundle"]
+    (record, _, _), (bundle, _, _) = runs["record"], runs["bundle"]
     ratio = record.busy_seconds / bundle.busy_seconds
-    out["archive_layouts_rtt"] = {k: m.to_dict() for k, (m, _) in runs.items()}
+    out["archive_layouts_rtt"] = {k: m.to_dict() for k, (m, _, _) in runs.items()}
     status = res.check("bundle_throughput_ratio", ratio >= TARGETS["bundle_throughput_ratio"], f"{ratio:.1f}x at 1 KB, RTT")
     res.row("throughput", f"archive layout=bundle vs record, 1KB x {LAYOUT_THROUGHPUT_N}, RTT {RTT_FOR_LAYOUTS:g} ms: msg/s",
             f"{bundle.per_second:.0f}", f"{record.per_second:.0f} (layout=record)", f"{ratio:.2f}x",
