@@ -30,7 +30,10 @@ if AIRFLOW_V_3_0_PLUS:
         Context,
         Param,
         Variable,
+        task,
     )
+
+    from airflow.providers.standard.operators.empty import EmptyOperator
 
     if AIRFLOW_V_3_1_PLUS:
         from airflow.sdk import BaseBranchOperator, BaseHook
@@ -39,14 +42,23 @@ if AIRFLOW_V_3_0_PLUS:
         from airflow.providers.standard.operators.branch import BaseBranchOperator  # type: ignore[no-redef]
 else:  # Airflow 2.11
     from airflow.datasets import Dataset as Asset  # type: ignore[no-redef]
+    from airflow.decorators import task  # type: ignore[no-redef]
     from airflow.datasets import DatasetAlias as AssetAlias  # type: ignore[no-redef]
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
     from airflow.operators.branch import BaseBranchOperator  # type: ignore[no-redef]
+    from airflow.operators.empty import EmptyOperator  # type: ignore[no-redef]
     from airflow.models import BaseOperator, BaseOperatorLink, Variable  # type: ignore[no-redef]
     from airflow.models.dag import DAG  # type: ignore[no-redef]
     from airflow.models.param import Param  # type: ignore[no-redef]
     from airflow.sensors.base import BaseSensorOperator  # type: ignore[no-redef]
     from airflow.utils.context import Context  # type: ignore[no-redef]
+
+# A task raising it fails without its retries: the Task SDK's own class from Airflow 3.2 (Task SDK
+# 1.2), ``airflow.exceptions``' on 2.11 and 3.0 (whose task runners catch that one).
+try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:
+    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
 
 def xcom_class() -> Any:
@@ -57,6 +69,20 @@ def xcom_class() -> Any:
     else:
         from airflow.models.xcom import XCom  # type: ignore[no-redef]
     return XCom
+
+
+def dag_run_url(dag_id: str, run_id: str) -> str:
+    """The Airflow UI's page of a DAG run, on ``[api] base_url`` (3.x: ``/dags/<dag>/runs/<run>``,
+    as the Task SDK's log links) or ``[webserver] base_url`` (2.11: the grid view of the run)."""
+    from urllib.parse import quote
+
+    from airflow.configuration import conf
+
+    if AIRFLOW_V_3_0_PLUS:
+        base = conf.get("api", "base_url", fallback=None) or "http://localhost:8080/"
+        return f"{base.rstrip('/')}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
+    base = conf.get("webserver", "base_url", fallback=None) or "http://localhost:8080/"
+    return f"{base.rstrip('/')}/dags/{quote(dag_id)}/grid?dag_run_id={quote(run_id, safe='')}"
 
 
 def redact(value: Any) -> Any:
@@ -119,6 +145,7 @@ __all__ = [
     "AIRFLOW_V_3_0_PLUS",
     "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_VERSION",
+    "AirflowFailException",
     "DAG",
     "Asset",
     "AssetAlias",
@@ -128,12 +155,15 @@ __all__ = [
     "BaseOperatorLink",
     "BaseSensorOperator",
     "Context",
+    "EmptyOperator",
     "Param",
     "Variable",
     "allow_copy_if_none_match",
+    "dag_run_url",
     "redact",
     "snowflake_conn_params",
     "snowflake_conn_params_override",
     "smtp_client",
+    "task",
     "xcom_class",
 ]

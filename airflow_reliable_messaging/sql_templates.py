@@ -11,7 +11,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-_SAFE_STAGE_PATH = re.compile(r"^[A-Za-z0-9!_.*()/=-]+$")
+_SAFE_STAGE_PATH = re.compile(r"^[A-Za-z0-9!_.*()/=-]+\Z")
 
 
 def _sql_root() -> Path:

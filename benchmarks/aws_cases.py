@@ -160,7 +160,8 @@ def archive_operator(setup: ArchiveSetup, count: int, notifications: str = "per_
     kwargs = {
         "task_id": "archive", "queue_url": setup.queue_url, "bucket": setup.bucket, "prefix": PREFIX,
         "topic_arn": setup.topic_arn, "notifications": notifications, "max_messages": count,
-        "max_run_seconds": 3600, "wait_time_seconds": 0, "visibility_timeout": 300, **overrides,
+        "max_run_seconds": 3600, "wait_time_seconds": 0, "visibility_timeout": 300,
+        "claim_check_buckets": setup.payload_bucket, **overrides,
     }  # fmt: skip
     return AuditArchiveOperator(**kwargs)
 

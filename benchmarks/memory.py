@@ -54,7 +54,8 @@ def run_one(cloud: Cloud, records: int, big_size: int = BIG) -> dict[str, Any]:
     big = {i: big_size for i in (1, records // 2, records - 2)[:BIG_RECORDS]}
     setup = aws_cases.archive_setup(cloud, records, 1024, big=big, seed_pointers=True)
     args = {"queue_url": setup.queue_url, "bucket": setup.bucket, "prefix": aws_cases.PREFIX,
-            "topic_arn": setup.topic_arn, "notifications": "per_record", "max_messages": records}  # fmt: skip
+            "topic_arn": setup.topic_arn, "notifications": "per_record", "max_messages": records,
+            "claim_check_buckets": setup.payload_bucket}  # fmt: skip
     out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(args)], cwd=REPO_ROOT, env=os.environ.copy(),
                          capture_output=True, text=True, timeout=900)  # fmt: skip
     if out.returncode != 0:

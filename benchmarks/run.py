@@ -4,7 +4,8 @@
 
 Sections: requests (AWS requests per message vs naive loops), throughput (vs naive loops, per
 payload size, on loopback and with a modelled network round trip), snowflake (statements per
-weekly load), parse (DAG parse cost vs stock-operator DAGs), memory (peak RSS), scaling.
+weekly load), parse (DAG parse cost vs stock-operator DAGs), memory (peak RSS), scaling, workers
+(the archive with 1, 2, 4 worker processes on one queue vs a PutObject-only ceiling).
 Exit status: 0 when every target is met and nothing regressed against ``benchmarks/baseline.json``
 (request/statement counts and requests per message: 10%; timing-based ratios: flagged at 10%,
 failing beyond ``--timing-tolerance``, default 25%); 1 otherwise; 2 when a benchmark failed.
@@ -29,7 +30,7 @@ BENCH_DIR = REPO_ROOT / "benchmarks"
 BASELINE = BENCH_DIR / "baseline.json"
 LATEST = BENCH_DIR / "results" / "latest.json"
 KB, MB = 1024, 1024 * 1024
-SECTIONS = ("requests", "throughput", "snowflake", "parse", "memory", "scaling")
+SECTIONS = ("requests", "redrive_guard", "throughput", "snowflake", "parse", "memory", "scaling", "workers")
 TOLERANCE = 0.10  # a metric 10% worse than the baseline is flagged
 RTT_FOR_LAYOUTS = 10.0  # ms: the layouts' throughput is compared with the default modelled round trip
 LAYOUT_THROUGHPUT_N = 500
@@ -45,17 +46,17 @@ TIMING_TOLERANCE = 0.25
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": {"requests_n": 1000,
               "throughput": {"archive": {"1KB": (KB, 100)}, "redrive": {"1KB": (KB, 200)}}, "loopback": ["1KB"],
-              "snowflake": [50], "parse_repeats": 1, "memory": [100, 400], "scaling": [100, 1000]},
+              "snowflake": [50], "parse_repeats": 1, "memory": [100, 400], "scaling": [100, 1000], "workers": (200, [1, 2, 4])},
     "default": {"requests_n": 1000,
                 "throughput": {"archive": {"1KB": (KB, 200), "64KB": (64 * KB, 200), "1MB": (MB, 30)},
                                "redrive": {"1KB": (KB, 400), "64KB": (64 * KB, 400), "1MB": (MB, 400)}},
                 "loopback": ["1KB"],
-                "snowflake": [50, 1100], "parse_repeats": 5, "memory": [250, 1000], "scaling": [100, 1000, 3000]},
+                "snowflake": [50, 1100], "parse_repeats": 5, "memory": [250, 1000], "scaling": [100, 1000, 3000], "workers": (400, [1, 2, 4])},
     "full": {"requests_n": 1000,
              "throughput": {"archive": {"1KB": (KB, 500), "64KB": (64 * KB, 500), "1MB": (MB, 60)},
                             "redrive": {"1KB": (KB, 1000), "64KB": (64 * KB, 1000), "1MB": (MB, 1000)}},
              "loopback": ["1KB", "64KB", "1MB"],
-             "snowflake": [50, 1100, 2100], "parse_repeats": 5, "memory": [250, 1000], "scaling": [100, 1000, 3000, 10000]},
+             "snowflake": [50, 1100, 2100], "parse_repeats": 5, "memory": [250, 1000], "scaling": [100, 1000, 3000, 10000], "workers": (1000, [1, 2, 4])},
 }  # fmt: skip
 
 TARGETS = {
@@ -63,6 +64,7 @@ TARGETS = {
     "archive_throughput_ratio": 4.0, "redrive_throughput_ratio": 5.0, "dag_parse_seconds": 0.3,
     "provider_import_seconds": 0.05, "memory_peak_ratio": 1.15, "scaling_rpm_drift": 1.05,
     "bundle_rpm": 0.25, "bundle_objects_per_1000": 2, "bundle_throughput_ratio": 3.0,
+    "workers_rpm_drift": 1.05, "workers_ceiling_ratio": 0.8,
 }  # fmt: skip
 
 
@@ -128,12 +130,6 @@ def section_requests(cloud, res: Results, profile: dict[str, Any]) -> None:
     res.row("requests", f"client redrive ({n} x 1 KB)", f"{m.per_message:.3f}", f"{3 + 1 / n:.3f}",
             f"{(3 + 1 / n) / m.per_message:.1f}x fewer", f"<= {TARGETS['redrive_rpm']}", status)  # fmt: skip
     res.metric("requests.redrive.rpm", m.per_message, "lower")
-    plain, guarded = c.run_native_redrive(cloud, n, guard=False), c.run_native_redrive(cloud, n, guard=True)
-    out["native_redrive"], out["native_redrive_guard"] = plain.to_dict(), guarded.to_dict()
-    extra = guarded.per_message - plain.per_message
-    res.row("requests", f"native redrive, loop guard's extra ({n} x 1 KB)", f"{extra:.3f}", f"{plain.per_message:.3f}",
-            f"+{guarded.seconds - plain.seconds:.1f} s ({plain.seconds:.1f} s without)", "(info)", "")  # fmt: skip
-    res.metric("requests.native_redrive_guard.extra_rpm", extra, "lower")
     ours, naive = c.run_publish(cloud, n - 1)
     out["publish"], out["publish_naive"] = ours.to_dict(), naive.to_dict()
     status = res.check("publish_rpm", ours.per_message <= TARGETS["publish_rpm"], f"{ours.per_message:.3f} req/msg, {n} messages")
@@ -189,6 +185,23 @@ def _layouts(cloud, res: Results, out: dict[str, Any], n: int) -> None:
     res.metric("throughput.archive_bundle_vs_record.ratio", ratio, "higher", timing=True)
 
 
+def section_redrive_guard(cloud, res: Results, profile: dict[str, Any]) -> None:
+    """What the loop guard costs a native (auto-mode) redrive: requests per message with and
+    without it (``--only redrive_guard`` runs just this case)."""
+    from benchmarks import aws_cases as c
+
+    n = profile["requests_n"]
+    plain, guarded = c.run_native_redrive(cloud, n, guard=False), c.run_native_redrive(cloud, n, guard=True)
+    extra = guarded.per_message - plain.per_message
+    res.row("redrive_guard", f"native redrive with the loop guard ({n} x 1 KB): req/msg, guard's extra",
+            f"{guarded.per_message:.3f} (+{extra:.3f})", f"{plain.per_message:.3f} without",
+            f"+{guarded.seconds - plain.seconds:.1f} s ({plain.seconds:.1f} s without)", "(info)", "")  # fmt: skip
+    res.metric("requests.native_redrive_guard.rpm", guarded.per_message, "lower")
+    res.metric("requests.native_redrive_guard.extra_rpm", extra, "lower")
+    res.metric("requests.native_redrive.rpm", plain.per_message, "lower")
+    res.sections["redrive_guard"] = {"native_redrive": plain.to_dict(), "native_redrive_guard": guarded.to_dict()}
+
+
 def section_throughput(cloud, res: Results, profile: dict[str, Any], rtt_ms: float) -> None:
     from benchmarks import aws_cases as c
 
@@ -238,7 +251,7 @@ def section_snowflake(cloud, res: Results, profile: dict[str, Any]) -> None:
         res.metric(f"snowflake.{n}.rerun_statements", rerun["statements"], "lower")
     constant = s.constant_part(runs)
     if constant is not None:
-        res.row("snowflake", "  statements = 2 x ceil(n/1000) + constant (COPY + ledger lookup per 1000)",
+        res.row("snowflake", "  statements = 3 x ceil(n/1000) + constant (COPY, ledger lookup, claim refresh per 1000)",
                 f"constant {constant}", "", "", "(info)", "")  # fmt: skip
     res.sections["snowflake"] = {"runs": runs, "constant": constant}
 
@@ -325,6 +338,30 @@ def section_scaling(cloud, res: Results, profile: dict[str, Any]) -> None:
 
 
 # -- baseline and output ------------------------------------------------------------------------------
+def section_workers(cloud, res: Results, profile: dict[str, Any], rtt_ms: float) -> None:
+    from benchmarks.workers_case import run_workers
+
+    count, counts = profile["workers"]
+    runs = [run_workers(cloud, count, KB, n, rtt_ms / 1000) for n in counts]
+    base = runs[0]["archive"]["requests_per_message"]
+    for r in runs:
+        a, ceiling, n = r["archive"], r["ceiling"], r["workers"]
+        drift = a["requests_per_message"] / base
+        status = res.check(f"workers_rpm_drift[{n}]", drift <= TARGETS["workers_rpm_drift"], f"{drift:.3f} of 1 worker's")
+        res.row("workers", f"archive, {n} worker process(es), {count} x 1 KB, RTT {rtt_ms:g} ms: req/msg (+ markers)",
+                f"{a['requests_per_message']:.3f} + {a['marker_per_message']:.2f}", "", f"{drift:.3f} of 1 worker",
+                f"<= {TARGETS['workers_rpm_drift']}x", status)  # fmt: skip
+        res.row("workers", "  CPU ms/msg: workers, local cloud (both share the 2 cores)",
+                f"{a['worker_cpu_ms_per_message']:.1f}, {a['cloud_cpu_ms_per_message']:.1f}",
+                f"{ceiling['worker_cpu_ms_per_message']:.1f}, {ceiling['cloud_cpu_ms_per_message']:.1f}", "", "(info)", "")  # fmt: skip
+        status = res.check(f"workers_ceiling_ratio[{n}]", r["ratio"] >= TARGETS["workers_ceiling_ratio"], f"{r['ratio']:.2f}")
+        res.row("workers", "  msg/s vs the same PutObjects alone (ceiling)", f"{a['messages_per_second']:.0f}",
+                f"{ceiling['messages_per_second']:.0f}", f"{r['ratio']:.2f}", f">= {TARGETS['workers_ceiling_ratio']}", status)  # fmt: skip
+        res.metric(f"workers.{n}.rpm", a["requests_per_message"], "lower")
+        res.metric(f"workers.{n}.ceiling_ratio", r["ratio"], "higher", timing=True)
+    res.sections["workers"] = {"runs": runs, "rtt_ms": rtt_ms}
+
+
 def regressions(metrics: dict[str, dict[str, Any]], baseline: dict[str, Any],
                 timing_tolerance: float = TIMING_TOLERANCE) -> list[dict[str, Any]]:  # fmt: skip
     """Metrics more than 10% worse than the baseline; ``fails``: counts always, timings beyond
@@ -395,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if name == "requests":
                     section_requests(cloud, res, profile)
+                elif name == "redrive_guard":
+                    section_redrive_guard(cloud, res, profile)
                 elif name == "throughput":
                     section_throughput(cloud, res, profile, args.rtt_ms)
                 elif name == "snowflake":
@@ -405,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
                     section_memory(cloud, res, profile)
                 elif name == "scaling":
                     section_scaling(cloud, res, profile)
+                elif name == "workers":
+                    section_workers(cloud, res, profile, args.rtt_ms)
             except Exception:  # noqa: BLE001 - report, run the other sections, exit 2
                 failed = True
                 res.sections[name] = {"error": traceback.format_exc()}

@@ -1,16 +1,22 @@
 """Audit archive: drain the audit SQS queue into the S3 archive every few minutes.
 
-One task, one active run at a time: it archives until the queue is empty or the time budget is
-spent, writes a manifest per batch, notifies on SNS, dead-letters/quarantines bad records, and
-announces new archive data through the asset alias ``audit-archive``: an event of the asset
-``s3://<bucket>/<prefix>`` it wrote to (Dataset on 2.11), which other DAGs can be scheduled on.
+One active run at a time, of ``workers`` archive tasks (mapped; 1 by default) draining the same
+queue at once: each archives until the queue is empty, its share of ``max_messages`` is received
+or the time budget is spent, writes a manifest per batch, notifies on SNS, dead-letters/
+quarantines bad records, and announces new archive data through the asset alias
+``audit-archive``: an event of the asset ``s3://<bucket>/<prefix>`` it wrote to (Dataset on
+2.11), which other DAGs can be scheduled on. Workers share nothing but the queue: every record's
+object, manifest line and notification is written once whichever worker receives it
+(docs/scaling.md says how many workers a volume needs).
 
 Configuration, read when the task runs (never at parse time):
 
 - Variables: ``audit_archive_queue_url``, ``audit_archive_bucket`` (required),
   ``audit_archive_prefix`` (default ``audit``), ``audit_archive_topic_arn``,
   ``audit_archive_dlq_url``, ``audit_archive_kms_key_id``, ``audit_archive_notifications``
-  (``per_record``, ``per_batch`` or ``none``).
+  (``per_record``, ``per_batch`` or ``none``), ``audit_archive_claim_check_buckets`` (the producers'
+  offload buckets whose claim-check pointers are followed, separated by commas; unset: none is —
+  pointers are quarantined unread, with the reason), ``audit_archive_workers`` (default 1).
 - A manual run's form (Params) overrides any of them for that run.
 - Environment (parse time, no I/O): ``AUDIT_ARCHIVE_SCHEDULE`` (cron, default every 5 minutes).
 """
@@ -20,8 +26,9 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow_reliable_messaging._compat import DAG, Param
+from airflow_reliable_messaging._compat import DAG, Param, task
 from airflow_reliable_messaging.assets import audit_archive_alias
+from airflow_reliable_messaging.domain.workers import MAX_ARCHIVE_WORKERS
 from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
 from airflow_reliable_messaging.operators.audit_archive import AuditArchiveOperator
 
@@ -33,6 +40,19 @@ TIME_BUDGET_SECONDS = 240  # below the 5-minute schedule, so runs never queue up
 def _setting(param: str, variable: str, default: str = "") -> str:
     """The run's Param if set, else the Variable (read at run time), else ``default``."""
     return f"{{{{ params.{param} or var.value.get('{variable}', '{default}') }}}}"
+
+
+@task(task_id="plan_workers")
+def plan_workers(workers: str, max_messages: str) -> list[int]:
+    """Each archive worker's share of the run's ``max_messages`` (one mapped task per share)."""
+    from airflow_reliable_messaging.domain.workers import message_budgets
+    from airflow_reliable_messaging.exceptions import ConfigurationError
+
+    try:
+        return message_budgets(int(max_messages), int(workers))
+    except ValueError as exc:
+        field, _, problem = str(exc).partition(": ")
+        raise ConfigurationError(field if problem else "workers", problem or f"{workers!r} is not an integer") from None
 
 
 with DAG(
@@ -67,14 +87,21 @@ with DAG(
         "dead_letter_queue_url": Param("", type="string", title="DLQ URL", section="Failures",
                                        description="Empty: Variable audit_archive_dlq_url. Without a DLQ, failed "
                                                    "records stay in the source queue."),
+        "claim_check_buckets": Param("", type="string", title="Claim-check buckets", section="Source",
+                                     description="Buckets whose claim-check pointers are followed (comma-separated). "
+                                                 "Empty: Variable audit_archive_claim_check_buckets, else none: "
+                                                 "pointers are quarantined unread."),
         "max_messages": Param(100_000, type="integer", minimum=1, title="Maximum messages", section="Limits"),
         "max_run_seconds": Param(TIME_BUDGET_SECONDS, type="integer", minimum=1, maximum=3600,
                                  title="Time budget (s)", section="Limits"),
+        "workers": Param(0, type="integer", minimum=0, maximum=MAX_ARCHIVE_WORKERS, title="Workers", section="Limits",
+                         description="Archive tasks draining the queue at once. 0: Variable audit_archive_workers, "
+                                     "else 1."),
         "records_per_manifest": Param(100, type="integer", minimum=1, maximum=1000,
                                       title="Records per manifest batch", section="Limits"),
     },  # fmt: skip
 ) as dag:
-    AuditArchiveOperator(
+    AuditArchiveOperator.partial(
         task_id="archive",
         queue_url=_setting("queue_url", "audit_archive_queue_url"),
         bucket=_setting("bucket", "audit_archive_bucket"),
@@ -83,9 +110,9 @@ with DAG(
         topic_arn=_setting("topic_arn", "audit_archive_topic_arn"),
         notifications=_setting("notifications", "audit_archive_notifications", "per_record"),
         dead_letter_queue_url=_setting("dead_letter_queue_url", "audit_archive_dlq_url"),
-        max_messages="{{ params.max_messages }}",
+        claim_check_buckets=_setting("claim_check_buckets", "audit_archive_claim_check_buckets"),
         max_run_seconds="{{ params.max_run_seconds }}",
         records_per_manifest="{{ params.records_per_manifest }}",
         aws_conn_id=AWS_CONN_ID,
         outlets=[audit_archive_alias()],
-    )
+    ).expand(max_messages=plan_workers(_setting("workers", "audit_archive_workers", "1"), "{{ params.max_messages }}"))

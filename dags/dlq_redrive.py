@@ -79,7 +79,7 @@ with DAG(
                               description="Stop after redriving this many messages (client mode).", section="Limits"),
         "rate_per_second": Param(None, type=["null", "number"], exclusiveMinimum=0, title="Rate (messages/s)",
                                  description="Native: at most 500.", section="Limits"),
-        "max_redrives": Param(3, type="integer", minimum=0, title="Loop guard",
+        "max_redrives": Param(3, type="integer", minimum=1, title="Loop guard",
                               description="A message redriven this many times is quarantined instead.",
                               section="Limits"),
         "quarantine_bucket": Param(None, type=["null", "string"], title="Quarantine bucket",
@@ -97,7 +97,7 @@ with DAG(
         task_id="redrive", dry_run="{{ params.dry_run }}", wait_for_completion=False,
         # no more than approved: the inspection's count (or the threshold, below which no one is asked)
         approved_messages="{{ [params.approval_threshold, ((ti.xcom_pull(task_ids='inspect') or {})"
-        ".get('dry_run_summary') or {}).get('would_redrive', 0)] | max }}",
+        ".get('dry_run_summary') or {}).get('may_redrive', 0)] | max }}",
         **_COMMON,
     )
     wait = MessageMoveTaskSensor(

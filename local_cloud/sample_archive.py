@@ -72,17 +72,20 @@ def seed_sample_archive(
     large: int = 3,
     malformed: int = 4,
     seed: int = 7,
+    producers: dict[str, list[str]] | None = None,
 ) -> list[SampleRecord]:
     """Write ``count`` records with event times spread over [start, end); return what was written.
 
     ``large`` records are 6 MB (binary or JSON, alternating), ``malformed`` JSON ones are truncated.
+    ``producers``: source system → message types (default :data:`PRODUCERS`).
     """
     rng = random.Random(seed)
+    producers = producers or PRODUCERS
     span = (end - start).total_seconds()
     records = []
     for i in range(count):
-        source = rng.choice(sorted(PRODUCERS))
-        message_type = rng.choice(PRODUCERS[source])
+        source = rng.choice(sorted(producers))
+        message_type = rng.choice(producers[source])
         when = start + timedelta(seconds=rng.uniform(0, span - 1))
         when = when.replace(microsecond=rng.randrange(1_000_000))
         if i < large:

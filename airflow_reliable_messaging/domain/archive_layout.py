@@ -43,8 +43,8 @@ BUNDLES = "_bundles"
 BUNDLE_SUFFIX = ".jsonl.gz"
 
 # Message ids become the last key segment: no separators, no dot-segments, bounded length.
-_MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,254}$")
-_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]*$")
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,254}\Z")
+_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]*\Z")
 # ASCII digits only: int() also reads other scripts' digits, which the archive never writes.
 _HOUR = r"(?P<year>[0-9]{4})/(?P<month>[0-9]{2})/(?P<day>[0-9]{2})/(?P<hour>[0-9]{2})/"
 _DATA_KEY = re.compile(_HOUR + r"(?P<minute>[0-9]{2})/(?P<second>[0-9]{2})/(?P<name>[^/]*)")
@@ -53,11 +53,27 @@ _BUNDLE_KEY = re.compile(_HOUR + r"(?P<name>[^/]*)\.jsonl\.gz")
 DATA_LAYOUT = "YYYY/MM/DD/HH/MM/SS/<message id>"
 
 
+# S3 keys are at most 1,024 bytes. The longest key this project writes under a prefix is the
+# prefix plus 305 bytes: an S3-archive replay's masked copy ("/_replays/<32>/masked/<message id
+# of 255>"), or a report file under a DAG id of 255 ("/_reports/<dag id>/<20>/sns-published.json");
+# then a claim-check object kept beside its quarantine document (290), a data object (276).
+# tests/domain/test_archive_layout.py builds each family's longest key.
+MAX_KEY_BYTES = 1024
+KEY_SUFFIX_RESERVE = 320
+MAX_PREFIX_BYTES = MAX_KEY_BYTES - KEY_SUFFIX_RESERVE
+
+
 def normalize_prefix(prefix: str | None, field: str = "prefix") -> str:
-    """Return ``prefix`` without leading/trailing slashes; reject what S3 keys should not hold."""
-    prefix = (prefix or "").strip("/")
+    """Return ``prefix`` without leading/trailing slashes; reject what S3 keys should not hold, and
+    a prefix too long for the longest key written under it to fit S3's 1,024 bytes."""
+    prefix = ("" if prefix is None else str(prefix)).strip().strip("/")  # (str: native rendering may give an int)
     if not _PREFIX.match(prefix) or any(part in ("", ".", "..") for part in prefix.split("/") if prefix):
-        raise ConfigurationError(field, f"{prefix!r} is not a safe S3 key prefix")
+        raise ConfigurationError(field, f"{printable(prefix)} is not a safe S3 key prefix")
+    if len(prefix) > MAX_PREFIX_BYTES:  # (ASCII only: characters are bytes)
+        raise ConfigurationError(
+            field, f"is {len(prefix)} bytes long; at most {MAX_PREFIX_BYTES}, so that every key written under it "
+            f"(up to {KEY_SUFFIX_RESERVE} bytes more) fits S3's {MAX_KEY_BYTES}-byte key limit"
+        )  # fmt: skip
     return prefix
 
 
@@ -72,8 +88,13 @@ def validate_message_id(message_id: str) -> str:
 
 
 def as_utc(moment: datetime) -> datetime:
-    """Naive datetimes are taken as UTC (the seed's producer clock has no zone)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """A plain ``datetime`` in UTC; naive datetimes are taken as UTC (the seed's producer clock
+    has no zone). Subclasses (pendulum's ``DateTime``, which Airflow's templates render natively)
+    become plain datetimes: pendulum drops a stdlib zone in arithmetic (``t - timedelta`` is naive)."""
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if type(moment) is not datetime:
+        moment = datetime(*moment.timetuple()[:6], moment.microsecond, tzinfo=UTC)
+    return moment
 
 
 def archive_key(prefix: str, event_time: datetime, message_id: str) -> str:
@@ -249,7 +270,7 @@ def quarantine_payload_key(quarantine_document_key: str) -> str:
     return quarantine_document_key + ".payload"
 
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def transaction_digest(source_system: str | None, transaction_id: str) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from airflow_reliable_messaging.domain.manifest import (
     ArchivedRecord,
     JSON_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
+    decode_manifest,
     isoformat,
     parse_isoformat,
 )
@@ -173,6 +175,46 @@ def payload_bundle_line(message_id: str, payload: bytes, bundle_uri: str) -> str
     except json.JSONDecodeError as exc:
         raise ValueError(f"payload declared JSON does not parse: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     return json.dumps({"message_id": message_id, "bundle": bundle_uri, "payload": value}, separators=(",", ":"))
+
+
+def landed_differences(
+    validated: Mapping[str, list[ArchivedRecord]],
+    landed: Iterable[tuple[str | None, str]],
+    loaded: Mapping[str, int],
+    *,
+    bucket: str,
+    prefix: str,
+) -> dict[str | None, str]:
+    """Where the manifest lines COPY landed are not the records validated before it, by the
+    manifest URI the lines name (None: a line names none), with why.
+
+    S3 gives COPY no snapshot: a manifest replaced between its validation and the COPY lands other
+    lines. ``validated``: records by manifest URI; ``landed``: (named manifest, line as JSON text)
+    of every landing row; ``loaded``: rows COPY reported per manifest URI it loaded now."""
+    groups: dict[str | None, list[str]] = {}
+    for name, text in landed:
+        groups.setdefault(name, []).append(text)
+    differ: dict[str | None, str] = {}
+    for name, texts in groups.items():
+        if name not in validated:
+            differ[name] = f"{len(texts)} landed line(s) name a manifest this run did not validate"
+            continue
+        try:
+            body = "\n".join(json.dumps(json.loads(text)) for text in texts).encode()
+            got = decode_manifest(body, bucket=bucket, prefix=prefix, uri=name)
+        except (ValueError, RecursionError) as exc:
+            differ[name] = f"the lines COPY read do not validate: {str(exc)[:300]}"
+            continue
+        if Counter(map(_canonical, got)) != Counter(map(_canonical, validated[name])):
+            differ[name] = f"COPY read {len(got)} line(s) that are not the {len(validated[name])} validated before it"
+    for name, rows in loaded.items():
+        if name in validated and name not in differ and (rows != len(validated[name]) or len(groups.get(name, ())) < rows):
+            differ[name] = f"COPY read {rows} line(s), not the {len(validated[name])} validated before it"
+    return differ
+
+
+def _canonical(record: ArchivedRecord) -> str:
+    return json.dumps(record.to_dict(), sort_keys=True)
 
 
 def transaction_counts(records: Iterable[ArchivedRecord]) -> dict[str, int]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -134,10 +134,13 @@ class AuditRecord:
         return (self.source_system or "", self.source_transaction_id)
 
 
-def parse_message(message: Mapping[str, Any], *, now: datetime | None = None) -> AuditRecord | Transport:
+def parse_message(
+    message: Mapping[str, Any], *, now: datetime | None = None, claim_check_buckets: Collection[str] = ()
+) -> AuditRecord | Transport:
     """Parse one message as ``ReceiveMessage`` returns it; :class:`RecordError` names what is wrong.
 
-    A claim-check pointer answers its :class:`Transport`: the record is built once the object is read."""
+    A claim-check pointer answers its :class:`Transport`: the record is built once the object is
+    read — only a pointer to one of ``claim_check_buckets``; any other is refused unread."""
     now = as_utc(now or datetime.now(UTC))
     sqs_id = message.get("MessageId")
     if not isinstance(sqs_id, str) or not sqs_id:
@@ -157,12 +160,16 @@ def parse_message(message: Mapping[str, Any], *, now: datetime | None = None) ->
         attributes.update(outer.get("MessageAttributes") or {})
         outer = None  # the inner message is parsed below
 
-    pointer = claim_check.parse_pointer(body)
-    if pointer is not None:
-        try:
+    try:
+        pointer = claim_check.read_pointer(body)
+        if pointer is not None:
             bucket_name(pointer.bucket, "s3BucketName")
-        except ConfigurationError as exc:
-            raise RecordError(f"claim-check pointer: {exc}") from None
+            claim_check.check_bucket(pointer, claim_check_buckets)
+        size = _size_declaration(attributes if pointer is not None else None)
+    except ConfigurationError as exc:
+        raise RecordError(f"claim-check pointer: {exc}") from None
+    except ValueError as exc:
+        raise RecordError(str(exc)) from None
     transport = Transport(
         sqs_message_id=sqs_id,
         envelope=envelope,
@@ -174,7 +181,7 @@ def parse_message(message: Mapping[str, Any], *, now: datetime | None = None) ->
         sent_time=epoch_ms(system.get("SentTimestamp")),
         trace_header=system.get(TRACE_HEADER) or None,
         pointer=pointer,
-        **_size_declaration(attributes if pointer is not None else None),
+        **size,
     )
     if pointer is not None:
         return transport

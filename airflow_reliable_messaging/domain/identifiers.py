@@ -5,24 +5,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from airflow_reliable_messaging.domain import templated
 from airflow_reliable_messaging.exceptions import ConfigurationError
 
 # Snowflake unquoted identifiers: letter or underscore first, then letters, digits, _ and $.
-_SF_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
-_BUCKET = re.compile(r"^(?!xn--)(?!.*-s3alias$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_SF_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}\Z")
+_BUCKET = re.compile(r"^(?!xn--)(?!.*-s3alias\Z)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 _ARN = re.compile(
     r"^arn:(?P<partition>aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b):(?P<service>[a-z0-9-]+):"
-    r"(?P<region>[a-z0-9-]*):(?P<account>\d{12}|):(?P<resource>.+)$"
+    r"(?P<region>[a-z0-9-]*):(?P<account>\d{12}|):(?P<resource>.+)\Z"
 )
 # SNS: 1-256 characters, FIFO names end in .fifo; SQS: up to 80 characters, the .fifo suffix included
 # (CreateTopic / CreateQueue API references).
-_TOPIC_NAME = re.compile(r"^(?=.{1,256}$)[A-Za-z0-9_-]+(\.fifo)?$")
-_QUEUE_NAME = re.compile(r"^(?=.{1,80}$)[A-Za-z0-9_-]+(\.fifo)?$")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_TOPIC_NAME = re.compile(r"^(?=.{1,256}\Z)[A-Za-z0-9_-]+(\.fifo)?\Z")
+_QUEUE_NAME = re.compile(r"^(?=.{1,80}\Z)[A-Za-z0-9_-]+(\.fifo)?\Z")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 # KMS: a key id, a key ARN, an alias name or an alias ARN (the forms KmsKeyId / SSEKMSKeyId take)
 _KMS_KEY = re.compile(
     r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|alias/[A-Za-z0-9/_-]{1,250}"
-    r"|arn:aws(?:-cn|-us-gov)?:kms:[a-z0-9-]+:\d{12}:(?:key/(?:[0-9a-f-]{36}|mrk-[0-9a-f]{32})|alias/[A-Za-z0-9/_-]{1,250}))$"
+    r"|arn:aws(?:-cn|-us-gov)?:kms:[a-z0-9-]+:\d{12}:(?:key/(?:[0-9a-f-]{36}|mrk-[0-9a-f]{32})|alias/[A-Za-z0-9/_-]{1,250}))\Z"
 )
 
 
@@ -131,8 +132,6 @@ def is_fifo_name(name_or_arn: str) -> bool:
 
 
 def blank_to_none(value: object) -> str | None:
-    """Templated optional settings render to ``""`` or ``"None"`` when unset: both mean None."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    return None if text in ("", "None", "null") else text
+    """Templated optional settings render to ``""`` or ``"None"`` when unset: both mean None
+    (``domain/templated.py``, where every templated value is coerced)."""
+    return templated.text(value)

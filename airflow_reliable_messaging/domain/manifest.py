@@ -13,10 +13,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
+from airflow_reliable_messaging.domain import claim_check
 from airflow_reliable_messaging.domain.archive_layout import as_utc, check_archive_key, check_bundle_key, s3_uri
 
 MANIFEST_VERSION = 1
-MAX_OBJECT_SIZE = 5 * 1024**4  # S3's largest object (5 TiB): larger sizes are not byte counts of it
+MAX_OBJECT_SIZE = claim_check.MAX_OBJECT_SIZE  # larger sizes are not byte counts of an S3 object
 
 JSON_CONTENT_TYPE = "application/json"
 BINARY_CONTENT_TYPE = "application/octet-stream"

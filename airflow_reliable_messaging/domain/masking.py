@@ -44,15 +44,17 @@ to what it is about to publish.
 
 Masking never breaks the document it masks: :meth:`DataProtectionPolicy.apply_json` masks the
 values (and keys) of a JSON document, a masked number becoming a string, so the result is still
-JSON; :meth:`~DataProtectionPolicy.apply_html` masks the text of an HTML document, never its
-markup; :func:`deidentify_payload` picks the right one for a message body. The key (or the enclosing
-key) of a JSON value counts as text near it, so ``{"phone": "0207 946 0958"}`` finds the keyword.
+JSON; :meth:`~DataProtectionPolicy.apply_html` masks the text, attribute values and comments of an
+HTML document, never its tags; :func:`deidentify_payload` picks the right one for a message body.
+The key (or the enclosing key) of a JSON value counts as text near it, so
+``{"phone": "0207 946 0958"}`` finds the keyword.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -356,12 +358,7 @@ class DataProtectionPolicy:
         if isinstance(value, dict):
             out: dict[str, Any] = {}
             for k, v in value.items():
-                name = self.apply(str(k), key)
-                unique, n = name, 1
-                while unique in out:
-                    n += 1
-                    unique = f"{name} ({n})"
-                out[unique] = self.apply_json(v, str(k))
+                out[_unique_name(self.apply(str(k), key), out)] = self.apply_json(v, str(k))
             return out
         if isinstance(value, list | tuple):
             return [self.apply_json(v, key) for v in value]
@@ -372,14 +369,29 @@ class DataProtectionPolicy:
         return value
 
     def apply_html(self, html: str) -> str:
-        """De-identify the text of an HTML document, never its markup: tags (and their attributes)
-        are kept as they are, each text run is unescaped, de-identified and escaped again."""
+        """De-identify an HTML document without breaking its markup: each text run and each
+        attribute value is unescaped, de-identified and escaped again, comments are de-identified
+        as text; tag and attribute names are kept as they are."""
         from html import escape, unescape
+
+        def value(match: re.Match) -> str:
+            quoted = match.group(2)[:1] in ("'", '"')
+            text = unescape(match.group(2)[1:-1] if quoted else match.group(2))
+            masked = self.apply(text)
+            if masked == text:
+                return match.group(0)
+            quote = match.group(2)[0] if quoted else '"'
+            return f"{match.group(1)}{quote}{escape(masked, quote=True)}{quote}"
+
+        def markup(tag: str) -> str:
+            if tag.startswith("<!--"):
+                return f"<!--{self.apply(tag[4:-3])}-->"
+            return _ATTRIBUTE.sub(value, tag)
 
         out, last = [], 0
         for tag in _TAG.finditer(html):
             out.append(escape(self.apply(unescape(html[last : tag.start()])), quote=False))
-            out.append(tag.group())
+            out.append(markup(tag.group()))
             last = tag.end()
         out.append(escape(self.apply(unescape(html[last:])), quote=False))
         return "".join(out)
@@ -417,6 +429,25 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 _TAG = re.compile(r"<!--.*?-->|<[^<>]*>", re.DOTALL)
+_ATTRIBUTE = re.compile(r"""(\s[^\s"'>/=]+\s*=\s*)("[^"]*"|'[^']*'|[^\s"'=<>`]+)""")
+
+
+def _unique_name(name: str, taken: dict[str, Any]) -> str:
+    """``name``, or ``name (2)``, ``name (3)``... if ``taken`` has it."""
+    unique, n = name, 1
+    while unique in taken:
+        n += 1
+        unique = f"{name} ({n})"
+    return unique
+
+
+def _every_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object with every value kept: a repeated key's later values get `` (2)``, `` (3)``...
+    (a plain parse keeps only the last value, and a masked copy would lose or leak the others)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        out[_unique_name(key, out)] = value
+    return out
 
 
 class NotDeidentifiable(ValueError):
@@ -431,16 +462,36 @@ def deidentify(text: str, policy: Any) -> str:
 
 def deidentify_payload(data: bytes, policy: DataProtectionPolicy) -> bytes:
     """A message body de-identified without breaking it: JSON on its structure (still JSON, compact
-    when something was masked), other UTF-8 text as text; unchanged bytes when nothing was found.
+    when something was masked; a repeated key's later values renamed `` (2)``..., never dropped),
+    other UTF-8 text as text; unchanged bytes when nothing was found.
     Raises NotDeidentifiable for a body that is not UTF-8 text, SensitiveDataDenied on ``Deny``."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise NotDeidentifiable("a binary payload cannot be searched for sensitive data") from None
     try:
-        document = json.loads(text)
+        # NaN/Infinity are not JSON, and a number too large for a float would be written back as
+        # Infinity: such a body is masked as text, so what was JSON stays JSON. A repeated key keeps
+        # every value (_every_key).
+        document = json.loads(text, parse_constant=_not_json, parse_float=_finite, object_pairs_hook=_every_key)
     except ValueError:
         masked = policy.apply(text)
         return data if masked == text else masked.encode()
-    masked_doc = policy.apply_json(document)
+    except RecursionError:  # hostile nesting: refused for this message, never a crash of the run
+        raise NotDeidentifiable("the JSON payload is nested too deeply to be searched for sensitive data") from None
+    try:
+        masked_doc = policy.apply_json(document)
+    except RecursionError:
+        raise NotDeidentifiable("the JSON payload is nested too deeply to be searched for sensitive data") from None
     return data if masked_doc == document else json.dumps(masked_doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _not_json(constant: str) -> float:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} does not fit a float")
+    return value

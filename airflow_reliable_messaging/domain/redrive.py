@@ -19,6 +19,7 @@ from typing import Any
 from airflow_reliable_messaging.domain.archive_layout import KeyRange
 from airflow_reliable_messaging.domain.claim_check import parse_pointer
 from airflow_reliable_messaging.domain.sns_subscription import Subscription, filter_policy_matches
+from airflow_reliable_messaging.domain.templated import as_bool, explicit_none, number
 from airflow_reliable_messaging.exceptions import ConfigurationError
 
 # One message attribute carries the loop guard's state, as JSON: {"count": n, "history": [...]}.
@@ -32,9 +33,12 @@ MODES = ("auto", "native", "client")
 # bucket. A message moved natively comes back to the DLQ within its source queue's retention plus
 # the DLQ's (each at most 14 days), so older ledger entries can no longer match a message.
 LEDGER = "_redrive-ledger"
-LEDGER_DAYS = 28
+# A redrive gives the message a new enqueue time and it expires at most 14 days later, in its queue
+# or (standard queues keep the enqueue time) in the DLQ: two redrives of one message are at most
+# CYCLE_DAYS apart, so the last n of them are within n cycles. The ledger is read that far back.
+CYCLE_DAYS = 14
 
-KIND_SQS = "sqs"  # dead-lettered by an SQS queue's redrive policy (or unknown plain message)
+KIND_SQS = "sqs"  # dead-lettered by an SQS queue's redrive policy, whatever its body (or an unknown plain message)
 KIND_SNS = "sns-envelope"  # SNS notification JSON (subscription DLQ, raw delivery off)
 KIND_LAMBDA = "lambda-destination"  # Lambda on-failure destination record
 
@@ -181,15 +185,18 @@ def parse_message(raw: dict) -> DlqMessage:
     system = dict(raw.get("Attributes") or {})
     attributes = dict(raw.get("MessageAttributes") or {})
     sent_at = _epoch_ms(system.get("SentTimestamp"))
-    kind, source, payload, envelope = KIND_SQS, system.get("DeadLetterQueueSourceArn"), body, None
-    record = parse_lambda_record(body)
+    queue = system.get("DeadLetterQueueSourceArn")  # SQS dead-lettered it: back to that queue, as it was
+    kind, source, payload, envelope = KIND_SQS, queue, body, None
+    record = None if queue else parse_lambda_record(body)
     if record is not None:
         kind, source, payload = KIND_LAMBDA, record["requestContext"]["functionArn"], lambda_original_event(record)
         sent_at = _iso(record.get("timestamp")) or sent_at
     else:
         envelope = parse_sns_envelope(body)
         if envelope is not None:
-            kind, source, payload = KIND_SNS, envelope.topic_arn, envelope.message
+            payload = envelope.message
+            if not queue:
+                kind, source = KIND_SNS, envelope.topic_arn
     state = parse_state(attributes)
     if envelope is not None and not state.count:
         state = parse_state(envelope.message_attributes)
@@ -278,16 +285,11 @@ _ATTRIBUTE_NAME = re.compile(r"^(?!(?i:aws|amazon)\.)(?!\.)(?!.*\.\.)(?!.*\.$)[A
 MAX_RETENTION_SECONDS = 14 * 24 * 3600  # SQS keeps a message at most 14 days (MessageRetentionPeriod)
 
 
-def _number(value: Any, field_name: str) -> float | None:
-    if value in (None, ""):
+def _age(value: Any, field_name: str) -> float | None:
+    """An age filter in seconds; unset (None, "None", or an empty field) filters nothing."""
+    if explicit_none(value) or (isinstance(value, str) and not value.strip()):
         return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(field_name, f"{value!r} is not a number of seconds") from None
-    if number < 0:
-        raise ConfigurationError(field_name, "must not be negative")
-    return number
+    return number(value, field_name)
 
 
 def compile_filters(
@@ -318,7 +320,7 @@ def compile_filters(
             jmespath.compile(expression)
         except JMESPathError as exc:
             raise ConfigurationError("jmespath_filter", f"not a valid JMESPath expression ({exc})") from None
-    low, high = _number(min_age_seconds, "min_age_seconds"), _number(max_age_seconds, "max_age_seconds")
+    low, high = _age(min_age_seconds, "min_age_seconds"), _age(max_age_seconds, "max_age_seconds")
     if low is not None and low > MAX_RETENTION_SECONDS:
         raise ConfigurationError("min_age_seconds", f"no message stays in an SQS queue longer than {MAX_RETENTION_SECONDS} s (14 days)")
     if low is not None and high is not None and low > high:
@@ -399,11 +401,42 @@ def ledger_key(prefix: str, dlq_arn: str, at: datetime, unique: str) -> str:
     return _ledger_folder(prefix, dlq_arn) + at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ") + f"-{unique}.json"
 
 
-def ledger_range(prefix: str, dlq_arn: str, now: datetime) -> KeyRange:
-    """The ledger objects of the last ``LEDGER_DAYS`` days."""
+def ledger_horizon_days(max_redrives: int) -> int:
+    """How far back the loop guard must read (and the ledger must be kept) to see a message's last
+    ``max_redrives`` redrives: one cycle each, plus a day for clock skew and S3's lifecycle rounding."""
+    return max_redrives * CYCLE_DAYS + 1
+
+
+def ledger_range(prefix: str, dlq_arn: str, now: datetime, max_redrives: int) -> KeyRange:
+    """The ledger objects within ``ledger_horizon_days(max_redrives)``."""
     folder = _ledger_folder(prefix, dlq_arn)
-    since = (now - timedelta(days=LEDGER_DAYS)).astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    since = (now - timedelta(days=ledger_horizon_days(max_redrives))).astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return KeyRange(prefix=folder, start_after=folder + since, stop_at=folder + "~")
+
+
+def ledger_expiry_problem(rules: Iterable[dict], prefix: str, dlq_arn: str, max_redrives: int) -> str | None:
+    """Why the bucket's lifecycle ``rules`` (``GetBucketLifecycleConfiguration``) would delete ledger
+    entries the guard still needs, or None. An enabled rule whose prefix covers the ledger (tag
+    filters never match: entries have no tags) must not expire objects before
+    ``ledger_horizon_days``; an expiry by date is refused outright. (Noncurrent-version expiry
+    never removes an entry: entries are current versions.)"""
+    folder, horizon = _ledger_folder(prefix, dlq_arn), ledger_horizon_days(max_redrives)
+    for rule in rules:
+        flt = rule.get("Filter") or {}
+        if rule.get("Status") != "Enabled" or "Tag" in flt or (flt.get("And") or {}).get("Tags"):
+            continue
+        rule_prefix = rule.get("Prefix", flt.get("Prefix", (flt.get("And") or {}).get("Prefix", ""))) or ""
+        if not folder.startswith(rule_prefix):
+            continue
+        expiry = rule.get("Expiration") or {}
+        if (expiry.get("Days") is not None and int(expiry["Days"]) < horizon) or expiry.get("Date"):
+            when = f"after {expiry['Days']} days" if expiry.get("Days") is not None else f"on {expiry['Date']}"
+            return (
+                f"the lifecycle rule {rule.get('ID', '(no id)')!r} expires the redrive ledger {folder} {when}, within "
+                f"the loop guard's horizon of {horizon} days (max_redrives {max_redrives} x {CYCLE_DAYS} + 1): a "
+                f"message could be redriven more than max_redrives times; expire it after {horizon} days or more"
+            )
+    return None
 
 
 def ledger_entry(*, dlq_arn: str, run_id: str, at: datetime, fingerprints: Iterable[str], started: bool = True) -> bytes:
@@ -415,18 +448,36 @@ def ledger_entry(*, dlq_arn: str, run_id: str, at: datetime, fingerprints: Itera
     }, separators=(",", ":")).encode()  # fmt: skip
 
 
-def ledger_counts(entries: Iterable[tuple[str, bytes]]) -> Counter:
-    """Native redrives per fingerprint, from ``(key, ledger entry)`` pairs. An entry that is not
-    one (edited, truncated) raises ValueError naming its key: the guard cannot be kept without it."""
+_FINGERPRINT = re.compile(r"^[0-9a-f]{32}$")
+_LEDGER_NAME = re.compile(r"^\d{8}T\d{12}Z-[A-Za-z0-9]{1,32}\.json$")
+
+
+def ledger_counts(entries: Iterable[tuple[str, bytes]], dlq_arn: str) -> Counter:
+    """Native redrives per fingerprint, from ``(key, ledger entry)`` pairs of ``dlq_arn``'s ledger.
+    Anything that is not an entry this DLQ's redrives wrote — edited, truncated, another DLQ's, a
+    foreign object in the folder, a fingerprint that is not one — raises ValueError naming its key:
+    ignoring it could only let a message be redriven more often, so the guard stops the run."""
     counts: Counter = Counter()
     for key, data in entries:
         try:
+            if not _LEDGER_NAME.match(key.rsplit("/", 1)[-1]):
+                raise ValueError("its name is not <time>-<id>.json")
             doc = json.loads(data)
-            prints = doc["fingerprints"]
-            if not isinstance(prints, list) or not all(isinstance(p, str) for p in prints):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            raise ValueError(f"redrive ledger entry {key} is not readable: the loop guard cannot count native redrives") from None
+            if not isinstance(doc, dict) or set(doc) != {"dlq", "run_id", "at", "started", "fingerprints"}:
+                raise ValueError("it is not a ledger entry")
+            prints, started = doc["fingerprints"], doc["started"]
+            if doc["dlq"] != dlq_arn:
+                raise ValueError(f"it records {str(doc['dlq'])[:200]!r}, not this DLQ")
+            if not isinstance(started, bool) or not isinstance(prints, list) or not all(
+                isinstance(p, str) and _FINGERPRINT.match(p) for p in prints
+            ) or (prints and not started):
+                raise ValueError("its fingerprints or started flag are not what a redrive writes")
+        except (ValueError, RecursionError) as exc:
+            why = exc if isinstance(exc, ValueError) and not isinstance(exc, json.JSONDecodeError) else "it is not JSON"
+            raise ValueError(
+                f"redrive ledger entry {key} is not readable ({why}): the loop guard cannot count native redrives; "
+                "restore or remove it"
+            ) from None
         counts.update(set(prints))
     return counts
 
@@ -561,6 +612,7 @@ class DryRunSummary:
     sample_ids: list[str] = field(default_factory=list)
     would_stay: int = 0  # matching, but nowhere to go (the reasons are in by_target)
     by_target: dict[str, int] = field(default_factory=dict)
+    not_seen: dict[str, int] = field(default_factory=dict)  # in flight / delayed when the dry run began
 
     def add(self, message: DlqMessage, matched: bool, quarantine: bool, target: str | None = None,
             stays: bool = False) -> None:  # fmt: skip
@@ -595,7 +647,25 @@ class DryRunSummary:
             "oldest": self.oldest.strftime(fmt) if self.oldest else None,
             "newest": self.newest.strftime(fmt) if self.newest else None,
             "sample_message_ids": list(self.sample_ids),
+            "in_flight": self.not_seen.get("in_flight", 0),
+            "delayed": self.not_seen.get("delayed", 0),
+            # what an approval must cover: in-flight and delayed messages may move too once visible
+            "may_redrive": self.matching - self.would_quarantine - self.would_stay + sum(self.not_seen.values()),
         }
+
+    def not_seen_warning(self) -> str | None:
+        """Messages the dry run could not read (in flight: received by another consumer or a move
+        task; delayed): "would redrive" counts only what it read, so say so."""
+        hidden = self.not_seen.get("in_flight", 0) + self.not_seen.get("delayed", 0)
+        if not hidden:
+            return None
+        seen = "none of the queue's messages" if not self.total else f"only {self.total} message(s)"
+        return (
+            f"the dry run read {seen}: {self.not_seen.get('in_flight', 0)} in flight "
+            f"(ApproximateNumberOfMessagesNotVisible: received by another consumer or a running move task) and "
+            f"{self.not_seen.get('delayed', 0)} delayed were not visible; they may be redriven too once visible, "
+            "so would_redrive is a lower bound (may_redrive counts them; the approval uses it)"
+        )
 
 
 @dataclass
@@ -639,42 +709,16 @@ class RedriveReport:
         return ", ".join(parts) + f", duration={self.duration_seconds:.1f}s ({self.reason})"
 
 
-def validate_rate(rate: Any, field_name: str = "rate_per_second") -> float | None:
-    if rate in (None, "", 0):
-        return None
-    try:
-        value = float(rate)
-    except (TypeError, ValueError):
-        raise ConfigurationError(field_name, f"{rate!r} is not a number of messages per second") from None
-    if value <= 0:
-        raise ConfigurationError(field_name, "must be positive")
-    return value
-
-
-def validate_max_messages(value: Any, field_name: str = "max_messages") -> int | None:
-    if value in (None, "", 0):
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(field_name, f"{value!r} is not a whole number") from None
-    if number < 0 or number != float(value):
-        raise ConfigurationError(field_name, "must be a positive whole number")
-    return number
-
-
 def needs_approval(inspection: dict, threshold: Any, dry_run: Any) -> int | None:
     """How many messages the inspection (a dry run's report) says would move, when that is more
     than ``threshold`` and the run is not a dry run; None when no approval is needed."""
-    if str(dry_run).strip().lower() in ("true", "1", "yes"):
+    if as_bool(dry_run, "dry_run"):
         return None
-    try:
-        limit = int(threshold)
-    except (TypeError, ValueError):
-        raise ConfigurationError("approval_threshold", f"{threshold!r} is not a whole number") from None
-    if limit < 0:
-        raise ConfigurationError("approval_threshold", "must not be negative")
-    would = int((inspection.get("dry_run_summary") or {}).get("would_redrive", 0))
+    limit = number(threshold, "approval_threshold", whole=True)
+    summary = inspection.get("dry_run_summary")
+    if not isinstance(summary, dict) or "may_redrive" not in summary:  # nothing to compare: never approve by default
+        raise ConfigurationError("inspect_task_id", "the inspection has no dry-run count to compare with the threshold")
+    would = int(summary["may_redrive"])  # would_redrive plus the messages in flight or delayed
     return would if would > limit else None
 
 

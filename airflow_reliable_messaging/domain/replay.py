@@ -9,17 +9,18 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from airflow_reliable_messaging.domain import archive_layout
+from airflow_reliable_messaging.domain import archive_layout, templated
 from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT, S3Pointer, size_attribute
 from airflow_reliable_messaging.domain.manifest import ArchivedRecord, parse_isoformat
 from airflow_reliable_messaging.exceptions import ConfigurationError
 
 MAX_RETENTION_DAYS = 365
+DEFAULT_REPLAY_RATE = 100.0  # messages per second: the S3-archive replay's default pace
 REPLAY_ID_ATTRIBUTE = "replay_id"
 REPLAYED_MESSAGE_ID_ATTRIBUTE = "replayed_message_id"
 REPLAYS = "_replays"  # checkpoints live beside _manifests and _quarantine
@@ -30,15 +31,7 @@ _GROUP_ID = re.compile(r"[^A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]")
 # -- instants and windows ----------------------------------------------------------------------
 def parse_instant(value: Any, field: str) -> datetime:
     """An aware UTC datetime from a datetime or an ISO 8601 string (``Z`` or offset; naive = UTC)."""
-    if isinstance(value, datetime):
-        return archive_layout.as_utc(value)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(field, "is required (an ISO 8601 date-time such as 2024-05-01T10:00:00Z)")
-    text = value.strip().replace(" ", "T", 1) if "T" not in value else value.strip()
-    try:
-        return archive_layout.as_utc(datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00")))
-    except ValueError:
-        raise ConfigurationError(field, f"{value!r} is not an ISO 8601 date-time (e.g. 2024-05-01T10:00:00Z)") from None
+    return templated.instant(value, field)
 
 
 def format_instant(moment: datetime) -> str:
@@ -63,7 +56,7 @@ class Window:
 def window(start: Any, end: Any | None, now: datetime, *, start_field: str = "start", end_field: str = "end") -> Window:
     """A validated window: start not in the future, end (optional) after start and not in the future."""
     start_at = parse_instant(start, start_field)
-    end_at = parse_instant(end, end_field) if end not in (None, "") else None
+    end_at = None if not isinstance(end, datetime) and templated.text(end) is None else parse_instant(end, end_field)
     now = archive_layout.as_utc(now)
     if start_at > now:
         raise ConfigurationError(start_field, f"{format_instant(start_at)} is in the future (now {format_instant(now)})")
@@ -441,8 +434,52 @@ class Checkpoint:
         return json.dumps(asdict(self), sort_keys=True).encode()
 
     @classmethod
-    def from_json(cls, data: bytes) -> Checkpoint:
-        return cls(**json.loads(data))
+    def from_json(cls, data: bytes, replay_id: str) -> Checkpoint:
+        """The checkpoint ``replay_id`` wrote, read back from S3; ValueError for anything else (not
+        JSON, another shape, another replay's, counts that are not counts): it is never trusted."""
+        try:
+            doc = json.loads(data)
+        except (ValueError, RecursionError):
+            raise ValueError("is not a checkpoint (not JSON)") from None
+        if not isinstance(doc, dict):
+            raise ValueError("is not a checkpoint (not a JSON object)")
+        expected = {f.name for f in fields(cls)}
+        if set(doc) != expected:
+            odd = sorted(set(doc) ^ expected)
+            raise ValueError(f"is not a checkpoint this replay writes (fields {', '.join(map(repr, odd))} missing or extra)")
+        if doc["replay_id"] != replay_id:
+            raise ValueError(f"names replay_id {archive_layout.printable(doc['replay_id'])}, not {replay_id!r}")
+        for name in ("sent", "pointers"):
+            if isinstance(doc[name], bool) or not isinstance(doc[name], int) or doc[name] < 0:
+                raise ValueError(f"has {name} {archive_layout.printable(doc[name])}, not a count")
+        if doc["pointers"] > doc["sent"] or not isinstance(doc["completed"], bool) or not isinstance(doc["target"], str):
+            raise ValueError("has inconsistent pointers, completed or target fields")
+        if not isinstance(doc["window"], dict) or not isinstance(doc["filters"], dict):
+            raise ValueError("has a window or filters that are not objects")
+        failed = doc["failed"]
+        if not isinstance(failed, list) or not all(
+            isinstance(f, dict) and all(isinstance(f.get(k), str) for k in ("message_id", "code", "message")) for f in failed
+        ):
+            raise ValueError("has a failed list that is not [{message_id, code, message}]")
+        last = doc["last"]
+        if last is not None and not (isinstance(last, list) and len(last) == 2 and all(isinstance(v, str) for v in last)):
+            raise ValueError(f"has last {archive_layout.printable(last)}, not [event time, message id]")
+        return cls(**doc)
+
+    def check_progress(self, selected: list[ReplayItem]) -> None:
+        """ValueError unless ``last`` is a message of ``selected`` that the counts reach: a forged or
+        stale ``last`` would otherwise skip every message before it."""
+        if not self.last:
+            return
+        mark = tuple(self.last)
+        position = next((n for n, i in enumerate(selected, start=1) if i.sort_key == mark), None)
+        if position is None:
+            raise ValueError(f"has last {archive_layout.printable(self.last)}, which is no message of this replay's selection")
+        if position > self.sent + len(self.failed):
+            raise ValueError(
+                f"has last at message {position} of the selection but sent {self.sent} (+{len(self.failed)} refused): "
+                "its counts do not reach its last message"
+            )
 
     def same_replay(self, other: Checkpoint) -> bool:
         return (self.replay_id, self.target, self.window, self.filters) == (
@@ -495,16 +532,15 @@ def validate_request(params: dict[str, Any], now: datetime) -> dict[str, Any]:
         raise ConfigurationError("source", f"{source!r} is not one of {', '.join(SOURCES)}")
     topic, subscription, queue = _text(params, "topic_arn"), _text(params, "subscription_arn"), _text(params, "target_queue")
     filters = {name: _list(params, name) for name in ("source_systems", "message_types", "message_ids")}
-    rate = params.get("max_messages_per_second", 0) or 0
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
-        raise ConfigurationError("max_messages_per_second", f"{rate!r} must be a number >= 0")
+    # absent: the S3-archive replay's own default pace, never "no limit" (0 must be asked for)
+    rate = templated.number(params.get("max_messages_per_second", DEFAULT_REPLAY_RATE), "max_messages_per_second")
     end = _text(params, "end") if not isinstance(params.get("end"), datetime) else params["end"]
     win = window(params.get("start"), end, now)
     request: dict[str, Any] = {
         "source": source, "window": win.to_dict(), "start": win.to_dict()["start"], "end": win.to_dict()["end"],
         "topic_arn": topic, "subscription_arn": subscription, "target_queue": queue,
-        "create_queue": bool(params.get("create_queue")), "dry_run": bool(params.get("dry_run")),
-        "resume_live_delivery": bool(params.get("resume_live_delivery")), "max_messages_per_second": rate,
+        **{name: templated.as_bool(params.get(name, False), name) for name in ("create_queue", "dry_run", "resume_live_delivery")},
+        "max_messages_per_second": rate,
         **filters,
     }  # fmt: skip
     from airflow_reliable_messaging.domain.identifiers import (

@@ -26,7 +26,7 @@ from airflow_reliable_messaging.domain.archive_layout import parse_archive_key, 
 MARKER_VERSION = 1
 FIRST, DUPLICATE, CONFLICT = "first", "duplicate", "conflict"
 STATUSES = (FIRST, DUPLICATE, CONFLICT)
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 @dataclass(frozen=True)

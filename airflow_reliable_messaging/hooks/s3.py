@@ -53,6 +53,17 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
     def any_object(self, bucket: str, prefix: str) -> bool:
         return bool(self.get_conn().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount"))
 
+    def lifecycle_rules(self, bucket: str) -> list[dict[str, Any]]:
+        """The bucket's lifecycle rules (none when it has no lifecycle configuration)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.get_conn().get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchLifecycleConfiguration":
+                return []
+            raise
+
     def read_bytes(self, bucket: str, key: str) -> bytes:
         return self.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
 
@@ -182,6 +193,20 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
             existing,
         )  # fmt: skip
         return found
+
+    def replace_marker_if_unchanged(self, bucket: str, key: str, body: bytes, etag: str, *, kms_key_id: str | None = None) -> bool:
+        """Overwrite a marker only if it is still the version ``etag`` names (``If-Match``): True
+        when this call replaced it; False when another writer changed it first (412) or it is gone."""
+        try:
+            self.get_conn().put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfMatch=etag,
+                **sse_arguments(kms_key_id),
+            )  # fmt: skip
+        except ClientError as exc:
+            if error_code(exc) in (*CONDITIONAL_FAILURES, *NOT_FOUND):
+                return False
+            raise
+        return True
 
     @staticmethod
     def _create_once(create: Callable[[], Any], existing: Callable[[], T | None]) -> tuple[Any, T | None]:

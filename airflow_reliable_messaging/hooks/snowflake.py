@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,14 +11,21 @@ from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 from airflow_reliable_messaging._compat import snowflake_conn_params_override
 
 
+DEFAULT_NETWORK_TIMEOUT = 3600  # seconds: one statement and its retries
+DEFAULT_LOCK_TIMEOUT = 600  # seconds a statement waits for a lock held by another session
+
+
 class SnowflakeAuditHook(SnowflakeHook):
     """SnowflakeHook that runs one statement at a time and remembers every query id.
 
     It also forwards the optional extras ``protocol`` (``http`` for a Snowflake emulator on
     loopback), ``network_timeout`` and ``socket_timeout`` (seconds) to the connector; the stock
-    hook forwards ``host`` and ``port`` but none of these. Without ``network_timeout`` the
-    connector retries a failing Snowflake without end (the task's ``execution_timeout`` bounds
-    it); note that it also cancels any statement that runs longer than ``network_timeout``.
+    hook forwards ``host`` and ``port`` but none of these. Every statement's retries are bounded:
+    ``network_timeout`` defaults to ``DEFAULT_NETWORK_TIMEOUT`` (the connector's own default
+    retries a failing Snowflake without end), and it also cancels any statement that runs longer.
+    A statement waiting for another session's lock (a write conflict) fails after the session
+    parameter ``LOCK_TIMEOUT``, ``DEFAULT_LOCK_TIMEOUT`` unless the ``session_parameters`` extra
+    sets it (Snowflake's own default is 12 hours).
     """
 
     hook_name = "Snowflake (reliable messaging)"
@@ -39,6 +47,12 @@ class SnowflakeAuditHook(SnowflakeHook):
                     params[name] = int(value)
                 except (TypeError, ValueError):
                     raise ValueError(f"Snowflake connection extra {name!r} must be a whole number of seconds") from None
+        params.setdefault("network_timeout", DEFAULT_NETWORK_TIMEOUT)
+        session = params.get("session_parameters") or {}
+        session = dict(json.loads(session) if isinstance(session, str) else session)
+        if not any(k.upper() == "LOCK_TIMEOUT" for k in session):
+            session["LOCK_TIMEOUT"] = DEFAULT_LOCK_TIMEOUT
+        params["session_parameters"] = session
         return params
 
     _get_conn_params = snowflake_conn_params_override(SnowflakeHook, _with_connection_extras)

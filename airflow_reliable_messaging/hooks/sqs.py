@@ -34,7 +34,8 @@ class BatchResult:
         self.requests += other.requests
 
 
-def _entry_bytes(entry: dict) -> int:
+def entry_bytes(entry: dict) -> int:
+    """What SQS / SNS count against their size limits: the body and the message attributes."""
     size = len(str(entry.get("MessageBody", entry.get("Message", ""))).encode())
     for name, attr in (entry.get("MessageAttributes") or {}).items():
         value = attr.get("StringValue", attr.get("BinaryValue", b""))
@@ -47,7 +48,7 @@ def chunk_entries(entries: list[dict], limit: int = BATCH_LIMIT, max_bytes: int 
     chunk: list[dict] = []
     size = 0
     for entry in entries:
-        entry_size = _entry_bytes(entry)
+        entry_size = entry_bytes(entry)
         if chunk and (len(chunk) >= limit or size + entry_size > max_bytes):
             yield chunk
             chunk, size = [], 0
@@ -121,13 +122,16 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
     def queue_arn(self, queue_url: str) -> str:
         return self.queue_attributes(queue_url, ["QueueArn"])["QueueArn"]
 
+    def depth(self, queue_url: str) -> dict[str, int]:
+        """``visible``, ``in_flight`` (received, not yet deleted) and ``delayed`` message counts (approximate)."""
+        names = {"ApproximateNumberOfMessages": "visible", "ApproximateNumberOfMessagesNotVisible": "in_flight",
+                 "ApproximateNumberOfMessagesDelayed": "delayed"}  # fmt: skip
+        attrs = self.queue_attributes(queue_url, list(names))
+        return {short: int(attrs[name]) if str(attrs.get(name, "")).isdigit() else 0 for name, short in names.items()}
+
     def approximate_depth(self, queue_url: str) -> int:
         """Visible plus in-flight plus delayed messages."""
-        attrs = self.queue_attributes(
-            queue_url,
-            ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"],
-        )
-        return sum(int(v) for v in attrs.values() if str(v).isdigit())
+        return sum(self.depth(queue_url).values())
 
     def dead_letter_source_queues(self, queue_url: str) -> list[str]:
         """URLs of the SQS queues whose redrive policy targets ``queue_url`` (every page)."""

@@ -99,6 +99,23 @@ class S3PrefixLink(AwsConsoleLink):
         return super().format_link(**{**kwargs, "prefix": quote_plus(f"{prefix}/" if prefix else "")})
 
 
+def console_location(hook: Any) -> dict[str, Any]:
+    """``region_name`` and ``aws_domain`` of ``hook`` (an AWS hook) for the links' ``format_link``;
+    {} when they cannot be resolved (a link never fails a task)."""
+    try:
+        return {"region_name": hook.conn_region_name, "aws_domain": _DOMAINS.get(hook.conn_partition)}
+    except Exception as exc:  # noqa: BLE001 — a link is a convenience, never a task failure
+        log.warning("Could not resolve the region for console links: %s", exc)
+        return {}
+
+
+def s3_object_url(bucket: str, key: str, region_name: str | None = None, aws_domain: str | None = None) -> str:
+    """The S3 console's page of one object ("" without a region or domain)."""
+    if not (bucket and key and region_name and aws_domain):
+        return ""
+    return CONSOLE.format(aws_domain=aws_domain) + f"/s3/object/{quote_plus(bucket)}?region={quote_plus(region_name)}&prefix={quote_plus(key)}"
+
+
 def persist_links(context: Context, operator: Any, hook: Any, *links: tuple[type[AwsConsoleLink], dict[str, Any]]) -> None:
     """Store several links' fields with the region and partition of ``hook`` (an AWS hook).
 

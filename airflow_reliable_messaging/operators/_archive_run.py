@@ -76,6 +76,7 @@ class ArchiveSettings:
     wait_time_seconds: int
     layout: str = LAYOUT_RECORD
     bundle_record_bytes: int = 64 * 1024
+    claim_check_buckets: frozenset[str] = frozenset()  # pointers to other buckets are quarantined unread
 
 
 @dataclass(frozen=True)
@@ -328,7 +329,7 @@ class ArchiveRun(_BundleWriter):
         for message in messages:
             self.counts["received"] += 1
             try:
-                parsed.append((message, am.parse_message(message, now=now)))
+                parsed.append((message, am.parse_message(message, now=now, claim_check_buckets=self.s.claim_check_buckets)))
             except RecordError as exc:
                 self.quarantine_or_fail(message, am.failure_reason(exc), None, failures, codes)
         futures = [self.pool.submit(self.archive, item) for _, item in parsed]
@@ -639,18 +640,27 @@ class ArchiveRun(_BundleWriter):
         if not s.dead_letter_queue_url:
             self.counts["retained"] += len(failures)
             return
+        from airflow_reliable_messaging.hooks.sqs import SQS_BATCH_BYTES, entry_bytes
+
         fifo = s.dead_letter_queue_url.endswith(".fifo")
         now = datetime.now(UTC)
         entries = [
             {"Id": f"d{i}", **am.dead_letter_entry(m, r, source_queue=s.queue_url, failed_at=now, fifo=fifo)}
             for i, (m, r) in enumerate(failures)
         ]
+        # A message near SQS's 1 MiB no longer fits beside its ArchiveFailure attribute: S3 keeps it.
+        too_large = {e["Id"]: entry_bytes(e) for e in entries if entry_bytes(e) > SQS_BATCH_BYTES}
         try:
-            sent = set(self.sqs.send_batch(s.dead_letter_queue_url, entries).successful)
+            sent = set(self.sqs.send_batch(s.dead_letter_queue_url, [e for e in entries if e["Id"] not in too_large]).successful)
         except Exception as exc:  # noqa: BLE001 - the messages simply stay in the source queue
             self.log.error("could not reach the DLQ: %s", am.failure_reason(exc))
             sent = set()
-        for i, (message, _) in enumerate(failures):
+        for i, (message, reason) in enumerate(failures):
+            if f"d{i}" in too_large:
+                size = too_large[f"d{i}"]
+                why = f"{reason}; too large for the dead-letter queue ({size} bytes with the failure attribute, over SQS's {SQS_BATCH_BYTES})"
+                if self.quarantine(message, why) is None:
+                    continue
             if f"d{i}" in sent:
                 self.counts["dead_lettered"] += 1
                 self.safe_to_delete[message["MessageId"]] = message["ReceiptHandle"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -16,6 +18,7 @@ from airflow_reliable_messaging.domain.audit_load import (
     chunked,
     index_digest,
     is_json_content,
+    landed_differences,
     listed_event_time,
     parse_copy_result,
     payload_bundle_line,
@@ -30,7 +33,7 @@ from airflow_reliable_messaging.domain.manifest import (
     isoformat,
     parse_isoformat,
 )
-from airflow_reliable_messaging.exceptions import ObjectUnreadable
+from airflow_reliable_messaging.exceptions import LoadError, ObjectUnreadable
 from airflow_reliable_messaging.sql_templates import render, stage_file_list
 
 if TYPE_CHECKING:
@@ -42,6 +45,80 @@ MAX_FAILURES_IN_REPORT = 20
 BUNDLE_PART_BYTES = 128 * 1024 * 1024
 MAX_BUNDLE_OBJECT_BYTES = 40 * 1024 * 1024  # above a bundle's gzip bytes (at most domain/bundle.py's MAX_BUNDLE_BYTES, + gzip framing)
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # far above what the archive or the index writes; bounds a forged one
+
+
+CLAIM_POLL_SECONDS = 5.0
+
+
+class LoadClaim:
+    """The claim row that gives one execution of a load the schema's landing tables.
+
+    Taken by one MERGE (``sql/load/claim_load.sql``); the execution that finds its own token in the
+    row holds it. Another run's claim is waited for up to ``wait``, then the run fails naming it.
+    The holder refreshes the claim's expiry (``lease``) before each step that writes and checks
+    that it still holds it before promoting and before the ledger: a claim left by a crashed run
+    expires ``lease`` after its last refresh, or is taken over at once by a retry of the same DAG
+    run, and an execution that lost its claim stops before changing anything shared.
+    """
+
+    def __init__(self, sf: SnowflakeAuditHook, ids: dict[str, str], run_id: str, wait: timedelta, lease: timedelta, log):
+        self.sf, self.ids, self.run_id, self.wait, self.log = sf, ids, run_id, wait, log
+        self.token = f"{run_id} #{uuid.uuid4().hex[:12]}"
+        self.lease_seconds = max(int(lease.total_seconds()), 1)
+        self.held = False
+
+    def _params(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "token": self.token, "lease_seconds": self.lease_seconds}
+
+    def holder(self) -> dict[str, Any] | None:
+        rows = self.sf.query(render("load/claim_holder.sql", **self.ids))
+        return rows[0] if rows else None
+
+    def take(self) -> None:
+        from snowflake.connector.errors import ProgrammingError
+
+        deadline = time.monotonic() + self.wait.total_seconds()
+        while True:
+            try:
+                self.sf.query(render("load/claim_load.sql", **self.ids), self._params())
+            except ProgrammingError as exc:
+                if exc.errno != 2003:  # "does not exist or not authorized"
+                    raise
+                raise LoadError(
+                    f"{self.ids['ns']}.AUDIT_LOAD_CLAIM is missing or not granted: run the setup again after "
+                    "upgrading (SnowflakeAuditSetupOperator, sql/setup/tables.sql and grants.sql)"
+                ) from None
+            holder = self.holder()
+            if holder and holder["TOKEN"] == self.token:
+                self.held = True
+                return
+            left = deadline - time.monotonic()
+            if holder and left <= 0:
+                raise LoadError(
+                    f"{self.ids['ns']} is being loaded by run {holder['RUN_ID']!r} (claimed {holder['CLAIMED_AT']}, "
+                    f"expires {holder['EXPIRES_AT']} unless it refreshes it); waited {self.wait}. This run loaded "
+                    "nothing: run it again when that run has ended."
+                )
+            if holder:
+                self.log.info("Load: waiting for run %r, which holds %s", holder["RUN_ID"], self.ids["ns"])
+                time.sleep(min(CLAIM_POLL_SECONDS, max(left, 0.0)))
+
+    def refresh(self) -> None:
+        """Extend the claim; fail, changing nothing more, if another execution took it over."""
+        (row,) = self.sf.query(render("load/refresh_claim.sql", **self.ids), self._params()) or [{}]
+        if not int(row.get("NUMBER OF ROWS UPDATED", 0)):
+            self.held = False
+            holder = self.holder()
+            by = f"run {holder['RUN_ID']!r}" if holder else "nobody (it expired)"
+            raise LoadError(
+                f"this run's claim on {self.ids['ns']} expired after {self.lease_seconds} s without a refresh and is "
+                f"now held by {by}; stopped before changing the audit tables. Run it again."
+            )
+
+    def release(self) -> None:
+        if self.held:
+            self.sf.query(render("load/release_claim.sql", **self.ids), self._params())
+            self.held = False
 
 
 class AuditLoadRun:
@@ -59,33 +136,44 @@ class AuditLoadRun:
         self.not_in_layout = 0  # objects in the time folders that are not archive objects
         self.bad: dict[str, tuple[str, bool]] = {}  # key found -> (why it is not loaded, quarantinable)
         self.warnings: list[str] = []
+        self.claim = LoadClaim(sf, self.ids, run_id, op.claim_wait, op.claim_lease, op.log)
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         started_at = datetime.now(UTC)
         self.sf.query(render("load/use_schema.sql", **self.ids))
-        mode, manifest_keys, bad = self.discover(started_at)
+        discovered = self.discover(started_at)  # S3 only (index manifests are named by their content)
+        self.claim.take()  # before the ledger is read: from here on, this run alone loads the schema
+        try:
+            report = self.load(started_at, *discovered)
+        finally:
+            self.claim.release()
+        report["snowflake_query_ids"] = list(self.sf.executed_query_ids)  # the release's too
+        return report
+
+    def load(self, started_at: datetime, mode: str, manifest_keys: list[str], bad: dict[str, tuple[str, bool]]) -> dict[str, Any]:
         self.log.info("Discovery (%s): %d manifest(s) for %s .. %s", mode, len(manifest_keys), *map(isoformat, self.window))
         already = self.loaded_files([self.target.uri(k) for k in [*manifest_keys, *bad]])
         for key, (reason, quarantinable) in bad.items():
             if self.target.uri(key) not in already:  # not quarantined by an earlier run
                 self.fail_file(self.target.uri(key), reason, quarantinable=quarantinable)
         pending = [k for k in manifest_keys if self.target.uri(k) not in already]
-        records_by_manifest = self.read_manifests(pending)
+        validated = self.read_manifests(pending)
+        copy = self.copy("load/copy_manifests.sql", list(validated))
+        records_by_manifest = self.check_landed(validated, copy)
         records = [r for rs in records_by_manifest.values() for r in rs]
         bundles = self.write_payload_bundles(list(records_by_manifest), [r for r in records if not r.bundled])
         archive_bundles = self.check_archive_bundles(records)
-
-        copy = CopyOutcome()
-        copy.merge(self.copy("load/copy_manifests.sql", list(records_by_manifest)))
         copy.merge(self.copy("load/copy_payloads.sql", bundles + archive_bundles))
         for name, reason in copy.failed.items():
             self.fail_file(name, reason)
 
+        self.claim.refresh()  # still ours: no other run can have promoted or copied in between
         self.sf.execute_script(render("load/promote_landing.sql", **self.ids), {"run_id": self.run_id})
         (merged,) = self.sf.query(render("load/merge_records.sql", **self.ids), {"run_id": self.run_id})
         self.sf.query(render("load/merge_payloads.sql", **self.ids), {"run_id": self.run_id})
         self.write_failures()
+        self.claim.refresh()
         self.sf.query(
             render("load/write_ledger.sql", **self.ids),
             {"run_id": self.run_id, "interval_start": isoformat(self.interval[0]), "interval_end": isoformat(self.interval[1])},
@@ -139,7 +227,6 @@ class AuditLoadRun:
             "payloads": dict(self.payloads),
             "bytes": sum(r.size for r in unique.values()),
             "warnings": self.warnings,
-            "snowflake_query_ids": list(self.sf.executed_query_ids),
         }
 
     def discover(self, now: datetime) -> tuple[str, list[str], dict[str, tuple[str, bool]]]:
@@ -304,6 +391,35 @@ class AuditLoadRun:
                 good[key] = records
         return good
 
+    def check_landed(self, validated: dict[str, list[ArchivedRecord]], copy: CopyOutcome) -> dict[str, list[ArchivedRecord]]:
+        """The validated manifests whose landed lines are exactly the records validated. S3 gives
+        COPY no snapshot: the lines of a manifest replaced after its validation are taken out of
+        the landing table and the manifest reported as a bad file; nothing unvalidated is promoted.
+        A manifest the load history skips while none of its rows is landed or raw (taken out so
+        by an earlier run) is copied again, and checked again."""
+        t = self.target
+        uris = {t.uri(k): k for k in validated}
+        landed = self.sf.query(render("load/landed_manifests.sql", **self.ids))
+        absent = {t.uri(k) for k, rs in validated.items() if rs} & set(copy.skipped) - {r["FILE_NAME"] for r in landed}
+        if absent:
+            absent -= {r["FILE_NAME"] for r in self.sf.query(render("load/pending_raw_manifests.sql", **self.ids))}
+        if absent:
+            again = self.copy("load/copy_manifests_again.sql", [uris[u] for u in sorted(absent)])
+            copy.skipped[:] = [u for u in copy.skipped if u not in again.loaded]
+            copy.merge(CopyOutcome(loaded=again.loaded, failed=again.failed))
+            landed = self.sf.query(render("load/landed_manifests.sql", **self.ids))
+        differ = landed_differences(
+            {u: validated[k] for u, k in uris.items()}, ((r["FILE_NAME"], r["RECORD"]) for r in landed), copy.loaded,
+            bucket=t.bucket, prefix=t.prefix,
+        )  # fmt: skip
+        for name, reason in differ.items():
+            self.sf.query(render("load/drop_landed.sql", **self.ids), {"file_name": name})
+            if name in uris:
+                self.fail_file(name, f"manifest changed between its validation and COPY: {reason}")
+            else:
+                self.warn(f"took out landed lines naming {layout.printable(str(name))}, not loaded: {reason}")
+        return {k: rs for k, rs in validated.items() if t.uri(k) not in differ}
+
     def write_payload_bundles(self, manifest_keys: list[str], records: list[ArchivedRecord]) -> list[str]:
         """NDJSON bundles of the pending records' JSON payloads (binary payloads stay in S3)."""
         t, limit = self.target, self.op.max_json_payload_bytes
@@ -391,6 +507,7 @@ class AuditLoadRun:
         outcome = CopyOutcome()
         paths = [self.target.stage_path(k) for k in keys]
         for chunk in chunked(paths):
+            self.claim.refresh()
             rows = self.sf.query(render(statement, files=stage_file_list(chunk), **self.ids))
             result = parse_copy_result(rows, chunk)
             outcome.merge(result)

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseOperator
-from airflow_reliable_messaging.domain.archive_layout import as_utc
-from airflow_reliable_messaging.domain.manifest import isoformat, parse_isoformat
+from airflow_reliable_messaging.domain import templated
+from airflow_reliable_messaging.domain.manifest import isoformat
 from airflow_reliable_messaging.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -16,13 +16,9 @@ if TYPE_CHECKING:
 
 
 def config_time(value: Any, field: str) -> datetime:
-    """A templated date-time parameter (ISO 8601 string or datetime) as an aware UTC datetime."""
-    if isinstance(value, datetime):
-        return as_utc(value)
-    try:
-        return parse_isoformat(str(value))
-    except ValueError:
-        raise ConfigurationError(field, f"{value!r} is not an ISO 8601 date-time") from None
+    """A templated date-time parameter (ISO 8601 text, or a datetime as native rendering gives it)
+    as a plain UTC datetime (``domain/templated.py``)."""
+    return templated.instant(value, field)
 
 
 class AuditTablesOperator(BaseOperator):
@@ -64,8 +60,9 @@ class AuditTablesOperator(BaseOperator):
         from airflow_reliable_messaging.domain.audit_load import LoadTarget
 
         return LoadTarget.create(
-            database=self.snowflake_database, schema=self.snowflake_schema, stage=self.snowflake_stage,
-            bucket=self.archive_bucket, prefix=self.archive_prefix,
+            database=templated.text(self.snowflake_database) or "", schema=templated.text(self.snowflake_schema) or "",
+            stage=templated.text(self.snowflake_stage) or "", bucket=templated.text(self.archive_bucket) or "",
+            prefix=templated.text(self.archive_prefix),
         )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseOperator
-from airflow_reliable_messaging.domain import archive_layout, identifiers
+from airflow_reliable_messaging.domain import archive_layout, identifiers, templated
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReplayError
 from airflow_reliable_messaging.links.aws import SnsTopicLink, SqsQueueLink
 
@@ -150,7 +150,8 @@ class S3ArchiveReplayOperator(BaseOperator):
         now = datetime.now(UTC)
         bucket = identifiers.bucket_name(self.archive_bucket, "archive_bucket")
         prefix = archive_layout.normalize_prefix(self.archive_prefix, "archive_prefix")
-        win = rp.window(self.start, self.end or now, now)
+        open_end = not isinstance(self.end, datetime) and templated.text(self.end) is None  # None, "None", "": until now
+        win = rp.window(self.start, now if open_end else self.end, now)
         flt = rp.ReplayFilter.of(self.source_systems, self.message_types, self.message_ids)
         if self.discovery not in DISCOVERY:
             raise ConfigurationError("discovery", f"{self.discovery!r} is not one of {', '.join(DISCOVERY)}")
@@ -162,8 +163,9 @@ class S3ArchiveReplayOperator(BaseOperator):
             identifiers.topic_arn(self.topic_arn, "topic_arn")
         else:
             identifiers.queue_reference(str(self.target_queue), "target_queue")
-        self.max_messages_per_second = _non_negative(self.max_messages_per_second, "max_messages_per_second")
-        self.archive_delay_hours = _non_negative(self.archive_delay_hours, "archive_delay_hours", whole=True)
+        self.dry_run = templated.as_bool(self.dry_run, "dry_run")
+        self.max_messages_per_second = templated.number(self.max_messages_per_second, "max_messages_per_second")
+        self.archive_delay_hours = int(templated.number(self.archive_delay_hours, "archive_delay_hours", whole=True))
         self._policy = None
         if self.data_protection_policy not in (None, "", "None", {}):
             from airflow_reliable_messaging.domain.masking import DataProtectionPolicy
@@ -175,12 +177,13 @@ class S3ArchiveReplayOperator(BaseOperator):
 
         s3 = S3ArchiveHook(**self._hook_kwargs())
         sender = _Sender(self)
-        items, how = self._discover(s3, bucket, prefix, win, now, flt)
+        found = self._discover(s3, bucket, prefix, win, now, flt)
+        items, how = found.items, found.how
         selected = rp.select(items, win, now, flt)
         checkpoint = rp.Checkpoint(replay_id, sender.target, win.to_dict(), flt.to_dict())
         ck_key = rp.checkpoint_key(prefix, replay_id)
-        previous = self._read_checkpoint(s3, bucket, ck_key)
-        if previous is not None and self.end in (None, "") and previous.window.get("start") == checkpoint.window["start"]:
+        previous = self._read_checkpoint(s3, bucket, ck_key, replay_id)
+        if previous is not None and open_end and previous.window.get("start") == checkpoint.window["start"]:
             # "until now" means until the first attempt's now: a retry resumes the same window
             win = rp.Window(win.start, rp.parse_instant(previous.window["end"], "end"))
             selected = rp.select(items, win, now, flt)
@@ -190,6 +193,10 @@ class S3ArchiveReplayOperator(BaseOperator):
                 raise ConfigurationError(
                     "replay_id", f"{replay_id!r} already names another replay (target, window or filters differ)"
                 )
+            try:
+                previous.check_progress(selected)
+            except ValueError as exc:
+                raise _bad_checkpoint(bucket, ck_key, exc) from None
             checkpoint = previous
         retry_ids = {f["message_id"] for f in checkpoint.failed}
         todo = [i for i in selected if i.message_id in retry_ids] + [
@@ -203,8 +210,20 @@ class S3ArchiveReplayOperator(BaseOperator):
         summary = {
             "replay_id": replay_id, "target": sender.target, "window": win.to_dict(), "filters": flt.to_dict(),
             "discovery": how, "selected": len(selected), "dry_run": bool(self.dry_run),
-            "checkpoint": archive_layout.s3_uri(bucket, ck_key),
+            "checkpoint": archive_layout.s3_uri(bucket, ck_key), **found.report(),
         }  # fmt: skip
+        if not selected:
+            # a replay of nothing is a mistaken request (window, prefix or filters), never a success
+            nothing = (
+                f"Replay {replay_id}: nothing to replay in s3://{bucket}/{prefix} {win.to_dict()['start']}.."
+                f"{win.to_dict()['end']} with filters {flt.to_dict() or 'none'} (searched {how}; "
+                f"{len(items)} record(s) found, none in the window and filters)"
+            )
+            summary["warnings"].append(nothing)
+        for warning in summary["warnings"]:  # bad manifests and stray keys are logged before any failure
+            self.log.warning("%s", warning)
+        if not selected and not self.dry_run:
+            raise ReplayError(summary["warnings"][-1] + ". Check the window, archive_prefix and filters.")
         if self.dry_run:
             big = sum(1 for i in todo if (i.size or 0) > MESSAGE_SIZE_LIMIT)
             self.log.info("Dry run: would send %d messages (%d as claim-check pointers); nothing sent", len(todo), big)
@@ -213,6 +232,7 @@ class S3ArchiveReplayOperator(BaseOperator):
         sender.persist_link(context)
         if checkpoint.completed and not todo:
             self.log.info("Replay %s already completed (%d sent): nothing to do", replay_id, checkpoint.sent)
+            found.raise_if_incomplete(replay_id)
             return {**summary, "sent": checkpoint.sent, "sent_this_run": 0, "pointers": checkpoint.pointers,
                     "failed": 0}  # fmt: skip
 
@@ -243,39 +263,51 @@ class S3ArchiveReplayOperator(BaseOperator):
                 f"Replay {replay_id}: {len(checkpoint.failed)} message(s) refused by {sender.target}: {ids}. The "
                 "others were sent; rerun with the same replay_id to retry only the refused ones."
             )
+        found.raise_if_incomplete(replay_id)
         return {**summary, "sent": checkpoint.sent, "sent_this_run": sent_now, "pointers": checkpoint.pointers, "failed": 0}
 
     # -- discovery -----------------------------------------------------------------------------------
     def _discover(self, s3: S3ArchiveHook, bucket: str, prefix: str, win: rp.Window, now: datetime,
-                  flt: rp.ReplayFilter) -> tuple[list[rp.ReplayItem], str]:  # fmt: skip
+                  flt: rp.ReplayFilter) -> _Found:  # fmt: skip
+        """The window's records: from its manifests, else (and also, in ``auto``, when a manifest is
+        bad: the records only it names are still found) from listing its data keys. Bad manifests
+        and keys outside the archive layout are reported, never skipped silently."""
         from airflow_reliable_messaging.domain import replay as rp
         from airflow_reliable_messaging.domain.manifest import decode_manifest
 
-        items: list[rp.ReplayItem] = []
+        found = _Found(bucket, self.discovery == "manifests")
         manifests = 0
         if self.discovery in ("auto", "manifests"):
             delay = timedelta(hours=int(self.archive_delay_hours))
             for key_range in rp.manifest_ranges(prefix, win, now, delay):
                 for obj in s3.iter_objects_in_range(bucket, key_range):
                     if not obj["Key"].endswith(".jsonl"):
+                        found.not_in_layout.append(obj["Key"])
                         continue
                     manifests += 1
                     try:
                         records = decode_manifest(s3.read_bytes(bucket, obj["Key"]), bucket=bucket, prefix=prefix)
-                    except ValueError as exc:
-                        raise ReplayError(f"manifest s3://{bucket}/{obj['Key']} is unreadable: {exc}") from None
+                    except ValueError as exc:  # one bad manifest: reported; the others are still replayed
+                        found.bad_manifests.append({"key": obj["Key"], "reason": str(exc)[:500]})
+                        continue
                     # a duplicate has no object of its own: its first copy is replayed (as listing finds it)
-                    items.extend(rp.ReplayItem.from_record(r) for r in records if r.transaction_status != "duplicate")
-            if manifests or self.discovery == "manifests":
-                return items, f"{manifests} manifests"
+                    found.items.extend(rp.ReplayItem.from_record(r) for r in records if r.transaction_status != "duplicate")
+            found.how = f"{manifests} manifests"
+            if self.discovery == "manifests" or (manifests and not found.bad_manifests):
+                return found
         data = rp.data_range(prefix, win, now)
+        listed = []
         for obj in s3.iter_objects_in_range(bucket, data) if data else ():
             item = rp.item_from_key(prefix, bucket, obj["Key"], obj.get("Size"))
-            if item is not None:
-                items.append(item)
+            if item is None:
+                found.not_in_layout.append(obj["Key"])
+            else:
+                listed.append(item)
         if flt.needs_metadata:  # source system / message type live in the objects' metadata
-            items = [self._with_metadata(s3, i) if win.start <= i.event_time else i for i in items]
-        return items, "listing"
+            listed = [self._with_metadata(s3, i) if win.start <= i.event_time else i for i in listed]
+        found.items.extend(listed)
+        found.how = f"{found.how} ({len(found.bad_manifests)} bad) and listed" if manifests else "listing"
+        return found
 
     def _with_metadata(self, s3: S3ArchiveHook, item: rp.ReplayItem) -> rp.ReplayItem:
         from airflow_reliable_messaging.domain import replay as rp
@@ -345,17 +377,21 @@ class S3ArchiveReplayOperator(BaseOperator):
                 time.sleep(ahead)
 
     # -- checkpoint ----------------------------------------------------------------------------------
-    def _read_checkpoint(self, s3: S3ArchiveHook, bucket: str, key: str) -> rp.Checkpoint | None:
+    def _read_checkpoint(self, s3: S3ArchiveHook, bucket: str, key: str, replay_id: str) -> rp.Checkpoint | None:
         from botocore.exceptions import ClientError
 
         from airflow_reliable_messaging.domain import replay as rp
 
         try:
-            return rp.Checkpoint.from_json(s3.read_bytes(bucket, key))
+            data = s3.read_bytes(bucket, key)
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
                 return None
             raise
+        try:
+            return rp.Checkpoint.from_json(data, replay_id)
+        except ValueError as exc:
+            raise _bad_checkpoint(bucket, key, exc) from None
 
     def _write_checkpoint(self, s3: S3ArchiveHook, bucket: str, key: str, checkpoint: rp.Checkpoint) -> None:
         s3.put_bytes(bucket, key, checkpoint.to_json(), content_type="application/json")
@@ -398,15 +434,49 @@ class _BundleCache:
             ) from None
 
 
-def _non_negative(value: Any, field: str, whole: bool = False) -> float:
-    """A number >= 0 (a whole one with ``whole``), checked before anything is sent."""
-    try:
-        number = float(value or 0)
-    except (TypeError, ValueError):
-        raise ConfigurationError(field, f"{value!r} is not a number") from None
-    if number < 0 or number != number or (whole and number != int(number)):
-        raise ConfigurationError(field, f"{value!r} must be a {'whole ' if whole else ''}number >= 0")
-    return int(number) if whole else number
+def _bad_checkpoint(bucket: str, key: str, exc: ValueError) -> ReplayError:
+    return ReplayError(
+        f"checkpoint {archive_layout.s3_uri(bucket, key)} {exc}: it is not trusted, nothing was sent. Inspect it; "
+        "delete it to replay the whole selection again, or use another replay_id."
+    )
+
+
+class _Found:
+    """What discovery found: the records, how, and what it could not use (reported, not skipped)."""
+
+    def __init__(self, bucket: str, manifests_only: bool) -> None:
+        self.bucket, self.manifests_only = bucket, manifests_only
+        self.items: list[rp.ReplayItem] = []
+        self.how = "listing"
+        self.bad_manifests: list[dict[str, str]] = []
+        self.not_in_layout: list[str] = []
+
+    def report(self) -> dict[str, Any]:
+        """The result's part: counts and samples, and a warning for each kind of problem."""
+        warnings = []
+        out: dict[str, Any] = {"bad_manifests": sorted(self.bad_manifests, key=lambda b: b["key"])[:SAMPLE]}
+        if self.bad_manifests:
+            covered = "their records were not replayed" if self.manifests_only else "the window was listed as well"
+            warnings.append(f"{len(self.bad_manifests)} manifest(s) could not be used ({covered}): " + "; ".join(
+                f"{archive_layout.printable(b['key'])}: {b['reason']}" for b in out["bad_manifests"][:5]))  # fmt: skip
+        out["not_in_layout"] = {"count": len(self.not_in_layout), "sample": sorted(self.not_in_layout)[:SAMPLE]}
+        if self.not_in_layout:
+            warnings.append(
+                f"{len(self.not_in_layout)} key(s) under the archive prefix are not in the archive layout and were not "
+                f"replayed, e.g. {', '.join(archive_layout.printable(k) for k in out['not_in_layout']['sample'][:5])}"
+            )
+        return {**out, "warnings": warnings}
+
+    def raise_if_incomplete(self, replay_id: str) -> None:
+        """With ``discovery="manifests"`` the records of a bad manifest were not found: after the rest
+        is sent, the task fails naming them."""
+        if self.manifests_only and self.bad_manifests:
+            raise ReplayError(
+                f"Replay {replay_id}: {len(self.bad_manifests)} manifest(s) could not be used, their records were not "
+                "replayed (the others were): " + "; ".join(
+                    f"{archive_layout.s3_uri(self.bucket, b['key'])}: {b['reason']}" for b in self.bad_manifests[:SAMPLE]
+                ) + ". Repair them or replay with discovery='listing'."
+            )  # fmt: skip
 
 
 class _Sender:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_reliable_messaging._compat import BaseOperator
 from airflow_reliable_messaging.domain import archive_events as events
 from airflow_reliable_messaging.domain import archive_layout as layout
+from airflow_reliable_messaging.domain import templated
 from airflow_reliable_messaging.domain.identifiers import bucket_name, topic_arn as parse_topic_arn
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReliableMessagingError
 from airflow_reliable_messaging.links.aws import S3PrefixLink, SqsQueueLink, persist_links
@@ -54,6 +55,10 @@ class AuditArchiveOperator(BaseOperator):
     :param max_run_seconds: stop receiving after this many seconds (the last batch still completes).
     :param records_per_manifest: records per manifest batch (also the unit of notification
         publishing and deletes); flushed earlier when the queue is empty or time is up.
+    :param claim_check_buckets: the buckets whose claim-check pointers are followed (a list, or
+        names separated by commas); a pointer to any other bucket is quarantined unread, with the
+        reason. Empty (the default): no pointer is followed — a pointer is the producer's word, and
+        following it reads or copies whatever this task's role may read.
     :param visibility_timeout: seconds received messages stay hidden (a batch is flushed within a
         third of it); None keeps the queue's setting.
     :param wait_time_seconds: long-poll wait per receive; an empty receive ends the run.
@@ -71,7 +76,7 @@ class AuditArchiveOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "queue_url", "bucket", "prefix", "topic_arn", "notifications", "dead_letter_queue_url", "kms_key_id",
         "max_messages", "max_run_seconds", "records_per_manifest", "visibility_timeout", "wait_time_seconds",
-        "aws_conn_id", "region_name", "layout", "bundle_record_bytes",
+        "claim_check_buckets", "aws_conn_id", "region_name", "layout", "bundle_record_bytes",
     )  # fmt: skip
     ui_color = "#e8dcff"
     operator_extra_links = (SqsQueueLink(), S3PrefixLink())
@@ -91,6 +96,7 @@ class AuditArchiveOperator(BaseOperator):
         records_per_manifest: int | str = 100,
         visibility_timeout: int | str | None = 300,
         wait_time_seconds: int | str = 2,
+        claim_check_buckets: str | Sequence[str] | None = None,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
@@ -112,6 +118,7 @@ class AuditArchiveOperator(BaseOperator):
         self.records_per_manifest = records_per_manifest
         self.visibility_timeout = visibility_timeout
         self.wait_time_seconds = wait_time_seconds
+        self.claim_check_buckets = claim_check_buckets
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
         self.verify = verify
@@ -146,48 +153,53 @@ class AuditArchiveOperator(BaseOperator):
         """The rendered parameters, validated (errors name the parameter)."""
         from airflow_reliable_messaging.operators._archive_run import ArchiveSettings
 
-        queue_url = _text(self.queue_url)
+        queue_url = templated.text(self.queue_url)
         if not queue_url:
             raise ConfigurationError("queue_url", "is required")
-        topic = _text(self.topic_arn)
+        topic = templated.text(self.topic_arn)
         if topic:
             parse_topic_arn(topic, "topic_arn")
-        mode = _text(self.notifications) or events.NOTIFY_NONE
+        mode = templated.text(self.notifications) or events.NOTIFY_NONE
         if mode not in events.NOTIFY_MODES:
             raise ConfigurationError("notifications", f"{mode!r} is not one of {', '.join(events.NOTIFY_MODES)}")
-        visibility = _text(self.visibility_timeout)
+        visibility = templated.text(self.visibility_timeout)
         return ArchiveSettings(
             queue_url=queue_url,
-            bucket=bucket_name(_text(self.bucket) or "", "bucket"),
-            prefix=layout.normalize_prefix(_text(self.prefix), "prefix"),
+            bucket=bucket_name(templated.text(self.bucket) or "", "bucket"),
+            prefix=layout.normalize_prefix(templated.text(self.prefix), "prefix"),
             topic_arn=topic,
             notifications=mode if topic else events.NOTIFY_NONE,
-            dead_letter_queue_url=_text(self.dead_letter_queue_url),
-            kms_key_id=_text(self.kms_key_id),
-            max_messages=_integer(self.max_messages, "max_messages", 1, 10_000_000),
-            max_run_seconds=_integer(self.max_run_seconds, "max_run_seconds", 1, 12 * 3600),
-            records_per_manifest=_integer(self.records_per_manifest, "records_per_manifest", 1, 1000),
-            visibility_timeout=None if visibility is None else _integer(visibility, "visibility_timeout", 0, 43200),
-            wait_time_seconds=_integer(self.wait_time_seconds, "wait_time_seconds", 0, 20),
+            dead_letter_queue_url=templated.text(self.dead_letter_queue_url),
+            kms_key_id=templated.text(self.kms_key_id),
+            max_messages=templated.integer(self.max_messages, "max_messages", 1, 10_000_000),
+            max_run_seconds=templated.integer(self.max_run_seconds, "max_run_seconds", 1, 12 * 3600),
+            records_per_manifest=templated.integer(self.records_per_manifest, "records_per_manifest", 1, 1000),
+            visibility_timeout=None if visibility is None else templated.integer(visibility, "visibility_timeout", 0, 43200),
+            wait_time_seconds=templated.integer(self.wait_time_seconds, "wait_time_seconds", 0, 20),
+            claim_check_buckets=frozenset(
+                bucket_name(b, "claim_check_buckets") for b in templated.names(self.claim_check_buckets, "claim_check_buckets")
+            ),
             **self._layout_settings(),
         )
 
     def _layout_settings(self) -> dict[str, Any]:
         from airflow_reliable_messaging.operators._archive_run import LAYOUTS, MAX_BUNDLE_RECORD_BYTES
 
-        chosen = _text(self.layout) or "record"
+        chosen = templated.text(self.layout) or "record"
         if chosen not in LAYOUTS:
             raise ConfigurationError("layout", f"{chosen!r} is not one of {', '.join(LAYOUTS)}")
-        return {"layout": chosen, "bundle_record_bytes": _integer(self.bundle_record_bytes, "bundle_record_bytes", 0, MAX_BUNDLE_RECORD_BYTES)}
+        return {"layout": chosen, "bundle_record_bytes": templated.integer(self.bundle_record_bytes, "bundle_record_bytes", 0, MAX_BUNDLE_RECORD_BYTES)}
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_reliable_messaging.operators._archive_run import ArchiveRun
 
         settings = self.settings()
         self.log.info(
-            "Archiving %s into s3://%s/%s (notifications: %s, DLQ: %s, at most %d messages / %d s)",
+            "Archiving %s into s3://%s/%s (notifications: %s, DLQ: %s, at most %d messages / %d s; claim-check "
+            "pointers followed to: %s)",
             settings.queue_url, settings.bucket, settings.prefix, settings.notifications,
             settings.dead_letter_queue_url or "none", settings.max_messages, settings.max_run_seconds,
+            ", ".join(sorted(settings.claim_check_buckets)) or "no bucket",
         )  # fmt: skip
         persist_links(context, self, self.sqs_hook, (SqsQueueLink, {"queue_url": settings.queue_url}),
                       (S3PrefixLink, {"bucket": settings.bucket, "prefix": settings.prefix}))  # fmt: skip
@@ -235,21 +247,3 @@ class AuditArchiveOperator(BaseOperator):
                     outlet_events[outlet].extra = extra
             except Exception:  # noqa: BLE001 - an annotation must never fail the archive
                 self.log.warning("could not annotate outlet %s", outlet, exc_info=True)
-
-
-def _text(value: Any) -> str | None:
-    """A rendered optional setting: None for None/empty/"None"."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text if text and text != "None" else None
-
-
-def _integer(value: Any, field: str, low: int, high: int) -> int:
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        raise ConfigurationError(field, f"{value!r} is not an integer") from None
-    if not low <= number <= high:
-        raise ConfigurationError(field, f"{number} is outside {low}..{high}")
-    return number

@@ -160,7 +160,8 @@ class DLQRedriveOperator(BaseOperator):
 
     # -- validation: before any AWS call, naming the field --------------------------------------------
     def validate(self) -> None:
-        from airflow_reliable_messaging.domain.redrive import MODES, compile_filters, validate_max_messages, validate_rate
+        from airflow_reliable_messaging.domain import templated
+        from airflow_reliable_messaging.domain.redrive import MODES, compile_filters
 
         if not isinstance(self.dlq, str) or not self.dlq.strip():
             raise ConfigurationError("dlq", "a queue URL, ARN or name is required")
@@ -181,17 +182,12 @@ class DLQRedriveOperator(BaseOperator):
         self.filters = compile_filters(
             self.message_attribute_filter, self.jmespath_filter, self.min_age_seconds, self.max_age_seconds
         )
-        self.max_messages = validate_max_messages(self.max_messages)
-        if self.approved_messages in (None, "", "None"):
-            self.approved_messages = None
-        else:
-            self.approved_messages = (validate_max_messages(self.approved_messages, "approved_messages") or 0)
-        self.rate_per_second = validate_rate(self.rate_per_second)
-        self.dry_run = _as_bool(self.dry_run, "dry_run")
-        if self.max_redrives in (None, "", "none"):
-            self.max_redrives = None
-        else:
-            self.max_redrives = validate_max_messages(self.max_redrives, "max_redrives") or 0
+        # a safety is off only when explicitly None: never for "", 0 or "nan" (domain/templated.py)
+        self.max_messages = templated.optional_count(self.max_messages, "max_messages")
+        self.approved_messages = templated.optional_count(self.approved_messages, "approved_messages", minimum=0)
+        self.rate_per_second = templated.optional_rate(self.rate_per_second, "rate_per_second")
+        self.dry_run = templated.as_bool(self.dry_run, "dry_run")
+        self.max_redrives = templated.optional_count(self.max_redrives, "max_redrives")
         if self.quarantine_bucket:
             bucket_name(self.quarantine_bucket, "quarantine_bucket")
             self.quarantine_prefix = archive_layout.normalize_prefix(self.quarantine_prefix, "quarantine_prefix")
@@ -265,7 +261,7 @@ class DLQRedriveOperator(BaseOperator):
             report.warn(f"{'would re-publish' if self.dry_run else 're-published'} to the topic {self._target.arn}: "
                         "every subscription of it receives these messages again")  # fmt: skip
         if self.dry_run:
-            report.dry_run_summary = self._dry_run(mode, inspection)
+            report.dry_run_summary = self._dry_run(mode, inspection, report)
             return self._finish(report, started, context)
         if mode == "native":
             return self._native(report, started, context)
@@ -310,17 +306,22 @@ class DLQRedriveOperator(BaseOperator):
         return self.max_redrives is not None and bool(self.quarantine_bucket)
 
     def _read_ledger(self):
-        """How often each message (by fingerprint) was moved natively in the last LEDGER_DAYS days."""
+        """How often each message (by fingerprint) was moved natively within the guard's horizon
+        (``ledger_horizon_days``); refused when the bucket's lifecycle would expire entries sooner."""
         from collections import Counter
 
-        from airflow_reliable_messaging.domain.redrive import ledger_counts, ledger_range
+        from airflow_reliable_messaging.domain.redrive import ledger_counts, ledger_expiry_problem, ledger_range
 
         if not self._keeps_ledger:
             return Counter()
         s3, bucket = self.s3_hook, self.quarantine_bucket
-        keys = [o["Key"] for o in s3.iter_objects_in_range(bucket, ledger_range(self.quarantine_prefix, self._dlq_arn, datetime.now(UTC)))]
+        problem = ledger_expiry_problem(s3.lifecycle_rules(bucket), self.quarantine_prefix, self._dlq_arn, self.max_redrives)
+        if problem:
+            raise RedriveError(f"s3://{bucket}: {problem}")
+        key_range = ledger_range(self.quarantine_prefix, self._dlq_arn, datetime.now(UTC), self.max_redrives)
+        keys = [o["Key"] for o in s3.iter_objects_in_range(bucket, key_range)]
         try:
-            return ledger_counts((key, s3.read_bytes(bucket, key)) for key in keys)
+            return ledger_counts(((key, s3.read_bytes(bucket, key)) for key in keys), self._dlq_arn)
         except ValueError as exc:
             raise RedriveError(str(exc)) from None
 
@@ -334,11 +335,13 @@ class DLQRedriveOperator(BaseOperator):
         return f"redriven {self._redrive_count(message)} times (max_redrives={self.max_redrives})"
 
     # -- dry run ----------------------------------------------------------------------------------------
-    def _dry_run(self, mode: str, inspection: Inspection) -> dict:
+    def _dry_run(self, mode: str, inspection: Inspection, report: RedriveReport) -> dict:
         """Read (short visibility), count, release every message: the DLQ is left as it was."""
         from airflow_reliable_messaging.domain.redrive import DryRunSummary, exceeds_loop_guard, matches, parse_message
 
         sqs, summary = self.sqs_hook, DryRunSummary()
+        depth = sqs.depth(self._dlq_url)  # before it hides any message itself
+        summary.not_seen = {k: depth[k] for k in ("in_flight", "delayed")}
         receipts: dict[str, str] = {}
         limit = self.max_messages
         idle = 0
@@ -360,6 +363,8 @@ class DLQRedriveOperator(BaseOperator):
         finally:
             self._release(receipts)
         out = summary.to_dict()
+        if summary.not_seen_warning():
+            report.warn(summary.not_seen_warning())
         out["would_use"] = mode
         out["inspection"] = inspection.to_dict()
         if mode == "native":
@@ -956,16 +961,6 @@ def _count(values) -> dict[str, int]:
     for v in values:
         out[v] = out.get(v, 0) + 1
     return out
-
-
-def _as_bool(value: Any, field_name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no", ""):
-        return value.strip().lower() in ("true", "1", "yes")
-    if value is None:
-        return False
-    raise ConfigurationError(field_name, f"{value!r} is not true or false")
 
 
 class DLQRedriveReportOperator(BaseOperator):

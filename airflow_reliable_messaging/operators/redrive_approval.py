@@ -61,7 +61,7 @@ class RedriveApprovalOperator(_Approval):
         would = needs_approval(inspection, self.threshold, self.dry_run)
         if would is None:
             self.log.info("Dry run, or %s message(s) would move (threshold %s): approved without asking",
-                          summary.get("would_redrive", 0), self.threshold)  # fmt: skip
+                          summary.get("may_redrive", 0), self.threshold)  # fmt: skip
             return {"chosen_options": [APPROVE], "params_input": {}, "auto_approved": True}
         if not AIRFLOW_V_3_1_PLUS:
             raise ConfigurationError(

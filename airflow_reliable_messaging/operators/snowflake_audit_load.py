@@ -45,6 +45,13 @@ class SnowflakeAuditLoadOperator(AuditIntervalOperator):
         bad manifest or object to the quarantine prefix, record it in the ledger, succeed; one
         that could not be read still fails the task and is retried by the next run).
     :param kms_key_id: KMS key for the objects this operator writes (SSE-S3 when unset).
+    :param claim_wait: how long a load waits while another run loads the same schema (every load
+        of a schema shares its landing tables, so they run one at a time); then it fails, naming
+        that run, having loaded nothing. ``timedelta(0)``: fail at once.
+    :param claim_lease: how long a load's claim on the schema lasts without a refresh (it is
+        refreshed before every COPY and before promoting and the ledger): a claim left by a crashed
+        run expires this long after its last refresh; a retry of the same DAG run takes it over at
+        once. Longer than the longest single COPY.
 
     Returns (XCom) a small report: records seen / of the interval / loaded / updated / skipped as
     already loaded / failed with reasons, files (and objects not in the layout), bytes, payloads,
@@ -63,6 +70,8 @@ class SnowflakeAuditLoadOperator(AuditIntervalOperator):
         max_json_payload_bytes: int = 8 * 1024 * 1024,
         on_bad_file: str = "fail",
         kms_key_id: str | None = None,
+        claim_wait: timedelta = timedelta(minutes=15),
+        claim_lease: timedelta = timedelta(hours=1),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -72,11 +81,17 @@ class SnowflakeAuditLoadOperator(AuditIntervalOperator):
             raise ConfigurationError("on_bad_file", f"{on_bad_file!r} is not one of {', '.join(BAD_FILE_POLICIES)}")
         if max_json_payload_bytes < 0:
             raise ConfigurationError("max_json_payload_bytes", "must not be negative")
+        if claim_wait < timedelta(0):
+            raise ConfigurationError("claim_wait", "must not be negative")
+        if claim_lease < timedelta(minutes=1):
+            raise ConfigurationError("claim_lease", "must be at least a minute")
         self.lookback = lookback
         self.discovery = discovery
         self.max_json_payload_bytes = max_json_payload_bytes
         self.on_bad_file = on_bad_file
         self.kms_key_id = kms_key_id
+        self.claim_wait = claim_wait
+        self.claim_lease = claim_lease
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_reliable_messaging.domain.audit_load import load_window

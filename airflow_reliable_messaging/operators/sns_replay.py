@@ -109,7 +109,9 @@ class SnsReplayOperator(BaseOperator):
     # -- execution ---------------------------------------------------------------------------------
     def _validate(self) -> rp.Window:
         from airflow_reliable_messaging.domain import replay as rp
+        from airflow_reliable_messaging.domain.templated import as_bool
 
+        self.dry_run, self.create_queue = as_bool(self.dry_run, "dry_run"), as_bool(self.create_queue, "create_queue")
         identifiers.topic_arn(self.topic_arn, "topic_arn")
         if not identifiers.is_fifo_name(self.topic_arn):
             raise ConfigurationError(

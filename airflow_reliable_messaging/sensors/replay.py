@@ -71,7 +71,10 @@ class ReplayCompletedSensor(BaseSensorOperator):
             raise ConfigurationError("subscription_arn", f"{self.subscription_arn!r} is not a subscription ARN")
 
     def execute(self, context: Context) -> dict[str, Any] | None:
+        from airflow_reliable_messaging.domain.templated import as_bool
+
         self._check_arn()
+        as_bool(self.resume_live_delivery, "resume_live_delivery")  # refused before waiting, not after
         self._persist_link(context)
         if not self.deferrable:
             super().execute(context)
@@ -123,11 +126,13 @@ class ReplayCompletedSensor(BaseSensorOperator):
     def _completed(self, status: str, policy: dict | None) -> dict[str, Any]:
         from airflow_reliable_messaging.domain import replay as rp
 
+        from airflow_reliable_messaging.domain.templated import as_bool
+
         paused = bool(policy and policy.get("EndingPoint"))
         resumed_with = None
         self.log.info("Replay on %s completed (%s)", self.subscription_arn, policy)
         if paused:
-            if self.resume_live_delivery:
+            if as_bool(self.resume_live_delivery, "resume_live_delivery"):
                 resumed_with = rp.resume_policy(policy)  # type: ignore[arg-type]
                 self.hook.set_replay_policy(self.subscription_arn, resumed_with)  # type: ignore[arg-type]
                 self.log.info(

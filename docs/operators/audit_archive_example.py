@@ -68,6 +68,7 @@ with LocalCloud() as cloud:
         return AuditArchiveOperator(
             task_id="archive", queue_url=queue, bucket="audit-archive", prefix="audit",
             dead_letter_queue_url=dlq, notifications="none", wait_time_seconds=0,
+            claim_check_buckets=["audit-payloads"],  # the producers' offload bucket: pointers elsewhere are quarantined
         ).execute({})  # fmt: skip
 
 

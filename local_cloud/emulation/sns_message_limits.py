@@ -11,17 +11,39 @@ has no ``PublishBatch`` total).
   ``BatchRequestTooLong`` "The length of all the batch messages put together is more than the
   limit." for the whole request.
 
-Whether message attributes count toward SNS's limit is not stated by the API reference; they are
-not counted here (the provider's hooks count them, which is the stricter reading).
+Message attributes count: "All parts of the message attribute, including name, type, and value,
+are included in the message size restriction, which is 256 KiB (262,144 bytes)"
+(https://docs.aws.amazon.com/sns/latest/api/API_MessageAttributeValue.html) — name, data type and
+value in UTF-8 bytes, a Binary value by its decoded length.
 """
 
 from __future__ import annotations
+
+import base64
+import json
 
 LIMIT = 262_144
 
 
 def _bytes(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _attribute_bytes(attributes: dict | None) -> int:
+    """Name + type + value of each attribute, in moto's parsed form ``{"Type", "Value"}`` (Binary as base64)."""
+    total = 0
+    for name, value in (attributes or {}).items():
+        data_type, data = str(value.get("Type", "")), value.get("Value", "")
+        if data_type.startswith("Binary") and isinstance(data, str):
+            size = len(base64.b64decode(data))
+        else:
+            size = _bytes(data if isinstance(data, str) else json.dumps(data))
+        total += _bytes(name) + _bytes(data_type) + size
+    return total
+
+
+def message_bytes(message: str, attributes: dict | None) -> int:
+    return _bytes(message) + _attribute_bytes(attributes)
 
 
 def install(ctx) -> None:
@@ -34,12 +56,13 @@ def install(ctx) -> None:
     original_publish, original_batch = SNSBackend.publish, SNSBackend.publish_batch
 
     def publish(self, message, arn, phone_number=None, *args, **kwargs):
-        if not phone_number and _bytes(message) > LIMIT:
+        attributes = kwargs.get("message_attributes", args[1] if len(args) > 1 else None)
+        if not phone_number and message_bytes(message, attributes) > LIMIT:
             raise InvalidParameterValue("Invalid parameter: Message too long")
         return original_publish(self, message, arn, phone_number, *args, **kwargs)
 
     def publish_batch(self, topic_arn, publish_batch_request_entries):
-        if sum(_bytes(e.get("Message", "")) for e in publish_batch_request_entries) > LIMIT:
+        if sum(message_bytes(e.get("Message", ""), e.get("MessageAttributes")) for e in publish_batch_request_entries) > LIMIT:
             raise BatchRequestTooLong("The length of all the batch messages put together is more than the limit.")
         return original_batch(self, topic_arn, publish_batch_request_entries)
 

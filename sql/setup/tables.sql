@@ -3,6 +3,15 @@
 CREATE TABLE IF NOT EXISTS {ns}.AUDIT_MANIFEST_LANDING (V VARIANT);
 CREATE TABLE IF NOT EXISTS {ns}.AUDIT_PAYLOAD_LANDING (V VARIANT);
 
+-- Who is loading: one row while a load uses the landing tables (sql/load/claim_load.sql).
+CREATE TABLE IF NOT EXISTS {ns}.AUDIT_LOAD_CLAIM (
+  NAME VARCHAR NOT NULL PRIMARY KEY,
+  RUN_ID VARCHAR,
+  TOKEN VARCHAR,
+  CLAIMED_AT TIMESTAMP_TZ,
+  EXPIRES_AT TIMESTAMP_TZ
+);
+
 -- Raw landing tables: the record as loaded plus load metadata.
 CREATE TABLE IF NOT EXISTS {ns}.RAW_AUDIT_MANIFEST (
   RECORD VARIANT,
@@ -67,4 +76,25 @@ CREATE TABLE IF NOT EXISTS {ns}.AUDIT_LOAD_FAILURE (
   REASON VARCHAR,
   RUN_ID VARCHAR,
   FAILED_AT TIMESTAMP_TZ
+);
+
+-- One row per reconciliation of an interval in a DAG run (the latest try wins): what the
+-- reconciliation compared and its verdict, so the report can state it even when the task failed.
+-- STATUS: 'reconciled', 'not_reconciled' (objects missing or of another size, or nothing compared
+-- while Snowflake or the load had records), 'nothing_to_compare' (an empty interval).
+CREATE TABLE IF NOT EXISTS {ns}.AUDIT_RECONCILIATION (
+  INTERVAL_START TIMESTAMP_TZ NOT NULL,
+  INTERVAL_END TIMESTAMP_TZ NOT NULL,
+  RUN_ID VARCHAR NOT NULL,
+  RECONCILED_AT TIMESTAMP_TZ,
+  STATUS VARCHAR,
+  S3_OBJECTS NUMBER,
+  SNOWFLAKE_ROWS NUMBER,
+  COMPARED NUMBER,
+  MATCHED NUMBER,
+  MISSING NUMBER,
+  SIZE_MISMATCH NUMBER,
+  PROBLEM VARCHAR,
+  MISSING_IDS VARIANT,
+  DETAILS VARIANT
 );

@@ -23,7 +23,11 @@ def _load_dag():
 
 
 def _states(dag_run) -> dict[str, str]:
-    return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()}
+    """State per task id, a mapped task's instances as ``task_id[map_index]``."""
+    return {
+        ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): str(getattr(ti.state, "value", ti.state))
+        for ti in dag_run.get_task_instances()
+    }
 
 
 def _asset_event_extras(uri: str) -> list[dict]:
@@ -87,20 +91,23 @@ def test_schedule_runs_and_asset(monkeypatch):
     dag = _load_dag()
     assert dag.max_active_runs == 1 and not dag.catchup
     assert "*/10 * * * *" in str(getattr(dag.timetable, "summary", "")) or "*/10" in repr(dag.timetable)
-    (task,) = dag.tasks
+    assert sorted(t.task_id for t in dag.tasks) == ["archive", "plan_workers"]
+    task = dag.get_task("archive")
+    assert dag.get_task("plan_workers") in task.upstream_list  # mapped over the workers' shares
     from airflow_reliable_messaging._compat import AssetAlias
 
     assert [(type(o).__name__, o.name) for o in task.outlets] == [(AssetAlias.__name__, "audit-archive")]
     assert {"queue_url", "bucket", "prefix", "topic_arn", "aws_conn_id"} <= set(task.template_fields)
     assert dag.params.get_param("notifications").schema["enum"] == ["", "per_record", "per_batch", "none"]
+    assert dag.params["workers"] == 0  # the Variable, else 1: one worker, as before mapping
 
 
-def test_archive_run_reads_variables_at_run_time_and_params_override(airflow_db, local_cloud, aws, unique, monkeypatch):
+def _queue_of_records(aws, unique, monkeypatch, count: int) -> tuple[str, str]:
     sqs, s3 = aws("sqs"), aws("s3")
     queue = sqs.create_queue(QueueName=unique("dag-audit"))["QueueUrl"]
     bucket = unique("dag-archive")
     s3.create_bucket(Bucket=bucket)
-    for i in range(3):
+    for i in range(count):
         body = {
             "messageMetaData": {"messageType": "textB64", "sourceSystemID": "dag", "sourceTransactionID": f"t{i}",
                                 "dateTime": "2024-05-06 07:08:09.000010"},
@@ -110,36 +117,93 @@ def test_archive_run_reads_variables_at_run_time_and_params_override(airflow_db,
     monkeypatch.setenv("AIRFLOW_VAR_AUDIT_ARCHIVE_QUEUE_URL", queue)
     monkeypatch.setenv("AIRFLOW_VAR_AUDIT_ARCHIVE_BUCKET", bucket)
     monkeypatch.setenv("AIRFLOW_VAR_AUDIT_ARCHIVE_NOTIFICATIONS", "none")
+    return queue, bucket
+
+
+def test_archive_run_reads_variables_at_run_time_and_params_override(airflow_db, local_cloud, aws, unique, monkeypatch):
+    sqs, s3 = aws("sqs"), aws("s3")
+    queue, bucket = _queue_of_records(aws, unique, monkeypatch, 3)
 
     _declare_alias_on_2_11()
     dag_run = _load_dag().test(run_conf={"prefix": "from-form", "max_run_seconds": 30})
 
-    assert _states(dag_run) == {"archive": "success"}
+    assert _states(dag_run) == {"plan_workers": "success", "archive[0]": "success"}
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
     data = [k for k in keys if k.startswith("from-form/2024/05/06/07/08/09/")]
     assert len(data) == 3 and any(k.startswith("from-form/_manifests/batches/") for k in keys)
-    ti = dag_run.get_task_instances()[0]
-    assert ti.xcom_pull(task_ids="archive")["archived"] == 3
+    ti = next(t for t in dag_run.get_task_instances() if t.task_id == "archive")
+    assert ti.xcom_pull(task_ids="archive", map_indexes=0)["archived"] == 3
     # The archive announced the location it wrote to (through the alias), with the counts.
     assert [e["archived"] for e in _asset_event_extras(f"s3://{bucket}/from-form")] == [3]
     assert int(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])[
         "Attributes"]["ApproximateNumberOfMessages"]) == 0  # fmt: skip
 
 
+def test_claim_check_pointers_are_followed_only_to_the_buckets_the_variable_names(airflow_db, local_cloud, aws, unique, monkeypatch):
+    """By default (no Variable) a pointer is quarantined unread, naming the setting and the bucket;
+    the Variable, read when the task runs, lets the producers' offload bucket be read."""
+    sqs, s3 = aws("sqs"), aws("s3")
+    queue = sqs.create_queue(QueueName=unique("dag-pointers"))["QueueUrl"]
+    bucket, payloads = unique("dag-archive"), unique("dag-payloads")
+    for name in (bucket, payloads):
+        s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=payloads, Key="offloaded/1", Body=b"x" * 300_000)
+    pointer = json.dumps(["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": payloads, "s3Key": "offloaded/1"}])
+    monkeypatch.setenv("AIRFLOW_VAR_AUDIT_ARCHIVE_QUEUE_URL", queue)
+    monkeypatch.setenv("AIRFLOW_VAR_AUDIT_ARCHIVE_BUCKET", bucket)
+    monkeypatch.setenv("AIRFLOW_VAR_AUDIT_ARCHIVE_NOTIFICATIONS", "none")
+    _declare_alias_on_2_11()
+    dag = _load_dag()
+
+    sqs.send_message(QueueUrl=queue, MessageBody=pointer)
+    first = dag.test(run_conf={"max_run_seconds": 30})
+    ti = next(t for t in first.get_task_instances() if t.task_id == "archive")
+    report = ti.xcom_pull(task_ids="archive", map_indexes=0)
+    assert (report["quarantined"], report["archived"]) == (1, 0), report
+    (doc_key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="audit/_quarantine/")["Contents"]]
+    reason = json.loads(s3.get_object(Bucket=bucket, Key=doc_key)["Body"].read())["reason"]
+    assert "claim_check_buckets" in reason and payloads in reason and "not read" in reason
+
+    monkeypatch.setenv("AIRFLOW_VAR_AUDIT_ARCHIVE_CLAIM_CHECK_BUCKETS", f"other-bucket, {payloads}")
+    sqs.send_message(QueueUrl=queue, MessageBody=pointer)
+    second = _load_dag().test(run_conf={"max_run_seconds": 30})
+    ti = next(t for t in second.get_task_instances() if t.task_id == "archive")
+    assert ti.xcom_pull(task_ids="archive", map_indexes=0)["archived"] == 1
+
+
+def test_workers_from_the_variable_split_the_budget_and_archive_each_record_once(airflow_db, local_cloud, aws, unique, monkeypatch):
+    sqs, s3 = aws("sqs"), aws("s3")
+    queue, bucket = _queue_of_records(aws, unique, monkeypatch, 12)
+    monkeypatch.setenv("AIRFLOW_VAR_AUDIT_ARCHIVE_WORKERS", "3")
+
+    _declare_alias_on_2_11()
+    dag_run = _load_dag().test(run_conf={"prefix": "mapped", "max_run_seconds": 30, "max_messages": 10})
+
+    assert _states(dag_run) == {"plan_workers": "success", **{f"archive[{i}]": "success" for i in range(3)}}
+    ti = next(t for t in dag_run.get_task_instances() if t.task_id == "plan_workers")
+    assert ti.xcom_pull(task_ids="plan_workers") == [4, 3, 3]  # max_messages shared: 10 in all
+    data = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="mapped/2024/").get("Contents", [])]
+    assert len(data) == len(set(data)) == 10
+    archived = [e["archived"] for e in _asset_event_extras(f"s3://{bucket}/mapped")]
+    assert sum(archived) == 10 and len(archived) == 3  # one event per worker that wrote, with its own counts
+    assert int(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"]["ApproximateNumberOfMessages"]) == 2  # fmt: skip
+
+
 def test_missing_configuration_fails_naming_the_setting(airflow_db, local_cloud, monkeypatch):
     monkeypatch.delenv("AIRFLOW_VAR_AUDIT_ARCHIVE_QUEUE_URL", raising=False)
     monkeypatch.setenv("AIRFLOW_VAR_AUDIT_ARCHIVE_BUCKET", "some-bucket")
     dag = _load_dag()
-    dag.get_task("archive").retries = 0
+    dag.get_task("archive").partial_kwargs["retries"] = 0
     try:
         dag_run = dag.test(run_conf={"max_run_seconds": 5})
     except Exception as exc:  # noqa: BLE001 - some lines raise from dag.test, others mark the task failed
         assert "queue_url" in str(exc)
         return
-    assert _states(dag_run) == {"archive": "failed"}
+    assert _states(dag_run) == {"plan_workers": "success", "archive[0]": "failed"}
 
 
 @pytest.fixture(autouse=True)
 def _no_stray_variables(monkeypatch):
-    for name in ("TOPIC_ARN", "DLQ_URL", "KMS_KEY_ID", "PREFIX"):
+    for name in ("TOPIC_ARN", "DLQ_URL", "KMS_KEY_ID", "PREFIX", "CLAIM_CHECK_BUCKETS"):
         monkeypatch.delenv(f"AIRFLOW_VAR_AUDIT_ARCHIVE_{name}", raising=False)

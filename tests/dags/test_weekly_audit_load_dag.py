@@ -15,6 +15,7 @@ from local_cloud.sample_archive import seed_sample_archive
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 WEEK_START = datetime(2026, 11, 16, tzinfo=UTC)  # a Monday: the DAG's weekly interval boundary
+TASKS = ("load_week", "reconcile", "report", "publish_report", "email_report", "week_reconciled")
 
 
 def load_dag(file_name: str):
@@ -43,7 +44,7 @@ def test_weekly_load_end_to_end_and_a_rerun_changes_and_sends_nothing(pipeline, 
     mails_before = len(pipeline["cloud"].emails())
     dag = load_dag("weekly_audit_load.py")
     run = run_dag(dag, WEEK_START + timedelta(days=7))
-    assert states(run) == dict.fromkeys(("load_week", "reconcile", "report", "publish_report", "email_report"), "success")
+    assert states(run) == dict.fromkeys(TASKS, "success")
 
     with snowflake.connector.connect(**pipeline["cloud"].snowflake_connect_kwargs(pipeline["database"], "RAW")) as conn:
         rows = conn.cursor().execute("SELECT MESSAGE_ID FROM AUDIT_RECORD").fetchall()
@@ -67,7 +68,7 @@ def test_weekly_load_end_to_end_and_a_rerun_changes_and_sends_nothing(pipeline, 
     text = mail.get_body(preferencelist=("plain",)).get_content()
     html = mail.get_body(preferencelist=("html",)).get_content()
     assert "30 records" in text and "<table" in html
-    assert "Reconciliation: 30 archived object(s) compared with Snowflake, all match." in text
+    assert text.startswith("Reconciled: 30 archived objects vs 30 rows in Snowflake, all 30 compared match.")
     for system in {s.source_system for s in seeded if s.source_system}:
         assert system in text and system in html
 
@@ -81,7 +82,7 @@ def test_weekly_load_end_to_end_and_a_rerun_changes_and_sends_nothing(pipeline, 
     # Run monitoring (the DAG's default_args callbacks): one row per task try of both runs.
     with snowflake.connector.connect(**pipeline["cloud"].snowflake_connect_kwargs(pipeline["database"], "OPS")) as conn:
         ops = conn.cursor().execute("SELECT RUN_ID, TASK_ID, STATE, LOADED FROM ARM_OPERATION WHERE DAG_ID = 'weekly_audit_load'").fetchall()
-    assert len(ops) == 10 and {state for _, _, state, _ in ops} == {"success"}
+    assert len(ops) == 2 * len(TASKS) and {state for _, _, state, _ in ops} == {"success"}
     assert len({run_id for run_id, *_ in ops}) == 2
     assert sorted(loaded for _, task, _, loaded in ops if task == "load_week") == [0, 30]
 
@@ -97,3 +98,34 @@ def test_an_empty_week_reports_so_and_succeeds(pipeline, aws):
     assert any("found nothing" in w for w in summary["warnings"]), summary
     assert any("compared nothing" in w for w in summary["warnings"]), summary
     assert "Warning: reconcile: compared nothing" in text
+
+
+def test_a_week_that_does_not_reconcile_is_still_reported_with_the_mismatch_first_and_the_run_fails(pipeline, aws):
+    """Issue 18: ``reconcile >> report`` used to stop the report exactly when it matters."""
+    import snowflake.connector
+
+    start = WEEK_START + timedelta(days=28)  # a week no other test runs (dag.test() on 2.11 cannot replace a run)
+    seeded = seed_sample_archive(aws("s3"), pipeline["bucket"], "audit", start, start + timedelta(days=7), count=8, large=0, malformed=0)
+    dag = load_dag("weekly_audit_load.py")
+    assert set(states(run_dag(dag, start + timedelta(days=7))).values()) == {"success"}
+    drain(aws("sqs"), pipeline["queue_url"])
+    mails_before = len(pipeline["cloud"].emails())
+    gone = sorted(s.message_id for s in seeded)[:2]
+    with snowflake.connector.connect(**pipeline["cloud"].snowflake_connect_kwargs(pipeline["database"], "RAW")) as conn:
+        conn.cursor().execute("DELETE FROM AUDIT_RECORD WHERE MESSAGE_ID IN (%s, %s)", gone)
+
+    # The same week again: the load's history loads nothing twice, so two archived records stay missing.
+    run = run_dag(dag, start + timedelta(days=7, minutes=1))
+    assert states(run) == {**dict.fromkeys(TASKS, "success"), "reconcile": "failed", "week_reconciled": "upstream_failed"}
+    state = run.get_state() if hasattr(run, "get_state") else run.state
+    assert str(getattr(state, "value", state)) == "failed"
+
+    (mail,) = pipeline["cloud"].emails()[mails_before:]
+    assert mail["Subject"].strip().startswith("[NOT RECONCILED] ")
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    first = text.splitlines()[0]
+    assert first.startswith("NOT RECONCILED: 8 archived objects vs 6 rows in Snowflake; 2 message ids missing in Snowflake (")
+    assert all(m in first for m in gone) and "Runbook: " in first
+    summary = next(m for m in drain(aws("sqs"), pipeline["queue_url"]) if m["kind"] == "summary")
+    assert summary["edition"] == "provisional" and summary["status"]["state"] == "not_reconciled"
+    assert sorted(summary["status"]["missing_ids"]) == gone

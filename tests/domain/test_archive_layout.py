@@ -117,3 +117,62 @@ def test_manifest_keys_are_checked_as_the_archive_and_the_load_write_them(key, o
     else:
         with pytest.raises(ValueError, match="manifest key|outside the archive prefix"):
             layout.check_manifest_key("p", key)
+
+
+
+def _longest_keys(prefix: str) -> dict[str, str]:
+    """The longest key of every family this project writes under ``prefix``."""
+    from airflow_reliable_messaging.domain import audit_load, redrive, replay
+    from airflow_reliable_messaging.domain.archive_events import batch_id
+    from airflow_reliable_messaging.operators.audit_report import _report_folder
+
+    when, longest_id, hex64 = datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "m" * 255, "f" * 64
+    dlq = "arn:aws-us-gov:sqs:us-gov-west-1:123456789012:" + "q" * 75 + ".fifo"
+    return {
+        "data": layout.archive_key(prefix, when, longest_id),
+        "quarantined claim-check object": layout.quarantine_payload_key(layout.quarantine_key(prefix, when, longest_id)),
+        "batch manifest": layout.batch_manifest_key(prefix, when, batch_id(["m"])),
+        "index manifest": layout.index_manifest_key(prefix, when, audit_load.index_digest(["k"])),
+        "transaction variant": layout.transaction_variant_key(prefix, "s" * 1000, "t" * 1000, hex64),
+        "payload bundle": audit_load.bundle_key(prefix, ["m"], 99_999),
+        "load quarantine": layout.quarantine_key(prefix, when, "manifest-" + audit_load.index_digest(["k"])),
+        "report file": f"{_report_folder(prefix, longest_id, 'r' * 20)}/sns-published.json",
+        "replay masked copy": replay.masked_copy_key(prefix, "r" * 128, longest_id),
+        "replay checkpoint": replay.checkpoint_key(prefix, "r" * 128),
+        "redrive ledger": redrive.ledger_key(prefix, dlq, when, "u" * 12),
+        "redrive quarantine": layout.quarantine_key(prefix, when, longest_id) + ".json",
+    }
+
+
+def test_the_longest_key_under_the_longest_prefix_fits_s3s_limit():
+    """S3 refuses keys over 1,024 bytes (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html):
+    a prefix is refused before any call unless every key written under it fits."""
+    prefix = "/".join(["p" * 99] * 8)[: layout.MAX_PREFIX_BYTES].rstrip("/")
+    assert layout.normalize_prefix(prefix, "archive_prefix") == prefix and len(prefix) == layout.MAX_PREFIX_BYTES
+    keys = _longest_keys(prefix)
+    too_long = {family: len(key.encode()) for family, key in keys.items() if len(key.encode()) > layout.MAX_KEY_BYTES}
+    assert not too_long, too_long
+    assert max(len(k) - len(prefix) for k in keys.values()) <= layout.KEY_SUFFIX_RESERVE
+    with pytest.raises(ConfigurationError, match="^archive_prefix: is 705 bytes long; at most 704"):
+        layout.normalize_prefix(prefix + "x", "archive_prefix")
+    with pytest.raises(ConfigurationError, match="^trail_prefix: is 5000 bytes long"):
+        layout.normalize_prefix("a" * 5000, "trail_prefix")
+
+
+def test_a_prefix_as_native_rendering_gives_it():
+    assert layout.normalize_prefix(2024) == "2024" and layout.normalize_prefix(None) == "" and layout.normalize_prefix(" /a/b/ ") == "a/b"
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda: layout.archive_key("p", datetime(2026, 1, 1, tzinfo=UTC), "m1\n"),
+        lambda: layout.check_archive_key("p", "p/2026/11/16/03/00/00/m1\n"),
+        lambda: layout.check_manifest_key("p", "p/_manifests/batches/2026/11/16/03/b.jsonl\n"),
+        lambda: layout.normalize_prefix("a/b\n/c"),
+    ],
+)
+def test_a_trailing_newline_is_not_a_valid_name(check):
+    """Python's ``$`` also matches before a final newline: ``^[a-z]+$`` accepts "m1\\n"."""
+    with pytest.raises(ValueError):
+        check()

@@ -204,3 +204,22 @@ def test_an_object_of_the_second_the_load_looked_in_is_not_expected_without_a_ro
     looked = LOOKED + timedelta(milliseconds=700)
     out = al.reconcile({"s3://b/p/x": (10, LOOKED)}, {}, {}, cutoff=looked, looked_at=looked)
     assert out.missing == [] and out.excluded == {"archived_after_the_load_looked": 1}
+
+
+def test_landed_lines_are_checked_against_what_was_validated():
+    """S3 gives COPY no snapshot: what landed must be exactly the validated records, or it is named."""
+    validated = {MANIFEST_URI: read(line() + line(message_id="m2", key=f"{PREFIX}/2026/11/16/03/00/00/m2"))}
+    same = [(MANIFEST_URI, text) for text in (line(message_id="m2", key=f"{PREFIX}/2026/11/16/03/00/00/m2"), line())]
+    check = lambda landed, loaded: al.landed_differences(validated, landed, loaded, bucket=BUCKET, prefix=PREFIX)  # noqa: E731
+    pretty = [(n, json.dumps(json.loads(t), indent=2)) for n, t in same]  # Snowflake returns a VARIANT pretty-printed
+    assert check(same, {MANIFEST_URI: 2}) == {} and check(pretty, {}) == {}
+    assert "not the 2 validated" in check([same[0], (MANIFEST_URI, line(sha256="0" * 64))], {MANIFEST_URI: 2})[MANIFEST_URI]
+    assert "not the 2 validated" in check(same[:1], {MANIFEST_URI: 2})[MANIFEST_URI]  # one line gone
+    assert "do not validate: manifest line 1" in check([(MANIFEST_URI, line(key="private/payroll.json"))], {})[MANIFEST_URI]
+    other = f"s3://{BUCKET}/{PREFIX}/_manifests/batches/2026/11/16/03/other.jsonl"
+    assert check([*same, (other, line(manifest=other))], {MANIFEST_URI: 3}) == {
+        other: "1 landed line(s) name a manifest this run did not validate",
+        MANIFEST_URI: "COPY read 3 line(s), not the 2 validated before it",
+    }
+    assert set(check([*same, (None, b'{"a": 1}')], {MANIFEST_URI: 3})) == {None, MANIFEST_URI}
+    assert "COPY read 2 line(s)" in check([], {MANIFEST_URI: 2})[MANIFEST_URI]  # loaded, yet nothing landed under its name

@@ -113,7 +113,7 @@ def test_seed_shape_inside_an_sns_envelope_keeps_producer_time():
 def test_claim_check_pointer_in_sqs_shape(size_attr, pointer_class):
     body = json.dumps([pointer_class, {"s3BucketName": "payload-bucket", "s3Key": "k/1"}])
     attrs = {size_attr: {"DataType": "Number", "StringValue": "300000"}}
-    transport = parse_message(sqs_message(body, attrs), now=NOW)
+    transport = parse_message(sqs_message(body, attrs), now=NOW, claim_check_buckets={"payload-bucket"})
     assert isinstance(transport, Transport)  # the record is built once the object is read
     assert transport.pointer == cc.S3Pointer("payload-bucket", "k/1") and transport.declared_size == 300000
     record = verbatim_record(transport, ObjectSource("payload-bucket", "k/1", '"etag"', 300000, "binary/octet-stream"), None)
@@ -130,7 +130,7 @@ def test_claim_check_pointer_in_sns_envelope_with_producer_attributes():
         "sourceTransactionID": {"Type": "String", "Value": "tx-9"},
         "contentType": {"Type": "String", "Value": "application/json"},
     }
-    transport = parse_message(sqs_message(sns_envelope(pointer, attrs)), now=NOW)
+    transport = parse_message(sqs_message(sns_envelope(pointer, attrs)), now=NOW, claim_check_buckets=("payload-bucket",))
     record = verbatim_record(transport, ObjectSource("payload-bucket", "big", '"e"', 400000, "text/plain"), "ab" * 32)
     assert record.pointer == cc.S3Pointer("payload-bucket", "big") and record.declared_size == 400000
     assert record.event_time == datetime(2024, 2, 3, 4, 5, 6, 7, tzinfo=UTC) and record.time_source == "producer"
@@ -259,7 +259,7 @@ def test_a_seed_request_by_pointer_is_the_record_it_would_be_inline():
 
     body = json.dumps({**json.loads(seed_body(b'{"claim": 1}', messageType="claimJson")), "messageID": "p-1"})
     inline = parse_message(sqs_message(body), now=NOW)
-    transport = parse_message(_pointer_message(), now=NOW)
+    transport = parse_message(_pointer_message(), now=NOW, claim_check_buckets={"payload-bucket"})
     by_pointer = seed_record(transport, _read_object(body.encode()), where="claim-check payload s3://payload-bucket/k/1", source=SOURCE)
     same = ("message_id", "id_source", "event_time", "time_source", "content_type", "payload", "source_system",
             "source_transaction_id", "message_type", "sha256", "size")  # fmt: skip
@@ -283,7 +283,7 @@ def test_a_seed_request_by_pointer_is_the_record_it_would_be_inline():
 def test_a_pointer_record_names_the_field_it_read_where_it_read_it(attributes, document, reason):
     from airflow_reliable_messaging.domain.audit_message import seed_record
 
-    transport = parse_message(_pointer_message(attributes), now=NOW)
+    transport = parse_message(_pointer_message(attributes), now=NOW, claim_check_buckets={"payload-bucket"})
     with pytest.raises(RecordError) as info:
         if document is None:
             verbatim_record(transport, SOURCE, None)
@@ -297,7 +297,7 @@ def test_on_a_pointer_to_a_seed_request_the_request_fields_win_over_attributes()
     from airflow_reliable_messaging.domain.audit_message import seed_record
 
     attributes = {"dateTime": {"DataType": "String", "StringValue": "garbage"}, "sourceTransactionID": {"DataType": "String", "StringValue": "attr"}}
-    transport = parse_message(_pointer_message(attributes), now=NOW)
+    transport = parse_message(_pointer_message(attributes), now=NOW, claim_check_buckets={"payload-bucket"})
     record = seed_record(transport, _read_object(seed_body().encode()), where="x", source=SOURCE)
     assert record.time_source == "producer" and record.event_time.year == 2021 and record.source_transaction_id == "tx-1"
     inline = parse_message(sqs_message(seed_body(), attributes), now=NOW)  # as inline: the request's own fields

@@ -212,7 +212,21 @@ def test_html_is_masked_in_its_text_never_its_markup():
         "Statement": [{"DataIdentifier": [EMAIL, "Tag"], "Operation": {"Deidentify": {"MaskConfig": {"MaskWithCharacter": "<"}}}}]})  # fmt: skip
     html = "<table style='x'><tr><td>o&#x27;brien@example.com &amp; td</td></tr></table><!-- td -->"
     assert policy.apply_html(html) == (
-        "<table style='x'><tr><td>" + "&lt;" * 19 + " &amp; &lt;&lt;</td></tr></table><!-- td -->"
+        "<table style='x'><tr><td>" + "&lt;" * 19 + " &amp; &lt;&lt;</td></tr></table><!-- << -->"
+    )
+
+
+def test_html_attribute_values_and_comments_are_masked_too():
+    """A link or a tooltip is as readable as the text: href="mailto:ann@example.com" published the
+    address unmasked. Names stay; a masked value is re-escaped in its own quotes."""
+    policy = DataProtectionPolicy.parse(_policy([EMAIL], MASK))
+    html = (
+        '<a href="mailto:ann@example.com?s=a&amp;b" title=\'bob@example.org\' class=x data-u=cy@example.net>'
+        "ann@example.com</a><!-- dan@example.com --><img alt='' src=\"cid:chart\">"
+    )
+    assert policy.apply_html(html) == (
+        '<a href="mailto:' + "#" * 15 + '?s=a&amp;b" title=\'' + "#" * 15 + "' class=x data-u=\"" + "#" * 14 + '">'
+        + "#" * 15 + "</a><!-- " + "#" * 15 + " --><img alt='' src=\"cid:chart\">"
     )
 
 
@@ -227,6 +241,25 @@ def test_deidentify_payload_keeps_each_kind_of_body_whole():
         deidentify_payload(b"\xff\xfe\x00binary", policy)
     with pytest.raises(SensitiveDataDenied):
         deidentify_payload(b'{"card": "4111111111111111"}', DataProtectionPolicy.parse(_policy([CC], {"Deny": {}})))
+
+
+def test_a_hostile_or_unusual_json_body_is_never_a_crash_and_json_stays_json():
+    """Before: a deeply nested body raised RecursionError out of the masking (one message crashed the
+    whole replay instead of being refused by its id), and 1e400 — a JSON number — was written back
+    as Infinity, which is not JSON (RFC 8259 section 6: no Infinity or NaN)."""
+    policy = DataProtectionPolicy.parse(_policy([CC, EMAIL], MASK))
+    for deep in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 5000 + b'"x@example.com"' + b"}" * 5000):
+        with pytest.raises(NotDeidentifiable, match="nested too deeply"):
+            deidentify_payload(deep, policy)
+    out = deidentify_payload(b'{"big": 1e400, "to": "ann@example.com"}', policy)
+    assert out == b'{"big": 1e400, "to": "###############"}' and json.loads(out)["big"] == float("inf")
+    assert b"NaN" in deidentify_payload(b'{"n": NaN, "to": "ann@example.com"}', policy)  # as it came, masked as text
+    # JSON in a string, an escaped "@", an e-mail as a key, a BOM: found, and still JSON
+    nested = json.dumps({"payload": json.dumps({"email": "ann@example.com"})}).encode()
+    assert "ann@example.com" not in json.loads(json.loads(deidentify_payload(nested, policy))["payload"])["email"]
+    assert json.loads(deidentify_payload(b'{"to": "ann\\u0040example.com"}', policy)) == {"to": "#" * 15}
+    assert json.loads(deidentify_payload(b'{"ann@example.com": 1}', policy)) == {"#" * 15: 1}
+    assert b"ann@example.com" not in deidentify_payload(b'\xef\xbb\xbf{"to": "ann@example.com"}', policy)
 
 
 # -- more managed identifiers: matches and near misses ----------------------------------------------
@@ -319,3 +352,15 @@ def test_keywords_match_as_aws_documents():
         assert _finds("Ssn-US", f"{keyword}: 123-45-6789") == ["123-45-6789"], keyword
     assert _finds("Ssn-US", "lessn 123-45-6789") == []  # inside another word
     assert _finds("Ssn-US", "123-45-6789 " + "x" * 60 + " ssn") == []  # too far (KEYWORD_DISTANCE)
+
+
+def test_a_repeated_json_key_hides_nothing():
+    """A parser keeps one value of a repeated key ({"a": "<email>", "a": "x"} parses to {"a": "x"}):
+    masking that parse found nothing and published the original text, email included."""
+    policy = DataProtectionPolicy.parse(_policy([EMAIL], MASK))
+    out = deidentify_payload(b'{"a": "ann@example.com", "a": "x", "b": [{"c": 1, "c": "bob@example.org"}]}', policy)
+    assert b"@" not in out
+    assert json.loads(out) == {"a": "#" * 15, "a (2)": "x", "b": [{"c": 1, "c (2)": "#" * 15}]}
+    assert json.loads(deidentify_payload(b'{"a": "ann@example.com", "a": "x"}', policy)) == {"a": "#" * 15, "a (2)": "x"}
+    untouched = b'{"a": 1, "a": 2}'
+    assert deidentify_payload(untouched, policy) == untouched

@@ -148,21 +148,86 @@ def test_fingerprint_survives_a_native_move_and_ignores_the_client_count():
 def test_ledger_counts_each_native_redrive_once_and_refuses_an_unreadable_entry():
     now = datetime(2026, 11, 26, 10, tzinfo=UTC)
     dlq = "arn:aws:sqs:us-east-1:123456789012:orders-dlq"
+    a, b = "a" * 32, "b" * 32
     entries = [
-        ("k1", rd.ledger_entry(dlq_arn=dlq, run_id="r1", at=now, fingerprints=["a", "b", "a"])),
-        ("k2", rd.ledger_entry(dlq_arn=dlq, run_id="r2", at=now, fingerprints=["a"])),
-        ("k3", rd.ledger_entry(dlq_arn=dlq, run_id="r3", at=now, fingerprints=["a", "b"], started=False)),
-    ]
-    assert rd.ledger_counts(entries) == {"a": 2, "b": 1}
-    for bad in (b"{not json", b'{"fingerprints": "a"}', b"[]"):
-        with pytest.raises(ValueError, match="k9"):
-            rd.ledger_counts([("k9", bad)])
+        (rd.ledger_key("redrive", dlq, now, f"{n}"), rd.ledger_entry(dlq_arn=dlq, run_id=f"r{n}", at=now, fingerprints=prints, started=started))
+        for n, prints, started in ((1, [a, b, a], True), (2, [a], True), (3, [a, b], False))
+    ]  # fmt: skip
+    assert rd.ledger_counts(entries, dlq) == {a: 2, b: 1}
     key = rd.ledger_key("redrive", dlq, now, "u1")
     assert key == "redrive/_redrive-ledger/123456789012-us-east-1-orders-dlq/20261126T100000000000Z-u1.json"
-    window = rd.ledger_range("redrive", dlq, now)
+    window = rd.ledger_range("redrive", dlq, now, 2)
     assert key in window
-    assert rd.ledger_key("redrive", dlq, now - timedelta(days=rd.LEDGER_DAYS, seconds=1), "u0") not in window
+    assert rd.ledger_key("redrive", dlq, now - timedelta(days=rd.ledger_horizon_days(2), seconds=1), "u0") not in window
     assert rd.ledger_key("redrive", dlq + "2", now, "u1") not in window
+
+
+def _entry(dlq="arn:aws:sqs:us-east-1:123456789012:orders-dlq", **change):
+    doc = json.loads(rd.ledger_entry(dlq_arn=dlq, run_id="r", at=datetime(2026, 11, 26, tzinfo=UTC), fingerprints=["a" * 32]))
+    return json.dumps({**doc, **change}).encode()
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "why"),
+    [
+        ("20261126T100000000000Z-u1.json", b"{not json", "not JSON"),
+        ("20261126T100000000000Z-u1.json", b"[]", "not a ledger entry"),
+        ("20261126T100000000000Z-u1.json", _entry(extra=1), "not a ledger entry"),
+        ("20261126T100000000000Z-u1.json", _entry(fingerprints="a"), "fingerprints"),
+        ("20261126T100000000000Z-u1.json", _entry(fingerprints=["A" * 32]), "fingerprints"),
+        ("20261126T100000000000Z-u1.json", _entry(started=False), "started"),  # "not started" yet counting
+        ("20261126T100000000000Z-u1.json", _entry(dlq="arn:aws:sqs:us-east-1:123456789012:other"), "not this DLQ"),
+        ("notes.txt", _entry(), "name"),  # a foreign object in the ledger folder
+    ],
+)
+def test_a_forged_or_foreign_ledger_entry_stops_the_guard(name, body, why):
+    """Before: an entry for another DLQ, with fingerprints that are not fingerprints, or a
+    "not started" one listing fingerprints was trusted; a foreign object failed as "not readable"
+    only when it was not JSON."""
+    key = "redrive/_redrive-ledger/123456789012-us-east-1-orders-dlq/" + name
+    with pytest.raises(ValueError, match=why) as exc:
+        rd.ledger_counts([(key, body)], "arn:aws:sqs:us-east-1:123456789012:orders-dlq")
+    assert key in str(exc.value) and "loop guard cannot count" in str(exc.value)
+
+
+def test_the_ledger_is_read_back_as_far_as_max_redrives_cycles():
+    """A redrive gives the message a new enqueue time (SQS developer guide, "Configure a dead-letter
+    queue redrive": "The redrive task resets the retention period. All redriven messages are
+    considered new messages with a new messageID and enqueueTime"), and a standard DLQ keeps it
+    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/setting-up-dead-letter-queue-retention.html):
+    a message lives at most 14 days between two redrives, so its last n redrives are within n x 14
+    days. Before: a fixed 28 days, so with max_redrives 3 a message redriven every 13 days was seen
+    redriven twice at most and went round for ever."""
+    now = datetime(2026, 11, 26, 10, tzinfo=UTC)
+    dlq = "arn:aws:sqs:us-east-1:123456789012:orders-dlq"
+    for max_redrives in (1, 3, 10):
+        window = rd.ledger_range("redrive", dlq, now, max_redrives)
+        oldest_needed = now - timedelta(days=rd.CYCLE_DAYS * max_redrives)
+        assert rd.ledger_key("redrive", dlq, oldest_needed, "u") in window
+
+
+def test_a_lifecycle_rule_that_expires_the_ledger_too_soon_is_named():
+    """Expiry is how the ledger stays small; expiring an entry the guard still needs would switch
+    the guard off silently for that message (https://docs.aws.amazon.com/AmazonS3/latest/userguide/intro-lifecycle-rules.html)."""
+    dlq = "arn:aws:sqs:us-east-1:123456789012:orders-dlq"
+    horizon = rd.ledger_horizon_days(3)
+    ok = [
+        {"ID": "ledger", "Status": "Enabled", "Filter": {"Prefix": "redrive/_redrive-ledger/"}, "Expiration": {"Days": horizon}},
+        {"ID": "off", "Status": "Disabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}},
+        {"ID": "tagged", "Status": "Enabled", "Filter": {"Tag": {"Key": "tmp", "Value": "1"}}, "Expiration": {"Days": 1}},
+        {"ID": "elsewhere", "Status": "Enabled", "Filter": {"Prefix": "redrive/_quarantine/"}, "Expiration": {"Days": 1}},
+        {"ID": "versions", "Status": "Enabled", "Filter": {}, "NoncurrentVersionExpiration": {"NoncurrentDays": 1}},
+    ]
+    assert rd.ledger_expiry_problem(ok, "redrive", dlq, 3) is None
+    for bad in (
+        {"ID": "short", "Status": "Enabled", "Filter": {"Prefix": "redrive/"}, "Expiration": {"Days": 28}},
+        {"ID": "short", "Status": "Enabled", "Prefix": "", "Expiration": {"Days": horizon - 1}},
+        {"ID": "short", "Status": "Enabled", "Filter": {"And": {"Prefix": "redrive/_redrive", "ObjectSizeLessThan": 10**6}},
+         "Expiration": {"Days": 7}},
+        {"ID": "short", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Date": "2027-01-01T00:00:00Z"}},
+    ):
+        problem = rd.ledger_expiry_problem([bad], "redrive", dlq, 3)
+        assert problem and "'short'" in problem and f"{horizon} days" in problem, bad
 
 
 def test_a_maximum_age_of_zero_is_a_filter():

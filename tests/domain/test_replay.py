@@ -97,7 +97,7 @@ def test_ids_are_deterministic_and_payloads_offload():
 def test_checkpoint_roundtrip_and_remaining():
     items = [_item("a", 30), _item("b", 20), _item("c", 10)]
     cp = rp.Checkpoint("r", "arn:x", {"start": "s", "end": None}, last=list(items[0].sort_key), sent=1)
-    back = rp.Checkpoint.from_json(cp.to_json())
+    back = rp.Checkpoint.from_json(cp.to_json(), "r")
     assert back == cp and back.same_replay(cp)
     assert [i.message_id for i in back.remaining(items)] == ["b", "c"]
     assert rp.checkpoint_key("audit/v1", "r").startswith("audit/v1/_replays/")
@@ -119,6 +119,27 @@ def test_an_sns_window_older_than_any_archive_is_refused_naming_start():
     # the S3 archive keeps what it keeps: the same window is fine there
     s3 = {"source": "s3_archive", "start": params["start"], "archive_bucket": "archive", "target_queue": "q"}
     assert rp.validate_request(s3, NOW)["source"] == "s3_archive"
+
+
+def test_a_request_without_a_rate_is_paced_and_the_window_edges_hold():
+    """A request (conf) without max_messages_per_second was sent unpaced (0 = no limit); 0 must be
+    asked for. Windows: exactly 365 days back is the oldest SNS start; a start or end in the future
+    and an empty window are refused, naming the field."""
+    s3 = {"source": "s3_archive", "start": (NOW - timedelta(hours=1)).isoformat(), "archive_bucket": "archive",
+          "target_queue": "q"}  # fmt: skip
+    assert rp.validate_request(s3, NOW)["max_messages_per_second"] == rp.DEFAULT_REPLAY_RATE > 0
+    assert rp.validate_request({**s3, "max_messages_per_second": 0}, NOW)["max_messages_per_second"] == 0
+    for bad in (None, "", "nan", True):
+        with pytest.raises(ConfigurationError, match="max_messages_per_second"):
+            rp.validate_request({**s3, "max_messages_per_second": bad}, NOW)
+    sns = {"source": "sns_archive", "topic_arn": "arn:aws:sns:us-east-1:123456789012:claims.fifo", "target_queue": "r.fifo"}
+    assert rp.validate_request({**sns, "start": (NOW - timedelta(days=365)).isoformat()}, NOW)["source"] == "sns_archive"
+    for change, field in (({"start": (NOW + timedelta(seconds=1)).isoformat()}, "start"),
+                          ({"start": NOW.isoformat(), "end": NOW.isoformat()}, "end"),
+                          ({"start": (NOW - timedelta(hours=1)).isoformat(), "end": (NOW + timedelta(minutes=1)).isoformat()}, "end")):
+        with pytest.raises(ConfigurationError) as exc:
+            rp.validate_request({**sns, **change}, NOW)
+        assert exc.value.field == field, change
 
 
 def test_archive_attributes_name_what_is_missing():

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from airflow_reliable_messaging._compat import snowflake_conn_params
-from airflow_reliable_messaging.hooks.snowflake import SnowflakeAuditHook
+from airflow_reliable_messaging.hooks.snowflake import DEFAULT_LOCK_TIMEOUT, DEFAULT_NETWORK_TIMEOUT, SnowflakeAuditHook
 from local_cloud.faults_client import snowflake_fault
 
 
@@ -18,10 +18,23 @@ def _connection(local_cloud, monkeypatch, conn_id: str, **extra) -> None:
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
 
 
-def test_without_network_timeout_the_connector_keeps_retrying(local_cloud, monkeypatch):
+def test_without_extras_every_statement_and_lock_wait_is_still_bounded(local_cloud, monkeypatch):
+    # Without network_timeout the connector retries a failing statement for ever (observed: a
+    # write conflict retried for 12 minutes until the other run ended); Snowflake's LOCK_TIMEOUT
+    # defaults to 12 hours. https://docs.snowflake.com/en/sql-reference/parameters#lock-timeout
     _connection(local_cloud, monkeypatch, "sf_plain")
-    params = snowflake_conn_params(SnowflakeAuditHook(snowflake_conn_id="sf_plain"))
-    assert "network_timeout" not in params and params["protocol"] == "http"
+    hook = SnowflakeAuditHook(snowflake_conn_id="sf_plain")
+    params = snowflake_conn_params(hook)
+    assert params["network_timeout"] == DEFAULT_NETWORK_TIMEOUT and params["protocol"] == "http"
+    assert params["session_parameters"]["LOCK_TIMEOUT"] == DEFAULT_LOCK_TIMEOUT
+    assert hook.query("SELECT 1 AS ONE") == [{"ONE": 1}]  # the connector and the emulator take them
+    hook.close()
+
+
+def test_the_connections_own_lock_timeout_is_kept(local_cloud, monkeypatch):
+    _connection(local_cloud, monkeypatch, "sf_lock", session_parameters={"lock_timeout": 30, "QUERY_TAG": "audit"})
+    params = snowflake_conn_params(SnowflakeAuditHook(snowflake_conn_id="sf_lock"))
+    assert params["session_parameters"] == {"lock_timeout": 30, "QUERY_TAG": "audit"}
 
 
 def test_network_timeout_bounds_the_retries_of_a_failing_snowflake(local_cloud, monkeypatch, sf_faults):

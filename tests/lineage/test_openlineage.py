@@ -93,7 +93,7 @@ def test_the_audit_flow_reports_joined_datasets(flow):
 
     SnowflakeAuditSetupOperator(task_id="setup", archive_bucket=flow["bucket"], archive_prefix=PREFIX, snowflake_database=flow["database"]).execute({})
     ns = f"snowflake://{flow['account']}"
-    tables = {t: (ns, f"{flow['database']}.RAW.{t}") for t in ("AUDIT_RECORD", "AUDIT_PAYLOAD", "AUDIT_LOAD_FAILURE")}
+    tables = {t: (ns, f"{flow['database']}.RAW.{t}") for t in ("AUDIT_RECORD", "AUDIT_PAYLOAD", "AUDIT_LOAD_FAILURE", "AUDIT_LOAD_LEDGER", "AUDIT_RECONCILIATION")}
     load, lineage = ti.run(SnowflakeAuditLoadOperator(
         task_id="load", archive_bucket=flow["bucket"], archive_prefix=PREFIX, snowflake_database=flow["database"],
         snowflake_schema="RAW", snowflake_stage="AUDIT_ARCHIVE_STAGE", interval_start=START, interval_end=END,
@@ -108,7 +108,9 @@ def test_the_audit_flow_reports_joined_datasets(flow):
         task_id="report", archive_bucket=flow["bucket"], archive_prefix=PREFIX, snowflake_database=flow["database"],
         snowflake_schema="RAW", interval_start=START, interval_end=END,
     ))  # fmt: skip
-    assert names(lineage.inputs) == {tables["AUDIT_RECORD"], tables["AUDIT_LOAD_FAILURE"]}
+    # the report's SQL: this week against the previous one (the ledger and the reconciliations say
+    # which weeks were covered), failures, and the reconciliation's recorded outcome
+    assert names(lineage.inputs) == {tables[t] for t in ("AUDIT_RECORD", "AUDIT_LOAD_FAILURE", "AUDIT_LOAD_LEDGER", "AUDIT_RECONCILIATION")}
     assert lineage.run_facets["externalQuery"].externalQueryId == report["snowflake_query_ids"][-1]
 
     published, lineage = ti.run(SnsReportPublishOperator(

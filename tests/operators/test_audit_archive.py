@@ -52,6 +52,7 @@ class ArchiveEnv:
             "dead_letter_queue_url": self.dlq_url,
             "wait_time_seconds": 0,
             "visibility_timeout": 2,
+            "claim_check_buckets": [self.payload_bucket],
             **overrides,
         }
         return AuditArchiveOperator(**kwargs)
@@ -95,6 +96,15 @@ class ArchiveEnv:
 
     def get(self, key: str) -> dict:
         return self.aws("s3").get_object(Bucket=self.bucket, Key=key)
+
+    def quarantined(self) -> dict[str, dict]:
+        """The quarantine documents by SQS message id (with ``_payload``: the object a pointer named, if copied)."""
+        docs = {}
+        for key in self.keys(f"{PREFIX}/{layout.QUARANTINE}/"):
+            if not key.endswith(".payload"):
+                doc = json.loads(self.get(key)["Body"].read())
+                docs[doc["sqs_message_id"]] = {**doc, "_key": key}
+        return docs
 
 
 @pytest.fixture
@@ -576,13 +586,26 @@ def _archive_in_process(barrier, results, kwargs) -> None:
         results.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
+def _archive_in_processes(count: int, kwargs: dict) -> list[dict]:
+    """``count`` archive tasks, each in a process of its own, released together; their reports."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(count), ctx.Queue()
+    procs = [ctx.Process(target=_archive_in_process, args=(barrier, results, kwargs)) for _ in range(count)]
+    for p in procs:
+        p.start()
+    reports = [results.get(timeout=_CONCURRENT_CHILD_TIMEOUT) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    return reports
+
+
 def test_two_archive_tasks_draining_one_queue_at_once_keep_one_record_per_transaction(archive_env):
     """Issue 13 (2), concurrency: two archive operators in separate processes, released together on
     one queue holding each transaction twice (and some with other bytes). Whichever task gets which
     copy, S3 holds one object per content and every repeat is reported once — by the transaction
     marker's conditional write, not a read-then-write."""
-    import multiprocessing
-
     env = archive_env
     transactions = 30
     for n in range(transactions):
@@ -593,14 +616,7 @@ def test_two_archive_tasks_draining_one_queue_at_once_keep_one_record_per_transa
     total = transactions * 2 + transactions // 5
     kwargs = {"task_id": "archive", "queue_url": env.queue_url, "bucket": env.bucket, "prefix": PREFIX, "topic_arn": env.topic_arn,
               "wait_time_seconds": 0, "visibility_timeout": 2, "records_per_manifest": 5}  # fmt: skip
-    ctx = multiprocessing.get_context("fork")
-    barrier, results = ctx.Barrier(2), ctx.Queue()
-    workers = [ctx.Process(target=_archive_in_process, args=(barrier, results, kwargs)) for _ in range(2)]
-    for w in workers:
-        w.start()
-    reports = [results.get(timeout=_CONCURRENT_CHILD_TIMEOUT) for _ in workers]
-    for w in workers:
-        w.join(timeout=60)
+    reports = _archive_in_processes(2, kwargs)
     assert all("error" not in r for r in reports), reports
     assert all(r["received"] > 0 for r in reports), reports  # both tasks really drained the queue
     for _ in range(10):  # repeats whose first copy was still being written wait in the queue: drain them
@@ -625,6 +641,35 @@ def test_two_archive_tasks_draining_one_queue_at_once_keep_one_record_per_transa
     assert sorted(duplicate_events) == sorted(mid for mid, r in lines.items() if r.transaction_status == "duplicate")
     assert sorted(conflict_events) == sorted(mid for mid, r in lines.items() if r.transaction_status == "conflict")
     assert len(duplicate_events) == transactions and len(conflict_events) == transactions // 5
+
+
+@pytest.mark.parametrize("workers", [4])
+def test_mapped_workers_on_one_queue_write_each_record_manifest_line_and_summary_once(archive_env, workers):
+    """Issue 17: the archive DAG's mapped workers, as separate processes released together on one
+    queue with per-batch summaries: every record has one object and one manifest line, every
+    manifest one summary at the subscriber, and the summaries' counts add up to the records."""
+    env, total = archive_env, 120
+    for n in range(total):
+        env.send(seed_body(f"record {n}".encode(), txn=f"tx-{n}", messageID=f"m{n}"))
+    kwargs = {"task_id": "archive", "queue_url": env.queue_url, "bucket": env.bucket, "prefix": PREFIX, "topic_arn": env.topic_arn,
+              "notifications": "per_batch", "wait_time_seconds": 0, "visibility_timeout": 60, "records_per_manifest": 7}  # fmt: skip
+    reports = _archive_in_processes(workers, kwargs)
+    assert all("error" not in r for r in reports), reports
+    assert sum(r["received"] > 0 for r in reports) >= 2, reports  # the workers really shared the queue
+    assert env.depth() == 0
+    assert sum(r["archived"] for r in reports) == total and sum(r["received"] for r in reports) == total
+
+    lines = env.manifests()
+    assert sorted(r.message_id for r in lines) == sorted(f"m{n}" for n in range(total))  # each once
+    ids = {layout.parse_archive_key(PREFIX, k).message_id for k in env.data_keys()}
+    assert len(env.data_keys()) == total and ids == {f"m{n}" for n in range(total)}
+    summaries = [json.loads(m["Body"]) for m in env.drain(env.observer_url, wait=1)]
+    manifest_keys = env.keys(f"{PREFIX}/{layout.BATCH_MANIFESTS}/")
+    assert len(summaries) == len(manifest_keys) == sum(r["manifests"] for r in reports)
+    assert sorted(s["storageContext"]["metaDataReference"]["manifest"] for s in summaries) == sorted(
+        f"s3://{env.bucket}/{k}" for k in manifest_keys
+    )
+    assert sum(s["counts"]["archived"] for s in summaries) == total
 
 
 def test_per_batch_summaries_kms_and_bounded_runs(archive_env):
@@ -675,6 +720,112 @@ def test_unparseable_records_are_quarantined_with_the_reason(archive_env):
     assert "not valid base64" in docs[ids["bad-base64"]]["reason"]
     assert "messageMetaData is missing" in docs[ids["missing-metadata"]]["reason"]
     assert [r.message_id for r in env.manifests()] == [good]
+
+
+def test_a_pointer_to_a_bucket_not_allowed_is_quarantined_unread(archive_env, faults, unique):
+    """A pointer is the producer's word: followed only to the buckets ``claim_check_buckets`` names.
+    Any other (the archive bucket itself, another bucket the role can read) is quarantined with the
+    reason naming the parameter and the bucket; no S3 call reads it, nothing is copied."""
+    env = archive_env
+    s3 = env.aws("s3")
+    private = unique("private")
+    s3.create_bucket(Bucket=private)
+    s3.put_object(Bucket=private, Key="secrets/db.json", Body=b'{"password": "hunter2"}')
+    s3.put_object(Bucket=env.bucket, Key="elsewhere/x", Body=b"archive bucket, outside the archive")
+    ids = {
+        "private": env.send(cc.S3Pointer(private, "secrets/db.json").to_body()),
+        "archive": env.send(json.dumps([cc.LEGACY_POINTER_CLASS, {"s3BucketName": env.bucket, "s3Key": "elsewhere/x"}])),
+    }
+    from local_cloud.faults_client import throttle
+
+    with faults.injecting([throttle("s3", "NoSuchOperation")]):  # (calls are counted while a rule is set)
+        report = env.operator(notifications="none").execute({})
+        calls = faults.stats()["calls"]
+
+    assert report["quarantined"] == 2 and report["archived"] == report["dead_lettered"] == 0 and env.depth() == 0
+    assert calls.get("s3:PutObject", 0) >= 2, calls  # the calls are counted: both quarantine documents were put
+    assert not {c for c in calls if c.split(":")[1] in ("GetObject", "HeadObject", "CopyObject")}, calls
+    docs = env.quarantined()
+    for name, bucket in (("private", private), ("archive", env.bucket)):
+        reason = docs[ids[name]]["reason"]
+        assert f"names bucket {bucket!r}, which claim_check_buckets does not allow (only {env.payload_bucket})" in reason
+        assert "not read" in reason and "claim_check_copy" not in docs[ids[name]]
+    assert not [k for k in env.keys(f"{PREFIX}/{layout.QUARANTINE}/") if k.endswith(".payload")]
+    assert "hunter2" not in json.dumps(docs)
+
+    # the operator's default follows no pointer at all
+    env.send(_offload(env, "offloaded/ok", "fine")[0])
+    default = env.operator(notifications="none", claim_check_buckets=None).execute({})
+    assert default["quarantined"] == 1 and default["archived"] == 0
+    assert any("does not allow (none (it is empty))" in d["reason"] for d in env.quarantined().values())
+
+
+@pytest.mark.parametrize(
+    ("attributes", "named"),
+    [
+        ({cc.SIZE_ATTRIBUTE: {"DataType": "String", "StringValue": "large"}}, "ExtendedPayloadSize 'large'"),
+        ({cc.SIZE_ATTRIBUTE: {"DataType": "Number", "StringValue": "-4"}}, "ExtendedPayloadSize '-4'"),
+        ({cc.SIZE_ATTRIBUTE: {"DataType": "Number", "StringValue": "4.0"}}, "ExtendedPayloadSize '4.0'"),
+        ({cc.LEGACY_SIZE_ATTRIBUTE: {"DataType": "String", "StringValue": "4_000"}}, "SQSLargePayloadSize '4_000'"),
+        ({cc.LEGACY_SIZE_ATTRIBUTE: {"DataType": "Binary", "BinaryValue": b"4"}}, "SQSLargePayloadSize without a value"),
+        ({cc.SIZE_ATTRIBUTE: {"DataType": "Number", "StringValue": "4"}, cc.LEGACY_SIZE_ATTRIBUTE: {"DataType": "Number", "StringValue": "5"}},
+         "ExtendedPayloadSize 4 and message attribute SQSLargePayloadSize 5 disagree"),
+    ],
+)  # fmt: skip
+def test_a_size_attribute_that_is_not_a_byte_count_is_quarantined_naming_it(archive_env, attributes, named):
+    env = archive_env
+    pointer, _ = _offload(env, "offloaded/four", "four")
+    sqs_id = env.send(pointer, MessageAttributes=attributes)
+
+    report = env.operator(notifications="none").execute({})
+
+    assert report["quarantined"] == 1 and report["archived"] == 0 and env.depth() == 0
+    reason = env.quarantined()[sqs_id]["reason"]
+    assert f"message attribute {named}" in reason, reason
+
+
+@pytest.mark.parametrize(
+    ("where", "named"),
+    [
+        ({"s3BucketName": "{bucket}"}, "s3Key is missing"),
+        ({"s3BucketName": "{bucket}", "s3Key": ""}, "s3Key is missing"),
+        ({"s3BucketName": "{bucket}", "s3Key": 7}, "s3Key is missing or not a non-empty string"),
+        ({"s3Key": "k"}, "s3BucketName is missing"),
+        ({"s3BucketName": "{bucket}", "s3Key": "k" * 1025}, "longer than S3's 1024 bytes"),
+        ("k", "is not ["),
+    ],
+)
+def test_a_broken_pointer_is_quarantined_not_archived_as_a_document(archive_env, where, named):
+    """A body naming the pointer class is a pointer gone wrong: archiving the JSON array as the
+    record (what happened) loses the payload it points to without a word."""
+    env = archive_env
+    where = json.loads(json.dumps(where).replace("{bucket}", env.payload_bucket))
+    sqs_id = env.send(json.dumps([cc.POINTER_CLASS, where]))
+
+    report = env.operator(notifications="none").execute({})
+
+    assert report["quarantined"] == 1 and report["archived"] == 0 and env.data_keys() == []
+    assert named in env.quarantined()[sqs_id]["reason"]
+
+
+def test_a_failed_record_too_large_for_the_dlq_is_quarantined_not_left_in_the_queue(archive_env):
+    """SQS takes at most 1 MiB of body and attributes (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html):
+    a message of exactly 1 MiB that must be dead-lettered no longer fits beside its ArchiveFailure
+    attribute. It was left in the queue, failing every run until retention dropped it; S3 keeps it."""
+    env = archive_env
+    env.send(seed_body(b"first", messageID="big-id"))
+    short = seed_body(b"other bytes", messageID="big-id", pad="")
+    body = short.replace('"pad": ""', '"pad": "' + "x" * (1024 * 1024 - len(short)) + '"')
+    assert len(body.encode()) == 1024 * 1024
+    sqs_id = env.send(body)
+
+    report = env.operator(notifications="none").execute({})
+
+    assert (report["archived"], report["dead_lettered"], report["quarantined"], report["retained"]) == (1, 0, 1, 0), report
+    assert env.depth() == 0 and env.drain(env.dlq_url) == []
+    doc = env.quarantined()[sqs_id]
+    assert doc["body"] == body
+    assert "already holds other bytes" in doc["reason"] and "too large for the dead-letter queue" in doc["reason"], doc["reason"]
 
 
 def test_pointer_to_a_missing_object_goes_to_the_dlq_with_the_reason(archive_env):
@@ -898,3 +1049,54 @@ def test_records_written_by_amazon_sqs_extended_client_are_archived(archive_env,
     (other,) = [k for k in lines if k != seed_key]
     assert env.get(other)["Body"].read() == bodies[True].encode()  # verbatim, copied server side
     assert lines[other].sha256 == hashlib.sha256(bodies[True].encode()).hexdigest()
+
+
+SNS_PRODUCER = r"""
+import json, sys
+import boto3
+from sns_extended_client import SNSExtendedClientSession
+cfg = json.loads(sys.stdin.read())
+sns = SNSExtendedClientSession().client("sns", **cfg["client"])
+sns.s3_client = boto3.client("s3", **cfg["client"])  # the library's own client has no endpoint option
+sns.large_payload_support = cfg["bucket"]
+for message in cfg["messages"]:
+    sns.use_legacy_attribute = message["legacy"]
+    sns.always_through_s3 = message.get("always", False)
+    sns.publish(TopicArn=cfg["topic"], Message=message["body"], MessageAttributes=message.get("attributes", {}))
+"""
+
+
+@pytest.mark.parametrize("raw_delivery", [False, True])
+def test_records_published_by_amazon_sns_extended_client_are_archived(archive_env, local_cloud, raw_delivery):
+    """AWS's SNS extended client (Python) offloads to S3 and publishes the pointer; the archive's
+    queue gets it enveloped (or raw). Its legacy mode writes the legacy pointer class with
+    SQSLargePayloadSize; a producer may name the S3 key itself (``S3Key`` attribute, any characters)."""
+    env = archive_env
+    sqs, sns = env.aws("sqs"), env.aws("sns")
+    topic = sns.create_topic(Name=env.queue_url.rsplit("/", 1)[1] + f"-snsext{int(raw_delivery)}")["TopicArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=env.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": str(raw_delivery).lower()})
+    payload = os.urandom(200_000)
+    messages = [
+        {"legacy": False, "body": seed_body(payload, txn="tx-sns-ext", messageID="sns-ext-seed")},  # > 256 KiB as base64
+        {"legacy": True, "body": json.dumps({"event": "legacy", "blob": "y" * 270_000})},
+        {"legacy": False, "always": True, "body": "small, offloaded anyway",
+         "attributes": {"S3Key": {"DataType": "String", "StringValue": "a/../b c+d%2F é"}}},
+    ]  # fmt: skip
+    cfg = {"client": local_cloud.boto3_kwargs(), "bucket": env.payload_bucket, "topic": topic, "messages": messages}
+    done = subprocess.run([sys.executable, "-c", SNS_PRODUCER], input=json.dumps(cfg), text=True, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    deadline = time.monotonic() + 10
+    while env.depth() < 3 and time.monotonic() < deadline:  # SNS delivers asynchronously
+        time.sleep(0.2)
+
+    report = env.operator(notifications="none").execute({})
+
+    assert report["archived"] == 3 and report["quarantined"] == report["dead_lettered"] == 0, report
+    lines = {r.key: r for r in env.manifests()}
+    seed_key = f"{PREFIX}/2021/07/03/16/21/12/sns-ext-seed"  # its own dateTime and messageID, decoded
+    assert env.get(seed_key)["Body"].read() == payload and lines[seed_key].source_transaction_id == "tx-sns-ext"
+    others = {env.get(k)["Body"].read(): lines[k] for k in lines if k != seed_key}
+    assert set(others) == {messages[1]["body"].encode(), b"small, offloaded anyway"}
+    assert others[b"small, offloaded anyway"].extra["claim_check"] == f"s3://{env.payload_bucket}/a/../b c+d%2F é"
+    assert {r.extra["envelope"] for r in lines.values()} == {"raw" if raw_delivery else "sns"}

@@ -211,3 +211,113 @@ def test_the_report_never_says_no_records_when_the_load_took_some(audit_env):
     kw = audit_env.load_kwargs(task_id="report", interval_start=WEEK[0].isoformat(), interval_end=WEEK[1].isoformat())
     with pytest.raises(LoadError, match="no rows"):
         AuditReportOperator(**kw, load_report={"records": {"in_interval": 3, "seen": 3}}).execute({})
+
+
+def test_values_as_native_rendering_gives_them_are_taken_as_text_would_be(audit_env, aws):
+    """A DAG with ``render_template_as_native_obj=True`` renders ``{{ data_interval_start }}`` to a
+    pendulum DateTime and a Variable holding ``2024`` to an int. pendulum drops a stdlib zone in
+    arithmetic, so ``not_after - settle`` became naive: "can't compare offset-naive and
+    offset-aware datetimes"."""
+    import time
+
+    import pendulum
+
+    from airflow_reliable_messaging.operators.audit_report import AuditReconcileOperator
+    from airflow_reliable_messaging.operators.snowflake_audit_load import SnowflakeAuditLoadOperator
+
+    _seed(aws, audit_env, count=3)
+    native = {"interval_start": pendulum.instance(WEEK[0]), "interval_end": pendulum.instance(WEEK[1]).in_tz("Europe/Paris")}
+    load = SnowflakeAuditLoadOperator(**audit_env.load_kwargs(**native)).execute({"run_id": "native"})
+    assert load["records"]["in_interval"] == 3
+    looked = pendulum.now("Europe/Paris")
+    time.sleep(1.1)  # LastModified counts whole seconds
+    late_key = layout.archive_key(audit_env.prefix, WEEK[0] + timedelta(days=1), "archived-after-not-after")
+    aws("s3").put_object(Bucket=audit_env.bucket, Key=late_key, Body=b"{}")
+    result = AuditReconcileOperator(**audit_env.load_kwargs(task_id="reconcile", **native), not_after=looked).execute({})
+    assert (result["compared"], result["matched"], result["excluded"]) == (3, 3, {"archived_after_the_load_looked": 1})
+    numeric = SnowflakeAuditLoadOperator(**audit_env.load_kwargs(archive_prefix=2024, snowflake_database=2024))
+    with pytest.raises(ConfigurationError, match="snowflake_database"):  # an int, not a crash on .strip()
+        numeric.target()
+    assert SnowflakeAuditLoadOperator(**audit_env.load_kwargs(archive_prefix=2024)).target().prefix == "2024"
+
+
+# -- delivered once, by construction (issue 17) ----------------------------------------------------
+def _deliver_after_barrier(make_op, run_id, barrier, results):
+    op = make_op()
+    barrier.wait(timeout=60)
+    try:
+        results.put((run_id, op.execute({"run_id": run_id})))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        results.put((run_id, {"error": f"{type(exc).__name__}: {exc}"}))
+
+
+def _two_at_once(make_op) -> dict[str, dict]:
+    """Two tasks delivering one report, in separate processes released together by a barrier."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    runs = ["scheduled__week", "manual__again"]
+    procs = [ctx.Process(target=_deliver_after_barrier, args=(make_op, r, barrier, results)) for r in runs]
+    for p in procs:
+        p.start()
+    out = dict(results.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=30)
+    return out
+
+
+def test_two_publishers_started_together_on_a_standard_topic_publish_the_report_once(aws, unique, bucket):
+    """Both used to find no marker and publish (26 messages instead of 13). The claim is an
+    If-None-Match PutObject, which S3 lets exactly one concurrent writer win:
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html"""
+    topic, url = subscribed_queue(aws, unique)
+    report = a_report([row(f"system-{i}") for i in range(12)])
+    outcomes = _two_at_once(lambda: SnsReportPublishOperator(task_id="p", topic_arn=topic, report=report, marker_bucket=bucket))
+    assert all("error" not in o for o in outcomes.values()), outcomes
+    parts = sorted(json.loads(m["Body"])["part"] for m in received(aws("sqs"), url))
+    assert parts == list(range(1, 14))  # one report at the subscriber, each part once
+    won = [r for r, o in outcomes.items() if not o["already_published"]]
+    lost = [r for r, o in outcomes.items() if o["already_published"]]
+    assert len(won) == 1 and len(lost) == 1, outcomes
+    assert outcomes[won[0]]["published"] == 13
+    assert outcomes[lost[0]]["published"] == 0 and outcomes[lost[0]]["claimed_by"] in (won[0], None)
+
+
+def test_two_email_tasks_started_together_send_one_email(local_cloud, bucket):
+    before = len(local_cloud.emails())
+    report = a_report([row("claims")], report_id="rep-mail-race")
+    outcomes = _two_at_once(lambda: EmailReportOperator(task_id="e", to="a@example.test", report=report, marker_bucket=bucket))
+    assert all("error" not in o for o in outcomes.values()), outcomes
+    assert sorted(o["already_sent"] for o in outcomes.values()) == [False, True], outcomes
+    mails = [m for m in local_cloud.emails()[before:] if m["X-Audit-Report-Id"] == "rep-mail-race"]
+    assert len(mails) == 1
+
+
+def test_a_claim_left_by_a_crashed_publisher_holds_until_it_expires_and_its_own_retry_resumes(aws, unique, bucket):
+    from datetime import UTC, datetime, timedelta
+
+    topic, url = subscribed_queue(aws, unique)
+    s3 = aws("s3")
+    op = SnsReportPublishOperator(task_id="p", topic_arn=topic, report=a_report([row("a")]), marker_bucket=bucket)
+    claim = op.marker_key(a_report([row("a")])).removesuffix(".json") + ".claim.json"
+
+    def crashed(run_id, claimed_ago):
+        at = datetime.now(UTC) - claimed_ago
+        body = {"run_id": run_id, "claimed_at": at.isoformat(), "expires_at": (at + timedelta(hours=1)).isoformat()}
+        s3.put_object(Bucket=bucket, Key=claim, Body=json.dumps(body).encode())
+
+    crashed("scheduled__crashed", timedelta(minutes=5))
+    other = op.execute({"run_id": "manual__other"})
+    assert other["already_published"] is True and other["claimed_by"] == "scheduled__crashed"
+    assert received(aws("sqs"), url) == []
+    retry = op.execute({"run_id": "scheduled__crashed"})  # the crashed run's own retry resumes it
+    assert retry["already_published"] is False and retry["published"] == 2
+
+    topic2, url2 = subscribed_queue(aws, unique)
+    op2 = SnsReportPublishOperator(task_id="p", topic_arn=topic2, report=a_report([row("b")], report_id="rep-2"), marker_bucket=bucket)
+    claim = op2.marker_key(a_report([row("b")], report_id="rep-2")).removesuffix(".json") + ".claim.json"
+    crashed("scheduled__gone", timedelta(hours=2))  # expired: taken over once
+    taken = op2.execute({"run_id": "manual__after"})
+    assert taken["already_published"] is False and len(received(aws("sqs"), url2)) == 2
+    assert json.loads(s3.get_object(Bucket=bucket, Key=claim)["Body"].read())["run_id"] == "manual__after"

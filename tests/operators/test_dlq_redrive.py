@@ -127,6 +127,28 @@ def quarantine(aws, unique):
         ({"dlq": "q", "message_attribute_filter": {"t" * 257: "x"}}, "message_attribute_filter"),
         ({"dlq": "q", "min_age_seconds": 14 * 24 * 3600 + 1}, "min_age_seconds"),  # SQS keeps 14 days at most
         ({"dlq": "q", "poll_interval": 0}, "poll_interval"),
+        # a safety is switched off only explicitly (None): never by a templated value that rendered
+        # empty, 0 or not-a-number (before: "" and None ran for real, "" turned the loop guard off,
+        # 0 lifted max_messages, rate 0 and "nan" lifted the rate limit, "nan" ages let every message through)
+        ({"dlq": "q", "dry_run": ""}, "dry_run"),
+        ({"dlq": "q", "dry_run": None}, "dry_run"),
+        ({"dlq": "q", "dry_run": "maybe"}, "dry_run"),
+        ({"dlq": "q", "max_redrives": ""}, "max_redrives"),
+        ({"dlq": "q", "max_redrives": 0}, "max_redrives"),
+        ({"dlq": "q", "max_redrives": "0"}, "max_redrives"),
+        ({"dlq": "q", "max_redrives": "1.5"}, "max_redrives"),
+        ({"dlq": "q", "max_messages": 0}, "max_messages"),
+        ({"dlq": "q", "max_messages": "0"}, "max_messages"),
+        ({"dlq": "q", "max_messages": ""}, "max_messages"),
+        ({"dlq": "q", "max_messages": True}, "max_messages"),
+        ({"dlq": "q", "approved_messages": ""}, "approved_messages"),
+        ({"dlq": "q", "approved_messages": -1}, "approved_messages"),
+        ({"dlq": "q", "rate_per_second": 0}, "rate_per_second"),
+        ({"dlq": "q", "rate_per_second": "nan"}, "rate_per_second"),
+        ({"dlq": "q", "rate_per_second": "inf"}, "rate_per_second"),
+        ({"dlq": "q", "min_age_seconds": "nan"}, "min_age_seconds"),
+        ({"dlq": "q", "max_age_seconds": "nan"}, "max_age_seconds"),
+        ({"dlq": "q", "max_age_seconds": "inf"}, "max_age_seconds"),
     ],
 )
 def test_invalid_input_is_rejected_before_any_aws_call(kwargs, field):
@@ -394,6 +416,39 @@ def test_dry_run_leaves_the_dlq_unchanged(local_cloud, aws, unique):
     assert len(_drain(sqs, dlq_url)) == 15  # all visible again right away
 
 
+def test_a_dry_run_names_the_messages_in_flight_it_could_not_read(local_cloud, aws, unique):
+    """Every message received by another consumer (in flight): "would redrive 0" alone would read as
+    "nothing to do" and pass the approval, yet a move task takes them all once visible. The dry run
+    reports ApproximateNumberOfMessagesNotVisible, warns, and may_redrive (what the approval counts)
+    includes them. https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_GetQueueAttributes.html
+    (ApproximateNumberOfMessagesNotVisible: "messages that are in flight ... sent to a client but
+    have not yet been deleted"). (Before: would_redrive 0, no warning, approval skipped.)"""
+    from airflow_reliable_messaging.domain.redrive import needs_approval
+
+    sqs = aws("sqs")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, [f"m{i}" for i in range(4)])
+    _fail_consumer(sqs, src_url)
+    held = []
+    while len(held) < 4:  # another consumer holds them for 5 minutes
+        held += sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=300).get("Messages", [])
+    report = _run(_op(dlq=dlq_url, dry_run=True, mode="client"))
+    summary = report["dry_run_summary"]
+    assert (summary["would_redrive"], summary["in_flight"], summary["may_redrive"]) == (0, 4, 4)
+    assert any("4 in flight" in w and "lower bound" in w for w in report["warnings"])
+    assert needs_approval(report, 3, False) == 4  # above the threshold: a human is asked
+
+
+def test_the_approval_never_passes_without_an_inspection_to_compare():
+    from airflow_reliable_messaging.domain.redrive import needs_approval
+
+    for inspection in ({}, {"dry_run_summary": None}, {"dry_run_summary": {"would_redrive": 0}}):
+        with pytest.raises(ConfigurationError) as exc:
+            needs_approval(inspection, 1000, "False")
+        assert exc.value.field == "inspect_task_id"
+    assert needs_approval({}, 1000, "True") is None  # a dry run moves nothing
+
+
 def test_separate_wait_step_waits_and_cancels_on_kill(local_cloud, aws, unique, quarantine):
     from airflow_reliable_messaging.sensors.redrive import MessageMoveTaskSensor
 
@@ -611,6 +666,42 @@ def test_an_unreadable_ledger_stops_the_redrive(local_cloud, aws, unique, quaran
     with pytest.raises(RedriveError, match="loop guard cannot count"):
         _run(_op(dlq=dlq_url, quarantine_bucket=quarantine))
     assert _depth(sqs, dlq_url) == 1 and _depth(sqs, src_url) == 0
+
+
+def test_the_guard_counts_a_slow_redrive_cadence_and_refuses_a_ledger_expiring_too_soon(local_cloud, aws, unique, quarantine):
+    """Three native redrives 13 days apart (each within the 14 days a redriven message lives) reach
+    max_redrives=3: the message is quarantined. Before, the ledger was read back 28 days only: the
+    oldest was forgotten and the message went round for ever. A lifecycle rule expiring the ledger
+    within that horizon stops the run, naming the rule (before: the guard was switched off silently).
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html
+    ("The redrive task resets the retention period ... new messageID and enqueueTime")."""
+    from datetime import UTC, datetime, timedelta
+
+    from airflow_reliable_messaging.domain import redrive as rd
+
+    sqs, s3 = aws("sqs"), aws("s3")
+    (dlq_url, dlq_arn), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, ["poison"])
+    _fail_consumer(sqs, src_url)
+    [raw] = sqs.receive_message(QueueUrl=dlq_url, VisibilityTimeout=0, MessageAttributeNames=["All"],
+                                MessageSystemAttributeNames=["All"])["Messages"]  # fmt: skip
+    print_ = rd.fingerprint(rd.parse_message(raw))
+    now = datetime.now(UTC)
+    for n, days in enumerate((13, 26, 39)):
+        at = now - timedelta(days=days)
+        s3.put_object(Bucket=quarantine, Key=rd.ledger_key("redrive", dlq_arn, at, f"old{n}"),
+                      Body=rd.ledger_entry(dlq_arn=dlq_arn, run_id=f"r{n}", at=at, fingerprints=[print_]))  # fmt: skip
+    dry = _run(_op(dlq=dlq_url, quarantine_bucket=quarantine, dry_run=True, max_redrives=3))["dry_run_summary"]
+    assert (dry["would_quarantine"], dry["would_redrive"]) == (1, 0)
+
+    s3.put_bucket_lifecycle_configuration(Bucket=quarantine, LifecycleConfiguration={"Rules": [
+        {"ID": "tidy", "Status": "Enabled", "Filter": {"Prefix": "redrive/"}, "Expiration": {"Days": 28}}]})  # fmt: skip
+    with pytest.raises(RedriveError, match=r"lifecycle rule 'tidy' expires the redrive ledger .* after 28 days.* 43 days"):
+        _run(_op(dlq=dlq_url, quarantine_bucket=quarantine, max_redrives=3))
+    assert _depth(sqs, dlq_url) == 1 and _depth(sqs, src_url) == 0
+    s3.put_bucket_lifecycle_configuration(Bucket=quarantine, LifecycleConfiguration={"Rules": [
+        {"ID": "tidy", "Status": "Enabled", "Filter": {"Prefix": "redrive/"}, "Expiration": {"Days": 43}}]})  # fmt: skip
+    assert _run(_op(dlq=dlq_url, quarantine_bucket=quarantine, max_redrives=3))["quarantined"] == 1
 
 
 def test_no_more_than_the_approved_count_is_redriven(local_cloud, aws, unique, quarantine):

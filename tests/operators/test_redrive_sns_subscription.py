@@ -201,3 +201,58 @@ def test_a_fifo_subscription_dlq_keeps_group_order(local_cloud, aws, unique):
     assert _run(_op(dlq=f.dlq_url))["moved"] == 5
     assert [json.loads(m["Body"])["Message"] for m in _drain(f.sqs, f.failing_url)] == [f"step {i}" for i in range(5)]
     assert drain(f.sqs, f.healthy_url, 5) and drain(f.sqs, f.healthy_url, 0, timeout=1) == []
+
+
+@pytest.mark.parametrize("mode", ["auto", "client"])
+def test_an_envelope_a_subscribed_queue_dead_lettered_goes_back_to_that_queue(local_cloud, aws, unique, mode):
+    """The common fan-out: topic → queue (raw delivery off) → its consumer fails → the queue's own
+    RedrivePolicy moves the envelope to the DLQ (with DeadLetterQueueSourceArn, as SQS records every
+    message it dead-letters: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html).
+    SQS dead-lettered it, so it goes back to that queue, unchanged, natively where auto can (a move
+    task does exactly that) — not judged as an SNS subscription DLQ message. (Before: read as a
+    subscription DLQ notification whose subscription names no DLQ, so every message stayed, and auto
+    refused native for "messages need unwrapping".)"""
+    sqs, sns, s3 = aws("sqs"), aws("sns"), aws("s3")
+    bucket = unique("quarantine")
+    s3.create_bucket(Bucket=bucket)
+    topic = sns.create_topic(Name=unique("orders"))["TopicArn"]
+    dlq_url, dlq_arn = _queue(sqs, unique("orders-dlq"))
+    q_url, q_arn = _queue(sqs, unique("orders-q"), RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"}))
+    healthy_url, healthy_arn = _queue(sqs, unique("billing"))
+    _subscribe(sns, topic, q_arn)
+    _subscribe(sns, topic, healthy_arn)
+    for i in range(3):
+        sns.publish(TopicArn=topic, Message=f"order {i}", MessageAttributes={"kind": {"DataType": "String", "StringValue": "order"}})
+    assert len(drain(sqs, healthy_url, 3)) == 3
+    sent = _peek(sqs, q_url, 3)  # the consumer fails: received once, not deleted
+    for _ in range(3):
+        while sqs.receive_message(QueueUrl=q_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages"):
+            pass
+    dead = _peek(sqs, dlq_url, 3)
+    assert {m["Attributes"]["DeadLetterQueueSourceArn"] for m in dead} == {q_arn}
+    report = _run(_op(dlq=dlq_url, mode=mode, quarantine_bucket=bucket))
+    assert (report["mode"], report["moved"], report["failed"]) == ("native" if mode == "auto" else "client", 3, 0)
+    back = _drain(sqs, q_url)
+    assert sorted(m["Body"] for m in back) == sorted(m["Body"] for m in sent)  # the envelopes, byte for byte
+    assert drain(sqs, healthy_url, 0, timeout=1) == [] and _depth(sqs, dlq_url) == 0
+
+
+def test_a_lambda_record_a_destination_queue_dead_lettered_goes_back_to_that_queue(local_cloud, aws, unique):
+    """A Lambda on-failure destination queue whose own consumer failed: SQS dead-lettered the record
+    (DeadLetterQueueSourceArn), so the record goes back to that queue as it was — not its
+    requestPayload, and not 'only Lambda can invoke the function'."""
+    sqs = aws("sqs")
+    dlq_url, dlq_arn = _queue(sqs, unique("dest-dlq"))
+    q_url, _ = _queue(sqs, unique("lambda-destination"), RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"}))
+    record = json.dumps({"version": "1.0", "timestamp": "2026-11-26T10:00:00.000Z", "requestContext": {
+        "requestId": "r-1", "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:f", "condition": "RetriesExhausted",
+        "approximateInvokeCount": 3}, "requestPayload": {"id": 1}, "responsePayload": {"errorMessage": "boom"}})  # fmt: skip
+    sqs.send_message(QueueUrl=q_url, MessageBody=record)
+    for _ in range(3):
+        while sqs.receive_message(QueueUrl=q_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages"):
+            pass
+    assert _depth(sqs, dlq_url) == 1
+    report = _run(_op(dlq=dlq_url, mode="client"))
+    assert (report["moved"], report["failed"]) == (1, 0)
+    [back] = _drain(sqs, q_url)
+    assert back["Body"] == record

@@ -224,6 +224,76 @@ def test_a_forged_manifest_never_makes_the_load_read_outside_the_archive(audit_e
     assert run_load(audit_env, on_bad_file="quarantine")["files"]["failed_count"] == 0  # set aside, not retried
 
 
+def _replace_while_copy_waits(env, sf_faults, replace, **load_kwargs) -> dict:
+    """Run the load; while its manifest COPY statement waits (a delay injected before it runs),
+    ``replace()`` (in another thread) rewrites a manifest the load has already validated. The
+    load's report, or its error."""
+    import threading
+    import time
+
+    from local_cloud.faults_client import snowflake_fault
+
+    def replace_when_copy_waits():
+        deadline = time.monotonic() + 60
+        while not sf_faults.stats()["rules"][0]["matched"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        replace()
+
+    outcome: dict = {}
+    with sf_faults.injecting([snowflake_fault("delay", r"COPY\s+INTO\s+\S+\.AUDIT_MANIFEST_LANDING", delay=4, nth=1)]):
+        swapper = threading.Thread(target=replace_when_copy_waits)
+        swapper.start()
+        try:
+            outcome["report"] = run_load(env, **load_kwargs)
+        except Exception as exc:  # noqa: BLE001 - the caller asserts on it
+            outcome["error"] = exc
+        swapper.join(60)
+        assert sf_faults.stats()["rules"][0]["fired"] == 1, outcome
+    return outcome
+
+
+def test_a_manifest_replaced_between_its_validation_and_the_copy_is_not_promoted(audit_env, aws, sf_faults):
+    """S3 gives COPY no snapshot of what the load validated: a manifest replaced in between lands
+    lines naming an object outside the archive. The load checks what landed against what it
+    validated: the replaced manifest is set aside with the reason, its lines never reach the raw
+    or typed tables, the other manifest loads."""
+    s3 = aws("s3")
+    good = [_archive(s3, audit_env, START + timedelta(hours=1), b'{"ok": 1}')]
+    _write_manifest(s3, audit_env, good, START + timedelta(hours=1), "batch-good")
+    honest = [_archive(s3, audit_env, START + timedelta(hours=3), b'{"honest": 1}')]
+    key = _write_manifest(s3, audit_env, honest, START + timedelta(hours=3), "batch-swapped")
+    s3.put_object(Bucket=audit_env.bucket, Key="private/payroll.json", Body=b'{"secret": "payroll"}')
+
+    swapped = lambda: _forged_manifest(s3, audit_env, "private/payroll.json", "batch-swapped")  # noqa: E731 - the same key
+    report = _replace_while_copy_waits(audit_env, sf_faults, swapped, on_bad_file="quarantine")["report"]
+
+    assert audit_env.sql("SELECT MESSAGE_ID FROM {ns}.AUDIT_RECORD") == [(good[0].message_id,)]
+    assert audit_env.sql("SELECT COUNT(*) FROM {ns}.RAW_AUDIT_MANIFEST WHERE RECORD:key::VARCHAR = 'private/payroll.json'") == [(0,)]
+    assert audit_env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_MANIFEST_LANDING") == [(0,)]
+    (failed,) = report["files"]["failed"]
+    assert failed["file"] == f"s3://{audit_env.bucket}/{key}" and failed["quarantined"], failed
+    assert "manifest changed between its validation and COPY" in failed["reason"], failed
+    assert run_load(audit_env, on_bad_file="quarantine")["files"]["failed_count"] == 0  # set aside, not retried
+
+
+def test_a_manifest_replaced_before_the_copy_fails_the_run_and_the_rerun_loads_what_is_there_now(audit_env, aws, sf_faults):
+    """With on_bad_file="fail": the run fails naming the manifest; the load history now holds its
+    name, yet the rerun COPYs it again (nothing of it landed) and loads the replacement, validated."""
+    s3 = aws("s3")
+    first = [_archive(s3, audit_env, START + timedelta(hours=3), b'{"version": 1}')]
+    key = _write_manifest(s3, audit_env, first, START + timedelta(hours=3), "batch-rewritten")
+    second = [_archive(s3, audit_env, START + timedelta(hours=3, minutes=1), b'{"version": 2}')]
+
+    outcome = _replace_while_copy_waits(audit_env, sf_faults, lambda: _write_manifest(s3, audit_env, second, START + timedelta(hours=3), "batch-rewritten"))
+    assert isinstance(outcome.get("error"), LoadError) and "batch-rewritten.jsonl" in str(outcome["error"]), outcome
+    assert audit_env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_RECORD") == [(0,)]
+
+    rerun = run_load(audit_env)
+    assert (rerun["records"]["inserted"], rerun["files"]["failed_count"], rerun["files"]["copied"]) == (1, 0, 2), rerun
+    assert audit_env.sql("SELECT MESSAGE_ID, MANIFEST FROM {ns}.AUDIT_RECORD") == [(second[0].message_id, f"s3://{audit_env.bucket}/{key}")]
+    assert run_load(audit_env)["records"]["inserted"] == 0
+
+
 HOSTILE_IDS = ["..", "x'); DROP TABLE AUDIT_RECORD; --", "ünïcode", 'quo"te', "%2e%2e", "sp ace"]
 
 
@@ -311,3 +381,106 @@ def test_a_badly_named_manifest_is_reported_alone(audit_env, aws):
     assert report["records"]["inserted"] == 1
     (failed,) = report["files"]["failed"]
     assert failed["file"] == f"s3://{audit_env.bucket}/{odd_key}" and "manifest key" in failed["reason"]
+
+
+def _load_after_barrier(env, run_id, barrier, results, overrides):
+    barrier.wait()
+    try:
+        report = run_load(env, run_id=run_id, **overrides)
+        results.put((run_id, "ok", report["records"]["inserted"]))
+    except Exception as exc:  # noqa: BLE001 - the outcome is the assertion
+        results.put((run_id, type(exc).__name__, str(exc)))
+
+
+def _two_loads_at_once(env, **overrides) -> dict[str, tuple]:
+    """Two loads of the same week in separate processes, released together by a barrier."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    runs = ["manual__first", "scheduled__second"]
+    procs = [ctx.Process(target=_load_after_barrier, args=(env, r, barrier, results, overrides)) for r in runs]
+    for p in procs:
+        p.start()
+    outcomes = {}
+    for _ in procs:
+        run_id, *outcome = results.get(timeout=240)
+        outcomes[run_id] = tuple(outcome)
+    for p in procs:
+        p.join(timeout=30)
+    return outcomes
+
+
+def _week_of_manifests(s3, env, manifests=6, per_manifest=25):
+    ids = []
+    for m in range(manifests):
+        records = [
+            _archive(s3, env, START + timedelta(hours=m, minutes=i), json.dumps({"m": m, "i": i}).encode())
+            for i in range(per_manifest)
+        ]
+        _write_manifest(s3, env, records, START + timedelta(hours=m, minutes=59), f"batch-{m}")
+        ids += [r.message_id for r in records]
+    return ids
+
+
+def _assert_loaded_exactly_once(env, ids):
+    assert env.sql("SELECT COUNT(*), COUNT(DISTINCT MESSAGE_ID) FROM {ns}.AUDIT_RECORD") == [(len(ids), len(ids))]
+    assert env.sql("SELECT COUNT(*), COUNT(DISTINCT MESSAGE_ID) FROM {ns}.AUDIT_PAYLOAD") == [(len(ids), len(ids))]
+    assert env.sql("SELECT COUNT(*), COUNT(DISTINCT RECORD:message_id) FROM {ns}.RAW_AUDIT_MANIFEST") == [(len(ids), len(ids))]
+    assert env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_MANIFEST_LANDING") == [(0,)]
+    (files, distinct), = env.sql("SELECT COUNT(*), COUNT(DISTINCT FILE_NAME) FROM {ns}.AUDIT_LOAD_LEDGER")
+    assert files == distinct and files >= 6
+    assert env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_LOAD_CLAIM") == [(0,)]  # released by both
+
+
+def test_two_loads_of_one_week_at_once_take_turns_and_load_each_record_once(audit_env, aws):
+    """Both runs COPY into and promote from the same landing tables: the claim makes them take
+    turns, so the second finds everything loaded and changes nothing."""
+    ids = _week_of_manifests(aws("s3"), audit_env)
+    outcomes = _two_loads_at_once(audit_env, claim_wait=timedelta(minutes=3))
+    assert sorted(o[0] for o in outcomes.values()) == ["ok", "ok"], outcomes
+    assert sorted(o[1] for o in outcomes.values()) == [0, len(ids)]  # one loaded all, the other none
+    _assert_loaded_exactly_once(audit_env, ids)
+    (run_ids,) = audit_env.sql("SELECT COUNT(DISTINCT RUN_ID) FROM {ns}.AUDIT_RECORD")
+    assert run_ids == (1,)
+
+
+def test_a_second_load_of_the_week_without_waiting_fails_naming_the_run_that_holds_it(audit_env, aws):
+    ids = _week_of_manifests(aws("s3"), audit_env)
+    outcomes = _two_loads_at_once(audit_env, claim_wait=timedelta(0))
+    won = [r for r, o in outcomes.items() if o[0] == "ok"]
+    lost = [r for r, o in outcomes.items() if o[0] != "ok"]
+    assert len(won) == 1 and len(lost) == 1, outcomes
+    kind, message = outcomes[lost[0]]
+    assert kind == "LoadError" and f"being loaded by run {won[0]!r}" in message, message
+    assert outcomes[won[0]][1] == len(ids)
+    _assert_loaded_exactly_once(audit_env, ids)
+
+
+def test_a_claim_left_by_a_crashed_run_blocks_until_it_expires_and_a_retry_of_that_run_takes_it(audit_env, aws):
+    ids = _week_of_manifests(aws("s3"), audit_env, manifests=1, per_manifest=3)
+    audit_env.sql(
+        "INSERT INTO {ns}.AUDIT_LOAD_CLAIM (NAME, RUN_ID, TOKEN, CLAIMED_AT, EXPIRES_AT) SELECT 'landing', "
+        "'scheduled__crashed', 'scheduled__crashed #dead', CURRENT_TIMESTAMP(), DATEADD(minute, 30, CURRENT_TIMESTAMP())"
+    )
+    with pytest.raises(LoadError, match="being loaded by run 'scheduled__crashed'"):
+        run_load(audit_env, run_id="manual__other", claim_wait=timedelta(seconds=1))
+    assert audit_env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_RECORD") == [(0,)]
+    # The crashed run's retry takes its own claim over at once.
+    assert run_load(audit_env, run_id="scheduled__crashed", claim_wait=timedelta(0))["records"]["inserted"] == 3
+    # An expired claim of another run is taken over too.
+    audit_env.sql(
+        "INSERT INTO {ns}.AUDIT_LOAD_CLAIM (NAME, RUN_ID, TOKEN, CLAIMED_AT, EXPIRES_AT) SELECT 'landing', "
+        "'scheduled__gone', 'scheduled__gone #dead', DATEADD(hour, -2, CURRENT_TIMESTAMP()), DATEADD(hour, -1, CURRENT_TIMESTAMP())"
+    )
+    assert run_load(audit_env, run_id="manual__after", claim_wait=timedelta(0))["records"]["inserted"] == 0
+    assert audit_env.sql("SELECT COUNT(*), COUNT(DISTINCT MESSAGE_ID) FROM {ns}.AUDIT_RECORD") == [(len(ids), len(ids))]
+    assert audit_env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_LOAD_CLAIM") == [(0,)]
+
+
+def test_a_schema_set_up_before_the_claim_table_existed_fails_asking_for_the_setup(audit_env, aws):
+    _week_of_manifests(aws("s3"), audit_env, manifests=1, per_manifest=2)
+    audit_env.sql("DROP TABLE {ns}.AUDIT_LOAD_CLAIM")
+    with pytest.raises(LoadError, match="AUDIT_LOAD_CLAIM is missing or not granted: run the setup again"):
+        run_load(audit_env)
+    assert audit_env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_RECORD") == [(0,)]

@@ -79,7 +79,7 @@ def test_archive_corpus_every_message_ends_in_exactly_one_place_with_its_reason(
     for i in range(3):  # good records around the bad ones
         sqs_ids[sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=_seed(f"good-{i}", "eA=="))["MessageId"]] = f"good-{i}"
 
-    report = AuditArchiveOperator(**pipeline.archive_kwargs(notifications="none", records_per_manifest=100)).execute({})
+    report = AuditArchiveOperator(**pipeline.archive_kwargs(notifications="none", records_per_manifest=100, claim_check_buckets=foreign)).execute({})
     total = len(corpus["cases"]) + 3
     assert report["received"] == total  # one run, no crash
     assert pipeline.depth(pipeline.queue_url) == 0

@@ -230,7 +230,8 @@ def test_archive_survives_sigkill_at_every_sampled_call(runner, pipeline, wareho
         inputs = _archive_inputs(tag, payload_bucket, aws("s3"))
         sent_ids = {mid: sqs.send_message(QueueUrl=queue, MessageBody=spec[1])["MessageId"] for mid, spec in inputs.items()}
         kwargs = pipeline.archive_kwargs(queue_url=queue, dead_letter_queue_url=dlq, topic_arn=topic, visibility_timeout=2,
-                                         records_per_manifest=BATCH, notifications="per_record")  # fmt: skip
+                                         records_per_manifest=BATCH, notifications="per_record",
+                                         claim_check_buckets=payload_bucket)  # fmt: skip
         first = runner.run(ARCHIVE, kwargs, kill_after=n)
         outcomes.append((n, first["outcome"]))
         if first["outcome"] == "killed":

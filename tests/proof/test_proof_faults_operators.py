@@ -159,9 +159,11 @@ def test_archive_under_heavy_faults_without_retries_loses_nothing_and_reruns_com
     dead = Counter(json.loads(m["Body"])["messageMetaData"]["sourceTransactionID"] for m in pipeline.drain(pipeline.dlq_url))
     wanted = {f"h-tx-{i}" for i in range(30)}
     assert set(archived) | set(dead) == wanted and not set(archived) & set(dead), (archived, dead)
-    assert set(_manifest_ids(pipeline)) >= set()  # manifests parse
+    stored = {parsed.message_id for k in pipeline.objects() if (parsed := layout.parse_archive_key(PREFIX, k))}
+    assert len(stored) == len(archived)
+    assert set(_manifest_ids(pipeline)) == stored  # each archived object is in a manifest, nothing else is
     assert sum(dead.values()) - len(dead) <= 10  # a DLQ resend after a lost answer: one batch at most
     notes = pipeline.drain(pipeline.observer_url)
     announced = {json.loads(n["Body"])["messageMetaData"]["sourceTransactionID"] for n in notes}
-    assert set(archived) <= announced  # every archived record was announced
+    assert archived and set(archived) <= announced <= wanted  # every archived record was announced
     print(f"heavy faults: {outcomes}; injected {dict(injected)}; archived {len(archived)}, dead-lettered {len(dead)}")

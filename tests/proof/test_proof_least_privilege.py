@@ -34,7 +34,7 @@ IAM_ACTION = {
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility", "sns:PublishBatch": "sns:Publish",
     "s3:HeadObject": "s3:GetObject", "s3:ListObjectsV2": "s3:ListBucket", "s3:ListObjects": "s3:ListBucket",
     "s3:HeadBucket": "s3:ListBucket", "s3:CreateMultipartUpload": "s3:PutObject", "s3:UploadPart": "s3:PutObject",
-    "s3:CompleteMultipartUpload": "s3:PutObject",
+    "s3:CompleteMultipartUpload": "s3:PutObject", "s3:GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
 }  # fmt: skip
 COPY_SOURCE_READ = "s3:GetObject"  # CopyObject reads the source: s3:GetObject on it, s3:PutObject on the target
 
@@ -131,13 +131,14 @@ def test_archive_actions(pipeline, aws, unique, faults):
         sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=body)
     sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=seed_body(b"a", "t1"))  # already archived on the way
     with recording() as calls:
-        AuditArchiveOperator(**pipeline.archive_kwargs(notifications="per_record")).execute({})
+        AuditArchiveOperator(**pipeline.archive_kwargs(notifications="per_record", claim_check_buckets=payloads)).execute({})
         sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=big)
         retries = {"retries": {"mode": "standard", "total_max_attempts": 1}}
         with faults.injecting([{"service": "s3", "operation": "UploadPart", "fault": "5xx", "status": 500, "nth": 1}]):
-            AuditArchiveOperator(**pipeline.archive_kwargs(notifications="per_batch", visibility_timeout=1, botocore_config=retries)).execute({})
+            AuditArchiveOperator(**pipeline.archive_kwargs(notifications="per_batch", visibility_timeout=1, botocore_config=retries,
+                                                            claim_check_buckets=payloads)).execute({})  # fmt: skip
         time.sleep(1.2)
-        AuditArchiveOperator(**pipeline.archive_kwargs(notifications="per_batch")).execute({})
+        AuditArchiveOperator(**pipeline.archive_kwargs(notifications="per_batch", claim_check_buckets=payloads)).execute({})
     assert pipeline.depth(pipeline.queue_url) == 0
     called = {c for c in calls}
     assert {"s3:AbortMultipartUpload", "s3:CompleteMultipartUpload", "s3:CopyObject"} <= called, called

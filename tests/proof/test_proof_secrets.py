@@ -78,7 +78,7 @@ def test_no_secret_reaches_logs_xcom_errors_notifications_or_email(secret_connec
     xcoms, errors = [], []
     now = datetime.now(UTC)
     window = {"interval_start": (now - timedelta(days=1)).isoformat(), "interval_end": (now + timedelta(hours=1)).isoformat()}
-    xcoms.append(AuditArchiveOperator(**pipeline.archive_kwargs(notifications="per_record")).execute({}))
+    xcoms.append(AuditArchiveOperator(**pipeline.archive_kwargs(notifications="per_record", claim_check_buckets=pipeline.bucket)).execute({}))
     load = SnowflakeAuditLoadOperator(**warehouse.load_kwargs(**window)).execute({"run_id": "secrets"})
     xcoms.append(load)
     base = {"archive_bucket": pipeline.bucket, "archive_prefix": PREFIX, "snowflake_database": warehouse.database, **window}

@@ -219,10 +219,8 @@ def test_a_data_protection_policy_masks_replayed_messages_without_breaking_them(
     assert original == big  # the archive itself is never changed
 
 
-def test_a_forged_manifest_never_makes_the_replay_publish_objects_outside_the_archive(s3, sqs, bucket, unique):
-    """Issue 13: a manifest under the archive's manifest prefix naming another key of the bucket
-    (outside the archive prefix) is refused; the private object is never sent."""
-    _archive(s3, bucket, [("msg-001", 1, b'{"ok": 1}', "claims", "claim")])
+def _forged_manifest(s3, bucket):
+    """A manifest in the archive's manifest folder naming a private object outside the archive prefix."""
     secret = b'{"secret": "payroll"}'
     s3.put_object(Bucket=bucket, Key="private/payroll.json", Body=secret)
     forged = ArchivedRecord(
@@ -232,7 +230,144 @@ def test_a_forged_manifest_never_makes_the_replay_publish_objects_outside_the_ar
     )  # fmt: skip
     key = layout.batch_manifest_key(PREFIX, T0 + timedelta(minutes=6), "forged")
     s3.put_object(Bucket=bucket, Key=key, Body=encode_manifest([forged], layout.s3_uri(bucket, key)))
+    return key
+
+
+def test_a_forged_manifest_never_makes_the_replay_publish_objects_outside_the_archive(s3, sqs, bucket, unique):
+    """Issue 13: a manifest under the archive's manifest prefix naming another key of the bucket
+    (outside the archive prefix) is refused; the private object is never sent."""
+    _archive(s3, bucket, [("msg-001", 1, b'{"ok": 1}', "claims", "claim")])
+    key = _forged_manifest(s3, bucket)
     url = sqs.create_queue(QueueName=unique("target"))["QueueUrl"]
+    result = _op(bucket, target_queue=url).execute({})  # reported, and the archive's own records replayed
+    assert result["sent"] == 1 and "outside the archive prefix" in result["bad_manifests"][0]["reason"]
     with pytest.raises(ReplayError, match="outside the archive prefix"):
-        _op(bucket, target_queue=url).execute({})
+        _op(bucket, target_queue=url, discovery="manifests", replay_id="manifests-only").execute({})
     assert not [m for m in drain(sqs, url, 0) if "payroll" in m["Body"]]
+
+
+# -- hostile archives, checkpoints and empty selections (issue 14's leftovers) -----------------------
+def test_keys_outside_the_archive_layout_are_counted_and_reported(s3, sqs, bucket, unique):
+    """A listed archive may hold keys the archive never writes (notes, a key with a space, an
+    impossible time): they are not replayed, but counted and named in the result and the log.
+    (Before: skipped silently.)"""
+    _archive(s3, bucket, [(f"seed-{i}", i, f"payload {i}".encode(), "sys", "t") for i in range(3)], manifests=False)
+    hour = layout.data_hour_prefix(PREFIX, T0)
+    strays = [hour + "notes.txt", hour + "00/01/bad id", hour + "61/00/msg-x"]
+    for key in strays:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"stray")
+    url = sqs.create_queue(QueueName=unique("q"))["QueueUrl"]
+    result = _op(bucket, target_queue=url).execute({})
+    assert (result["discovery"], result["sent"]) == ("listing", 3)
+    assert result["not_in_layout"] == {"count": 3, "sample": sorted(strays)}
+    assert any("3 key(s) under the archive prefix are not in the archive layout" in w for w in result["warnings"])
+    assert sorted(_bodies(drain(sqs, url, 3))) == [f"payload {i}" for i in range(3)]
+
+
+def test_a_bad_manifest_is_reported_alone_and_its_records_are_still_replayed(s3, sqs, bucket, unique):
+    """One unreadable and one forged manifest among good ones: each is reported with its reason,
+    the window is listed as well so the records only they named are still found, and everything
+    else is replayed (nothing lost). With discovery="manifests" (no listing) the replay sends the
+    rest and then fails, naming them. (Before: the first bad manifest failed the whole replay.)"""
+    records = _archive(s3, bucket, [(f"m-{i:02d}", i, json.dumps({"n": i}).encode(), "claims", "t") for i in range(12)])
+    # the second manifest (m-10, m-11) is truncated: its two records are named by nothing else
+    second = layout.batch_manifest_key(PREFIX, T0 + timedelta(minutes=5), "batch-10")
+    s3.put_object(Bucket=bucket, Key=second, Body=b'{"message_id": "m-10", "bucket"')
+    forged_key = _forged_manifest(s3, bucket)
+    url = sqs.create_queue(QueueName=unique("q"))["QueueUrl"]
+
+    with pytest.raises(ReplayError, match="2 manifest") as exc:
+        _op(bucket, target_queue=url, discovery="manifests", replay_id="only-manifests").execute({})
+    assert second in str(exc.value) and forged_key in str(exc.value)
+    assert sorted(json.loads(b)["n"] for b in _bodies(drain(sqs, url, 10))) == list(range(10))  # the rest went out
+
+    result = _op(bucket, target_queue=url, source_systems="claims").execute({})
+    assert result["sent"] == 12 and "listed" in result["discovery"]
+    assert [b["key"] for b in result["bad_manifests"]] == sorted([second, forged_key])
+    assert all(b["reason"] for b in result["bad_manifests"])
+    assert any("outside the archive prefix" in b["reason"] for b in result["bad_manifests"])
+    got = drain(sqs, url, 12)
+    assert sorted(json.loads(b)["n"] for b in _bodies(got)) == list(range(12))
+    assert not [m for m in got if "payroll" in m["Body"]]
+    assert {m["MessageAttributes"]["source_system"]["StringValue"] for m in got} == {"claims"}
+    assert len(records) == 12
+
+
+@pytest.mark.parametrize(
+    ("mutate", "why"),
+    [
+        (lambda doc: b"{not json", "not a checkpoint"),
+        (lambda doc: json.dumps([doc]).encode(), "not a checkpoint"),
+        (lambda doc: json.dumps({**doc, "sent": "lots"}).encode(), "sent"),
+        (lambda doc: json.dumps({**doc, "extra": 1}).encode(), "extra"),
+        (lambda doc: json.dumps({**doc, "replay_id": "another-replay"}).encode(), "replay_id"),
+        # a forged "last": beyond the window, naming no message of the replay, or ahead of what was sent
+        (lambda doc: json.dumps({**doc, "last": ["2999-01-01T00:00:00.000Z", "zzz"]}).encode(), "last"),
+        (lambda doc: json.dumps({**doc, "last": [doc["last"][0], "not-a-message"]}).encode(), "last"),
+        (lambda doc: json.dumps({**doc, "last": ["x", "m-05"]}).encode(), "last"),
+        (lambda doc: json.dumps({**doc, "completed": False, "sent": 2}).encode(), "sent"),
+    ],
+)
+def test_a_corrupt_or_forged_checkpoint_is_refused_and_nothing_is_skipped(s3, sqs, bucket, unique, mutate, why):
+    """The checkpoint is read back from S3: only one in the form this replay writes, for this
+    replay_id, whose "last" is a message of the selection the sent count reaches, is trusted; any
+    other is refused naming its key (before: a corrupt one crashed, a forged "last" skipped messages)."""
+    from airflow_reliable_messaging.domain import replay as rp
+
+    _archive(s3, bucket, [(f"m-{i:02d}", i, json.dumps({"n": i}).encode(), "claims", "t") for i in range(8)])
+    url = sqs.create_queue(QueueName=unique("q"))["QueueUrl"]
+    _op(bucket, target_queue=url, replay_id="ck-test", end=(T0 + timedelta(minutes=5, seconds=30)).isoformat()).execute({})
+    assert len(drain(sqs, url, 6)) == 6
+    key = rp.checkpoint_key(PREFIX, "ck-test")
+    doc = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert doc["last"][1] == "m-05"
+    s3.put_object(Bucket=bucket, Key=key, Body=mutate(doc))
+    with pytest.raises(ReplayError, match=why) as exc:
+        _op(bucket, target_queue=url, replay_id="ck-test", end=(T0 + timedelta(minutes=5, seconds=30)).isoformat()).execute({})
+    assert key in str(exc.value)
+    assert drain(sqs, url, 0, timeout=0.5) == []
+
+
+def test_an_empty_selection_is_loud(s3, sqs, bucket, unique):
+    """A window, prefix or filter that selects nothing: the dry run says so in a warning; a real
+    run fails, naming what it looked at (a replay of nothing is a mistaken request, not a success)."""
+    _archive(s3, bucket, [("m-1", 1, b"{}", "claims", "t")])
+    url = sqs.create_queue(QueueName=unique("q"))["QueueUrl"]
+    dry = _op(bucket, target_queue=url, source_systems="no-such-system", dry_run=True).execute({})
+    assert dry["would_send"] == 0 and dry["selected"] == 0
+    assert any("nothing to replay" in w for w in dry["warnings"])
+    with pytest.raises(ReplayError, match="nothing to replay") as exc:
+        _op(bucket, target_queue=url, source_systems="no-such-system").execute({})
+    assert "no-such-system" in str(exc.value) and "1 manifests" in str(exc.value)
+    with pytest.raises(ReplayError, match="nothing to replay"):
+        _op(bucket, target_queue=url, archive_prefix="audit/v2").execute({})
+    assert drain(sqs, url, 0, timeout=0.5) == []
+
+
+@pytest.mark.parametrize(("field", "value"), [("dry_run", ""), ("dry_run", "maybe"), ("max_messages_per_second", None),
+                                              ("max_messages_per_second", "nan"), ("max_messages_per_second", "")])
+def test_a_rendered_empty_or_not_a_number_is_refused(bucket, field, value):
+    """Before: dry_run "" ran for real, "False" ran a dry run; a rate of None, "" or "nan" sent unpaced."""
+    with pytest.raises(ConfigurationError) as exc:
+        _op(bucket, target_queue="q", aws_conn_id="no_such_connection", **{field: value}).execute({})
+    assert exc.value.field == field
+
+
+def test_a_rendered_false_runs_for_real(s3, sqs, bucket, unique):
+    _archive(s3, bucket, [("m-1", 1, b"{}", "claims", "t")])
+    url = sqs.create_queue(QueueName=unique("q"))["QueueUrl"]
+    assert _op(bucket, target_queue=url, dry_run="False").execute({})["sent"] == 1
+    assert len(drain(sqs, url, 1)) == 1
+
+
+@pytest.mark.parametrize("end", ["None", "", " null "])
+def test_an_end_that_rendered_unset_means_until_now(s3, sqs, bucket, unique, end):
+    """A templated end that rendered "None" (a DAG without native rendering) or "" is "until now",
+    on the first attempt and on a retry (the checkpoint pins the first attempt's now). Before:
+    "None" and "null" failed as "end is required"."""
+    _archive(s3, bucket, [("m-1", 1, b"{}", "claims", "t")])
+    url = sqs.create_queue(QueueName=unique("q"))["QueueUrl"]
+    first = _op(bucket, target_queue=url, end=end, replay_id="open-end").execute({})
+    again = _op(bucket, target_queue=url, end=end, replay_id="open-end").execute({})
+    assert first["sent"] == again["sent"] == 1 and again["sent_this_run"] == 0 and first["window"] == again["window"]
+    assert len(drain(sqs, url, 1)) == 1

@@ -114,7 +114,9 @@ def test_replay_window_to_failed_consumer_then_resume(sns, sqs, unique):
     assert [json.loads(m["Body"])["Message"] for m in drain(sqs, url, 1)] == ["live"]
 
 
-def test_ending_point_leaves_subscription_paused(sns, sqs, unique):
+def _one_message_delivered(sns, sqs, unique):
+    """An archived FIFO topic and a subscribed queue that got one message: (topic, queue URL,
+    subscription, start and end of a window holding just that message)."""
     topic = _archived_topic(sns, unique("claims") + ".fifo")
     url, arn = fifo_queue(sqs, unique("consumer") + ".fifo")
     sub = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, ReturnSubscriptionArn=True)["SubscriptionArn"]
@@ -123,6 +125,11 @@ def test_ending_point_leaves_subscription_paused(sns, sqs, unique):
     time.sleep(0.01)
     end = now_ms()
     drain(sqs, url, 1)
+    return topic, url, sub, start, end
+
+
+def test_ending_point_leaves_subscription_paused(sns, sqs, unique):
+    topic, url, sub, start, end = _one_message_delivered(sns, sqs, unique)
     SnsReplayOperator(task_id="r", topic_arn=topic, subscription_arn=sub, start=start, end=end).execute({})
     done = run_deferred(ReplayCompletedSensor(task_id="w", subscription_arn=sub, poke_interval=0.1))
     assert done["paused"] is True and done["resumed_with"] is None
@@ -221,3 +228,27 @@ def test_windows_and_arguments_aws_cannot_serve_are_refused_before_any_call(uniq
         assert exc.value.field == field, overrides
         if field == "start":
             assert "source s3_archive" in str(exc.value)
+
+
+def test_rendered_false_switches_nothing_on(sns, sqs, unique):
+    """Templates render booleans as text ("False") unless the DAG renders native objects: "False"
+    must not create a queue, run a dry run instead of the replay, or resume a paused subscription;
+    an empty value is refused, naming the argument. (Before: any non-empty text was true.)"""
+    topic, url, sub, start, end = _one_message_delivered(sns, sqs, unique)
+    missing = unique("not-there") + ".fifo"
+    with pytest.raises(ConfigurationError, match="does not exist") as exc:
+        SnsReplayOperator(task_id="r", topic_arn=topic, target_queue=missing, create_queue="False", start=start).execute({})
+    assert exc.value.field == "target_queue"
+    assert not sqs.list_queues(QueueNamePrefix=missing).get("QueueUrls")
+    for field, value in (("dry_run", ""), ("create_queue", "maybe")):
+        with pytest.raises(ConfigurationError) as exc:
+            SnsReplayOperator(task_id="r", topic_arn=topic, subscription_arn=sub, start=start, **{field: value}).execute({})
+        assert exc.value.field == field
+    result = SnsReplayOperator(task_id="r", topic_arn=topic, subscription_arn=sub, start=start, end=end, dry_run="False").execute({})
+    assert result["dry_run"] is False and result["pauses_subscription"] is True  # replayed, not planned
+    done = ReplayCompletedSensor(task_id="w", subscription_arn=sub, deferrable=False, poke_interval=0.1,
+                                 resume_live_delivery="false").execute({})  # fmt: skip
+    assert done["paused"] is True and done["resumed_with"] is None
+    assert len(drain(sqs, url, 1)) == 1
+    sns.publish(TopicArn=topic, Message="live", MessageGroupId="g")
+    assert drain(sqs, url, 0, timeout=1.0) == []  # still paused, as asked

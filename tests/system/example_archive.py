@@ -55,6 +55,7 @@ with h.scenario_dag("system_archive") as dag:
         bucket=h.from_setup("bucket"),
         prefix=h.from_setup("prefix"),
         notifications="none",
+        claim_check_buckets=h.from_setup("bucket"),  # the pointer's payload is in the archive bucket here
         max_run_seconds=120,
         wait_time_seconds=1,
     )

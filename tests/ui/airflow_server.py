@@ -119,7 +119,7 @@ class AirflowServer:
             start_new_session=True,
         )  # fmt: skip
 
-    def start(self, timeout: float = 150.0) -> AirflowServer:
+    def start(self, timeout: float = 300.0) -> AirflowServer:
         self.home.mkdir(parents=True, exist_ok=True)
         if self.major < 3:
             (self.home / "webserver_config.py").write_text(WEBSERVER_CONFIG_2)
@@ -231,7 +231,7 @@ class AirflowServer:
     def run(self, dag_id: str, run_id: str) -> dict:
         return self.request("GET", f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}")
 
-    def wait_for_run_end(self, dag_id: str, run_id: str, timeout: float = 120.0) -> str:
+    def wait_for_run_end(self, dag_id: str, run_id: str, timeout: float = 360.0) -> str:
         deadline = time.monotonic() + timeout
         while True:
             state = self.run(dag_id, run_id)["state"]

@@ -1,38 +1,35 @@
-"""A small W3C WebDriver client for headless Chromium (chromedriver over HTTP, urllib + json).
+"""Headless Chromium for the UI tests, driven by Selenium (chromedriver from the system, found as
+``CHROMEDRIVER`` / ``chromedriver`` on PATH: Selenium Manager never downloads anything here).
 
-Only what the trigger-form tests need: navigate, find elements by CSS, click, type, read text and
-attributes, run a script, take screenshots, wait for a condition. chromedriver listens on
-127.0.0.1 on a free port and is stopped (its process group) by :meth:`Browser.quit`.
+A thin layer over Selenium's API with the few habits the tests share: CSS lookups, typing at a
+human pace into React inputs, full-page screenshots into the artifacts directory, polling waits
+that treat WebDriver errors as "not yet".
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecf"  # the W3C web element identifier
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+
 WINDOW = (1400, 1600)
 T = TypeVar("T")
+WebDriverError = WebDriverException
 
 INSTALL_HINT = (
-    "headless Chromium and chromedriver are needed for the trigger-form tests: run scripts/bootstrap.sh browser "
+    "headless Chromium and chromedriver are needed for the UI tests: run scripts/bootstrap.sh browser "
     "(apt packages chromium, chromium-driver) or set CHROMIUM / CHROMEDRIVER to their paths"
 )
-
-
-class WebDriverError(RuntimeError):
-    """An error answered by chromedriver (W3C ``error`` + ``message``)."""
 
 
 def free_port() -> int:
@@ -50,25 +47,24 @@ def find_executables() -> tuple[str, str]:
 
 
 class Element:
-    def __init__(self, browser: Browser, element_id: str) -> None:
-        self.browser, self.id = browser, element_id
+    """A page element (Selenium's ``WebElement``) with the tests' vocabulary."""
 
-    def _call(self, method: str, path: str, body: dict | None = None) -> Any:
-        return self.browser.call(method, f"/element/{self.id}{path}", body)
+    def __init__(self, browser: Browser, element: WebElement) -> None:
+        self.browser, self.web = browser, element
 
     def click(self) -> None:
         self.scroll()
-        self._call("POST", "/click", {})
+        self.web.click()
 
     def scroll(self) -> None:
         """Into the middle of the view (clear of fixed headers)."""
         self.browser.js("arguments[0].scrollIntoView({block: 'center', inline: 'nearest'})", self)
 
     def clear(self) -> None:
-        self._call("POST", "/clear", {})
+        self.web.clear()
 
     def type(self, text: str) -> None:
-        self._call("POST", "/value", {"text": text})
+        self.web.send_keys(text)
 
     def fill(self, text: str, attempts: int = 3) -> None:
         """Replaces the value by typing ``text`` at a human pace, checking what the field holds.
@@ -87,143 +83,107 @@ class Element:
 
     @property
     def text(self) -> str:
-        return self._call("GET", "/text")
+        return self.web.text
 
     @property
     def tag(self) -> str:
-        return self._call("GET", "/name")
+        return self.web.tag_name
 
     def attribute(self, name: str) -> str | None:
-        return self._call("GET", f"/attribute/{name}")
+        return self.web.get_attribute(name)
 
     def prop(self, name: str) -> Any:
-        return self._call("GET", f"/property/{name}")
+        return self.web.get_property(name)
 
     def find(self, css: str) -> Element:
-        return self.browser._element(self._call("POST", "/element", {"using": "css selector", "value": css}))
+        return Element(self.browser, self.web.find_element(By.CSS_SELECTOR, css))
 
     def find_all(self, css: str) -> list[Element]:
-        found = self._call("POST", "/elements", {"using": "css selector", "value": css})
-        return [self.browser._element(e) for e in found]
-
-    def to_json(self) -> dict:
-        return {ELEMENT_KEY: self.id}
+        return [Element(self.browser, e) for e in self.web.find_elements(By.CSS_SELECTOR, css)]
 
 
 class Browser:
-    """One headless Chromium session driven through chromedriver."""
+    """One headless Chromium session."""
 
-    def __init__(self, artifacts: Path, timeout: float = 30.0) -> None:
+    def __init__(self, artifacts: Path) -> None:
         chromium, driver = find_executables()
         self.artifacts = artifacts
         self.artifacts.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self._log = open(artifacts / "chromedriver.log", "wb")  # noqa: SIM115 — closed in quit()
-        self._proc = subprocess.Popen(
-            [driver, f"--port={self.port}", "--log-level=WARNING"],  # loopback only (no --allowed-ips)
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "TZ": "UTC"},
-        )  # fmt: skip
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.session: str | None = None
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if self._request("GET", "/status").get("ready"):
-                    break
-            except OSError:
-                pass
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                self.quit()
-                raise RuntimeError(f"chromedriver did not start: {(artifacts / 'chromedriver.log').read_text()[-2000:]}")
-            time.sleep(0.1)
-        args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--lang=en-US",
-                f"--window-size={WINDOW[0]},{WINDOW[1]}", "--no-first-run", "--disable-extensions"]  # fmt: skip
-        caps = {"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            # no speculative connections: a sync-worker web server would sit waiting on them
-            "goog:chromeOptions": {"binary": chromium, "args": args,
-                                   "prefs": {"net": {"network_prediction_options": 2}}},
-            "timeouts": {"implicit": 0, "pageLoad": 60000, "script": 30000},
-        }}}  # fmt: skip
-        try:
-            self.session = self._request("POST", "/session", caps)["sessionId"]
-        except Exception:
-            self.quit()
-            raise
-
-    # -- protocol -----------------------------------------------------------------------------
-    def _request(self, method: str, path: str, body: dict | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
-        try:
-            with urllib.request.urlopen(req, timeout=90) as resp:
-                payload = json.loads(resp.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            payload = json.loads(exc.read() or b"{}")
-            value = payload.get("value") or {}
-            raise WebDriverError(f"{value.get('error')}: {value.get('message', '')[:500]}") from None
-        return payload.get("value")
-
-    def call(self, method: str, path: str, body: dict | None = None) -> Any:
-        return self._request(method, f"/session/{self.session}{path}", body)
-
-    def _element(self, ref: dict) -> Element:
-        return Element(self, ref[ELEMENT_KEY])
-
-    # -- navigation and queries ---------------------------------------------------------------
-    def get(self, url: str) -> None:
-        self.call("POST", "/url", {"url": url})
-
-    @property
-    def url(self) -> str:
-        return self.call("GET", "/url")
-
-    def find(self, css: str) -> Element:
-        return self._element(self.call("POST", "/element", {"using": "css selector", "value": css}))
-
-    def find_all(self, css: str) -> list[Element]:
-        return [self._element(e) for e in self.call("POST", "/elements", {"using": "css selector", "value": css})]
-
-    def find_text(self, xpath_text: str, tag: str = "*") -> list[Element]:
-        """Elements whose own text (normalised) equals ``xpath_text``."""
-        xpath = f"//{tag}[normalize-space(text())={json.dumps(xpath_text)}]"
-        return [self._element(e) for e in self.call("POST", "/elements", {"using": "xpath", "value": xpath})]
-
-    def js(self, script: str, *args: Any) -> Any:
-        wire = [a.to_json() if isinstance(a, Element) else a for a in args]
-        return self._wrap(self.call("POST", "/execute/sync", {"script": script, "args": wire}))
+        options = webdriver.ChromeOptions()
+        options.binary_location = chromium
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--lang=en-US",
+                    f"--window-size={WINDOW[0]},{WINDOW[1]}", "--no-first-run", "--disable-extensions"):  # fmt: skip
+            options.add_argument(arg)
+        # no speculative connections: a sync-worker web server would sit waiting on them
+        options.add_experimental_option("prefs", {"net": {"network_prediction_options": 2}})
+        service = webdriver.ChromeService(
+            executable_path=driver, log_output=str(artifacts / "chromedriver.log"), env={**os.environ, "TZ": "UTC"}
+        )
+        self.driver = webdriver.Chrome(options=options, service=service)
+        self.driver.set_page_load_timeout(60)
+        self.driver.set_script_timeout(30)
 
     def _wrap(self, value: Any) -> Any:
-        """Element references in a script's result become :class:`Element` objects."""
+        if isinstance(value, WebElement):
+            return Element(self, value)
         if isinstance(value, dict):
-            return self._element(value) if ELEMENT_KEY in value else {k: self._wrap(v) for k, v in value.items()}
+            return {k: self._wrap(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self._wrap(v) for v in value]
         return value
 
+    # -- navigation and queries ---------------------------------------------------------------
+    def get(self, url: str) -> None:
+        self.driver.get(url)
+
+    @property
+    def url(self) -> str:
+        return self.driver.current_url
+
+    def find(self, css: str) -> Element:
+        return Element(self, self.driver.find_element(By.CSS_SELECTOR, css))
+
+    def find_all(self, css: str) -> list[Element]:
+        return [Element(self, e) for e in self.driver.find_elements(By.CSS_SELECTOR, css)]
+
+    def find_text(self, text: str, tag: str = "*") -> list[Element]:
+        """Elements whose own text (normalised) equals ``text``."""
+        literal = "concat('" + "', \"'\", '".join(text.split("'")) + "', '')"  # any text as an XPath literal
+        xpath = f"//{tag}[normalize-space(text())={literal}]"
+        return [Element(self, e) for e in self.driver.find_elements(By.XPATH, xpath)]
+
+    def js(self, script: str, *args: Any) -> Any:
+        wire = [a.web if isinstance(a, Element) else a for a in args]
+        return self._wrap(self.driver.execute_script(script, *wire))
+
     def keys(self, text: str) -> None:
-        """Types into whatever has the focus (W3C actions), e.g. Tab or Escape."""
-        actions = [{"type": "keyDown", "value": c} for c in text] + [{"type": "keyUp", "value": c} for c in text]
-        self.call("POST", "/actions", {"actions": [{"type": "key", "id": "kbd", "actions": actions}]})
-        self.call("DELETE", "/actions")
+        """Types into whatever has the focus, e.g. Tab or Escape."""
+        ActionChains(self.driver).send_keys(text).perform()
 
     def page_text(self) -> str:
         return self.find("body").text
 
-    def screenshot(self, name: str) -> Path:
-        """A full-page PNG in the artifacts directory."""
+    # -- pictures ------------------------------------------------------------------------------
+    def emulate(self, width: int, height: int, mobile: bool = False, scale: float = 1) -> None:
+        """Render as a device of this viewport (Chrome DevTools ``Emulation.setDeviceMetricsOverride``)."""
+        metrics = {"width": width, "height": height, "mobile": mobile, "deviceScaleFactor": scale}
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+
+    def png(self) -> bytes:
+        return self.driver.get_screenshot_as_png()
+
+    def screenshot(self, name: str, width: int = WINDOW[0], mobile: bool = False) -> Path:
+        """A full-page PNG in the artifacts directory, rendered ``width`` CSS pixels wide."""
         path = self.artifacts / f"{name}.png"
-        try:  # chromedriver's full-page screenshot via the DevTools protocol
+        try:
+            self.emulate(width, WINDOW[1], mobile)
             height = int(self.js("return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)"))
-            metrics = {"mobile": False, "width": WINDOW[0], "height": min(max(height, WINDOW[1]), 6000),
-                       "deviceScaleFactor": 1}  # fmt: skip
-            self.call("POST", "/goog/cdp/execute", {"cmd": "Emulation.setDeviceMetricsOverride", "params": metrics})
-            data = self.call("GET", "/screenshot")
-            self.call("POST", "/goog/cdp/execute", {"cmd": "Emulation.clearDeviceMetricsOverride", "params": {}})
-        except WebDriverError:
-            data = self.call("GET", "/screenshot")
-        path.write_bytes(base64.b64decode(data))
+            self.emulate(width, min(max(height, 1), 6000), mobile)
+            data = self.png()
+            self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        except WebDriverException:
+            data = self.png()
+        path.write_bytes(data)
         return path
 
     def wait(self, condition: Callable[[], T], timeout: float = 30.0, what: str = "condition",
@@ -235,26 +195,11 @@ class Browser:
                 value = condition()
                 if value:
                     return value
-            except WebDriverError as exc:
+            except WebDriverException as exc:
                 last = exc
             if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last})" if last else ""))
+                raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last.msg})" if last else ""))
             time.sleep(interval)
 
     def quit(self) -> None:
-        if self.session:
-            try:
-                self.call("DELETE", "")
-            except (OSError, WebDriverError):
-                pass
-            self.session = None
-        if self._proc.poll() is None:
-            try:
-                os.killpg(self._proc.pid, signal.SIGTERM)
-                self._proc.wait(timeout=10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self._proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        self._log.close()
+        self.driver.quit()

@@ -1,0 +1,1 @@
+DELETE FROM {ns}.AUDIT_LOAD_CLAIM WHERE NAME = 'landing' AND TOKEN = %(token)s;

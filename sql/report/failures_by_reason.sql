@@ -1,0 +1,21 @@
+-- Every record of the interval the load could not fully take, once per reason group (REASON_GROUP:
+-- the reason up to its first ':', the rest being the record's own detail), the most frequent group
+-- first; RECORDS is the group's size and EXAMPLE numbers the records within it.
+WITH FAILED AS (
+  SELECT F.MESSAGE_ID, F.REASON, TRIM(SPLIT_PART(F.REASON, ':', 1)) AS REASON_GROUP, R.S3_URI,
+         COALESCE(R.SOURCE_SYSTEM, '(unknown)') AS SOURCE_SYSTEM, F.FAILED_AT
+  FROM {ns}.AUDIT_LOAD_FAILURE F
+  JOIN {ns}.AUDIT_RECORD R ON R.MESSAGE_ID = F.MESSAGE_ID
+  WHERE R.EVENT_TIME >= %(start)s::TIMESTAMP_TZ AND R.EVENT_TIME < %(end)s::TIMESTAMP_TZ
+), LATEST AS (  -- one row per record and group: its latest failure (reruns record the same failure again)
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY REASON_GROUP, MESSAGE_ID ORDER BY FAILED_AT DESC, REASON) AS NTH
+  FROM FAILED
+), GROUPS AS (
+  SELECT REASON_GROUP, COUNT(*) AS RECORDS FROM LATEST WHERE NTH = 1 GROUP BY REASON_GROUP
+)
+SELECT G.REASON_GROUP, G.RECORDS::NUMBER(38, 0) AS RECORDS,
+       ROW_NUMBER() OVER (PARTITION BY G.REASON_GROUP ORDER BY L.MESSAGE_ID) AS EXAMPLE,
+       L.MESSAGE_ID, L.S3_URI, L.REASON, L.SOURCE_SYSTEM, L.FAILED_AT
+FROM GROUPS G
+JOIN LATEST L ON L.REASON_GROUP = G.REASON_GROUP AND L.NTH = 1
+ORDER BY G.RECORDS DESC, G.REASON_GROUP, EXAMPLE;
