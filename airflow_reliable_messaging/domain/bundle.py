@@ -187,6 +187,16 @@ def _decode_line(line: bytes, bundle_uri: str) -> BundledRecord:
                          event_time=doc["event_time"], sha256=doc["sha256"], json_payload="payload" in doc, **optional)  # fmt: skip
 
 
+def fingerprint(record: BundledRecord) -> tuple[str, str, bool]:
+    """What identifies a checked line: message id, SHA-256 of its bytes, whether it has a payload."""
+    return record.message_id, record.sha256, record.json_payload
+
+
+def decode_landed_line(landed: str | dict, bundle_uri: str) -> BundledRecord:
+    """A bundle line as a table holds it after COPY (JSON text), checked like a line of the bundle."""
+    return _decode_line(json.dumps(json.loads(landed) if isinstance(landed, str) else landed).encode() + b"\n", bundle_uri)
+
+
 def find(lines: dict[int, tuple[BundledRecord, int]], message_id: str, sha256: str, offset: int, length: int) -> BundledRecord:
     """The record a manifest line places at ``offset``/``length``; ValueError unless that line is
     exactly this record's (forged or stale offsets)."""

@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -206,6 +207,47 @@ def test_a_hostile_bundle_is_quarantined_with_the_reason_and_nothing_else_is_los
     in_first = {l.message_id for l in week.manifest_lines() if l.key == first}
     assert payloads == in_first and len(in_first) == 10  # the intact bundle is loaded
     assert line.message_id not in payloads
+
+
+def test_a_bundle_replaced_between_its_check_and_the_copy_is_not_promoted(week, sf_faults):
+    """S3 gives COPY no snapshot of the bundle the load checked: one rewritten in between (intact
+    lines, other bytes under the same message ids) must not reach AUDIT_PAYLOAD. The load compares
+    what landed with what it checked: the bundle is set aside with the reason, its records named."""
+    import threading
+
+    from airflow_reliable_messaging.domain import bundle
+    from local_cloud.faults_client import snowflake_fault
+
+    week.send_small(10)
+    week.archive()
+    (key,) = week.keys(layout.BUNDLES + "/")
+    s3, uri = week.aws("s3"), f"s3://{week.env.bucket}/{key}"
+    lines = bundle.decode_bundle(s3.get_object(Bucket=week.env.bucket, Key=key)["Body"].read(), uri)
+    forged = []
+    for record, _ in lines.values():
+        body = json.dumps({"claim": "FORGED"}).encode()
+        forged.append(replace(record, body=body, sha256=hashlib.sha256(body).hexdigest()))
+    rewritten, _ = bundle.encode_bundle(forged, uri)
+
+    def rewrite_when_copy_waits():
+        deadline = time.monotonic() + 60
+        while not sf_faults.stats()["rules"][0]["matched"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        s3.put_object(Bucket=week.env.bucket, Key=key, Body=rewritten)
+
+    with sf_faults.injecting([snowflake_fault("delay", r"COPY\s+INTO\s+\S+\.AUDIT_PAYLOAD_LANDING", delay=4, nth=1)]):
+        swapper = threading.Thread(target=rewrite_when_copy_waits)
+        swapper.start()
+        load = week.load(on_bad_file="quarantine")
+        swapper.join(60)
+        assert sf_faults.stats()["rules"][0]["fired"] == 1
+
+    (failed,) = load["files"]["failed"]
+    assert failed["file"] == uri and "bundle changed between its check and COPY" in failed["reason"], failed
+    assert load["records"]["failed"] == 10 and load["payloads"]["json_loaded"] == 0
+    assert week.env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_PAYLOAD") == [(0,)]  # nothing forged, nothing unchecked
+    assert week.env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_PAYLOAD_LANDING") == [(0,)]
+    assert load["records"]["inserted"] == 10  # the manifest's records (its lines were validated) are loaded
 
 
 def test_the_archive_replay_reads_records_from_bundles_and_per_record_objects(week, aws, unique):
