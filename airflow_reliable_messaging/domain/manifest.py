@@ -88,6 +88,12 @@ class ArchivedRecord:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def message_id_of(record_uri: str) -> str:
+    """The message id a record's URI (``ArchivedRecord.s3_uri``) names: a bundled record's is its
+    fragment, another's the key's last segment (neither holds ``#`` or ``/``)."""
+    return record_uri.rpartition("#")[2].rpartition("/")[2]
+
+
 def _check_types(data: dict) -> None:
     """Refuse lines whose fields would break the load or replay later (hostile or corrupt input)."""
     from airflow_reliable_messaging.domain.archive_layout import validate_message_id

@@ -17,7 +17,7 @@ from airflow_reliable_messaging.domain import archive_layout as layout
 from airflow_reliable_messaging.domain import templated
 from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT, S3Pointer, size_attribute
 from airflow_reliable_messaging.domain.identifiers import blank_to_none, is_fifo_name, topic_arn
-from airflow_reliable_messaging.domain.manifest import isoformat, parse_isoformat
+from airflow_reliable_messaging.domain.manifest import isoformat, message_id_of, parse_isoformat
 from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
 from airflow_reliable_messaging.links.aws import S3PrefixLink, SnsTopicLink, console_location, s3_object_url
 from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
@@ -171,7 +171,7 @@ class AuditReconcileOperator(_ArchiveReportBase):
                 "warnings": warnings,
                 "status": "not_reconciled" if error else "reconciled" if outcome.compared else "nothing_to_compare",
             }
-            ids = [uri.rsplit("/", 1)[-1] for uri in outcome.missing + outcome.size_mismatch]
+            ids = [message_id_of(uri) for uri in outcome.missing + outcome.size_mismatch]
             self.record(sf, context, result, error, ids)
         finally:
             sf.close()

@@ -133,6 +133,26 @@ def test_a_mixed_week_is_bundled_loaded_and_reconciled_record_by_record(week):
     assert week.load(run_id="load_2")["records"]["inserted"] == 0  # a rerun loads nothing twice
 
 
+def test_a_bundled_record_missing_in_snowflake_is_recorded_by_its_message_id(week):
+    """The reconciliation's outcome in AUDIT_RECONCILIATION (read by the weekly report) names a
+    missing bundled record by its message id, not by its bundle's file name."""
+    from airflow_reliable_messaging.operators.audit_report import ReconciliationMismatch
+
+    week.send_small(5)
+    week.archive()
+    load = week.load()
+    (lost,) = [m for (m,) in week.env.sql("SELECT MESSAGE_ID FROM {ns}.AUDIT_RECORD ORDER BY MESSAGE_ID LIMIT 1")]
+    week.env.sql(f"DELETE FROM {{ns}}.AUDIT_RECORD WHERE MESSAGE_ID = '{lost}'")
+    kwargs = week.env.load_kwargs(**week.window())
+    kwargs = {k: v for k, v in kwargs.items() if k in ("archive_bucket", "archive_prefix", "snowflake_database",
+                                                         "snowflake_schema", "interval_start", "interval_end")}  # fmt: skip
+    later = {**load, "expected_before": (week.now + timedelta(hours=1)).isoformat()}  # every record settled
+    with pytest.raises(ReconciliationMismatch, match=lost):
+        AuditReconcileOperator(task_id="reconcile", load_report=later, settle=timedelta(0), **kwargs).execute({})
+    ((ids,),) = week.env.sql("SELECT MISSING_IDS FROM {ns}.AUDIT_RECONCILIATION")
+    assert json.loads(ids) == [lost]
+
+
 @pytest.mark.parametrize("crash_at", ["manifest", "delete"])
 def test_a_crash_after_the_bundle_loses_nothing_and_the_load_keeps_one_row_per_message(week, crash_at):
     """Killed after the bundle is written — before its manifest, or before the SQS delete: the
