@@ -184,6 +184,25 @@ def run_archive(cloud: Cloud, count: int, size: int, notifications: str = "per_r
     return measured
 
 
+def run_archive_layouts(cloud: Cloud, count: int, size: int) -> dict[str, tuple[Measured, int, str]]:
+    """Issue 19: the same ``count`` raw ``size``-byte JSON records (no producer transaction, so
+    nothing but the layout differs) archived with per-batch summaries by ``layout="record"`` and
+    ``layout="bundle"`` (1,000-record batches): each one's Measured, the S3 objects it wrote and its bucket."""
+    out = {}
+    for layout in ("record", "bundle"):
+        setup = ArchiveSetup(cloud.queue("bench-in", VisibilityTimeout="300"), cloud.bucket("bench-archive"),
+                             cloud.bucket("bench-payloads"), cloud.topic("bench-events"))  # fmt: skip
+        cloud.send_all(setup.queue_url, [{"MessageBody": json_payload(size, n).decode()} for n in range(count)])
+        op = archive_operator(setup, count, "per_batch", layout=layout, records_per_manifest=1000)
+        build_clients(op.sqs_hook, op.s3_hook, op.sns_hook)
+        measured = metered(lambda r: r["received"], lambda: op.execute({}))
+        if measured.result.get("archived") != count or cloud.depth(setup.queue_url):
+            raise AssertionError(f"archive benchmark ({layout}): not everything was archived and deleted: {measured.result}")
+        pages = cloud.client("s3").get_paginator("list_objects_v2").paginate(Bucket=setup.bucket)
+        out[layout] = (measured, sum(len(p.get("Contents", [])) for p in pages), setup.bucket)
+    return out
+
+
 def run_archive_naive(cloud: Cloud, count: int, size: int) -> Measured:
     setup = archive_setup(cloud, count, size)
     sqs, s3, sns = (cloud.metered_client(s) for s in ("sqs", "s3", "sns"))

@@ -32,6 +32,8 @@ LATEST = BENCH_DIR / "results" / "latest.json"
 KB, MB = 1024, 1024 * 1024
 SECTIONS = ("requests", "redrive_guard", "throughput", "snowflake", "parse", "memory", "scaling", "workers")
 TOLERANCE = 0.10  # a metric 10% worse than the baseline is flagged
+RTT_FOR_LAYOUTS = 10.0  # ms: the layouts' throughput is compared with the default modelled round trip
+LAYOUT_THROUGHPUT_N = 500
 SEED_POINTERS = 100  # requests: offloaded seed requests archived (read in a stream, decoded)
 # Timing-based ratios also move with the machine's load: on the shared 2-core machine, reruns of
 # unchanged code moved throughput ratios by up to 13% and parse ratios by up to 40%. They are
@@ -61,6 +63,7 @@ TARGETS = {
     "archive_per_record_rpm": 1.65, "archive_per_batch_rpm": 1.25, "redrive_rpm": 0.31, "publish_rpm": 0.11,
     "archive_throughput_ratio": 4.0, "redrive_throughput_ratio": 5.0, "dag_parse_seconds": 0.3,
     "provider_import_seconds": 0.05, "memory_peak_ratio": 1.15, "scaling_rpm_drift": 1.05,
+    "bundle_rpm": 0.25, "bundle_objects_per_1000": 2, "bundle_throughput_ratio": 3.0,
     "workers_rpm_drift": 1.05, "workers_ceiling_ratio": 0.8,
 }  # fmt: skip
 
@@ -108,6 +111,7 @@ def section_requests(cloud, res: Results, profile: dict[str, Any]) -> None:
                 f"<= {TARGETS[target]} + 1", status)  # fmt: skip
         res.metric(f"requests.archive_{mode}.rpm", m.per_message, "lower")
         res.metric(f"requests.archive_{mode}.marker_rpm", m.marker_per_message, "lower")
+    _layouts(cloud, res, out, n)
     m = c.run_archive(cloud, SEED_POINTERS, 300 * KB, "per_record", seed_pointers=True)
     out["archive_seed_pointers"] = m.to_dict()
     res.row("requests", f"archive per-record notifications ({SEED_POINTERS} x 300 KB seed requests offloaded to S3) + markers",
@@ -138,6 +142,47 @@ def section_requests(cloud, res: Results, profile: dict[str, Any]) -> None:
     res.row("requests", "report publishing (summary + 20 rows)", f"{small.per_message:.3f}", "1.000",
             f"{1 / small.per_message:.1f}x fewer", "(info)", "")  # fmt: skip
     res.sections["requests"] = out
+
+
+def _layouts(cloud, res: Results, out: dict[str, Any], n: int) -> None:
+    """Issue 19: layout="bundle" beside layout="record" on the same 1 KB records, in the same run:
+    requests and S3 objects (no modelled round trip), then throughput with it."""
+    from benchmarks import aws_cases as c
+    from benchmarks import snowflake_case as s
+
+    runs = c.run_archive_layouts(cloud, n, KB)
+    (record, record_objects, _), (bundle, bundle_objects, _) = runs["record"], runs["bundle"]
+    loads = {k: s.load_archive(cloud, bucket, n) for k, (_, _, bucket) in runs.items()}
+    out["archive_layouts"] = {k: {**m.to_dict(), "s3_objects": o, "load": loads[k]} for k, (m, o, _) in runs.items()}
+    status = res.check("bundle_rpm", bundle.per_message <= TARGETS["bundle_rpm"], f"{bundle.per_message:.3f} req/msg at {n}")
+    res.row("requests", f"archive layout=bundle, per-batch summaries ({n} x 1 KB raw records)", f"{bundle.per_message:.3f}",
+            f"{record.per_message:.3f} (layout=record)", f"{record.per_message / bundle.per_message:.1f}x fewer",
+            f"<= {TARGETS['bundle_rpm']}", status)  # fmt: skip
+    per_1000 = bundle_objects * 1000 / n
+    status = res.check("bundle_objects_per_1000", per_1000 <= TARGETS["bundle_objects_per_1000"], f"{per_1000:.1f} objects per 1,000")
+    res.row("requests", "  S3 objects per 1,000 records (bundles + manifests)", f"{per_1000:.1f}",
+            f"{record_objects * 1000 / n:.1f} (layout=record)", "", f"<= {TARGETS['bundle_objects_per_1000']}", status)  # fmt: skip
+    for k, load in loads.items():
+        res.row("snowflake", f"weekly load of those {n} records, layout={k}: statements (COPY), files copied, seconds",
+                f"{load['statements']} ({load['copy_statements']}), {load['files_copied']}, {load['seconds']:.1f} s",
+                f"{load['aws_requests']} AWS requests", "", "(info)", "")  # fmt: skip
+    res.metric("snowflake.layout_bundle.statements", loads["bundle"]["statements"], "lower")
+    res.metric("requests.archive_bundle.rpm", bundle.per_message, "lower")
+    res.metric("requests.archive_bundle.objects_per_1000", per_1000, "lower")
+    saved = c.RTT["seconds"]
+    c.RTT["seconds"] = RTT_FOR_LAYOUTS / 1000
+    try:
+        runs = c.run_archive_layouts(cloud, LAYOUT_THROUGHPUT_N, KB)
+    finally:
+        c.RTT["seconds"] = saved
+    (record, _, _), (bundle, _, _) = runs["record"], runs["bundle"]
+    ratio = record.busy_seconds / bundle.busy_seconds
+    out["archive_layouts_rtt"] = {k: m.to_dict() for k, (m, _, _) in runs.items()}
+    status = res.check("bundle_throughput_ratio", ratio >= TARGETS["bundle_throughput_ratio"], f"{ratio:.1f}x at 1 KB, RTT")
+    res.row("throughput", f"archive layout=bundle vs record, 1KB x {LAYOUT_THROUGHPUT_N}, RTT {RTT_FOR_LAYOUTS:g} ms: msg/s",
+            f"{bundle.per_second:.0f}", f"{record.per_second:.0f} (layout=record)", f"{ratio:.2f}x",
+            f">= {TARGETS['bundle_throughput_ratio']:g}x", status)  # fmt: skip
+    res.metric("throughput.archive_bundle_vs_record.ratio", ratio, "higher", timing=True)
 
 
 def section_redrive_guard(cloud, res: Results, profile: dict[str, Any]) -> None:

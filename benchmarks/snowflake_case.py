@@ -111,6 +111,30 @@ def run_load(cloud: Cloud, manifests: int) -> dict[str, Any]:
     }
 
 
+def load_archive(cloud: Cloud, bucket: str, expected: int) -> dict[str, Any]:
+    """Issue 19: load what an archive run just wrote to ``bucket`` (a fresh database): statements,
+    COPY statements, files copied, seconds and AWS requests — the same records in either layout."""
+    from airflow_reliable_messaging.operators.snowflake_audit_load import SnowflakeAuditLoadOperator
+    from airflow_reliable_messaging.operators.snowflake_audit_setup import SnowflakeAuditSetupOperator
+
+    database = cloud.unique("bench").replace("-", "_").upper()
+    with metering.unmetered():
+        SnowflakeAuditSetupOperator(task_id="setup", archive_bucket=bucket, archive_prefix=PREFIX,
+                                    snowflake_database=database).execute({})  # fmt: skip
+    now = datetime.now(UTC)
+    op = SnowflakeAuditLoadOperator(
+        task_id="load", archive_bucket=bucket, archive_prefix=PREFIX, snowflake_database=database,
+        interval_start=(now - timedelta(days=7)).isoformat(), interval_end=(now + timedelta(hours=1)).isoformat(),
+    )  # fmt: skip
+    with statement_log() as verbs:
+        aws = aws_cases.metered(lambda r: r["records"]["seen"], lambda: op.execute({"run_id": "bench_layout"}))
+    report = aws.result_full
+    if report["records"]["inserted"] != expected or report["payloads"]["json_loaded"] != expected:
+        raise AssertionError(f"load of the archived records: {report['records']}, {report['payloads']}")
+    return {"statements": len(verbs), "copy_statements": Counter(verbs).get("COPY", 0), "files_copied": report["files"]["copied"],
+            "archive_bundles": report["files"]["archive_bundles"], "seconds": round(aws.seconds, 3), "aws_requests": aws.requests}  # fmt: skip
+
+
 def constant_part(results: list[dict[str, Any]]) -> int | None:
     """Statements minus the ⌈files/1000⌉-proportional ones (COPY, ledger lookup, claim refresh), if
     the same for every size (else None)."""

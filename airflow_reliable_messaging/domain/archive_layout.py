@@ -13,6 +13,9 @@ Beside the data this provider keeps, under the same prefix (never inside the tim
     <prefix>/_quarantine/YYYY/MM/DD/HH/<id>.payload               ... and the claim-check object it named
     <prefix>/_transactions/<hh>/<digest>.json                     the first copy of a producer transaction
     <prefix>/_transactions/<hh>/<digest>/<sha256>.json            each other content under that transaction
+    <prefix>/_bundles/YYYY/MM/DD/HH/<bundle-id>.jsonl.gz          small records of one archive batch whose
+                                                                 event time is in that hour (layout "bundled",
+                                                                 ``domain/bundle.py``)
 
 ``<digest>`` is the SHA-256 (hex) of the transaction's identity (source system and
 ``sourceTransactionID``, :func:`transaction_digest`); ``<hh>`` its first two characters (spreads
@@ -36,6 +39,8 @@ BATCH_MANIFESTS = f"{MANIFESTS}/batches"
 INDEX_MANIFESTS = f"{MANIFESTS}/index"
 QUARANTINE = "_quarantine"
 TRANSACTIONS = "_transactions"
+BUNDLES = "_bundles"
+BUNDLE_SUFFIX = ".jsonl.gz"
 
 # Message ids become the last key segment: no separators, no dot-segments, bounded length.
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,254}\Z")
@@ -44,6 +49,7 @@ _PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]*\Z")
 _HOUR = r"(?P<year>[0-9]{4})/(?P<month>[0-9]{2})/(?P<day>[0-9]{2})/(?P<hour>[0-9]{2})/"
 _DATA_KEY = re.compile(_HOUR + r"(?P<minute>[0-9]{2})/(?P<second>[0-9]{2})/(?P<name>[^/]*)")
 _MANIFEST_KEY = re.compile(_HOUR + r"(?P<name>[^/]*)\.jsonl")
+_BUNDLE_KEY = re.compile(_HOUR + r"(?P<name>[^/]*)\.jsonl\.gz")
 DATA_LAYOUT = "YYYY/MM/DD/HH/MM/SS/<message id>"
 
 
@@ -143,6 +149,18 @@ def check_manifest_key(prefix: str, key: str) -> None:
     )
 
 
+def check_bundle_key(prefix: str, key: str) -> datetime:
+    """The hour folder of ``key`` when it is exactly a bundle key ``bundle_key`` writes under
+    ``prefix`` (``<prefix>/_bundles/YYYY/MM/DD/HH/<bundle id>.jsonl.gz``); ValueError otherwise."""
+    rest = _under_prefix(prefix, key)
+    m = _BUNDLE_KEY.fullmatch(rest.removeprefix(BUNDLES + "/")) if rest.startswith(BUNDLES + "/") else None
+    if m and _MESSAGE_ID.match(m["name"]) and ".." not in m["name"]:
+        hour = _time(m, key)
+        if bundle_key(prefix, hour, m["name"]) == key:
+            return hour
+    raise ValueError(f"{printable(key)} is not a bundle key the archive writes (<prefix>/{BUNDLES}/YYYY/MM/DD/HH/<id>{BUNDLE_SUFFIX})")
+
+
 def _under_prefix(prefix: str, key: str) -> str:
     if not isinstance(key, str):
         raise ValueError(f"the key {printable(key)} is not a string")
@@ -228,6 +246,15 @@ def index_manifest_key(prefix: str, hour: datetime, digest: str) -> str:
 
 def index_manifest_hour_prefix(prefix: str, hour: datetime) -> str:
     return _join(prefix, INDEX_MANIFESTS, _hour_path(hour)) + "/"
+
+
+def bundle_key(prefix: str, hour: datetime, bundle_id: str) -> str:
+    """Where a bundle of records whose event time is in ``hour`` goes."""
+    return _join(prefix, BUNDLES, _hour_path(hour), f"{validate_message_id(bundle_id)}{BUNDLE_SUFFIX}")
+
+
+def bundle_hour_prefix(prefix: str, hour: datetime) -> str:
+    return _join(prefix, BUNDLES, _hour_path(hour)) + "/"
 
 
 def quarantine_prefix(prefix: str) -> str:

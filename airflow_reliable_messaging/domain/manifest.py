@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
 from airflow_reliable_messaging.domain import claim_check
-from airflow_reliable_messaging.domain.archive_layout import as_utc, check_archive_key, s3_uri
+from airflow_reliable_messaging.domain.archive_layout import as_utc, check_archive_key, check_bundle_key, s3_uri
 
 MANIFEST_VERSION = 1
 MAX_OBJECT_SIZE = claim_check.MAX_OBJECT_SIZE  # larger sizes are not byte counts of an S3 object
@@ -56,11 +56,22 @@ class ArchivedRecord:
     # ``repeat_of``: the message id of the copy a duplicate or conflict repeats.
     transaction_status: str | None = None
     repeat_of: str | None = None
+    # Of a record in a bundle (``key`` the bundle's, domain/bundle.py): its line's place in the
+    # bundle's decompressed NDJSON.
+    bundle_offset: int | None = None
+    bundle_length: int | None = None
     extra: dict = field(default_factory=dict)
 
     @property
+    def bundled(self) -> bool:
+        return self.bundle_offset is not None
+
+    @property
     def s3_uri(self) -> str:
-        return s3_uri(self.bucket, self.key)
+        """The object's URI; a bundled record's names its bundle and, as the fragment, its message
+        id (one URI per record, as the reconciliation and ``AUDIT_RECORD.S3_URI`` count them)."""
+        uri = s3_uri(self.bucket, self.key)
+        return f"{uri}#{self.message_id}" if self.bundled else uri
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in asdict(self).items() if v is not None and v != {}}
@@ -75,6 +86,12 @@ class ArchivedRecord:
             raise ValueError(f"manifest line lacks {', '.join(missing)}")
         _check_types(data)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def message_id_of(record_uri: str) -> str:
+    """The message id a record's URI (``ArchivedRecord.s3_uri``) names: a bundled record's is its
+    fragment, another's the key's last segment (neither holds ``#`` or ``/``)."""
+    return record_uri.rpartition("#")[2].rpartition("/")[2]
 
 
 def _check_types(data: dict) -> None:
@@ -102,6 +119,12 @@ def _check_types(data: dict) -> None:
             validate_message_id(data["repeat_of"])
         except ValueError:
             raise ValueError(f"repeat_of {str(data['repeat_of'])[:80]!r} is not a valid message id") from None
+    for name in ("bundle_offset", "bundle_length"):
+        value = data.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_OBJECT_SIZE):
+            raise ValueError(f"{name} {str(value)[:40]!r} is not a byte offset")
+    if (data.get("bundle_offset") is None) != (data.get("bundle_length") is None):
+        raise ValueError("bundle_offset and bundle_length come together")
     size = data["size"]
     if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_OBJECT_SIZE:
         raise ValueError(f"size {str(size)[:40]!r} is not a byte count")
@@ -126,12 +149,14 @@ def _check_location(data: dict, bucket: str, prefix: str, uri: str | None) -> No
     what Snowflake reads from the raw line (``s3_uri``, ``manifest``) says the same."""
     if data["bucket"] != bucket:  # a manifest must not make the load read (and publish) another bucket
         raise ValueError(f"bucket {data['bucket'][:80]!r} is another bucket than the archive's")
+    bundled = data.get("bundle_offset") is not None
     try:
-        check_archive_key(prefix, data["key"])
+        (check_bundle_key if bundled else check_archive_key)(prefix, data["key"])
     except ValueError as exc:
         raise ValueError(f"key {exc}") from None
-    if data.get("s3_uri") != s3_uri(bucket, data["key"]):
-        raise ValueError("s3_uri is not the URI of its bucket and key")
+    expected = s3_uri(bucket, data["key"]) + (f"#{data['message_id']}" if bundled else "")
+    if data.get("s3_uri") != expected:
+        raise ValueError("s3_uri is not the URI of its bucket and key" + (" with its message id" if bundled else ""))
     if uri is not None and data.get("manifest") != uri:
         raise ValueError(f"manifest is not this manifest's URI ({uri})")
 

@@ -256,8 +256,18 @@ def checkpoint_key(prefix: str, replay_id: str) -> str:
 
 def masked_copy_key(prefix: str, replay_id: str, message_id: str) -> str:
     """Where a replay with a data protection policy keeps a masked payload too large to send inline."""
+    return _copy_key(prefix, replay_id, "masked", message_id)
+
+
+def bundled_copy_key(prefix: str, replay_id: str, message_id: str) -> str:
+    """Where a replay keeps a bundled record (``layout="bundle"``) it sends as a claim-check pointer
+    (a pointer names one object: the record, not its bundle)."""
+    return _copy_key(prefix, replay_id, "bundled", message_id)
+
+
+def _copy_key(prefix: str, replay_id: str, kind: str, message_id: str) -> str:
     digest = hashlib.sha256(validate_replay_id(replay_id).encode()).hexdigest()[:32]
-    return "/".join(p for p in (prefix, REPLAYS, digest, "masked", archive_layout.validate_message_id(message_id)) if p)
+    return "/".join(p for p in (prefix, REPLAYS, digest, kind, archive_layout.validate_message_id(message_id)) if p)
 
 
 @dataclass(frozen=True)
@@ -306,6 +316,10 @@ class ReplayItem:
     source_system: str | None = None
     message_type: str | None = None
     content_type: str | None = None
+    # a record in a bundle (``key`` the bundle's): its line's place and its bytes' SHA-256
+    bundle_offset: int | None = None
+    bundle_length: int | None = None
+    sha256: str | None = None
 
     @property
     def sort_key(self) -> tuple[str, str]:
@@ -315,7 +329,8 @@ class ReplayItem:
     def from_record(cls, record: ArchivedRecord) -> ReplayItem:
         return cls(
             record.message_id, record.bucket, record.key, parse_isoformat(record.event_time), record.size,
-            record.source_system, record.message_type, record.content_type,
+            record.source_system, record.message_type, record.content_type, record.bundle_offset,
+            record.bundle_length, record.sha256 if record.bundled else None,
         )  # fmt: skip
 
 

@@ -10,12 +10,13 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from airflow_reliable_messaging.domain import archive_events as events
 from airflow_reliable_messaging.domain import archive_layout as layout
+from airflow_reliable_messaging.domain import bundle
 from airflow_reliable_messaging.domain import audit_message as am
 from airflow_reliable_messaging.domain import seed_stream as ss
 from airflow_reliable_messaging.domain import transactions as tx
@@ -41,6 +42,7 @@ TRANSIENT_ERRORS = frozenset({
 REPORT_LIST_LIMIT = 50
 WRITE_CONCURRENCY = 10  # S3 writes in flight: one receive's worth
 PUBLISH_CONCURRENCY = 4  # PublishBatch requests in flight per manifest batch (standard topics only)
+DELETE_CONCURRENCY = 4  # DeleteMessageBatch requests in flight per manifest batch
 # A claim-check object is read in windows of READ_CHUNK (the first one small: most objects that
 # are not seed requests are known by their first byte). A seed request's decoded payload is kept
 # in memory up to PART_SIZE and put in one request; a larger one is hashed while the object is
@@ -49,6 +51,13 @@ PUBLISH_CONCURRENCY = 4  # PublishBatch requests in flight per manifest batch (s
 FIRST_READ = 64 * 1024
 READ_CHUNK = 1024 * 1024
 PART_SIZE = 8 * 1024 * 1024
+# Layouts: one object per record (the seed's), or small records bundled per manifest batch.
+LAYOUT_RECORD, LAYOUT_BUNDLE = "record", "bundle"
+LAYOUTS = (LAYOUT_RECORD, LAYOUT_BUNDLE)
+MAX_BUNDLE_RECORD_BYTES = 256 * 1024  # a bundle is for small records; larger ones keep an object each
+# A batch's bundled records are held in memory until its flush: it flushes once they reach this
+# (then at most this + one receive's records, ~ 10 x MAX_BUNDLE_RECORD_BYTES, per run).
+BUNDLE_FLUSH_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,8 @@ class ArchiveSettings:
     records_per_manifest: int
     visibility_timeout: int | None
     wait_time_seconds: int
+    layout: str = LAYOUT_RECORD
+    bundle_record_bytes: int = 64 * 1024
     claim_check_buckets: frozenset[str] = frozenset()  # pointers to other buckets are quarantined unread
 
 
@@ -139,7 +150,80 @@ class _Pending:
     receipt: str
 
 
-class ArchiveRun:
+class _BundleWriter:
+    """The bundle layout (``layout="bundle"``): which records a bundle takes, and writing a batch's
+    bundles (domain/bundle.py) — one gzip NDJSON object per hour folder, write-once, before the
+    manifest that lists their records. Mixed into ArchiveRun."""
+
+    s: ArchiveSettings
+
+    def bundles(self, record: am.AuditRecord) -> bool:
+        """Small inline records without a producer transaction (a transaction's first copy keeps an
+        object of its own: its marker names it, domain/transactions.py)."""
+        return (
+            self.s.layout == LAYOUT_BUNDLE and record.payload is not None and record.source is None
+            and record.source_transaction_id is None and len(record.payload) <= self.s.bundle_record_bytes
+        )  # fmt: skip
+
+    def write_bundles(self, bundling: list[tuple[am.AuditRecord, str]], counts: Counter[str]) -> list[_Pending]:
+        """Write the batch's bundles; the pending manifest lines of the records they hold. A record
+        whose bundle could not be written stays in the queue (it is received again)."""
+        by_id = {record.message_id: (record, receipt) for record, receipt in bundling}  # a redelivery within the batch: once
+        by_hour: dict[datetime, list[am.AuditRecord]] = {}
+        for record, _ in by_id.values():
+            by_hour.setdefault(record.event_time.replace(minute=0, second=0, microsecond=0), []).append(record)
+        out: list[_Pending] = []
+        for hour, records in sorted(by_hour.items()):
+            for group in bundle.split(_bundled(r) for r in records):
+                written = self.write_bundle(hour, group, {r.message_id: r for r in records}, counts)
+                out += [_Pending(line, created, by_id[line.message_id][1]) for line, created in written]
+        counts["retained"] += len(bundling) - len(out)
+        return out
+
+    def write_bundle(self, hour: datetime, group: list[bundle.BundledRecord], records: dict[str, am.AuditRecord], counts: Counter[str]) -> list[tuple[ArchivedRecord, bool]]:
+        s = self.s
+        key = layout.bundle_key(s.prefix, hour, events.batch_id(r.message_id for r in group).replace("batch-", "bundle-"))
+        body, placed = bundle.encode_bundle(group, layout.s3_uri(s.bucket, key))
+        archived_at = datetime.now(UTC)
+        try:
+            result = self.s3.put_object_if_absent(
+                s.bucket, key, body, sha256_hex=hashlib.sha256(body).hexdigest(), content_type=bundle.BUNDLE_CONTENT_TYPE,
+                metadata={"records": str(len(placed)), "bundle-version": str(bundle.BUNDLE_VERSION)}, kms_key_id=s.kms_key_id,
+            )  # fmt: skip
+            if not result.created and result.object.sha256 != hashlib.sha256(body).hexdigest():
+                raise RecordError(f"s3://{s.bucket}/{key} already holds other bytes; not overwritten")
+        except Exception as exc:  # noqa: BLE001 - its records stay in the queue and go into a later bundle
+            self.log.error("bundle s3://%s/%s could not be written (%d record(s) stay in the queue): %s",
+                           s.bucket, key, len(placed), am.failure_reason(exc))  # fmt: skip
+            return []
+        counts["bundles"] += 1
+        stamp = am.isoformat(archived_at if result.created else (result.object.last_modified or archived_at))
+        lines = []
+        for place, item in zip(placed, group, strict=True):
+            line = am.archived_record(records[place.message_id], bucket=s.bucket, key=key, size=item.size, sha256=item.sha256,
+                                      content_type=item.content_type, archived_at=stamp)  # fmt: skip
+            lines.append((replace(line, bundle_offset=place.offset, bundle_length=place.length), result.created))
+            counts["archived" if result.created else "already_archived"] += 1
+        if result.created:
+            counts["bytes"] += sum(item.size for item in group)
+        self.prefixes.add(layout.s3_uri(s.bucket, layout.bundle_hour_prefix(s.prefix, hour)))
+        self.log.info("bundle s3://%s/%s: %d record(s), %d bytes", s.bucket, key, len(placed), len(body))
+        return lines
+
+
+def _bundled(record: am.AuditRecord) -> bundle.BundledRecord:
+    assert record.payload is not None
+    content_type = record.content_type or BINARY_CONTENT_TYPE
+    return bundle.BundledRecord(
+        message_id=record.message_id, body=record.payload, content_type=content_type,
+        event_time=am.isoformat(record.event_time), sha256=record.sha256 or hashlib.sha256(record.payload).hexdigest(),
+        json_payload=bundle.is_json(record.payload, content_type), source_system=record.source_system,
+        message_type=record.message_type, received_at=am.isoformat(record.received_at), trace_header=record.trace_header,
+        sqs_message_id=record.sqs_message_id,
+    )  # fmt: skip
+
+
+class ArchiveRun(_BundleWriter):
     """One drain of the queue (the operator's work, kept apart so the operator stays thin)."""
 
     def __init__(self, settings: ArchiveSettings, sqs, s3, sns, log) -> None:
@@ -152,6 +236,8 @@ class ArchiveRun:
         self.stored_keys: set[str] = set()  # archive keys written or found in this run
         self.repeats: dict[str, list[str]] = {tx.DUPLICATE: [], tx.CONFLICT: []}  # transaction ids, for the report
         self.pending: list[_Pending] = []
+        self.bundling: list[tuple[am.AuditRecord, str]] = []  # records for this batch's bundles, receipt
+        self.bundling_bytes = 0
         self.safe_to_delete: dict[str, str] = {}  # quarantined / dead-lettered: sqs id -> receipt
         self.batch_started: float | None = None
         self.halted: str | None = None
@@ -169,6 +255,7 @@ class ArchiveRun:
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-receive") as self.receiver,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-flush") as self.flusher,
             ThreadPoolExecutor(max_workers=PUBLISH_CONCURRENCY, thread_name_prefix="archive-notify") as self.publisher,
+            ThreadPoolExecutor(max_workers=DELETE_CONCURRENCY, thread_name_prefix="archive-delete") as self.deleter,
         ):
             try:
                 return self._drain()
@@ -199,7 +286,7 @@ class ArchiveRun:
                 ahead = self.receiver.submit(self.receive, received + len(messages), deadline)
             self.batch_started = self.batch_started or received_at
             self.process(messages)
-            if len(self.pending) >= s.records_per_manifest or time.monotonic() - self.batch_started >= flush_age:
+            if len(self.pending) + len(self.bundling) >= s.records_per_manifest or self.bundling_bytes >= BUNDLE_FLUSH_BYTES or time.monotonic() - self.batch_started >= flush_age:
                 self.flush()
         if ahead is not None:  # halted with a receive in flight: those messages come back after their visibility timeout
             left = len(ahead.result()[0])
@@ -266,7 +353,11 @@ class ArchiveRun:
                     failures.append((message, am.failure_reason(exc)))
                     codes.append(_error_code(exc))
             else:
-                self.pending.append(self.book(record, stored, message))
+                if stored is None:  # written with its batch's bundle, at the flush
+                    self.bundling.append((record, message["ReceiptHandle"]))
+                    self.bundling_bytes += len(record.payload or b"")
+                else:
+                    self.pending.append(self.book(record, stored, message))
                 archived += 1
         self.dead_letter(failures)
         if failures and not archived and all(code in SYSTEMIC_ERRORS for code in codes):
@@ -277,9 +368,11 @@ class ArchiveRun:
             )
             self.log.error(self.halted)
 
-    def archive(self, item: am.AuditRecord | am.Transport) -> tuple[am.AuditRecord, _Stored]:
+    def archive(self, item: am.AuditRecord | am.Transport) -> tuple[am.AuditRecord, _Stored | None]:
         """Read (a claim-check object), claim the transaction and write one record; S3 calls only,
-        safe to run in threads."""
+        safe to run in threads. None: the record goes into its batch's bundle."""
+        if isinstance(item, am.AuditRecord) and self.bundles(item):
+            return item, None
         record = item if isinstance(item, am.AuditRecord) else self.read_pointer(item)
         key = layout.archive_key(self.s.prefix, record.event_time, record.message_id)
         txn = self.marker_key(record)
@@ -580,11 +673,11 @@ class ArchiveRun:
         """Hand the batch to the flush thread (manifest, then notifications, then deletes), so the
         next batch's receives and writes overlap with it. One batch flushes at a time: the
         previous one is finished (deletes included) before this one starts."""
-        pending, deletable = self.pending, dict(self.safe_to_delete)
-        self.pending, self.safe_to_delete, self.batch_started = [], {}, None
+        pending, deletable, bundling = self.pending, dict(self.safe_to_delete), self.bundling
+        self.pending, self.safe_to_delete, self.bundling, self.bundling_bytes, self.batch_started = [], {}, [], 0, None
         self.await_flush()
-        if pending or deletable:
-            self.flushing = self.flusher.submit(self.flush_batch, pending, deletable)
+        if pending or deletable or bundling:
+            self.flushing = self.flusher.submit(self.flush_batch, pending, deletable, bundling)
 
     def await_flush(self) -> None:
         """Wait for the batch being flushed and take its counts."""
@@ -597,10 +690,12 @@ class ArchiveRun:
             *(self.counts[k] for k in ("received", "archived", "already_archived", "quarantined", "dead_lettered", "retained")),
         )  # fmt: skip
 
-    def flush_batch(self, pending: list[_Pending], deletable: dict[str, str]) -> Counter[str]:
-        """Manifest, then notifications, then deletes — each only for what the previous step made
-        safe; runs in the flush thread and returns its counts."""
+    def flush_batch(self, pending: list[_Pending], deletable: dict[str, str], bundling: list | None = None) -> Counter[str]:
+        """Bundles, then manifest, then notifications, then deletes — each only for what the
+        previous step made safe; runs in the flush thread and returns its counts."""
         counts: Counter[str] = Counter()
+        if bundling:
+            pending = pending + self.write_bundles(bundling, counts)
         if pending:
             records = list({p.record.message_id: p.record for p in pending}.values())
             manifest_uri = self.write_manifest(records, counts)
@@ -615,16 +710,21 @@ class ArchiveRun:
                         counts["retained"] += 1
         if deletable:
             ids = {f"x{i}": receipt for i, receipt in enumerate(deletable.values())}
-            try:
-                failed = len(self.sqs.delete_batch(self.s.queue_url, ids).failed)
-            except Exception as exc:  # noqa: BLE001 - undeleted messages come back; archiving them again is a no-op
-                self.log.error("DeleteMessageBatch failed: %s", am.failure_reason(exc))
-                failed = len(ids)
+            groups = [dict(list(ids.items())[i : i + 10]) for i in range(0, len(ids), 10)]
+            failed = sum(self.deleter.map(self._delete_group, groups))  # DeleteMessageBatch calls in flight at once
             counts["deleted"] += len(ids) - failed
             if failed:
                 counts["delete_failed"] += failed
                 self.log.warning("%d message(s) could not be deleted; they will be redelivered and found archived", failed)
         return counts
+
+    def _delete_group(self, receipts: dict[str, str]) -> int:
+        """One DeleteMessageBatch (up to 10); how many were not deleted."""
+        try:
+            return len(self.sqs.delete_batch(self.s.queue_url, receipts).failed)
+        except Exception as exc:  # noqa: BLE001 - undeleted messages come back; archiving them again is a no-op
+            self.log.error("DeleteMessageBatch failed: %s", am.failure_reason(exc))
+            return len(receipts)
 
     def write_manifest(self, records: list[ArchivedRecord], counts: Counter[str]) -> str | None:
         s = self.s
@@ -696,7 +796,7 @@ class ArchiveRun:
     def report(self) -> dict[str, Any]:
         keys = (
             "received", "archived", "already_archived", "quarantined", "dead_lettered", "retained", "duplicates",
-            "conflicts", "bytes", "manifests", "notifications", "deleted", "delete_failed", "notify_failed",
+            "conflicts", "bytes", "manifests", "notifications", "deleted", "delete_failed", "notify_failed", "bundles",
         )  # fmt: skip
         out: dict[str, Any] = {k: int(self.counts[k]) for k in keys}
         out["prefixes"] = sorted(self.prefixes)[:REPORT_LIST_LIMIT]

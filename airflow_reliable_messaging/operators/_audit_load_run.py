@@ -7,6 +7,7 @@ import hashlib
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 MAX_FAILURES_IN_REPORT = 20
 BUNDLE_PART_BYTES = 128 * 1024 * 1024
+MAX_BUNDLE_OBJECT_BYTES = 40 * 1024 * 1024  # above a bundle's gzip bytes (at most domain/bundle.py's MAX_BUNDLE_BYTES, + gzip framing)
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # far above what the archive or the index writes; bounds a forged one
 
 
@@ -120,6 +122,16 @@ class LoadClaim:
             self.held = False
 
 
+@dataclass(frozen=True)
+class CheckedBundle:
+    """An archive bundle checked before its COPY: its lines' fingerprints, the pending records it
+    holds, and how many of them carry a JSON payload."""
+
+    lines: set[tuple[str, str, bool]]
+    listed: list[str]
+    json_payloads: int
+
+
 class AuditLoadRun:
     """One execution of the load: discovery, COPY, MERGE, ledger, report."""
 
@@ -161,8 +173,10 @@ class AuditLoadRun:
         copy = self.copy("load/copy_manifests.sql", list(validated))
         records_by_manifest = self.check_landed(validated, copy)
         records = [r for rs in records_by_manifest.values() for r in rs]
-        bundles = self.write_payload_bundles(list(records_by_manifest), records)
-        copy.merge(self.copy("load/copy_payloads.sql", bundles))
+        bundles = self.write_payload_bundles(list(records_by_manifest), [r for r in records if not r.bundled])
+        archive_bundles = self.check_archive_bundles(records)
+        copy.merge(self.copy("load/copy_payloads.sql", bundles + list(archive_bundles)))
+        self.check_landed_bundles(archive_bundles)
         for name, reason in copy.failed.items():
             self.fail_file(name, reason)
 
@@ -204,6 +218,7 @@ class AuditLoadRun:
                 "copied": len(copy.loaded),
                 "skipped_by_load_history": len(copy.skipped),
                 "payload_bundles": len(bundles),
+                "archive_bundles": len(archive_bundles),
                 "objects_not_in_layout": self.not_in_layout,
                 "failed": self.failed_files[:MAX_FAILURES_IN_REPORT],
                 "failed_count": len(self.failed_files),
@@ -457,6 +472,65 @@ class AuditLoadRun:
             keys.append(self._upload_bundle(spool, bundle_key(t.prefix, manifest_keys, part)))
         return keys
 
+    def check_archive_bundles(self, records: list[ArchivedRecord]) -> dict[str, CheckedBundle]:
+        """The archive's bundles (``layout="bundle"``) the pending records are in, each read once
+        and checked — every line against its SHA-256, every listed record against the line at its
+        offset — before it is COPYed as it is into the payload table. A bad bundle is reported (and
+        quarantined) with the reason, its records named; the rest of the load goes on."""
+        from airflow_reliable_messaging.domain import bundle
+
+        by_key: dict[str, dict[str, ArchivedRecord]] = {}
+        for record in records:
+            if record.bundled:
+                by_key.setdefault(record.key, {})[record.message_id] = record
+        good: dict[str, CheckedBundle] = {}
+        for key, listed in sorted(by_key.items()):
+            uri = self.target.uri(key)
+            try:
+                body = self.s3.read_archived(self.target.bucket, key, MAX_BUNDLE_OBJECT_BYTES)
+                if len(body) > MAX_BUNDLE_OBJECT_BYTES:
+                    raise ValueError(f"larger than {MAX_BUNDLE_OBJECT_BYTES} bytes")
+                lines = bundle.decode_bundle(body, uri)
+                found = [bundle.find(lines, r.message_id, r.sha256, r.bundle_offset, r.bundle_length) for r in listed.values()]  # type: ignore[arg-type]
+            except (ObjectUnreadable, ValueError) as exc:
+                unreadable = isinstance(exc, ObjectUnreadable)
+                reason = f"bundle {'unreadable' if unreadable else 'is invalid'}: {exc}"
+                self.record_failures += [(m, uri, reason[:500]) for m in listed]
+                self.fail_file(uri, reason, quarantinable=not unreadable)
+                continue
+            loaded = sum(1 for r in found if r.json_payload)
+            good[key] = CheckedBundle({bundle.fingerprint(r) for r, _ in lines.values()}, list(listed), loaded)
+            self.payloads["json_loaded"] += loaded
+            self.payloads["not_json"] += len(found) - loaded
+        return good
+
+    def check_landed_bundles(self, checked: dict[str, CheckedBundle]) -> None:
+        """The lines COPY landed from each archive bundle are the lines checked before it (S3 gives
+        COPY no snapshot, as for manifests): a bundle replaced in between has its landed lines taken
+        out (nothing unchecked reaches AUDIT_PAYLOAD) and is a failed file, its records named. A
+        bundle the load history skipped landed nothing now: it was loaded, checked, by an earlier run."""
+        from airflow_reliable_messaging.domain import bundle
+
+        if not checked:
+            return
+        uris = {self.target.uri(k): c for k, c in checked.items()}
+        landed: dict[str, list[str]] = {}
+        for row in self.sf.query(render("load/landed_bundles.sql", **self.ids)):
+            if row["FILE_NAME"] in uris:
+                landed.setdefault(row["FILE_NAME"], []).append(row["RECORD"])
+        for uri, texts in landed.items():
+            try:
+                got = {bundle.fingerprint(bundle.decode_landed_line(text, uri)) for text in texts}
+                reason = "" if got == uris[uri].lines else f"COPY read {len(got)} line(s) that are not the {len(uris[uri].lines)} checked before it"
+            except (ValueError, TypeError, RecursionError) as exc:
+                reason = f"the lines COPY read do not check: {str(exc)[:300]}"
+            if reason:
+                self.sf.query(render("load/drop_landed_bundle.sql", **self.ids), {"file_name": uri})
+                reason = f"bundle changed between its check and COPY: {reason}"
+                self.record_failures += [(m, uri, reason[:500]) for m in uris[uri].listed]
+                self.payloads["json_loaded"] -= uris[uri].json_payloads
+                self.fail_file(uri, reason)
+
     def _upload_bundle(self, spool, key: str) -> str:
         from airflow_reliable_messaging.hooks.s3 import sse_arguments
 
@@ -499,7 +573,7 @@ class AuditLoadRun:
         from airflow_reliable_messaging.hooks.s3 import sse_arguments
 
         bucket, key = layout.split_s3_uri(uri)
-        kind = "manifest" if key.endswith(".jsonl") and f"{layout.MANIFESTS}/" in key else "object"
+        kind = "manifest" if key.endswith(".jsonl") and f"{layout.MANIFESTS}/" in key else "bundle" if f"/{layout.BUNDLES}/" in key else "object"
         dest = layout.quarantine_key(self.target.prefix, datetime.now(UTC), f"{kind}-{index_digest([key])}")
         self.s3.get_conn().copy_object(
             Bucket=bucket, Key=dest, CopySource={"Bucket": bucket, "Key": key},

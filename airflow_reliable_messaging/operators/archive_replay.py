@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import cached_property
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -334,8 +335,11 @@ class S3ArchiveReplayOperator(BaseOperator):
 
         entries, pointers, refused = [], set(), {}
         for n, item in enumerate(chunk):
-            body = None
-            if self._policy is not None or item.size is None or item.size <= MESSAGE_SIZE_LIMIT:
+            body, source = None, item
+            if item.bundle_offset is not None:  # a record inside a bundle: its verified bytes
+                body = self._bundles.record(s3, item)
+                source = replace(item, key=rp.bundled_copy_key(prefix, replay_id, item.message_id))
+            elif self._policy is not None or item.size is None or item.size <= MESSAGE_SIZE_LIMIT:
                 try:
                     body = s3.read_bytes(item.bucket, item.key)
                 except ClientError as err:
@@ -344,7 +348,6 @@ class S3ArchiveReplayOperator(BaseOperator):
                         f"{err.response.get('Error', {}).get('Code', err)}. Messages before it were sent and "
                         "checkpointed; restore the object (or filter the message out) and rerun with the same replay_id."
                     ) from None
-            source = item
             if self._policy is not None:
                 try:
                     masked = deidentify_payload(body, self._policy)
@@ -357,10 +360,14 @@ class S3ArchiveReplayOperator(BaseOperator):
             text, attributes, is_pointer = rp.payload(source, body, rp.message_attributes(replay_id, item))
             if is_pointer:
                 pointers.add(str(n))
-                if source is not item:
+                if source.key != item.key:
                     s3.put_bytes(source.bucket, source.key, body, content_type=item.content_type or "application/octet-stream")
             entries.append(sender.entry(str(n), text, attributes, item, replay_id, self.group_by))
         return entries, pointers, refused
+
+    @cached_property
+    def _bundles(self) -> _BundleCache:
+        return _BundleCache()
 
     def _pace(self, sent: int, started: float) -> None:
         rate = float(self.max_messages_per_second or 0)
@@ -396,6 +403,35 @@ class S3ArchiveReplayOperator(BaseOperator):
         if not run_id:
             raise ConfigurationError("replay_id", "is required outside a DAG run (it names the replay's checkpoint)")
         return rp.default_replay_id(self.dag_id, str(run_id), self.task_id)
+
+
+class _BundleCache:
+    """The bundles (``layout="bundle"``) a replay reads records from: each read and checked once
+    while its records are sent (items go in event-time order, so a bundle's records come together);
+    at most KEEP at a time."""
+
+    KEEP = 4
+
+    def __init__(self) -> None:
+        self.lines: dict[str, dict] = {}
+
+    def record(self, s3: S3ArchiveHook, item: rp.ReplayItem) -> bytes:
+        from airflow_reliable_messaging.domain import bundle
+        from airflow_reliable_messaging.exceptions import ObjectUnreadable
+
+        uri = archive_layout.s3_uri(item.bucket, item.key)
+        try:
+            if item.key not in self.lines:
+                if len(self.lines) >= self.KEEP:
+                    self.lines.pop(next(iter(self.lines)))
+                self.lines[item.key] = bundle.decode_bundle(s3.read_archived(item.bucket, item.key, bundle.MAX_BUNDLE_BYTES), uri)
+            assert item.bundle_offset is not None and item.bundle_length is not None and item.sha256 is not None
+            return bundle.find(self.lines[item.key], item.message_id, item.sha256, item.bundle_offset, item.bundle_length).body
+        except (ObjectUnreadable, ValueError) as exc:
+            raise ReplayError(
+                f"bundle {uri} (message {item.message_id}) cannot be used: {exc}. Messages before it were sent and "
+                "checkpointed; restore the bundle (or filter the message out) and rerun with the same replay_id."
+            ) from None
 
 
 def _bad_checkpoint(bucket: str, key: str, exc: ValueError) -> ReplayError:

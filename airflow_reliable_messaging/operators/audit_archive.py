@@ -62,6 +62,12 @@ class AuditArchiveOperator(BaseOperator):
     :param visibility_timeout: seconds received messages stay hidden (a batch is flushed within a
         third of it); None keeps the queue's setting.
     :param wait_time_seconds: long-poll wait per receive; an empty receive ends the run.
+    :param layout: ``record`` (default: one object per record, the seed's layout) or ``bundle``:
+        the small inline records (up to ``bundle_record_bytes``, without a producer
+        ``sourceTransactionID``) of one manifest batch go into one gzip NDJSON object per hour
+        folder under ``<prefix>/_bundles`` (``docs/operators/audit_archive.md``); larger records,
+        claim-check payloads and records of a producer transaction keep one object each.
+    :param bundle_record_bytes: the largest record a bundle takes (``layout="bundle"``).
     :return: a report: received, archived, already_archived, quarantined, dead_lettered,
         retained, duplicates, conflicts, bytes, manifests, notifications, prefixes,
         duplicate_transactions, conflict_transactions, stopped.
@@ -70,7 +76,7 @@ class AuditArchiveOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "queue_url", "bucket", "prefix", "topic_arn", "notifications", "dead_letter_queue_url", "kms_key_id",
         "max_messages", "max_run_seconds", "records_per_manifest", "visibility_timeout", "wait_time_seconds",
-        "claim_check_buckets", "aws_conn_id", "region_name",
+        "claim_check_buckets", "aws_conn_id", "region_name", "layout", "bundle_record_bytes",
     )  # fmt: skip
     ui_color = "#e8dcff"
     operator_extra_links = (SqsQueueLink(), S3PrefixLink())
@@ -95,6 +101,8 @@ class AuditArchiveOperator(BaseOperator):
         region_name: str | None = None,
         verify: bool | str | None = None,
         botocore_config: dict | None = None,
+        layout: str = "record",
+        bundle_record_bytes: int | str = 64 * 1024,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -115,6 +123,8 @@ class AuditArchiveOperator(BaseOperator):
         self.region_name = region_name
         self.verify = verify
         self.botocore_config = botocore_config
+        self.layout = layout
+        self.bundle_record_bytes = bundle_record_bytes
 
     # -- hooks (one per service; built on first use, never at DAG parse time) ----------------------
     def _hook_kwargs(self) -> dict[str, Any]:
@@ -169,7 +179,16 @@ class AuditArchiveOperator(BaseOperator):
             claim_check_buckets=frozenset(
                 bucket_name(b, "claim_check_buckets") for b in templated.names(self.claim_check_buckets, "claim_check_buckets")
             ),
+            **self._layout_settings(),
         )
+
+    def _layout_settings(self) -> dict[str, Any]:
+        from airflow_reliable_messaging.operators._archive_run import LAYOUTS, MAX_BUNDLE_RECORD_BYTES
+
+        chosen = templated.text(self.layout) or "record"
+        if chosen not in LAYOUTS:
+            raise ConfigurationError("layout", f"{chosen!r} is not one of {', '.join(LAYOUTS)}")
+        return {"layout": chosen, "bundle_record_bytes": templated.integer(self.bundle_record_bytes, "bundle_record_bytes", 0, MAX_BUNDLE_RECORD_BYTES)}
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_reliable_messaging.operators._archive_run import ArchiveRun

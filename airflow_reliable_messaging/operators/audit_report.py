@@ -17,7 +17,7 @@ from airflow_reliable_messaging.domain import archive_layout as layout
 from airflow_reliable_messaging.domain import templated
 from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT, S3Pointer, size_attribute
 from airflow_reliable_messaging.domain.identifiers import blank_to_none, is_fifo_name, topic_arn
-from airflow_reliable_messaging.domain.manifest import isoformat
+from airflow_reliable_messaging.domain.manifest import isoformat, message_id_of, parse_isoformat
 from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
 from airflow_reliable_messaging.links.aws import S3PrefixLink, SnsTopicLink, console_location, s3_object_url
 from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
@@ -136,6 +136,7 @@ class AuditReconcileOperator(_ArchiveReportBase):
                 continue
             if start <= parsed.event_time < end:
                 objects[target.uri(obj["Key"])] = (int(obj["Size"]), layout.as_utc(obj["LastModified"]))
+        bundled = _bundled_records(s3, target, start, end, not_in_layout)
         sf = SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id)
         SnowflakeQueryLink.persist(context, self, sf)
         try:
@@ -145,6 +146,7 @@ class AuditReconcileOperator(_ArchiveReportBase):
             )
             in_sf = {r["S3_URI"]: int(r["SIZE_BYTES"] or 0) for r in rows if r["SOURCE"] == "record"}
             seen = {r["S3_URI"]: int(r["SIZE_BYTES"] or 0) for r in rows if r["SOURCE"] == "manifest"}
+            objects.update(_one_copy_each(bundled, in_sf))
             outcome = reconcile(objects, in_sf, seen, cutoff=looked_at - self.settle, looked_at=looked_at)
             load_took = int((templated.mapping(self.load_report).get("records") or {}).get("in_interval") or 0)
             error, warnings = outcome.verdict(
@@ -169,7 +171,7 @@ class AuditReconcileOperator(_ArchiveReportBase):
                 "warnings": warnings,
                 "status": "not_reconciled" if error else "reconciled" if outcome.compared else "nothing_to_compare",
             }
-            ids = [uri.rsplit("/", 1)[-1] for uri in outcome.missing + outcome.size_mismatch]
+            ids = [message_id_of(uri) for uri in outcome.missing + outcome.size_mismatch]
             self.record(sf, context, result, error, ids)
         finally:
             sf.close()
@@ -434,6 +436,40 @@ def _csv(rows: list[dict]) -> bytes:
     for r in rows:
         writer.writerow(["'" + v if v[:1] in ("=", "+", "-", "@", "\t", "\r") else v for v in (str(r.get(c) or "") for c in columns)])
     return out.getvalue().encode()
+
+
+def _bundled_records(s3: Any, target: Any, start: datetime, end: datetime, not_in_layout: list[dict[str, str]]) -> dict[str, list]:
+    """The records inside the interval's bundles (``layout="bundle"``), each checked against its
+    SHA-256: message id -> [(record URI, size, bundle LastModified)] (a bundle rewritten after a
+    crash holds a record again). A bundle that cannot be read or is not intact is named in
+    ``not_in_layout``: its records are not counted, so Snowflake's rows of them show as not in S3."""
+    from airflow_reliable_messaging.domain import bundle
+    from airflow_reliable_messaging.exceptions import ObjectUnreadable
+
+    out: dict[str, list] = {}
+    hours = layout.hour_range(layout.bundle_hour_prefix, target.prefix, start, end)
+    for obj in s3.iter_objects_in_range(target.bucket, hours) if hours else ():
+        key, uri = obj["Key"], target.uri(obj["Key"])
+        try:
+            layout.check_bundle_key(target.prefix, key)
+            lines = bundle.decode_bundle(s3.read_archived(target.bucket, key, bundle.MAX_BUNDLE_BYTES), uri)
+        except (ValueError, ObjectUnreadable) as exc:
+            not_in_layout.append({"key": key, "reason": f"bundle {uri}: {exc}"})
+            continue
+        for record, _ in lines.values():
+            if start <= parse_isoformat(record.event_time) < end:
+                out.setdefault(record.message_id, []).append((f"{uri}#{record.message_id}", record.size, layout.as_utc(obj["LastModified"])))
+    return out
+
+
+def _one_copy_each(bundled: dict[str, list], rows: dict[str, int]) -> dict[str, tuple[int, datetime]]:
+    """One entry per bundled record: the copy Snowflake's row names, else the earliest (the load
+    keeps one row per message id)."""
+    out = {}
+    for copies in bundled.values():
+        uri, size, modified = next((c for c in copies if c[0] in rows), min(copies, key=lambda c: c[2]))
+        out[uri] = (size, modified)
+    return out
 
 
 def _reconcile_summary(reconciled: dict) -> dict | None:

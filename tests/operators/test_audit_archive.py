@@ -20,6 +20,7 @@ from airflow_reliable_messaging.domain import claim_check as cc
 from airflow_reliable_messaging.domain.manifest import decode_manifest
 from airflow_reliable_messaging.exceptions import ConfigurationError
 from airflow_reliable_messaging.operators.audit_archive import ArchiveHaltedError, AuditArchiveOperator
+from tests.operators.crash import WorkerKilled
 
 PREFIX = "audit/v1"
 
@@ -534,8 +535,6 @@ def test_a_repeat_in_another_batch_and_another_run_is_still_one_record(archive_e
     assert sqs.get_queue_attributes(QueueUrl=env.queue_url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"] == "0"
 
 
-class WorkerKilled(BaseException):
-    """Stands for the worker process dying: not an Exception, so nothing may catch it."""
 
 
 def test_a_crash_between_the_marker_and_the_payload_is_completed_not_called_a_duplicate(archive_env):
@@ -939,28 +938,9 @@ def test_a_record_whose_notification_fails_alone_stays_in_the_queue(archive_env)
 
 @pytest.mark.parametrize("crash_at", ["manifest", "delete"])
 def test_crash_between_the_s3_write_and_the_sqs_delete_loses_and_doubles_nothing(archive_env, crash_at):
-    from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
-    from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
+    from tests.operators.crash import dying_archive_operator
 
-    class DyingS3Hook(S3ArchiveHook):
-        def put_bytes(self, bucket, key, body, **kwargs):
-            if "/_manifests/" in key:
-                raise WorkerKilled(key)
-            return super().put_bytes(bucket, key, body, **kwargs)
-
-    class DyingSqsHook(SqsMessagingHook):
-        def delete_batch(self, queue_url, receipts):
-            raise WorkerKilled(queue_url)
-
-    class DyingOperator(AuditArchiveOperator):
-        @cached_property
-        def s3_hook(self):
-            return (DyingS3Hook if crash_at == "manifest" else S3ArchiveHook)(**self._hook_kwargs())
-
-        @cached_property
-        def sqs_hook(self):
-            return (DyingSqsHook if crash_at == "delete" else SqsMessagingHook)(**self._hook_kwargs())
-
+    DyingOperator = dying_archive_operator(crash_at)
     env = archive_env
     ids = [env.send(seed_body(f"payload {i}".encode(), txn=f"tx-{i}")) for i in range(12)]
     kwargs = {"visibility_timeout": 1, "notifications": "none", "records_per_manifest": 100}

@@ -256,6 +256,69 @@ def test_archive_survives_sigkill_at_every_sampled_call(runner, pipeline, wareho
     assert all(count == 1 for _, count in rows)  # unique per message id despite repeated manifest lines
 
 
+def test_bundle_layout_survives_sigkill_at_every_call(runner, pipeline, warehouse, aws, unique):
+    """Issue 19: layout="bundle", SIGKILL after each AWS call of a run (receives, the bundle's
+    PutObject, the manifest's, the deletes), then reruns: every record is in a bundle a manifest
+    lists, at most one bundle more than needed per crash, and Snowflake holds each record once with
+    its exact bytes (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html:
+    a message not deleted comes back after its visibility timeout)."""
+    from airflow_reliable_messaging.domain import bundle
+    from airflow_reliable_messaging.operators.audit_report import AuditReconcileOperator
+    from airflow_reliable_messaging.operators.snowflake_audit_load import SnowflakeAuditLoadOperator
+
+    sqs, s3 = aws("sqs"), aws("s3")
+    sent: dict[str, bytes] = {}
+    outcomes = []
+    for n in crash_points(step=1):
+        queue = sqs.create_queue(QueueName=unique("bundle-in"))["QueueUrl"]
+        bodies = [json.dumps({"n": i, "point": n}) for i in range(RECORDS)]
+        bodies.append(json.dumps({"n": "large", "pad": "x" * 5000}))  # above bundle_record_bytes: an object of its own
+        mine = {}
+        for body in bodies:
+            mine[sqs.send_message(QueueUrl=queue, MessageBody=body)["MessageId"]] = body.encode()
+        before = set(pipeline.objects(f"{PREFIX}/{layout.BUNDLES}/"))
+        kwargs = pipeline.archive_kwargs(queue_url=queue, visibility_timeout=2, notifications="none", layout="bundle",
+                                         bundle_record_bytes=1024, records_per_manifest=100)  # fmt: skip
+        first = runner.run(ARCHIVE, kwargs, kill_after=n)
+        outcomes.append((n, first["outcome"]))
+        if first["outcome"] == "killed":
+            TRIED["bundle"] += 1
+            time.sleep(2.2)
+        else:
+            assert first["outcome"] == "completed", first
+        _rerun_until_empty(runner, ARCHIVE, kwargs, sqs, queue, wait=2.2)
+        new = sorted(set(pipeline.objects(f"{PREFIX}/{layout.BUNDLES}/")) - before)
+        assert 1 <= len(new) <= 2, (n, new)  # the bundle, and at most one more after a crash
+        listed = {}
+        for key in pipeline.objects(f"{PREFIX}/{layout.BATCH_MANIFESTS}/"):
+            for line in decode_manifest(s3.get_object(Bucket=pipeline.bucket, Key=key)["Body"].read()):
+                if line.message_id in mine:
+                    listed.setdefault(line.message_id, set()).add(line.key)
+        assert set(listed) == set(mine), (n, set(mine) - set(listed))
+        for message_id, keys in listed.items():  # every listed copy holds the exact bytes
+            for key in keys:
+                if key in new:
+                    lines = bundle.decode_bundle(s3.get_object(Bucket=pipeline.bucket, Key=key)["Body"].read(), f"s3://{pipeline.bucket}/{key}")
+                    assert any(r.message_id == message_id and r.body == mine[message_id] for r, _ in lines.values())
+        sent |= mine
+        if first["outcome"] != "killed":
+            break
+    print(f"bundle layout: {TRIED['bundle']} crash points tried; run length {first.get('calls')} calls")
+    assert TRIED["bundle"] >= 6, outcomes
+
+    now = datetime.now(UTC)
+    window = {"interval_start": (now - timedelta(days=1)).isoformat(), "interval_end": (now + timedelta(hours=1)).isoformat()}
+    report = SnowflakeAuditLoadOperator(**warehouse.load_kwargs(**window)).execute({"run_id": "after-bundle-crashes"})
+    assert report["records"]["failed"] == 0 and report["files"]["failed_count"] == 0
+    rows = warehouse.sql("SELECT MESSAGE_ID, COUNT(*) FROM {ns}.AUDIT_RECORD GROUP BY MESSAGE_ID")
+    assert dict(rows) == dict.fromkeys(sent, 1)  # each record once, whatever was archived twice
+    payloads = dict(warehouse.sql("SELECT MESSAGE_ID, PAYLOAD:n::VARCHAR FROM {ns}.AUDIT_PAYLOAD"))
+    assert payloads == {m: str(json.loads(b)["n"]) for m, b in sent.items()}
+    reconciled = AuditReconcileOperator(task_id="reconcile", load_report=report, archive_bucket=pipeline.bucket, archive_prefix=PREFIX,
+                                        snowflake_database=warehouse.database, **window).execute({})  # fmt: skip
+    assert reconciled["matched"] == len(sent) and reconciled["missing"] == 0
+
+
 # -- client redrive -----------------------------------------------------------------------------------
 def test_client_redrive_survives_sigkill_at_every_sampled_call(runner, aws, unique):
     sqs = aws("sqs")

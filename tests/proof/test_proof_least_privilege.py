@@ -153,6 +153,9 @@ def test_load_actions(pipeline, warehouse, aws):
         aws("sqs").send_message(QueueUrl=pipeline.queue_url, MessageBody=seed_body(json.dumps({"n": i}).encode(), f"l{i}",
                                 when=(datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.%f")))  # fmt: skip
     AuditArchiveOperator(**pipeline.archive_kwargs(notifications="none")).execute({})
+    for i in range(3):  # small raw records: bundled (issue 19), then loaded and reconciled from their bundle
+        aws("sqs").send_message(QueueUrl=pipeline.queue_url, MessageBody=json.dumps({"bundled": i}))
+    AuditArchiveOperator(**pipeline.archive_kwargs(notifications="none", layout="bundle")).execute({})
     aws("s3").put_object(Bucket=pipeline.bucket, Key=f"{PREFIX}/_manifests/batches/{datetime.now(UTC):%Y/%m/%d/%H}/bad.jsonl", Body=b"nope")
     now = datetime.now(UTC)
     window = {"interval_start": (now - timedelta(days=1)).isoformat(), "interval_end": (now + timedelta(hours=1)).isoformat()}
@@ -179,6 +182,9 @@ def test_archive_replay_actions(pipeline, aws, unique):
     for i in range(3):
         sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=seed_body(b"r", f"r{i}", when=when.strftime("%Y-%m-%d %H:%M:%S.%f")))
     AuditArchiveOperator(**pipeline.archive_kwargs(notifications="none")).execute({})
+    for i in range(2):  # bundled records (issue 19): read from their bundle, the large one sent as a pointer to a copy
+        sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=json.dumps({"bundled": i, "pad": "p" * (i * 256 * 1024 - 200 * i)}))
+    AuditArchiveOperator(**pipeline.archive_kwargs(notifications="none", layout="bundle", bundle_record_bytes=256 * 1024)).execute({})
     queue_name = unique("lp-target")
     sqs.create_queue(QueueName=queue_name)
     topic = sns.create_topic(Name=unique("lp-topic"))["TopicArn"]
