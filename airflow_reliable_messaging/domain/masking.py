@@ -370,11 +370,14 @@ class DataProtectionPolicy:
 
     def apply_html(self, html: str) -> str:
         """De-identify an HTML document without breaking its markup: each text run and each
-        attribute value is unescaped, de-identified and escaped again, comments are de-identified
-        as text; tag and attribute names are kept as they are."""
+        attribute value that carries content (``href``, ``title``, ``alt``, ``data-*``...; not
+        presentation such as ``style`` or ``class``) is unescaped, de-identified and escaped again,
+        comments are de-identified as text; tag and attribute names are kept as they are."""
         from html import escape, unescape
 
         def value(match: re.Match) -> str:
+            if match.group(1).strip().rstrip("=").strip().lower() in _PRESENTATION_ATTRIBUTES:
+                return match.group(0)
             quoted = match.group(2)[:1] in ("'", '"')
             text = unescape(match.group(2)[1:-1] if quoted else match.group(2))
             masked = self.apply(text)
@@ -429,6 +432,13 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 _TAG = re.compile(r"<!--.*?-->|<[^<>]*>", re.DOTALL)
+# Attributes that only lay the document out: never masked (a custom identifier matching CSS would
+# break the email's styling, and they carry no content).
+_PRESENTATION_ATTRIBUTES = frozenset({
+    "style", "class", "id", "width", "height", "colspan", "rowspan", "align", "valign", "border",
+    "cellpadding", "cellspacing", "bgcolor", "color", "lang", "dir", "role", "type", "rel", "target",
+    "charset", "http-equiv", "media", "span", "scope",
+})  # fmt: skip
 _ATTRIBUTE = re.compile(r"""(\s[^\s"'>/=]+\s*=\s*)("[^"]*"|'[^']*'|[^\s"'=<>`]+)""")
 
 

@@ -144,9 +144,10 @@ def test_a_finding_that_is_a_json_number_leaves_valid_json(aws, unique, bucket, 
 
 
 def test_the_email_html_stays_valid_markup(local_cloud, bucket):
-    """The HTML part is masked in its text, never its markup: a mask character that is markup
-    ("<"), a custom identifier whose pattern matches tag names, and a finding the HTML escaping splits
-    (an apostrophe in an email address) leave the same tags and leak nothing."""
+    """The HTML part is masked in its text and content attributes, never its markup: a mask
+    character that is markup ("<"), a custom identifier whose pattern matches tag names and CSS, and
+    a finding the HTML escaping splits (an apostrophe in an email address) leave the same elements,
+    attribute names and styles, and leak nothing."""
     from html.parser import HTMLParser
 
     class Tags(HTMLParser):
@@ -181,7 +182,11 @@ def test_the_email_html_stays_valid_markup(local_cloud, bucket):
     [mail] = local_cloud.emails()[before:]
     html = next(p.get_content() for p in mail.walk() if p.get_content_type() == "text/html")
     plain = fmt.render_html(report)
-    assert parsed(html).tags == parsed(plain).tags  # the same elements, attributes and nesting
+    def layout(tags):  # elements, nesting, attribute names, and the presentation attributes' values
+        return [(t[0], t[1], tuple((k, v if k in ("style", "class") else "") for k, v in t[2])) if t[0] == "start" else t
+                for t in tags]  # fmt: skip
+
+    assert layout(parsed(html).tags) == layout(parsed(plain).tags)  # the same elements, attributes and nesting
     text = "".join(parsed(html).text)
     assert "brien@example.com" not in text and "EID-123456789-US" not in text and "o'" not in text.split("owner ")[1][:3]
     assert "<" * len("o'brien@example.com") in text  # masked, as text (escaped in the markup)

@@ -90,7 +90,8 @@ class Element:
         return self.web.tag_name
 
     def attribute(self, name: str) -> str | None:
-        return self.web.get_attribute(name)
+        """The attribute as written in the page (W3C Get Element Attribute: ``href="#x"`` is ``#x``)."""
+        return self.web.get_dom_attribute(name)
 
     def prop(self, name: str) -> Any:
         return self.web.get_property(name)
