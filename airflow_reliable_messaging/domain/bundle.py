@@ -91,19 +91,15 @@ def encode_line(record: BundledRecord, bundle_uri: str) -> bytes:
 
 def split(records: Iterable[BundledRecord], max_bytes: int = MAX_BUNDLE_BYTES) -> Iterator[list[BundledRecord]]:
     """The records in groups whose NDJSON stays within ``max_bytes`` (one bundle each)."""
-    group: list[BundledRecord] = []
-    size = 0
-    for record in records:
-        length = len(encode_line(record, "")) + _URI_ALLOWANCE
-        if length > max_bytes:
-            raise ValueError(f"record {record.message_id}: its bundle line ({length} bytes) exceeds {max_bytes} bytes")
-        if group and size + length > max_bytes:
-            yield group
-            group, size = [], 0
-        group.append(record)
-        size += length
-    if group:
-        yield group
+    from airflow_reliable_messaging.domain.batching import bounded_groups
+
+    def length(record: BundledRecord) -> int:
+        size = len(encode_line(record, "")) + _URI_ALLOWANCE
+        if size > max_bytes:
+            raise ValueError(f"record {record.message_id}: its bundle line ({size} bytes) exceeds {max_bytes} bytes")
+        return size
+
+    return bounded_groups(records, length, max_bytes)
 
 
 def encode_bundle(records: list[BundledRecord], bundle_uri: str) -> tuple[bytes, list[Placed]]:

@@ -45,17 +45,9 @@ def entry_bytes(entry: dict) -> int:
 
 def chunk_entries(entries: list[dict], limit: int = BATCH_LIMIT, max_bytes: int = BATCH_BYTES) -> Iterable[list[dict]]:
     """Consecutive chunks of at most ``limit`` entries and ``max_bytes`` (order kept)."""
-    chunk: list[dict] = []
-    size = 0
-    for entry in entries:
-        entry_size = entry_bytes(entry)
-        if chunk and (len(chunk) >= limit or size + entry_size > max_bytes):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(entry)
-        size += entry_size
-    if chunk:
-        yield chunk
+    from airflow_reliable_messaging.domain.batching import bounded_groups
+
+    return bounded_groups(entries, entry_bytes, max_bytes, limit)
 
 
 def call_batch(
