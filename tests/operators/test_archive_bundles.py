@@ -50,7 +50,7 @@ class Week:
 
     def archive_kwargs(self, **overrides) -> dict:
         return {"task_id": "archive", "queue_url": self.queue, "bucket": self.env.bucket, "prefix": self.env.prefix,
-                "layout": "bundle", "notifications": "none", "wait_time_seconds": 0, "visibility_timeout": 1,
+                "layout": "bundle", "notifications": "none", "wait_time_seconds": 0, "visibility_timeout": 30,
                 "records_per_manifest": 1000, **overrides}  # fmt: skip
 
     def archive(self, **overrides) -> dict:
@@ -162,7 +162,7 @@ def test_a_crash_after_the_bundle_loses_nothing_and_the_load_keeps_one_row_per_m
     DyingOperator = dying_archive_operator(crash_at)
     week.send_small(30)
     with pytest.raises(WorkerKilled):
-        DyingOperator(**week.archive_kwargs()).execute({})
+        DyingOperator(**week.archive_kwargs(visibility_timeout=1)).execute({})
     first = week.keys(layout.BUNDLES + "/")
     assert first and len(week.keys(layout.BATCH_MANIFESTS + "/")) == (1 if crash_at == "delete" else 0)
     time.sleep(1.2)
@@ -184,7 +184,7 @@ def test_a_failed_bundle_put_keeps_its_records_in_the_queue(week, faults):
     run archives them."""
     week.send_small(12)
     with faults.injecting([{"service": "s3", "operation": "PutObject", "fault": "5xx", "status": 503}]):
-        report = week.archive(botocore_config={"retries": {"mode": "standard", "total_max_attempts": 1}})
+        report = week.archive(visibility_timeout=1, botocore_config={"retries": {"mode": "standard", "total_max_attempts": 1}})
     assert report["archived"] == 0 and report["retained"] == 12 and report["deleted"] == 0
     assert not week.keys(layout.BUNDLES + "/") and not week.keys(layout.BATCH_MANIFESTS + "/")
     time.sleep(1.2)
