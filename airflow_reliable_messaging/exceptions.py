@@ -31,6 +31,29 @@ class ReplayError(ReliableMessagingError):
     """A replay could not be started or did not complete (SNS refused it, it failed, targets failed)."""
 
 
+class RedriveError(ReliableMessagingError):
+    """The redrive could not finish (a failed move task, messages that could not be sent)."""
+
+
+class QueueUnreachable(ReliableMessagingError):
+    """SQS answered with an error when asked for a queue (gone, access denied): ``code`` is SQS's."""
+
+    def __init__(self, queue: str, code: str | None) -> None:
+        self.code = code
+        super().__init__(f"{queue} cannot be reached ({code})")
+
+
+class MessageMoveTaskRefused(ReliableMessagingError):
+    """SQS answered ``StartMessageMoveTask`` with an error: no task was started. ``already_running``:
+    a task runs on the source queue; ``unsupported``: SQS does not move these messages (e.g. a
+    Region or SDK generation that refuses FIFO queues). The text is SQS's error."""
+
+    def __init__(self, text: str, code: str | None, message: str | None, *, already_running: bool, unsupported: bool) -> None:
+        self.code, self.message = code, message
+        self.already_running, self.unsupported = already_running, unsupported
+        super().__init__(text)
+
+
 class ObjectUnreadable(ReliableMessagingError):
     """One S3 object cannot be read for a reason of its own (gone, in an archive storage class,
     access or KMS key denied, encrypted with a customer key): that object alone is reported."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from airflow_reliable_messaging.domain.archive_layout import KeyRange
 from airflow_reliable_messaging.domain.claim_check import parse_pointer
+from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
 from airflow_reliable_messaging.domain.sns_subscription import Subscription, filter_policy_matches
 from airflow_reliable_messaging.domain.templated import as_bool, explicit_none, number
 from airflow_reliable_messaging.exceptions import ConfigurationError
@@ -498,6 +499,34 @@ def outgoing_attributes(message: DlqMessage, state: RedriveState, unwrapped: boo
     return base
 
 
+def delivers_payload(message: DlqMessage, target: Destination) -> bool:
+    """The target gets the payload, not the body as dead-lettered: a topic or a raw-delivery
+    subscription gets an SNS notification's message; every target gets a Lambda record's event."""
+    return target.unwraps or message.kind == KIND_LAMBDA
+
+
+def outgoing_message(
+    message: DlqMessage, target: Destination, body: str, *, at: datetime, run_id: str, dlq_arn: str
+) -> OutgoingMessage | None:
+    """``message`` as it is redriven to ``target`` with ``body`` (the redrive count added); None when
+    the count cannot be added (10 message attributes already)."""
+    state = next_state(message.state, at=at, run_id=run_id, dlq_arn=dlq_arn, destination=target.arn)
+    attributes = outgoing_attributes(message, state, unwrapped=delivers_payload(message, target))
+    if attributes is None:
+        return None
+    to_topic = target.kind == "sns"
+    return OutgoingMessage(
+        body=body,
+        attributes=attributes,
+        subject=(message.sns.subject or None) if to_topic and message.sns else None,
+        trace_header=None if to_topic else message.system_attributes.get("AWSTraceHeader") or None,
+        group_id=(message.group_id or "redrive") if target.fifo else None,
+        # the DLQ's dedup id (SQS sets it to the original message id) or the DLQ message id:
+        # a batch sent again after a crash is deduplicated by the destination
+        deduplication_id=(message.dedup_id or message.message_id)[:128] if target.fifo else None,
+    )
+
+
 def quarantine_document(message: DlqMessage, *, reason: str, dlq_arn: str, run_id: str, at: datetime) -> dict:
     """What is parked in the S3 quarantine: the message as received, why, and its redrive history."""
     return {
@@ -574,6 +603,24 @@ def native_blockers(inspection: Inspection) -> list[str]:
         reasons.append("the loop guard (max_redrives) cannot count native moves of a FIFO DLQ (recording them "
                        "would need every message group received at once)")  # fmt: skip
     return reasons
+
+
+def client_only_options(
+    filters: Filters, max_messages: int | None, transform: bool, trail: bool, rate_per_second: float | None
+) -> list[str]:
+    """Options that only client mode honours (they rule native out)."""
+    options = []
+    if filters.active:
+        options.append("filters")
+    if max_messages:
+        options.append("max_messages")
+    if transform:
+        options.append("transform")
+    if trail:
+        options.append("trail")
+    if rate_per_second and (rate_per_second > NATIVE_MAX_RATE or rate_per_second != int(rate_per_second)):
+        options.append(f"rate_per_second {rate_per_second:g} (native: whole numbers up to {NATIVE_MAX_RATE})")
+    return options
 
 
 def choose_mode(requested: str, inspection: Inspection) -> tuple[str, str]:

@@ -9,8 +9,9 @@ from functools import cached_property
 
 from airflow.providers.amazon.aws.hooks.sns import SnsHook
 
+from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
 from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin
-from airflow_reliable_messaging.hooks.sqs import BatchResult, call_batch
+from airflow_reliable_messaging.hooks._batch import BatchResult, call_batch
 
 
 class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
@@ -116,6 +117,10 @@ class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
             TopicArn=topic_arn,
         )
 
+    def publish_messages(self, topic_arn: str, messages: dict[str, OutgoingMessage]) -> BatchResult:
+        """``publish_batch`` of ``{entry id: message}``; per-entry outcome."""
+        return self.publish_batch(topic_arn, [sns_entry(i, m) for i, m in messages.items()])
+
     def topic_attributes(self, topic_arn: str) -> dict[str, str]:
         return self.get_conn().get_topic_attributes(TopicArn=topic_arn)["Attributes"]
 
@@ -128,6 +133,18 @@ class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
     def get_data_protection_policy(self, topic_arn: str) -> dict | None:
         text = self.get_conn().get_data_protection_policy(ResourceArn=topic_arn).get("DataProtectionPolicy")
         return json.loads(text) if text else None
+
+
+def sns_entry(entry_id: str, message: OutgoingMessage) -> dict:
+    """A PublishBatch entry."""
+    entry: dict = {"Id": entry_id, "MessageAttributes": message.attributes, "Message": message.body}
+    if message.subject:
+        entry["Subject"] = message.subject
+    if message.group_id:
+        entry["MessageGroupId"] = message.group_id
+    if message.deduplication_id:
+        entry["MessageDeduplicationId"] = message.deduplication_id
+    return entry
 
 
 def _encode_form_once(request=None, **_: object) -> None:

@@ -4,95 +4,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 from botocore.exceptions import ClientError
 
+from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
+from airflow_reliable_messaging.exceptions import MessageMoveTaskRefused, QueueUnreachable
 from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin
-
-BATCH_LIMIT = 10  # entries per SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch
-BATCH_BYTES = 256 * 1024  # bytes per batch request (SNS PublishBatch)
-SQS_BATCH_BYTES = 1024 * 1024  # SQS raised its message and batch maximum to 1 MiB in 2025
-ENTRY_RETRIES = 3  # extra attempts for batch entries that failed without the sender's fault
+from airflow_reliable_messaging.hooks._batch import BATCH_LIMIT, SQS_BATCH_BYTES, BatchResult, call_batch
+from airflow_reliable_messaging.hooks._batch import entry_bytes as entry_bytes  # re-exported (the archive run)
 
 
-@dataclass
-class BatchResult:
-    """Per-entry outcome of a batch call: ``successful`` id -> response entry, ``failed`` id -> error."""
-
-    successful: dict[str, dict] = field(default_factory=dict)
-    failed: dict[str, dict] = field(default_factory=dict)
-    requests: int = 0
-
-    def merge(self, other: BatchResult) -> None:
-        self.successful.update(other.successful)
-        self.failed.update(other.failed)
-        self.requests += other.requests
+MOVE_TASK_RUNNING_TEXT = "already a task running"
+MOVE_TASK_UNSUPPORTED_CODES = ("InvalidParameterValue", "UnsupportedOperation")
 
 
-def entry_bytes(entry: dict) -> int:
-    """What SQS / SNS count against their size limits: the body and the message attributes."""
-    size = len(str(entry.get("MessageBody", entry.get("Message", ""))).encode())
-    for name, attr in (entry.get("MessageAttributes") or {}).items():
-        value = attr.get("StringValue", attr.get("BinaryValue", b""))
-        size += len(name) + len(str(attr.get("DataType", ""))) + (len(value) if isinstance(value, bytes) else len(str(value).encode()))
-    return size
-
-
-def chunk_entries(entries: list[dict], limit: int = BATCH_LIMIT, max_bytes: int = BATCH_BYTES) -> Iterable[list[dict]]:
-    """Consecutive chunks of at most ``limit`` entries and ``max_bytes`` (order kept)."""
-    from airflow_reliable_messaging.domain.batching import bounded_groups
-
-    return bounded_groups(entries, entry_bytes, max_bytes, limit)
-
-
-def call_batch(
-    call: Callable[..., dict],
-    entries: list[dict],
-    *,
-    retries: int = ENTRY_RETRIES,
-    backoff: float = 0.2,
-    max_bytes: int = BATCH_BYTES,
-    **kwargs: Any,
-) -> BatchResult:
-    """Run a batch API over ``entries`` (chunked) and retry, entry by entry, what failed without
-    the sender's fault (throttling, internal errors). Sender faults are final."""
-    result = BatchResult()
-    for chunk in chunk_entries(entries, max_bytes=max_bytes):
-        pending = chunk
-        for attempt in range(retries + 1):
-            try:
-                response = call(Entries=pending, **kwargs)
-            except ClientError as exc:
-                response = _entry_too_long(exc, pending)
-            result.requests += 1
-            for ok in response.get("Successful", []):
-                result.successful[ok["Id"]] = ok
-                result.failed.pop(ok["Id"], None)
-            retry_ids = set()
-            for bad in response.get("Failed", []):
-                result.failed[bad["Id"]] = bad
-                if not bad.get("SenderFault") and attempt < retries:
-                    retry_ids.add(bad["Id"])
-            pending = [e for e in pending if e["Id"] in retry_ids]
-            if not pending:
-                break
-            time.sleep(backoff * (2**attempt))
-    return result
-
-
-def _entry_too_long(exc: ClientError, pending: list[dict]) -> dict:
-    """An entry over the size limit on its own (chunked alone) may be refused for the whole request
-    (``BatchRequestTooLong``: the batch total is over the limit too) rather than in ``Failed``:
-    either way it is that entry's failure, the sender's fault. Any other error is raised."""
-    error = exc.response.get("Error", {})
-    if len(pending) != 1 or "BatchRequestTooLong" not in str(error.get("Code", "")):
-        raise exc
-    return {"Failed": [{"Id": pending[0]["Id"], "Code": error.get("Code"), "Message": error.get("Message", ""), "SenderFault": True}]}
+def sqs_entry(entry_id: str, message: OutgoingMessage) -> dict:
+    """A SendMessageBatch entry."""
+    entry: dict[str, Any] = {"Id": entry_id, "MessageAttributes": message.attributes, "MessageBody": message.body}
+    if message.trace_header:
+        entry["MessageSystemAttributes"] = {"AWSTraceHeader": {"DataType": "String", "StringValue": message.trace_header}}
+    if message.group_id:
+        entry["MessageGroupId"] = message.group_id
+    if message.deduplication_id:
+        entry["MessageDeduplicationId"] = message.deduplication_id
+    return entry
 
 
 class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
@@ -107,6 +45,20 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
             parts = queue.split(":")
             return self.get_conn().get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
         return self.get_conn().get_queue_url(QueueName=queue)["QueueUrl"]
+
+    def queue_identity(self, queue: str) -> tuple[str, str, bool]:
+        """(URL, ARN, FIFO) of a queue given by URL, ARN or name."""
+        url = self.resolve_queue_url(queue)
+        attrs = self.queue_attributes(url, ["QueueArn", "FifoQueue"])
+        return url, attrs["QueueArn"], attrs.get("FifoQueue") == "true"
+
+    def reachable_queue(self, queue: str) -> tuple[str, str, bool]:
+        """``queue_identity``; QueueUnreachable with SQS's error code when SQS answers with an error
+        (the queue was deleted, access is denied)."""
+        try:
+            return self.queue_identity(queue)
+        except ClientError as exc:
+            raise QueueUnreachable(queue, exc.response.get("Error", {}).get("Code")) from exc
 
     def queue_attributes(self, queue_url: str, names: Iterable[str] = ("All",)) -> dict[str, str]:
         return self.get_conn().get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(names))["Attributes"]
@@ -137,13 +89,26 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
     def start_message_move_task(
         self, source_arn: str, destination_arn: str | None = None, max_per_second: int | None = None
     ) -> str:
-        """Start a DLQ redrive task; its ``TaskHandle``."""
+        """Start a DLQ redrive task; its ``TaskHandle``. Any error SQS answers with (no task was
+        started) is raised as MessageMoveTaskRefused, classified: a task already running on the
+        source, or moves SQS does not support (``InvalidParameterValue``, ``UnsupportedOperation``)."""
         kwargs: dict[str, Any] = {"SourceArn": source_arn}
         if destination_arn:
             kwargs["DestinationArn"] = destination_arn
         if max_per_second:
             kwargs["MaxNumberOfMessagesPerSecond"] = int(max_per_second)
-        return self.get_conn().start_message_move_task(**kwargs)["TaskHandle"]
+        try:
+            return self.get_conn().start_message_move_task(**kwargs)["TaskHandle"]
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise MessageMoveTaskRefused(
+                str(exc), error.get("Code"), error.get("Message"),
+                # AWS documents no error code for "only one active message movement task is supported
+                # per queue" (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html):
+                # SQS answers InvalidParameterValue "There is already a task running. ...": its text is matched
+                already_running=MOVE_TASK_RUNNING_TEXT in str(exc),
+                unsupported=error.get("Code") in MOVE_TASK_UNSUPPORTED_CODES,
+            ) from exc
 
     def list_message_move_tasks(self, source_arn: str, max_results: int = 10) -> list[dict]:
         """The most recent tasks of ``source_arn``, newest first."""
@@ -185,6 +150,10 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
         """SendMessageBatch over any number of entries (chunks of 10 / 1 MiB); entries that failed
         without the sender's fault are retried; ``failed`` holds what still failed."""
         return call_batch(self.get_conn().send_message_batch, entries, max_bytes=SQS_BATCH_BYTES, QueueUrl=queue_url)
+
+    def send_messages(self, queue_url: str, messages: dict[str, OutgoingMessage]) -> BatchResult:
+        """``send_batch`` of ``{entry id: message}``; per-entry outcome."""
+        return self.send_batch(queue_url, [sqs_entry(i, m) for i, m in messages.items()])
 
     def delete_batch(self, queue_url: str, receipts: dict[str, str]) -> BatchResult:
         """DeleteMessageBatch of ``{entry id: receipt handle}``; per-entry outcome."""
