@@ -72,3 +72,60 @@ def test_send_batch_reports_an_entry_over_1_mib_as_failed_and_sends_the_rest(sqs
     result = sqs_hook.send_batch(queue, entries)
     assert set(result.successful) == {"m0", "m1", "m2"} and set(result.failed) == {"big"}
     assert result.failed["big"]["SenderFault"] is True
+
+
+def test_start_message_move_task_classifies_what_sqs_answers(sqs_hook, aws, unique):
+    """Every error SQS answers StartMessageMoveTask with means no task started; the hook says which:
+    a task already running (AWS documents no error code for "only one active message movement task
+    is supported per queue": SQS says it in the message) or moves SQS does not support.
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html"""
+    import json
+
+    from airflow_reliable_messaging.exceptions import MessageMoveTaskRefused
+
+    sqs = aws("sqs")
+    plain = sqs.create_queue(QueueName=unique("not-a-dlq"))["QueueUrl"]
+    plain_arn = sqs_hook.queue_arn(plain)
+    with pytest.raises(MessageMoveTaskRefused) as refused:  # not the DLQ of any queue
+        sqs_hook.start_message_move_task(plain_arn)
+    assert (refused.value.code, refused.value.unsupported, refused.value.already_running) == ("InvalidParameterValue", True, False)
+    assert "Dead Letter Queue" in refused.value.message
+
+    dlq_arn = sqs_hook.queue_arn(sqs.create_queue(QueueName=unique("dlq"))["QueueUrl"])
+    source = sqs.create_queue(QueueName=unique("src"), Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"})})["QueueUrl"]  # fmt: skip
+    sqs.send_message(QueueUrl=source, MessageBody="m")
+    sqs.receive_message(QueueUrl=source, VisibilityTimeout=0)
+    sqs.receive_message(QueueUrl=source, VisibilityTimeout=0)  # dead-lettered
+    handle = sqs_hook.start_message_move_task(dlq_arn, max_per_second=1)
+    try:
+        with pytest.raises(MessageMoveTaskRefused) as running:
+            sqs_hook.start_message_move_task(dlq_arn)
+        assert running.value.already_running and "already a task running" in str(running.value)
+    finally:
+        sqs_hook.cancel_message_move_task(handle)
+
+
+def test_send_messages_writes_body_attributes_trace_header_and_fifo_ids(sqs_hook, aws, unique):
+    from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
+    from airflow_reliable_messaging.hooks.sns import sns_entry
+    from airflow_reliable_messaging.hooks.sqs import sqs_entry
+
+    url = aws("sqs").create_queue(QueueName=unique("out") + ".fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    message = OutgoingMessage(
+        body="b", attributes={"tenant": {"DataType": "String", "StringValue": "acme"}}, subject="s",
+        trace_header="Root=1-abc", group_id="g", deduplication_id="d",
+    )  # fmt: skip
+    result = sqs_hook.send_messages(url, {"e1": message})
+    assert set(result.successful) == {"e1"} and not result.failed
+    (got,) = sqs_hook.receive_batch(url)
+    assert got["Body"] == "b" and got["MessageAttributes"]["tenant"]["StringValue"] == "acme"
+    assert (got["Attributes"]["MessageGroupId"], got["Attributes"]["MessageDeduplicationId"]) == ("g", "d")
+    # (moto drops a batch entry's MessageSystemAttributes: the entry itself is checked; no Subject on SQS)
+    assert sqs_entry("e1", message)["MessageSystemAttributes"] == {"AWSTraceHeader": {"DataType": "String", "StringValue": "Root=1-abc"}}
+    assert "Subject" not in sqs_entry("e1", message)
+    # SNS names the body Message and has a Subject; no trace header (an SQS system attribute)
+    assert sns_entry("e1", message) == {
+        "Id": "e1", "Message": "b", "MessageAttributes": message.attributes, "Subject": "s",
+        "MessageGroupId": "g", "MessageDeduplicationId": "d",
+    }  # fmt: skip
