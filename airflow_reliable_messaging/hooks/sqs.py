@@ -16,7 +16,9 @@ from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin
 from airflow_reliable_messaging.hooks._batch import BATCH_LIMIT, SQS_BATCH_BYTES, BatchResult, call_batch
 from airflow_reliable_messaging.hooks._batch import entry_bytes as entry_bytes  # re-exported (the archive run)
 
-
+# StartMessageMoveTask: AWS documents no error code for "only one active message movement task is
+# supported per queue" (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html);
+# SQS answers InvalidParameterValue "There is already a task running. ...": the text is the fallback matched
 MOVE_TASK_RUNNING_TEXT = "already a task running"
 MOVE_TASK_UNSUPPORTED_CODES = ("InvalidParameterValue", "UnsupportedOperation")
 
@@ -103,9 +105,6 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
             error = exc.response.get("Error", {})
             raise MessageMoveTaskRefused(
                 str(exc), error.get("Code"), error.get("Message"),
-                # AWS documents no error code for "only one active message movement task is supported
-                # per queue" (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html):
-                # SQS answers InvalidParameterValue "There is already a task running. ...": its text is matched
                 already_running=MOVE_TASK_RUNNING_TEXT in str(exc),
                 unsupported=error.get("Code") in MOVE_TASK_UNSUPPORTED_CODES,
             ) from exc
