@@ -14,13 +14,12 @@ class AwsPollingTrigger(BaseTrigger):
     ``verify`` and ``botocore_config``: all four are serialised, so the triggerer reaches AWS
     exactly as the worker did (a custom endpoint's CA bundle, a retry policy, a Region).
 
-    Subclasses pass their own arguments to ``__init__`` as ``fields``; ``serialize`` returns them
-    with the AWS parameters, so ``type(t)(**t.serialize()[1])`` rebuilds the trigger.
+    Subclasses return their own arguments from ``fields``; ``serialize`` returns them with the AWS
+    parameters, so ``type(t)(**t.serialize()[1])`` rebuilds the trigger.
     """
 
     def __init__(
         self,
-        fields: dict[str, Any],
         *,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
@@ -29,10 +28,13 @@ class AwsPollingTrigger(BaseTrigger):
     ) -> None:
         super().__init__()
         self.aws = AwsParams(aws_conn_id, region_name, verify, botocore_config)
-        self._fields = dict(fields)
+
+    def fields(self) -> dict[str, Any]:
+        """The trigger's own constructor arguments, as given."""
+        raise NotImplementedError
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return f"{type(self).__module__}.{type(self).__qualname__}", {**self._fields, **self.aws.as_dict()}
+        return f"{type(self).__module__}.{type(self).__qualname__}", {**self.fields(), **self.aws.as_dict()}
 
     def hook(self, hook_class: type[Hook]) -> Hook:
         """A hook of ``hook_class`` built with the task's AWS parameters."""

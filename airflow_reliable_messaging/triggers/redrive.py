@@ -33,13 +33,15 @@ class MessageMoveTaskTrigger(AwsPollingTrigger):
         poll_interval: float = 5.0,
         **aws: Any,
     ) -> None:
-        fields = {"source_arn": source_arn, "started_timestamp": started_timestamp, "task_handle": task_handle,
-                  "poll_interval": poll_interval}  # fmt: skip
-        super().__init__(fields, **aws)
+        super().__init__(**aws)
         self.source_arn = source_arn
         self.started_timestamp = started_timestamp
         self.task_handle = task_handle
         self.poll_interval = poll_interval
+
+    def fields(self) -> dict[str, Any]:
+        return {"source_arn": self.source_arn, "started_timestamp": self.started_timestamp,
+                "task_handle": self.task_handle, "poll_interval": self.poll_interval}  # fmt: skip
 
     def _hook(self):
         from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook

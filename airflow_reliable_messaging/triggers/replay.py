@@ -32,12 +32,14 @@ class ReplayStatusTrigger(AwsPollingTrigger):
         missing_status_grace: float = 300.0,
         **aws: Any,
     ) -> None:
-        fields = {"subscription_arn": subscription_arn, "poll_interval": poll_interval,
-                  "missing_status_grace": missing_status_grace}  # fmt: skip
-        super().__init__(fields, **aws)
+        super().__init__(**aws)
         self.subscription_arn = subscription_arn
         self.poll_interval = poll_interval
         self.missing_status_grace = missing_status_grace
+
+    def fields(self) -> dict[str, Any]:
+        return {"subscription_arn": self.subscription_arn, "poll_interval": self.poll_interval,
+                "missing_status_grace": self.missing_status_grace}  # fmt: skip
 
     def _read(self) -> tuple[str | None, dict | None]:
         from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
