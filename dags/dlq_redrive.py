@@ -106,6 +106,7 @@ with DAG(
         started_timestamp="{{ (ti.xcom_pull(task_ids='redrive') or {}).get('task', {}).get('StartedTimestamp') }}",
         task_handle="{{ (ti.xcom_pull(task_ids='redrive') or {}).get('task', {}).get('TaskHandle') }}",
         aws_conn_id=AWS_CONN_ID,
+        deferrable=True,  # waits on MWAA's triggerer, whatever [operators] default_deferrable says
     )
     report = DLQRedriveReportOperator(task_id="report")
 

@@ -121,6 +121,7 @@ with DAG(
         resume_live_delivery=_req("resume_live_delivery"),
         aws_conn_id=AWS_CONN_ID,
         poke_interval=30,
+        deferrable=True,  # waits on MWAA's triggerer, whatever [operators] default_deferrable says
     )
     s3_replay = S3ArchiveReplayOperator(
         task_id="s3_replay",

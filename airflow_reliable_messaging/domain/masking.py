@@ -56,6 +56,7 @@ import ipaddress
 import json
 import math
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -355,6 +356,9 @@ class DataProtectionPolicy:
         that masks into another key of the same object gets `` (2)``, `` (3)``... (nothing dropped)."""
         if isinstance(value, str):
             return self.apply(value, key)
+        if isinstance(value, JsonNumber):
+            masked = self.apply(value.text, key)
+            return value if masked == value.text else masked
         if isinstance(value, dict):
             out: dict[str, Any] = {}
             for k, v in value.items():
@@ -480,10 +484,10 @@ def deidentify_payload(data: bytes, policy: DataProtectionPolicy) -> bytes:
     except UnicodeDecodeError:
         raise NotDeidentifiable("a binary payload cannot be searched for sensitive data") from None
     try:
-        # NaN/Infinity are not JSON, and a number too large for a float would be written back as
-        # Infinity: such a body is masked as text, so what was JSON stays JSON. A repeated key keeps
-        # every value (_every_key).
-        document = json.loads(text, parse_constant=_not_json, parse_float=_finite, object_pairs_hook=_every_key)
+        # NaN/Infinity are not JSON: such a body is masked as text. Numbers are kept as written
+        # (JsonNumber); a repeated key keeps every value (_every_key).
+        document = json.loads(text, parse_constant=_not_json, parse_float=JsonNumber.parse, parse_int=JsonNumber.parse,
+                              object_pairs_hook=_every_key)  # fmt: skip
     except ValueError:
         masked = policy.apply(text)
         return data if masked == text else masked.encode()
@@ -493,15 +497,38 @@ def deidentify_payload(data: bytes, policy: DataProtectionPolicy) -> bytes:
         masked_doc = policy.apply_json(document)
     except RecursionError:
         raise NotDeidentifiable("the JSON payload is nested too deeply to be searched for sensitive data") from None
-    return data if masked_doc == document else json.dumps(masked_doc, ensure_ascii=False, separators=(",", ":")).encode()
+    return data if masked_doc == document else _dumps_as_written(masked_doc).encode()
 
 
 def _not_json(constant: str) -> float:
     raise ValueError(f"{constant} is not JSON")
 
 
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text[:40]} does not fit a float")
-    return value
+@dataclass(frozen=True)
+class JsonNumber:
+    """A JSON number as its producer wrote it. Through a float, ``12345678901234567.89`` would
+    come back as ``1.2345678901234568e+16`` and ``1E2`` as ``100.0``: an amount next to a masked
+    e-mail address must reach the consumer unchanged."""
+
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> JsonNumber:
+        if not math.isfinite(float(text)):
+            raise ValueError(f"{text[:40]} does not fit a float")  # masked as text: still JSON after
+        return cls(text)
+
+
+def _dumps_as_written(document: Any) -> str:
+    """Compact JSON of ``document`` with every JsonNumber written exactly as it was read: each is
+    dumped as a placeholder string carrying a random nonce (no payload can forge it), then replaced."""
+    nonce, numbers = secrets.token_hex(16), []
+
+    def placeholder(value: Any) -> str:
+        if not isinstance(value, JsonNumber):
+            raise TypeError(f"{type(value).__name__} is not JSON")
+        numbers.append(value.text)
+        return f"\0{nonce}:{len(numbers) - 1}\0"
+
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=placeholder)
+    return re.sub(rf'"\\u0000{nonce}:(\d+)\\u0000"', lambda m: numbers[int(m.group(1))], text)

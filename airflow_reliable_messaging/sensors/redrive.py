@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_reliable_messaging._compat import BaseSensorOperator
+from airflow_reliable_messaging.base_aws import AwsBaseSensor, aws_template_fields, default_deferrable
 from airflow_reliable_messaging.exceptions import ReliableMessagingError
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging._compat import Context
 
 
-class MessageMoveTaskSensor(BaseSensorOperator):
+class MessageMoveTaskSensor(AwsBaseSensor):
     """Wait until the message-move task started at ``started_timestamp`` on ``source_arn`` is
     COMPLETED (fails on FAILED / CANCELLED, with SQS's ``FailureReason``).
 
@@ -24,9 +24,12 @@ class MessageMoveTaskSensor(BaseSensorOperator):
         ``"{{ (ti.xcom_pull(task_ids='redrive') or {}).get('task', {}).get('SourceArn') }}"``.
     :param started_timestamp: the task's ``StartedTimestamp`` (templated).
     :param task_handle: the task's handle, to cancel it when a user kills the wait (optional).
+    :param deferrable: wait on the triggerer (default: ``[operators] default_deferrable``).
+    :param aws_conn_id, region_name, verify, botocore_config: how to reach AWS (templated; as the
+        Amazon provider's operators), carried by the trigger.
     """
 
-    template_fields: Sequence[str] = ("source_arn", "started_timestamp", "task_handle", "aws_conn_id", "region_name")
+    template_fields: Sequence[str] = aws_template_fields("source_arn", "started_timestamp", "task_handle")
     ui_color = "#f5d7c4"
 
     def __init__(
@@ -35,9 +38,7 @@ class MessageMoveTaskSensor(BaseSensorOperator):
         source_arn: str | None,
         started_timestamp: int | str | None = None,
         task_handle: str | None = None,
-        deferrable: bool = True,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
+        deferrable: bool | None = None,
         poke_interval: float = 5,
         timeout: float = 12 * 60 * 60,
         **kwargs: Any,
@@ -46,9 +47,7 @@ class MessageMoveTaskSensor(BaseSensorOperator):
         self.source_arn = source_arn
         self.started_timestamp = started_timestamp
         self.task_handle = task_handle
-        self.deferrable = deferrable
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self._result: dict | None = None
 
     def _started(self) -> int | None:
@@ -74,7 +73,7 @@ class MessageMoveTaskSensor(BaseSensorOperator):
         from airflow_reliable_messaging.domain.redrive import FINAL_TASK_STATUSES, find_task
         from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
 
-        hook = SqsMessagingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        hook = self.aws_hook(SqsMessagingHook)
         task = find_task(hook.list_message_move_tasks(self.source_arn), self._started(), self._handle())
         if task is None:
             raise ReliableMessagingError(f"no message-move task of {self.source_arn} started at {self.started_timestamp}")
@@ -97,7 +96,7 @@ class MessageMoveTaskSensor(BaseSensorOperator):
             self.defer(
                 trigger=MessageMoveTaskTrigger(
                     source_arn=self.source_arn, started_timestamp=self._started(), task_handle=self._handle(),
-                    poll_interval=self.poke_interval, aws_conn_id=self.aws_conn_id, region_name=self.region_name,
+                    poll_interval=self.poke_interval, **self.aws.as_dict(),
                 ),  # fmt: skip
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout),
@@ -111,7 +110,7 @@ class MessageMoveTaskSensor(BaseSensorOperator):
         from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
 
         try:
-            hook = SqsMessagingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+            hook = self.aws_hook(SqsMessagingHook)
             self.log.info("Cancelled the message-move task after %s messages", hook.cancel_message_move_task(self._handle()))
         except Exception as exc:  # noqa: BLE001 - it may have finished meanwhile
             self.log.warning("Could not cancel the message-move task: %s", exc)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_reliable_messaging._compat import BaseSensorOperator
+from airflow_reliable_messaging.base_aws import AwsBaseSensor, aws_template_fields, default_deferrable
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReplayError
 from airflow_reliable_messaging.links.aws import SnsSubscriptionLink
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
 
 
-class ReplayCompletedSensor(BaseSensorOperator):
+class ReplayCompletedSensor(AwsBaseSensor):
     """Wait until the subscription's ``ReplayStatus`` is ``Completed``; fail at once on ``Failed``.
 
     Accepts every spelling of the in-progress status. Deferrable by default: the polling runs on
@@ -31,12 +31,12 @@ class ReplayCompletedSensor(BaseSensorOperator):
     :param subscription_arn: the replaying subscription (templated), e.g.
         ``"{{ ti.xcom_pull(task_ids='replay')['subscription_arn'] }}"``.
     :param resume_live_delivery: resume a subscription paused by an ``EndingPoint``.
-    :param deferrable: wait on the triggerer (default True).
-    :param aws_conn_id: Airflow AWS connection (templated).
-    :param region_name: AWS region, default from the connection (templated).
+    :param deferrable: wait on the triggerer (default: ``[operators] default_deferrable``).
+    :param aws_conn_id, region_name, verify, botocore_config: how to reach AWS (templated; as the
+        Amazon provider's operators), carried by the trigger.
     """
 
-    template_fields: Sequence[str] = ("subscription_arn", "resume_live_delivery", "aws_conn_id", "region_name")
+    template_fields: Sequence[str] = aws_template_fields("subscription_arn", "resume_live_delivery")
     operator_extra_links = (SnsSubscriptionLink(),)
     ui_color = "#f9e1a3"
 
@@ -45,9 +45,7 @@ class ReplayCompletedSensor(BaseSensorOperator):
         *,
         subscription_arn: str,
         resume_live_delivery: bool = False,
-        deferrable: bool = True,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
+        deferrable: bool | None = None,
         poke_interval: float = 30,
         timeout: float = 6 * 60 * 60,
         **kwargs: Any,
@@ -55,16 +53,14 @@ class ReplayCompletedSensor(BaseSensorOperator):
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.subscription_arn = subscription_arn
         self.resume_live_delivery = resume_live_delivery
-        self.deferrable = deferrable
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self._result: dict[str, Any] | None = None
 
     @property
     def hook(self) -> SnsMessagingHook:
         from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
 
-        return SnsMessagingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        return self.aws_hook(SnsMessagingHook)
 
     def _check_arn(self) -> None:
         if not isinstance(self.subscription_arn, str) or not self.subscription_arn.startswith("arn:"):
@@ -85,8 +81,7 @@ class ReplayCompletedSensor(BaseSensorOperator):
 
         self.defer(
             trigger=ReplayStatusTrigger(
-                subscription_arn=self.subscription_arn, aws_conn_id=self.aws_conn_id, region_name=self.region_name,
-                poll_interval=self.poke_interval,
+                subscription_arn=self.subscription_arn, poll_interval=self.poke_interval, **self.aws.as_dict(),
             ),  # fmt: skip
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
@@ -161,7 +156,7 @@ class ReplayCompletedSensor(BaseSensorOperator):
             if attrs.get("Protocol") == "sqs" and endpoint:
                 from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
 
-                sqs = SqsMessagingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+                sqs = self.aws_hook(SqsMessagingHook)
                 try:
                     sqs.resolve_queue_url(endpoint)
                     reason += (

@@ -6,12 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_reliable_messaging.domain.redrive import FINAL_TASK_STATUSES, find_task, task_summary
+from airflow_reliable_messaging.triggers.base import AwsPollingTrigger
 
 
-class MessageMoveTaskTrigger(BaseTrigger):
+class MessageMoveTaskTrigger(AwsPollingTrigger):
     """Polls ``ListMessageMoveTasks`` until the task reaches COMPLETED, CANCELLED or FAILED.
 
     boto3 calls run in a worker thread (``asyncio.to_thread``): the event loop never blocks.
@@ -20,6 +21,7 @@ class MessageMoveTaskTrigger(BaseTrigger):
     :param source_arn: the DLQ's ARN (the move task's source).
     :param started_timestamp: the task's ``StartedTimestamp``, which identifies it.
     :param task_handle: the task's handle, to cancel it on kill (optional).
+    :param aws_conn_id, region_name, verify, botocore_config: the deferring task's (see ``AwsPollingTrigger``).
     """
 
     def __init__(
@@ -29,34 +31,22 @@ class MessageMoveTaskTrigger(BaseTrigger):
         started_timestamp: int | None,
         task_handle: str | None = None,
         poll_interval: float = 5.0,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
+        **aws: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**aws)
         self.source_arn = source_arn
         self.started_timestamp = started_timestamp
         self.task_handle = task_handle
         self.poll_interval = poll_interval
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "source_arn": self.source_arn,
-                "started_timestamp": self.started_timestamp,
-                "task_handle": self.task_handle,
-                "poll_interval": self.poll_interval,
-                "aws_conn_id": self.aws_conn_id,
-                "region_name": self.region_name,
-            },
-        )
+    def fields(self) -> dict[str, Any]:
+        return {"source_arn": self.source_arn, "started_timestamp": self.started_timestamp,
+                "task_handle": self.task_handle, "poll_interval": self.poll_interval}  # fmt: skip
 
     def _hook(self):
         from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
 
-        return SqsMessagingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        return self.hook(SqsMessagingHook)
 
     def _poll(self, hook) -> dict | None:
         return find_task(hook.list_message_move_tasks(self.source_arn), self.started_timestamp, self.task_handle)

@@ -7,12 +7,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_reliable_messaging.domain.replay import ReplayState, replay_state
+from airflow_reliable_messaging.triggers.base import AwsPollingTrigger
 
 
-class ReplayStatusTrigger(BaseTrigger):
+class ReplayStatusTrigger(AwsPollingTrigger):
     """Fires once the replay is ``Completed`` or ``Failed`` (or the status cannot be read).
 
     The SNS call is the sync hook's, run in a worker thread (``asyncio.to_thread``): aiobotocore
@@ -21,41 +22,29 @@ class ReplayStatusTrigger(BaseTrigger):
 
     :param subscription_arn: the subscription whose ``ReplayStatus`` is polled.
     :param missing_status_grace: seconds a missing ``ReplayStatus`` is tolerated before it is an error.
+    :param aws_conn_id, region_name, verify, botocore_config: the deferring task's (see ``AwsPollingTrigger``).
     """
 
     def __init__(
         self,
         subscription_arn: str,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
         poll_interval: float = 30.0,
         missing_status_grace: float = 300.0,
+        **aws: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**aws)
         self.subscription_arn = subscription_arn
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
         self.poll_interval = poll_interval
         self.missing_status_grace = missing_status_grace
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "subscription_arn": self.subscription_arn,
-                "aws_conn_id": self.aws_conn_id,
-                "region_name": self.region_name,
-                "poll_interval": self.poll_interval,
-                "missing_status_grace": self.missing_status_grace,
-            },
-        )
+    def fields(self) -> dict[str, Any]:
+        return {"subscription_arn": self.subscription_arn, "poll_interval": self.poll_interval,
+                "missing_status_grace": self.missing_status_grace}  # fmt: skip
 
     def _read(self) -> tuple[str | None, dict | None]:
         from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
 
-        return SnsMessagingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).replay_status(
-            self.subscription_arn
-        )
+        return self.hook(SnsMessagingHook).replay_status(self.subscription_arn)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.monotonic()

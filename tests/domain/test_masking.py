@@ -262,6 +262,24 @@ def test_a_hostile_or_unusual_json_body_is_never_a_crash_and_json_stays_json():
     assert b"ann@example.com" not in deidentify_payload(b'\xef\xbb\xbf{"to": "ann@example.com"}', policy)
 
 
+
+def test_numbers_beside_a_masked_value_reach_the_consumer_as_the_producer_wrote_them():
+    """Before: the body went through Python floats, so an amount next to a masked e-mail address
+    changed (12345678901234567.89 -> 1.2345678901234568e+16, 0.1000000000000000055511151231257827
+    -> 0.1) and 1E2 became 100.0 — valid JSON, wrong data. RFC 8259 section 6 leaves a number's
+    precision to the implementations: a masking step must not reduce it."""
+    policy = DataProtectionPolicy.parse(_policy([EMAIL], MASK))
+    numbers = '"amount":12345678901234567.89,"rate":0.1000000000000000055511151231257827,"n":1.10,"e":1E2,"z":-0,"big":123456789012345678901234567890'
+    out = deidentify_payload(('{"to":"ann@example.com",' + numbers + ',"list":[2.50,-0.0,3e-7]}').encode(), policy)
+    assert out.decode() == '{"to":"###############",' + numbers + ',"list":[2.50,-0.0,3e-7]}'
+    # a forged placeholder in the payload stays the string it is
+    forged = '{"to":"ann@example.com","s":"\\u00000:0\\u0000","n":7.0}'.encode()
+    assert json.loads(deidentify_payload(forged, policy)) == {"to": "#" * 15, "s": "\x000:0\x00", "n": 7.0}
+    # a number that is itself sensitive is still masked (as a string), as before
+    card = DataProtectionPolicy.parse(_policy([CC], MASK))
+    assert deidentify_payload(b'{"card":4111111111111111,"amount":10.00}', card) == b'{"card":"################","amount":10.00}'
+
+
 # -- more managed identifiers: matches and near misses ----------------------------------------------
 PREFIX = "arn:aws:dataprotection::aws:data-identifier/"
 

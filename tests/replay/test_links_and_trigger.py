@@ -27,13 +27,6 @@ def test_console_links():
     assert SqsQueueLink().format_link(**common) == ""
 
 
-def test_trigger_serialises_to_its_own_constructor():
-    trigger = ReplayStatusTrigger(subscription_arn=TOPIC + ":abc", aws_conn_id="c", region_name="eu-west-1", poll_interval=5)
-    path, kwargs = trigger.serialize()
-    assert path == "airflow_reliable_messaging.triggers.replay.ReplayStatusTrigger"
-    assert ReplayStatusTrigger(**kwargs).serialize() == (path, kwargs)
-
-
 @pytest.mark.localcloud
 def test_trigger_reports_a_subscription_without_replay(local_cloud, aws, unique):
     sns, sqs = aws("sns"), aws("sqs")
