@@ -7,6 +7,7 @@ import pytest
 
 from airflow_reliable_messaging.base_aws import AWS_FIELDS, AwsParams
 from airflow_reliable_messaging.exceptions import ConfigurationError
+from airflow_reliable_messaging.operators.dlq_redrive import DLQRedriveOperator
 from airflow_reliable_messaging.sensors.redrive import MessageMoveTaskSensor
 from airflow_reliable_messaging.sensors.replay import ReplayCompletedSensor
 
@@ -14,9 +15,9 @@ DLQ_ARN = "arn:aws:sqs:eu-west-1:123456789012:audit-dlq"
 AWS = {"aws_conn_id": None, "region_name": "eu-west-1", "verify": False, "botocore_config": {"connect_timeout": 3}}
 
 
-@pytest.mark.parametrize("sensor_class", [MessageMoveTaskSensor, ReplayCompletedSensor])
-def test_the_aws_parameters_are_templated(sensor_class):
-    assert set(AWS_FIELDS) <= set(sensor_class.template_fields)
+@pytest.mark.parametrize("task_class", [DLQRedriveOperator, MessageMoveTaskSensor, ReplayCompletedSensor])
+def test_the_aws_parameters_are_templated(task_class):
+    assert set(AWS_FIELDS) <= set(task_class.template_fields)
 
 
 def test_a_deferred_wait_hands_the_trigger_every_aws_parameter():
@@ -42,6 +43,7 @@ def test_deferrable_follows_operators_default_deferrable(monkeypatch, configured
         monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", configured)
     assert MessageMoveTaskSensor(task_id="w", source_arn=DLQ_ARN).deferrable is expected
     assert ReplayCompletedSensor(task_id="r", subscription_arn=DLQ_ARN).deferrable is expected
+    assert DLQRedriveOperator(task_id="d", dlq=DLQ_ARN).deferrable is expected
     assert MessageMoveTaskSensor(task_id="x", source_arn=DLQ_ARN, deferrable=not expected).deferrable is (not expected)
 
 

@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseOperator, Context
+from airflow_reliable_messaging.base_aws import AwsBaseOperator, aws_template_fields, default_deferrable
 from airflow_reliable_messaging.domain import archive_layout, identifiers
 from airflow_reliable_messaging.domain.identifiers import bucket_name
 from airflow_reliable_messaging.exceptions import ConfigurationError, RedriveError
@@ -29,7 +30,7 @@ ON_TASK_RUNNING = ("fail", "attach")
 __all__ = ["DLQRedriveOperator", "DLQRedriveReportOperator", "RedriveError"]
 
 
-class DLQRedriveOperator(BaseOperator):
+class DLQRedriveOperator(AwsBaseOperator):
     """Redrive a dead-letter queue.
 
     :param dlq: the DLQ (URL, ARN or name).
@@ -53,15 +54,15 @@ class DLQRedriveOperator(BaseOperator):
     :param quarantine_bucket / quarantine_prefix: S3 quarantine (unset: such messages stay in the DLQ).
     :param trail_bucket / trail_prefix: write every redriven message to the audit archive layout.
     :param on_task_running: ``fail`` or ``attach`` when a native task already runs on the DLQ.
-    :param wait_for_completion / deferrable / poll_interval: how native mode waits.
+    :param wait_for_completion / poll_interval: how native mode waits.
+    :param deferrable: native mode waits on the triggerer (default: ``[operators] default_deferrable``).
     :param visibility_timeout: seconds client mode keeps a received batch invisible.
     """
 
-    template_fields = (
+    template_fields = aws_template_fields(
         "dlq", "mode", "destination", "message_attribute_filter", "jmespath_filter", "min_age_seconds",
         "max_age_seconds", "max_messages", "approved_messages", "rate_per_second", "dry_run", "max_redrives", "quarantine_bucket",
-        "quarantine_prefix", "trail_bucket", "trail_prefix", "kms_key_id", "on_task_running", "aws_conn_id",
-        "region_name",
+        "quarantine_prefix", "trail_bucket", "trail_prefix", "kms_key_id", "on_task_running",
     )  # fmt: skip
     template_fields_renderers = {"message_attribute_filter": "json"}
     operator_extra_links = (SqsQueueLink(),)  # the dead-letter queue
@@ -90,11 +91,9 @@ class DLQRedriveOperator(BaseOperator):
         kms_key_id: str | None = None,
         on_task_running: str = "fail",
         wait_for_completion: bool = True,
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         poll_interval: float = 5.0,
         visibility_timeout: int = 120,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -118,11 +117,9 @@ class DLQRedriveOperator(BaseOperator):
         self.kms_key_id = kms_key_id
         self.on_task_running = on_task_running
         self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.poll_interval = poll_interval
         self.visibility_timeout = visibility_timeout
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
         self._run: RedriveRun | None = None  # the run of execute(): its DLQ (lineage), its move task (on_kill)
 
     # -- hooks (one per service; exposed so tests can hook botocore events on their clients) -------
@@ -130,19 +127,19 @@ class DLQRedriveOperator(BaseOperator):
     def sqs_hook(self):
         from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
 
-        return SqsMessagingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        return self.aws_hook(SqsMessagingHook)
 
     @cached_property
     def sns_hook(self):
         from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
 
-        return SnsMessagingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        return self.aws_hook(SnsMessagingHook)
 
     @cached_property
     def s3_hook(self):
         from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
 
-        return S3ArchiveHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        return self.aws_hook(S3ArchiveHook)
 
     # -- validation: before any AWS call, naming the field --------------------------------------------
     def settings(self, run_id: str) -> RedriveSettings:
@@ -220,7 +217,7 @@ class DLQRedriveOperator(BaseOperator):
             self.defer(
                 trigger=MessageMoveTaskTrigger(
                     source_arn=run.dlq.arn, started_timestamp=outcome.started_timestamp, task_handle=run.task_handle,
-                    poll_interval=self.poll_interval, aws_conn_id=self.aws_conn_id, region_name=self.region_name,
+                    poll_interval=self.poll_interval, **self.aws.as_dict(),
                 ),  # fmt: skip
                 method_name="execute_complete",
                 kwargs={"state": state},

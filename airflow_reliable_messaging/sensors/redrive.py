@@ -17,8 +17,8 @@ class MessageMoveTaskSensor(AwsBaseSensor):
     """Wait until the message-move task started at ``started_timestamp`` on ``source_arn`` is
     COMPLETED (fails on FAILED / CANCELLED, with SQS's ``FailureReason``).
 
-    With no ``source_arn`` (a client-mode redrive, already done) it returns at once. Deferrable by
-    default: the polling runs in the triggerer. Returns the task as listed (JSON).
+    With no ``source_arn`` (a client-mode redrive, already done) it returns at once. Deferrable
+    (``deferrable=True``): the polling runs in the triggerer. Returns the task as listed (JSON).
 
     :param source_arn: the DLQ's ARN (templated), e.g.
         ``"{{ (ti.xcom_pull(task_ids='redrive') or {}).get('task', {}).get('SourceArn') }}"``.

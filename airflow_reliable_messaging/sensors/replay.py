@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 class ReplayCompletedSensor(AwsBaseSensor):
     """Wait until the subscription's ``ReplayStatus`` is ``Completed``; fail at once on ``Failed``.
 
-    Accepts every spelling of the in-progress status. Deferrable by default: the polling runs on
-    the triggerer and frees the worker slot. A replay with an ``EndingPoint`` leaves the
+    Accepts every spelling of the in-progress status. Deferrable (``deferrable=True``, or
+    ``[operators] default_deferrable``): the polling runs on the triggerer and frees the worker slot. A replay with an ``EndingPoint`` leaves the
     subscription paused (no live messages); ``resume_live_delivery=True`` then applies a policy
     without ``EndingPoint`` starting one millisecond before the previous ``EndingPoint``: messages
     published meanwhile are delivered, then live traffic. (AWS does not document whether a message

@@ -28,6 +28,7 @@ def _context():
 def _op(**kwargs) -> DLQRedriveOperator:
     kwargs.setdefault("task_id", "redrive")
     kwargs.setdefault("poll_interval", 0.1)
+    kwargs.setdefault("deferrable", True)  # the triggerer path, as MWAA runs it; deferrable=False where a test says so
     return DLQRedriveOperator(**kwargs)
 
 
