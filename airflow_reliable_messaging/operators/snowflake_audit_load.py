@@ -10,7 +10,7 @@ from airflow_reliable_messaging.domain import archive_layout as layout
 from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
 from airflow_reliable_messaging.links.aws import S3PrefixLink, persist_links
 from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
-from airflow_reliable_messaging.operators._audit_tables import AuditIntervalOperator
+from airflow_reliable_messaging.operators.audit_tables_base import AuditIntervalOperator
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging._compat import Context
