@@ -70,9 +70,9 @@ def run_one(cloud: Cloud, records: int, big_size: int = BIG) -> dict[str, Any]:
 
 def bound_mb() -> float:
     """The archive's stated bound above its starting size: each concurrent write holds at most two
-    parts, a read window and the kept seed members (operators/_archive_run.py)."""
+    parts, a read window and the kept seed members (runs/archive.py)."""
     from airflow_reliable_messaging.domain.seed_stream import CAPTURE_LIMIT
-    from airflow_reliable_messaging.operators import _archive_run as r
+    from airflow_reliable_messaging.runs import archive as r
 
     return r.WRITE_CONCURRENCY * (2 * r.PART_SIZE + r.READ_CHUNK + CAPTURE_LIMIT) / (1024 * 1024)
 

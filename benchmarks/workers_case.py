@@ -64,7 +64,7 @@ def _archive_worker(index: int, barrier: Any, results: Any, setup: c.ArchiveSetu
 def _put_worker(index: int, barrier: Any, results: Any, cloud: Cloud, bucket: str, records: int, size: int,
                 rtt: float) -> None:  # fmt: skip
     try:
-        from airflow_reliable_messaging.operators._archive_run import WRITE_CONCURRENCY
+        from airflow_reliable_messaging.runs.archive import WRITE_CONCURRENCY
 
         s3 = cloud.metered_client("s3")
         payload, marker = c.json_payload(size, index), b"m" * MARKER_BYTES

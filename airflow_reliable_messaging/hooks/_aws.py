@@ -1,6 +1,9 @@
-"""What the AWS hooks share: the retry policy used when neither hook nor connection sets one."""
+"""What the AWS hooks share: the retry policy used when neither hook nor connection sets one, and
+building their clients up front."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from botocore.config import Config
 
@@ -19,3 +22,11 @@ class DefaultRetriesMixin:
         if not getattr(config, "retries", None):
             config = config.merge(Config(retries=dict(DEFAULT_RETRIES)))
         return config
+
+
+def build_clients(*hooks: Any) -> None:
+    """Build each hook's client now (None entries skipped): before threads share a hook, so they
+    share one client rather than race to create several."""
+    for hook in hooks:
+        if hook is not None:
+            hook.get_conn()

@@ -118,6 +118,23 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
             **sse_arguments(kms_key_id),
         )  # fmt: skip
 
+    def upload_stream(self, bucket: str, key: str, fileobj: Any, *, content_type: str, kms_key_id: str | None = None) -> None:
+        """Upload a file object of any size (boto3's managed transfer: one PutObject, or a
+        multipart upload above its threshold), with server-side encryption as ``put_bytes``."""
+        self.get_conn().upload_fileobj(
+            fileobj, bucket, key, ExtraArgs={"ContentType": content_type, **sse_arguments(kms_key_id)}
+        )
+
+    def copy_with_metadata(
+        self, bucket: str, key: str, dest_key: str, *, metadata: dict[str, str], kms_key_id: str | None = None
+    ) -> None:
+        """Server-side copy of ``key`` to ``dest_key`` in the same bucket, its metadata replaced by
+        ``metadata``, with server-side encryption as ``put_bytes``."""
+        self.get_conn().copy_object(
+            Bucket=bucket, Key=dest_key, CopySource={"Bucket": bucket, "Key": key}, Metadata=metadata,
+            MetadataDirective="REPLACE", **sse_arguments(kms_key_id),
+        )  # fmt: skip
+
     # -- write-once archive objects (archive) ------------------------------------------------------
     def head_object_info(self, bucket: str, key: str) -> ObjectInfo | None:
         """HeadObject with checksums; None when the object does not exist."""

@@ -29,9 +29,9 @@ if TYPE_CHECKING:
     from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
     from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
     from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
-    from airflow_reliable_messaging.operators._archive_run import ArchiveSettings
+    from airflow_reliable_messaging.runs.archive import ArchiveSettings
 
-# The run itself (operators/_archive_run.py: the drain loop and the record-level domain modules)
+# The run itself (runs/archive.py: the drain loop and the record-level domain modules)
 # is imported by execute(): a DAG file that declares the operator does not pay for it.
 
 
@@ -151,7 +151,7 @@ class AuditArchiveOperator(BaseOperator):
     # -- run ------------------------------------------------------------------------------------------
     def settings(self) -> ArchiveSettings:
         """The rendered parameters, validated (errors name the parameter)."""
-        from airflow_reliable_messaging.operators._archive_run import ArchiveSettings
+        from airflow_reliable_messaging.runs.archive import ArchiveSettings
 
         queue_url = templated.text(self.queue_url)
         if not queue_url:
@@ -183,7 +183,7 @@ class AuditArchiveOperator(BaseOperator):
         )
 
     def _layout_settings(self) -> dict[str, Any]:
-        from airflow_reliable_messaging.operators._archive_run import LAYOUTS, MAX_BUNDLE_RECORD_BYTES
+        from airflow_reliable_messaging.runs.archive import LAYOUTS, MAX_BUNDLE_RECORD_BYTES
 
         chosen = templated.text(self.layout) or "record"
         if chosen not in LAYOUTS:
@@ -191,7 +191,7 @@ class AuditArchiveOperator(BaseOperator):
         return {"layout": chosen, "bundle_record_bytes": templated.integer(self.bundle_record_bytes, "bundle_record_bytes", 0, MAX_BUNDLE_RECORD_BYTES)}
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_reliable_messaging.operators._archive_run import ArchiveRun
+        from airflow_reliable_messaging.runs.archive import ArchiveRun
 
         settings = self.settings()
         self.log.info(

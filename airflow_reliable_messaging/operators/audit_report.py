@@ -21,7 +21,7 @@ from airflow_reliable_messaging.domain.manifest import isoformat, message_id_of,
 from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
 from airflow_reliable_messaging.links.aws import S3PrefixLink, SnsTopicLink, console_location, s3_object_url
 from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
-from airflow_reliable_messaging.operators._audit_tables import AuditIntervalOperator, config_time
+from airflow_reliable_messaging.operators.audit_tables_base import AuditIntervalOperator, config_time
 from airflow_reliable_messaging.operators._delivery_claim import claim_delivery
 from airflow_reliable_messaging.sql_templates import render
 

@@ -10,12 +10,13 @@ from airflow_reliable_messaging.domain import archive_layout as layout
 from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
 from airflow_reliable_messaging.links.aws import S3PrefixLink, persist_links
 from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
-from airflow_reliable_messaging.operators._audit_tables import AuditIntervalOperator
+from airflow_reliable_messaging.operators.audit_tables_base import AuditIntervalOperator
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging._compat import Context
+    from airflow_reliable_messaging.runs.audit_load import LoadSettings
 
-# The load itself (operators/_audit_load_run.py and the domain logic it uses) is imported by
+# The load itself (runs/audit_load.py and the domain logic it uses) is imported by
 # execute(): a DAG file that declares the operator does not pay for it at parse time.
 DISCOVERY_MODES = ("auto", "manifests", "listing")
 BAD_FILE_POLICIES = ("fail", "quarantine")
@@ -93,25 +94,37 @@ class SnowflakeAuditLoadOperator(AuditIntervalOperator):
         self.claim_wait = claim_wait
         self.claim_lease = claim_lease
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def settings(self, context: Context) -> LoadSettings:
+        """The rendered parameters, validated (errors name the parameter), for this DAG run."""
         from airflow_reliable_messaging.domain.audit_load import load_window
-        from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
-        from airflow_reliable_messaging.hooks.snowflake import SnowflakeAuditHook
-        from airflow_reliable_messaging.operators._audit_load_run import AuditLoadRun
+        from airflow_reliable_messaging.domain.identifiers import blank_to_none
+        from airflow_reliable_messaging.runs.audit_load import LoadSettings
 
         target, (start, end) = self.target(), self.interval()
         try:
             window = load_window(start, end, self.lookback)
         except ValueError as exc:
             raise ConfigurationError("interval", str(exc)) from None
-        run_id = str(context.get("run_id") or f"manual__{datetime.now(UTC).isoformat()}")
+        return LoadSettings(
+            target=target, run_id=str(context.get("run_id") or f"manual__{datetime.now(UTC).isoformat()}"),
+            interval=(start, end), window=window, discovery=self.discovery,
+            max_json_payload_bytes=self.max_json_payload_bytes, on_bad_file=self.on_bad_file,
+            kms_key_id=blank_to_none(self.kms_key_id), claim_wait=self.claim_wait, claim_lease=self.claim_lease,
+        )  # fmt: skip
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
+        from airflow_reliable_messaging.hooks.snowflake import SnowflakeAuditHook
+        from airflow_reliable_messaging.runs.audit_load import AuditLoadRun
+
+        settings = self.settings(context)
+        target = settings.target
         s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
         snowflake = SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id)
         persist_links(context, self, s3, (S3PrefixLink, {"bucket": target.bucket, "prefix": target.prefix}))
         SnowflakeQueryLink.persist(context, self, snowflake)
         try:
-            load = AuditLoadRun(self, target, s3, snowflake, run_id, (start, end), window)
-            report = load.run()
+            report = AuditLoadRun(settings, s3, snowflake, self.log).run()
         finally:
             snowflake.close()
         self.log.info(

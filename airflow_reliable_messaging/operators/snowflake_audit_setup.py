@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_reliable_messaging.domain.identifiers import blank_to_none, parse_arn, snowflake_identifier
 from airflow_reliable_messaging.exceptions import ConfigurationError
 from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
-from airflow_reliable_messaging.operators._audit_tables import AuditTablesOperator
+from airflow_reliable_messaging.operators.audit_tables_base import AuditTablesOperator
 from airflow_reliable_messaging.sql_templates import quote_literal, render
 
 if TYPE_CHECKING:

@@ -38,7 +38,7 @@ print(json.dumps({
 RUN_ONLY = tuple(f"airflow_reliable_messaging.{m}" for m in (
     "hooks", "domain.redrive", "domain.replay", "domain.audit_message", "domain.seed_stream", "domain.transactions",
     "domain.audit_load", "domain.report",
-    "operators._archive_run", "operators._audit_load_run", "lineage",
+    "runs", "lineage",
 ))  # fmt: skip
 
 

@@ -339,7 +339,7 @@ def test_a_seed_pointer_larger_than_a_part_is_streamed_and_uploaded_in_parts(arc
     """A seed request whose payload exceeds what is kept in memory (PART_SIZE), its payload before
     its metadata: hashed while read, read again from its byte range and uploaded in parts, with
     the same key, metadata and SHA-256 as any other copy of it; no upload is left behind."""
-    from airflow_reliable_messaging.operators._archive_run import PART_SIZE
+    from airflow_reliable_messaging.runs.archive import PART_SIZE
 
     env = archive_env
     payload = os.urandom(PART_SIZE + 1_000_000)
@@ -363,7 +363,7 @@ def test_a_seed_pointer_larger_than_a_part_is_streamed_and_uploaded_in_parts(arc
 
 
 def test_a_failed_part_upload_is_aborted_and_retried_later(archive_env, faults):
-    from airflow_reliable_messaging.operators._archive_run import PART_SIZE
+    from airflow_reliable_messaging.runs.archive import PART_SIZE
 
     env = archive_env
     payload = os.urandom(PART_SIZE + 10)

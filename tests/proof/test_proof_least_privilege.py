@@ -112,7 +112,7 @@ def check(name: str, calls: list[str]) -> None:
 def test_archive_actions(pipeline, aws, unique, faults):
     """Inline, duplicate, conflicting and claim-check records (a plain object, a seed request
     streamed in parts — once aborted by a failing part —, a malformed one quarantined with its object)."""
-    from airflow_reliable_messaging.operators._archive_run import PART_SIZE
+    from airflow_reliable_messaging.runs.archive import PART_SIZE
     from airflow_reliable_messaging.operators.audit_archive import AuditArchiveOperator
 
     sqs, s3 = aws("sqs"), aws("s3")

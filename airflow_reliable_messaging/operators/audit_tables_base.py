@@ -1,4 +1,5 @@
-"""Base of the Snowflake-side operators: where the archive and the audit tables are."""
+"""Base classes of the Snowflake-side operators (setup, load, reports): where the archive and the
+audit tables are, and which data interval. Light to import: DAG files import it through them."""
 
 from __future__ import annotations
 

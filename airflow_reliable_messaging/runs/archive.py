@@ -1,5 +1,6 @@
-"""One archive run: the queue drained into S3 batch by batch (AuditArchiveOperator's work, kept
-apart so the operator stays thin and its module light to import at DAG parse time)."""
+"""The archive run: the queue drained into S3 batch by batch (AuditArchiveOperator's work). It
+takes ``ArchiveSettings`` (built by the operator from its validated, rendered parameters) and the
+hooks; it never sees the operator."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from airflow_reliable_messaging.domain import seed_stream as ss
 from airflow_reliable_messaging.domain import transactions as tx
 from airflow_reliable_messaging.domain.manifest import BINARY_CONTENT_TYPE, ArchivedRecord, encode_manifest, parse_isoformat
 from airflow_reliable_messaging.exceptions import RecordError
+from airflow_reliable_messaging.hooks._aws import build_clients
 from airflow_reliable_messaging.hooks.s3 import ObjectInfo, WriteResult, full_object_sha256
 
 MANIFEST_CONTENT_TYPE = "application/x-ndjson"
@@ -224,7 +226,7 @@ def _bundled(record: am.AuditRecord) -> bundle.BundledRecord:
 
 
 class ArchiveRun(_BundleWriter):
-    """One drain of the queue (the operator's work, kept apart so the operator stays thin)."""
+    """One drain of the queue: ``settings``, the SQS, S3 and (None without a topic) SNS hooks, a logger."""
 
     def __init__(self, settings: ArchiveSettings, sqs, s3, sns, log) -> None:
         self.s = settings
@@ -245,10 +247,7 @@ class ArchiveRun(_BundleWriter):
 
     # -- the loop -------------------------------------------------------------------------------------
     def drain(self) -> dict[str, Any]:
-        self.s3.get_conn()  # one client per service, built before threads share them
-        self.sqs.get_conn()
-        if self.sns is not None:
-            self.sns.get_conn()
+        build_clients(self.s3, self.sqs, self.sns)  # one client per service, built before threads share them
         self.flushing: Future[Counter[str]] | None = None
         with (
             ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY, thread_name_prefix="archive-write") as self.pool,

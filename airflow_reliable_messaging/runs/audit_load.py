@@ -1,5 +1,6 @@
-"""One weekly load: discovery, COPY, MERGE, ledger and report (SnowflakeAuditLoadOperator's work,
-kept apart so the operator stays thin and its module light to import at DAG parse time)."""
+"""The audit load run: discovery, COPY, MERGE, ledger and report (SnowflakeAuditLoadOperator's
+work). It takes ``LoadSettings`` (built by the operator from its validated, rendered parameters)
+and the S3 and Snowflake hooks; it never sees the operator."""
 
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from airflow_reliable_messaging.domain.audit_load import (
     sniff_content_type,
     transaction_counts,
 )
-from airflow_reliable_messaging.domain.identifiers import blank_to_none
 from airflow_reliable_messaging.domain.manifest import (
     ArchivedRecord,
     decode_manifest,
@@ -132,14 +132,31 @@ class CheckedBundle:
     json_payloads: int
 
 
+@dataclass(frozen=True)
+class LoadSettings:
+    """What one load does: where (``target``), which interval and window (the interval widened by
+    the lookback), for which DAG run, and how (the operator's validated parameters)."""
+
+    target: LoadTarget
+    run_id: str
+    interval: tuple[datetime, datetime]
+    window: tuple[datetime, datetime]
+    discovery: str
+    max_json_payload_bytes: int
+    on_bad_file: str
+    kms_key_id: str | None
+    claim_wait: timedelta
+    claim_lease: timedelta
+
+
 class AuditLoadRun:
     """One execution of the load: discovery, COPY, MERGE, ledger, report."""
 
-    def __init__(self, op, target: LoadTarget, s3: S3ArchiveHook, sf: SnowflakeAuditHook, run_id, interval, window):
-        self.op, self.target, self.s3, self.sf, self.run_id = op, target, s3, sf, run_id
-        self.interval, self.window = interval, window
-        self.log = op.log
-        self.ids = target.identifiers()
+    def __init__(self, settings: LoadSettings, s3: S3ArchiveHook, sf: SnowflakeAuditHook, log) -> None:
+        self.s, self.s3, self.sf, self.log = settings, s3, sf, log
+        self.target, self.run_id = settings.target, settings.run_id
+        self.interval, self.window = settings.interval, settings.window
+        self.ids = self.target.identifiers()
         self.failed_files: list[dict[str, Any]] = []
         self.record_failures: list[tuple[str, str, str]] = []  # message id, file, reason
         self.payloads = {"json_loaded": 0, "json_too_large": 0, "not_json": 0}
@@ -147,7 +164,7 @@ class AuditLoadRun:
         self.not_in_layout = 0  # objects in the time folders that are not archive objects
         self.bad: dict[str, tuple[str, bool]] = {}  # key found -> (why it is not loaded, quarantinable)
         self.warnings: list[str] = []
-        self.claim = LoadClaim(sf, self.ids, run_id, op.claim_wait, op.claim_lease, op.log)
+        self.claim = LoadClaim(sf, self.ids, self.run_id, settings.claim_wait, settings.claim_lease, log)
 
     # -- the steps ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -245,7 +262,7 @@ class AuditLoadRun:
         """The discovery mode, the window's manifest keys, and the keys found that cannot be loaded
         (key -> (reason, whether quarantining it helps))."""
         t, (start, end) = self.target, self.window
-        mode = self.op.discovery
+        mode = self.s.discovery
         if mode == "auto":
             root = f"{t.prefix}/{layout.BATCH_MANIFESTS}/" if t.prefix else f"{layout.BATCH_MANIFESTS}/"
             mode = "manifests" if self.s3.any_object(t.bucket, root) else "listing"
@@ -331,7 +348,7 @@ class AuditLoadRun:
             key = layout.index_manifest_key(t.prefix, hour, index_digest(r.key for r in records))
             self.s3.put_bytes(
                 t.bucket, key, encode_manifest(records, t.uri(key)),
-                content_type="application/x-ndjson", kms_key_id=blank_to_none(self.op.kms_key_id),
+                content_type="application/x-ndjson", kms_key_id=self.s.kms_key_id,
             )  # fmt: skip
             self.log.info("Indexed %d object(s) of %s in %s", len(records), hour.strftime("%Y-%m-%d %H:00"), t.uri(key))
             index_keys.append(key)
@@ -434,7 +451,7 @@ class AuditLoadRun:
 
     def write_payload_bundles(self, manifest_keys: list[str], records: list[ArchivedRecord]) -> list[str]:
         """NDJSON bundles of the pending records' JSON payloads (binary payloads stay in S3)."""
-        t, limit = self.target, self.op.max_json_payload_bytes
+        t, limit = self.target, self.s.max_json_payload_bytes
         # (a duplicate's payload is its first copy's: loaded once, under the first copy's message id)
         stored = [r for r in {r.message_id: r for r in records}.values() if r.transaction_status != "duplicate"]
         candidates = [r for r in stored if is_json_content(r.content_type)]
@@ -532,13 +549,8 @@ class AuditLoadRun:
                 self.fail_file(uri, reason)
 
     def _upload_bundle(self, spool, key: str) -> str:
-        from airflow_reliable_messaging.hooks.s3 import sse_arguments
-
         spool.seek(0)
-        self.s3.get_conn().upload_fileobj(
-            spool, self.target.bucket, key,
-            ExtraArgs={"ContentType": "application/x-ndjson", **sse_arguments(blank_to_none(self.op.kms_key_id))},
-        )  # fmt: skip
+        self.s3.upload_stream(self.target.bucket, key, spool, content_type="application/x-ndjson", kms_key_id=self.s.kms_key_id)
         spool.close()
         return key
 
@@ -562,7 +574,7 @@ class AuditLoadRun:
         """Report a file (manifest or object) that is not loaded. With ``on_bad_file="quarantine"``
         a bad one is set aside; one that could not be read or copied stays for the next run."""
         self.log.error("Not loaded: %s — %s", layout.printable(uri), reason)
-        quarantine = quarantinable and self.op.on_bad_file == "quarantine"
+        quarantine = quarantinable and self.s.on_bad_file == "quarantine"
         self.failed_files.append({"file": uri, "reason": reason, "quarantined": quarantine})
         if quarantine:
             self.quarantine(uri, reason)
@@ -570,17 +582,13 @@ class AuditLoadRun:
     def quarantine(self, uri: str, reason: str) -> None:
         """A copy at ``<prefix>/_quarantine/YYYY/MM/DD/HH/<manifest|object>-<digest>`` with the
         reason and original URI in its metadata, and a ledger row so no later run takes it again."""
-        from airflow_reliable_messaging.hooks.s3 import sse_arguments
-
         bucket, key = layout.split_s3_uri(uri)
         kind = "manifest" if key.endswith(".jsonl") and f"{layout.MANIFESTS}/" in key else "bundle" if f"/{layout.BUNDLES}/" in key else "object"
         dest = layout.quarantine_key(self.target.prefix, datetime.now(UTC), f"{kind}-{index_digest([key])}")
-        self.s3.get_conn().copy_object(
-            Bucket=bucket, Key=dest, CopySource={"Bucket": bucket, "Key": key},
-            Metadata={"quarantine-reason": reason[:1024].encode("ascii", "replace").decode(),
+        self.s3.copy_with_metadata(
+            bucket, key, dest, kms_key_id=self.s.kms_key_id,
+            metadata={"quarantine-reason": reason[:1024].encode("ascii", "replace").decode(),
                       "original-uri": quote(uri, safe=":/")[:1024]},
-            MetadataDirective="REPLACE",
-            **sse_arguments(blank_to_none(self.op.kms_key_id)),
         )  # fmt: skip
         self.sf.query(render("load/ledger_quarantined.sql", **self.ids), {"file_name": uri, "run_id": self.run_id})
         self.log.warning("Quarantined %s as s3://%s/%s", layout.printable(uri), bucket, dest)
