@@ -67,19 +67,20 @@ class AwsParams:
         return asdict(self)
 
 
-class _AwsTask:
-    """The AWS parameters of an operator or a sensor (mixed in before the Airflow base class)."""
+class _AwsAccess:
+    """What operators and sensors on AWS share once built: their parameters and their hooks.
 
-    def __init__(
-        self,
-        *,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
+    (No ``__init__`` here: Airflow's operator metaclass records a class's parameters — for
+    ``default_args`` and ``.partial()`` — only from an ``__init__`` the class itself defines, so each
+    base below defines its own.)"""
+
+    aws_conn_id: str | None
+    region_name: str | None
+    verify: bool | str | None
+    botocore_config: dict[str, Any] | None
+
+    def _set_aws(self, aws_conn_id: str | None, region_name: str | None, verify: bool | str | None,
+                 botocore_config: dict[str, Any] | None) -> None:  # fmt: skip
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
         self.verify = verify
@@ -98,14 +99,38 @@ class _AwsTask:
         return hooks[hook_class]
 
 
-class AwsBaseOperator(_AwsTask, BaseOperator):
+class AwsBaseOperator(_AwsAccess, BaseOperator):
     """Base of this package's AWS operators: ``aws_conn_id``, ``region_name``, ``verify`` and
     ``botocore_config`` (templated), one hook per class from :meth:`aws_hook`."""
 
     template_fields: Sequence[str] = aws_template_fields()
 
+    def __init__(
+        self,
+        *,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._set_aws(aws_conn_id, region_name, verify, botocore_config)
 
-class AwsBaseSensor(_AwsTask, BaseSensorOperator):
+
+class AwsBaseSensor(_AwsAccess, BaseSensorOperator):
     """Base of this package's AWS sensors (the same parameters as :class:`AwsBaseOperator`)."""
 
     template_fields: Sequence[str] = aws_template_fields()
+
+    def __init__(
+        self,
+        *,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._set_aws(aws_conn_id, region_name, verify, botocore_config)

@@ -63,3 +63,21 @@ def test_a_sensor_builds_its_hooks_with_the_rendered_parameters():
 def test_a_malformed_parameter_is_refused_naming_it(field, value):
     with pytest.raises(ConfigurationError, match=field):
         AwsParams(**{**AWS, field: value})
+
+
+@pytest.mark.parametrize("task_class", [DLQRedriveOperator, MessageMoveTaskSensor, ReplayCompletedSensor])
+def test_default_args_and_partial_reach_the_aws_parameters(task_class):
+    """Airflow's operator metaclass reads a class's parameters from the ``__init__`` the class
+    itself defines: an AWS parameter declared only by a mixin is not applied from the DAG's
+    ``default_args`` (the task would silently use aws_default) and ``.partial()`` refuses it."""
+    from datetime import datetime
+
+    from airflow_reliable_messaging._compat import DAG
+
+    required = {DLQRedriveOperator: "dlq", MessageMoveTaskSensor: "source_arn", ReplayCompletedSensor: "subscription_arn"}[task_class]
+    defaults = {"aws_conn_id": "audit_account", "region_name": "eu-west-1", "botocore_config": {"connect_timeout": 2}}
+    with DAG("base_aws_defaults", schedule=None, start_date=datetime(2026, 1, 1), default_args=defaults):
+        task = task_class(task_id="t", **{required: DLQ_ARN})
+        mapped = task_class.partial(task_id="m", aws_conn_id="other", verify=False).expand(**{required: [DLQ_ARN]})
+    assert (task.aws_conn_id, task.region_name, task.botocore_config) == ("audit_account", "eu-west-1", {"connect_timeout": 2})
+    assert mapped.partial_kwargs["aws_conn_id"] == "other" and mapped.partial_kwargs["verify"] is False
