@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -445,15 +446,31 @@ def test_two_loads_of_one_week_at_once_take_turns_and_load_each_record_once(audi
     assert run_ids == (1,)
 
 
+def _load_in_process(env, run_id, results, overrides):
+    try:
+        results.put(("ok", run_load(env, run_id=run_id, **overrides)["records"]["inserted"]))
+    except Exception as exc:  # noqa: BLE001 - the outcome is the assertion
+        results.put((type(exc).__name__, str(exc)))
+
+
 def test_a_second_load_of_the_week_without_waiting_fails_naming_the_run_that_holds_it(audit_env, aws):
-    ids = _week_of_manifests(aws("s3"), audit_env)
-    outcomes = _two_loads_at_once(audit_env, claim_wait=timedelta(0))
-    won = [r for r, o in outcomes.items() if o[0] == "ok"]
-    lost = [r for r, o in outcomes.items() if o[0] != "ok"]
-    assert len(won) == 1 and len(lost) == 1, outcomes
-    kind, message = outcomes[lost[0]]
-    assert kind == "LoadError" and f"being loaded by run {won[0]!r}" in message, message
-    assert outcomes[won[0]][1] == len(ids)
+    """The second load starts once the first holds the claim (seen in the claim table, not
+    guessed from timing); many small manifests keep the first inside its claim for a while."""
+    import multiprocessing
+
+    ids = _week_of_manifests(aws("s3"), audit_env, manifests=24, per_manifest=5)
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    first = ctx.Process(target=_load_in_process, args=(audit_env, "manual__first", results, {}))
+    first.start()
+    deadline = time.monotonic() + 120
+    while audit_env.sql("SELECT RUN_ID FROM {ns}.AUDIT_LOAD_CLAIM") != [("manual__first",)]:
+        assert first.is_alive() and time.monotonic() < deadline, "the first load never took its claim"
+        time.sleep(0.02)
+    with pytest.raises(LoadError, match="being loaded by run 'manual__first'"):
+        run_load(audit_env, run_id="scheduled__second", claim_wait=timedelta(0))
+    assert results.get(timeout=240) == ("ok", len(ids))
+    first.join(timeout=30)
     _assert_loaded_exactly_once(audit_env, ids)
 
 
