@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
-from airflow_reliable_messaging._compat import AirflowFailException, BaseOperator, dag_run_url
+from airflow_reliable_messaging._compat import AirflowFailException, dag_run_url
+from airflow_reliable_messaging.base_aws import AwsBaseOperator, aws_template_fields
 from airflow_reliable_messaging.domain import archive_layout as layout
 from airflow_reliable_messaging.domain import templated
 from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT, S3Pointer, size_attribute
@@ -124,7 +125,7 @@ class AuditReconcileOperator(_ArchiveReportBase):
 
         target, (start, end) = self.target(), self.interval()
         looked_at = self.looked_at()
-        s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
+        s3 = self.aws_hook(S3ArchiveHook)
         objects: dict[str, tuple[int, datetime]] = {}
         not_in_layout: list[dict[str, str]] = []
         data = layout.hour_range(layout.data_hour_prefix, target.prefix, start, end)
@@ -293,7 +294,7 @@ class AuditReportOperator(_ArchiveReportBase):
             snowsight = _snowsight(sf, query_ids[:1])
         finally:
             sf.close()
-        s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
+        s3 = self.aws_hook(S3ArchiveHook)
         where = console_location(s3)
         for r in producers:  # the largest payload's page in the S3 console
             bucket, _, key = (r.get("LARGEST_S3_URI") or "").removeprefix("s3://").partition("/")
@@ -486,7 +487,7 @@ def _load_summary(load_report: Any) -> dict | None:
     return {k: records.get(k) for k in ("seen", "in_interval", "inserted", "updated", "already_loaded", "failed")}
 
 
-class _MarkedDelivery(BaseOperator):
+class _MarkedDelivery(AwsBaseOperator):
     """Shared by publish and email: a marker object per report (DAG + data interval) and edition
     keeps reruns and re-triggers of the same week from sending twice; ``force`` sends anyway. A
     report that does not reconcile goes out as the ``provisional`` edition; once a rerun reconciles,
@@ -507,7 +508,6 @@ class _MarkedDelivery(BaseOperator):
         marker_bucket: str,
         marker_prefix: str = "",
         force: bool = False,
-        aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -515,7 +515,6 @@ class _MarkedDelivery(BaseOperator):
         self.marker_bucket = marker_bucket
         self.marker_prefix = marker_prefix
         self.force = force
-        self.aws_conn_id = aws_conn_id
 
     def marker_key(self, report: dict[str, Any]) -> str:
         from airflow_reliable_messaging.domain.report import FINAL, edition
@@ -549,8 +548,8 @@ class SnsReportPublishOperator(_MarkedDelivery):
     :param topic_arn: the SNS topic to publish to (templated).
     """
 
-    template_fields: Sequence[str] = (
-        "topic_arn", "report", "marker_bucket", "marker_prefix", "aws_conn_id", "data_protection_policy",
+    template_fields: Sequence[str] = aws_template_fields(
+        "topic_arn", "report", "marker_bucket", "marker_prefix", "data_protection_policy",
     )  # fmt: skip
     marker_name = "sns-published"
     operator_extra_links = (SnsTopicLink(),)
@@ -582,14 +581,14 @@ class SnsReportPublishOperator(_MarkedDelivery):
         SnsTopicLink.persist(context, self, region_name=arn.region, aws_partition=arn.partition, topic_arn=self.topic_arn)
         report = self.report_dict()
         policy = _policy(self.data_protection_policy)
-        s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
+        s3 = self.aws_hook(S3ArchiveHook)
         marker = self.marker_key(report)
         if (taken := claim_delivery(self, s3, report, context)) is not None:
             return {"published": 0, "already_published": True, "topic_arn": self.topic_arn, **taken}
         fifo = is_fifo_name(self.topic_arn)
         entries, offloaded = [], 0
         if policy is not None and self.apply_policy_to_topic:
-            SnsMessagingHook(aws_conn_id=self.aws_conn_id).put_data_protection_policy(self.topic_arn, policy.document)
+            self.aws_hook(SnsMessagingHook).put_data_protection_policy(self.topic_arn, policy.document)
         for message in fmt.report_messages(report):
             body = fmt.dumps(message if policy is None else policy.apply_json(fmt.json_safe(message)))  # masked as JSON
             attrs = {"report_id": {"DataType": "String", "StringValue": report["report_id"]}}
@@ -604,7 +603,7 @@ class SnsReportPublishOperator(_MarkedDelivery):
                 final = message["edition"] == fmt.FINAL  # a provisional edition is another message
                 entry["MessageDeduplicationId"] = f"{report['report_id']}-{'' if final else message['edition'] + '-'}{message['part']}"
             entries.append(entry)
-        result = SnsMessagingHook(aws_conn_id=self.aws_conn_id).publish_batch(self.topic_arn, entries)
+        result = self.aws_hook(SnsMessagingHook).publish_batch(self.topic_arn, entries)
         if result.failed:
             reasons = {e.get("Code", "?") for e in result.failed.values()}
             raise LoadError(f"{len(result.failed)} of {len(entries)} report message(s) were not published ({', '.join(sorted(reasons))}); rerun to retry")
@@ -638,8 +637,8 @@ class EmailReportOperator(_MarkedDelivery):
     :param subject: the subject; default: the report's title and interval (templated).
     """
 
-    template_fields: Sequence[str] = (
-        "to", "subject", "report", "marker_bucket", "marker_prefix", "smtp_conn_id", "aws_conn_id", "data_protection_policy",
+    template_fields: Sequence[str] = aws_template_fields(
+        "to", "subject", "report", "marker_bucket", "marker_prefix", "smtp_conn_id", "data_protection_policy",
     )  # fmt: skip
     marker_name = "emailed"
 
@@ -674,7 +673,7 @@ class EmailReportOperator(_MarkedDelivery):
         policy = _policy(self.data_protection_policy)
         mask = (lambda text: text) if policy is None else policy.apply
         mask_html = (lambda html: html) if policy is None else policy.apply_html  # text and attribute values, never tags
-        s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
+        s3 = self.aws_hook(S3ArchiveHook)
         marker = self.marker_key(report)
         if (taken := claim_delivery(self, s3, report, context)) is not None:
             return {"sent": False, "already_sent": True, **taken}
