@@ -18,6 +18,7 @@ from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT
 from airflow_reliable_messaging.domain.manifest import decode_manifest
 from airflow_reliable_messaging.domain.masking import NotDeidentifiable, SensitiveDataDenied, deidentify_payload
 from airflow_reliable_messaging.exceptions import ConfigurationError, ObjectUnreadable, ReplayError
+from airflow_reliable_messaging.hooks.errors import error_code, is_missing_object
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging.domain.masking import DataProtectionPolicy
@@ -280,7 +281,7 @@ class ArchiveReplayRun:
         except ClientError as err:
             raise ReplayError(
                 f"archived object s3://{item.bucket}/{item.key} (message {item.message_id}) cannot be read: "
-                f"{err.response.get('Error', {}).get('Code', err)}. Messages before it were sent and "
+                f"{error_code(err)}. Messages before it were sent and "
                 "checkpointed; restore the object (or filter the message out) and rerun with the same replay_id."
             ) from None
 
@@ -297,7 +298,7 @@ class ArchiveReplayRun:
         try:
             data = self.s3.read_bytes(bucket, key)
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            if is_missing_object(err):
                 return None
             raise
         try:
