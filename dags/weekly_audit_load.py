@@ -42,7 +42,7 @@ import pendulum
 
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from airflow_reliable_messaging._compat import DAG, EmptyOperator
+from airflow_reliable_messaging.authoring import DAG, EmptyOperator
 from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
 from airflow_reliable_messaging.operators.audit_report import (
     AuditReconcileOperator,
