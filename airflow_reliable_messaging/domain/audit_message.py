@@ -211,7 +211,7 @@ def seed_record(transport: Transport, doc: ss.SeedDocument, *, where: str, sourc
     meta = doc.metadata
     if meta is ss.MISSING or not isinstance(meta, dict):
         raise RecordError(f"{prefix}messageMetaData is missing or not an object")
-    missing = [f for f in SEED_METADATA_FIELDS if not isinstance(meta.get(f), str) or not meta.get(f).strip()]
+    missing = [f for f in SEED_METADATA_FIELDS if not (isinstance(value := meta.get(f), str) and value.strip())]
     if missing:
         raise RecordError(f"{prefix}messageMetaData lacks {', '.join(missing)}")
     payload = doc.payload

@@ -6,6 +6,7 @@ import json
 import random
 from collections.abc import Iterator
 from functools import cached_property
+from typing import Any
 
 from airflow.providers.amazon.aws.hooks.sns import SnsHook
 
@@ -155,7 +156,7 @@ def _encode_form_once(request=None, **_: object) -> None:
     if request is not None and isinstance(getattr(request, "data", None), dict):
         from urllib.parse import urlencode
 
-        def utf8(value: object) -> object:
+        def utf8(value: Any) -> Any:
             return value.encode("utf-8") if isinstance(value, str) else value
 
         request.data = urlencode([(utf8(k), utf8(v)) for k, v in request.data.items()], doseq=True)
