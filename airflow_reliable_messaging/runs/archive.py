@@ -17,12 +17,13 @@ from typing import Any
 
 from airflow_reliable_messaging.domain import archive_events as events
 from airflow_reliable_messaging.domain import archive_layout as layout
+from airflow_reliable_messaging.domain import audit_message as am
 from airflow_reliable_messaging.domain import bundle
 from airflow_reliable_messaging.domain import message_parts as mp
-from airflow_reliable_messaging.domain import audit_message as am
 from airflow_reliable_messaging.domain import seed_stream as ss
 from airflow_reliable_messaging.domain import transactions as tx
 from airflow_reliable_messaging.domain.manifest import BINARY_CONTENT_TYPE, ArchivedRecord, encode_manifest, parse_isoformat
+from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
 from airflow_reliable_messaging.exceptions import RecordError
 from airflow_reliable_messaging.hooks._aws import build_clients
 from airflow_reliable_messaging.hooks.errors import error_code, is_missing_object, is_transient, refuses_every_write
@@ -741,13 +742,13 @@ class ArchiveRun(_BundleWriter):
             return everyone
         fifo = (s.topic_arn or "").endswith(".fifo")
         owners: dict[str, int | None] = {}
-        entries = []
+        messages: dict[str, OutgoingMessage] = {}
         if s.notifications == events.NOTIFY_PER_RECORD:
             for i, item in enumerate(pending):
                 already = not item.created and item.record.transaction_status != tx.DUPLICATE
                 for j, note in enumerate(events.record_notifications(item.record, manifest_uri, already_archived=already)):
                     owners[f"n{i}-{j}"] = i
-                    entries.append({"Id": f"n{i}-{j}", **note.entry(fifo)})
+                    messages[f"n{i}-{j}"] = note.message(fifo)
         else:
             statuses = Counter(p.record.transaction_status for p in pending)
             counts = {"records": len(records), "archived": sum(p.created for p in pending)}
@@ -755,15 +756,16 @@ class ArchiveRun(_BundleWriter):
             counts.update(duplicates=statuses[tx.DUPLICATE], conflicts=statuses[tx.CONFLICT])
             note = events.batch_notification(events.batch_id(r.message_id for r in records), manifest_uri, counts, records)
             owners["summary"] = None
-            entries.append({"Id": "summary", **note.entry(fifo)})
+            messages["summary"] = note.message(fifo)
         # a FIFO topic gets them in order, in one call; a standard one in groups of ten, concurrently
-        groups = [entries] if fifo else [entries[i : i + 10] for i in range(0, len(entries), 10)]
+        ids = list(messages)
+        groups = [messages] if fifo else [{k: messages[k] for k in ids[i : i + 10]} for i in range(0, len(ids), 10)]
         failed: set[str] = set()
         outcomes = self.publisher.map(self._publish_group, groups) if len(groups) > 1 else map(self._publish_group, groups)
         for group, (result, exc) in zip(groups, outcomes, strict=True):
             if exc is not None:  # the records stay in the queue; their notifications are retried
                 self.log.error("PublishBatch failed: %s", am.failure_reason(exc))
-                failed.update(e["Id"] for e in group)
+                failed.update(group)
             else:
                 failed.update(result.failed)
                 tally["notifications"] += len(result.successful)
@@ -774,9 +776,9 @@ class ArchiveRun(_BundleWriter):
             return set()
         return everyone - {owners[i] for i in failed if owners.get(i) is not None}  # type: ignore[misc]
 
-    def _publish_group(self, entries: list[dict]) -> tuple[Any, BaseException | None]:
+    def _publish_group(self, messages: dict[str, OutgoingMessage]) -> tuple[Any, BaseException | None]:
         try:
-            return self.sns.publish_batch(self.s.topic_arn, entries), None
+            return self.sns.publish_messages(self.s.topic_arn, messages), None
         except Exception as exc:  # noqa: BLE001 - reported per group by notify()
             return None, exc
 
