@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
-from tests.operators.test_dlq_redrive import _context, _depth, _drain, _fail_consumer, _op, _run, _send, _with_dlq
+from airflow_reliable_messaging.domain.sns_subscription import policy_lets_sns_send
+from tests.operators.test_dlq_redrive import _context, _depth, _drain, _fail_consumer, _op, _queue, _run, _send, _with_dlq
+from tests.operators.test_redrive_sns_subscription import Fanout, _peek
 
 pytestmark = pytest.mark.localcloud
 
@@ -51,3 +54,64 @@ def test_a_destination_refusing_its_batch_does_not_leave_another_destinations_se
     assert sorted(m["Body"] for m in _drain(sqs, a_url)) == [f"a{i}" for i in range(3)]
     assert sorted(m["Body"] for m in _drain(sqs, b_url)) == [f"b{i}" for i in range(3)]
     assert _depth(sqs, dlq_url) == 0
+
+
+
+def _sns_may_send(queue_arn: str, topic_arn: str) -> str:
+    """The DLQ policy SNS's guide sets for a subscription DLQ ("Configuring an Amazon SNS dead-letter
+    queue for a subscription", https://docs.aws.amazon.com/sns/latest/dg/sns-configure-dead-letter-queue.html)."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "SQS:SendMessage",
+        "Resource": queue_arn, "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+    }]})  # fmt: skip
+
+
+def test_a_raw_message_of_a_deleted_subscription_does_not_go_to_the_dlqs_sqs_source(local_cloud, aws, unique):
+    """A DLQ shared by an SQS queue's RedrivePolicy and a raw-delivery subscription (its policy lets
+    SNS send, as SNS's guide sets it). The subscription is deleted after a delivery failed: its raw
+    message carries no trace of it, and SQS did not dead-letter it (no DeadLetterQueueSourceArn,
+    which SQS records on every message it dead-letters:
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html).
+    It stays, named in the dry run too — not sent to the SQS queue, whose consumer never had it,
+    while that queue's own dead-lettered message still goes back. (Before: with no subscription
+    naming the DLQ left, the raw message went to the DLQ's only source queue.)"""
+    f = Fanout(aws, unique, RawMessageDelivery="true")
+    sqs = f.sqs
+    sqs.set_queue_attributes(QueueUrl=f.dlq_url, Attributes={"Policy": _sns_may_send(f.dlq_arn, f.topic)})
+    redrive = json.dumps({"deadLetterTargetArn": f.dlq_arn, "maxReceiveCount": "1"})
+    src_url, src_arn = _queue(sqs, unique("payments"), RedrivePolicy=redrive)
+    f.publish("raw order 1", kind="order")
+    [raw] = _peek(sqs, f.dlq_url, 1)
+    assert "DeadLetterQueueSourceArn" not in raw["Attributes"]
+    _send(sqs, src_url, ["payment 1"])
+    _fail_consumer(sqs, src_url)
+    _peek(sqs, f.dlq_url, 2)
+    f.sns.unsubscribe(SubscriptionArn=f.failing)
+
+    dry = _run(_op(dlq=f.dlq_url, mode="client", dry_run=True))["dry_run_summary"]
+    assert dry["would_redrive"] == 1 and dry["would_stay"] == 1
+    [stays] = [t for t in dry["by_target"] if t.startswith("stays:")]
+    assert "raw delivery of an SNS subscription" in stays
+
+    report = _run(_op(dlq=f.dlq_url, mode="client"))
+    assert (report["moved"], report["failed"]) == (1, 1)
+    assert [m["Body"] for m in _drain(sqs, src_url)] == ["payment 1"]
+    assert [m["Body"] for m in _drain(sqs, f.dlq_url)] == ["raw order 1"]
+
+
+@pytest.mark.parametrize(
+    ("statement", "lets"),
+    [
+        ({"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "SQS:SendMessage"}, True),
+        ({"Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com", "sns.amazonaws.com"]}, "Action": "sqs:*"}, True),
+        ({"Effect": "Allow", "Principal": "*", "Action": ["sqs:Send*"]}, True),
+        ({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "*"}, True),
+        ({"Effect": "Allow", "NotPrincipal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sqs:SendMessage"}, True),
+        ({"Effect": "Deny", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage"}, False),
+        ({"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:ReceiveMessage"}, False),
+        ({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/app"}, "Action": "sqs:SendMessage"}, False),
+    ],
+)
+def test_whether_a_queue_policy_lets_sns_send(statement, lets):
+    assert policy_lets_sns_send(json.dumps({"Version": "2012-10-17", "Statement": [statement]})) is lets
+    assert policy_lets_sns_send(None) is False and policy_lets_sns_send("{not json") is True
