@@ -115,3 +115,53 @@ def test_a_raw_message_of_a_deleted_subscription_does_not_go_to_the_dlqs_sqs_sou
 def test_whether_a_queue_policy_lets_sns_send(statement, lets):
     assert policy_lets_sns_send(json.dumps({"Version": "2012-10-17", "Statement": [statement]})) is lets
     assert policy_lets_sns_send(None) is False and policy_lets_sns_send("{not json") is True
+
+
+@pytest.fixture
+def quarantine(aws, unique):
+    name = unique("quarantine")
+    aws("s3").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.mark.parametrize("mode", ["auto", "native"])
+def test_a_message_in_flight_while_the_guard_records_is_not_moved_past_it(local_cloud, aws, unique, quarantine, mode):
+    """The loop guard records the DLQ's messages before a move task; a message another consumer
+    holds at that moment (in flight, e.g. left invisible by a crashed client run) is not recorded,
+    yet a move task moves in-flight messages once visible again (ApproximateNumberOfMessagesToMove
+    counts them: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ListMessageMoveTasks.html).
+    Such a message, redriven max_redrives times already, would go back uncounted and unquarantined.
+    So no move task starts while messages the guard could not see are in flight: auto redrives
+    client side (the held message stays in the DLQ), native refuses naming them. (Before: the task
+    moved the poison message back to its source.)"""
+    sqs = aws("sqs")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, ["poison"])
+    _fail_consumer(sqs, src_url)
+    assert _run(_op(dlq=dlq_url, mode="client", max_redrives=1))["moved"] == 1  # its first redrive: count 1
+    _fail_consumer(sqs, src_url)
+    _send(sqs, src_url, ["healthy"])
+    _fail_consumer(sqs, src_url)
+    assert _depth(sqs, dlq_url) == 2
+    held = []  # another consumer holds "poison" for a few seconds
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        for m in sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=1, VisibilityTimeout=4).get("Messages", []):
+            if m["Body"] == "poison":
+                held.append(m)
+            else:
+                sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+    assert held
+    op = _op(dlq=dlq_url, mode=mode, max_redrives=1, quarantine_bucket=quarantine)
+    if mode == "native":
+        from airflow_reliable_messaging.exceptions import RedriveError
+
+        with pytest.raises(RedriveError, match="in flight"):
+            _run(op)
+    else:
+        report = _run(op)
+        assert report["mode"] == "client" and "in flight" in report["reason"] and report["moved"] == 1
+    time.sleep(5)  # "poison" is visible again: a task still running would move it now
+    back = [m["Body"] for m in _drain(sqs, src_url)]
+    assert back == ([] if mode == "native" else ["healthy"])
+    assert sorted(m["Body"] for m in _drain(sqs, dlq_url)) == (["healthy", "poison"] if mode == "native" else ["poison"])
