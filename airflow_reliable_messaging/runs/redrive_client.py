@@ -150,8 +150,8 @@ class ClientRedrive:
                     leave(message)
                     continue
             outgoing = self._outgoing(message, target, now)
-            if outgoing is None:
-                quarantine.append((message, "cannot carry the redrive count (10 message attributes already)"))
+            if isinstance(outgoing, rd.CannotCarryCount):
+                quarantine.append((message, outgoing.reason))
                 continue
             if isinstance(outgoing, str):
                 self.log.warning("Message %s stays in the DLQ: %s", message.message_id, outgoing)
@@ -213,9 +213,9 @@ class ClientRedrive:
                         len(deleted.failed), sorted({f.get("Code") for f in deleted.failed.values()}),
                     )
 
-    def _outgoing(self, message: rd.DlqMessage, target: rd.Destination, now: datetime) -> OutgoingMessage | str | None:
-        """What is sent for ``message``; None when the redrive count cannot be added, a string
-        when the message cannot be sent (the reason)."""
+    def _outgoing(self, message: rd.DlqMessage, target: rd.Destination, now: datetime) -> OutgoingMessage | rd.CannotCarryCount | str:
+        """What is sent for ``message``; CannotCarryCount when the redrive count cannot be added
+        (quarantined), a string when the message cannot be sent (the reason: it stays)."""
         transform = self.settings.transform
         # SNS envelopes go to a queue as a subscriber without raw delivery got them (unchanged: signed)
         body = message.payload if rd.delivers_payload(message, target) else message.body

@@ -165,3 +165,29 @@ def test_a_message_in_flight_while_the_guard_records_is_not_moved_past_it(local_
     back = [m["Body"] for m in _drain(sqs, src_url)]
     assert back == ([] if mode == "native" else ["healthy"])
     assert sorted(m["Body"] for m in _drain(sqs, dlq_url)) == (["healthy", "poison"] if mode == "native" else ["poison"])
+
+
+def test_a_message_the_redrive_count_takes_over_1_mib_is_quarantined_not_failed_forever(local_cloud, aws, unique, quarantine):
+    """SQS takes messages up to 1 MiB, counting the body and every message attribute's name, type
+    and value (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-message-metadata.html,
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html). A
+    dead-lettered message just under it cannot carry the client redrive's count attribute: it is
+    quarantined like a message with 10 attributes (the dry run says so), not refused by SQS on every
+    run while the dry run promised it would move. Ten 200 KiB messages (2 MiB, over SendMessageBatch's
+    1 MiB total) go back, each once."""
+    sqs, s3 = aws("sqs"), aws("s3")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique)
+    big = "x" * (1024 * 1024 - 40)
+    sqs.send_message(QueueUrl=src_url, MessageBody=big)
+    _send(sqs, src_url, [f"{i:02d}" + "y" * (200 * 1024) for i in range(10)])
+    _fail_consumer(sqs, src_url)
+    dry = _run(_op(dlq=dlq_url, mode="client", dry_run=True, quarantine_bucket=quarantine))["dry_run_summary"]
+    assert (dry["would_redrive"], dry["would_quarantine"]) == (10, 1)
+    report = _run(_op(dlq=dlq_url, mode="client", quarantine_bucket=quarantine))
+    assert (report["moved"], report["failed"], report["quarantined"]) == (10, 0, 1)
+    back = _drain(sqs, src_url)
+    assert sorted(m["Body"][:2] for m in back) == [f"{i:02d}" for i in range(10)]
+    assert _depth(sqs, dlq_url) == 0
+    [obj] = s3.list_objects_v2(Bucket=quarantine, Prefix="redrive/_quarantine/")["Contents"]
+    doc = json.loads(s3.get_object(Bucket=quarantine, Key=obj["Key"])["Body"].read())
+    assert doc["body"] == big and "over SQS's 1048576-byte maximum" in doc["reason"]
