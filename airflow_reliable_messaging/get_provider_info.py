@@ -62,7 +62,9 @@ def get_provider_info() -> dict:
                 "python-modules": [
                     f"{_P}.operators.snowflake_audit_setup",
                     f"{_P}.operators.snowflake_audit_load",
+                    f"{_P}.operators.audit_reconcile",
                     f"{_P}.operators.audit_report",
+                    f"{_P}.operators.report_delivery",
                 ],
             },
             {

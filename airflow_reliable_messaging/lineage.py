@@ -79,7 +79,7 @@ def with_statistics(dataset: Any, rows: int | None = None, size: int | None = No
     """``dataset`` as an output carrying OpenLineage's output statistics (records, bytes)."""
     from airflow.providers.common.compat.openlineage.facet import OutputDataset, OutputStatisticsOutputDatasetFacet
 
-    facets = {}
+    facets: dict[str, Any] = {}
     if rows is not None:
         facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(rowCount=int(rows), size=None if size is None else int(size))
     return OutputDataset(namespace=dataset.namespace, name=dataset.name, outputFacets=facets)

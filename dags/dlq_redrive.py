@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow_reliable_messaging._compat import DAG, Param
+from airflow_reliable_messaging.authoring import DAG, Param
 from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
 from airflow_reliable_messaging.operators.dlq_redrive import DLQRedriveOperator, DLQRedriveReportOperator
 from airflow_reliable_messaging.operators.redrive_approval import RedriveApprovalOperator

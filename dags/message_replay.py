@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow_reliable_messaging._compat import DAG, Param
+from airflow_reliable_messaging.authoring import DAG, Param
 from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
 from airflow_reliable_messaging.operators.archive_replay import S3ArchiveReplayOperator
 from airflow_reliable_messaging.operators.replay_request import (

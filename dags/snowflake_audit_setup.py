@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pendulum
 
-from airflow_reliable_messaging._compat import DAG
+from airflow_reliable_messaging.authoring import DAG
 from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
 from airflow_reliable_messaging.operators.snowflake_audit_setup import SnowflakeAuditSetupOperator
 

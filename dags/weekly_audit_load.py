@@ -42,14 +42,11 @@ import pendulum
 
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from airflow_reliable_messaging._compat import DAG, EmptyOperator
+from airflow_reliable_messaging.authoring import DAG, EmptyOperator
 from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
-from airflow_reliable_messaging.operators.audit_report import (
-    AuditReconcileOperator,
-    AuditReportOperator,
-    EmailReportOperator,
-    SnsReportPublishOperator,
-)
+from airflow_reliable_messaging.operators.audit_reconcile import AuditReconcileOperator
+from airflow_reliable_messaging.operators.audit_report import AuditReportOperator
+from airflow_reliable_messaging.operators.report_delivery import EmailReportOperator, SnsReportPublishOperator
 from airflow_reliable_messaging.operators.snowflake_audit_load import SnowflakeAuditLoadOperator
 
 SCHEDULE = os.environ.get("AUDIT_LOAD_SCHEDULE") or "0 0 * * 1"

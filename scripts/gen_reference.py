@@ -72,7 +72,6 @@ def undocumented(cls: type) -> list[str]:
 
 def classes() -> list[tuple[str, str, type]]:
     """(kind, integration, class) for every public class defined in a registered module."""
-    from airflow_reliable_messaging._compat import AIRFLOW_V_3_1_PLUS
     from airflow_reliable_messaging.get_provider_info import get_provider_info
 
     info = get_provider_info()
@@ -81,8 +80,6 @@ def classes() -> list[tuple[str, str, type]]:
     groups.append(("notifications", "Run monitoring", sorted({n.rpartition(".")[0] for n in info.get("notifications", [])})))
     for kind, integration, modules in groups:
         for name in modules:
-            if name.endswith("redrive_approval") and not AIRFLOW_V_3_1_PLUS:
-                continue  # Airflow 3.1+ only
             module = importlib.import_module(name)
             for cname, cls in inspect.getmembers(module, inspect.isclass):
                 if cls.__module__ == name and not cname.startswith("_") and _is_component(cls):

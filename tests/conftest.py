@@ -36,6 +36,26 @@ if os.environ.get("ARM_SYSTEM_TARGET") != "aws":
 from local_cloud.control import LocalCloud  # noqa: E402
 
 
+# Two tiers, told apart by what a test uses, not by where it lives: a test whose fixtures start the
+# local cloud (or an Airflow database) is ``localcloud``; every other one is ``unit`` — pure logic,
+# DAG parsing, serialisation — and ``scripts/test.sh -m unit`` runs that fast tier alone.
+_SERVER_FIXTURES = {"local_cloud", "airflow_db"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "unit: needs no server and builds no package (set from the fixtures a test uses)")
+    config.addinivalue_line("markers", "package: builds the wheel and installs it in environments of its own")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            if not item.get_closest_marker("localcloud"):
+                item.add_marker(pytest.mark.localcloud)
+        elif not item.get_closest_marker("localcloud") and not item.get_closest_marker("package"):
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture(scope="session")
 def local_cloud():
     cloud = LocalCloud(workdir=_AIRFLOW_HOME / "local-cloud")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_reliable_messaging.domain.manifest import ArchivedRecord
+from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
 
 RECEIVED = "received"
 ARCHIVE_STORED = "archive_stored"
@@ -55,18 +56,13 @@ class Notification:
     group_id: str
     deduplication_id: str
 
-    def entry(self, fifo: bool) -> dict[str, Any]:
-        """A ``PublishBatchRequestEntries`` item without its ``Id``."""
-        entry: dict[str, Any] = {
-            "Message": self.body,
-            "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in self.attributes.items() if v},
-        }
+    def message(self, fifo: bool) -> OutgoingMessage:
+        """The message to publish: a FIFO topic's with its group and deduplication ids, a standard
+        topic's with the subject (FIFO topics take none)."""
+        attributes = {k: {"DataType": "String", "StringValue": v} for k, v in self.attributes.items() if v}
         if fifo:
-            entry["MessageGroupId"] = self.group_id
-            entry["MessageDeduplicationId"] = self.deduplication_id
-        else:
-            entry["Subject"] = SUBJECT
-        return entry
+            return OutgoingMessage(self.body, attributes, group_id=self.group_id, deduplication_id=self.deduplication_id)
+        return OutgoingMessage(self.body, attributes, subject=SUBJECT)
 
 
 def record_events(record: ArchivedRecord) -> tuple[str, ...]:

@@ -171,10 +171,10 @@ def _under_prefix(prefix: str, key: str) -> str:
 
 
 def _time(m: re.Match[str], key: str) -> datetime:
-    parts = [int(m[name]) for name in ("year", "month", "day", "hour")]
-    parts += [int(m.groupdict().get(name) or 0) for name in ("minute", "second")]
+    year, month, day, hour = (int(m[name]) for name in ("year", "month", "day", "hour"))
+    minute, second = (int(m.groupdict().get(name) or 0) for name in ("minute", "second"))
     try:
-        return datetime(*parts, tzinfo=UTC)
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
         raise ValueError(f"{printable(key)}: its time folders are not a valid time") from None
 

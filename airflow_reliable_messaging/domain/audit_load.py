@@ -196,7 +196,7 @@ def landed_differences(
         groups.setdefault(name, []).append(text)
     differ: dict[str | None, str] = {}
     for name, texts in groups.items():
-        if name not in validated:
+        if name is None or name not in validated:
             differ[name] = f"{len(texts)} landed line(s) name a manifest this run did not validate"
             continue
         try:

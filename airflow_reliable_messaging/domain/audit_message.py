@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow_reliable_messaging.domain import claim_check
+from airflow_reliable_messaging.domain import message_parts as mp
 from airflow_reliable_messaging.domain import seed_stream as ss
 from airflow_reliable_messaging.domain.archive_layout import as_utc, s3_uri, validate_message_id
 from airflow_reliable_messaging.domain.identifiers import bucket_name
@@ -153,11 +154,11 @@ def parse_message(
 
     envelope, sns_id, sns_time, where = "raw", None, None, "Body"
     outer = _json_if_object(body, "Body")
-    if _is_sns_envelope(outer):
+    if mp.is_sns_envelope(outer):
         envelope, body, where = "sns", outer["Message"], "SNS Message"
         sns_id = outer.get("MessageId")
         sns_time = _parse_time(outer.get("Timestamp"), "SNS Timestamp") if outer.get("Timestamp") else None
-        attributes.update(outer.get("MessageAttributes") or {})
+        attributes.update(mp.envelope_attributes(outer))
         outer = None  # the inner message is parsed below
 
     try:
@@ -173,12 +174,12 @@ def parse_message(
     transport = Transport(
         sqs_message_id=sqs_id,
         envelope=envelope,
-        received_at=epoch_ms(system.get("ApproximateFirstReceiveTimestamp")) or now,
+        received_at=mp.epoch_ms(system.get("ApproximateFirstReceiveTimestamp")) or now,
         now=now,
-        attributes={k: _attribute(attributes, k) for k in ("messageID", *SEED_METADATA_FIELDS, "contentType")},
+        attributes={k: mp.attribute_text(attributes, k) for k in ("messageID", *SEED_METADATA_FIELDS, "contentType")},
         sns_message_id=sns_id,
         sns_time=sns_time,
-        sent_time=epoch_ms(system.get("SentTimestamp")),
+        sent_time=mp.epoch_ms(system.get("SentTimestamp")),
         trace_header=system.get(TRACE_HEADER) or None,
         pointer=pointer,
         **size,
@@ -210,7 +211,7 @@ def seed_record(transport: Transport, doc: ss.SeedDocument, *, where: str, sourc
     meta = doc.metadata
     if meta is ss.MISSING or not isinstance(meta, dict):
         raise RecordError(f"{prefix}messageMetaData is missing or not an object")
-    missing = [f for f in SEED_METADATA_FIELDS if not isinstance(meta.get(f), str) or not meta.get(f).strip()]
+    missing = [f for f in SEED_METADATA_FIELDS if not (isinstance(value := meta.get(f), str) and value.strip())]
     if missing:
         raise RecordError(f"{prefix}messageMetaData lacks {', '.join(missing)}")
     payload = doc.payload
@@ -425,25 +426,6 @@ def _json_if_object(text: str, what: str) -> Any:
         raise RecordError(f"{what} is JSON nested too deeply to parse") from None
 
 
-def _is_sns_envelope(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and value.get("Type") == "Notification"
-        and isinstance(value.get("Message"), str)
-        and "TopicArn" in value
-        and isinstance(value.get("MessageId"), str)
-    )
-
-
-def _attribute(attributes: Mapping[str, Any], name: str) -> str | None:
-    """A String/Number attribute's value in the SQS (StringValue) or SNS envelope (Value) shape."""
-    attr = attributes.get(name)
-    if not isinstance(attr, dict):
-        return None
-    value = attr.get("StringValue", attr.get("Value"))
-    return value if isinstance(value, str) and value else None
-
-
 def _parse_time(value: Any, what: str) -> datetime:
     """The seed's ``%Y-%m-%d %H:%M:%S.%f`` (or any ISO 8601); naive means UTC."""
     if isinstance(value, str):
@@ -455,13 +437,6 @@ def _parse_time(value: Any, what: str) -> datetime:
             except (ValueError, OverflowError):  # OverflowError: out of range once in UTC
                 pass
     raise RecordError(f"{what} {str(value)[:64]!r} is not a time in the seed format {SEED_DATETIME_FORMAT}")
-
-
-def epoch_ms(value: Any) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
 
 
 def _metadata_value(value: str) -> str:

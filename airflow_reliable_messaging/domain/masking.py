@@ -183,6 +183,11 @@ _PLANS = {
 }
 
 
+def _regex_finder(pattern: re.Pattern[str]) -> Callable[[str], list[tuple[int, int]]]:
+    """A custom data identifier's finder: every non-empty match of its regex."""
+    return lambda text: [m.span() for m in pattern.finditer(text) if m.end() > m.start()]
+
+
 def _phone_finder(country: str) -> Callable[[str], list[tuple[int, int]]]:
     plan = _PLANS[country]
     keywords = _keywords(*_PHONE_KEYWORDS, *(_PHONE_KEYWORDS_BR if country == "BR" else ()))
@@ -279,7 +284,7 @@ class DataProtectionPolicy:
         if isinstance(policy, str):
             try:
                 policy = json.loads(policy)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise ConfigurationError(field, f"is not JSON ({exc.msg})") from None
         if not isinstance(policy, dict) or not isinstance(policy.get("Statement"), list) or not policy["Statement"]:
             raise ConfigurationError(field, "needs a non-empty Statement list")
@@ -299,7 +304,7 @@ class DataProtectionPolicy:
                 compiled = re.compile(regex)
             except re.error as exc:
                 raise ConfigurationError(field, f"custom data identifier {name}: invalid Regex ({exc})") from None
-            finders[name] = lambda text, c=compiled: [m.span() for m in c.finditer(text) if m.end() > m.start()]
+            finders[name] = _regex_finder(compiled)
         statements = []
         for i, raw in enumerate(policy["Statement"]):
             if not isinstance(raw, dict):

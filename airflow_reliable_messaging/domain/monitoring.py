@@ -61,7 +61,7 @@ def volumes(operator: str | None, result: Any) -> dict[str, int | None]:
         out["archived"] = _int(r.get("archived"))
         out["failed_records"] = _sum(r.get("dead_lettered"), r.get("quarantined"))
     elif operator == "SnowflakeAuditLoadOperator":
-        records = r.get("records") if isinstance(r.get("records"), Mapping) else {}
+        records: Mapping[str, Any] = r["records"] if isinstance(r.get("records"), Mapping) else {}
         out["loaded"] = _sum(records.get("inserted"), records.get("updated"))
         out["failed_records"] = _int(records.get("failed"))
     elif operator == "S3ArchiveReplayOperator" and not r.get("dry_run"):

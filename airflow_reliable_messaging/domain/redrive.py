@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow_reliable_messaging.domain.archive_layout import KeyRange
+from airflow_reliable_messaging.domain import message_parts as mp
 from airflow_reliable_messaging.domain.claim_check import parse_pointer
 from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
 from airflow_reliable_messaging.domain.sns_subscription import Subscription, filter_policy_matches
@@ -88,31 +89,13 @@ class DlqMessage:
         return None if self.sent_at is None else (datetime.now(UTC) - self.sent_at).total_seconds()
 
 
-def _epoch_ms(value: Any) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
-def _iso(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def parse_state(attributes: dict | None) -> RedriveState:
     """The loop guard's state from a message's attributes (SQS or SNS-envelope shape)."""
     attr = (attributes or {}).get(REDRIVE_ATTRIBUTE)
     if not isinstance(attr, dict):
         return RedriveState()
-    raw = attr.get("StringValue", attr.get("Value"))
     try:
-        data = json.loads(raw)
+        data = json.loads(mp.attribute_text(attributes, REDRIVE_ATTRIBUTE) or "")
         count = int(data.get("count", 0))
         history = tuple(h for h in data.get("history", []) if isinstance(h, dict))
     except (TypeError, ValueError, AttributeError):
@@ -126,28 +109,18 @@ def parse_sns_envelope(body: str) -> SnsEnvelope | None:
         return None
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
-    if not isinstance(data, dict) or data.get("Type") != "Notification" or not isinstance(data.get("TopicArn"), str):
+    if not mp.is_sns_envelope(data):
         return None
-    if not isinstance(data.get("Message"), str):
-        return None
-    attributes = {}
-    for name, attr in (data.get("MessageAttributes") or {}).items():
-        if not isinstance(attr, dict):
-            continue
-        kind, value = str(attr.get("Type", "String")), attr.get("Value")
-        if kind.startswith("Binary"):
-            attributes[name] = {"DataType": kind, "BinaryValue": base64.b64decode(value or "")}
-        else:
-            attributes[name] = {"DataType": kind, "StringValue": "" if value is None else str(value)}
+    attributes = mp.envelope_attributes(data)
     return SnsEnvelope(
         topic_arn=data["TopicArn"],
         message=data["Message"],
         message_id=data.get("MessageId"),
         subject=data.get("Subject"),
         message_attributes=attributes,
-        timestamp=_iso(data.get("Timestamp")),
+        timestamp=mp.iso_time(data.get("Timestamp")),
         unsubscribe_url=data.get("UnsubscribeURL") if isinstance(data.get("UnsubscribeURL"), str) else None,
     )
 
@@ -185,13 +158,13 @@ def parse_message(raw: dict) -> DlqMessage:
     body = raw.get("Body", "")
     system = dict(raw.get("Attributes") or {})
     attributes = dict(raw.get("MessageAttributes") or {})
-    sent_at = _epoch_ms(system.get("SentTimestamp"))
+    sent_at = mp.epoch_ms(system.get("SentTimestamp"))
     queue = system.get("DeadLetterQueueSourceArn")  # SQS dead-lettered it: back to that queue, as it was
     kind, source, payload, envelope = KIND_SQS, queue, body, None
     record = None if queue else parse_lambda_record(body)
     if record is not None:
         kind, source, payload = KIND_LAMBDA, record["requestContext"]["functionArn"], lambda_original_event(record)
-        sent_at = _iso(record.get("timestamp")) or sent_at
+        sent_at = mp.iso_time(record.get("timestamp")) or sent_at
     else:
         envelope = parse_sns_envelope(body)
         if envelope is not None:

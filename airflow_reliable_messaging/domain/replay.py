@@ -170,7 +170,7 @@ def subscription_attributes(attributes: Any, field: str = "subscription_attribut
             if name == "RedrivePolicy":
                 from airflow_reliable_messaging.domain.identifiers import queue_arn
 
-                queue_arn(parsed.get("deadLetterTargetArn"), f"{field}.RedrivePolicy.deadLetterTargetArn")
+                queue_arn(str(parsed.get("deadLetterTargetArn") or ""), f"{field}.RedrivePolicy.deadLetterTargetArn")
         out[name] = text
     return out
 

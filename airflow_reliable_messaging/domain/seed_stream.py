@@ -113,7 +113,7 @@ class JsonScanner:
                 run = (_ARRAY_RUN if self.stack[-1] == 0x5B else _OBJECT_RUN).match(buf, i)
                 if run is not None and (self.stack[-1] == 0x5B) == (self.state in (_VALUE, _FIRST_OR_CLOSE)):
                     i, self.state = run.end(), _VALUE if self.stack[-1] == 0x5B else _KEY
-            i = _WS.match(buf, i).end()
+            i = _WS.match(buf, i).end()  # type: ignore[union-attr]  # matches the empty string too
             if i >= n:
                 break
             c, state = buf[i], self.state
@@ -221,7 +221,7 @@ class JsonScanner:
     def _string(self, buf: bytes, i: int, final: bool) -> int:
         n = len(buf)
         while True:
-            j = _STRING_RUN.match(buf, i).end()
+            j = _STRING_RUN.match(buf, i).end()  # type: ignore[union-attr]  # matches the empty string too
             if j > i:
                 self._piece(buf[i:j])
                 i = j

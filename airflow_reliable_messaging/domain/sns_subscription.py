@@ -247,8 +247,9 @@ def _value_matches(condition: Any, value: Any) -> bool:
         return value is None
     if isinstance(condition, str):
         return isinstance(value, str) and value == condition
-    if _number(condition) is not None:
-        return _number(value) is not None and round(_number(value), 5) == round(_number(condition), 5)
+    wanted, got = _number(condition), _number(value)
+    if wanted is not None:
+        return got is not None and round(got, 5) == round(wanted, 5)
     if isinstance(condition, bool):
         return value is condition
     if not isinstance(condition, dict) or len(condition) != 1:

@@ -188,12 +188,12 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
         """Add the statement letting ``topic_arn`` send to the queue; False when it was there."""
         response = self.get_conn().get_queue_attributes(QueueUrl=queue_url, AttributeNames=["Policy"])
         current = response.get("Attributes", {}).get("Policy")
-        policy = json.loads(current) if current else {"Version": "2012-10-17", "Statement": []}
-        statements = policy.setdefault("Statement", [])
-        if isinstance(statements, dict):
-            statements = policy["Statement"] = [statements]
+        policy: dict[str, Any] = json.loads(current) if current else {"Version": "2012-10-17", "Statement": []}
+        found = policy.get("Statement") or []
+        statements: list[dict[str, Any]] = [found] if isinstance(found, dict) else list(found)
+        policy["Statement"] = statements
         sid = "AllowSns" + hashlib.sha256(topic_arn.encode()).hexdigest()[:16]
-        if any(s.get("Sid") == sid for s in statements):
+        if any(isinstance(s, dict) and s.get("Sid") == sid for s in statements):
             return False
         statements.append({
             "Sid": sid,

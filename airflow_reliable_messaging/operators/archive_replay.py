@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_reliable_messaging._compat import BaseOperator
+from airflow_reliable_messaging.base_aws import AwsBaseOperator, aws_template_fields
 from airflow_reliable_messaging.domain import archive_layout, identifiers, templated
 from airflow_reliable_messaging.exceptions import ConfigurationError
 from airflow_reliable_messaging.links.aws import SnsTopicLink, SqsQueueLink
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 # by execute(): a DAG file that declares the operator does not pay for it.
 
 
-class S3ArchiveReplayOperator(BaseOperator):
+class S3ArchiveReplayOperator(AwsBaseOperator):
     """Re-publish the archived records of ``[start, end)`` (event time) to a topic or a queue.
 
     For standard topics (no SNS archive) and for windows older than the SNS archive keeps. Records
@@ -59,14 +59,11 @@ class S3ArchiveReplayOperator(BaseOperator):
         (still JSON), other text as text; a payload above the size limit is masked into a copy under
         ``<prefix>/_replays/`` that the claim-check pointer names. Binary payloads, and payloads a
         ``Deny`` statement refuses, are not sent (reported like refused entries) (templated).
-    :param aws_conn_id: Airflow AWS connection (templated).
-    :param region_name: AWS region (templated).
     """
 
-    template_fields: Sequence[str] = (
+    template_fields: Sequence[str] = aws_template_fields(
         "archive_bucket", "archive_prefix", "start", "end", "topic_arn", "target_queue", "source_systems",
         "message_types", "message_ids", "replay_id", "dry_run", "max_messages_per_second", "data_protection_policy",
-        "aws_conn_id", "region_name",
     )  # fmt: skip
     operator_extra_links = (SnsTopicLink(), SqsQueueLink())
     ui_color = "#c7e3a3"
@@ -90,8 +87,6 @@ class S3ArchiveReplayOperator(BaseOperator):
         archive_delay_hours: int = 24,
         group_by: str = "source_system",
         data_protection_policy: dict | str | None = None,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -111,11 +106,6 @@ class S3ArchiveReplayOperator(BaseOperator):
         self.archive_delay_hours = archive_delay_hours
         self.group_by = group_by
         self.data_protection_policy = data_protection_policy
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-
-    def _hook_kwargs(self) -> dict[str, Any]:
-        return {"aws_conn_id": self.aws_conn_id, "region_name": self.region_name}
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the archive prefix in; the topic or queue out (records sent; none for a dry run)."""
@@ -129,7 +119,7 @@ class S3ArchiveReplayOperator(BaseOperator):
             else:
                 from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
 
-                queue, sqs = str(self.target_queue), SqsMessagingHook(**self._hook_kwargs())
+                queue, sqs = str(self.target_queue), self.aws_hook(SqsMessagingHook)
                 if not queue.startswith(("arn:", "http://", "https://")):
                     try:  # a queue name: its URL carries the account
                         queue = sqs.resolve_queue_url(queue)
@@ -183,9 +173,9 @@ class S3ArchiveReplayOperator(BaseOperator):
         from airflow_reliable_messaging.runs.archive_replay import ArchiveReplayRun
 
         settings = self.settings(context)
-        s3 = S3ArchiveHook(**self._hook_kwargs())
-        sns = SnsMessagingHook(**self._hook_kwargs()) if settings.topic_arn else None
-        sqs = None if settings.topic_arn else SqsMessagingHook(**self._hook_kwargs())
+        s3 = self.aws_hook(S3ArchiveHook)
+        sns = self.aws_hook(SnsMessagingHook) if settings.topic_arn else None
+        sqs = None if settings.topic_arn else self.aws_hook(SqsMessagingHook)
         run = ArchiveReplayRun(settings, s3, sns, sqs, self.log)
         plan = run.plan()
         if settings.dry_run:

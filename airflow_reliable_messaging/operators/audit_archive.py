@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_reliable_messaging._compat import BaseOperator
+from airflow_reliable_messaging.base_aws import AwsBaseOperator, aws_template_fields
 from airflow_reliable_messaging.domain import archive_events as events
 from airflow_reliable_messaging.domain import archive_layout as layout
 from airflow_reliable_messaging.domain import templated
@@ -39,7 +39,7 @@ class ArchiveHaltedError(ReliableMessagingError):
     """The archive bucket refused every write of a batch; the run stopped (nothing was lost)."""
 
 
-class AuditArchiveOperator(BaseOperator):
+class AuditArchiveOperator(AwsBaseOperator):
     """Archive audit records from SQS into S3: durable, idempotent, observable.
 
     :param queue_url: source SQS queue (raw messages or SNS envelopes; inline or claim-check bodies).
@@ -73,10 +73,10 @@ class AuditArchiveOperator(BaseOperator):
         duplicate_transactions, conflict_transactions, stopped.
     """
 
-    template_fields: Sequence[str] = (
+    template_fields: Sequence[str] = aws_template_fields(
         "queue_url", "bucket", "prefix", "topic_arn", "notifications", "dead_letter_queue_url", "kms_key_id",
         "max_messages", "max_run_seconds", "records_per_manifest", "visibility_timeout", "wait_time_seconds",
-        "claim_check_buckets", "aws_conn_id", "region_name", "layout", "bundle_record_bytes",
+        "claim_check_buckets", "layout", "bundle_record_bytes",
     )  # fmt: skip
     ui_color = "#e8dcff"
     operator_extra_links = (SqsQueueLink(), S3PrefixLink())
@@ -97,10 +97,6 @@ class AuditArchiveOperator(BaseOperator):
         visibility_timeout: int | str | None = 300,
         wait_time_seconds: int | str = 2,
         claim_check_buckets: str | Sequence[str] | None = None,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict | None = None,
         layout: str = "record",
         bundle_record_bytes: int | str = 64 * 1024,
         **kwargs: Any,
@@ -119,34 +115,28 @@ class AuditArchiveOperator(BaseOperator):
         self.visibility_timeout = visibility_timeout
         self.wait_time_seconds = wait_time_seconds
         self.claim_check_buckets = claim_check_buckets
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.verify = verify
-        self.botocore_config = botocore_config
         self.layout = layout
         self.bundle_record_bytes = bundle_record_bytes
 
     # -- hooks (one per service; built on first use, never at DAG parse time) ----------------------
-    def _hook_kwargs(self) -> dict[str, Any]:
-        return {"aws_conn_id": self.aws_conn_id, "region_name": self.region_name or None, "verify": self.verify, "config": self.botocore_config}
 
     @cached_property
     def sqs_hook(self) -> SqsMessagingHook:
         from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
 
-        return SqsMessagingHook(**self._hook_kwargs())
+        return self.aws_hook(SqsMessagingHook)
 
     @cached_property
     def s3_hook(self) -> S3ArchiveHook:
         from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
 
-        return S3ArchiveHook(**self._hook_kwargs())
+        return self.aws_hook(S3ArchiveHook)
 
     @cached_property
     def sns_hook(self) -> SnsMessagingHook:
         from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
 
-        return SnsMessagingHook(**self._hook_kwargs())
+        return self.aws_hook(SnsMessagingHook)
 
     # -- run ------------------------------------------------------------------------------------------
     def settings(self) -> ArchiveSettings:

@@ -1,213 +1,39 @@
-"""The weekly audit report's tasks: reconcile S3 with Snowflake, build the report, publish it
-to SNS and email it. Each is safe to rerun: reconcile records its outcome per DAG run (a rerun
-replaces it), report only reads; publish and email leave a marker in S3 per edition of the report
-(provisional while the week does not reconcile, then final) so a rerun does not send twice."""
+"""AuditReportOperator: the weekly report of the archive and the load, per producer, from the
+audit tables (read only; safe to rerun).
+
+The other tasks of the weekly report moved to their own modules and are importable from here as
+before: ``AuditReconcileOperator`` (``audit_reconcile``), ``SnsReportPublishOperator`` and
+``EmailReportOperator`` (``report_delivery``)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_reliable_messaging._compat import AirflowFailException, BaseOperator, dag_run_url
-from airflow_reliable_messaging.domain import archive_layout as layout
+from airflow_reliable_messaging._compat import dag_run_url
 from airflow_reliable_messaging.domain import templated
-from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT, S3Pointer, size_attribute
-from airflow_reliable_messaging.domain.identifiers import blank_to_none, is_fifo_name, topic_arn
-from airflow_reliable_messaging.domain.manifest import isoformat, message_id_of, parse_isoformat
+from airflow_reliable_messaging.domain.identifiers import blank_to_none
+from airflow_reliable_messaging.domain.manifest import isoformat
 from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
-from airflow_reliable_messaging.links.aws import S3PrefixLink, SnsTopicLink, console_location, s3_object_url
+from airflow_reliable_messaging.links.aws import S3PrefixLink, console_location, s3_object_url
 from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
-from airflow_reliable_messaging.operators.audit_tables_base import AuditIntervalOperator, config_time
-from airflow_reliable_messaging.operators._delivery_claim import claim_delivery
+from airflow_reliable_messaging.operators.audit_reconcile import AuditReconcileOperator, ReconciliationMismatch
+from airflow_reliable_messaging.operators.report_base import ArchiveReportBase, report_folder, report_id
+from airflow_reliable_messaging.operators.report_delivery import EmailReportOperator, SnsReportPublishOperator
 from airflow_reliable_messaging.sql_templates import render
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging._compat import Context
 
-REPORTS = "_reports"
-MAX_IDS_IN_ERROR = 50
-MAX_IDS_RECORDED = 1000  # missing message ids kept in AUDIT_RECONCILIATION
+__all__ = [  # the reconcile and delivery tasks moved to their own modules; importable from here as before
+    "AuditReconcileOperator", "AuditReportOperator", "EmailReportOperator", "ReconciliationMismatch",
+           "SnsReportPublishOperator", "report_id"]  # fmt: skip
+
 RUNBOOK = "docs/runbooks/weekly-load-mismatch.md (airflow-reliable-messaging)"
 
-
-class ReconciliationMismatch(LoadError, AirflowFailException):
-    """S3 and Snowflake disagree: a finding, not a transient error — the task fails without its
-    retries, and the report goes out at once with the mismatch at the top."""
-
-
-def report_id(dag_id: str, start: datetime, end: datetime) -> str:
-    """One report per DAG and data interval: reruns and re-triggers of the week share it."""
-    return hashlib.sha256(f"{dag_id}/{isoformat(start)}/{isoformat(end)}".encode()).hexdigest()[:20]
-
-
-def _report_folder(prefix: str, dag_id: str, rid: str) -> str:
-    return f"{prefix + '/' if prefix else ''}{REPORTS}/{dag_id}/{rid}"
-
-
-class _ArchiveReportBase(AuditIntervalOperator):
-    """Shared by reconcile and report: OpenLineage of the audit tables they read."""
-
-    operator_extra_links = (SnowflakeQueryLink(),)
-
-    def _lineage(self, task_instance: Any, tables: Sequence[str], inputs: Sequence[Any] = (), written: Sequence[str] = ()) -> Any:
-        """OpenLineage: ``tables`` of the audit schema read (plus ``inputs``), ``written`` ones written."""
-        from airflow_reliable_messaging import lineage
-        from airflow_reliable_messaging.hooks.snowflake import SnowflakeAuditHook
-
-        target, result = self.target(), lineage.result_of(self, task_instance)
-        account = lineage.snowflake_account(SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id))
-        outputs = [lineage.snowflake(account, target.database, target.schema, t) for t in written]
-        uri = result.get("full_report_uri")
-        if uri:
-            bucket, _, key = uri.removeprefix("s3://").partition("/")
-            outputs.append(lineage.s3(bucket, key))
-        return lineage.operator_lineage(
-            inputs=[*inputs, *(lineage.snowflake(account, target.database, target.schema, t) for t in tables)],
-            outputs=outputs, query_ids=result.get("snowflake_query_ids") or [], source=f"snowflake://{account.lower()}",
-        )  # fmt: skip
-
-
-class AuditReconcileOperator(_ArchiveReportBase):
-    """Compare the archive's objects of the interval (count, bytes, ids) with ``AUDIT_RECORD``.
-
-    Compared: every object of the interval that Snowflake has a row for, that a manifest any load
-    took names (``RAW_AUDIT_MANIFEST``: what the loads saw, even if a row was deleted since), or
-    that was written at least ``settle`` before the load looked (``load_report``'s
-    ``expected_before``; else ``not_after``; else now). Objects archived later are excluded and
-    counted with the reason; keys in the time folders that are not the archive's keys are counted
-    and named. A mismatch fails the task naming the missing message ids; so does comparing nothing
-    while Snowflake or the load has records of the interval. What was excluded, and an interval with
-    nothing at all, are warnings in the XCom and the log, which the report carries.
-
-    Every outcome is recorded in ``AUDIT_RECONCILIATION`` (one row per interval and DAG run, a
-    retry replaces it) before the task fails on a mismatch, so the report states it; a mismatch
-    fails without retries (:class:`ReconciliationMismatch`, a ``LoadError``).
-
-    :param load_report: the load's XCom: when it looked, what it took (templated).
-    :param not_after: without a load report, expect only objects written before this time (templated).
-    :param settle: how long before the load looked an object must have been written to be expected
-        even when no manifest a load took names it.
-    """
-
-    template_fields: Sequence[str] = (*_ArchiveReportBase.template_fields, "not_after", "load_report")
-
-    def __init__(
-        self,
-        *,
-        load_report: Any = None,
-        not_after: str | None = None,
-        settle: timedelta = timedelta(minutes=5),
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.load_report = load_report
-        self.not_after = not_after
-        self.settle = settle
-
-    def looked_at(self) -> datetime:
-        """When the load looked at the archive (else ``not_after``, else now)."""
-        report = templated.mapping(self.load_report)
-        if report.get("expected_before") or report.get("started_at"):
-            return config_time(report.get("expected_before") or report["started_at"], "load_report.expected_before")
-        if blank_to_none(self.not_after):
-            return config_time(self.not_after, "not_after")
-        return datetime.now(UTC)
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_reliable_messaging.domain.audit_load import MAX_KEYS_IN_REPORT, reconcile
-        from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
-        from airflow_reliable_messaging.hooks.snowflake import SnowflakeAuditHook
-
-        target, (start, end) = self.target(), self.interval()
-        looked_at = self.looked_at()
-        s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
-        objects: dict[str, tuple[int, datetime]] = {}
-        not_in_layout: list[dict[str, str]] = []
-        data = layout.hour_range(layout.data_hour_prefix, target.prefix, start, end)
-        for obj in s3.iter_objects_in_range(target.bucket, data) if data else ():
-            try:
-                parsed = layout.check_archive_key(target.prefix, obj["Key"])
-            except ValueError as exc:
-                not_in_layout.append({"key": obj["Key"], "reason": str(exc)})
-                continue
-            if start <= parsed.event_time < end:
-                objects[target.uri(obj["Key"])] = (int(obj["Size"]), layout.as_utc(obj["LastModified"]))
-        bundled = _bundled_records(s3, target, start, end, not_in_layout)
-        sf = SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id)
-        SnowflakeQueryLink.persist(context, self, sf)
-        try:
-            rows = sf.query(
-                render("reconcile/records_in_window.sql", **target.identifiers()),
-                {"start": isoformat(start), "end": isoformat(end), "uri_prefix": target.stage_url},
-            )
-            in_sf = {r["S3_URI"]: int(r["SIZE_BYTES"] or 0) for r in rows if r["SOURCE"] == "record"}
-            seen = {r["S3_URI"]: int(r["SIZE_BYTES"] or 0) for r in rows if r["SOURCE"] == "manifest"}
-            objects.update(_one_copy_each(bundled, in_sf))
-            outcome = reconcile(objects, in_sf, seen, cutoff=looked_at - self.settle, looked_at=looked_at)
-            load_took = int((templated.mapping(self.load_report).get("records") or {}).get("in_interval") or 0)
-            error, warnings = outcome.verdict(
-                snowflake_rows=len(in_sf), load_took=load_took, not_in_layout=len(not_in_layout), looked_at=looked_at
-            )
-            result = {
-                "interval": {"start": isoformat(start), "end": isoformat(end)},
-                "s3_objects": len(objects),
-                "s3_bytes": sum(size for size, _ in objects.values()),
-                "snowflake_rows": len(in_sf),
-                "snowflake_bytes": sum(in_sf.values()),
-                "manifest_lines": len(seen),
-                "compared": outcome.compared,
-                "matched": outcome.matched,
-                "missing": len(outcome.missing),
-                "size_mismatch": len(outcome.size_mismatch),
-                "excluded": outcome.excluded,
-                "not_in_s3": outcome.not_in_s3,
-                "not_in_layout": len(not_in_layout),
-                "not_in_layout_keys": not_in_layout[:MAX_KEYS_IN_REPORT],
-                "settled_before": isoformat(looked_at - self.settle),  # older objects are expected in any case
-                "warnings": warnings,
-                "status": "not_reconciled" if error else "reconciled" if outcome.compared else "nothing_to_compare",
-            }
-            ids = [message_id_of(uri) for uri in outcome.missing + outcome.size_mismatch]
-            self.record(sf, context, result, error, ids)
-        finally:
-            sf.close()
-        self.log.info("Reconciliation: %s", json.dumps(result))
-        for warning in warnings:
-            self.log.warning("Reconciliation: %s", warning)
-        for item in not_in_layout[:MAX_KEYS_IN_REPORT]:
-            self.log.warning("Not in the archive layout: %s", item["reason"])
-        if error:
-            names = f" Message ids: {', '.join(ids[:MAX_IDS_IN_ERROR])}{' ...' if len(ids) > MAX_IDS_IN_ERROR else ''}" if ids else ""
-            raise ReconciliationMismatch(f"S3 and Snowflake disagree for {isoformat(start)} .. {isoformat(end)}: {error}.{names}")
-        return result
-
-    def record(self, sf: Any, context: Context, result: dict[str, Any], problem: str | None, ids: list[str]) -> None:
-        """Store the outcome in ``AUDIT_RECONCILIATION`` for the report (keyed by interval and run)."""
-        from airflow_reliable_messaging.domain.report import dumps
-
-        columns = ("s3_objects", "snowflake_rows", "compared", "matched", "missing", "size_mismatch", "status")
-        sf.query(render("reconcile/record_reconciliation.sql", **self.target().identifiers()), {
-            "start": result["interval"]["start"], "end": result["interval"]["end"],
-            "run_id": (context or {}).get("run_id") or f"manual__{result['settled_before']}",
-            **{k: result[k] for k in columns}, "problem": problem,
-            "missing_ids": dumps(ids[:MAX_IDS_RECORDED]),
-            "details": dumps({k: v for k, v in result.items() if k not in columns and k != "interval"}),
-        })  # fmt: skip
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage: the archive prefix and AUDIT_RECORD compared; the outcome recorded."""
-        from airflow_reliable_messaging import lineage
-
-        target = self.target()
-        inputs = [lineage.s3(target.bucket, target.prefix)]
-        return self._lineage(task_instance, ["AUDIT_RECORD"], inputs=inputs, written=["AUDIT_RECONCILIATION"])
-
-
-class AuditReportOperator(_ArchiveReportBase):
+class AuditReportOperator(ArchiveReportBase):
     """Build the week's report from the SQL in ``sql/report/``: per producer with the change against
     the previous interval of the same length (``weekly_audit_report.sql``; a first week, one no load
     or reconciliation covered, is not compared), producers gone silent and new ones, daily volume
@@ -233,7 +59,7 @@ class AuditReportOperator(_ArchiveReportBase):
     """
 
     template_fields: Sequence[str] = (
-        *_ArchiveReportBase.template_fields, "load_report", "reconcile_report", "title", "report_timezone", "runbook_url",
+        *ArchiveReportBase.template_fields, "load_report", "reconcile_report", "title", "report_timezone", "runbook_url",
     )  # fmt: skip
 
     def __init__(
@@ -293,7 +119,7 @@ class AuditReportOperator(_ArchiveReportBase):
             snowsight = _snowsight(sf, query_ids[:1])
         finally:
             sf.close()
-        s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
+        s3 = self.aws_hook(S3ArchiveHook)
         where = console_location(s3)
         for r in producers:  # the largest payload's page in the S3 console
             bucket, _, key = (r.get("LARGEST_S3_URI") or "").removeprefix("s3://").partition("/")
@@ -332,7 +158,7 @@ class AuditReportOperator(_ArchiveReportBase):
             "rows": rows,
             "silent_producers": silent,
             "daily": _daily(daily, rows + silent, bucket_seconds, bucket_starts, compared=fmt.previous_totals(producers) is not None),
-            "failures": self.failures(failed, target, start, end, s3, where, _report_folder(target.prefix, dag_id, rid)),
+            "failures": self.failures(failed, target, start, end, s3, where, report_folder(target.prefix, dag_id, rid)),
             "links": {k: v for k, v in links.items() if v},
             "load": _load_summary(self.load_report),
             "reconciliation": _reconcile_summary(reconciled),
@@ -345,7 +171,7 @@ class AuditReportOperator(_ArchiveReportBase):
             self.log.info("No audit records in %s .. %s: the report says so.", isoformat(start), isoformat(end))
         body = fmt.dumps(report).encode()
         if len(body) > self.max_xcom_bytes:
-            key = f"{_report_folder(target.prefix, dag_id, rid)}/report.json"
+            key = f"{report_folder(target.prefix, dag_id, rid)}/report.json"
             s3.put_bytes(target.bucket, key, body, content_type="application/json", kms_key_id=blank_to_none(self.kms_key_id))
             report["full_report_uri"] = target.uri(key)
             keep = max(1, len(rows) * self.max_xcom_bytes // (2 * len(body)))
@@ -438,40 +264,6 @@ def _csv(rows: list[dict]) -> bytes:
     return out.getvalue().encode()
 
 
-def _bundled_records(s3: Any, target: Any, start: datetime, end: datetime, not_in_layout: list[dict[str, str]]) -> dict[str, list]:
-    """The records inside the interval's bundles (``layout="bundle"``), each checked against its
-    SHA-256: message id -> [(record URI, size, bundle LastModified)] (a bundle rewritten after a
-    crash holds a record again). A bundle that cannot be read or is not intact is named in
-    ``not_in_layout``: its records are not counted, so Snowflake's rows of them show as not in S3."""
-    from airflow_reliable_messaging.domain import bundle
-    from airflow_reliable_messaging.exceptions import ObjectUnreadable
-
-    out: dict[str, list] = {}
-    hours = layout.hour_range(layout.bundle_hour_prefix, target.prefix, start, end)
-    for obj in s3.iter_objects_in_range(target.bucket, hours) if hours else ():
-        key, uri = obj["Key"], target.uri(obj["Key"])
-        try:
-            layout.check_bundle_key(target.prefix, key)
-            lines = bundle.decode_bundle(s3.read_archived(target.bucket, key, bundle.MAX_BUNDLE_BYTES), uri)
-        except (ValueError, ObjectUnreadable) as exc:
-            not_in_layout.append({"key": key, "reason": f"bundle {uri}: {exc}"})
-            continue
-        for record, _ in lines.values():
-            if start <= parse_isoformat(record.event_time) < end:
-                out.setdefault(record.message_id, []).append((f"{uri}#{record.message_id}", record.size, layout.as_utc(obj["LastModified"])))
-    return out
-
-
-def _one_copy_each(bundled: dict[str, list], rows: dict[str, int]) -> dict[str, tuple[int, datetime]]:
-    """One entry per bundled record: the copy Snowflake's row names, else the earliest (the load
-    keeps one row per message id)."""
-    out = {}
-    for copies in bundled.values():
-        uri, size, modified = next((c for c in copies if c[0] in rows), min(copies, key=lambda c: c[2]))
-        out[uri] = (size, modified)
-    return out
-
-
 def _reconcile_summary(reconciled: dict) -> dict | None:
     if "compared" not in reconciled:
         return None
@@ -484,227 +276,3 @@ def _load_summary(load_report: Any) -> dict | None:
     if not isinstance(records, dict):
         return None
     return {k: records.get(k) for k in ("seen", "in_interval", "inserted", "updated", "already_loaded", "failed")}
-
-
-class _MarkedDelivery(BaseOperator):
-    """Shared by publish and email: a marker object per report (DAG + data interval) and edition
-    keeps reruns and re-triggers of the same week from sending twice; ``force`` sends anyway. A
-    report that does not reconcile goes out as the ``provisional`` edition; once a rerun reconciles,
-    the ``final`` one goes out too (once).
-
-    :param report: the ``AuditReportOperator``'s XCom (templated).
-    :param marker_bucket: bucket of the once-only delivery markers (templated).
-    :param marker_prefix: key prefix of the markers (templated).
-    :param force: deliver even when the marker says it was delivered.
-    """
-
-    marker_name = "delivered"
-
-    def __init__(
-        self,
-        *,
-        report: Any,
-        marker_bucket: str,
-        marker_prefix: str = "",
-        force: bool = False,
-        aws_conn_id: str | None = "aws_default",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.report = report
-        self.marker_bucket = marker_bucket
-        self.marker_prefix = marker_prefix
-        self.force = force
-        self.aws_conn_id = aws_conn_id
-
-    def marker_key(self, report: dict[str, Any]) -> str:
-        from airflow_reliable_messaging.domain.report import FINAL, edition
-
-        prefix = layout.normalize_prefix(self.marker_prefix, "marker_prefix")
-        name = self.marker_name if edition(report) == FINAL else f"{self.marker_name}-{edition(report)}"
-        return f"{_report_folder(prefix, report.get('dag_id') or 'audit_report', report['report_id'])}/{name}.json"
-
-    def report_dict(self) -> dict[str, Any]:
-        report = self.report
-        if isinstance(report, str):
-            try:
-                report = json.loads(report)
-            except ValueError:
-                report = None
-        if not isinstance(report, dict) or not {"rows", "totals", "report_id"} <= set(report):
-            raise ConfigurationError("report", "expects the AuditReportOperator's XCom (a dict with rows and totals)")
-        for name in ("report_id", "dag_id"):  # they name the marker's key: one segment each, nothing else
-            try:
-                layout.validate_message_id(report.get(name) or "audit_report")
-            except ValueError:
-                raise ConfigurationError("report", f"its {name} {layout.printable(report.get(name))} is not a key segment") from None
-        return report
-
-
-class SnsReportPublishOperator(_MarkedDelivery):
-    """Publish the report to an SNS topic as JSON: a summary and one message per source system,
-    with PublishBatch (10 per call). A message above the SNS limit goes to S3 and is sent as an
-    extended-client pointer. FIFO topics get deterministic deduplication ids.
-
-    :param topic_arn: the SNS topic to publish to (templated).
-    """
-
-    template_fields: Sequence[str] = (
-        "topic_arn", "report", "marker_bucket", "marker_prefix", "aws_conn_id", "data_protection_policy",
-    )  # fmt: skip
-    marker_name = "sns-published"
-    operator_extra_links = (SnsTopicLink(),)
-
-    def __init__(
-        self,
-        *,
-        topic_arn: str,
-        kms_key_id: str | None = None,
-        data_protection_policy: dict | str | None = None,
-        apply_policy_to_topic: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        """:param data_protection_policy: an SNS data protection policy (JSON shape) applied to every
-            message before it is published (see ``domain/masking.py``).
-        :param apply_policy_to_topic: also set it on the topic (``PutDataProtectionPolicy``)."""
-        super().__init__(**kwargs)
-        self.topic_arn = topic_arn
-        self.kms_key_id = kms_key_id
-        self.data_protection_policy = data_protection_policy
-        self.apply_policy_to_topic = apply_policy_to_topic
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_reliable_messaging.domain import report as fmt
-        from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
-        from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
-
-        arn = topic_arn(self.topic_arn, "topic_arn")
-        SnsTopicLink.persist(context, self, region_name=arn.region, aws_partition=arn.partition, topic_arn=self.topic_arn)
-        report = self.report_dict()
-        policy = _policy(self.data_protection_policy)
-        s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
-        marker = self.marker_key(report)
-        if (taken := claim_delivery(self, s3, report, context)) is not None:
-            return {"published": 0, "already_published": True, "topic_arn": self.topic_arn, **taken}
-        fifo = is_fifo_name(self.topic_arn)
-        entries, offloaded = [], 0
-        if policy is not None and self.apply_policy_to_topic:
-            SnsMessagingHook(aws_conn_id=self.aws_conn_id).put_data_protection_policy(self.topic_arn, policy.document)
-        for message in fmt.report_messages(report):
-            body = fmt.dumps(message if policy is None else policy.apply_json(fmt.json_safe(message)))  # masked as JSON
-            attrs = {"report_id": {"DataType": "String", "StringValue": report["report_id"]}}
-            if len(body.encode()) > MESSAGE_SIZE_LIMIT - 4096:
-                key = marker.rsplit("/", 1)[0] + f"/message-{message['part']}.json"
-                s3.put_bytes(self.marker_bucket, key, body.encode(), content_type="application/json", kms_key_id=blank_to_none(self.kms_key_id))
-                attrs.update(size_attribute(len(body.encode())))
-                body, offloaded = S3Pointer(self.marker_bucket, key).to_body(), offloaded + 1
-            entry = {"Id": str(message["part"]), "Message": body, "MessageAttributes": attrs}
-            if fifo:
-                entry["MessageGroupId"] = f"report-{report['report_id']}"
-                final = message["edition"] == fmt.FINAL  # a provisional edition is another message
-                entry["MessageDeduplicationId"] = f"{report['report_id']}-{'' if final else message['edition'] + '-'}{message['part']}"
-            entries.append(entry)
-        result = SnsMessagingHook(aws_conn_id=self.aws_conn_id).publish_batch(self.topic_arn, entries)
-        if result.failed:
-            reasons = {e.get("Code", "?") for e in result.failed.values()}
-            raise LoadError(f"{len(result.failed)} of {len(entries)} report message(s) were not published ({', '.join(sorted(reasons))}); rerun to retry")
-        s3.put_bytes(self.marker_bucket, marker, fmt.dumps({"published_at": isoformat(datetime.now(UTC)), "messages": len(entries)}).encode(), content_type="application/json", kms_key_id=blank_to_none(self.kms_key_id))
-        self.log.info("Published report %s to %s: %d message(s) in %d request(s), %d offloaded to S3", report["report_id"], self.topic_arn, len(entries), result.requests, offloaded)
-        return {"published": len(entries), "requests": result.requests, "offloaded": offloaded, "topic_arn": self.topic_arn, "already_published": False}
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage: the report (its S3 copy, if it was offloaded) in; the SNS topic out."""
-        from airflow_reliable_messaging import lineage
-
-        result, inputs = lineage.result_of(self, task_instance), []
-        try:
-            uri = self.report_dict().get("full_report_uri")
-        except ConfigurationError:
-            uri = None
-        if uri:
-            bucket, _, key = uri.removeprefix("s3://").partition("/")
-            inputs.append(lineage.s3(bucket, key))
-        topic = lineage.with_statistics(lineage.sns(self.topic_arn), result.get("published"))
-        return lineage.operator_lineage(inputs=inputs, outputs=[topic])
-
-
-class EmailReportOperator(_MarkedDelivery):
-    """Email the report through the SMTP connection: HTML (the status line first, producers with
-    their week-over-week change, silent and new ones, a chart of daily volume as an inline PNG
-    attachment, failures by reason with links) and a plain-text part with the same facts. No
-    external image, style or script. A provisional edition's subject starts with ``[NOT RECONCILED]``.
-
-    :param to: recipient address or addresses (templated).
-    :param subject: the subject; default: the report's title and interval (templated).
-    """
-
-    template_fields: Sequence[str] = (
-        "to", "subject", "report", "marker_bucket", "marker_prefix", "smtp_conn_id", "aws_conn_id", "data_protection_policy",
-    )  # fmt: skip
-    marker_name = "emailed"
-
-    def __init__(
-        self,
-        *,
-        to: str | list[str],
-        subject: str | None = None,
-        smtp_conn_id: str = "smtp_default",
-        data_protection_policy: dict | str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """:param data_protection_policy: an SNS data protection policy (JSON shape; give it the
-            one the SNS publisher has) applied to the report before it is rendered — so to the
-            chart and the image's alt text too — and again to the subject and both bodies (see
-            ``domain/masking.py``)."""
-        super().__init__(**kwargs)
-        self.to = to
-        self.subject = subject
-        self.smtp_conn_id = smtp_conn_id
-        self.data_protection_policy = data_protection_policy
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_reliable_messaging.domain import report as fmt
-        from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
-        from airflow_reliable_messaging.hooks.smtp import ReportSmtpHook
-
-        recipients = [a.strip() for a in (self.to.split(",") if isinstance(self.to, str) else self.to) if a.strip()]
-        if not recipients or any("@" not in a for a in recipients):
-            raise ConfigurationError("to", f"{self.to!r} is not a list of email addresses")
-        report = self.report_dict()
-        policy = _policy(self.data_protection_policy)
-        mask = (lambda text: text) if policy is None else policy.apply
-        mask_html = (lambda html: html) if policy is None else policy.apply_html  # text and attribute values, never tags
-        s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
-        marker = self.marker_key(report)
-        if (taken := claim_delivery(self, s3, report, context)) is not None:
-            return {"sent": False, "already_sent": True, **taken}
-        shown = report if policy is None else policy.apply_json(fmt.json_safe(report))  # everything rendered is masked
-        body = fmt.render_email(shown, cid=f"daily-volume.{report['report_id']}@audit-report")
-        subject = self.subject or f"{report['title']}: {report['interval']['start'][:10]} to {report['interval']['end'][:10]}"
-        if fmt.edition(report) != fmt.FINAL and not self.subject:
-            subject = f"[NOT RECONCILED] {subject}"
-        message = EmailMessage()
-        message["To"] = ", ".join(recipients)
-        message["Subject"] = mask(subject)
-        message["X-Audit-Report-Id"] = report["report_id"]
-        message["X-Audit-Report-Edition"] = fmt.edition(report)
-        message.set_content(mask(body.text))
-        message.add_alternative(mask_html(body.html), subtype="html")
-        html = message.get_payload()[-1]
-        for image in body.images:  # multipart/related: the HTML's cid: images
-            html.add_related(image.data, maintype="image", subtype="png", cid=f"<{image.cid}>", filename=image.filename, disposition="inline")
-        with ReportSmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
-            smtp.send_message(message)
-        s3.put_bytes(self.marker_bucket, marker, fmt.dumps({"sent_at": isoformat(datetime.now(UTC)), "to": len(recipients)}).encode(), content_type="application/json")
-        self.log.info("Emailed report %s (%s edition) to %d recipient(s)", report["report_id"], fmt.edition(report), len(recipients))
-        return {"sent": True, "recipients": len(recipients), "already_sent": False, "edition": fmt.edition(report),
-                "images": len(body.images)}  # fmt: skip
-
-
-def _policy(policy: dict | str | None):
-    """The parsed data protection policy (validated before any I/O), or None."""
-    if policy in (None, "", "None", {}):
-        return None
-    from airflow_reliable_messaging.domain.masking import DataProtectionPolicy
-
-    return DataProtectionPolicy.parse(policy, "data_protection_policy")

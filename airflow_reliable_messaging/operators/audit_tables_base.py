@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseOperator
+from airflow_reliable_messaging.base_aws import AwsBaseOperator, aws_template_fields
 from airflow_reliable_messaging.domain import templated
 from airflow_reliable_messaging.domain.manifest import isoformat
 from airflow_reliable_messaging.exceptions import ConfigurationError
@@ -67,29 +68,26 @@ class AuditTablesOperator(BaseOperator):
         )  # fmt: skip
 
 
-class AuditIntervalOperator(AuditTablesOperator):
-    """An operator on one data interval of the audit archive and tables.
+class AuditIntervalOperator(AuditTablesOperator, AwsBaseOperator):
+    """An operator on one data interval of the audit archive and tables (reading the archive with
+    the AWS parameters of :class:`~airflow_reliable_messaging.base_aws.AwsBaseOperator`).
 
     :param interval_start: start of the data interval, ISO 8601; default the DAG run's (templated).
     :param interval_end: end of the data interval, exclusive; default the DAG run's (templated).
     """
 
-    template_fields: Sequence[str] = (
-        *AuditTablesOperator.template_fields, "interval_start", "interval_end", "aws_conn_id",
-    )  # fmt: skip
+    template_fields: Sequence[str] = aws_template_fields(*AuditTablesOperator.template_fields, "interval_start", "interval_end")
 
     def __init__(
         self,
         *,
         interval_start: str = "{{ data_interval_start }}",
         interval_end: str = "{{ data_interval_end }}",
-        aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.interval_start = interval_start
         self.interval_end = interval_end
-        self.aws_conn_id = aws_conn_id
 
     def interval(self) -> tuple[datetime, datetime]:
         start, end = config_time(self.interval_start, "interval_start"), config_time(self.interval_end, "interval_end")

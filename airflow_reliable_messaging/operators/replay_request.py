@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseBranchOperator, BaseOperator, Variable
+from airflow_reliable_messaging.base_aws import AwsBaseOperator
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging._compat import Context
@@ -14,7 +15,7 @@ ARCHIVE_BUCKET_VARIABLE = "audit_archive_bucket"
 ARCHIVE_PREFIX_VARIABLE = "audit_archive_prefix"
 
 
-class ReplayRequestOperator(BaseOperator):
+class ReplayRequestOperator(AwsBaseOperator):
     """Validate the run's Params and push the normalised request to XCom.
 
     Fails with a ``ConfigurationError`` naming the Param at fault: first every check that needs no
@@ -25,14 +26,10 @@ class ReplayRequestOperator(BaseOperator):
     ``archive_bucket`` / ``archive_prefix`` falls back to the Variables ``audit_archive_bucket`` /
     ``audit_archive_prefix`` (read here, at run time).
 
-    :param aws_conn_id: Airflow AWS connection for the topic read.
+    The topic is read with the AWS parameters of :class:`~airflow_reliable_messaging.base_aws.AwsBaseOperator`.
     """
 
     ui_color = "#e0e0e0"
-
-    def __init__(self, *, aws_conn_id: str | None = "aws_default", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_reliable_messaging.domain import replay as rp
@@ -47,7 +44,7 @@ class ReplayRequestOperator(BaseOperator):
         if request["source"] == "sns_archive":
             from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
 
-            attributes = SnsMessagingHook(aws_conn_id=self.aws_conn_id).topic_attributes(request["topic_arn"])
+            attributes = self.aws_hook(SnsMessagingHook).topic_attributes(request["topic_arn"])
             _, beginning = rp.archive_of(attributes, request["topic_arn"])
             rp.check_within_archive(rp.Window(rp.parse_instant(request["start"], "start")), beginning)
         self.log.info("Replay request: %s", request)

@@ -119,7 +119,7 @@ class SnowflakeAuditLoadOperator(AuditIntervalOperator):
 
         settings = self.settings(context)
         target = settings.target
-        s3 = S3ArchiveHook(aws_conn_id=self.aws_conn_id)
+        s3 = self.aws_hook(S3ArchiveHook)
         snowflake = SnowflakeAuditHook(snowflake_conn_id=self.snowflake_conn_id)
         persist_links(context, self, s3, (S3PrefixLink, {"bucket": target.bucket, "prefix": target.prefix}))
         SnowflakeQueryLink.persist(context, self, snowflake)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_reliable_messaging._compat import BaseOperator
+from airflow_reliable_messaging.base_aws import AwsBaseOperator, aws_template_fields
 from airflow_reliable_messaging.domain import identifiers
 from airflow_reliable_messaging.exceptions import ConfigurationError
 from airflow_reliable_messaging.links.aws import SnsSubscriptionLink, SnsTopicLink, SqsQueueLink
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 # does not pay for it.
 
 
-class SnsReplayOperator(BaseOperator):
+class SnsReplayOperator(AwsBaseOperator):
     """Start a native SNS FIFO replay of ``[start, end]`` to an SQS subscription.
 
     Either ``subscription_arn`` (an existing SQS subscription of the topic: failure recovery) or
@@ -51,13 +51,11 @@ class SnsReplayOperator(BaseOperator):
         (pending, in progress or completed): replays the window again. Off, a retry changes nothing.
     :param dry_run: check topic, archive, window and subscription/queue and return the policy that
         would be applied; change nothing (templated).
-    :param aws_conn_id: Airflow AWS connection (templated).
-    :param region_name: AWS region, default from the connection (templated).
     """
 
-    template_fields: Sequence[str] = (
+    template_fields: Sequence[str] = aws_template_fields(
         "topic_arn", "start", "end", "subscription_arn", "target_queue", "create_queue", "subscription_attributes",
-        "dry_run", "aws_conn_id", "region_name",
+        "dry_run",
     )  # fmt: skip
     template_fields_renderers = {"subscription_attributes": "json"}
     operator_extra_links = (SnsTopicLink(), SnsSubscriptionLink(), SqsQueueLink())
@@ -77,8 +75,6 @@ class SnsReplayOperator(BaseOperator):
         archive_retention_days: int = 30,
         dry_run: bool = False,
         replace_existing: bool = False,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -93,21 +89,19 @@ class SnsReplayOperator(BaseOperator):
         self.archive_retention_days = archive_retention_days
         self.dry_run = dry_run
         self.replace_existing = replace_existing
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
 
     # -- hooks -------------------------------------------------------------------------------------
     @property
     def sns_hook(self) -> SnsMessagingHook:
         from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
 
-        return SnsMessagingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        return self.aws_hook(SnsMessagingHook)
 
     @property
     def sqs_hook(self) -> SqsMessagingHook:
         from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
 
-        return SqsMessagingHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        return self.aws_hook(SqsMessagingHook)
 
     # -- execution ---------------------------------------------------------------------------------
     def settings(self) -> SnsReplaySettings:

@@ -8,7 +8,7 @@ import hashlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -17,30 +17,19 @@ from typing import Any
 
 from airflow_reliable_messaging.domain import archive_events as events
 from airflow_reliable_messaging.domain import archive_layout as layout
-from airflow_reliable_messaging.domain import bundle
 from airflow_reliable_messaging.domain import audit_message as am
+from airflow_reliable_messaging.domain import bundle
+from airflow_reliable_messaging.domain import message_parts as mp
 from airflow_reliable_messaging.domain import seed_stream as ss
 from airflow_reliable_messaging.domain import transactions as tx
 from airflow_reliable_messaging.domain.manifest import BINARY_CONTENT_TYPE, ArchivedRecord, encode_manifest, parse_isoformat
+from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
 from airflow_reliable_messaging.exceptions import RecordError
 from airflow_reliable_messaging.hooks._aws import build_clients
+from airflow_reliable_messaging.hooks.errors import error_code, is_missing_object, is_transient, refuses_every_write
 from airflow_reliable_messaging.hooks.s3 import ObjectInfo, WriteResult, full_object_sha256
 
 MANIFEST_CONTENT_TYPE = "application/x-ndjson"
-# S3 errors that refuse every write (not one record's fault): the run stops after the batch.
-SYSTEMIC_ERRORS = frozenset({
-    "NoSuchBucket", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-    "ExpiredToken", "KMS.NotFoundException", "KMS.DisabledException", "KMS.KMSInvalidStateException",
-})  # fmt: skip
-# Failures whose outcome is unknown or temporary (the write may even have happened): the record
-# stays in the queue and the next receive retries it (the write-once check then finds the object),
-# rather than going to the DLQ while its object may exist.
-TRANSIENT_ERRORS = frozenset({
-    "Throttling", "ThrottlingException", "RequestThrottled", "SlowDown", "RequestTimeout",
-    "RequestTimeoutException", "InternalError", "ServiceUnavailable", "500", "502", "503", "504",
-    "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError",
-    "ConnectionError", "ResponseStreamingError", "IncompleteReadError", "ProtocolError",
-})  # fmt: skip
 REPORT_LIST_LIMIT = 50
 WRITE_CONCURRENCY = 10  # S3 writes in flight: one receive's worth
 PUBLISH_CONCURRENCY = 4  # PublishBatch requests in flight per manifest batch (standard topics only)
@@ -342,7 +331,7 @@ class ArchiveRun(_BundleWriter):
                 self.counts["retained"] += 1
                 self.log.warning("record %s stays in the queue for now: %s", message.get("MessageId"), exc)
             except Exception as exc:  # noqa: BLE001 - one record's failure never stops the batch
-                if _error_code(exc) in TRANSIENT_ERRORS:
+                if is_transient(exc):
                     self.counts["retained"] += 1
                     self.log.warning(
                         "record %s not archived yet (%s): it stays in the queue for the next receive",
@@ -350,7 +339,7 @@ class ArchiveRun(_BundleWriter):
                     )  # fmt: skip
                 else:
                     failures.append((message, am.failure_reason(exc)))
-                    codes.append(_error_code(exc))
+                    codes.append(error_code(exc))
             else:
                 if stored is None:  # written with its batch's bundle, at the flush
                     self.bundling.append((record, message["ReceiptHandle"]))
@@ -359,7 +348,7 @@ class ArchiveRun(_BundleWriter):
                     self.pending.append(self.book(record, stored, message))
                 archived += 1
         self.dead_letter(failures)
-        if failures and not archived and all(code in SYSTEMIC_ERRORS for code in codes):
+        if failures and not archived and refuses_every_write(codes):
             self.halted = (
                 f"s3://{self.s.bucket}: every write of the last batch failed ({', '.join(sorted(set(codes)))}); "
                 f"{self.counts['dead_lettered']} record(s) dead-lettered and {self.counts['retained']} left in the "
@@ -388,7 +377,7 @@ class ArchiveRun(_BundleWriter):
         try:
             body, response = self.s3.open_stream(pointer.bucket, pointer.key)
         except Exception as exc:
-            if _error_code(exc) in ("NoSuchKey", "404", "NotFound", "NoSuchBucket"):
+            if is_missing_object(exc, or_bucket=True):
                 raise RecordError(f"claim-check payload {uri} does not exist") from None
             raise
         source = am.ObjectSource(
@@ -606,7 +595,7 @@ class ArchiveRun(_BundleWriter):
         """Keep an unusable message in S3 with its reason — and the claim-check object it named
         (``source``, copied server side, as it was read); (error code, reason) if that failed."""
         s = self.s
-        received = am.epoch_ms((message.get("Attributes") or {}).get("ApproximateFirstReceiveTimestamp")) or datetime.now(UTC)
+        received = mp.epoch_ms((message.get("Attributes") or {}).get("ApproximateFirstReceiveTimestamp")) or datetime.now(UTC)
         key = layout.quarantine_key(s.prefix, received, am.quarantine_item_id(message))
         kept = None
         try:
@@ -623,7 +612,7 @@ class ArchiveRun(_BundleWriter):
                 metadata={"reason": am.metadata_text(reason), "sqs-message-id": am.metadata_text(str(message.get("MessageId")))},
             )  # fmt: skip
         except Exception as exc:  # noqa: BLE001
-            return _error_code(exc), am.failure_reason(exc)
+            return error_code(exc), am.failure_reason(exc)
         self.counts["quarantined"] += 1
         self.safe_to_delete[message["MessageId"]] = message["ReceiptHandle"]
         self.log.warning("quarantined message %s at s3://%s/%s: %s", message.get("MessageId"), s.bucket, key, reason)
@@ -753,13 +742,13 @@ class ArchiveRun(_BundleWriter):
             return everyone
         fifo = (s.topic_arn or "").endswith(".fifo")
         owners: dict[str, int | None] = {}
-        entries = []
+        messages: dict[str, OutgoingMessage] = {}
         if s.notifications == events.NOTIFY_PER_RECORD:
             for i, item in enumerate(pending):
                 already = not item.created and item.record.transaction_status != tx.DUPLICATE
                 for j, note in enumerate(events.record_notifications(item.record, manifest_uri, already_archived=already)):
                     owners[f"n{i}-{j}"] = i
-                    entries.append({"Id": f"n{i}-{j}", **note.entry(fifo)})
+                    messages[f"n{i}-{j}"] = note.message(fifo)
         else:
             statuses = Counter(p.record.transaction_status for p in pending)
             counts = {"records": len(records), "archived": sum(p.created for p in pending)}
@@ -767,15 +756,16 @@ class ArchiveRun(_BundleWriter):
             counts.update(duplicates=statuses[tx.DUPLICATE], conflicts=statuses[tx.CONFLICT])
             note = events.batch_notification(events.batch_id(r.message_id for r in records), manifest_uri, counts, records)
             owners["summary"] = None
-            entries.append({"Id": "summary", **note.entry(fifo)})
+            messages["summary"] = note.message(fifo)
         # a FIFO topic gets them in order, in one call; a standard one in groups of ten, concurrently
-        groups = [entries] if fifo else [entries[i : i + 10] for i in range(0, len(entries), 10)]
+        ids = list(messages)
+        groups = [messages] if fifo else [{k: messages[k] for k in ids[i : i + 10]} for i in range(0, len(ids), 10)]
         failed: set[str] = set()
         outcomes = self.publisher.map(self._publish_group, groups) if len(groups) > 1 else map(self._publish_group, groups)
         for group, (result, exc) in zip(groups, outcomes, strict=True):
             if exc is not None:  # the records stay in the queue; their notifications are retried
                 self.log.error("PublishBatch failed: %s", am.failure_reason(exc))
-                failed.update(e["Id"] for e in group)
+                failed.update(group)
             else:
                 failed.update(result.failed)
                 tally["notifications"] += len(result.successful)
@@ -786,9 +776,9 @@ class ArchiveRun(_BundleWriter):
             return set()
         return everyone - {owners[i] for i in failed if owners.get(i) is not None}  # type: ignore[misc]
 
-    def _publish_group(self, entries: list[dict]) -> tuple[Any, BaseException | None]:
+    def _publish_group(self, messages: dict[str, OutgoingMessage]) -> tuple[Any, BaseException | None]:
         try:
-            return self.sns.publish_batch(self.s.topic_arn, entries), None
+            return self.sns.publish_messages(self.s.topic_arn, messages), None
         except Exception as exc:  # noqa: BLE001 - reported per group by notify()
             return None, exc
 
@@ -804,9 +794,3 @@ class ArchiveRun(_BundleWriter):
         out["stopped"] = self.stopped
         return out
 
-
-def _error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        return str(response.get("Error", {}).get("Code", type(exc).__name__))
-    return type(exc).__name__

@@ -17,7 +17,9 @@ from airflow_reliable_messaging.domain import replay as rp
 from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT
 from airflow_reliable_messaging.domain.manifest import decode_manifest
 from airflow_reliable_messaging.domain.masking import NotDeidentifiable, SensitiveDataDenied, deidentify_payload
+from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
 from airflow_reliable_messaging.exceptions import ConfigurationError, ObjectUnreadable, ReplayError
+from airflow_reliable_messaging.hooks.errors import error_code, is_missing_object
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging.domain.masking import DataProtectionPolicy
@@ -230,8 +232,8 @@ class ArchiveReplayRun:
 
     def send_batch(self, chunk: list[rp.ReplayItem], checkpoint: rp.Checkpoint) -> None:
         """One PublishBatch / SendMessageBatch; its outcome entered in ``checkpoint``."""
-        entries, pointers, refused = self.entries(chunk)
-        result = self.target.send(entries)
+        messages, pointers, refused = self.messages(chunk)
+        result = self.target.send(messages)
         result.failed.update(refused)
         for entry_id, error in result.failed.items():
             item = chunk[int(entry_id)]
@@ -242,10 +244,13 @@ class ArchiveReplayRun:
         if checkpoint.last is None or list(chunk[-1].sort_key) > checkpoint.last:
             checkpoint.last = list(chunk[-1].sort_key)
 
-    def entries(self, chunk: list[rp.ReplayItem]) -> tuple[list[dict], set[str], dict[str, dict]]:
-        """The batch entries, which of them are pointers, and the items refused before sending."""
+    def messages(self, chunk: list[rp.ReplayItem]) -> tuple[dict[str, OutgoingMessage], set[str], dict[str, dict]]:
+        """The messages by entry id (the item's place in ``chunk``), which of them are pointers,
+        and the items refused before sending."""
         s = self.s
-        entries, pointers, refused = [], set(), {}
+        messages: dict[str, OutgoingMessage] = {}
+        pointers: set[str] = set()
+        refused: dict[str, dict] = {}
         for n, item in enumerate(chunk):
             body, source = self.read(item)
             if s.policy is not None:
@@ -262,8 +267,8 @@ class ArchiveReplayRun:
                 pointers.add(str(n))
                 if source.key != item.key:
                     self.s3.put_bytes(source.bucket, source.key, body, content_type=item.content_type or "application/octet-stream")
-            entries.append(self.target.entry(str(n), text, attributes, item))
-        return entries, pointers, refused
+            messages[str(n)] = self.target.message(text, attributes, item)
+        return messages, pointers, refused
 
     # -- read / verify --------------------------------------------------------------------------------
     def read(self, item: rp.ReplayItem) -> tuple[bytes | None, rp.ReplayItem]:
@@ -280,7 +285,7 @@ class ArchiveReplayRun:
         except ClientError as err:
             raise ReplayError(
                 f"archived object s3://{item.bucket}/{item.key} (message {item.message_id}) cannot be read: "
-                f"{err.response.get('Error', {}).get('Code', err)}. Messages before it were sent and "
+                f"{error_code(err)}. Messages before it were sent and "
                 "checkpointed; restore the object (or filter the message out) and rerun with the same replay_id."
             ) from None
 
@@ -297,7 +302,7 @@ class ArchiveReplayRun:
         try:
             data = self.s3.read_bytes(bucket, key)
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            if is_missing_object(err):
                 return None
             raise
         try:
@@ -330,18 +335,16 @@ class Target:
             self.name = self.queue_url
         self.fifo = identifiers.is_fifo_name(self.name)
 
-    def entry(self, entry_id: str, text: str, attributes: dict, item: rp.ReplayItem) -> dict:
-        entry: dict[str, Any] = {"Id": entry_id, "MessageAttributes": attributes}
-        entry["Message" if self.topic_arn else "MessageBody"] = text
-        if self.fifo:
-            entry["MessageGroupId"] = rp.group_id(item, self.group_by)
-            entry["MessageDeduplicationId"] = rp.deduplication_id(self.replay_id, item.message_id)
-        return entry
+    def message(self, text: str, attributes: dict, item: rp.ReplayItem) -> OutgoingMessage:
+        if not self.fifo:
+            return OutgoingMessage(text, attributes)
+        group, dedup = rp.group_id(item, self.group_by), rp.deduplication_id(self.replay_id, item.message_id)
+        return OutgoingMessage(text, attributes, group_id=group, deduplication_id=dedup)
 
-    def send(self, entries: list[dict]):
+    def send(self, messages: dict[str, OutgoingMessage]):
         if self.topic_arn:
-            return self.sns.publish_batch(self.topic_arn, entries)  # type: ignore[union-attr]
-        return self.sqs.send_batch(self.queue_url, entries)  # type: ignore[union-attr, arg-type]
+            return self.sns.publish_messages(self.topic_arn, messages)  # type: ignore[union-attr]
+        return self.sqs.send_messages(self.queue_url, messages)  # type: ignore[union-attr, arg-type]
 
 
 class BundleCache:

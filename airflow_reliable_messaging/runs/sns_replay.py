@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from airflow_reliable_messaging.domain import identifiers
 from airflow_reliable_messaging.domain import replay as rp
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReplayError
+from airflow_reliable_messaging.hooks.errors import error_code, error_message, is_missing_queue
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
@@ -143,7 +144,7 @@ class SnsReplayRun:
             url = sqs.resolve_queue_url(queue)
             arn = sqs.queue_arn(url)
         except ClientError as err:
-            if "NonExistentQueue" not in str(err) and "QueueDoesNotExist" not in str(err):
+            if not is_missing_queue(err):
                 raise
             if not s.create_queue:
                 raise ConfigurationError("target_queue", f"{queue} does not exist (set create_queue=True to create it)") from None
@@ -181,8 +182,7 @@ class SnsReplayRun:
 
 
 def _refused(err: Exception) -> Exception:
-    code = getattr(err, "response", {}).get("Error", {}).get("Code", "")
-    message = getattr(err, "response", {}).get("Error", {}).get("Message", str(err))
+    code, message = error_code(err), error_message(err)
     if code == "ReplayLimitExceeded":
         return ReplayError(
             f"SNS refused the replay: too many concurrent replays (ReplayLimitExceeded). Wait for running "

@@ -61,3 +61,16 @@ def test_no_heavy_imports_at_parse_time(dag_file):
     # what only a run needs (the hooks, the runs' domain logic) is imported by execute(), not here
     run_only = [m for m in parsed["provider"] if m.startswith(RUN_ONLY)]
     assert run_only == [], f"{dag_file} imports {run_only} at parse time"
+
+
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in DAGS.glob("*.py")))
+def test_dag_files_use_only_the_public_package(dag_file):
+    """A DAG file is what users copy: it imports nothing private (``_compat``, ``_batch``...) —
+    ``airflow_reliable_messaging.authoring`` gives DAG, Param, task and EmptyOperator on every line."""
+    import ast
+
+    tree = ast.parse((DAGS / dag_file).read_text())
+    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    private = [m for m in imported if m.startswith("airflow_reliable_messaging") and any(p.startswith("_") for p in m.split("."))]
+    assert private == [], f"{dag_file} imports private modules {private}"

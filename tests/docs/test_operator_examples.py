@@ -21,6 +21,7 @@ def test_examples_are_found():
     assert {p.name for p in EXAMPLES} >= {"audit_archive_example.py", "redrive_example.py", "replay_example.py"}
 
 
+@pytest.mark.localcloud  # each example starts a local cloud of its own
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs(example, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}  # it starts its own cloud

@@ -6,6 +6,10 @@ import importlib.util
 import os
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.localcloud  # the example starts a local cloud of its own
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "operators" / "snowflake_audit_load_example.py"
 
 

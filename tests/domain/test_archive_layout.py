@@ -124,7 +124,7 @@ def _longest_keys(prefix: str) -> dict[str, str]:
     """The longest key of every family this project writes under ``prefix``."""
     from airflow_reliable_messaging.domain import audit_load, redrive, replay
     from airflow_reliable_messaging.domain.archive_events import batch_id
-    from airflow_reliable_messaging.operators.audit_report import _report_folder
+    from airflow_reliable_messaging.operators.report_base import report_folder as _report_folder
 
     when, longest_id, hex64 = datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "m" * 255, "f" * 64
     dlq = "arn:aws-us-gov:sqs:us-gov-west-1:123456789012:" + "q" * 75 + ".fifo"

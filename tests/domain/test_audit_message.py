@@ -225,9 +225,11 @@ def test_record_notifications_follow_the_seed_lifecycle():
     complete = bodies[-1]["storageContext"]
     assert complete["S3Reference"]["uri"] == "s3://b/p/m-1" and complete["metaDataReference"]["manifest"] == "s3://b/m.jsonl"
     assert complete["checksum"]["sha256"] == "ab"
-    fifo = notes[0].entry(fifo=True)
-    assert fifo["MessageGroupId"] == "m-1" and fifo["MessageDeduplicationId"] == "m-1:received"
-    assert notes[0].entry(fifo=False)["MessageAttributes"]["event"] == {"DataType": "String", "StringValue": "received"}
+    fifo = notes[0].message(fifo=True)
+    assert fifo.group_id == "m-1" and fifo.deduplication_id == "m-1:received" and fifo.subject is None
+    standard = notes[0].message(fifo=False)
+    assert standard.attributes["event"] == {"DataType": "String", "StringValue": "received"}
+    assert standard.group_id is None and standard.subject == ev.SUBJECT
 
 
 def test_batch_notification_summarises():

@@ -78,12 +78,12 @@ def test_repeats_have_their_own_lifecycle_events():
     body = json.loads(duplicate[1].body)
     assert body["transaction"] == {"status": "duplicate", "repeatOf": "m-1"}
     assert body["storageContext"]["S3Reference"]["key"] == "audit/2021/07/03/16/21/12/m-1"  # the first copy's object
-    assert duplicate[1].entry(fifo=False)["MessageAttributes"]["transaction"]["StringValue"] == "duplicate"
+    assert duplicate[1].message(fifo=False).attributes["transaction"]["StringValue"] == "duplicate"
     conflict = ev.record_notifications(_line("conflict", "m-1", first_sha256=SHA_B), "s3://b/m", already_archived=False)
     assert [n.attributes["event"] for n in conflict] == ["received", "archive_stored", "conflict", "metadata_stored", "archive_complete"]
     assert json.loads(conflict[2].body)["transaction"] == {"status": "conflict", "repeatOf": "m-1", "firstSha256": SHA_B}
     plain = ev.record_notifications(_line(), "s3://b/m", already_archived=False)
     assert [n.attributes["event"] for n in plain] == list(ev.RECORD_EVENTS)
-    assert "transaction" not in plain[0].entry(fifo=False)["MessageAttributes"] and "transaction" not in json.loads(plain[0].body)
+    assert "transaction" not in plain[0].message(fifo=False).attributes and "transaction" not in json.loads(plain[0].body)
     summary = json.loads(ev.batch_notification("batch-1", "s3://b/m", {"duplicates": 1}, [_line("duplicate", "m-1"), _line()]).body)
     assert summary["duplicates"] == [{"messageID": "m-2", "repeatOf": "m-1"}] and summary["conflicts"] == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import smtplib
 from email.message import EmailMessage
 
+import pytest
+
 
 def test_aws_emulator_serves_s3_sqs_sns(aws, unique):
     s3, sqs, sns = aws("s3"), aws("sqs"), aws("sns")
@@ -53,6 +55,7 @@ def test_smtp_sink_keeps_what_it_receives(local_cloud):
     assert received[-1]["Subject"] == "sink check"
 
 
+@pytest.mark.localcloud  # starts a local cloud of its own
 def test_the_servers_stop_when_the_process_that_started_them_is_killed(tmp_path):
     """A test process killed with SIGKILL cannot stop its local cloud: the server sees it was
     re-parented and stops itself instead of running on."""

@@ -29,10 +29,10 @@ def dying_archive_operator(crash_at: str):
     class DyingOperator(AuditArchiveOperator):
         @cached_property
         def s3_hook(self):
-            return (DyingS3Hook if crash_at == "manifest" else S3ArchiveHook)(**self._hook_kwargs())
+            return self.aws.hook(DyingS3Hook if crash_at == "manifest" else S3ArchiveHook)
 
         @cached_property
         def sqs_hook(self):
-            return (DyingSqsHook if crash_at == "delete" else SqsMessagingHook)(**self._hook_kwargs())
+            return self.aws.hook(DyingSqsHook if crash_at == "delete" else SqsMessagingHook)
 
     return DyingOperator

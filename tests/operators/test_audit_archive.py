@@ -549,7 +549,7 @@ def test_a_crash_between_the_marker_and_the_payload_is_completed_not_called_a_du
     class DyingOperator(AuditArchiveOperator):
         @cached_property
         def s3_hook(self):
-            return DyingS3Hook(**self._hook_kwargs())
+            return self.aws.hook(DyingS3Hook)
 
     env = archive_env
     env.send(seed_body(b"once", txn="tx-crash", messageID="c-1"))
@@ -919,7 +919,7 @@ def test_a_record_whose_notification_fails_alone_stays_in_the_queue(archive_env)
     class Operator(AuditArchiveOperator):
         @cached_property
         def sns_hook(self):
-            return OversizedNoteHook(**self._hook_kwargs())
+            return self.aws.hook(OversizedNoteHook)
 
     env = archive_env
     for txn in ("tx-a", "tx-unlucky", "tx-b"):

@@ -35,7 +35,10 @@ def airflow_line() -> str:
 
 
 LINE = airflow_line()
-pytestmark = pytest.mark.skipif(not UV.exists(), reason="scripts/bootstrap.sh has not created .venvs/tools")
+pytestmark = [
+    pytest.mark.skipif(not UV.exists(), reason="scripts/bootstrap.sh has not created .venvs/tools"),
+    pytest.mark.package,
+]
 
 
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
