@@ -144,7 +144,7 @@ class Routing:
         then a message no SQS queue dead-lettered may be a raw delivery of a subscription that is gone."""
         if self._sns_may_send is None:
             self._sns_may_send = policy_lets_sns_send(self.sqs.queue_policy(self.dlq.url))
-        return self._sns_may_send
+        return bool(self._sns_may_send)
 
     def _queue_target(self, queue: str) -> tuple[rd.Destination | None, str | None]:
         if queue not in self._targets:

@@ -11,8 +11,6 @@ from airflow_reliable_messaging.domain.sns_subscription import policy_lets_sns_s
 from tests.operators.test_dlq_redrive import _context, _depth, _drain, _fail_consumer, _op, _queue, _run, _send, _with_dlq
 from tests.operators.test_redrive_sns_subscription import Fanout, _peek
 
-pytestmark = pytest.mark.localcloud
-
 
 def test_a_trail_that_cannot_be_written_does_not_leave_sent_messages_to_be_sent_again(local_cloud, aws, unique):
     """Sent, then the trail write fails (the bucket is gone): what was sent is still deleted from
