@@ -478,15 +478,37 @@ def delivers_payload(message: DlqMessage, target: Destination) -> bool:
     return target.unwraps or message.kind == KIND_LAMBDA
 
 
+# What a message may weigh, counting the body and every message attribute's name, type and value:
+# SQS 1 MiB since 2025 (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html),
+# SNS 256 KiB (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html).
+MAX_MESSAGE_BYTES = {"sqs": 1024 * 1024, "sns": 256 * 1024}
+
+
+@dataclass(frozen=True)
+class CannotCarryCount:
+    """The message cannot be redriven with its redrive count added (the loop guard would lose it)."""
+
+    reason: str
+
+
 def outgoing_message(
     message: DlqMessage, target: Destination, body: str, *, at: datetime, run_id: str, dlq_arn: str
-) -> OutgoingMessage | None:
-    """``message`` as it is redriven to ``target`` with ``body`` (the redrive count added); None when
-    the count cannot be added (10 message attributes already)."""
+) -> OutgoingMessage | CannotCarryCount:
+    """``message`` as it is redriven to ``target`` with ``body`` (the redrive count added), or why
+    the count cannot be added: 10 message attributes already, or the count's attribute would take
+    the message over the service's size limit (it fits without it: a message-move task moves it,
+    the client redrive cannot without dropping the count)."""
     state = next_state(message.state, at=at, run_id=run_id, dlq_arn=dlq_arn, destination=target.arn)
     attributes = outgoing_attributes(message, state, unwrapped=delivers_payload(message, target))
     if attributes is None:
-        return None
+        return CannotCarryCount(f"cannot carry the redrive count ({MAX_MESSAGE_ATTRIBUTES} message attributes already)")
+    limit = MAX_MESSAGE_BYTES[target.kind]
+    size = entry_size(body, attributes)
+    if size > limit >= entry_size(body, {k: v for k, v in attributes.items() if k != REDRIVE_ATTRIBUTE}):
+        return CannotCarryCount(
+            f"cannot carry the redrive count: with its {REDRIVE_ATTRIBUTE} attribute the message is {size} bytes, "
+            f"over {target.kind.upper()}'s {limit}-byte maximum"
+        )
     to_topic = target.kind == "sns"
     return OutgoingMessage(
         body=body,
@@ -519,7 +541,7 @@ def quarantine_document(message: DlqMessage, *, reason: str, dlq_arn: str, run_i
 
 
 def entry_size(body: str, attributes: dict | None) -> int:
-    """Bytes SQS/SNS count against the 256 KiB limit: body plus attribute names, types, values."""
+    """Bytes SQS/SNS count against their size limit: body plus attribute names, types, values."""
     size = len(body.encode())
     for name, attr in (attributes or {}).items():
         size += len(name.encode()) + len(str(attr.get("DataType", "")).encode())

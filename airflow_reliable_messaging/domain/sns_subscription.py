@@ -15,6 +15,7 @@ matches nested keys of a JSON body.
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import json
 import re
@@ -101,6 +102,48 @@ class Subscription:
             filter_policy=parsed("FilterPolicy"),
             filter_scope=attributes.get("FilterPolicyScope") or "MessageAttributes",
         )
+
+
+def policy_lets_sns_send(policy: Any) -> bool:
+    """Whether an SQS queue's access ``Policy`` (JSON text) may let SNS send to it — what a queue
+    needs to be a subscription's DLQ ("Configuring an Amazon SNS dead-letter queue for a
+    subscription": a statement allowing the ``sns.amazonaws.com`` service ``SQS:SendMessage``).
+    Errs towards yes: a wildcard principal, ``NotPrincipal`` / ``NotAction``, conditions (not
+    evaluated) and a policy that cannot be read all count as letting SNS send."""
+    if policy in (None, ""):
+        return False
+    try:
+        document = json.loads(policy) if isinstance(policy, str) else policy
+        statements = document["Statement"]
+    except (ValueError, TypeError, KeyError):
+        return True
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, dict):
+            return True
+        if statement.get("Effect") != "Allow":
+            continue
+        if "NotPrincipal" in statement or "NotAction" in statement:
+            return True
+        if _sns_principal(statement.get("Principal")) and _sends(statement.get("Action")):
+            return True
+    return False
+
+
+def _listed(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _sns_principal(principal: Any) -> bool:
+    if principal == "*":
+        return True
+    if not isinstance(principal, dict):
+        return False
+    services = [str(v).lower() for v in _listed(principal.get("Service", []))]
+    return "sns.amazonaws.com" in services or "*" in _listed(principal.get("AWS", [])) or "*" in services
+
+
+def _sends(action: Any) -> bool:
+    return any(isinstance(a, str) and fnmatch.fnmatchcase("sqs:sendmessage", a.lower()) for a in _listed(action))
 
 
 # -- filter policies ------------------------------------------------------------------------------

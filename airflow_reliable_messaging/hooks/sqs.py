@@ -65,6 +65,12 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
     def queue_attributes(self, queue_url: str, names: Iterable[str] = ("All",)) -> dict[str, str]:
         return self.get_conn().get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(names))["Attributes"]
 
+    def queue_policy(self, queue_url: str) -> str | None:
+        """The queue's access policy (JSON text); None when it has none (SQS then leaves the
+        attribute, and with it ``Attributes``, out of the answer)."""
+        answer = self.get_conn().get_queue_attributes(QueueUrl=queue_url, AttributeNames=["Policy"])
+        return answer.get("Attributes", {}).get("Policy") or None
+
     def queue_arn(self, queue_url: str) -> str:
         return self.queue_attributes(queue_url, ["QueueArn"])["QueueArn"]
 

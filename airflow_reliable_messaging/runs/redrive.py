@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
+from datetime import UTC, datetime
 
 from airflow_reliable_messaging.domain import redrive as rd
 from airflow_reliable_messaging.domain.sns_subscription import UnsupportedFilter
@@ -111,7 +112,7 @@ class RedriveRun:
                 for raw in new:
                     message = rd.parse_message(raw)
                     matched = rd.matches(s.filters, message)
-                    over = guard.exceeded(message)
+                    over = guard.exceeded(message) or (matched and mode == "client" and self._cannot_carry(routing, message))
                     where, stays = (None, False) if not matched or over else self._where(routing, message)
                     summary.add(message, matched, quarantine=matched and over, target=where, stays=stays)
         finally:
@@ -139,6 +140,16 @@ class RedriveRun:
                 f"quarantine after {s.max_redrives} redrives"
             )
         return out
+
+    def _cannot_carry(self, routing: Routing, message: rd.DlqMessage) -> bool:
+        """Client mode would quarantine it: its redrive count cannot be added (as the transform
+        leaves it, which a dry run does not call)."""
+        target, _ = routing.target_for(message)
+        if target is None:
+            return False
+        body = message.payload if rd.delivers_payload(message, target) else message.body
+        outgoing = rd.outgoing_message(message, target, body, at=datetime.now(UTC), run_id=self.settings.run_id, dlq_arn=self.dlq.arn)
+        return isinstance(outgoing, rd.CannotCarryCount)
 
     @staticmethod
     def _where(routing: Routing, message: rd.DlqMessage) -> tuple[str, bool]:

@@ -23,6 +23,7 @@ from airflow_reliable_messaging.domain.manifest import (
 from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
 from airflow_reliable_messaging.domain.rate_limit import RateLimiter
 from airflow_reliable_messaging.domain.sns_subscription import UnsupportedFilter
+from airflow_reliable_messaging.exceptions import RedriveError
 from airflow_reliable_messaging.runs.redrive_common import (
     IDLE_BATCHES,
     DeadLetterQueue,
@@ -149,8 +150,8 @@ class ClientRedrive:
                     leave(message)
                     continue
             outgoing = self._outgoing(message, target, now)
-            if outgoing is None:
-                quarantine.append((message, "cannot carry the redrive count (10 message attributes already)"))
+            if isinstance(outgoing, rd.CannotCarryCount):
+                quarantine.append((message, outgoing.reason))
                 continue
             if isinstance(outgoing, str):
                 self.log.warning("Message %s stays in the DLQ: %s", message.message_id, outgoing)
@@ -170,41 +171,51 @@ class ClientRedrive:
                 leave(message)
 
         sent: list[tuple[rd.DlqMessage, OutgoingMessage, rd.Destination, str | None]] = []
-        for target, planned in plans.values():
-            self._extend_if_slow(received_at, [m for m, _ in planned.values()])
-            outgoing = {entry_id: out for entry_id, (_, out) in planned.items()}
-            if target.kind == "sns":
-                result = self.hooks.sns.publish_messages(target.arn, outgoing)
-            else:
-                result = self.hooks.sqs.send_messages(target.url, outgoing)
-            for entry_id, (message, out) in planned.items():
-                ok = result.successful.get(entry_id)
-                if ok is not None:
-                    sent.append((message, out, target, ok.get("MessageId")))
-                    to_delete[message.message_id] = message.receipt_handle
+        try:
+            for target, planned in plans.values():
+                self._extend_if_slow(received_at, [m for m, _ in planned.values()])
+                outgoing = {entry_id: out for entry_id, (_, out) in planned.items()}
+                if target.kind == "sns":
+                    result = self.hooks.sns.publish_messages(target.arn, outgoing)
                 else:
-                    error = result.failed.get(entry_id, {})
+                    result = self.hooks.sqs.send_messages(target.url, outgoing)
+                for entry_id, (message, out) in planned.items():
+                    ok = result.successful.get(entry_id)
+                    if ok is not None:
+                        sent.append((message, out, target, ok.get("MessageId")))
+                        to_delete[message.message_id] = message.receipt_handle
+                    else:
+                        error = result.failed.get(entry_id, {})
+                        self.log.warning(
+                            "Message %s not redriven to %s: %s %s", message.message_id, target.arn,
+                            error.get("Code"), error.get("Message"),
+                        )  # fmt: skip
+                        report.failed += 1
+                        leave(message)
+            if sent and s.trail_bucket:
+                try:
+                    self._write_trail(sent, now)
+                except Exception as exc:
+                    raise RedriveError(
+                        f"{len(sent)} message(s) were redriven (and are deleted from the DLQ) but their trail could "
+                        f"not be written to s3://{s.trail_bucket}: {exc}"
+                    ) from exc
+        finally:
+            # whatever failed after them (a send to another destination, the trail), what was sent
+            # and what was quarantined leave the DLQ: kept, it would be sent again by the next run
+            report.moved += len(sent)
+            if to_delete:
+                ids = {str(i): r for i, r in enumerate(to_delete.values())}
+                deleted = self.hooks.sqs.delete_batch(self.dlq.url, ids)
+                if deleted.failed:
                     self.log.warning(
-                        "Message %s not redriven to %s: %s %s", message.message_id, target.arn,
-                        error.get("Code"), error.get("Message"),
-                    )  # fmt: skip
-                    report.failed += 1
-                    leave(message)
-        report.moved += len(sent)
-        if sent and s.trail_bucket:
-            self._write_trail(sent, now)
-        if to_delete:
-            ids = {str(i): r for i, r in enumerate(to_delete.values())}
-            deleted = self.hooks.sqs.delete_batch(self.dlq.url, ids)
-            if deleted.failed:
-                self.log.warning(
-                    "%s redriven message(s) could not be deleted from the DLQ and may be redriven again: %s",
-                    len(deleted.failed), sorted({f.get("Code") for f in deleted.failed.values()}),
-                )
+                        "%s redriven message(s) could not be deleted from the DLQ and may be redriven again: %s",
+                        len(deleted.failed), sorted({f.get("Code") for f in deleted.failed.values()}),
+                    )
 
-    def _outgoing(self, message: rd.DlqMessage, target: rd.Destination, now: datetime) -> OutgoingMessage | str | None:
-        """What is sent for ``message``; None when the redrive count cannot be added, a string
-        when the message cannot be sent (the reason)."""
+    def _outgoing(self, message: rd.DlqMessage, target: rd.Destination, now: datetime) -> OutgoingMessage | rd.CannotCarryCount | str:
+        """What is sent for ``message``; CannotCarryCount when the redrive count cannot be added
+        (quarantined), a string when the message cannot be sent (the reason: it stays)."""
         transform = self.settings.transform
         # SNS envelopes go to a queue as a subscriber without raw delivery got them (unchanged: signed)
         body = message.payload if rd.delivers_payload(message, target) else message.body

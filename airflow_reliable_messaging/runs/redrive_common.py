@@ -14,7 +14,12 @@ from typing import Any
 from airflow_reliable_messaging.domain import archive_layout
 from airflow_reliable_messaging.domain import redrive as rd
 from airflow_reliable_messaging.domain.manifest import JSON_CONTENT_TYPE
-from airflow_reliable_messaging.domain.sns_subscription import Subscription, UnknownSubscription, subscription_of
+from airflow_reliable_messaging.domain.sns_subscription import (
+    Subscription,
+    UnknownSubscription,
+    policy_lets_sns_send,
+    subscription_of,
+)
 from airflow_reliable_messaging.exceptions import QueueUnreachable, RedriveError
 
 IDLE_BATCHES = 3  # receives in a row with nothing new (only messages left behind) end a run
@@ -91,6 +96,7 @@ class Routing:
         self._targets: dict[str, tuple[rd.Destination | None, str | None]] = {}  # per source / subscription
         self._subscriptions: dict[str, Subscription | None] = {}
         self._dlq_subscriptions: list[Subscription] | None = None
+        self._sns_may_send: bool | None = None
 
     def _resolve(self, destination: str) -> rd.Destination:
         if destination.startswith("arn:aws") and ":sns:" in destination:
@@ -126,8 +132,19 @@ class Routing:
         if subscriptions:
             return self._subscription_target(subscriptions[0], message)
         if len(self.dlq.sources) == 1:
+            if self._dlq_lets_sns_send():
+                return None, (f"not dead-lettered by an SQS queue (no DeadLetterQueueSourceArn), and the DLQ's policy lets "
+                              "SNS send to it: it may be a raw delivery of an SNS subscription (deleted since), not a "
+                              f"message of {self.dlq.sources[0]}; give a destination")  # fmt: skip
             return self._queue_target(self.dlq.sources[0])
         return None, "unknown source queue and no destination"
+
+    def _dlq_lets_sns_send(self) -> bool:
+        """Whether the DLQ's access policy lets SNS send to it (read once per run, only when needed):
+        then a message no SQS queue dead-lettered may be a raw delivery of a subscription that is gone."""
+        if self._sns_may_send is None:
+            self._sns_may_send = policy_lets_sns_send(self.sqs.queue_policy(self.dlq.url))
+        return bool(self._sns_may_send)
 
     def _queue_target(self, queue: str) -> tuple[rd.Destination | None, str | None]:
         if queue not in self._targets:

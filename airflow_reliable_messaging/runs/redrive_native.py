@@ -137,7 +137,9 @@ class NativeRedrive:
         DLQ and hold it invisible; quarantine the messages redriven ``max_redrives`` times; write the
         others' fingerprints to the ledger; release them for the task. ``(ledger key, recorded)``.
         Raises NotNative (nothing written) when the DLQ holds more than NATIVE_GUARD_LIMIT messages,
-        or, with no destination, messages no SQS queue dead-lettered (a task cannot tell where they go)."""
+        messages it could not receive (in flight elsewhere, delayed: the task would move them
+        unrecorded), or, with no destination, messages no SQS queue dead-lettered (a task cannot
+        tell where they go)."""
         s, sqs, guard = self.settings, self.sqs, self.guard
         held: dict[str, rd.DlqMessage] = {}
         idle = 0
@@ -150,6 +152,13 @@ class NativeRedrive:
                     break
             else:
                 raise NotNative(f"the loop guard can record at most {NATIVE_GUARD_LIMIT} messages before a move task")
+            depth = sqs.depth(self.dlq.url)  # every message this run holds is in flight now
+            unseen = max(depth["in_flight"] - len(held), 0) + depth["delayed"]
+            if unseen:  # a move task moves them once visible: uncounted, never quarantined
+                raise NotNative(
+                    f"{unseen} message(s) in flight (received by another consumer) or delayed could not be "
+                    "recorded by the loop guard, and a move task would move them once visible, past it"
+                )
             foreign = sum(1 for m in held.values() if m.kind != rd.KIND_SQS or not m.source)
             if foreign and not self.routing.target:
                 raise NotNative(f"{foreign} message(s) were not dead-lettered by an SQS queue: where each goes is decided client side")
