@@ -136,12 +136,17 @@ class AuditRecord:
 
 
 def parse_message(
-    message: Mapping[str, Any], *, now: datetime | None = None, claim_check_buckets: Collection[str] = ()
+    message: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+    claim_check_buckets: Collection[str] = (),
+    archive: tuple[str, str] | None = None,
 ) -> AuditRecord | Transport:
     """Parse one message as ``ReceiveMessage`` returns it; :class:`RecordError` names what is wrong.
 
     A claim-check pointer answers its :class:`Transport`: the record is built once the object is
-    read — only a pointer to one of ``claim_check_buckets``; any other is refused unread."""
+    read — only a pointer to one of ``claim_check_buckets``, and never into ``archive`` (bucket,
+    prefix: where the records are archived); any other is refused unread."""
     now = as_utc(now or datetime.now(UTC))
     sqs_id = message.get("MessageId")
     if not isinstance(sqs_id, str) or not sqs_id:
@@ -165,7 +170,7 @@ def parse_message(
         pointer = claim_check.read_pointer(body)
         if pointer is not None:
             bucket_name(pointer.bucket, "s3BucketName")
-            claim_check.check_bucket(pointer, claim_check_buckets)
+            claim_check.check_bucket(pointer, claim_check_buckets, archive=archive)
         size = _size_declaration(attributes if pointer is not None else None)
     except ConfigurationError as exc:
         raise RecordError(f"claim-check pointer: {exc}") from None

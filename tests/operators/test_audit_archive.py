@@ -762,6 +762,55 @@ def test_a_pointer_to_a_bucket_not_allowed_is_quarantined_unread(archive_env, fa
     assert any("does not allow (none (it is empty))" in d["reason"] for d in env.quarantined().values())
 
 
+def test_a_pointer_into_the_archive_is_quarantined_unread_even_when_its_bucket_is_allowed(archive_env, faults):
+    """The archive bucket may hold the producers' payloads too (then it is in claim_check_buckets),
+    but a pointer into the archive itself — an archived record, a manifest, the quarantine — is
+    refused unread: followed, it archived that object again under the message's id (a forged
+    pointer re-archives or leaks archive objects). Keys are literal (S3 does not normalise
+    paths: https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html), so the
+    same bucket outside ``<prefix>/`` — even ``<prefix>-payloads/`` — is still followed."""
+    env = archive_env
+    s3 = env.aws("s3")
+    env.send(seed_body(b"first", txn="tx-first", messageID="first-1"))
+    env.send('{"messageMetaData": ')  # quarantined: gives the quarantine an object
+    first = env.operator(notifications="none").execute({})
+    assert first["archived"] == 1 and first["quarantined"] == 1
+    (record_key,) = env.data_keys()
+    (manifest_key,) = env.keys(f"{PREFIX}/{layout.BATCH_MANIFESTS}/")
+    (quarantine_key,) = env.keys(f"{PREFIX}/{layout.QUARANTINE}/")
+    s3.put_object(Bucket=env.bucket, Key=f"{PREFIX}//odd", Body=b"under the prefix, an empty segment")
+    targets = [record_key, manifest_key, quarantine_key, f"{PREFIX}//odd"]
+    before = {k: (env.get(k)["ETag"], env.get(k)["Body"].read()) for k in targets}
+    ids = {key: env.send(cc.S3Pointer(env.bucket, key).to_body()) for key in targets}
+    allowed = [env.bucket, env.payload_bucket]
+    from local_cloud.faults_client import throttle
+
+    with faults.injecting([throttle("s3", "NoSuchOperation")]):  # (calls are counted while a rule is set)
+        report = env.operator(notifications="none", claim_check_buckets=allowed).execute({})
+        calls = faults.stats()["calls"]
+
+    assert (report["quarantined"], report["archived"], report["already_archived"], report["dead_lettered"]) == (4, 0, 0, 0), report
+    assert env.depth() == 0 and report["manifests"] == 0
+    assert calls.get("s3:PutObject", 0) >= 4, calls  # the calls are counted: the quarantine documents were put
+    assert not {c for c in calls if c.split(":")[1] in ("GetObject", "HeadObject", "CopyObject")}, calls
+    docs = env.quarantined()
+    for key, sqs_id in ids.items():
+        reason = docs[sqs_id]["reason"]
+        assert f"names s3://{env.bucket}/{key}, inside the archive s3://{env.bucket}/{PREFIX}/" in reason, reason
+        assert reason.endswith("the object was not read") and "claim_check_copy" not in docs[sqs_id]
+    assert not [k for k in env.keys(f"{PREFIX}/{layout.QUARANTINE}/") if k.endswith(".payload")]
+    assert {k: (env.get(k)["ETag"], env.get(k)["Body"].read()) for k in targets} == before
+    assert env.data_keys() == [record_key] and len(env.keys(f"{PREFIX}/{layout.BATCH_MANIFESTS}/")) == 1
+
+    # the archive bucket outside the prefix is the producers' to use
+    s3.put_object(Bucket=env.bucket, Key=f"{PREFIX}-payloads/ok", Body=b"offloaded beside the archive")
+    outside = env.send(cc.S3Pointer(env.bucket, f"{PREFIX}-payloads/ok").to_body())
+    followed = env.operator(notifications="none", claim_check_buckets=allowed).execute({})
+    assert followed["archived"] == 1 and followed["quarantined"] == 0, followed
+    (line,) = [r for r in env.manifests() if r.extra.get("sqs_message_id") == outside]
+    assert env.get(line.key)["Body"].read() == b"offloaded beside the archive"
+
+
 @pytest.mark.parametrize(
     ("attributes", "named"),
     [
