@@ -49,6 +49,7 @@ from airflow_reliable_messaging.exceptions import ConfigurationError, RecordErro
 SEED_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 SEED_METADATA_FIELDS = ("messageType", "sourceSystemID", "sourceTransactionID", "dateTime")
 TRACE_HEADER = "AWSTraceHeader"
+MIN_YEAR = 1000  # event times are filed under a four-digit year
 
 # Message types naming binary content win over sniffing ("imageB64" in the seed's sample).
 _BINARY_TYPE_HINTS = ("image", "binary", "pdf", "zip", "audio", "video", "octet")
@@ -432,15 +433,23 @@ def _json_if_object(text: str, what: str) -> Any:
 
 
 def _parse_time(value: Any, what: str) -> datetime:
-    """The seed's ``%Y-%m-%d %H:%M:%S.%f`` (or any ISO 8601); naive means UTC."""
+    """The seed's ``%Y-%m-%d %H:%M:%S.%f`` (or any ISO 8601); naive means UTC. A time before the
+    year 1000 is refused: the archive files records under a four-digit year (``YYYY/MM/...``, and
+    manifest times ``YYYY-MM-DD...``), and ``strftime("%Y")`` writes year 5 as ``5`` — a key outside
+    the layout, and a manifest line that made the load refuse its whole batch."""
     if isinstance(value, str):
+        moment = None
         try:
-            return as_utc(datetime.strptime(value.strip(), SEED_DATETIME_FORMAT))
+            moment = as_utc(datetime.strptime(value.strip(), SEED_DATETIME_FORMAT))
         except ValueError:
             try:
-                return as_utc(datetime.fromisoformat(value.strip()))
+                moment = as_utc(datetime.fromisoformat(value.strip()))
             except (ValueError, OverflowError):  # OverflowError: out of range once in UTC
                 pass
+        if moment is not None and moment.year >= MIN_YEAR:
+            return moment
+        if moment is not None:
+            raise RecordError(f"{what} {str(value)[:64]!r} is before the year {MIN_YEAR} (the archive files by a four-digit year)")
     raise RecordError(f"{what} {str(value)[:64]!r} is not a time in the seed format {SEED_DATETIME_FORMAT}")
 
 

@@ -177,6 +177,9 @@ def test_without_any_timestamp_the_receive_time_is_used():
         (seed_body(sourceTransactionID=""), "lacks sourceTransactionID"),
         (json.dumps({"messageMetaData": {"messageType": "t"}, "messagePayload": "aGk="}), "lacks sourceSystemID, sourceTransactionID, dateTime"),
         (seed_body(dateTime="yesterday"), "not a time in the seed format"),
+        # filed as "5/01/01/...": outside the layout, and its manifest line refused the whole batch's manifest
+        (seed_body(dateTime="0005-01-01 00:00:00.000000"), "messageMetaData.dateTime '0005-01-01 00:00:00.000000' is before the year 1000"),
+        (seed_body(dateTime="1000-01-01T00:30:00+01:00"), "is before the year 1000"),  # 0999-12-31 in UTC
         (json.dumps({"messageMetaData": json.loads(seed_body())["messageMetaData"]}), "messagePayload is missing"),
         (json.dumps({**json.loads(seed_body()), "messageID": "../etc"}), "not usable as an archive key"),
         (json.dumps({**json.loads(seed_body()), "messageID": 12}), "not usable as an archive key"),

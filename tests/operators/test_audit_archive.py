@@ -724,6 +724,27 @@ def test_unparseable_records_are_quarantined_with_the_reason(archive_env):
     assert [r.message_id for r in env.manifests()] == [good]
 
 
+def test_a_producer_time_before_the_year_1000_is_quarantined_not_filed_outside_the_layout(archive_env):
+    """``strftime("%Y")`` writes year 5 as ``5``: a producer dateTime of year 0005 was archived at
+    ``<prefix>/5/01/01/...`` (outside the layout: the load and the replay do not see it) and its
+    manifest line (event_time ``5-01-01T...``) made the load refuse, and quarantine, the manifest
+    of every record of its batch. It is quarantined with the reason; its batch is loadable."""
+    env = archive_env
+    ancient = env.send(seed_body(b"old", txn="tx-old", when="0005-01-01 00:00:00.000000", messageID="ancient-1"))
+    env.send(seed_body(b"fine", txn="tx-fine", messageID="fine-1"))
+
+    report = env.operator(notifications="none").execute({})
+
+    assert (report["archived"], report["quarantined"]) == (1, 1), report
+    assert "messageMetaData.dateTime '0005-01-01 00:00:00.000000' is before the year 1000" in env.quarantined()[ancient]["reason"]
+    s3 = env.aws("s3")
+    for key in env.keys(f"{PREFIX}/{layout.BATCH_MANIFESTS}/"):  # as the load and the replay read them
+        body = s3.get_object(Bucket=env.bucket, Key=key)["Body"].read()
+        assert [r.message_id for r in decode_manifest(body, bucket=env.bucket, prefix=PREFIX, uri=layout.s3_uri(env.bucket, key))] == ["fine-1"]
+    outside_folders = [k for k in env.keys() if not k.startswith(f"{PREFIX}/_")]
+    assert outside_folders == env.data_keys() == [f"{PREFIX}/2021/07/03/16/21/12/fine-1"]  # nothing outside the layout
+
+
 def test_a_pointer_to_a_bucket_not_allowed_is_quarantined_unread(archive_env, faults, unique):
     """A pointer is the producer's word: followed only to the buckets ``claim_check_buckets`` names.
     Any other (the archive bucket itself, another bucket the role can read) is quarantined with the
