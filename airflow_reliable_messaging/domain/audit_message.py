@@ -34,7 +34,7 @@ from urllib.parse import quote
 from airflow_reliable_messaging.domain import claim_check
 from airflow_reliable_messaging.domain import message_parts as mp
 from airflow_reliable_messaging.domain import seed_stream as ss
-from airflow_reliable_messaging.domain.archive_layout import as_utc, s3_uri, validate_message_id
+from airflow_reliable_messaging.domain.archive_layout import as_utc, escaped, s3_uri, validate_message_id
 from airflow_reliable_messaging.domain.identifiers import bucket_name
 from airflow_reliable_messaging.domain.manifest import (
     BINARY_CONTENT_TYPE,
@@ -75,7 +75,8 @@ class Transport:
 
     @property
     def pointer_uri(self) -> str | None:
-        return s3_uri(self.pointer.bucket, self.pointer.key) if self.pointer else None
+        """The pointer's URI as reasons show it (its key escaped: it is the producer's text)."""
+        return s3_uri(self.pointer.bucket, escaped(self.pointer.key)) if self.pointer else None
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,11 @@ class ObjectSource:
     @property
     def uri(self) -> str:
         return s3_uri(self.bucket, self.key)
+
+    @property
+    def shown_uri(self) -> str:
+        """``uri`` as reasons show it (its key escaped: it is the producer's text)."""
+        return s3_uri(self.bucket, escaped(self.key))
 
 
 @dataclass(frozen=True)

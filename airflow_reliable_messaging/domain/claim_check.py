@@ -15,6 +15,8 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from airflow_reliable_messaging.domain.archive_layout import escaped
+
 POINTER_CLASS = "software.amazon.payloadoffloading.PayloadS3Pointer"
 # Written by the SQS extended client for Java 1.x (with SQSLargePayloadSize). The SNS extended client
 # for Python's ``use_legacy_attribute`` writes POINTER_CLASS with SQSLargePayloadSize.
@@ -101,7 +103,7 @@ def check_bucket(
         bucket, prefix = archive[0], archive[1].strip("/")
         where = f"s3://{bucket}/{prefix}/" if prefix else f"s3://{bucket}/ (the archive has no prefix: the whole bucket)"
         raise ValueError(
-            f"the claim-check pointer names s3://{pointer.bucket}/{_shown(pointer.key)}, inside the archive {where}: "
+            f"the claim-check pointer names s3://{pointer.bucket}/{escaped(pointer.key)}, inside the archive {where}: "
             "a pointer may not name an archived record, manifest or quarantined object; the object was not read"
         )
 
@@ -112,11 +114,6 @@ def in_archive(pointer: S3Pointer, bucket: str, prefix: str) -> bool:
     ``audit/v1//x``, not ``audit/v10/x``, ``audit//v1/x``, ``./audit/v1/x`` or ``/audit/v1/x``."""
     prefix = prefix.strip("/")
     return pointer.bucket == bucket and (not prefix or pointer.key.startswith(prefix + "/"))
-
-
-def _shown(key: str, limit: int = 200) -> str:
-    """A key from a message, escaped for a reason (no control characters), bounded."""
-    return ascii(key if len(key) <= limit else key[:limit] + "...")[1:-1]
 
 
 def size_declaration(message_attributes: dict | None) -> tuple[str, int] | None:

@@ -553,7 +553,7 @@ class ArchiveRun(_BundleWriter):
         digest.update(decoded)
         buffer += decoded
         if digest.hexdigest() != record.sha256:
-            raise RecordError(f"claim-check payload {source.uri} changed while it was read")
+            raise RecordError(f"claim-check payload {source.shown_uri} changed while it was read")
         if buffer:
             yield bytes(buffer)
 

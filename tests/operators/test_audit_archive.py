@@ -927,6 +927,29 @@ def test_pointer_to_a_missing_object_goes_to_the_dlq_with_the_reason(archive_env
     assert failure["sent_timestamp"]
 
 
+def test_a_pointer_key_with_control_characters_is_shown_escaped_in_the_reason(archive_env, caplog, capfd):
+    """An S3 key may hold any character; the pointer's key is the producer's text. Shown raw in a
+    reason, a newline or an escape sequence forged lines in the task log and in whatever reads the
+    DLQ's ArchiveFailure reason. It is escaped (the key still readable)."""
+    env = archive_env
+    key = "expired/x\n2026-12-02T00:00:00Z [error] forged line\x1b[2J\u202e"
+    sqs_id = env.send(cc.S3Pointer(env.payload_bucket, key).to_body())
+
+    caplog.set_level("WARNING", logger="airflow.task")
+    report = env.operator(notifications="none").execute({})
+    out, err = capfd.readouterr()  # Airflow 3 logs tasks through structlog to the console; 2.11 through logging
+
+    assert report["dead_lettered"] == 1 and env.depth() == 0
+    (dead,) = env.drain(env.dlq_url)
+    reason = failure_of(dead)["reason"]
+    assert failure_of(dead)["sqs_message_id"] == sqs_id
+    assert "expired/x\\n2026-12-02T00:00:00Z [error] forged line\\x1b[2J\\u202e does not exist" in reason, reason
+    assert not any(c in reason for c in "\n\x1b\u202e")
+    logged = "\n".join([r.getMessage() for r in caplog.records] + (out + err).splitlines())
+    assert "forged line" in logged and not any(c in logged for c in "\x1b\u202e")
+    assert not [line for line in logged.splitlines() if line.startswith("2026-12-02T00:00:00Z [error] forged line")]
+
+
 def test_s3_write_failure_dead_letters_and_stops_the_run(archive_env, unique):
     env = archive_env
     for i in range(13):
