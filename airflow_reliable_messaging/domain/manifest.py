@@ -18,6 +18,9 @@ from airflow_reliable_messaging.domain.archive_layout import ArchiveKey, as_utc,
 
 MANIFEST_VERSION = 1
 MAX_OBJECT_SIZE = claim_check.MAX_OBJECT_SIZE  # larger sizes are not byte counts of an S3 object
+# Far above what the archive or the load's index writes (1,000 lines a batch); bounds what a reader
+# holds of an object at a manifest key, whatever is there.
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 
 JSON_CONTENT_TYPE = "application/json"
 BINARY_CONTENT_TYPE = "application/octet-stream"
