@@ -186,6 +186,13 @@ def printable(value: object, limit: int = 200) -> str:
     return ascii(text if len(text) <= limit else text[:limit] + "...")
 
 
+def escaped(value: str, limit: int = 200) -> str:
+    """A key or URI from a message inside a reason: :func:`printable` without its quotes (control
+    characters and bidirectional overrides escaped, bounded) — a reason reaches logs, the DLQ's
+    failure attribute and the quarantine, where a raw newline or escape sequence forges lines."""
+    return printable(value, limit)[1:-1]
+
+
 def hours(start: datetime, end: datetime) -> list[datetime]:
     """Every UTC hour that overlaps the half-open window [start, end)."""
     start, end = as_utc(start), as_utc(end)

@@ -34,7 +34,7 @@ from urllib.parse import quote
 from airflow_reliable_messaging.domain import claim_check
 from airflow_reliable_messaging.domain import message_parts as mp
 from airflow_reliable_messaging.domain import seed_stream as ss
-from airflow_reliable_messaging.domain.archive_layout import as_utc, s3_uri, validate_message_id
+from airflow_reliable_messaging.domain.archive_layout import as_utc, escaped, s3_uri, validate_message_id
 from airflow_reliable_messaging.domain.identifiers import bucket_name
 from airflow_reliable_messaging.domain.manifest import (
     BINARY_CONTENT_TYPE,
@@ -49,6 +49,7 @@ from airflow_reliable_messaging.exceptions import ConfigurationError, RecordErro
 SEED_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 SEED_METADATA_FIELDS = ("messageType", "sourceSystemID", "sourceTransactionID", "dateTime")
 TRACE_HEADER = "AWSTraceHeader"
+MIN_YEAR = 1000  # event times are filed under a four-digit year
 
 # Message types naming binary content win over sniffing ("imageB64" in the seed's sample).
 _BINARY_TYPE_HINTS = ("image", "binary", "pdf", "zip", "audio", "video", "octet")
@@ -74,7 +75,8 @@ class Transport:
 
     @property
     def pointer_uri(self) -> str | None:
-        return s3_uri(self.pointer.bucket, self.pointer.key) if self.pointer else None
+        """The pointer's URI as reasons show it (its key escaped: it is the producer's text)."""
+        return s3_uri(self.pointer.bucket, escaped(self.pointer.key)) if self.pointer else None
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,11 @@ class ObjectSource:
     @property
     def uri(self) -> str:
         return s3_uri(self.bucket, self.key)
+
+    @property
+    def shown_uri(self) -> str:
+        """``uri`` as reasons show it (its key escaped: it is the producer's text)."""
+        return s3_uri(self.bucket, escaped(self.key))
 
 
 @dataclass(frozen=True)
@@ -136,12 +143,17 @@ class AuditRecord:
 
 
 def parse_message(
-    message: Mapping[str, Any], *, now: datetime | None = None, claim_check_buckets: Collection[str] = ()
+    message: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+    claim_check_buckets: Collection[str] = (),
+    archive: tuple[str, str] | None = None,
 ) -> AuditRecord | Transport:
     """Parse one message as ``ReceiveMessage`` returns it; :class:`RecordError` names what is wrong.
 
     A claim-check pointer answers its :class:`Transport`: the record is built once the object is
-    read — only a pointer to one of ``claim_check_buckets``; any other is refused unread."""
+    read — only a pointer to one of ``claim_check_buckets``, and never into ``archive`` (bucket,
+    prefix: where the records are archived); any other is refused unread."""
     now = as_utc(now or datetime.now(UTC))
     sqs_id = message.get("MessageId")
     if not isinstance(sqs_id, str) or not sqs_id:
@@ -165,7 +177,7 @@ def parse_message(
         pointer = claim_check.read_pointer(body)
         if pointer is not None:
             bucket_name(pointer.bucket, "s3BucketName")
-            claim_check.check_bucket(pointer, claim_check_buckets)
+            claim_check.check_bucket(pointer, claim_check_buckets, archive=archive)
         size = _size_declaration(attributes if pointer is not None else None)
     except ConfigurationError as exc:
         raise RecordError(f"claim-check pointer: {exc}") from None
@@ -427,15 +439,23 @@ def _json_if_object(text: str, what: str) -> Any:
 
 
 def _parse_time(value: Any, what: str) -> datetime:
-    """The seed's ``%Y-%m-%d %H:%M:%S.%f`` (or any ISO 8601); naive means UTC."""
+    """The seed's ``%Y-%m-%d %H:%M:%S.%f`` (or any ISO 8601); naive means UTC. A time before the
+    year 1000 is refused: the archive files records under a four-digit year (``YYYY/MM/...``, and
+    manifest times ``YYYY-MM-DD...``), and ``strftime("%Y")`` writes year 5 as ``5`` — a key outside
+    the layout, and a manifest line that made the load refuse its whole batch."""
     if isinstance(value, str):
+        moment = None
         try:
-            return as_utc(datetime.strptime(value.strip(), SEED_DATETIME_FORMAT))
+            moment = as_utc(datetime.strptime(value.strip(), SEED_DATETIME_FORMAT))
         except ValueError:
             try:
-                return as_utc(datetime.fromisoformat(value.strip()))
+                moment = as_utc(datetime.fromisoformat(value.strip()))
             except (ValueError, OverflowError):  # OverflowError: out of range once in UTC
                 pass
+        if moment is not None and moment.year >= MIN_YEAR:
+            return moment
+        if moment is not None:
+            raise RecordError(f"{what} {str(value)[:64]!r} is before the year {MIN_YEAR} (the archive files by a four-digit year)")
     raise RecordError(f"{what} {str(value)[:64]!r} is not a time in the seed format {SEED_DATETIME_FORMAT}")
 
 

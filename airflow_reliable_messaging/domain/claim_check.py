@@ -15,6 +15,8 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from airflow_reliable_messaging.domain.archive_layout import escaped
+
 POINTER_CLASS = "software.amazon.payloadoffloading.PayloadS3Pointer"
 # Written by the SQS extended client for Java 1.x (with SQSLargePayloadSize). The SNS extended client
 # for Python's ``use_legacy_attribute`` writes POINTER_CLASS with SQSLargePayloadSize.
@@ -79,15 +81,39 @@ def read_pointer(body: str | bytes | None) -> S3Pointer | None:
     return S3Pointer(where["s3BucketName"], where["s3Key"])
 
 
-def check_bucket(pointer: S3Pointer, allowed: Collection[str], field: str = "claim_check_buckets") -> None:
+def check_bucket(
+    pointer: S3Pointer, allowed: Collection[str], field: str = "claim_check_buckets", *, archive: tuple[str, str] | None = None
+) -> None:
     """ValueError unless ``pointer`` names a bucket in ``allowed``: a pointer is the producer's
-    word, and following it reads (or copies) whatever the reader's role may read."""
+    word, and following it reads (or copies) whatever the reader's role may read.
+
+    ``archive`` (bucket, prefix): where the reader archives. A pointer into it — an archived
+    record, a manifest, a marker, the quarantine — is refused too, even when its bucket is
+    allowed: read as a new record it would copy archive objects under another message id. S3
+    keys are literal strings (S3 does not normalise request paths: ``a//b``, ``./a`` and ``/a``
+    are other keys than ``a``), so the key is inside when it literally starts with ``<prefix>/``
+    (any key of the bucket when the prefix is empty)."""
     if pointer.bucket not in allowed:
         which = f"only {', '.join(sorted(allowed))}" if allowed else "none (it is empty)"
         raise ValueError(
             f"the claim-check pointer names bucket {pointer.bucket!r}, which {field} does not allow ({which}); "
             "the object was not read"
         )
+    if archive is not None and in_archive(pointer, *archive):
+        bucket, prefix = archive[0], archive[1].strip("/")
+        where = f"s3://{bucket}/{prefix}/" if prefix else f"s3://{bucket}/ (the archive has no prefix: the whole bucket)"
+        raise ValueError(
+            f"the claim-check pointer names s3://{pointer.bucket}/{escaped(pointer.key)}, inside the archive {where}: "
+            "a pointer may not name an archived record, manifest or quarantined object; the object was not read"
+        )
+
+
+def in_archive(pointer: S3Pointer, bucket: str, prefix: str) -> bool:
+    """Whether ``pointer`` names an object of the archive at ``s3://bucket/prefix/`` (the prefix
+    as the archive uses it: no leading or trailing ``/``). ``audit/v1`` holds ``audit/v1/x`` and
+    ``audit/v1//x``, not ``audit/v10/x``, ``audit//v1/x``, ``./audit/v1/x`` or ``/audit/v1/x``."""
+    prefix = prefix.strip("/")
+    return pointer.bucket == bucket and (not prefix or pointer.key.startswith(prefix + "/"))
 
 
 def size_declaration(message_attributes: dict | None) -> tuple[str, int] | None:

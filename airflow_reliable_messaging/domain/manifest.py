@@ -14,10 +14,13 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
 from airflow_reliable_messaging.domain import claim_check
-from airflow_reliable_messaging.domain.archive_layout import as_utc, check_archive_key, check_bundle_key, s3_uri
+from airflow_reliable_messaging.domain.archive_layout import ArchiveKey, as_utc, check_archive_key, check_bundle_key, s3_uri
 
 MANIFEST_VERSION = 1
 MAX_OBJECT_SIZE = claim_check.MAX_OBJECT_SIZE  # larger sizes are not byte counts of an S3 object
+# Far above what the archive or the load's index writes (1,000 lines a batch); bounds what a reader
+# holds of an object at a manifest key, whatever is there.
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 
 JSON_CONTENT_TYPE = "application/json"
 BINARY_CONTENT_TYPE = "application/octet-stream"
@@ -145,13 +148,14 @@ _OPTIONAL_TEXT = ("source_system", "message_type", "source_transaction_id", "rec
 
 
 def _check_location(data: dict, bucket: str, prefix: str, uri: str | None) -> None:
-    """A line of the archive names one of its data objects, exactly as the archive keys them; and
-    what Snowflake reads from the raw line (``s3_uri``, ``manifest``) says the same."""
+    """A line of the archive names one of its data objects, exactly as the archive keys them, filed
+    under the line's own message and time; and what Snowflake reads from the raw line (``s3_uri``,
+    ``manifest``) says the same."""
     if data["bucket"] != bucket:  # a manifest must not make the load read (and publish) another bucket
         raise ValueError(f"bucket {data['bucket'][:80]!r} is another bucket than the archive's")
     bundled = data.get("bundle_offset") is not None
     try:
-        (check_bundle_key if bundled else check_archive_key)(prefix, data["key"])
+        filed = (check_bundle_key if bundled else check_archive_key)(prefix, data["key"])
     except ValueError as exc:
         raise ValueError(f"key {exc}") from None
     expected = s3_uri(bucket, data["key"]) + (f"#{data['message_id']}" if bundled else "")
@@ -159,6 +163,29 @@ def _check_location(data: dict, bucket: str, prefix: str, uri: str | None) -> No
         raise ValueError("s3_uri is not the URI of its bucket and key" + (" with its message id" if bundled else ""))
     if uri is not None and data.get("manifest") != uri:
         raise ValueError(f"manifest is not this manifest's URI ({uri})")
+    _check_filing(data, filed)
+
+
+def _check_filing(data: dict, filed: ArchiveKey | datetime) -> None:
+    """The key a line names is filed under the line's own message and time, as the archive files
+    it: a data key under its message id (a duplicate's, under the first copy's: ``repeat_of``) and
+    its event time's second, a bundle under its event hour. Otherwise a line could describe one
+    record (its id and time in the window a load or replay selects) and make the reader take
+    another object — a record of another time or message — in its name."""
+    when = parse_isoformat(data["event_time"])
+    if isinstance(filed, datetime):  # a bundle: its records' event hour
+        if when.replace(minute=0, second=0, microsecond=0) != filed:
+            raise ValueError(f"event_time {data['event_time']} is not in the hour its bundle key is filed under")
+        return
+    duplicate = data.get("transaction_status") == "duplicate"
+    owner = data.get("repeat_of") if duplicate else data["message_id"]
+    if owner is None:
+        raise ValueError("a duplicate line has no repeat_of (the message whose object it names)")
+    if filed.message_id != owner:
+        whose = "its repeat_of" if duplicate else "its message_id"
+        raise ValueError(f"key names message {filed.message_id!r}, not {whose} {owner[:80]!r}")
+    if not duplicate and when.replace(microsecond=0) != filed.event_time:
+        raise ValueError(f"event_time {data['event_time']} is not the time its key is filed under ({isoformat(filed.event_time)})")
 
 
 def _object_without_duplicates(pairs: list[tuple[str, object]]) -> dict:

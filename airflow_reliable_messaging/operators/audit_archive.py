@@ -57,8 +57,9 @@ class AuditArchiveOperator(AwsBaseOperator):
         publishing and deletes); flushed earlier when the queue is empty or time is up.
     :param claim_check_buckets: the buckets whose claim-check pointers are followed (a list, or
         names separated by commas); a pointer to any other bucket is quarantined unread, with the
-        reason. Empty (the default): no pointer is followed — a pointer is the producer's word, and
-        following it reads or copies whatever this task's role may read.
+        reason, and so is a pointer into the archive itself (`bucket`, a key under `prefix/`)
+        even when `bucket` is named. Empty (the default): no pointer is followed — a pointer is
+        the producer's word, and following it reads or copies whatever this task's role may read.
     :param visibility_timeout: seconds received messages stay hidden (a batch is flushed within a
         third of it); None keeps the queue's setting.
     :param wait_time_seconds: long-poll wait per receive; an empty receive ends the run.

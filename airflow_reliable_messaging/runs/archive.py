@@ -314,10 +314,12 @@ class ArchiveRun(_BundleWriter):
         failures: list[tuple[dict, str]] = []
         codes: list[str] = []
         parsed: list[tuple[dict, am.AuditRecord | am.Transport]] = []
+        archive = (self.s.bucket, self.s.prefix)  # pointers into it are refused unread
         for message in messages:
             self.counts["received"] += 1
             try:
-                parsed.append((message, am.parse_message(message, now=now, claim_check_buckets=self.s.claim_check_buckets)))
+                item = am.parse_message(message, now=now, claim_check_buckets=self.s.claim_check_buckets, archive=archive)
+                parsed.append((message, item))
             except RecordError as exc:
                 self.quarantine_or_fail(message, am.failure_reason(exc), None, failures, codes)
         futures = [self.pool.submit(self.archive, item) for _, item in parsed]
@@ -551,7 +553,7 @@ class ArchiveRun(_BundleWriter):
         digest.update(decoded)
         buffer += decoded
         if digest.hexdigest() != record.sha256:
-            raise RecordError(f"claim-check payload {source.uri} changed while it was read")
+            raise RecordError(f"claim-check payload {source.shown_uri} changed while it was read")
         if buffer:
             yield bytes(buffer)
 

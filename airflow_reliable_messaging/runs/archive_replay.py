@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from airflow_reliable_messaging.domain import archive_layout, identifiers
 from airflow_reliable_messaging.domain import replay as rp
 from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT
-from airflow_reliable_messaging.domain.manifest import decode_manifest
+from airflow_reliable_messaging.domain.manifest import MAX_MANIFEST_BYTES, decode_manifest
 from airflow_reliable_messaging.domain.masking import NotDeidentifiable, SensitiveDataDenied, deidentify_payload
 from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
 from airflow_reliable_messaging.exceptions import ConfigurationError, ObjectUnreadable, ReplayError
@@ -158,9 +158,12 @@ class ArchiveReplayRun:
                     found.not_in_layout.append(obj["Key"])
                     continue
                 manifests += 1
-                try:
-                    records = decode_manifest(self.s3.read_bytes(s.bucket, obj["Key"]), bucket=s.bucket, prefix=s.prefix)
-                except ValueError as exc:  # one bad manifest: reported; the others are still replayed
+                try:  # (bounded: whatever is at a manifest key is held in memory)
+                    body = self.s3.read_archived(s.bucket, obj["Key"], MAX_MANIFEST_BYTES)
+                    if len(body) > MAX_MANIFEST_BYTES:
+                        raise ValueError(f"larger than {MAX_MANIFEST_BYTES} bytes")
+                    records = decode_manifest(body, bucket=s.bucket, prefix=s.prefix)
+                except (ObjectUnreadable, ValueError) as exc:  # one bad manifest: reported; the others are still replayed
                     found.bad_manifests.append({"key": obj["Key"], "reason": str(exc)[:500]})
                     continue
                 # a duplicate has no object of its own: its first copy is replayed (as listing finds it)

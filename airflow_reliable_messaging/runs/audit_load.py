@@ -28,6 +28,7 @@ from airflow_reliable_messaging.domain.audit_load import (
     transaction_counts,
 )
 from airflow_reliable_messaging.domain.manifest import (
+    MAX_MANIFEST_BYTES,
     ArchivedRecord,
     decode_manifest,
     encode_manifest,
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 MAX_FAILURES_IN_REPORT = 20
 BUNDLE_PART_BYTES = 128 * 1024 * 1024
 MAX_BUNDLE_OBJECT_BYTES = 40 * 1024 * 1024  # above a bundle's gzip bytes (at most domain/bundle.py's MAX_BUNDLE_BYTES, + gzip framing)
-MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # far above what the archive or the index writes; bounds a forged one
 
 
 CLAIM_POLL_SECONDS = 5.0

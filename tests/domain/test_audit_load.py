@@ -84,6 +84,7 @@ def test_payload_lines_carry_id_and_bundle_and_reject_non_json():
 
 # -- what a manifest may name (issue 13): exactly the archive's keys, and what Snowflake reads ---------
 import hashlib  # noqa: E402
+import re  # noqa: E402
 import json  # noqa: E402
 
 from airflow_reliable_messaging.domain.manifest import decode_manifest  # noqa: E402
@@ -135,6 +136,46 @@ def test_a_manifest_line_naming_anything_else_is_refused_with_the_reason(overrid
     with pytest.raises(ValueError, match=problem) as exc:
         read(line() + line(**overrides))
     assert "manifest line 2" in str(exc.value)
+
+
+OLD_KEY = f"{PREFIX}/2025/01/02/03/04/05/old-secret"  # another record, of another time
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        # a line of the window (its id and time) naming another record's object: the reader took it in its name
+        ({"key": OLD_KEY, "s3_uri": f"s3://{BUCKET}/{OLD_KEY}"}, "key names message 'old-secret', not its message_id 'm1'"),
+        ({"message_id": "m2"}, "key names message 'm1', not its message_id 'm2'"),
+        ({"event_time": "2026-11-16T04:00:00.000000Z"}, "event_time 2026-11-16T04:00:00.000000Z is not the time its key is filed under"),
+        ({"event_time": "2026-11-16T03:00:01.000000Z"}, "is not the time its key is filed under"),
+        # a duplicate names its first copy's object: the one repeat_of names
+        ({"message_id": "m2", "transaction_status": "duplicate", "repeat_of": "m3"}, "key names message 'm1', not its repeat_of 'm3'"),
+        ({"message_id": "m2", "transaction_status": "duplicate"}, "a duplicate line has no repeat_of"),
+        # a bundled record's bundle is filed under its event hour
+        ({"key": f"{PREFIX}/_bundles/2026/11/16/04/b1.jsonl.gz", "s3_uri": f"s3://{BUCKET}/{PREFIX}/_bundles/2026/11/16/04/b1.jsonl.gz#m1",
+          "bundle_offset": 0, "bundle_length": 2}, "not in the hour its bundle key is filed under"),
+    ],
+)  # fmt: skip
+def test_a_line_naming_an_object_filed_under_another_message_or_time_is_refused(overrides, problem):
+    """A manifest line is checked against the key it names, as listing's metadata is
+    (``listed_event_time``): the key is filed under the line's message id and event time (a
+    duplicate's under ``repeat_of``, a bundle under the event hour). Otherwise a line with an id and
+    time in the window made the load and the replay take another record's object — of any time —
+    in its name."""
+    with pytest.raises(ValueError, match=re.escape(problem)) as exc:
+        read(line() + line(**overrides))
+    assert "manifest line 2" in str(exc.value)
+
+
+def test_lines_filed_as_the_archive_files_them_read():
+    duplicate = line(message_id="m2", transaction_status="duplicate", repeat_of="m1", event_time="2026-11-17T00:00:00Z")
+    conflict = line(message_id="m3", key=f"{PREFIX}/2026/11/16/03/00/00/m3", s3_uri=f"s3://{BUCKET}/{PREFIX}/2026/11/16/03/00/00/m3",
+                    transaction_status="conflict", repeat_of="m1", event_time="2026-11-16T03:00:00.999999Z")  # fmt: skip
+    bundle = f"{PREFIX}/_bundles/2026/11/16/03/b1.jsonl.gz"
+    bundled = line(key=bundle, s3_uri=f"s3://{BUCKET}/{bundle}#m1", bundle_offset=0, bundle_length=2, event_time="2026-11-16T03:59:59Z")
+    offset = line(event_time="2026-11-16T05:00:00.500000+02:00")  # the key's second, in another offset
+    assert [r.message_id for r in read(line() + duplicate + conflict + bundled + offset)] == ["m1", "m2", "m3", "m1", "m1"]
 
 
 def test_duplicate_fields_in_a_line_are_refused():

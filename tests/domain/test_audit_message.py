@@ -122,6 +122,17 @@ def test_claim_check_pointer_in_sqs_shape(size_attr, pointer_class):
     assert record.time_source == "sqs" and record.event_time == datetime(2026, 1, 2, 3, 0, 0, 123000, tzinfo=UTC)
 
 
+def test_a_pointer_into_the_archive_is_a_record_error_before_anything_is_read():
+    """Even in an SNS envelope, even to an allowed bucket: the message is refused as it is parsed
+    (the run quarantines it unread); the same bucket outside the archive prefix is followed."""
+    into = sqs_message(sns_envelope(cc.S3Pointer("archive", "audit/v1/_manifests/batches/2021/07/03/16/b.jsonl").to_body()))
+    with pytest.raises(RecordError, match="inside the archive s3://archive/audit/v1/: .*the object was not read"):
+        parse_message(into, now=NOW, claim_check_buckets={"archive"}, archive=("archive", "audit/v1"))
+    beside = parse_message(sqs_message(cc.S3Pointer("archive", "offloaded/1").to_body()), now=NOW,
+                           claim_check_buckets={"archive"}, archive=("archive", "audit/v1"))  # fmt: skip
+    assert isinstance(beside, Transport) and beside.pointer == cc.S3Pointer("archive", "offloaded/1")
+
+
 def test_claim_check_pointer_in_sns_envelope_with_producer_attributes():
     pointer = cc.S3Pointer("payload-bucket", "big").to_body()
     attrs = {
@@ -166,6 +177,9 @@ def test_without_any_timestamp_the_receive_time_is_used():
         (seed_body(sourceTransactionID=""), "lacks sourceTransactionID"),
         (json.dumps({"messageMetaData": {"messageType": "t"}, "messagePayload": "aGk="}), "lacks sourceSystemID, sourceTransactionID, dateTime"),
         (seed_body(dateTime="yesterday"), "not a time in the seed format"),
+        # filed as "5/01/01/...": outside the layout, and its manifest line refused the whole batch's manifest
+        (seed_body(dateTime="0005-01-01 00:00:00.000000"), "messageMetaData.dateTime '0005-01-01 00:00:00.000000' is before the year 1000"),
+        (seed_body(dateTime="1000-01-01T00:30:00+01:00"), "is before the year 1000"),  # 0999-12-31 in UTC
         (json.dumps({"messageMetaData": json.loads(seed_body())["messageMetaData"]}), "messagePayload is missing"),
         (json.dumps({**json.loads(seed_body()), "messageID": "../etc"}), "not usable as an archive key"),
         (json.dumps({**json.loads(seed_body()), "messageID": 12}), "not usable as an archive key"),

@@ -82,3 +82,63 @@ def test_check_bucket_allows_only_the_buckets_named():
         cc.check_bucket(pointer, ("b", "a"))
     with pytest.raises(ValueError, match="does not allow \\(none \\(it is empty\\)\\); the object was not read"):
         cc.check_bucket(pointer, ())
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "audit/v1/2021/07/03/16/21/12/m-1",  # an archived record
+        "audit/v1/_manifests/batches/2021/07/03/16/batch-1.jsonl",
+        "audit/v1/_quarantine/2021/07/03/16/m-2",
+        "audit/v1/_quarantine/2021/07/03/16/m-2.payload",
+        "audit/v1/_transactions/ab/" + "ab" * 32 + ".json",
+        "audit/v1//x",  # under the prefix: an empty segment is still a key in it
+        "audit/v1/../../elsewhere",  # S3 does not resolve "..": this is a key under the prefix
+        "audit/v1/",
+    ],
+)
+def test_a_pointer_into_the_archive_is_refused_even_when_its_bucket_is_allowed(key):
+    """A pointer into the archive would read an archived record, a manifest or the quarantine and
+    archive it again under the message's id: refused, naming the archive, unread."""
+    pointer = cc.S3Pointer("archive", key)
+    with pytest.raises(ValueError, match=re.escape("inside the archive s3://archive/audit/v1/: a pointer may not name")) as err:
+        cc.check_bucket(pointer, {"archive", "payloads"}, archive=("archive", "audit/v1"))
+    assert str(err.value).endswith("the object was not read") and f"s3://archive/{key}" in str(err.value)
+    assert cc.in_archive(pointer, "archive", "/audit/v1/")  # (the prefix however it is written)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "audit/v10/x",  # another prefix that only starts with the same characters
+        "audit/v1",  # the prefix itself is not a key under it
+        "audit/v1-payloads/x",
+        "audit//v1/x",  # S3 keys are literal: these are other keys than audit/v1/x
+        "./audit/v1/x",
+        "/audit/v1/x",
+        "x/../audit/v1/x",
+        "Audit/v1/x",  # (keys are case-sensitive)
+        "payloads/x",
+    ],
+)
+def test_a_pointer_to_the_archive_bucket_outside_the_prefix_stays_allowed(key):
+    """https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html (canonical
+    request): S3 does not normalise URI paths — ``my-object//example//photo.user`` is its own key —
+    so keys that would normalise into the prefix as file paths are other objects, outside it."""
+    cc.check_bucket(cc.S3Pointer("archive", key), {"archive"}, archive=("archive", "audit/v1"))
+
+
+def test_with_no_prefix_the_whole_archive_bucket_is_the_archive_and_other_buckets_are_not():
+    with pytest.raises(ValueError, match=re.escape("inside the archive s3://archive/ (the archive has no prefix")):
+        cc.check_bucket(cc.S3Pointer("archive", "payloads/x"), {"archive"}, archive=("archive", ""))
+    cc.check_bucket(cc.S3Pointer("payloads", "audit/v1/x"), {"payloads"}, archive=("archive", "audit/v1"))
+    with pytest.raises(ValueError, match="which claim_check_buckets does not allow"):  # the allow-list speaks first
+        cc.check_bucket(cc.S3Pointer("archive", "audit/v1/x"), {"payloads"}, archive=("archive", "audit/v1"))
+
+
+def test_the_refused_key_is_shown_escaped_and_bounded():
+    key = "audit/v1/\x1b[2J\u202e" + "k" * 900
+    with pytest.raises(ValueError) as err:
+        cc.check_bucket(cc.S3Pointer("archive", key), {"archive"}, archive=("archive", "audit/v1"))
+    reason = str(err.value)
+    assert "\x1b" not in reason and "\u202e" not in reason and "\\x1b[2J\\u202e" in reason and len(reason) < 500

@@ -724,6 +724,27 @@ def test_unparseable_records_are_quarantined_with_the_reason(archive_env):
     assert [r.message_id for r in env.manifests()] == [good]
 
 
+def test_a_producer_time_before_the_year_1000_is_quarantined_not_filed_outside_the_layout(archive_env):
+    """``strftime("%Y")`` writes year 5 as ``5``: a producer dateTime of year 0005 was archived at
+    ``<prefix>/5/01/01/...`` (outside the layout: the load and the replay do not see it) and its
+    manifest line (event_time ``5-01-01T...``) made the load refuse, and quarantine, the manifest
+    of every record of its batch. It is quarantined with the reason; its batch is loadable."""
+    env = archive_env
+    ancient = env.send(seed_body(b"old", txn="tx-old", when="0005-01-01 00:00:00.000000", messageID="ancient-1"))
+    env.send(seed_body(b"fine", txn="tx-fine", messageID="fine-1"))
+
+    report = env.operator(notifications="none").execute({})
+
+    assert (report["archived"], report["quarantined"]) == (1, 1), report
+    assert "messageMetaData.dateTime '0005-01-01 00:00:00.000000' is before the year 1000" in env.quarantined()[ancient]["reason"]
+    s3 = env.aws("s3")
+    for key in env.keys(f"{PREFIX}/{layout.BATCH_MANIFESTS}/"):  # as the load and the replay read them
+        body = s3.get_object(Bucket=env.bucket, Key=key)["Body"].read()
+        assert [r.message_id for r in decode_manifest(body, bucket=env.bucket, prefix=PREFIX, uri=layout.s3_uri(env.bucket, key))] == ["fine-1"]
+    outside_folders = [k for k in env.keys() if not k.startswith(f"{PREFIX}/_")]
+    assert outside_folders == env.data_keys() == [f"{PREFIX}/2021/07/03/16/21/12/fine-1"]  # nothing outside the layout
+
+
 def test_a_pointer_to_a_bucket_not_allowed_is_quarantined_unread(archive_env, faults, unique):
     """A pointer is the producer's word: followed only to the buckets ``claim_check_buckets`` names.
     Any other (the archive bucket itself, another bucket the role can read) is quarantined with the
@@ -760,6 +781,55 @@ def test_a_pointer_to_a_bucket_not_allowed_is_quarantined_unread(archive_env, fa
     default = env.operator(notifications="none", claim_check_buckets=None).execute({})
     assert default["quarantined"] == 1 and default["archived"] == 0
     assert any("does not allow (none (it is empty))" in d["reason"] for d in env.quarantined().values())
+
+
+def test_a_pointer_into_the_archive_is_quarantined_unread_even_when_its_bucket_is_allowed(archive_env, faults):
+    """The archive bucket may hold the producers' payloads too (then it is in claim_check_buckets),
+    but a pointer into the archive itself — an archived record, a manifest, the quarantine — is
+    refused unread: followed, it archived that object again under the message's id (a forged
+    pointer re-archives or leaks archive objects). Keys are literal (S3 does not normalise
+    paths: https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html), so the
+    same bucket outside ``<prefix>/`` — even ``<prefix>-payloads/`` — is still followed."""
+    env = archive_env
+    s3 = env.aws("s3")
+    env.send(seed_body(b"first", txn="tx-first", messageID="first-1"))
+    env.send('{"messageMetaData": ')  # quarantined: gives the quarantine an object
+    first = env.operator(notifications="none").execute({})
+    assert first["archived"] == 1 and first["quarantined"] == 1
+    (record_key,) = env.data_keys()
+    (manifest_key,) = env.keys(f"{PREFIX}/{layout.BATCH_MANIFESTS}/")
+    (quarantine_key,) = env.keys(f"{PREFIX}/{layout.QUARANTINE}/")
+    s3.put_object(Bucket=env.bucket, Key=f"{PREFIX}//odd", Body=b"under the prefix, an empty segment")
+    targets = [record_key, manifest_key, quarantine_key, f"{PREFIX}//odd"]
+    before = {k: (env.get(k)["ETag"], env.get(k)["Body"].read()) for k in targets}
+    ids = {key: env.send(cc.S3Pointer(env.bucket, key).to_body()) for key in targets}
+    allowed = [env.bucket, env.payload_bucket]
+    from local_cloud.faults_client import throttle
+
+    with faults.injecting([throttle("s3", "NoSuchOperation")]):  # (calls are counted while a rule is set)
+        report = env.operator(notifications="none", claim_check_buckets=allowed).execute({})
+        calls = faults.stats()["calls"]
+
+    assert (report["quarantined"], report["archived"], report["already_archived"], report["dead_lettered"]) == (4, 0, 0, 0), report
+    assert env.depth() == 0 and report["manifests"] == 0
+    assert calls.get("s3:PutObject", 0) >= 4, calls  # the calls are counted: the quarantine documents were put
+    assert not {c for c in calls if c.split(":")[1] in ("GetObject", "HeadObject", "CopyObject")}, calls
+    docs = env.quarantined()
+    for key, sqs_id in ids.items():
+        reason = docs[sqs_id]["reason"]
+        assert f"names s3://{env.bucket}/{key}, inside the archive s3://{env.bucket}/{PREFIX}/" in reason, reason
+        assert reason.endswith("the object was not read") and "claim_check_copy" not in docs[sqs_id]
+    assert not [k for k in env.keys(f"{PREFIX}/{layout.QUARANTINE}/") if k.endswith(".payload")]
+    assert {k: (env.get(k)["ETag"], env.get(k)["Body"].read()) for k in targets} == before
+    assert env.data_keys() == [record_key] and len(env.keys(f"{PREFIX}/{layout.BATCH_MANIFESTS}/")) == 1
+
+    # the archive bucket outside the prefix is the producers' to use
+    s3.put_object(Bucket=env.bucket, Key=f"{PREFIX}-payloads/ok", Body=b"offloaded beside the archive")
+    outside = env.send(cc.S3Pointer(env.bucket, f"{PREFIX}-payloads/ok").to_body())
+    followed = env.operator(notifications="none", claim_check_buckets=allowed).execute({})
+    assert followed["archived"] == 1 and followed["quarantined"] == 0, followed
+    (line,) = [r for r in env.manifests() if r.extra.get("sqs_message_id") == outside]
+    assert env.get(line.key)["Body"].read() == b"offloaded beside the archive"
 
 
 @pytest.mark.parametrize(
@@ -855,6 +925,29 @@ def test_pointer_to_a_missing_object_goes_to_the_dlq_with_the_reason(archive_env
     assert "expired/payload does not exist" in failure["reason"] and failure["reason"].startswith("RecordError")
     assert failure["sqs_message_id"] == message_id and failure["source_queue"] == env.queue_url
     assert failure["sent_timestamp"]
+
+
+def test_a_pointer_key_with_control_characters_is_shown_escaped_in_the_reason(archive_env, caplog, capfd):
+    """An S3 key may hold any character; the pointer's key is the producer's text. Shown raw in a
+    reason, a newline or an escape sequence forged lines in the task log and in whatever reads the
+    DLQ's ArchiveFailure reason. It is escaped (the key still readable)."""
+    env = archive_env
+    key = "expired/x\n2026-12-02T00:00:00Z [error] forged line\x1b[2J\u202e"
+    sqs_id = env.send(cc.S3Pointer(env.payload_bucket, key).to_body())
+
+    caplog.set_level("WARNING", logger="airflow.task")
+    report = env.operator(notifications="none").execute({})
+    out, err = capfd.readouterr()  # Airflow 3 logs tasks through structlog to the console; 2.11 through logging
+
+    assert report["dead_lettered"] == 1 and env.depth() == 0
+    (dead,) = env.drain(env.dlq_url)
+    reason = failure_of(dead)["reason"]
+    assert failure_of(dead)["sqs_message_id"] == sqs_id
+    assert "expired/x\\n2026-12-02T00:00:00Z [error] forged line\\x1b[2J\\u202e does not exist" in reason, reason
+    assert not any(c in reason for c in "\n\x1b\u202e")
+    logged = "\n".join([r.getMessage() for r in caplog.records] + (out + err).splitlines())
+    assert "forged line" in logged and not any(c in logged for c in "\x1b\u202e")
+    assert not [line for line in logged.splitlines() if line.startswith("2026-12-02T00:00:00Z [error] forged line")]
 
 
 def test_s3_write_failure_dead_letters_and_stops_the_run(archive_env, unique):

@@ -199,6 +199,8 @@ FORGED_KEYS = {
     "percent-encoded": "audit/v1/2026/11/16/03/00/00/%2e%2e%2fprivate",
     "extra-segment": "audit/v1/2026/11/16/03/00/00/m1/payroll.json",
     "not-the-layout": "audit/v1/2026/11/16/payroll.json",
+    # an archive key, but another record's (of another time): the line's own id and time are the window's
+    "another-records-object": "audit/v1/2025/01/02/03/04/05/old-record",
 }
 
 

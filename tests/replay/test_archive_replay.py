@@ -246,6 +246,66 @@ def test_a_forged_manifest_never_makes_the_replay_publish_objects_outside_the_ar
     assert not [m for m in drain(sqs, url, 0) if "payroll" in m["Body"]]
 
 
+def test_a_manifest_line_of_the_window_naming_another_records_object_is_refused(s3, sqs, bucket, unique):
+    """A line whose message id and event time are the window's but whose key is another record's
+    (here one archived a year before the window) made the replay publish that object in the line's
+    name: the key must be filed under the line's own message id and event time."""
+    _archive(s3, bucket, [("msg-001", 1, b'{"ok": 1}', "claims", "claim")])
+    old_when = T0 - timedelta(days=365)
+    old_key = layout.archive_key(PREFIX, old_when, "old-record")
+    secret = b'{"secret": "last year"}'
+    s3.put_object(Bucket=bucket, Key=old_key, Body=secret)
+    forged = ArchivedRecord(
+        message_id="in-window-1", bucket=bucket, key=old_key, size=len(secret), sha256=hashlib.sha256(secret).hexdigest(),
+        content_type="application/json", event_time=isoformat(T0 + timedelta(minutes=2)),
+        archived_at=isoformat(T0 + timedelta(minutes=3)),
+    )  # fmt: skip
+    manifest = layout.batch_manifest_key(PREFIX, T0 + timedelta(minutes=6), "forged-time")
+    s3.put_object(Bucket=bucket, Key=manifest, Body=encode_manifest([forged], layout.s3_uri(bucket, manifest)))
+    url = sqs.create_queue(QueueName=unique("target"))["QueueUrl"]
+
+    result = _op(bucket, target_queue=url).execute({})
+
+    assert result["sent"] == 1, result
+    (bad,) = result["bad_manifests"]
+    assert bad["key"] == manifest and "key names message 'old-record', not its message_id 'in-window-1'" in bad["reason"]
+    assert _bodies(drain(sqs, url, 1)) == ['{"ok": 1}']
+
+
+def test_an_unreadable_manifest_is_reported_alone_and_the_window_still_replayed(s3, sqs, bucket, unique):
+    """A manifest S3 will not serve (here in Glacier: GetObject answers InvalidObjectState,
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html) failed the whole replay
+    with the botocore error; it is a bad manifest like any other: reported, the window listed."""
+    _archive(s3, bucket, [("msg-001", 1, b'{"ok": 1}', "claims", "claim")])
+    cold = layout.batch_manifest_key(PREFIX, T0 + timedelta(minutes=7), "cold")
+    s3.put_object(Bucket=bucket, Key=cold, Body=b"{}\n", StorageClass="GLACIER")
+    url = sqs.create_queue(QueueName=unique("target"))["QueueUrl"]
+
+    result = _op(bucket, target_queue=url).execute({})
+
+    assert result["sent"] == 1 and "listed" in result["discovery"], result
+    (bad,) = result["bad_manifests"]
+    assert bad["key"] == cold and "cannot be read (InvalidObjectState)" in bad["reason"], bad
+    assert _bodies(drain(sqs, url, 1)) == ['{"ok": 1}']
+
+
+def test_an_object_at_a_manifest_key_is_read_up_to_the_manifest_bound(s3, sqs, bucket, unique):
+    """Whatever is at a manifest key was read whole into memory (the load stops at 256 MiB): an
+    object of 256 MiB + 1 byte of blank lines was taken as an empty manifest, after holding all of
+    it. It is read up to the bound and reported."""
+    bound = 256 * 1024 * 1024  # (the load's and the replay's: domain/manifest.py MAX_MANIFEST_BYTES)
+    _archive(s3, bucket, [("msg-001", 1, b'{"ok": 1}', "claims", "claim")])
+    huge = layout.batch_manifest_key(PREFIX, T0 + timedelta(minutes=8), "huge")
+    s3.put_object(Bucket=bucket, Key=huge, Body=b"\n" * (bound + 1))
+    url = sqs.create_queue(QueueName=unique("target"))["QueueUrl"]
+
+    result = _op(bucket, target_queue=url).execute({})
+
+    assert result["sent"] == 1, result
+    (bad,) = result["bad_manifests"]
+    assert bad == {"key": huge, "reason": f"larger than {bound} bytes"}
+
+
 # -- hostile archives, checkpoints and empty selections (issue 14's leftovers) -----------------------
 def test_keys_outside_the_archive_layout_are_counted_and_reported(s3, sqs, bucket, unique):
     """A listed archive may hold keys the archive never writes (notes, a key with a space, an
