@@ -20,6 +20,7 @@ AIRFLOW_V_3_0_PLUS = _AIRFLOW >= Version("3.0.0")
 AIRFLOW_V_3_1_PLUS = _AIRFLOW >= Version("3.1.0")
 
 if AIRFLOW_V_3_0_PLUS:
+    from airflow.providers.standard.operators.empty import EmptyOperator
     from airflow.sdk import (
         DAG,
         Asset,
@@ -33,8 +34,6 @@ if AIRFLOW_V_3_0_PLUS:
         task,
     )
 
-    from airflow.providers.standard.operators.empty import EmptyOperator
-
     if AIRFLOW_V_3_1_PLUS:
         from airflow.sdk import BaseBranchOperator, BaseHook
     else:  # Airflow 3.0: not in the Task SDK yet
@@ -42,14 +41,14 @@ if AIRFLOW_V_3_0_PLUS:
         from airflow.providers.standard.operators.branch import BaseBranchOperator  # type: ignore[no-redef]
 else:  # Airflow 2.11
     from airflow.datasets import Dataset as Asset  # type: ignore[no-redef]
-    from airflow.decorators import task  # type: ignore[no-redef]
     from airflow.datasets import DatasetAlias as AssetAlias  # type: ignore[no-redef]
+    from airflow.decorators import task  # type: ignore[no-redef]
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
-    from airflow.operators.branch import BaseBranchOperator  # type: ignore[no-redef]
-    from airflow.operators.empty import EmptyOperator  # type: ignore[no-redef]
     from airflow.models import BaseOperator, BaseOperatorLink, Variable  # type: ignore[no-redef]
     from airflow.models.dag import DAG  # type: ignore[no-redef]
     from airflow.models.param import Param  # type: ignore[no-redef]
+    from airflow.operators.branch import BaseBranchOperator  # type: ignore[no-redef]
+    from airflow.operators.empty import EmptyOperator  # type: ignore[no-redef]
     from airflow.sensors.base import BaseSensorOperator  # type: ignore[no-redef]
     from airflow.utils.context import Context  # type: ignore[no-redef]
 

@@ -61,7 +61,7 @@ from datetime import datetime
 # schedule and a Param makes Airflow load its timetable/serialization machinery up front.
 with DAG("bench_warm_up", schedule="0 0 * * *", start_date=datetime(2025, 1, 1), params={"p": Param("", type="string")}):
     pass
-heavy = %(heavy)r
+heavy = __HEAVY__
 preloaded = [h for h in heavy if h in sys.modules]
 before = set(sys.modules)
 started = time.perf_counter()
@@ -77,7 +77,7 @@ elapsed = time.perf_counter() - started
 new = set(sys.modules) - before
 print(json.dumps({"seconds": elapsed, "preloaded": preloaded, "imported": [h for h in heavy if h in new],
                   "new_modules": len(new)}))
-""" % {"heavy": HEAVY}
+""".replace("__HEAVY__", repr(HEAVY))
 
 
 _PYCACHE = tempfile.mkdtemp(prefix="arm-bench-pycache-")

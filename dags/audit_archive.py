@@ -26,8 +26,8 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow_reliable_messaging.authoring import DAG, Param, task
 from airflow_reliable_messaging.assets import audit_archive_alias
+from airflow_reliable_messaging.authoring import DAG, Param, task
 from airflow_reliable_messaging.domain.workers import MAX_ARCHIVE_WORKERS
 from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
 from airflow_reliable_messaging.operators.audit_archive import AuditArchiveOperator

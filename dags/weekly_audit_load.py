@@ -39,7 +39,6 @@ import os
 from datetime import timedelta
 
 import pendulum
-
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_reliable_messaging.authoring import DAG, EmptyOperator

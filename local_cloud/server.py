@@ -46,10 +46,9 @@ def start_aws(host: str, port: int):
 
 def start_snowflake(host: str, port: int, aws_endpoint: str):
     """fakesnow's HTTP server, with ``s3://`` read from the AWS emulator through s3fs."""
+    import fakesnow.server as fakesnow_server
     import s3fs
     import uvicorn
-
-    import fakesnow.server as fakesnow_server
 
     fs = s3fs.S3FileSystem(
         key=ACCESS_KEY,

@@ -4,11 +4,12 @@
 #   .venvs/af-2.11.2   Airflow 2.11.2 + providers, exactly MWAA's constraints, this package (editable)
 #   .venvs/af-3.3.1    Airflow 3.3.1 + providers, exactly MWAA's constraints, this package (editable)
 #   .venvs/localcloud  the local cloud (moto, fakesnow, SMTP sink) — its pins conflict with MWAA's
+#   .venvs/lint        ruff and mypy (requirements/lint.txt), run by scripts/lint.sh
 #   browser            headless Chromium + chromedriver, for the trigger-form tests (tests/ui) only:
 #                      Debian's packages where apt-get runs as root; elsewhere it says how to
 #                      provide them and goes on (the demo and all other tests need no browser)
 # Idempotent: an environment is rebuilt only when its requirement files change.
-# Usage: scripts/bootstrap.sh [2.11.2|3.3.1|localcloud|browser ...]   (default: all)
+# Usage: scripts/bootstrap.sh [2.11.2|3.3.1|localcloud|lint|browser ...]   (default: all)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -60,6 +61,17 @@ localcloud_env() {
   echo "$stamp" > "$env/.stamp"
 }
 
+lint_env() {
+  local env="$VENVS/lint"
+  local stamp; stamp="$(cat requirements/lint.txt | sha256sum | cut -c1-16)"
+  if [ -f "$env/.stamp" ] && [ "$(cat "$env/.stamp")" = "$stamp" ]; then return 0; fi
+  echo "bootstrap: creating $env (ruff, mypy)"
+  rm -rf "$env"
+  "$UV" venv --quiet --python "$PY312" "$env"
+  "$UV" pip install --quiet --python "$env/bin/python" -r requirements/lint.txt
+  echo "$stamp" > "$env/.stamp"
+}
+
 # Headless Chromium + chromedriver for the trigger-form tests (tests/ui), as tests/ui finds them:
 # CHROMIUM / CHROMEDRIVER (names or paths), else chromium and chromedriver on PATH.
 browser() {
@@ -76,10 +88,11 @@ browser() {
        "CHROMIUM and CHROMEDRIVER to their paths if they are not on PATH as chromium and chromedriver." >&2
 }
 
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(localcloud 2.11.2 3.3.1 browser)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(localcloud lint 2.11.2 3.3.1 browser)
 for t in "${targets[@]}"; do
   case "$t" in
     localcloud) localcloud_env ;;
+    lint) lint_env ;;
     browser) browser ;;
     2.11.2|3.3.1) airflow_env "$t" ;;
     *) echo "bootstrap: unknown target $t" >&2; exit 2 ;;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on both MWAA lines (Airflow 2.11.2 and 3.3.1, Python 3.12, MWAA's
 # constraints), after creating any environment that is missing. Extra arguments go to pytest.
+# The whole suite (no pytest arguments) starts with scripts/lint.sh (ruff and mypy).
 # The whole suite (no pytest arguments) is followed by scripts/check_mwaa.sh on MWAA's other
 # versions (2.11.0, 3.0.6, 3.2.1): the built wheel installed under each one's constraints, pip
 # check, providers list, a DagBag without network, the weekly DAG end to end.
@@ -14,6 +15,10 @@ if [ $# -eq 0 ]; then CHECKS="${MWAA_CHECKS-2.11.0 3.0.6 3.2.1}"; else CHECKS="$
 # shellcheck disable=SC2086
 scripts/bootstrap.sh localcloud $LINES browser
 status=0
+if [ $# -eq 0 ]; then
+  echo "=== lint and types (scripts/lint.sh) ==="
+  scripts/lint.sh || status=$?
+fi
 for v in $LINES; do
   echo "=== tests on MWAA Airflow $v ==="
   ".venvs/af-$v/bin/python" -m pytest -p no:cacheprovider "$@" || status=$?

@@ -35,7 +35,6 @@ if os.environ.get("ARM_SYSTEM_TARGET") != "aws":
 
 from local_cloud.control import LocalCloud  # noqa: E402
 
-
 # Two tiers, told apart by what a test uses, not by where it lives: a test whose fixtures start the
 # local cloud (or an Airflow database) is ``localcloud``; every other one is ``unit`` — pure logic,
 # DAG parsing, serialisation — and ``scripts/test.sh -m unit`` runs that fast tier alone.

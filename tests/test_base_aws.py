@@ -3,11 +3,11 @@ every hook and carried by the triggers; ``deferrable`` from ``[operators] defaul
 
 from __future__ import annotations
 
-import pytest
-
 import importlib
 import inspect
 import pkgutil
+
+import pytest
 
 from airflow_reliable_messaging import operators, sensors
 from airflow_reliable_messaging.base_aws import AWS_FIELDS, AwsBaseOperator, AwsBaseSensor, AwsParams

@@ -20,9 +20,9 @@ from airflow_reliable_messaging.domain.archive_layout import as_utc, normalize_p
 from airflow_reliable_messaging.domain.identifiers import bucket_name, snowflake_identifier
 from airflow_reliable_messaging.domain.manifest import (
     BINARY_CONTENT_TYPE,
-    ArchivedRecord,
     JSON_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
+    ArchivedRecord,
     decode_manifest,
     isoformat,
     parse_isoformat,

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
-
-T = TypeVar("T")
 
 
-def bounded_groups(items: Iterable[T], size_of: Callable[[T], int], max_bytes: int, max_count: int | None = None) -> Iterator[list[T]]:
+def bounded_groups[T](items: Iterable[T], size_of: Callable[[T], int], max_bytes: int, max_count: int | None = None) -> Iterator[list[T]]:
     """Groups of at most ``max_count`` items whose sizes add up to at most ``max_bytes``; an item
     larger than ``max_bytes`` alone gets a group of its own (callers that refuse it check first)."""
     group: list[T] = []

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow_reliable_messaging.domain.archive_layout import KeyRange
 from airflow_reliable_messaging.domain import message_parts as mp
+from airflow_reliable_messaging.domain.archive_layout import KeyRange
 from airflow_reliable_messaging.domain.claim_check import parse_pointer
 from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
 from airflow_reliable_messaging.domain.sns_subscription import Subscription, filter_policy_matches

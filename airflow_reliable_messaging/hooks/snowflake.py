@@ -10,7 +10,6 @@ from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
 from airflow_reliable_messaging._compat import snowflake_conn_params_override
 
-
 DEFAULT_NETWORK_TIMEOUT = 3600  # seconds: one statement and its retries
 DEFAULT_LOCK_TIMEOUT = 600  # seconds a statement waits for a lock held by another session
 

@@ -136,7 +136,8 @@ class OperationsNotifier(BaseNotifier):
             hook.close()
 
     def publish(self, topic_arn: str, row: dict[str, Any]) -> None:
-        from airflow_reliable_messaging.domain.identifiers import is_fifo_name, topic_arn as parse_topic
+        from airflow_reliable_messaging.domain.identifiers import is_fifo_name
+        from airflow_reliable_messaging.domain.identifiers import topic_arn as parse_topic
         from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
 
         parse_topic(topic_arn, "alert_topic_arn")
@@ -198,7 +199,7 @@ def monitoring_from_variables(**overrides: Any) -> dict[str, OperationsNotifier]
     """
     defaults = {"alert_topic_arn": "", "record": "true", "database": "AUDIT", "schema": "OPS", "environment": ""}
     settings = {
-        name: "{{ var.value.get('%s', '%s') }}" % (variable, defaults[name]) for name, variable in MONITORING_VARIABLES.items()
+        name: "{{ var.value.get('" + variable + "', '" + defaults[name] + "') }}" for name, variable in MONITORING_VARIABLES.items()
     }
     return monitoring_callbacks(**{**settings, **overrides})
 

@@ -20,7 +20,8 @@ from airflow_reliable_messaging.base_aws import AwsBaseOperator, aws_template_fi
 from airflow_reliable_messaging.domain import archive_events as events
 from airflow_reliable_messaging.domain import archive_layout as layout
 from airflow_reliable_messaging.domain import templated
-from airflow_reliable_messaging.domain.identifiers import bucket_name, topic_arn as parse_topic_arn
+from airflow_reliable_messaging.domain.identifiers import bucket_name
+from airflow_reliable_messaging.domain.identifiers import topic_arn as parse_topic_arn
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReliableMessagingError
 from airflow_reliable_messaging.links.aws import S3PrefixLink, SqsQueueLink, persist_links
 

@@ -120,7 +120,6 @@ class ReplayCompletedSensor(AwsBaseSensor):
     # -- outcomes ----------------------------------------------------------------------------------
     def _completed(self, status: str, policy: dict | None) -> dict[str, Any]:
         from airflow_reliable_messaging.domain import replay as rp
-
         from airflow_reliable_messaging.domain.templated import as_bool
 
         paused = bool(policy and policy.get("EndingPoint"))

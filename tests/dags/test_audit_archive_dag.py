@@ -37,11 +37,13 @@ def _asset_event_extras(uri: str) -> list[dict]:
     from airflow_reliable_messaging._compat import AIRFLOW_V_3_0_PLUS
 
     if AIRFLOW_V_3_0_PLUS:
-        from airflow.models.asset import AssetEvent as Event, AssetModel as Model
+        from airflow.models.asset import AssetEvent as Event
+        from airflow.models.asset import AssetModel as Model
 
         key = Event.asset_id
     else:
-        from airflow.models.dataset import DatasetEvent as Event, DatasetModel as Model
+        from airflow.models.dataset import DatasetEvent as Event
+        from airflow.models.dataset import DatasetModel as Model
 
         key = Event.dataset_id
     with create_session() as session:

@@ -75,7 +75,7 @@ def test_mapped_archive_workers_overlap_under_the_scheduler_and_archive_each_rec
     workers = sorted((ti for ti in tis if ti["task_id"] == "archive"), key=lambda ti: ti["map_index"])
     assert [ti["map_index"] for ti in workers] == list(range(WORKERS)) and {ti["state"] for ti in workers} == {"success"}
     starts, ends = [_instant(ti["start_date"]) for ti in workers], [_instant(ti["end_date"]) for ti in workers]
-    assert max(starts) < min(ends), f"the mapped tasks ran one after another: {list(zip(starts, ends))}"
+    assert max(starts) < min(ends), f"the mapped tasks ran one after another: {list(zip(starts, ends, strict=True))}"
 
     # exactly once: every record one object, one manifest line; the queue empty; summaries add up
     keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="scaled/2024/")

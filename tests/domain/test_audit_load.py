@@ -84,8 +84,8 @@ def test_payload_lines_carry_id_and_bundle_and_reject_non_json():
 
 # -- what a manifest may name (issue 13): exactly the archive's keys, and what Snowflake reads ---------
 import hashlib  # noqa: E402
-import re  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
 
 from airflow_reliable_messaging.domain.manifest import decode_manifest  # noqa: E402
 

@@ -273,7 +273,7 @@ def test_numbers_beside_a_masked_value_reach_the_consumer_as_the_producer_wrote_
     out = deidentify_payload(('{"to":"ann@example.com",' + numbers + ',"list":[2.50,-0.0,3e-7]}').encode(), policy)
     assert out.decode() == '{"to":"###############",' + numbers + ',"list":[2.50,-0.0,3e-7]}'
     # a forged placeholder in the payload stays the string it is
-    forged = '{"to":"ann@example.com","s":"\\u00000:0\\u0000","n":7.0}'.encode()
+    forged = b'{"to":"ann@example.com","s":"\\u00000:0\\u0000","n":7.0}'
     assert json.loads(deidentify_payload(forged, policy)) == {"to": "#" * 15, "s": "\x000:0\x00", "n": 7.0}
     # a number that is itself sensitive is still masked (as a string), as before
     card = DataProtectionPolicy.parse(_policy([CC], MASK))

@@ -88,7 +88,7 @@ def test_sends_do_not_recount_the_queue_and_counts_stay_right(aws, unique):
     sqs = aws("sqs")
     url = sqs.create_queue(QueueName=unique("deep"))["QueueUrl"]
     body = base64.b64encode(b"x" * 700).decode()
-    for start in range(0, 3000, 10):
+    for _ in range(0, 3000, 10):
         entries = [{"Id": str(i), "MessageBody": body} for i in range(10)]
         assert not sqs.send_message_batch(QueueUrl=url, Entries=entries).get("Failed")
     empty = sqs.create_queue(QueueName=unique("empty"))["QueueUrl"]

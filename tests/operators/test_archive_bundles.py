@@ -224,7 +224,7 @@ def test_a_hostile_bundle_is_quarantined_with_the_reason_and_nothing_else_is_los
     quarantined = week.keys(layout.QUARANTINE + "/")
     assert any("bundle-" in k for k in quarantined)
     payloads = {r[0] for r in week.env.sql("SELECT MESSAGE_ID FROM {ns}.AUDIT_PAYLOAD")}
-    in_first = {l.message_id for l in week.manifest_lines() if l.key == first}
+    in_first = {line.message_id for line in week.manifest_lines() if line.key == first}
     assert payloads == in_first and len(in_first) == 10  # the intact bundle is loaded
     assert line.message_id not in payloads
 

@@ -43,7 +43,7 @@ def test_archived_records_load_into_snowflake_with_their_metadata(audit_env, aws
     assert {r[0] for r in rows} == set(sent)
     import hashlib
 
-    for tx, system, size, sha, content_type, origin in rows:
+    for tx, system, size, sha, _content_type, origin in rows:
         payload, binary = sent[tx]
         assert (size, sha, origin) == (len(payload), hashlib.sha256(payload).hexdigest(), "archive")
         assert system == f"producer-{int(tx[3:]) % 3}"

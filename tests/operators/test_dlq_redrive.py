@@ -40,9 +40,10 @@ def _run(op: DLQRedriveOperator, context=None) -> dict:
     try:
         return op.execute(context)
     except TaskDeferred as deferred:
+        trigger = deferred.trigger
 
         async def first_event():
-            async for event in deferred.trigger.run():
+            async for event in trigger.run():
                 return event
 
         event = asyncio.run(asyncio.wait_for(first_event(), 30))

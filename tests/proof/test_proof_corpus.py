@@ -55,7 +55,7 @@ def _body(case: dict, mid: str, bucket: str, s3) -> str:
         return "[" * gen["nested"] + "]" * gen["nested"]
     if "nested_field" in gen:
         depth = gen["nested_field"]
-        return '{"messageID": "%s", "messagePayload": %s}' % (mid, "[" * depth + "]" * depth)
+        return f'{{"messageID": "{mid}", "messagePayload": {"[" * depth + "]" * depth}}}'
     if "payload_b64" in gen:
         return _seed(mid, gen["payload_b64"])
     if "oversize" in gen:

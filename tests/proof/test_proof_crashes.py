@@ -439,7 +439,7 @@ def test_archive_replay_survives_sigkill_at_every_sampled_call(runner, pipeline,
     sqs = aws("sqs")
     inputs = _archive_inputs("rp", unique("nobucket"))
     good = {mid: spec for mid, spec in inputs.items() if spec[0] == "archived"}
-    for mid, spec in good.items():
+    for spec in good.values():
         sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=spec[1])
     report = AuditArchiveOperator(**pipeline.archive_kwargs(notifications="none")).execute({})
     assert report["archived"] == len(good)

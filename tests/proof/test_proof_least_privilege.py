@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.proof.conftest import PREFIX, seed_body
 from tests.messaging import fifo_queue, now_ms
+from tests.proof.conftest import PREFIX, seed_body
 from tests.replay.conftest import run_deferred
 
 pytestmark = pytest.mark.localcloud
@@ -112,8 +112,8 @@ def check(name: str, calls: list[str]) -> None:
 def test_archive_actions(pipeline, aws, unique, faults):
     """Inline, duplicate, conflicting and claim-check records (a plain object, a seed request
     streamed in parts — once aborted by a failing part —, a malformed one quarantined with its object)."""
-    from airflow_reliable_messaging.runs.archive import PART_SIZE
     from airflow_reliable_messaging.operators.audit_archive import AuditArchiveOperator
+    from airflow_reliable_messaging.runs.archive import PART_SIZE
 
     sqs, s3 = aws("sqs"), aws("s3")
     payloads = unique("payloads")
@@ -203,9 +203,9 @@ async def _first_event(trigger):
 
 
 def test_dlq_redrive_actions(aws, unique):
+    from airflow_reliable_messaging.exceptions import ReliableMessagingError
     from airflow_reliable_messaging.operators.dlq_redrive import DLQRedriveOperator
     from airflow_reliable_messaging.sensors.redrive import MessageMoveTaskSensor
-    from airflow_reliable_messaging.exceptions import ReliableMessagingError
     from airflow_reliable_messaging.triggers.redrive import MessageMoveTaskTrigger
 
     sqs, sns, s3 = aws("sqs"), aws("sns"), aws("s3")

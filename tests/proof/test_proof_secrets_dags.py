@@ -126,7 +126,7 @@ def _log_levels(caplog) -> None:
     caplog.set_level(logging.DEBUG, logger="airflow.task")
 
 
-def test_weekly_audit_load_dag_leaks_no_secret(secret_connections, weekly_load_pipeline, aws, capfd, caplog):
+def test_weekly_audit_load_dag_leaks_no_secret(secret_connections, weekly_load_pipeline, aws, capfd, caplog):  # noqa: F811
     import time
 
     import snowflake.connector

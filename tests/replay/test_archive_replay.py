@@ -237,7 +237,7 @@ def test_a_forged_manifest_never_makes_the_replay_publish_objects_outside_the_ar
     """Issue 13: a manifest under the archive's manifest prefix naming another key of the bucket
     (outside the archive prefix) is refused; the private object is never sent."""
     _archive(s3, bucket, [("msg-001", 1, b'{"ok": 1}', "claims", "claim")])
-    key = _forged_manifest(s3, bucket)
+    _forged_manifest(s3, bucket)
     url = sqs.create_queue(QueueName=unique("target"))["QueueUrl"]
     result = _op(bucket, target_queue=url).execute({})  # reported, and the archive's own records replayed
     assert result["sent"] == 1 and "outside the archive prefix" in result["bad_manifests"][0]["reason"]

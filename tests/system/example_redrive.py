@@ -38,7 +38,7 @@ with h.scenario_dag("system_redrive") as dag:
 
     @task
     def setup() -> dict:
-        s, n = h.settings(), _names()
+        n = _names()
         h.own_bucket(n["bucket"])
         dlq_url, dlq_arn = h.queue(n["dlq"])
         source_url, _ = h.queue(n["source"], RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"}))

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 try:  # Airflow 3
-    from airflow.sdk import chain, task
+    from airflow.sdk import chain, task  # noqa: F401 - re-exported for the system-test examples
 except ImportError:  # Airflow 2.11
-    from airflow.decorators import task  # type: ignore[no-redef]
-    from airflow.models.baseoperator import chain  # type: ignore[no-redef]
+    pass  # type: ignore[no-redef]
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "iam" / "policies"
