@@ -206,8 +206,10 @@ def run_archive_layouts(cloud: Cloud, count: int, size: int) -> dict[str, tuple[
 def run_archive_naive(cloud: Cloud, count: int, size: int) -> Measured:
     setup = archive_setup(cloud, count, size)
     sqs, s3, sns = (cloud.metered_client(s) for s in ("sqs", "s3", "sns"))
-    measured = metered(lambda n: n, lambda: naive.archive(
-        sqs, s3, sns, queue_url=setup.queue_url, bucket=setup.bucket, prefix=PREFIX, topic_arn=setup.topic_arn))
+    measured = metered(
+        lambda n: n,
+        lambda: naive.archive(sqs, s3, sns, queue_url=setup.queue_url, bucket=setup.bucket, prefix=PREFIX, topic_arn=setup.topic_arn),
+    )
     if measured.messages != count or cloud.depth(setup.queue_url):
         raise AssertionError(f"naive archive: {measured.messages} of {count}")
     return measured
@@ -277,7 +279,9 @@ def run_native_redrive(cloud: Cloud, count: int, guard: bool) -> Measured:
     from airflow_reliable_messaging.operators.dlq_redrive import DLQRedriveOperator
 
     dlq = cloud.queue("bench-native-dlq", VisibilityTimeout="120")
-    source = cloud.queue("bench-native-src", RedrivePolicy=json.dumps({"deadLetterTargetArn": cloud.queue_arn(dlq), "maxReceiveCount": "1"}))
+    source = cloud.queue(
+        "bench-native-src", RedrivePolicy=json.dumps({"deadLetterTargetArn": cloud.queue_arn(dlq), "maxReceiveCount": "1"})
+    )
     fill_audit_queue(cloud, source, count, KB, None)
     sqs = cloud.client("sqs")
     while cloud.depth(source):  # a consumer that fails every message: SQS dead-letters them all

@@ -60,9 +60,9 @@ def redrive(sqs: Any, *, dlq_url: str, target_url: str, wait_seconds: int = 1) -
     """receive one → send one → delete one, until the DLQ answers empty."""
     done = 0
     while True:
-        got = sqs.receive_message(
-            QueueUrl=dlq_url, MaxNumberOfMessages=1, WaitTimeSeconds=wait_seconds, MessageAttributeNames=["All"]
-        ).get("Messages", [])
+        got = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=1, WaitTimeSeconds=wait_seconds, MessageAttributeNames=["All"]).get(
+            "Messages", []
+        )
         if not got:
             return done
         message = got[0]

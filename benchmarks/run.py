@@ -406,8 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--rtt-ms", type=float, default=10.0, help="modelled network round trip per request (0: none)")
     parser.add_argument("--update-baseline", action="store_true", help="write this run's metrics to benchmarks/baseline.json")
-    parser.add_argument("--timing-tolerance", type=float, default=TIMING_TOLERANCE,
-                        help="how much worse a timing-based ratio may get before the run fails (flagged from 0.10)")
+    parser.add_argument(
+        "--timing-tolerance",
+        type=float,
+        default=TIMING_TOLERANCE,
+        help="how much worse a timing-based ratio may get before the run fails (flagged from 0.10)",
+    )
     parser.add_argument("--output", type=Path, default=LATEST)
     args = parser.parse_args(argv)
     profile_name = args.profile or "default"
@@ -474,13 +478,23 @@ def main(argv: list[str] | None = None) -> int:
 
     document = {
         "meta": {
-            "when": datetime.now(UTC).isoformat(timespec="seconds"), "profile": profile_name, "rtt_ms": args.rtt_ms,
-            "sections": sections, "seconds": round(total, 1), "section_seconds": timings,
-            "airflow": airflow.__version__, "python": platform.python_version(), "cpus": os.cpu_count(),
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "profile": profile_name,
+            "rtt_ms": args.rtt_ms,
+            "sections": sections,
+            "seconds": round(total, 1),
+            "section_seconds": timings,
+            "airflow": airflow.__version__,
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
             "load_average": os.getloadavg(),
         },  # fmt: skip
-        "targets": TARGETS, "checks": res.checks, "regressions": found, "metrics": res.metrics,
-        "table": [list(r) for r in res.rows], "sections": res.sections,
+        "targets": TARGETS,
+        "checks": res.checks,
+        "regressions": found,
+        "metrics": res.metrics,
+        "table": [list(r) for r in res.rows],
+        "sections": res.sections,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2, default=str) + "\n")

@@ -64,41 +64,72 @@ with DAG(
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=30),
     default_args={
-        "retries": 2, "retry_delay": timedelta(minutes=1), "execution_timeout": timedelta(minutes=20),
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "execution_timeout": timedelta(minutes=20),
         **monitoring_from_variables(),
     },  # fmt: skip
     tags=["reliable-messaging", "archive"],
     doc_md=__doc__,
     params={
-        "queue_url": Param("", type="string", title="Source queue URL", section="Source",
-                           description="Empty: Variable audit_archive_queue_url."),
-        "bucket": Param("", type="string", title="Archive bucket", section="Archive",
-                        description="Empty: Variable audit_archive_bucket."),
-        "prefix": Param("", type="string", title="Archive prefix", section="Archive",
-                        description="Empty: Variable audit_archive_prefix, else 'audit'."),
-        "kms_key_id": Param("", type="string", title="KMS key", section="Archive",
-                            description="SSE-KMS key id/ARN. Empty: Variable audit_archive_kms_key_id, else SSE-S3."),
-        "topic_arn": Param("", type="string", title="Notification topic ARN", section="Notifications",
-                           description="Empty: Variable audit_archive_topic_arn; no notifications without a topic."),
-        "notifications": Param("", type="string", enum=["", "per_record", "per_batch", "none"],
-                               title="Notifications", section="Notifications",
-                               description="per_record: the seed's four per record; per_batch: one summary per "
-                                           "manifest. Empty: Variable audit_archive_notifications, else per_record."),
-        "dead_letter_queue_url": Param("", type="string", title="DLQ URL", section="Failures",
-                                       description="Empty: Variable audit_archive_dlq_url. Without a DLQ, failed "
-                                                   "records stay in the source queue."),
-        "claim_check_buckets": Param("", type="string", title="Claim-check buckets", section="Source",
-                                     description="Buckets whose claim-check pointers are followed (comma-separated). "
-                                                 "Empty: Variable audit_archive_claim_check_buckets, else none: "
-                                                 "pointers are quarantined unread."),
+        "queue_url": Param(
+            "", type="string", title="Source queue URL", section="Source", description="Empty: Variable audit_archive_queue_url."
+        ),
+        "bucket": Param("", type="string", title="Archive bucket", section="Archive", description="Empty: Variable audit_archive_bucket."),
+        "prefix": Param(
+            "", type="string", title="Archive prefix", section="Archive", description="Empty: Variable audit_archive_prefix, else 'audit'."
+        ),
+        "kms_key_id": Param(
+            "",
+            type="string",
+            title="KMS key",
+            section="Archive",
+            description="SSE-KMS key id/ARN. Empty: Variable audit_archive_kms_key_id, else SSE-S3.",
+        ),
+        "topic_arn": Param(
+            "",
+            type="string",
+            title="Notification topic ARN",
+            section="Notifications",
+            description="Empty: Variable audit_archive_topic_arn; no notifications without a topic.",
+        ),
+        "notifications": Param(
+            "",
+            type="string",
+            enum=["", "per_record", "per_batch", "none"],
+            title="Notifications",
+            section="Notifications",
+            description="per_record: the seed's four per record; per_batch: one summary per "
+            "manifest. Empty: Variable audit_archive_notifications, else per_record.",
+        ),
+        "dead_letter_queue_url": Param(
+            "",
+            type="string",
+            title="DLQ URL",
+            section="Failures",
+            description="Empty: Variable audit_archive_dlq_url. Without a DLQ, failed records stay in the source queue.",
+        ),
+        "claim_check_buckets": Param(
+            "",
+            type="string",
+            title="Claim-check buckets",
+            section="Source",
+            description="Buckets whose claim-check pointers are followed (comma-separated). "
+            "Empty: Variable audit_archive_claim_check_buckets, else none: "
+            "pointers are quarantined unread.",
+        ),
         "max_messages": Param(100_000, type="integer", minimum=1, title="Maximum messages", section="Limits"),
-        "max_run_seconds": Param(TIME_BUDGET_SECONDS, type="integer", minimum=1, maximum=3600,
-                                 title="Time budget (s)", section="Limits"),
-        "workers": Param(0, type="integer", minimum=0, maximum=MAX_ARCHIVE_WORKERS, title="Workers", section="Limits",
-                         description="Archive tasks draining the queue at once. 0: Variable audit_archive_workers, "
-                                     "else 1."),
-        "records_per_manifest": Param(100, type="integer", minimum=1, maximum=1000,
-                                      title="Records per manifest batch", section="Limits"),
+        "max_run_seconds": Param(TIME_BUDGET_SECONDS, type="integer", minimum=1, maximum=3600, title="Time budget (s)", section="Limits"),
+        "workers": Param(
+            0,
+            type="integer",
+            minimum=0,
+            maximum=MAX_ARCHIVE_WORKERS,
+            title="Workers",
+            section="Limits",
+            description="Archive tasks draining the queue at once. 0: Variable audit_archive_workers, else 1.",
+        ),
+        "records_per_manifest": Param(100, type="integer", minimum=1, maximum=1000, title="Records per manifest batch", section="Limits"),
     },  # fmt: skip
 ) as dag:
     AuditArchiveOperator.partial(

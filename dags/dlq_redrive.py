@@ -51,50 +51,112 @@ with DAG(
     params={
         # The one required field has no section: Airflow 2.11 shows sections collapsed, which would
         # hide it (and the browser's "please fill out this field" with it).
-        "dlq": Param("", type="string", minLength=1, title="Dead-letter queue",
-                     description="URL, ARN or name of the DLQ to redrive."),
-        "mode": Param("auto", type="string", enum=["auto", "native", "client"], title="Mode",
-                      description="auto: native SQS move task when AWS supports it, else client batches.",
-                      section="Queue"),
-        "destination": Param(None, type=["null", "string"], title="Destination",
-                             description="Queue (URL/ARN/name) or SNS topic ARN (re-publishes to every "
-                                         "subscriber). Empty: back where each message failed: its source "
-                                         "queue, or the SNS subscription that failed (Lambda records: give "
-                                         "one).", section="Queue"),
-        "dry_run": Param(True, type="boolean", title="Dry run",
-                         description="Only report what would happen; the DLQ is left unchanged.", section="Queue"),
-        "message_attribute_filter": Param(None, type=["null", "object"], title="Message attribute filter",
-                                          description='{"attribute": "value"} or {"attribute": ["v1", "v2"]}',
-                                          section="Filters"),
-        "jmespath_filter": Param(None, type=["null", "string"], title="JMESPath predicate",
-                                 description="Over {body, message_attributes, attributes, source, kind}, "
-                                             "e.g. body.priority == 'high'", section="Filters"),
-        "min_age_seconds": Param(None, type=["null", "integer"], minimum=0, maximum=1209600, title="Minimum age (s)",
-                                 description="Only messages in the DLQ for at least this many seconds.",
-                                 section="Filters"),
-        "max_age_seconds": Param(None, type=["null", "integer"], minimum=0, title="Maximum age (s)",
-                                 description="Only messages in the DLQ for at most this many seconds.",
-                                 section="Filters"),
-        "max_messages": Param(None, type=["null", "integer"], minimum=1, title="Maximum messages",
-                              description="Stop after redriving this many messages (client mode).", section="Limits"),
-        "rate_per_second": Param(None, type=["null", "number"], exclusiveMinimum=0, title="Rate (messages/s)",
-                                 description="Native: at most 500.", section="Limits"),
-        "max_redrives": Param(3, type="integer", minimum=1, title="Loop guard",
-                              description="A message redriven this many times is quarantined instead.",
-                              section="Limits"),
-        "quarantine_bucket": Param(None, type=["null", "string"], title="Quarantine bucket",
-                                   description="Default: Variable redrive_quarantine_bucket.", section="Limits"),
-        "trail_bucket": Param(None, type=["null", "string"], title="Audit trail bucket",
-                              description="Write every redriven message to the audit archive.", section="Limits"),
-        "approval_threshold": Param(1000, type="integer", minimum=0, title="Approval threshold",
-                                    description="Above this many messages: Airflow 3.1+ asks for approval; "
-                                                "2.11 stops (trigger again with a higher threshold).",
-                                    section="Limits"),
+        "dlq": Param("", type="string", minLength=1, title="Dead-letter queue", description="URL, ARN or name of the DLQ to redrive."),
+        "mode": Param(
+            "auto",
+            type="string",
+            enum=["auto", "native", "client"],
+            title="Mode",
+            description="auto: native SQS move task when AWS supports it, else client batches.",
+            section="Queue",
+        ),
+        "destination": Param(
+            None,
+            type=["null", "string"],
+            title="Destination",
+            description="Queue (URL/ARN/name) or SNS topic ARN (re-publishes to every "
+            "subscriber). Empty: back where each message failed: its source "
+            "queue, or the SNS subscription that failed (Lambda records: give "
+            "one).",
+            section="Queue",
+        ),
+        "dry_run": Param(
+            True, type="boolean", title="Dry run", description="Only report what would happen; the DLQ is left unchanged.", section="Queue"
+        ),
+        "message_attribute_filter": Param(
+            None,
+            type=["null", "object"],
+            title="Message attribute filter",
+            description='{"attribute": "value"} or {"attribute": ["v1", "v2"]}',
+            section="Filters",
+        ),
+        "jmespath_filter": Param(
+            None,
+            type=["null", "string"],
+            title="JMESPath predicate",
+            description="Over {body, message_attributes, attributes, source, kind}, e.g. body.priority == 'high'",
+            section="Filters",
+        ),
+        "min_age_seconds": Param(
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            maximum=1209600,
+            title="Minimum age (s)",
+            description="Only messages in the DLQ for at least this many seconds.",
+            section="Filters",
+        ),
+        "max_age_seconds": Param(
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            title="Maximum age (s)",
+            description="Only messages in the DLQ for at most this many seconds.",
+            section="Filters",
+        ),
+        "max_messages": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Maximum messages",
+            description="Stop after redriving this many messages (client mode).",
+            section="Limits",
+        ),
+        "rate_per_second": Param(
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            title="Rate (messages/s)",
+            description="Native: at most 500.",
+            section="Limits",
+        ),
+        "max_redrives": Param(
+            3,
+            type="integer",
+            minimum=1,
+            title="Loop guard",
+            description="A message redriven this many times is quarantined instead.",
+            section="Limits",
+        ),
+        "quarantine_bucket": Param(
+            None,
+            type=["null", "string"],
+            title="Quarantine bucket",
+            description="Default: Variable redrive_quarantine_bucket.",
+            section="Limits",
+        ),
+        "trail_bucket": Param(
+            None,
+            type=["null", "string"],
+            title="Audit trail bucket",
+            description="Write every redriven message to the audit archive.",
+            section="Limits",
+        ),
+        "approval_threshold": Param(
+            1000,
+            type="integer",
+            minimum=0,
+            title="Approval threshold",
+            description="Above this many messages: Airflow 3.1+ asks for approval; 2.11 stops (trigger again with a higher threshold).",
+            section="Limits",
+        ),
     },  # fmt: skip
 ) as dag:
     inspect = DLQRedriveOperator(task_id="inspect", dry_run=True, **_COMMON)
     redrive = DLQRedriveOperator(
-        task_id="redrive", dry_run="{{ params.dry_run }}", wait_for_completion=False,
+        task_id="redrive",
+        dry_run="{{ params.dry_run }}",
+        wait_for_completion=False,
         # no more than approved: the inspection's count (or the threshold, below which no one is asked)
         approved_messages="{{ [params.approval_threshold, ((ti.xcom_pull(task_ids='inspect') or {})"
         ".get('dry_run_summary') or {}).get('may_redrive', 0)] | max }}",

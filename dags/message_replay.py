@@ -61,54 +61,125 @@ with DAG(
     tags=["reliable-messaging", "replay", "manual"],
     doc_md=__doc__,
     params={
-        "source": Param("sns_archive", type="string", enum=["sns_archive", "s3_archive"], title="Source",
-                        values_display={"sns_archive": "SNS FIFO topic archive (native replay)",
-                                        "s3_archive": "S3 audit archive (re-publish)"},
-                        description="Where the messages are replayed from.", section="Replay"),
-        "start": Param(None, type=["null", "string"], format="date-time", title="Start",
-                       description="First instant of the window (UTC). SNS archive: not before the topic's "
-                                   "BeginningArchiveTime, at most 365 days ago; older windows: choose the S3 "
-                                   "audit archive as source.", section="Replay"),
-        "end": Param(None, type=["null", "string"], format="date-time", title="End",
-                     description="Optional end of the window. SNS archive: the subscription stays paused after "
-                                 "it (unless resumed). Empty: up to now.", section="Replay"),
-        "dry_run": Param(True, type="boolean", title="Dry run",
-                         description="Check everything and report what would be replayed; change nothing.",
-                         section="Replay"),
-        "topic_arn": Param(None, type=["null", "string"], title="Topic ARN",
-                           description="SNS archive: the FIFO topic replayed. S3 archive: the topic to "
-                                       "re-publish to (or give a target queue).", section="Target"),
-        "subscription_arn": Param(None, type=["null", "string"], title="Subscription ARN",
-                                  description="SNS archive: an existing SQS subscription of the topic "
-                                              "(failure recovery).", section="Target"),
-        "target_queue": Param(None, type=["null", "string"], title="Target queue",
-                              description="URL, ARN or name. SNS archive: a queue to subscribe with the replay "
-                                          "policy (state replication). S3 archive: the queue to send to.",
-                              section="Target"),
-        "create_queue": Param(False, type="boolean", title="Create the target queue",
-                              description="SNS archive: create the queue if missing and allow the topic to "
-                                          "send to it.", section="Target"),
-        "resume_live_delivery": Param(False, type="boolean", title="Resume live delivery",
-                                      description="SNS archive with an end: resume the paused subscription "
-                                                  "once the replay completed.", section="Target"),
-        "archive_bucket": Param(None, type=["null", "string"], title="Archive bucket",
-                                description="S3 archive. Default: Variable audit_archive_bucket.",
-                                section="S3 archive"),
-        "archive_prefix": Param(None, type=["null", "string"], title="Archive prefix",
-                                description="S3 archive. Default: Variable audit_archive_prefix.",
-                                section="S3 archive"),
-        "source_systems": Param([], type=["null", "array"], items={"type": "string"}, title="Source systems",
-                                description="S3 archive: only these source systems (one per line).",
-                                section="S3 archive"),
-        "message_types": Param([], type=["null", "array"], items={"type": "string"}, title="Message types",
-                               description="S3 archive: only these message types.", section="S3 archive"),
-        "message_ids": Param([], type=["null", "array"], items={"type": "string"}, title="Message ids",
-                             description="S3 archive: only these message ids.", section="S3 archive"),
-        "max_messages_per_second": Param(100, type="number", minimum=0, title="Rate (messages/s)",
-                                         description="S3 archive: 0 for no limit.", section="S3 archive"),
-        "replay_id": Param(None, type=["null", "string"], title="Replay id",
-                           description="S3 archive: names the replay's checkpoint; give a previous run's id to "
-                                       "continue it. Default: one per DAG run.", section="S3 archive"),
+        "source": Param(
+            "sns_archive",
+            type="string",
+            enum=["sns_archive", "s3_archive"],
+            title="Source",
+            values_display={"sns_archive": "SNS FIFO topic archive (native replay)", "s3_archive": "S3 audit archive (re-publish)"},
+            description="Where the messages are replayed from.",
+            section="Replay",
+        ),
+        "start": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="Start",
+            description="First instant of the window (UTC). SNS archive: not before the topic's "
+            "BeginningArchiveTime, at most 365 days ago; older windows: choose the S3 "
+            "audit archive as source.",
+            section="Replay",
+        ),
+        "end": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="End",
+            description="Optional end of the window. SNS archive: the subscription stays paused after "
+            "it (unless resumed). Empty: up to now.",
+            section="Replay",
+        ),
+        "dry_run": Param(
+            True,
+            type="boolean",
+            title="Dry run",
+            description="Check everything and report what would be replayed; change nothing.",
+            section="Replay",
+        ),
+        "topic_arn": Param(
+            None,
+            type=["null", "string"],
+            title="Topic ARN",
+            description="SNS archive: the FIFO topic replayed. S3 archive: the topic to re-publish to (or give a target queue).",
+            section="Target",
+        ),
+        "subscription_arn": Param(
+            None,
+            type=["null", "string"],
+            title="Subscription ARN",
+            description="SNS archive: an existing SQS subscription of the topic (failure recovery).",
+            section="Target",
+        ),
+        "target_queue": Param(
+            None,
+            type=["null", "string"],
+            title="Target queue",
+            description="URL, ARN or name. SNS archive: a queue to subscribe with the replay "
+            "policy (state replication). S3 archive: the queue to send to.",
+            section="Target",
+        ),
+        "create_queue": Param(
+            False,
+            type="boolean",
+            title="Create the target queue",
+            description="SNS archive: create the queue if missing and allow the topic to send to it.",
+            section="Target",
+        ),
+        "resume_live_delivery": Param(
+            False,
+            type="boolean",
+            title="Resume live delivery",
+            description="SNS archive with an end: resume the paused subscription once the replay completed.",
+            section="Target",
+        ),
+        "archive_bucket": Param(
+            None,
+            type=["null", "string"],
+            title="Archive bucket",
+            description="S3 archive. Default: Variable audit_archive_bucket.",
+            section="S3 archive",
+        ),
+        "archive_prefix": Param(
+            None,
+            type=["null", "string"],
+            title="Archive prefix",
+            description="S3 archive. Default: Variable audit_archive_prefix.",
+            section="S3 archive",
+        ),
+        "source_systems": Param(
+            [],
+            type=["null", "array"],
+            items={"type": "string"},
+            title="Source systems",
+            description="S3 archive: only these source systems (one per line).",
+            section="S3 archive",
+        ),
+        "message_types": Param(
+            [],
+            type=["null", "array"],
+            items={"type": "string"},
+            title="Message types",
+            description="S3 archive: only these message types.",
+            section="S3 archive",
+        ),
+        "message_ids": Param(
+            [],
+            type=["null", "array"],
+            items={"type": "string"},
+            title="Message ids",
+            description="S3 archive: only these message ids.",
+            section="S3 archive",
+        ),
+        "max_messages_per_second": Param(
+            100, type="number", minimum=0, title="Rate (messages/s)", description="S3 archive: 0 for no limit.", section="S3 archive"
+        ),
+        "replay_id": Param(
+            None,
+            type=["null", "string"],
+            title="Replay id",
+            description="S3 archive: names the replay's checkpoint; give a previous run's id to continue it. Default: one per DAG run.",
+            section="S3 archive",
+        ),
     },  # fmt: skip
 ) as dag:
     validate = ReplayRequestOperator(task_id="validate", aws_conn_id=AWS_CONN_ID)

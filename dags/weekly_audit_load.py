@@ -69,7 +69,9 @@ with DAG(
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=6),
     default_args={
-        "retries": 2, "retry_delay": timedelta(minutes=5), "retry_exponential_backoff": True,
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "retry_exponential_backoff": True,
         **monitoring_from_variables(),
     },  # fmt: skip
     tags=["reliable-messaging", "snowflake", "weekly"],

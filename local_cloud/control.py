@@ -168,8 +168,13 @@ class LocalCloud:
                 "password": "localcloud",
                 "schema": schema,
                 "extra": {
-                    "account": sf["account"], "host": sf["host"], "port": sf["port"], "protocol": sf["protocol"],
-                    "database": database, "warehouse": "LOCAL_WH", "role": "AUDIT_LOADER",
+                    "account": sf["account"],
+                    "host": sf["host"],
+                    "port": sf["port"],
+                    "protocol": sf["protocol"],
+                    "database": database,
+                    "warehouse": "LOCAL_WH",
+                    "role": "AUDIT_LOADER",
                 },
             },  # fmt: skip
             "smtp_default": {

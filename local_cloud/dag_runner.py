@@ -51,11 +51,8 @@ def xcom(dag_run, task_id: str, key: str = "return_value") -> Any:
 
         def deserialize(row):
             return row.value  # Airflow 2 deserialises a row as the ORM loads it (XCom.init_on_load)
+
     with create_session() as session:
-        row = (
-            session.query(XCom)
-            .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key=key)
-            .one_or_none()
-        )
+        row = session.query(XCom).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key=key).one_or_none()
         value = None if row is None else deserialize(row)
     return json.loads(value) if isinstance(value, str) else value

@@ -209,10 +209,14 @@ def error_response(service: str, code: str, status: int, message: str, head: boo
         headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", request_id),
                    ("x-amzn-query-error", f"{SQS_QUERY_CODES.get(code, code)};{fault}")]  # fmt: skip
     elif service == "s3":
-        body = b"" if head else (
-            f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
-            f"<RequestId>{request_id}</RequestId><HostId>localcloud</HostId></Error>"
-        ).encode()
+        body = (
+            b""
+            if head
+            else (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+                f"<RequestId>{request_id}</RequestId><HostId>localcloud</HostId></Error>"
+            ).encode()
+        )
         headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)]
     else:  # query protocol (SNS and the others)
         kind = "Sender" if status < 500 else "Receiver"

@@ -111,8 +111,14 @@ def seed_sample_archive(
         s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata, ServerSideEncryption="AES256")
         records.append(
             SampleRecord(
-                message_id, key, len(body), hashlib.sha256(body).hexdigest(), when,
-                metadata.get("source-system"), metadata.get("message-type"), kind,
+                message_id,
+                key,
+                len(body),
+                hashlib.sha256(body).hexdigest(),
+                when,
+                metadata.get("source-system"),
+                metadata.get("message-type"),
+                kind,
             )  # fmt: skip
         )
     return records

@@ -41,8 +41,6 @@ def start_smtp_sink(folder: Path, host: str = "127.0.0.1", port: int = 0) -> Con
             port = s.getsockname()[1]
     # AUTH is offered (any credentials accepted, over plain SMTP on loopback) so connections with a
     # login and password work as against a real relay; none is required.
-    controller = Controller(
-        _MaildirHandler(folder), hostname=host, port=port, authenticator=_accept_any, auth_require_tls=False
-    )
+    controller = Controller(_MaildirHandler(folder), hostname=host, port=port, authenticator=_accept_any, auth_require_tls=False)
     controller.start()
     return controller

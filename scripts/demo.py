@@ -65,7 +65,9 @@ def drain(sqs, queue_url: str) -> list[dict]:
     received = []
     while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages"):
         received += batch
-        sqs.delete_message_batch(QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+        sqs.delete_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+        )
     return received
 
 
@@ -89,8 +91,10 @@ def show_email(mail) -> None:
         say(f"   Screenshot (headless Chromium, 760 px wide): {shot}" if done.returncode == 0 and shot.exists() else
             f"   Screenshot failed (chromium exit {done.returncode}); open the HTML above instead")  # fmt: skip
     else:
-        say(f"   Screenshot: no Chromium here; `scripts/test.sh tests/ui/test_report_email.py` writes desktop and phone "
-            f"screenshots to {ARTIFACTS.parent}/ (scripts/bootstrap.sh browser installs Chromium)")
+        say(
+            f"   Screenshot: no Chromium here; `scripts/test.sh tests/ui/test_report_email.py` writes desktop and phone "
+            f"screenshots to {ARTIFACTS.parent}/ (scripts/bootstrap.sh browser installs Chromium)"
+        )
 
 
 def main() -> int:
@@ -137,14 +141,18 @@ def main() -> int:
         week_start, week_end = last_full_week(datetime.now(UTC))
         before = week_start - timedelta(days=7)
         previous_count = max(args.records * 9 // 10, 1)
-        say(f"== Seeding s3://{bucket}/{prefix}/ with {previous_count} audit records for {before:%Y-%m-%d} .. {week_start:%Y-%m-%d} "
-            f"and {args.records} for {week_start:%Y-%m-%d} .. {week_end:%Y-%m-%d}")
+        say(
+            f"== Seeding s3://{bucket}/{prefix}/ with {previous_count} audit records for {before:%Y-%m-%d} .. {week_start:%Y-%m-%d} "
+            f"and {args.records} for {week_start:%Y-%m-%d} .. {week_end:%Y-%m-%d}"
+        )
         seed_sample_archive(s3, bucket, prefix, before, week_start, count=previous_count, large=1, malformed=2, seed=3,
                             producers=PREVIOUS_PRODUCERS)  # fmt: skip
         seeded = seed_sample_archive(s3, bucket, prefix, week_start, week_end, count=args.records, producers=LAST_PRODUCERS)
         kinds = {k: sum(1 for r in seeded if r.kind == k) for k in ("json", "binary", "malformed-json")}
-        say(f"   {kinds['json']} JSON, {kinds['binary']} binary, {kinds['malformed-json']} malformed JSON; "
-            f"{sum(r.size for r in seeded):,} bytes; largest {max(r.size for r in seeded):,} bytes")
+        say(
+            f"   {kinds['json']} JSON, {kinds['binary']} binary, {kinds['malformed-json']} malformed JSON; "
+            f"{sum(r.size for r in seeded):,} bytes; largest {max(r.size for r in seeded):,} bytes"
+        )
 
         say("== Running DAG snowflake_audit_setup (database, schema, stage, tables)")
         setup = run_dag(load_dag(ROOT / "dags" / "snowflake_audit_setup.py"))
@@ -169,8 +177,10 @@ def main() -> int:
         reconciled = xcom(run, "reconcile") or {}
         say("\n== Reconciliation (XCom of reconcile)")
         say(json.dumps(reconciled, indent=2))
-        say(f"   {reconciled.get('compared', 0)} of the {len(seeded)} seeded objects compared with Snowflake, "
-            f"{reconciled.get('matched', 0)} match")
+        say(
+            f"   {reconciled.get('compared', 0)} of the {len(seeded)} seeded objects compared with Snowflake, "
+            f"{reconciled.get('matched', 0)} match"
+        )
 
         report = xcom(run, "report")
         if report:
@@ -195,13 +205,20 @@ def main() -> int:
         import snowflake.connector
 
         with snowflake.connector.connect(**cloud.snowflake_connect_kwargs("AUDIT", "OPS")) as conn:
-            ops = conn.cursor().execute(
-                "SELECT TASK_ID, STATE, LOADED, ROUND(DURATION_SECONDS, 1) FROM ARM_OPERATION "
-                "WHERE DAG_ID = 'weekly_audit_load' AND RUN_ID = %s ORDER BY ENDED_AT", (run.run_id,)
-            ).fetchall()
+            ops = (
+                conn.cursor()
+                .execute(
+                    "SELECT TASK_ID, STATE, LOADED, ROUND(DURATION_SECONDS, 1) FROM ARM_OPERATION "
+                    "WHERE DAG_ID = 'weekly_audit_load' AND RUN_ID = %s ORDER BY ENDED_AT",
+                    (run.run_id,),
+                )
+                .fetchall()
+            )
         say(f"\n== Run monitoring: {len(ops)} row(s) in AUDIT.OPS.ARM_OPERATION for last week's run (one per task try)")
         for task_id, state, loaded, seconds in ops:  # no duration where dag.test() sets no start (2.11)
-            say(f"   {task_id:<15} {state:<8} {'-' if seconds is None else seconds:>6} s{f'  loaded {loaded}' if loaded is not None else ''}")
+            say(
+                f"   {task_id:<15} {state:<8} {'-' if seconds is None else seconds:>6} s{f'  loaded {loaded}' if loaded is not None else ''}"
+            )
 
         ok = state_of(run) == "success" and len(received) > 0 and len(mails) == 1 and len(ops) == len(states)
         ok = ok and reconciled.get("compared") == reconciled.get("matched") == len(seeded)

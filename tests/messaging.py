@@ -33,9 +33,7 @@ def drain(sqs, url: str, expected: int, timeout: float = 10.0, settle: float = 0
     """Receive and delete until ``expected`` messages came and the queue stays quiet."""
     out, deadline, quiet = [], time.monotonic() + timeout, None
     while time.monotonic() < deadline:
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
-            "Messages", []
-        )
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get("Messages", [])
         for m in batch:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
         out.extend(batch)

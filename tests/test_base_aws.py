@@ -66,7 +66,8 @@ def test_every_task_that_calls_aws_is_on_the_one_aws_base():
         source = inspect.getsource(inspect.getmodule(task_class))
         assert "aws_conn_id" not in inspect.getsource(task_class), task_class
         assert not any(h in source for h in ("S3ArchiveHook", "SqsMessagingHook", "SnsMessagingHook")) or any(
-            c.__module__ == task_class.__module__ for c in on_base), task_class
+            c.__module__ == task_class.__module__ for c in on_base
+        ), task_class
 
 
 @pytest.mark.parametrize("task_class", list(AWS_TASKS))
@@ -111,9 +112,7 @@ def test_a_sensor_builds_its_hooks_with_the_rendered_parameters():
     assert hook.region_name == "ap-southeast-2" and hook.verify is False and hook.config.connect_timeout == 3
 
 
-@pytest.mark.parametrize(
-    ("field", "value"), [("botocore_config", "{'retries': 3}"), ("botocore_config", ["retries"]), ("verify", 1)]
-)
+@pytest.mark.parametrize(("field", "value"), [("botocore_config", "{'retries': 3}"), ("botocore_config", ["retries"]), ("verify", 1)])
 def test_a_malformed_parameter_is_refused_naming_it(field, value):
     with pytest.raises(ConfigurationError, match=field):
         AwsParams(**{**AWS, field: value})
@@ -133,6 +132,7 @@ def test_default_args_and_partial_reach_the_aws_parameters(task_class):
     with DAG("base_aws_defaults", schedule=None, start_date=datetime(2026, 1, 1), default_args=defaults):
         task = task_class(task_id="t", **required)
         mapped = task_class.partial(task_id="m", aws_conn_id="other", verify=False, **required).expand(
-            region_name=["eu-west-1", "us-east-1"])
+            region_name=["eu-west-1", "us-east-1"]
+        )
     assert (task.aws_conn_id, task.region_name, task.botocore_config) == ("audit_account", "eu-west-1", {"connect_timeout": 2})
     assert mapped.partial_kwargs["aws_conn_id"] == "other" and mapped.partial_kwargs["verify"] is False

@@ -124,7 +124,9 @@ def record_notifications(record: ArchivedRecord, manifest_uri: str, *, already_a
             Notification(
                 body=json.dumps(body, sort_keys=True, separators=(",", ":")),
                 attributes={
-                    "event": event, "messageID": record.message_id, "sourceSystemID": record.source_system or "",
+                    "event": event,
+                    "messageID": record.message_id,
+                    "sourceSystemID": record.source_system or "",
                     "transaction": record.transaction_status or "",
                 },  # fmt: skip
                 group_id=record.message_id,

@@ -285,10 +285,7 @@ class Reconciliation:
             )
         error = None
         if self.missing or self.size_mismatch:
-            error = (
-                f"{len(self.missing)} archived record(s) missing in Snowflake, {len(self.size_mismatch)} with a "
-                "different size"
-            )
+            error = f"{len(self.missing)} archived record(s) missing in Snowflake, {len(self.size_mismatch)} with a different size"
             if self.never_in_a_manifest:
                 error += (
                     f"; {self.never_in_a_manifest} of the missing are named by no manifest any load read (written "

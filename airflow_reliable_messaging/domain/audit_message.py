@@ -344,9 +344,7 @@ def sha256_hex(data: bytes) -> str:
 
 
 # -- what is stored with each archived object ---------------------------------------------------
-def object_metadata(
-    record: AuditRecord, *, archived_at: datetime, size: int | None = None, sha256: str | None = None
-) -> dict[str, str]:
+def object_metadata(record: AuditRecord, *, archived_at: datetime, size: int | None = None, sha256: str | None = None) -> dict[str, str]:
     """S3 user metadata of an archived object (ASCII-safe, producer values capped; the manifest has them whole)."""
     values = {
         "message-id": record.message_id,

@@ -96,8 +96,7 @@ def check_bucket(
     if pointer.bucket not in allowed:
         which = f"only {', '.join(sorted(allowed))}" if allowed else "none (it is empty)"
         raise ValueError(
-            f"the claim-check pointer names bucket {pointer.bucket!r}, which {field} does not allow ({which}); "
-            "the object was not read"
+            f"the claim-check pointer names bucket {pointer.bucket!r}, which {field} does not allow ({which}); the object was not read"
         )
     if archive is not None and in_archive(pointer, *archive):
         bucket, prefix = archive[0], archive[1].strip("/")

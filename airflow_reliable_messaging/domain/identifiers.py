@@ -30,9 +30,7 @@ _KMS_KEY = re.compile(
 def snowflake_identifier(value: str, field: str) -> str:
     """An unquoted Snowflake identifier, upper-cased as Snowflake resolves it."""
     if not isinstance(value, str) or not _SF_IDENTIFIER.match(value):
-        raise ConfigurationError(
-            field, f"{value!r} is not a plain Snowflake identifier (letters, digits, _ and $; no quotes or dots)"
-        )
+        raise ConfigurationError(field, f"{value!r} is not a plain Snowflake identifier (letters, digits, _ and $; no quotes or dots)")
     return value.upper()
 
 

@@ -84,7 +84,9 @@ class ArchivedRecord:
     @classmethod
     def from_dict(cls, data: dict) -> ArchivedRecord:
         known = {f.name for f in fields(cls)}
-        missing = [n for n in ("message_id", "bucket", "key", "size", "sha256", "content_type", "event_time", "archived_at") if n not in data]
+        missing = [
+            n for n in ("message_id", "bucket", "key", "size", "sha256", "content_type", "event_time", "archived_at") if n not in data
+        ]
         if missing:
             raise ValueError(f"manifest line lacks {', '.join(missing)}")
         _check_types(data)

@@ -219,8 +219,13 @@ _BANK_KEYWORDS = ("account code", "account number", "accountno#", "accountnumber
                   "customer account number", "customer bank account id", "iban")  # fmt: skip
 _BANK_KEYWORDS_BY_COUNTRY = {
     "DE": ("bankleitzahl", "geheimzahl", "kartennummer", "kontonummer", "kreditkartennummer", "sepa"),
-    "ES": ("código cuenta", "código cuenta bancaria", "cuenta cliente id", "número cuenta bancaria cliente",
-           "número cuenta cliente"),  # fmt: skip
+    "ES": (
+        "código cuenta",
+        "código cuenta bancaria",
+        "cuenta cliente id",
+        "número cuenta bancaria cliente",
+        "número cuenta cliente",
+    ),  # fmt: skip
     "FR": ("code bancaire", "compte bancaire", "numéro de compte"),
     "GB": ("sepa",),
     "IT": ("codice bancario", "conto bancario", "numero di conto"),
@@ -412,7 +417,7 @@ class DataProtectionPolicy:
 def _statement(operation: Any, names: tuple[str, ...], where: str) -> _Statement:
     if not isinstance(operation, dict) or len(operation) != 1:
         raise ConfigurationError(where, "needs exactly one of Deidentify, Deny or Audit")
-    (kind, config), = operation.items()
+    ((kind, config),) = operation.items()
     if kind == "Audit":
         return _Statement(names, "audit")
     if kind == "Deny":

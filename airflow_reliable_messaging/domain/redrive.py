@@ -214,7 +214,9 @@ def subscription_problem(message: DlqMessage, subscription: Subscription, dlq_ar
     """Why ``message`` cannot go to ``subscription``'s endpoint as that subscription would deliver
     it (None: it can; its filter policy is checked by :func:`for_subscription`)."""
     if subscription.dead_letter_queue != dlq_arn:
-        return f"subscription {subscription.arn} does not dead-letter to this DLQ (its RedrivePolicy names {subscription.dead_letter_queue})"
+        return (
+            f"subscription {subscription.arn} does not dead-letter to this DLQ (its RedrivePolicy names {subscription.dead_letter_queue})"
+        )
     if message.sns is not None and subscription.topic_arn != message.sns.topic_arn:
         return f"subscription {subscription.arn} is not a subscription of {message.sns.topic_arn}"
     if subscription.protocol != "sqs":
@@ -442,15 +444,17 @@ def ledger_counts(entries: Iterable[tuple[str, bytes]], dlq_arn: str) -> Counter
             prints, started = doc["fingerprints"], doc["started"]
             if doc["dlq"] != dlq_arn:
                 raise ValueError(f"it records {str(doc['dlq'])[:200]!r}, not this DLQ")
-            if not isinstance(started, bool) or not isinstance(prints, list) or not all(
-                isinstance(p, str) and _FINGERPRINT.match(p) for p in prints
-            ) or (prints and not started):
+            if (
+                not isinstance(started, bool)
+                or not isinstance(prints, list)
+                or not all(isinstance(p, str) and _FINGERPRINT.match(p) for p in prints)
+                or (prints and not started)
+            ):
                 raise ValueError("its fingerprints or started flag are not what a redrive writes")
         except (ValueError, RecursionError) as exc:
             why = exc if isinstance(exc, ValueError) and not isinstance(exc, json.JSONDecodeError) else "it is not JSON"
             raise ValueError(
-                f"redrive ledger entry {key} is not readable ({why}): the loop guard cannot count native redrives; "
-                "restore or remove it"
+                f"redrive ledger entry {key} is not readable ({why}): the loop guard cannot count native redrives; restore or remove it"
             ) from None
         counts.update(set(prints))
     return counts

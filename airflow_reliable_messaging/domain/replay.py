@@ -62,9 +62,7 @@ def window(start: Any, end: Any | None, now: datetime, *, start_field: str = "st
         raise ConfigurationError(start_field, f"{format_instant(start_at)} is in the future (now {format_instant(now)})")
     if end_at is not None:
         if end_at <= start_at:
-            raise ConfigurationError(
-                end_field, f"{format_instant(end_at)} ends before the window starts ({format_instant(start_at)})"
-            )
+            raise ConfigurationError(end_field, f"{format_instant(end_at)} ends before the window starts ({format_instant(start_at)})")
         if end_at > now:
             raise ConfigurationError(end_field, f"{format_instant(end_at)} is in the future (now {format_instant(now)})")
     return Window(start_at, end_at)

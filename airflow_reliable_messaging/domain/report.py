@@ -228,10 +228,14 @@ def status_headline(report: dict[str, Any]) -> str:
     status = status_of(report)
     state = status.get("state")
     objects, rows = status.get("s3_objects"), status.get("snowflake_rows")
-    versus = f"{_plural(objects, 'archived object')} vs {_plural(rows, 'row')} in Snowflake" if objects is not None and rows is not None else ""
+    versus = (
+        f"{_plural(objects, 'archived object')} vs {_plural(rows, 'row')} in Snowflake" if objects is not None and rows is not None else ""
+    )
     runbook = f" Runbook: {status['runbook']}" if status.get("runbook") else ""
     if state == RECONCILED:
-        compared = f"{versus}, all {_count(status.get('compared'))}" if versus else f"all {_plural(status.get('compared'), 'archived object')}"
+        compared = (
+            f"{versus}, all {_count(status.get('compared'))}" if versus else f"all {_plural(status.get('compared'), 'archived object')}"
+        )
         return f"Reconciled: {compared} compared match."
     if state == NOTHING_TO_COMPARE:
         return "Reconciled, nothing to compare: no archived object and no Snowflake row in this window."
@@ -239,9 +243,16 @@ def status_headline(report: dict[str, Any]) -> str:
         return f"NOT RECONCILED: the reconciliation did not run for this report (see the Airflow run).{runbook}"
     missing, other = _int(status.get("missing")) or 0, _int(status.get("size_mismatch")) or 0
     ids = status.get("missing_ids") or []
-    shown = f" ({', '.join(map(str, ids[:MAX_IDS_SHOWN]))}{', ...' if len(ids) > MAX_IDS_SHOWN or missing + other > len(ids[:MAX_IDS_SHOWN]) else ''})" if ids else ""
-    what = f"{_plural(missing, 'message id')} missing in Snowflake{shown}, {_count(other)} of another size" if missing or other else (
-        status.get("problem") or "see the reconcile task")
+    shown = (
+        f" ({', '.join(map(str, ids[:MAX_IDS_SHOWN]))}{', ...' if len(ids) > MAX_IDS_SHOWN or missing + other > len(ids[:MAX_IDS_SHOWN]) else ''})"
+        if ids
+        else ""
+    )
+    what = (
+        f"{_plural(missing, 'message id')} missing in Snowflake{shown}, {_count(other)} of another size"
+        if missing or other
+        else (status.get("problem") or "see the reconcile task")
+    )
     return f"NOT RECONCILED: {versus + '; ' if versus else ''}{what}.{runbook}"
 
 
@@ -265,9 +276,13 @@ def callouts(report: dict[str, Any]) -> list[str]:
     lines = []
     for r in _silent(report):
         seen = f", last seen {when(r.get('PREV_LAST_SEEN'), report)}" if r.get("PREV_LAST_SEEN") else ""
-        lines.append(f"Silent this week: {producer_label(r.get('SOURCE_SYSTEM'))} — {_plural(r.get('PREV_RECORDS'), 'record')} the previous week{seen}, none in this one.")
+        lines.append(
+            f"Silent this week: {producer_label(r.get('SOURCE_SYSTEM'))} — {_plural(r.get('PREV_RECORDS'), 'record')} the previous week{seen}, none in this one."
+        )
     for r in _new(report):
-        lines.append(f"New this week: {producer_label(r.get('SOURCE_SYSTEM'))} — {_plural(r.get('RECORDS'), 'record')}, none the previous week.")
+        lines.append(
+            f"New this week: {producer_label(r.get('SOURCE_SYSTEM'))} — {_plural(r.get('RECORDS'), 'record')}, none the previous week."
+        )
     if "previous_totals" in report and report["previous_totals"] is None and report.get("rows"):
         lines.append("First week: no previous week was loaded to compare with.")
     return lines
@@ -358,7 +373,10 @@ def failure_lines(report: dict[str, Any]) -> list[str]:
             if e.get("s3_console"):
                 lines.append(f"      S3 console: {e['s3_console']}")
     if failures.get("full_list_uri"):
-        lines.append(f"All failed records: {failures['full_list_uri']}" + (f" (S3 console: {failures['full_list_console']})" if failures.get("full_list_console") else ""))
+        lines.append(
+            f"All failed records: {failures['full_list_uri']}"
+            + (f" (S3 console: {failures['full_list_console']})" if failures.get("full_list_console") else "")
+        )
     if failures.get("snowflake_sql"):
         lines.append(f"In Snowflake: {failures['snowflake_sql']}")
     return lines
@@ -388,7 +406,11 @@ def report_messages(report: dict[str, Any]) -> list[dict[str, Any]]:
         message = {**base, "part": i + 2, "kind": "source_system", "row": row}
         if row.get("SOURCE_SYSTEM") in series:
             s = series[row["SOURCE_SYSTEM"]]
-            message["daily"] = {"bucket_starts": report["daily"].get("bucket_starts"), "current": s.get("current"), "previous": s.get("previous")}
+            message["daily"] = {
+                "bucket_starts": report["daily"].get("bucket_starts"),
+                "current": s.get("current"),
+                "previous": s.get("previous"),
+            }
         messages.append(message)
     return messages
 
@@ -465,7 +487,12 @@ def render_text(report: dict[str, Any]) -> str:
         lines += ["", *failures]
     if links(report):
         lines += ["", "Links:", *(f"- {label}: {url}" for label, url in links(report))]
-    lines += ["", f"Report {report.get('report_id')}" + (f", generated {when(report.get('generated_at'), report)}" if report.get("generated_at") else "") + "."]
+    lines += [
+        "",
+        f"Report {report.get('report_id')}"
+        + (f", generated {when(report.get('generated_at'), report)}" if report.get("generated_at") else "")
+        + ".",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -504,7 +531,7 @@ _WHOLE_WORDS = "overflow-wrap:normal;word-break:normal"  # numbers and headings 
 
 
 def _td(content: str, style: str = "") -> str:
-    return f"<td style=\"padding:6px 4px;border-bottom:1px solid {_LINE};vertical-align:top;{style}\">{content}</td>"
+    return f'<td style="padding:6px 4px;border-bottom:1px solid {_LINE};vertical-align:top;{style}">{content}</td>'
 
 
 def render_html(report: dict[str, Any], chart: InlineImage | None = None) -> str:
@@ -515,7 +542,7 @@ def render_html(report: dict[str, Any], chart: InlineImage | None = None) -> str
 
     def link(url: str, text: str) -> str:
         if url.startswith(("https://", "http://")):
-            return f"<a href=\"{escape(url)}\" style=\"color:#1d4ed8\">{esc(text)}</a>"
+            return f'<a href="{escape(url)}" style="color:#1d4ed8">{esc(text)}</a>'
         return esc(text if text == url else f"{text}: {url}")
 
     status = status_of(report)
@@ -527,52 +554,56 @@ def render_html(report: dict[str, Any], chart: InlineImage | None = None) -> str
         headline = headline.replace(esc(runbook), link(runbook, "runbook"))
     rows, shown = report.get("rows") or [], _table_rows(report)
     out = [
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"color-scheme\" content=\"light\">",
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><meta name="color-scheme" content="light">',
         f"<title>{esc(report['title'])}</title></head>",
-        f"<body style=\"margin:0;padding:0;background:#f3f4f6;{_FONT};color:{_INK}\">",
+        f'<body style="margin:0;padding:0;background:#f3f4f6;{_FONT};color:{_INK}">',
         # the inbox preview: the status line
-        f"<div style=\"display:none;max-height:0;overflow:hidden\">{esc(status_headline(report))}</div>",
-        "<table role=\"presentation\" width=\"100%\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\" style=\"background:#f3f4f6\"><tr><td align=\"center\" style=\"padding:16px 8px\">",
-        "<table role=\"presentation\" width=\"640\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\" style=\"width:100%;max-width:640px;"
-        "table-layout:fixed;background:#ffffff;border:1px solid #e5e7eb;word-wrap:break-word;overflow-wrap:anywhere\">",
+        f'<div style="display:none;max-height:0;overflow:hidden">{esc(status_headline(report))}</div>',
+        '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="background:#f3f4f6"><tr><td align="center" style="padding:16px 8px">',
+        '<table role="presentation" width="640" cellpadding="0" cellspacing="0" border="0" style="width:100%;max-width:640px;'
+        'table-layout:fixed;background:#ffffff;border:1px solid #e5e7eb;word-wrap:break-word;overflow-wrap:anywhere">',
         # 1. the status line
-        f"<tr><td id=\"status\" style=\"padding:16px 20px;border-left:6px solid {colour};background:{'#ecfdf3' if good else '#fef3f2'}\">",
-        f"<div style=\"font-size:17px;font-weight:bold;color:{colour}\">{mark} {headline}</div>",
-        f"<div style=\"font-size:14px;margin-top:6px\">{esc(status_figures(report))}</div></td></tr>",
+        f'<tr><td id="status" style="padding:16px 20px;border-left:6px solid {colour};background:{"#ecfdf3" if good else "#fef3f2"}">',
+        f'<div style="font-size:17px;font-weight:bold;color:{colour}">{mark} {headline}</div>',
+        f'<div style="font-size:14px;margin-top:6px">{esc(status_figures(report))}</div></td></tr>',
         # 2. title and the window, stated once
-        f"<tr><td style=\"padding:16px 20px 4px\"><h1 style=\"margin:0;font-size:20px\">{esc(report['title'])}</h1>",
-        f"<div style=\"font-size:13px;color:{_MUTED};margin-top:4px\">Window: {esc(window(report))}</div>",
-        f"<div style=\"font-size:13px;color:{_MUTED};margin-top:2px\">{esc(transactions_line(report['totals']))}</div></td></tr>",
+        f'<tr><td style="padding:16px 20px 4px"><h1 style="margin:0;font-size:20px">{esc(report["title"])}</h1>',
+        f'<div style="font-size:13px;color:{_MUTED};margin-top:4px">Window: {esc(window(report))}</div>',
+        f'<div style="font-size:13px;color:{_MUTED};margin-top:2px">{esc(transactions_line(report["totals"]))}</div></td></tr>',
     ]
     notes = callouts(report)
     if notes:
-        items = "".join(
-            f"<li style=\"margin:4px 0;color:{_BAD if n.startswith('Silent') else _INK}\">{esc(n)}</li>" for n in notes
+        items = "".join(f'<li style="margin:4px 0;color:{_BAD if n.startswith("Silent") else _INK}">{esc(n)}</li>' for n in notes)
+        out.append(
+            f'<tr><td id="producers-changed" style="padding:8px 20px"><ul style="margin:0;padding-left:18px;font-size:14px">{items}</ul></td></tr>'
         )
-        out.append(f"<tr><td id=\"producers-changed\" style=\"padding:8px 20px\"><ul style=\"margin:0;padding-left:18px;font-size:14px\">{items}</ul></td></tr>")
     if report.get("warnings"):
-        items = "".join(f"<li style=\"margin:4px 0\">{esc(w)}</li>" for w in warnings(report))
-        out.append(f"<tr><td id=\"warnings\" style=\"padding:8px 20px\"><ul style=\"margin:0;padding-left:18px;font-size:13px;color:#92400e\">{items}</ul></td></tr>")
+        items = "".join(f'<li style="margin:4px 0">{esc(w)}</li>' for w in warnings(report))
+        out.append(
+            f'<tr><td id="warnings" style="padding:8px 20px"><ul style="margin:0;padding-left:18px;font-size:13px;color:#92400e">{items}</ul></td></tr>'
+        )
     if chart is not None:
         out.append(
-            "<tr><td id=\"chart\" style=\"padding:12px 20px\">"
-            "<h2 style=\"margin:0 0 8px;font-size:16px\">Daily records per producer</h2>"
-            f"<img src=\"cid:{escape(chart.cid)}\" alt=\"{escape(chart.alt)}\" width=\"600\" "
-            "style=\"display:block;width:100%;max-width:600px;height:auto;border:0\">"
-            f"<div style=\"font-size:12px;color:{_MUTED};margin-top:4px\">Each producer's band is scaled to its busiest day; "
+            '<tr><td id="chart" style="padding:12px 20px">'
+            '<h2 style="margin:0 0 8px;font-size:16px">Daily records per producer</h2>'
+            f'<img src="cid:{escape(chart.cid)}" alt="{escape(chart.alt)}" width="600" '
+            'style="display:block;width:100%;max-width:600px;height:auto;border:0">'
+            f'<div style="font-size:12px;color:{_MUTED};margin-top:4px">Each producer\'s band is scaled to its busiest day; '
             "the previous week is drawn in light blue behind this week's bars.</div></td></tr>"
         )
-    out.append("<tr><td id=\"per-producer\" style=\"padding:12px 20px\"><h2 style=\"margin:0 0 8px;font-size:16px\">Per producer</h2>")
+    out.append('<tr><td id="per-producer" style="padding:12px 20px"><h2 style="margin:0 0 8px;font-size:16px">Per producer</h2>')
     if not rows:
-        out.append("<p style=\"margin:0 0 8px;font-size:14px\">No audit records were archived in this window.</p>")
+        out.append('<p style="margin:0 0 8px;font-size:14px">No audit records were archived in this window.</p>')
     if shown:
-        th = f"style=\"text-align:left;padding:6px 4px;border-bottom:2px solid {_LINE};font-size:12px;color:{_MUTED};{_WHOLE_WORDS}\""
+        th = f'style="text-align:left;padding:6px 4px;border-bottom:2px solid {_LINE};font-size:12px;color:{_MUTED};{_WHOLE_WORDS}"'
         out.append(
-            "<table role=\"table\" width=\"100%\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\" style=\"border-collapse:collapse;"
-            "table-layout:fixed;font-size:14px\"><thead><tr>"
-            + "".join(f"<th width=\"{w}%\" {th}>{label}</th>" for label, w in
-                      (("Producer", 36), ("Records", 15), ("vs previous week", 20), ("Size", 17), ("Failed", 12)))
+            '<table role="table" width="100%" cellpadding="0" cellspacing="0" border="0" style="border-collapse:collapse;'
+            'table-layout:fixed;font-size:14px"><thead><tr>'
+            + "".join(
+                f'<th width="{w}%" {th}>{label}</th>'
+                for label, w in (("Producer", 36), ("Records", 15), ("vs previous week", 20), ("Size", 17), ("Failed", 12))
+            )
             + "</tr></thead><tbody>"
         )
         for r in shown:
@@ -592,9 +623,11 @@ def render_html(report: dict[str, Any], chart: InlineImage | None = None) -> str
                      f" <span style=\"color:{_OK};font-weight:bold\">NEW</span>" if new else "")  # fmt: skip
             failed = bool(_int(r.get("FAILED")))
             out.append(
-                "<tr class=\"producer\">"
-                + _td(f"<b>{esc(producer_label(r.get('SOURCE_SYSTEM')))}</b>{badge}"
-                      f"<div style=\"font-size:12px;color:{_MUTED};margin-top:2px\">{' &middot; '.join(details)}</div>")
+                '<tr class="producer">'
+                + _td(
+                    f"<b>{esc(producer_label(r.get('SOURCE_SYSTEM')))}</b>{badge}"
+                    f'<div style="font-size:12px;color:{_MUTED};margin-top:2px">{" &middot; ".join(details)}</div>'
+                )
                 + _td(esc(_count(r.get("RECORDS"))), _WHOLE_WORDS)
                 + _td(esc(change(r)), _WHOLE_WORDS + (f";color:{_BAD}" if silent else ""))
                 + _td(esc(human_bytes(r.get("TOTAL_BYTES"))), _WHOLE_WORDS)
@@ -603,35 +636,45 @@ def render_html(report: dict[str, Any], chart: InlineImage | None = None) -> str
             )
         out.append("</tbody></table>")
         if report.get("rows_truncated"):
-            out.append(f"<p style=\"font-size:13px\">... and {esc(report['rows_truncated'])} more producer(s) in the full report.</p>")
+            out.append(f'<p style="font-size:13px">... and {esc(report["rows_truncated"])} more producer(s) in the full report.</p>')
         if any(r.get("SOURCE_SYSTEM") == UNKNOWN for r in shown):
-            out.append(f"<p style=\"font-size:12px;color:{_MUTED}\">{esc(UNKNOWN_NOTE)}</p>")
+            out.append(f'<p style="font-size:12px;color:{_MUTED}">{esc(UNKNOWN_NOTE)}</p>')
     out.append("</td></tr>")
     failures = report.get("failures") or {}
     if failures.get("by_reason"):
-        out.append(f"<tr><td id=\"failures\" style=\"padding:12px 20px\"><h2 style=\"margin:0 0 8px;font-size:16px\">Failures by reason ({esc(_plural(failures.get('records'), 'record'))})</h2>")
+        out.append(
+            f'<tr><td id="failures" style="padding:12px 20px"><h2 style="margin:0 0 8px;font-size:16px">Failures by reason ({esc(_plural(failures.get("records"), "record"))})</h2>'
+        )
         for g in failures["by_reason"]:
-            out.append(f"<div style=\"font-size:14px;margin-top:8px\"><b>{esc(g.get('reason'))}</b>: {esc(_plural(g.get('records'), 'record'))}</div><ul style=\"margin:4px 0;padding-left:18px;font-size:13px\">")
+            out.append(
+                f'<div style="font-size:14px;margin-top:8px"><b>{esc(g.get("reason"))}</b>: {esc(_plural(g.get("records"), "record"))}</div><ul style="margin:4px 0;padding-left:18px;font-size:13px">'
+            )
             for e in g.get("examples") or []:
                 target = e.get("s3_console") or ""
                 ident = link(target, str(e.get("message_id"))) if target else esc(e.get("message_id"))
                 out.append(
-                    f"<li style=\"margin:3px 0\">{ident} <span style=\"color:{_MUTED}\">({esc(producer_label(e.get('source_system')))})</span>"
-                    f"<div style=\"color:{_MUTED};font-size:12px\">{esc(str(e.get('reason') or '')[:300])}</div>"
-                    f"<div style=\"color:{_MUTED};font-size:12px\">{esc(e.get('s3_uri'))}</div></li>"
+                    f'<li style="margin:3px 0">{ident} <span style="color:{_MUTED}">({esc(producer_label(e.get("source_system")))})</span>'
+                    f'<div style="color:{_MUTED};font-size:12px">{esc(str(e.get("reason") or "")[:300])}</div>'
+                    f'<div style="color:{_MUTED};font-size:12px">{esc(e.get("s3_uri"))}</div></li>'
                 )
             out.append("</ul>")
         if failures.get("full_list_uri"):
             target = failures.get("full_list_console") or ""
-            out.append(f"<p style=\"font-size:13px;margin:8px 0 0\">All failed records: {link(target, failures['full_list_uri']) if target else esc(failures['full_list_uri'])}</p>")
+            out.append(
+                f'<p style="font-size:13px;margin:8px 0 0">All failed records: {link(target, failures["full_list_uri"]) if target else esc(failures["full_list_uri"])}</p>'
+            )
         if failures.get("snowflake_sql"):
-            out.append(f"<p style=\"font-size:12px;color:{_MUTED};margin:6px 0 0\">In Snowflake:</p><pre style=\"font-size:12px;white-space:pre-wrap;margin:2px 0 0;background:#f9fafb;padding:6px\">{esc(failures['snowflake_sql'])}</pre>")
+            out.append(
+                f'<p style="font-size:12px;color:{_MUTED};margin:6px 0 0">In Snowflake:</p><pre style="font-size:12px;white-space:pre-wrap;margin:2px 0 0;background:#f9fafb;padding:6px">{esc(failures["snowflake_sql"])}</pre>'
+            )
         out.append("</td></tr>")
     if links(report):
         items = " &middot; ".join(link(url, label) for label, url in links(report))
-        out.append(f"<tr><td id=\"links\" style=\"padding:12px 20px;font-size:13px\">{items}</td></tr>")
+        out.append(f'<tr><td id="links" style="padding:12px 20px;font-size:13px">{items}</td></tr>')
     generated = f", generated {when(report.get('generated_at'), report)}" if report.get("generated_at") else ""
-    out.append(f"<tr><td style=\"padding:12px 20px 16px;font-size:12px;color:{_MUTED}\">Report {esc(report.get('report_id'))}{esc(generated)}.</td></tr>")
+    out.append(
+        f'<tr><td style="padding:12px 20px 16px;font-size:12px;color:{_MUTED}">Report {esc(report.get("report_id"))}{esc(generated)}.</td></tr>'
+    )
     out.append("</table></td></tr></table></body></html>")
     return "".join(out)
 

@@ -254,7 +254,7 @@ def _value_matches(condition: Any, value: Any) -> bool:
         return value is condition
     if not isinstance(condition, dict) or len(condition) != 1:
         raise UnsupportedFilter(f"unknown filter condition {json.dumps(condition)[:80]}")
-    (operator, operand), = condition.items()
+    ((operator, operand),) = condition.items()
     text = value if isinstance(value, str) else None
     if operator == "prefix" and isinstance(operand, str):
         return text is not None and text.startswith(operand)

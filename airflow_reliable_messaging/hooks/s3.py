@@ -121,13 +121,9 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
     def upload_stream(self, bucket: str, key: str, fileobj: Any, *, content_type: str, kms_key_id: str | None = None) -> None:
         """Upload a file object of any size (boto3's managed transfer: one PutObject, or a
         multipart upload above its threshold), with server-side encryption as ``put_bytes``."""
-        self.get_conn().upload_fileobj(
-            fileobj, bucket, key, ExtraArgs={"ContentType": content_type, **sse_arguments(kms_key_id)}
-        )
+        self.get_conn().upload_fileobj(fileobj, bucket, key, ExtraArgs={"ContentType": content_type, **sse_arguments(kms_key_id)})
 
-    def copy_with_metadata(
-        self, bucket: str, key: str, dest_key: str, *, metadata: dict[str, str], kms_key_id: str | None = None
-    ) -> None:
+    def copy_with_metadata(self, bucket: str, key: str, dest_key: str, *, metadata: dict[str, str], kms_key_id: str | None = None) -> None:
         """Server-side copy of ``key`` to ``dest_key`` in the same bucket, its metadata replaced by
         ``metadata``, with server-side encryption as ``put_bytes``."""
         self.get_conn().copy_object(
@@ -194,6 +190,7 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
         """Create a small marker object unless ``key`` exists: None when this call created it, else
         the existing marker's bytes. S3 makes ``If-None-Match: *`` atomic: of concurrent writers
         exactly one creates the object, the others get 412 (or 409 while it is in flight, retried)."""
+
         def existing() -> bytes | None:
             try:
                 return self.read_bytes(bucket, key)

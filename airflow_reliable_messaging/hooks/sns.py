@@ -25,9 +25,7 @@ class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
         client = super().conn
         retries = getattr(self.config, "retries", None) or {}
         attempts = int(retries.get("total_max_attempts") or retries.get("max_attempts", 0) + 1 or 1)
-        client.meta.events.register(
-            "needs-retry.sns", _ThrottledRetry(attempts), unique_id="reliable-messaging-sns-throttled"
-        )
+        client.meta.events.register("needs-retry.sns", _ThrottledRetry(attempts), unique_id="reliable-messaging-sns-throttled")
         client.meta.events.register("before-sign.sns", _encode_form_once, unique_id="reliable-messaging-sns-form")
         return client
 

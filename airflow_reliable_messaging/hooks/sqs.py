@@ -94,9 +94,7 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
         return urls
 
     # -- message-move tasks (native redrive) --------------------------------------------------------
-    def start_message_move_task(
-        self, source_arn: str, destination_arn: str | None = None, max_per_second: int | None = None
-    ) -> str:
+    def start_message_move_task(self, source_arn: str, destination_arn: str | None = None, max_per_second: int | None = None) -> str:
         """Start a DLQ redrive task; its ``TaskHandle``. Any error SQS answers with (no task was
         started) is raised as MessageMoveTaskRefused, classified: a task already running on the
         source, or moves SQS does not support (``InvalidParameterValue``, ``UnsupportedOperation``)."""
@@ -110,7 +108,9 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
         except ClientError as exc:
             error = exc.response.get("Error", {})
             raise MessageMoveTaskRefused(
-                str(exc), error.get("Code"), error.get("Message"),
+                str(exc),
+                error.get("Code"),
+                error.get("Message"),
                 already_running=MOVE_TASK_RUNNING_TEXT in str(exc),
                 unsupported=error.get("Code") in MOVE_TASK_UNSUPPORTED_CODES,
             ) from exc

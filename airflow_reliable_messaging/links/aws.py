@@ -113,7 +113,9 @@ def s3_object_url(bucket: str, key: str, region_name: str | None = None, aws_dom
     """The S3 console's page of one object ("" without a region or domain)."""
     if not (bucket and key and region_name and aws_domain):
         return ""
-    return CONSOLE.format(aws_domain=aws_domain) + f"/s3/object/{quote_plus(bucket)}?region={quote_plus(region_name)}&prefix={quote_plus(key)}"
+    return (
+        CONSOLE.format(aws_domain=aws_domain) + f"/s3/object/{quote_plus(bucket)}?region={quote_plus(region_name)}&prefix={quote_plus(key)}"
+    )
 
 
 def persist_links(context: Context, operator: Any, hook: Any, *links: tuple[type[AwsConsoleLink], dict[str, Any]]) -> None:

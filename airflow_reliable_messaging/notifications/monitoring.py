@@ -202,4 +202,3 @@ def monitoring_from_variables(**overrides: Any) -> dict[str, OperationsNotifier]
         name: "{{ var.value.get('" + variable + "', '" + defaults[name] + "') }}" for name, variable in MONITORING_VARIABLES.items()
     }
     return monitoring_callbacks(**{**settings, **overrides})
-

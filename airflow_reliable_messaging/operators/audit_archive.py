@@ -180,7 +180,10 @@ class AuditArchiveOperator(AwsBaseOperator):
         chosen = templated.text(self.layout) or "record"
         if chosen not in LAYOUTS:
             raise ConfigurationError("layout", f"{chosen!r} is not one of {', '.join(LAYOUTS)}")
-        return {"layout": chosen, "bundle_record_bytes": templated.integer(self.bundle_record_bytes, "bundle_record_bytes", 0, MAX_BUNDLE_RECORD_BYTES)}
+        return {
+            "layout": chosen,
+            "bundle_record_bytes": templated.integer(self.bundle_record_bytes, "bundle_record_bytes", 0, MAX_BUNDLE_RECORD_BYTES),
+        }
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_reliable_messaging.runs.archive import ArchiveRun
@@ -195,9 +198,7 @@ class AuditArchiveOperator(AwsBaseOperator):
         )  # fmt: skip
         persist_links(context, self, self.sqs_hook, (SqsQueueLink, {"queue_url": settings.queue_url}),
                       (S3PrefixLink, {"bucket": settings.bucket, "prefix": settings.prefix}))  # fmt: skip
-        run = ArchiveRun(
-            settings, self.sqs_hook, self.s3_hook, self.sns_hook if settings.topic_arn else None, self.log
-        )
+        run = ArchiveRun(settings, self.sqs_hook, self.s3_hook, self.sns_hook if settings.topic_arn else None, self.log)
         report = run.drain()
         self.log.info("Archive run done: %s", report)
         if run.halted:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 MAX_IDS_IN_ERROR = 50
 MAX_IDS_RECORDED = 1000  # missing message ids kept in AUDIT_RECONCILIATION
 
+
 class ReconciliationMismatch(LoadError, AirflowFailException):
     """S3 and Snowflake disagree: a finding, not a transient error — the task fails without its
     retries, and the report goes out at once with the mismatch at the top."""
@@ -186,7 +187,9 @@ def _bundled_records(s3: Any, target: Any, start: datetime, end: datetime, not_i
             continue
         for record, _ in lines.values():
             if start <= parse_isoformat(record.event_time) < end:
-                out.setdefault(record.message_id, []).append((f"{uri}#{record.message_id}", record.size, layout.as_utc(obj["LastModified"])))
+                out.setdefault(record.message_id, []).append(
+                    (f"{uri}#{record.message_id}", record.size, layout.as_utc(obj["LastModified"]))
+                )
     return out
 
 

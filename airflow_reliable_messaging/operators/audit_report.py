@@ -33,6 +33,7 @@ __all__ = [  # the reconcile and delivery tasks moved to their own modules; impo
 
 RUNBOOK = "docs/runbooks/weekly-load-mismatch.md (airflow-reliable-messaging)"
 
+
 class AuditReportOperator(ArchiveReportBase):
     """Build the week's report from the SQL in ``sql/report/``: per producer with the change against
     the previous interval of the same length (``weekly_audit_report.sql``; a first week, one no load
@@ -162,8 +163,7 @@ class AuditReportOperator(ArchiveReportBase):
             "links": {k: v for k, v in links.items() if v},
             "load": _load_summary(self.load_report),
             "reconciliation": _reconcile_summary(reconciled),
-            "warnings": [f"load: {w}" for w in load.get("warnings") or []]
-            + [f"reconcile: {w}" for w in reconciled.get("warnings") or []],
+            "warnings": [f"load: {w}" for w in load.get("warnings") or []] + [f"reconcile: {w}" for w in reconciled.get("warnings") or []],
             "snowflake_query_ids": query_ids,
         }
         self.log.info("Report %s (%s edition): %s", rid, fmt.edition(report), fmt.status_headline(report))
@@ -183,7 +183,9 @@ class AuditReportOperator(ArchiveReportBase):
             self.log.info("%s", fmt.dumps(row))
         return report
 
-    def failures(self, failed: list[dict], target: Any, start: datetime, end: datetime, s3: Any, where: dict, folder: str) -> dict[str, Any]:
+    def failures(
+        self, failed: list[dict], target: Any, start: datetime, end: datetime, s3: Any, where: dict, folder: str
+    ) -> dict[str, Any]:
         """Failed records by reason with ``failure_examples`` examples each (their S3 console links);
         all of them in ``failures.csv`` beside the report when more failed than are shown."""
         groups: dict[str, dict[str, Any]] = {}

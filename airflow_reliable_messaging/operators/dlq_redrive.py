@@ -216,8 +216,11 @@ class DLQRedriveOperator(AwsBaseOperator):
 
             self.defer(
                 trigger=MessageMoveTaskTrigger(
-                    source_arn=run.dlq.arn, started_timestamp=outcome.started_timestamp, task_handle=run.task_handle,
-                    poll_interval=self.poll_interval, **self.aws.as_dict(),
+                    source_arn=run.dlq.arn,
+                    started_timestamp=outcome.started_timestamp,
+                    task_handle=run.task_handle,
+                    poll_interval=self.poll_interval,
+                    **self.aws.as_dict(),
                 ),  # fmt: skip
                 method_name="execute_complete",
                 kwargs={"state": state},
@@ -242,9 +245,7 @@ class DLQRedriveOperator(AwsBaseOperator):
             return lineage.operator_lineage(inputs=[source])
         targets = [result["destination"]] if result.get("destination") else list(dlq.sources if dlq else [])
         moved = result.get("moved") if len(targets) == 1 else None
-        outputs = [
-            lineage.with_statistics(lineage.sns(t) if ":sns:" in t else lineage.sqs(t, region), moved) for t in targets
-        ]
+        outputs = [lineage.with_statistics(lineage.sns(t) if ":sns:" in t else lineage.sqs(t, region), moved) for t in targets]
         return lineage.operator_lineage(inputs=[source], outputs=outputs)
 
     def execute_complete(self, context: Context, event: dict, state: dict | None = None) -> dict:

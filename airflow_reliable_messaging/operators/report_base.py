@@ -14,6 +14,7 @@ from airflow_reliable_messaging.operators.audit_tables_base import AuditInterval
 
 REPORTS = "_reports"
 
+
 def report_id(dag_id: str, start: datetime, end: datetime) -> str:
     """One report per DAG and data interval: reruns and re-triggers of the week share it."""
     return hashlib.sha256(f"{dag_id}/{isoformat(start)}/{isoformat(end)}".encode()).hexdigest()[:20]

@@ -132,7 +132,9 @@ class SnsReportPublishOperator(_MarkedDelivery):
             attrs = {"report_id": {"DataType": "String", "StringValue": report["report_id"]}}
             if len(body.encode()) > MESSAGE_SIZE_LIMIT - 4096:
                 key = marker.rsplit("/", 1)[0] + f"/message-{message['part']}.json"
-                s3.put_bytes(self.marker_bucket, key, body.encode(), content_type="application/json", kms_key_id=blank_to_none(self.kms_key_id))
+                s3.put_bytes(
+                    self.marker_bucket, key, body.encode(), content_type="application/json", kms_key_id=blank_to_none(self.kms_key_id)
+                )
                 attrs.update(size_attribute(len(body.encode())))
                 body, offloaded = S3Pointer(self.marker_bucket, key).to_body(), offloaded + 1
             entry = {"Id": str(message["part"]), "Message": body, "MessageAttributes": attrs}
@@ -144,10 +146,31 @@ class SnsReportPublishOperator(_MarkedDelivery):
         result = self.aws_hook(SnsMessagingHook).publish_batch(self.topic_arn, entries)
         if result.failed:
             reasons = {e.get("Code", "?") for e in result.failed.values()}
-            raise LoadError(f"{len(result.failed)} of {len(entries)} report message(s) were not published ({', '.join(sorted(reasons))}); rerun to retry")
-        s3.put_bytes(self.marker_bucket, marker, fmt.dumps({"published_at": isoformat(datetime.now(UTC)), "messages": len(entries)}).encode(), content_type="application/json", kms_key_id=blank_to_none(self.kms_key_id))
-        self.log.info("Published report %s to %s: %d message(s) in %d request(s), %d offloaded to S3", report["report_id"], self.topic_arn, len(entries), result.requests, offloaded)
-        return {"published": len(entries), "requests": result.requests, "offloaded": offloaded, "topic_arn": self.topic_arn, "already_published": False}
+            raise LoadError(
+                f"{len(result.failed)} of {len(entries)} report message(s) were not published ({', '.join(sorted(reasons))}); rerun to retry"
+            )
+        s3.put_bytes(
+            self.marker_bucket,
+            marker,
+            fmt.dumps({"published_at": isoformat(datetime.now(UTC)), "messages": len(entries)}).encode(),
+            content_type="application/json",
+            kms_key_id=blank_to_none(self.kms_key_id),
+        )
+        self.log.info(
+            "Published report %s to %s: %d message(s) in %d request(s), %d offloaded to S3",
+            report["report_id"],
+            self.topic_arn,
+            len(entries),
+            result.requests,
+            offloaded,
+        )
+        return {
+            "published": len(entries),
+            "requests": result.requests,
+            "offloaded": offloaded,
+            "topic_arn": self.topic_arn,
+            "already_published": False,
+        }
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the report (its S3 copy, if it was offloaded) in; the SNS topic out."""
@@ -190,9 +213,9 @@ class EmailReportOperator(_MarkedDelivery):
         **kwargs: Any,
     ) -> None:
         """:param data_protection_policy: an SNS data protection policy (JSON shape; give it the
-            one the SNS publisher has) applied to the report before it is rendered — so to the
-            chart and the image's alt text too — and again to the subject and both bodies (see
-            ``domain/masking.py``)."""
+        one the SNS publisher has) applied to the report before it is rendered — so to the
+        chart and the image's alt text too — and again to the subject and both bodies (see
+        ``domain/masking.py``)."""
         super().__init__(**kwargs)
         self.to = to
         self.subject = subject
@@ -229,10 +252,17 @@ class EmailReportOperator(_MarkedDelivery):
         message.add_alternative(mask_html(body.html), subtype="html")
         html = message.get_payload()[-1]
         for image in body.images:  # multipart/related: the HTML's cid: images
-            html.add_related(image.data, maintype="image", subtype="png", cid=f"<{image.cid}>", filename=image.filename, disposition="inline")
+            html.add_related(
+                image.data, maintype="image", subtype="png", cid=f"<{image.cid}>", filename=image.filename, disposition="inline"
+            )
         with ReportSmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
             smtp.send_message(message)
-        s3.put_bytes(self.marker_bucket, marker, fmt.dumps({"sent_at": isoformat(datetime.now(UTC)), "to": len(recipients)}).encode(), content_type="application/json")
+        s3.put_bytes(
+            self.marker_bucket,
+            marker,
+            fmt.dumps({"sent_at": isoformat(datetime.now(UTC)), "to": len(recipients)}).encode(),
+            content_type="application/json",
+        )
         self.log.info("Emailed report %s (%s edition) to %d recipient(s)", report["report_id"], fmt.edition(report), len(recipients))
         return {"sent": True, "recipients": len(recipients), "already_sent": False, "edition": fmt.edition(report),
                 "images": len(body.images)}  # fmt: skip

@@ -160,8 +160,6 @@ class SnsReplayOperator(AwsBaseOperator):
         region = identifiers.topic_arn(self.topic_arn).region
         partition = identifiers.topic_arn(self.topic_arn).partition
         SnsTopicLink.persist(context, self, region_name=region, aws_partition=partition, topic_arn=self.topic_arn)
-        SnsSubscriptionLink.persist(
-            context, self, region_name=region, aws_partition=partition, subscription_arn=subscription_arn
-        )
+        SnsSubscriptionLink.persist(context, self, region_name=region, aws_partition=partition, subscription_arn=subscription_arn)
         if queue_url:
             SqsQueueLink.persist(context, self, region_name=region, aws_partition=partition, queue_url=queue_url)

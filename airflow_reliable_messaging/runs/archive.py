@@ -171,7 +171,9 @@ class _BundleWriter:
         counts["retained"] += len(bundling) - len(out)
         return out
 
-    def write_bundle(self, hour: datetime, group: list[bundle.BundledRecord], records: dict[str, am.AuditRecord], counts: Counter[str]) -> list[tuple[ArchivedRecord, bool]]:
+    def write_bundle(
+        self, hour: datetime, group: list[bundle.BundledRecord], records: dict[str, am.AuditRecord], counts: Counter[str]
+    ) -> list[tuple[ArchivedRecord, bool]]:
         s = self.s
         key = layout.bundle_key(s.prefix, hour, events.batch_id(r.message_id for r in group).replace("batch-", "bundle-"))
         body, placed = bundle.encode_bundle(group, layout.s3_uri(s.bucket, key))
@@ -274,7 +276,11 @@ class ArchiveRun(_BundleWriter):
                 ahead = self.receiver.submit(self.receive, received + len(messages), deadline)
             self.batch_started = self.batch_started or received_at
             self.process(messages)
-            if len(self.pending) + len(self.bundling) >= s.records_per_manifest or self.bundling_bytes >= BUNDLE_FLUSH_BYTES or time.monotonic() - self.batch_started >= flush_age:
+            if (
+                len(self.pending) + len(self.bundling) >= s.records_per_manifest
+                or self.bundling_bytes >= BUNDLE_FLUSH_BYTES
+                or time.monotonic() - self.batch_started >= flush_age
+            ):
                 self.flush()
         if ahead is not None:  # halted with a receive in flight: those messages come back after their visibility timeout
             left = len(ahead.result()[0])
@@ -488,10 +494,14 @@ class ArchiveRun(_BundleWriter):
         result = self.write(record, key, content_type, metadata)
         existing = result.object
         if record.is_verbatim_copy:  # S3 computed the copy's digest
-            same = result.created or (
-                existing.metadata.get("claim-check") == metadata["claim-check"]
-                and existing.metadata.get("claim-check-etag") == metadata["claim-check-etag"]
-            ) or (record.sha256 is not None and existing.sha256 == record.sha256)
+            same = (
+                result.created
+                or (
+                    existing.metadata.get("claim-check") == metadata["claim-check"]
+                    and existing.metadata.get("claim-check-etag") == metadata["claim-check-etag"]
+                )
+                or (record.sha256 is not None and existing.sha256 == record.sha256)
+            )
             sha = existing.sha256 if same else None
             if same and not sha:
                 raise RecordError(f"S3 returned no SHA-256 for s3://{s.bucket}/{key}")
@@ -648,7 +658,9 @@ class ArchiveRun(_BundleWriter):
         for i, (message, reason) in enumerate(failures):
             if f"d{i}" in too_large:
                 size = too_large[f"d{i}"]
-                why = f"{reason}; too large for the dead-letter queue ({size} bytes with the failure attribute, over SQS's {SQS_BATCH_BYTES})"
+                why = (
+                    f"{reason}; too large for the dead-letter queue ({size} bytes with the failure attribute, over SQS's {SQS_BATCH_BYTES})"
+                )
                 if self.quarantine(message, why) is None:
                     continue
             if f"d{i}" in sent:
@@ -795,4 +807,3 @@ class ArchiveRun(_BundleWriter):
         out["conflict_transactions"] = self.repeats[tx.CONFLICT][:10]
         out["stopped"] = self.stopped
         return out
-

@@ -119,9 +119,7 @@ class ArchiveReplayRun:
         checkpoint = rp.Checkpoint(s.replay_id, self.target.name, win.to_dict(), s.filters.to_dict())
         if previous is not None:
             if not previous.same_replay(checkpoint):
-                raise ConfigurationError(
-                    "replay_id", f"{s.replay_id!r} already names another replay (target, window or filters differ)"
-                )
+                raise ConfigurationError("replay_id", f"{s.replay_id!r} already names another replay (target, window or filters differ)")
             try:
                 previous.check_progress(selected)
             except ValueError as exc:
@@ -332,9 +330,7 @@ class Target:
             try:
                 self.queue_url = sqs.resolve_queue_url(str(settings.target_queue))
             except Exception as exc:  # noqa: BLE001 — any lookup failure means the field is wrong
-                raise ConfigurationError(
-                    "target_queue", f"{settings.target_queue!r} cannot be resolved to an SQS queue: {exc}"
-                ) from None
+                raise ConfigurationError("target_queue", f"{settings.target_queue!r} cannot be resolved to an SQS queue: {exc}") from None
             self.name = self.queue_url
         self.fifo = identifiers.is_fifo_name(self.name)
 

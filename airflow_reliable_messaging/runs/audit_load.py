@@ -249,9 +249,7 @@ class AuditLoadRun:
                 "already_loaded": max(len(unique) - inserted - updated, 0),
                 **transaction_counts(unique.values()),
                 "failed": len(self.record_failures),
-                "failures": [
-                    {"message_id": m, "file": f, "reason": r} for m, f, r in self.record_failures[:MAX_FAILURES_IN_REPORT]
-                ],
+                "failures": [{"message_id": m, "file": f, "reason": r} for m, f, r in self.record_failures[:MAX_FAILURES_IN_REPORT]],
             },
             "payloads": dict(self.payloads),
             "bytes": sum(r.size for r in unique.values()),
@@ -538,7 +536,11 @@ class AuditLoadRun:
         for uri, texts in landed.items():
             try:
                 got = {bundle.fingerprint(bundle.decode_landed_line(text, uri)) for text in texts}
-                reason = "" if got == uris[uri].lines else f"COPY read {len(got)} line(s) that are not the {len(uris[uri].lines)} checked before it"
+                reason = (
+                    ""
+                    if got == uris[uri].lines
+                    else f"COPY read {len(got)} line(s) that are not the {len(uris[uri].lines)} checked before it"
+                )
             except (ValueError, TypeError, RecursionError) as exc:
                 reason = f"the lines COPY read do not check: {str(exc)[:300]}"
             if reason:
@@ -583,7 +585,13 @@ class AuditLoadRun:
         """A copy at ``<prefix>/_quarantine/YYYY/MM/DD/HH/<manifest|object>-<digest>`` with the
         reason and original URI in its metadata, and a ledger row so no later run takes it again."""
         bucket, key = layout.split_s3_uri(uri)
-        kind = "manifest" if key.endswith(".jsonl") and f"{layout.MANIFESTS}/" in key else "bundle" if f"/{layout.BUNDLES}/" in key else "object"
+        kind = (
+            "manifest"
+            if key.endswith(".jsonl") and f"{layout.MANIFESTS}/" in key
+            else "bundle"
+            if f"/{layout.BUNDLES}/" in key
+            else "object"
+        )
         dest = layout.quarantine_key(self.target.prefix, datetime.now(UTC), f"{kind}-{index_digest([key])}")
         self.s3.copy_with_metadata(
             bucket, key, dest, kms_key_id=self.s.kms_key_id,
@@ -601,4 +609,3 @@ class AuditLoadRun:
             for i, (m, f, r) in enumerate(chunk):
                 params.update({f"m{i}": m, f"f{i}": f, f"r{i}": r})
             self.sf.query(render("load/record_failures.sql", rows=rows, **self.ids), params)
-

@@ -125,8 +125,9 @@ class RedriveRun:
         target = routing.target
         if mode == "native":
             guard_text = (
-                f"record every message in the loop guard's ledger (quarantine those redriven {s.max_redrives} "
-                "times), then " if s.max_redrives is not None else ""
+                f"record every message in the loop guard's ledger (quarantine those redriven {s.max_redrives} times), then "
+                if s.max_redrives is not None
+                else ""
             )
             out["would_do"] = (
                 f"{guard_text}StartMessageMoveTask from {dlq.arn} to "

@@ -210,7 +210,8 @@ class ClientRedrive:
                 if deleted.failed:
                     self.log.warning(
                         "%s redriven message(s) could not be deleted from the DLQ and may be redriven again: %s",
-                        len(deleted.failed), sorted({f.get("Code") for f in deleted.failed.values()}),
+                        len(deleted.failed),
+                        sorted({f.get("Code") for f in deleted.failed.values()}),
                     )
 
     def _outgoing(self, message: rd.DlqMessage, target: rd.Destination, now: datetime) -> OutgoingMessage | rd.CannotCarryCount | str:

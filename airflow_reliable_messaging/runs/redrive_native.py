@@ -170,8 +170,7 @@ class NativeRedrive:
                 deleted = sqs.delete_batch(self.dlq.url, {str(i): m.receipt_handle for i, m in enumerate(over)})
                 if deleted.failed:  # the task would move them although they are in the quarantine
                     raise RedriveError(
-                        f"{len(deleted.failed)} quarantined message(s) could not be deleted from the DLQ: "
-                        "no move task started; run again"
+                        f"{len(deleted.failed)} quarantined message(s) could not be deleted from the DLQ: no move task started; run again"
                     )
                 for message in over:
                     del held[message.message_id]

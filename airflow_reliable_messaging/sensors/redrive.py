@@ -95,8 +95,11 @@ class MessageMoveTaskSensor(AwsBaseSensor):
 
             self.defer(
                 trigger=MessageMoveTaskTrigger(
-                    source_arn=self.source_arn, started_timestamp=self._started(), task_handle=self._handle(),
-                    poll_interval=self.poke_interval, **self.aws.as_dict(),
+                    source_arn=self.source_arn,
+                    started_timestamp=self._started(),
+                    task_handle=self._handle(),
+                    poll_interval=self.poke_interval,
+                    **self.aws.as_dict(),
                 ),  # fmt: skip
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout),

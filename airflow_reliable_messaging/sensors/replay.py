@@ -81,7 +81,9 @@ class ReplayCompletedSensor(AwsBaseSensor):
 
         self.defer(
             trigger=ReplayStatusTrigger(
-                subscription_arn=self.subscription_arn, poll_interval=self.poke_interval, **self.aws.as_dict(),
+                subscription_arn=self.subscription_arn,
+                poll_interval=self.poke_interval,
+                **self.aws.as_dict(),
             ),  # fmt: skip
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
@@ -171,6 +173,4 @@ class ReplayCompletedSensor(AwsBaseSensor):
     def _persist_link(self, context: Context) -> None:
         parts = self.subscription_arn.split(":")
         if len(parts) >= 6:
-            SnsSubscriptionLink.persist(
-                context, self, region_name=parts[3], aws_partition=parts[1], subscription_arn=self.subscription_arn
-            )
+            SnsSubscriptionLink.persist(context, self, region_name=parts[3], aws_partition=parts[1], subscription_arn=self.subscription_arn)

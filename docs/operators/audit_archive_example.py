@@ -71,7 +71,6 @@ with LocalCloud() as cloud:
             claim_check_buckets=["audit-payloads"],  # the producers' offload bucket: pointers elsewhere are quarantined
         ).execute({})  # fmt: skip
 
-
     print(json.dumps(archive(), indent=1))
     sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({
         "messageMetaData": {"messageType": "textB64", "sourceSystemID": "claims",

@@ -1,6 +1,6 @@
 """Redrive a dead-letter queue on the local cloud: dry run, then the real thing.
 
-    .venvs/af-3.3.1/bin/python docs/operators/redrive_example.py
+.venvs/af-3.3.1/bin/python docs/operators/redrive_example.py
 """
 
 from __future__ import annotations

@@ -49,7 +49,10 @@ def main() -> None:
             sqs.delete_message(QueueUrl=primary, ReceiptHandle=m["ReceiptHandle"])
 
         started = SnsReplayOperator(
-            task_id="replay", topic_arn=topic, target_queue="AutoInsuranceReplayQueue.fifo", create_queue=True,
+            task_id="replay",
+            topic_arn=topic,
+            target_queue="AutoInsuranceReplayQueue.fifo",
+            create_queue=True,
             start=start,
         ).execute({})
         print("replay started:", json.dumps(started, indent=2))
@@ -67,8 +70,12 @@ def main() -> None:
         s3.put_object(Bucket="audit-archive", Key=key, Body=claim.encode())
         target = sqs.create_queue(QueueName="claims-reprocessing")["QueueUrl"]
         report = S3ArchiveReplayOperator(
-            task_id="s3_replay", archive_bucket="audit-archive", archive_prefix="audit/v1",
-            start=start - timedelta(seconds=1), end=datetime.now(UTC), target_queue=target,
+            task_id="s3_replay",
+            archive_bucket="audit-archive",
+            archive_prefix="audit/v1",
+            start=start - timedelta(seconds=1),
+            end=datetime.now(UTC),
+            target_queue=target,
             replay_id="walkthrough-1",
         ).execute({})
         print("S3 archive replay:", json.dumps(report, indent=2))

@@ -1,6 +1,6 @@
 """Load a week of an S3 audit archive into Snowflake on the local cloud, then load it again.
 
-    .venvs/af-3.3.1/bin/python docs/operators/snowflake_audit_load_example.py
+.venvs/af-3.3.1/bin/python docs/operators/snowflake_audit_load_example.py
 """
 
 from __future__ import annotations
@@ -33,9 +33,7 @@ def main() -> dict:
 
         archive = {"archive_bucket": "example-archive", "archive_prefix": "audit", "snowflake_database": "EXAMPLE"}
         SnowflakeAuditSetupOperator(task_id="setup", **archive).execute({})
-        load = SnowflakeAuditLoadOperator(
-            task_id="load", **archive, interval_start=start.isoformat(), interval_end=end.isoformat()
-        )
+        load = SnowflakeAuditLoadOperator(task_id="load", **archive, interval_start=start.isoformat(), interval_end=end.isoformat())
         first = load.execute({"run_id": "example_1"})
         second = load.execute({"run_id": "example_2"})
         print("first load:", json.dumps(first["records"], indent=2))

@@ -14,7 +14,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Modules are registered by name so a missing one never breaks the others.
-EMULATIONS: list[str] = ["sqs_message_move", "sqs_fifo_groups", "sqs_message_limits", "sns_archive_replay", "sns_sqs_delivery", "sns_message_limits", "s3_conditional_copy", "s3_conditional_writes", "s3_checksums", "sns_data_protection", "snowflake_drop_database", "moto_sqs_performance", "moto_request_performance", "aws_json_protocol"]
+EMULATIONS: list[str] = [
+    "sqs_message_move",
+    "sqs_fifo_groups",
+    "sqs_message_limits",
+    "sns_archive_replay",
+    "sns_sqs_delivery",
+    "sns_message_limits",
+    "s3_conditional_copy",
+    "s3_conditional_writes",
+    "s3_checksums",
+    "sns_data_protection",
+    "snowflake_drop_database",
+    "moto_sqs_performance",
+    "moto_request_performance",
+    "aws_json_protocol",
+]
 
 
 @dataclass

@@ -29,7 +29,7 @@ def install(ctx) -> None:
         def execute(self, sql, *args, **kwargs):
             if sql.lstrip().upper().startswith("DROP DATABASE"):
                 self._duck.execute(f"USE {GLOBAL_DATABASE_NAME}")
-                sql = "DETACH" + sql.lstrip()[len("DROP"):]
+                sql = "DETACH" + sql.lstrip()[len("DROP") :]
             return self._duck.execute(sql, *args, **kwargs)
 
         def __getattr__(self, name):

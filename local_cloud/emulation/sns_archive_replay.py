@@ -269,8 +269,7 @@ def _validate_replay_policy(value: Any, topic, protocol: str) -> tuple[datetime,
         beginning = archive.beginning(now)
     if _ms(start) < _ms(beginning):
         raise invalid(
-            f"Invalid parameter: ReplayPolicy: StartingPoint {_fmt(start)} is before the topic's "
-            f"BeginningArchiveTime {_fmt(beginning)}"
+            f"Invalid parameter: ReplayPolicy: StartingPoint {_fmt(start)} is before the topic's BeginningArchiveTime {_fmt(beginning)}"
         )
     if start > now:
         raise invalid("Invalid parameter: ReplayPolicy: StartingPoint is in the future")
@@ -354,9 +353,7 @@ def _run_replay(subscription, replay: Replay) -> None:
         with _lock:
             if _current(replay):
                 replay.status = FAILED
-                replay.reason = (
-                    "the subscribed queue does not exist" if isinstance(exc, QueueDoesNotExist) else f"delivery failed: {exc}"
-                )
+                replay.reason = "the subscribed queue does not exist" if isinstance(exc, QueueDoesNotExist) else f"delivery failed: {exc}"
         log.warning("SNS replay to %s failed: %s", replay.subscription_arn, exc)
 
 
@@ -480,9 +477,7 @@ def install(ctx) -> None:
     def delete_topic(self, arn):
         with _lock:
             if arn in ARCHIVES:
-                raise InvalidState(
-                    "Invalid state: the topic has an active ArchivePolicy; set ArchivePolicy to {} before deleting it"
-                )
+                raise InvalidState("Invalid state: the topic has an active ArchivePolicy; set ArchivePolicy to {} before deleting it")
         original_delete_topic(self, arn)
 
     Backend.delete_topic = delete_topic
@@ -567,10 +562,7 @@ def wrap(app, ctx):
         with _lock:
             body = {
                 "config": CONFIG,
-                "replays": {
-                    arn: {"status": r.status, "reason": r.reason, "delivered": r.delivered}
-                    for arn, r in REPLAYS.items()
-                },
+                "replays": {arn: {"status": r.status, "reason": r.reason, "delivered": r.delivered} for arn, r in REPLAYS.items()},
             }
         payload = json.dumps(body).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])

@@ -74,7 +74,9 @@ def wrap(app, ctx):
                 return _error("InvalidParameter", 400, "Invalid parameter: DataProtectionPolicy", start_response)
             with _lock:
                 POLICIES[arn] = text
-            return _xml(200, f'<PutDataProtectionPolicyResponse xmlns="{XMLNS}">{request_id}</PutDataProtectionPolicyResponse>', start_response)
+            return _xml(
+                200, f'<PutDataProtectionPolicyResponse xmlns="{XMLNS}">{request_id}</PutDataProtectionPolicyResponse>', start_response
+            )
         with _lock:
             text = POLICIES.get(arn, "")
         return _xml(200, (

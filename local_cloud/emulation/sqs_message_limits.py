@@ -54,9 +54,7 @@ def check(queue, body: str, attributes: dict | None) -> None:
 
     attributes = attributes or {}
     if len(attributes) > MAX_ATTRIBUTES:
-        raise InvalidParameterValue(
-            f"Number of message attributes [{len(attributes)}] exceeds the allowed maximum [{MAX_ATTRIBUTES}]."
-        )
+        raise InvalidParameterValue(f"Number of message attributes [{len(attributes)}] exceeds the allowed maximum [{MAX_ATTRIBUTES}].")
     limit = int(queue.maximum_message_size)
     if message_bytes(body, attributes) > limit:
         raise InvalidParameterValue(f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")

@@ -162,8 +162,7 @@ class MessageMoveService:
         rate = params.get("MaxNumberOfMessagesPerSecond")
         if rate is not None and (not isinstance(rate, int) or isinstance(rate, bool) or not 1 <= rate <= MAX_RATE):
             raise _invalid(
-                f"Value {rate} for parameter MaxNumberOfMessagesPerSecond is invalid. "
-                f"Reason: Must be an integer between 1 and {MAX_RATE}."
+                f"Value {rate} for parameter MaxNumberOfMessagesPerSecond is invalid. Reason: Must be an integer between 1 and {MAX_RATE}."
             )
         destination_arn = params.get("DestinationArn") or None
         if destination_arn:
@@ -175,11 +174,8 @@ class MessageMoveService:
         with self.lock:
             history = self.tasks.setdefault(source.queue_arn, [])
             if any(t.status in ("RUNNING", "CANCELLING") for t in history):
-                raise _invalid(
-                    "There is already a task running. Only one active task is allowed for a source queue "
-                    "arn at a given time."
-                )
-            snapshot = sorted(list(source._messages), key=lambda m: (m.sent_timestamp or 0))
+                raise _invalid("There is already a task running. Only one active task is allowed for a source queue arn at a given time.")
+            snapshot = sorted(list(source._messages), key=lambda m: m.sent_timestamp or 0)
             task = MoveTask(
                 task_id=str(uuid.uuid4()),
                 source_arn=source.queue_arn,
@@ -201,9 +197,7 @@ class MessageMoveService:
         if max_results is None:
             max_results = 1
         if not isinstance(max_results, int) or not 1 <= max_results <= 10:
-            raise _invalid(
-                f"Value {max_results} for parameter MaxResults is invalid. Reason: Must be between 1 and 10."
-            )
+            raise _invalid(f"Value {max_results} for parameter MaxResults is invalid. Reason: Must be between 1 and 10.")
         with self.lock:
             history = list(self.tasks.get(source.queue_arn, []))
         return {"Results": [t.entry() for t in reversed(history)][:max_results]}
@@ -336,9 +330,7 @@ def install(ctx) -> None:
         _received.messages = None
         result = original_response(self)
         received, _received.messages = getattr(_received, "messages", None), None
-        wanted = set(self._get_param("AttributeNames", []) or []) | set(
-            self._get_param("MessageSystemAttributeNames", []) or []
-        )
+        wanted = set(self._get_param("AttributeNames", []) or []) | set(self._get_param("MessageSystemAttributeNames", []) or [])
         if not wanted & {"All", SOURCE_ATTRIBUTE}:
             return result
         messages = (result.result or {}).get("Messages") if isinstance(result.result, dict) else None

@@ -47,9 +47,9 @@ def _dead_lettered(sqs, unique, count):
 
 
 def _depth(sqs, url) -> int:
-    attrs = sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])[
+        "Attributes"
+    ]
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
@@ -193,9 +193,7 @@ def _answer_when_asked(dag_id: str, task_id: str, option: str, timeout: float = 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with create_session() as session:
-                ti = session.query(TaskInstance).filter_by(
-                    dag_id=dag_id, task_id=task_id, state=TaskInstanceState.AWAITING_INPUT
-                ).first()
+                ti = session.query(TaskInstance).filter_by(dag_id=dag_id, task_id=task_id, state=TaskInstanceState.AWAITING_INPUT).first()
                 if ti is not None:
                     update_hitl_detail(dag_id, ti.run_id, task_id, UpdateHITLDetailPayload(chosen_options=[option]),
                                        user=Reviewer(), session=session)  # fmt: skip

@@ -40,7 +40,9 @@ def drain(sqs, queue_url) -> list[dict]:
 def test_weekly_load_end_to_end_and_a_rerun_changes_and_sends_nothing(pipeline, aws):
     import snowflake.connector
 
-    seeded = seed_sample_archive(aws("s3"), pipeline["bucket"], "audit", WEEK_START, WEEK_START + timedelta(days=7), count=30, large=1, malformed=2)
+    seeded = seed_sample_archive(
+        aws("s3"), pipeline["bucket"], "audit", WEEK_START, WEEK_START + timedelta(days=7), count=30, large=1, malformed=2
+    )
     mails_before = len(pipeline["cloud"].emails())
     dag = load_dag("weekly_audit_load.py")
     run = run_dag(dag, WEEK_START + timedelta(days=7))
@@ -81,7 +83,9 @@ def test_weekly_load_end_to_end_and_a_rerun_changes_and_sends_nothing(pipeline, 
 
     # Run monitoring (the DAG's default_args callbacks): one row per task try of both runs.
     with snowflake.connector.connect(**pipeline["cloud"].snowflake_connect_kwargs(pipeline["database"], "OPS")) as conn:
-        ops = conn.cursor().execute("SELECT RUN_ID, TASK_ID, STATE, LOADED FROM ARM_OPERATION WHERE DAG_ID = 'weekly_audit_load'").fetchall()
+        ops = (
+            conn.cursor().execute("SELECT RUN_ID, TASK_ID, STATE, LOADED FROM ARM_OPERATION WHERE DAG_ID = 'weekly_audit_load'").fetchall()
+        )
     assert len(ops) == 2 * len(TASKS) and {state for _, _, state, _ in ops} == {"success"}
     assert len({run_id for run_id, *_ in ops}) == 2
     assert sorted(loaded for _, task, _, loaded in ops if task == "load_week") == [0, 30]

@@ -119,7 +119,6 @@ def test_manifest_keys_are_checked_as_the_archive_and_the_load_write_them(key, o
             layout.check_manifest_key("p", key)
 
 
-
 def _longest_keys(prefix: str) -> dict[str, str]:
     """The longest key of every family this project writes under ``prefix``."""
     from airflow_reliable_messaging.domain import audit_load, redrive, replay

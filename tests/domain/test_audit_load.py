@@ -59,8 +59,13 @@ def test_names_are_stable_for_the_same_input():
 
 @pytest.mark.parametrize(
     "head,expected",
-    [(b' {"a":1}', "application/json"), (b"[1,2]", "application/json"), (b"\x89PNG\r\n\x1a\n\x00\xff", "application/octet-stream"),
-     (b"plain words", "text/plain; charset=utf-8"), (b"", "application/octet-stream")],
+    [
+        (b' {"a":1}', "application/json"),
+        (b"[1,2]", "application/json"),
+        (b"\x89PNG\r\n\x1a\n\x00\xff", "application/octet-stream"),
+        (b"plain words", "text/plain; charset=utf-8"),
+        (b"", "application/octet-stream"),
+    ],
 )
 def test_content_sniffing(head, expected):
     assert al.sniff_content_type(head) == expected
@@ -227,7 +232,8 @@ def test_reconcile_compares_rows_and_lines_whatever_their_age_and_settled_object
 
 
 @pytest.mark.parametrize(
-    ("rows", "load_took", "fails"), [(0, 0, False), (3, 0, True), (0, 2, True)],
+    ("rows", "load_took", "fails"),
+    [(0, 0, False), (3, 0, True), (0, 2, True)],
 )
 def test_comparing_nothing_passes_only_when_there_is_nothing_at_all(rows, load_took, fails):
     out = al.reconcile({}, {f"s3://b/p/r{n}": 1 for n in range(rows)}, {}, cutoff=LOOKED, looked_at=LOOKED)

@@ -175,7 +175,10 @@ def test_without_any_timestamp_the_receive_time_is_used():
         (seed_body().replace('"messagePayload": "', '"messagePayload": "***'), "not valid base64"),
         (json.dumps({"messagePayload": "aGVsbG8="}), "messageMetaData is missing"),
         (seed_body(sourceTransactionID=""), "lacks sourceTransactionID"),
-        (json.dumps({"messageMetaData": {"messageType": "t"}, "messagePayload": "aGk="}), "lacks sourceSystemID, sourceTransactionID, dateTime"),
+        (
+            json.dumps({"messageMetaData": {"messageType": "t"}, "messagePayload": "aGk="}),
+            "lacks sourceSystemID, sourceTransactionID, dateTime",
+        ),
         (seed_body(dateTime="yesterday"), "not a time in the seed format"),
         # filed as "5/01/01/...": outside the layout, and its manifest line refused the whole batch's manifest
         (seed_body(dateTime="0005-01-01 00:00:00.000000"), "messageMetaData.dateTime '0005-01-01 00:00:00.000000' is before the year 1000"),
@@ -193,7 +196,7 @@ def test_bad_records_raise_record_error_with_a_reason(body, reason):
 
 
 def test_sniffing():
-    assert sniff_content_type(b'[1, 2]') == JSON_CONTENT_TYPE
+    assert sniff_content_type(b"[1, 2]") == JSON_CONTENT_TYPE
     assert sniff_content_type(b"{not json") == TEXT_CONTENT_TYPE
     assert sniff_content_type("héllo\n".encode()) == TEXT_CONTENT_TYPE
     assert sniff_content_type(b"\xff\xd8\xff") == BINARY_CONTENT_TYPE
@@ -208,9 +211,7 @@ def test_object_metadata_and_manifest_line():
     assert meta["source-system"] == "s%C3%BFstem"  # S3 metadata travels as ASCII headers
     assert all(v.isascii() for v in meta.values())
     assert archived_at_from_metadata(meta, datetime(2000, 1, 1, tzinfo=UTC)) == "2026-01-02T03:04:05.000000Z"
-    line = archived_record(
-        record, bucket="arch", key="a/k", size=4, sha256=meta["sha256"], content_type=TEXT_CONTENT_TYPE, archived_at=NOW
-    )
+    line = archived_record(record, bucket="arch", key="a/k", size=4, sha256=meta["sha256"], content_type=TEXT_CONTENT_TYPE, archived_at=NOW)
     assert line.event_time == "2021-07-03T16:21:12.357246Z" and line.source_system == "sÿstem"
     assert line.extra["sqs_message_id"] == "sqs-id-1"
     assert decode_manifest(encode_manifest([line], "s3://arch/m.jsonl")) == [line]
@@ -292,7 +293,11 @@ def test_a_seed_request_by_pointer_is_the_record_it_would_be_inline():
         ({"messageID": {"DataType": "String", "StringValue": "../x"}}, None, "message attribute messageID '../x'"),
         ({}, seed_body(dateTime="garbage"), "claim-check payload s3://payload-bucket/k/1: messageMetaData.dateTime 'garbage'"),
         ({}, json.dumps({**json.loads(seed_body()), "messageID": "a/b"}), "claim-check payload s3://payload-bucket/k/1: messageID 'a/b'"),
-        ({}, seed_body().replace('"messagePayload": "', '"messagePayload": "!'), "s3://payload-bucket/k/1: messagePayload is not valid base64"),
+        (
+            {},
+            seed_body().replace('"messagePayload": "', '"messagePayload": "!'),
+            "s3://payload-bucket/k/1: messagePayload is not valid base64",
+        ),
         ({}, seed_body()[:-3], "claim-check payload s3://payload-bucket/k/1 is not valid JSON"),
     ],
 )
@@ -312,7 +317,10 @@ def test_a_pointer_record_names_the_field_it_read_where_it_read_it(attributes, d
 def test_on_a_pointer_to_a_seed_request_the_request_fields_win_over_attributes():
     from airflow_reliable_messaging.domain.audit_message import seed_record
 
-    attributes = {"dateTime": {"DataType": "String", "StringValue": "garbage"}, "sourceTransactionID": {"DataType": "String", "StringValue": "attr"}}
+    attributes = {
+        "dateTime": {"DataType": "String", "StringValue": "garbage"},
+        "sourceTransactionID": {"DataType": "String", "StringValue": "attr"},
+    }
     transport = parse_message(_pointer_message(attributes), now=NOW, claim_check_buckets={"payload-bucket"})
     record = seed_record(transport, _read_object(seed_body().encode()), where="x", source=SOURCE)
     assert record.time_source == "producer" and record.event_time.year == 2021 and record.source_transaction_id == "tx-1"

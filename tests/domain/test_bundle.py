@@ -20,7 +20,11 @@ def rec(mid: str, body: bytes, content_type: str = "application/json") -> bundle
 
 
 URI = "s3://b/audit/_bundles/2026/11/30/10/bundle-1.jsonl.gz"
-RECORDS = [rec("m1", b'{"a": 1}'), rec("m2", b"\xff\x00binary", "application/octet-stream"), rec("m3", "caf\u00e9 text".encode(), "text/plain")]
+RECORDS = [
+    rec("m1", b'{"a": 1}'),
+    rec("m2", b"\xff\x00binary", "application/octet-stream"),
+    rec("m3", "caf\u00e9 text".encode(), "text/plain"),
+]
 
 
 def test_round_trip_keeps_bytes_and_places_each_line():

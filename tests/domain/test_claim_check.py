@@ -37,7 +37,10 @@ def test_declared_size_reads_current_legacy_and_sns_shapes():
     assert cc.size_declaration({"ExtendedPayloadSize": {"Type": "Number", "Value": "9"}}) == ("ExtendedPayloadSize", 9)
     assert cc.size_declaration({}) is None and cc.size_declaration(None) is None
     assert cc.size_declaration({"ExtendedPayloadSize": {"StringValue": str(5 * 1024**4)}}) == ("ExtendedPayloadSize", 5 * 1024**4)
-    assert cc.size_declaration({"ExtendedPayloadSize": {"StringValue": "0"}, "SQSLargePayloadSize": {"StringValue": "0"}}) == ("ExtendedPayloadSize", 0)
+    assert cc.size_declaration({"ExtendedPayloadSize": {"StringValue": "0"}, "SQSLargePayloadSize": {"StringValue": "0"}}) == (
+        "ExtendedPayloadSize",
+        0,
+    )
 
 
 @pytest.mark.parametrize(
@@ -46,7 +49,10 @@ def test_declared_size_reads_current_legacy_and_sns_shapes():
         ({"ExtendedPayloadSize": {"StringValue": "x"}}, "ExtendedPayloadSize 'x' is not a byte count"),
         ({"ExtendedPayloadSize": {"StringValue": "-1"}}, "ExtendedPayloadSize '-1' is not a byte count"),
         ({"ExtendedPayloadSize": {"StringValue": "1e3"}}, "'1e3'"),
-        ({"ExtendedPayloadSize": {"StringValue": "\uff11"}}, "ExtendedPayloadSize '\\uff11'"),  # a full-width digit: int() reads it, S3 never wrote it
+        (
+            {"ExtendedPayloadSize": {"StringValue": "\uff11"}},
+            "ExtendedPayloadSize '\\uff11'",
+        ),  # a full-width digit: int() reads it, S3 never wrote it
         ({"ExtendedPayloadSize": {"StringValue": "9" * 17}}, "is not a byte count"),
         ({"ExtendedPayloadSize": {"StringValue": str(5 * 1024**4 + 1)}}, "5497558138881 is larger than S3's largest object (5 TiB)"),
         ({"SQSLargePayloadSize": {"DataType": "Binary", "BinaryValue": b"1"}}, "SQSLargePayloadSize without a value"),

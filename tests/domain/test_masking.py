@@ -211,9 +211,7 @@ def test_html_is_masked_in_its_text_never_its_markup():
         "Configuration": {"CustomDataIdentifier": [{"Name": "Tag", "Regex": "td|style"}]},
         "Statement": [{"DataIdentifier": [EMAIL, "Tag"], "Operation": {"Deidentify": {"MaskConfig": {"MaskWithCharacter": "<"}}}}]})  # fmt: skip
     html = "<table style='x'><tr><td>o&#x27;brien@example.com &amp; td</td></tr></table><!-- td -->"
-    assert policy.apply_html(html) == (
-        "<table style='x'><tr><td>" + "&lt;" * 19 + " &amp; &lt;&lt;</td></tr></table><!-- << -->"
-    )
+    assert policy.apply_html(html) == ("<table style='x'><tr><td>" + "&lt;" * 19 + " &amp; &lt;&lt;</td></tr></table><!-- << -->")
 
 
 def test_html_attribute_values_and_comments_are_masked_too():
@@ -221,12 +219,21 @@ def test_html_attribute_values_and_comments_are_masked_too():
     address unmasked. Names stay; a masked value is re-escaped in its own quotes."""
     policy = DataProtectionPolicy.parse(_policy([EMAIL], MASK))
     html = (
-        '<a href="mailto:ann@example.com?s=a&amp;b" title=\'bob@example.org\' class=x data-u=cy@example.net>'
+        "<a href=\"mailto:ann@example.com?s=a&amp;b\" title='bob@example.org' class=x data-u=cy@example.net>"
         "ann@example.com</a><!-- dan@example.com --><img alt='' src=\"cid:chart\">"
     )
     assert policy.apply_html(html) == (
-        '<a href="mailto:' + "#" * 15 + '?s=a&amp;b" title=\'' + "#" * 15 + "' class=x data-u=\"" + "#" * 14 + '">'
-        + "#" * 15 + "</a><!-- " + "#" * 15 + " --><img alt='' src=\"cid:chart\">"
+        '<a href="mailto:'
+        + "#" * 15
+        + "?s=a&amp;b\" title='"
+        + "#" * 15
+        + "' class=x data-u=\""
+        + "#" * 14
+        + '">'
+        + "#" * 15
+        + "</a><!-- "
+        + "#" * 15
+        + " --><img alt='' src=\"cid:chart\">"
     )
 
 
@@ -260,7 +267,6 @@ def test_a_hostile_or_unusual_json_body_is_never_a_crash_and_json_stays_json():
     assert json.loads(deidentify_payload(b'{"to": "ann\\u0040example.com"}', policy)) == {"to": "#" * 15}
     assert json.loads(deidentify_payload(b'{"ann@example.com": 1}', policy)) == {"#" * 15: 1}
     assert b"ann@example.com" not in deidentify_payload(b'\xef\xbb\xbf{"to": "ann@example.com"}', policy)
-
 
 
 def test_numbers_beside_a_masked_value_reach_the_consumer_as_the_producer_wrote_them():
@@ -365,7 +371,7 @@ def test_iban_check_digits():
 
 
 def test_keywords_match_as_aws_documents():
-    """"Keywords aren't case sensitive ... a keyword with a space also matches no space, _ or -"."""
+    """ "Keywords aren't case sensitive ... a keyword with a space also matches no space, _ or -"."""
     for keyword in ("Social Security", "social_security", "social-security", "socialsecurity", "SSN"):
         assert _finds("Ssn-US", f"{keyword}: 123-45-6789") == ["123-45-6789"], keyword
     assert _finds("Ssn-US", "lessn 123-45-6789") == []  # inside another word

@@ -222,8 +222,12 @@ def test_a_lifecycle_rule_that_expires_the_ledger_too_soon_is_named():
     for bad in (
         {"ID": "short", "Status": "Enabled", "Filter": {"Prefix": "redrive/"}, "Expiration": {"Days": 28}},
         {"ID": "short", "Status": "Enabled", "Prefix": "", "Expiration": {"Days": horizon - 1}},
-        {"ID": "short", "Status": "Enabled", "Filter": {"And": {"Prefix": "redrive/_redrive", "ObjectSizeLessThan": 10**6}},
-         "Expiration": {"Days": 7}},
+        {
+            "ID": "short",
+            "Status": "Enabled",
+            "Filter": {"And": {"Prefix": "redrive/_redrive", "ObjectSizeLessThan": 10**6}},
+            "Expiration": {"Days": 7},
+        },
         {"ID": "short", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Date": "2027-01-01T00:00:00Z"}},
     ):
         problem = rd.ledger_expiry_problem([bad], "redrive", dlq, 3)

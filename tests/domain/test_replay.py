@@ -134,9 +134,11 @@ def test_a_request_without_a_rate_is_paced_and_the_window_edges_hold():
             rp.validate_request({**s3, "max_messages_per_second": bad}, NOW)
     sns = {"source": "sns_archive", "topic_arn": "arn:aws:sns:us-east-1:123456789012:claims.fifo", "target_queue": "r.fifo"}
     assert rp.validate_request({**sns, "start": (NOW - timedelta(days=365)).isoformat()}, NOW)["source"] == "sns_archive"
-    for change, field in (({"start": (NOW + timedelta(seconds=1)).isoformat()}, "start"),
-                          ({"start": NOW.isoformat(), "end": NOW.isoformat()}, "end"),
-                          ({"start": (NOW - timedelta(hours=1)).isoformat(), "end": (NOW + timedelta(minutes=1)).isoformat()}, "end")):
+    for change, field in (
+        ({"start": (NOW + timedelta(seconds=1)).isoformat()}, "start"),
+        ({"start": NOW.isoformat(), "end": NOW.isoformat()}, "end"),
+        ({"start": (NOW - timedelta(hours=1)).isoformat(), "end": (NOW + timedelta(minutes=1)).isoformat()}, "end"),
+    ):
         with pytest.raises(ConfigurationError) as exc:
             rp.validate_request({**sns, **change}, NOW)
         assert exc.value.field == field, change

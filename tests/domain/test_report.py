@@ -4,10 +4,31 @@ from decimal import Decimal
 from airflow_reliable_messaging.domain import report as fmt
 
 ROWS = [
-    {"SOURCE_SYSTEM": "claims-service", "RECORDS": 3, "TRANSACTIONS": 2, "REPEATS": 1, "CONFLICTS": 1, "MESSAGE_TYPES": 2, "TOTAL_BYTES": 3000, "LARGEST_BYTES": 2000,
-     "LARGEST_MESSAGE_ID": "m1", "FAILED": 1, "FIRST_SEEN": "2026-11-16T00:00:00.000000Z", "LAST_SEEN": "2026-11-17T00:00:00.000000Z"},
-    {"SOURCE_SYSTEM": "<script>", "RECORDS": 1, "MESSAGE_TYPES": 1, "TOTAL_BYTES": 10, "LARGEST_BYTES": 10,
-     "LARGEST_MESSAGE_ID": "m2", "FAILED": 0, "FIRST_SEEN": None, "LAST_SEEN": None},
+    {
+        "SOURCE_SYSTEM": "claims-service",
+        "RECORDS": 3,
+        "TRANSACTIONS": 2,
+        "REPEATS": 1,
+        "CONFLICTS": 1,
+        "MESSAGE_TYPES": 2,
+        "TOTAL_BYTES": 3000,
+        "LARGEST_BYTES": 2000,
+        "LARGEST_MESSAGE_ID": "m1",
+        "FAILED": 1,
+        "FIRST_SEEN": "2026-11-16T00:00:00.000000Z",
+        "LAST_SEEN": "2026-11-17T00:00:00.000000Z",
+    },
+    {
+        "SOURCE_SYSTEM": "<script>",
+        "RECORDS": 1,
+        "MESSAGE_TYPES": 1,
+        "TOTAL_BYTES": 10,
+        "LARGEST_BYTES": 10,
+        "LARGEST_MESSAGE_ID": "m2",
+        "FAILED": 0,
+        "FIRST_SEEN": None,
+        "LAST_SEEN": None,
+    },
 ]
 
 
@@ -79,7 +100,10 @@ def test_producers_show_human_units_change_and_silent_and_new_ones():
     from tests.domain.report_sample import sample_report
 
     email = fmt.render_email(sample_report())
-    assert "Silent this week: payments-gateway — 40 records the previous week, last seen Fri 13 Nov 2026 09:30 UTC, none in this one." in email.text
+    assert (
+        "Silent this week: payments-gateway — 40 records the previous week, last seen Fri 13 Nov 2026 09:30 UTC, none in this one."
+        in email.text
+    )
     assert "New this week: claims-portal — 28 records, none the previous week." in email.text
     line = next(x for x in email.text.splitlines() if x.startswith("claims-service "))
     assert "84" in line and "+4 (+5.0%)" in line and "13.6 MiB" in line and "6.0 MiB (claims-service-big)" in line
@@ -117,7 +141,10 @@ def test_failures_are_grouped_by_reason_with_examples_and_links():
     email = fmt.render_email(sample_report())
     assert "- payload declared JSON does not parse: 1 record, e.g." in email.text
     assert "m-bad-1 (claims-service) s3://archive/audit/2026/11/17/01/02/03/m-bad-1" in email.text
-    assert '<a href="https://console.aws.amazon.com/s3/object/archive?region=us-east-1&amp;prefix=audit%2F2026%2F11%2F17%2F01%2F02%2F03%2Fm-bad-1"' in email.html
+    assert (
+        '<a href="https://console.aws.amazon.com/s3/object/archive?region=us-east-1&amp;prefix=audit%2F2026%2F11%2F17%2F01%2F02%2F03%2Fm-bad-1"'
+        in email.html
+    )
     for label in ("Airflow run", "Snowsight: the report query", "S3 console: the archive prefix"):
         assert label in email.text and label in email.html
 

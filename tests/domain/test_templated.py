@@ -88,8 +88,20 @@ def test_mapping_reads_an_xcom_dict_or_its_json_text():
 
 
 # -- safety settings: switched off only explicitly ----------------------------------------------
-@pytest.mark.parametrize(("value", "expected"), [(True, True), (False, False), ("True", True), ("False", False),
-                                                 (" false ", False), ("1", True), ("0", False), (0, False), ("off", False)])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        (False, False),
+        ("True", True),
+        ("False", False),
+        (" false ", False),
+        ("1", True),
+        ("0", False),
+        (0, False),
+        ("off", False),
+    ],
+)
 def test_as_bool_reads_python_and_rendered_booleans(value, expected):
     assert templated.as_bool(value, "dry_run") is expected
 

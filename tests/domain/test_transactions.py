@@ -27,7 +27,9 @@ def test_marker_keys_live_under_the_prefix_and_take_any_transaction_id():
     assert key == f"audit/_transactions/{digest[:2]}/{digest}.json"
     assert layout.transaction_variant_key("audit", "claims", "tx-1", SHA_B) == f"audit/_transactions/{digest[:2]}/{digest}/{SHA_B}.json"
     # scoped by source system; hostile or unencodable ids still make one safe key each
-    assert layout.transaction_digest("billing", "tx-1") != digest and layout.transaction_digest(None, "tx-1") == layout.transaction_digest("", "tx-1")
+    assert layout.transaction_digest("billing", "tx-1") != digest and layout.transaction_digest(None, "tx-1") == layout.transaction_digest(
+        "", "tx-1"
+    )
     for hostile in ("../../x", "a/b", "\ud800", "' OR 1=1 --", "x" * 5000):
         key = layout.transaction_marker_key("audit", hostile, hostile)
         assert key.startswith("audit/_transactions/") and ".." not in key and len(key) < 120

@@ -18,7 +18,9 @@ def test_shares_sum_to_the_budget_and_differ_by_at_most_one():
         assert len(shares) == min(total, workers)
 
 
-@pytest.mark.parametrize(("total", "workers", "named"), [(10, 0, "workers"), (10, MAX_ARCHIVE_WORKERS + 1, "workers"), (0, 2, "max_messages")])
+@pytest.mark.parametrize(
+    ("total", "workers", "named"), [(10, 0, "workers"), (10, MAX_ARCHIVE_WORKERS + 1, "workers"), (0, 2, "max_messages")]
+)
 def test_out_of_range_settings_are_named(total, workers, named):
     with pytest.raises(ValueError, match=f"^{named}: "):
         message_budgets(total, workers)

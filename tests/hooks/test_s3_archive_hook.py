@@ -37,9 +37,7 @@ def test_put_if_absent_creates_once_with_checksum_and_sse(hook, aws, bucket):
     assert base64.b64decode(head["ChecksumSHA256"]).hex() == sha(b"payload")  # S3 keeps its own SHA-256
 
     # moto 5.2.5 honours If-None-Match: * on PutObject (412): the object is never overwritten
-    again = hook.put_object_if_absent(
-        bucket, "a/1", b"other", sha256_hex=sha(b"other"), content_type="text/plain", metadata={}
-    )
+    again = hook.put_object_if_absent(bucket, "a/1", b"other", sha256_hex=sha(b"other"), content_type="text/plain", metadata={})
     assert not again.created and again.object.sha256 == sha(b"payload") and again.object.size == 7
     assert aws("s3").get_object(Bucket=bucket, Key="a/1")["Body"].read() == b"payload"
 

@@ -55,7 +55,12 @@ def stats(dataset):
 
 
 def seed(i: int) -> str:
-    meta = {"messageType": "claim", "sourceSystemID": "claims", "sourceTransactionID": f"tx-{i}", "dateTime": (EVENT_TIME + timedelta(seconds=i)).strftime("%Y-%m-%d %H:%M:%S.%f")}
+    meta = {
+        "messageType": "claim",
+        "sourceSystemID": "claims",
+        "sourceTransactionID": f"tx-{i}",
+        "dateTime": (EVENT_TIME + timedelta(seconds=i)).strftime("%Y-%m-%d %H:%M:%S.%f"),
+    }
     return json.dumps({"messageMetaData": meta, "messagePayload": base64.b64encode(json.dumps({"n": i}).encode()).decode()})
 
 
@@ -91,9 +96,14 @@ def test_the_audit_flow_reports_joined_datasets(flow):
     (archived,) = [d for d in lineage.outputs if (d.namespace, d.name) == archive_ds]
     assert stats(archived).rowCount == 3 and stats(archived).size == result["bytes"]
 
-    SnowflakeAuditSetupOperator(task_id="setup", archive_bucket=flow["bucket"], archive_prefix=PREFIX, snowflake_database=flow["database"]).execute({})
+    SnowflakeAuditSetupOperator(
+        task_id="setup", archive_bucket=flow["bucket"], archive_prefix=PREFIX, snowflake_database=flow["database"]
+    ).execute({})
     ns = f"snowflake://{flow['account']}"
-    tables = {t: (ns, f"{flow['database']}.RAW.{t}") for t in ("AUDIT_RECORD", "AUDIT_PAYLOAD", "AUDIT_LOAD_FAILURE", "AUDIT_LOAD_LEDGER", "AUDIT_RECONCILIATION")}
+    tables = {
+        t: (ns, f"{flow['database']}.RAW.{t}")
+        for t in ("AUDIT_RECORD", "AUDIT_PAYLOAD", "AUDIT_LOAD_FAILURE", "AUDIT_LOAD_LEDGER", "AUDIT_RECONCILIATION")
+    }
     load, lineage = ti.run(SnowflakeAuditLoadOperator(
         task_id="load", archive_bucket=flow["bucket"], archive_prefix=PREFIX, snowflake_database=flow["database"],
         snowflake_schema="RAW", snowflake_stage="AUDIT_ARCHIVE_STAGE", interval_start=START, interval_end=END,
@@ -139,7 +149,9 @@ def test_replay_from_the_archive_and_redrive_name_the_same_queues(flow, aws, uni
     # The consumer fails everything into its DLQ; the redrive moves it back: DLQ in, consumer out.
     dlq_url = sqs.create_queue(QueueName=unique("consumer-dlq"))["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sqs.set_queue_attributes(QueueUrl=target, Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"})})
+    sqs.set_queue_attributes(
+        QueueUrl=target, Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"})}
+    )
     for _ in range(3):
         while sqs.receive_message(QueueUrl=target, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages"):
             pass
@@ -157,7 +169,9 @@ def test_sns_archive_replay_reads_the_topic_and_writes_the_subscribed_queue(loca
     from airflow_reliable_messaging.operators.sns_replay import SnsReplayOperator
 
     sns, sqs, ti = aws("sns"), aws("sqs"), TaskInstance()
-    topic = sns.create_topic(Name=unique("claims") + ".fifo", Attributes={"FifoTopic": "true", "ContentBasedDeduplication": "true"})["TopicArn"]
+    topic = sns.create_topic(Name=unique("claims") + ".fifo", Attributes={"FifoTopic": "true", "ContentBasedDeduplication": "true"})[
+        "TopicArn"
+    ]
     SnsMessagingHook().set_archive_policy(topic, {"MessageRetentionPeriod": "30"})
     url = sqs.create_queue(QueueName=unique("consumer") + ".fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -52,7 +52,9 @@ def test_operators_show_their_console_links():
 
 def test_every_link_an_operator_uses_is_registered():
     registered = set(get_provider_info()["extra-links"])
-    used = {f"{type(link).__module__}.{type(link).__qualname__}" for cls in provider_operators().values() for link in cls.operator_extra_links}
+    used = {
+        f"{type(link).__module__}.{type(link).__qualname__}" for cls in provider_operators().values() for link in cls.operator_extra_links
+    }
     assert used <= registered
     for path in registered:  # and every registered one exists
         module, _, name = path.rpartition(".")
@@ -63,7 +65,11 @@ def test_aws_console_urls():
     assert S3PrefixLink().format_link(region_name="eu-west-1", aws_domain="aws.amazon.com", bucket="audit-archive", prefix="audit/v1") == (
         "https://console.aws.amazon.com/s3/buckets/audit-archive?region=eu-west-1&prefix=audit%2Fv1%2F&showversions=false"
     )
-    assert S3PrefixLink().format_link(region_name="us-east-1", aws_domain="aws.amazon.com", bucket="b", prefix="").endswith("prefix=&showversions=false")
+    assert (
+        S3PrefixLink()
+        .format_link(region_name="us-east-1", aws_domain="aws.amazon.com", bucket="b", prefix="")
+        .endswith("prefix=&showversions=false")
+    )
     assert S3PrefixLink().format_link(region_name="us-east-1", aws_domain=None, bucket="b", prefix="") == ""  # unknown partition
     url = "https://sqs.cn-north-1.amazonaws.com.cn/123456789012/audit-dlq"
     assert SqsQueueLink().format_link(region_name="cn-north-1", aws_domain="amazonaws.cn", queue_url=url) == (

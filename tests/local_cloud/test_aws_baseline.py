@@ -70,7 +70,9 @@ def test_fifo_deduplication_within_the_interval(sqs, unique):
     for body in ("a", "b"):
         sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId="g", MessageDeduplicationId="same")
     assert [m["Body"] for m in drain(sqs, url, 1)] == ["a"]
-    cbd = sqs.create_queue(QueueName=unique("cbd") + ".fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+    cbd = sqs.create_queue(QueueName=unique("cbd") + ".fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})[
+        "QueueUrl"
+    ]
     for _ in range(2):
         sqs.send_message(QueueUrl=cbd, MessageBody="same body", MessageGroupId="g")
     [only] = sqs.receive_message(QueueUrl=cbd, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]

@@ -37,8 +37,9 @@ def _entries(count: int, attributes: int, binary: bool = True) -> list[dict]:
             "MessageAttributes": {
                 **{f"a{j}": {"DataType": "String", "StringValue": f"v{i}-{j}"} for j in range(attributes - 2)},
                 "num": {"DataType": "Number", "StringValue": str(i + 0.5)},
-                "bin": {"DataType": "Binary", "BinaryValue": bytes([i, 0, 255])} if binary else
-                       {"DataType": "String.bin", "StringValue": f"b{i}"},
+                "bin": {"DataType": "Binary", "BinaryValue": bytes([i, 0, 255])}
+                if binary
+                else {"DataType": "String.bin", "StringValue": f"b{i}"},
             },
         }
         for i in range(count)
@@ -107,9 +108,9 @@ def test_sends_do_not_recount_the_queue_and_counts_stay_right(aws, unique):
 
 def test_fifo_content_based_deduplication_still_applies(aws, unique):
     sqs = aws("sqs")
-    url = sqs.create_queue(
-        QueueName=unique("dedup") + ".fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
-    )["QueueUrl"]
+    url = sqs.create_queue(QueueName=unique("dedup") + ".fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})[
+        "QueueUrl"
+    ]
     for _ in range(3):
         sqs.send_message(QueueUrl=url, MessageBody="same", MessageGroupId="g")
     sqs.send_message(QueueUrl=url, MessageBody="other", MessageGroupId="g")

@@ -41,9 +41,9 @@ def _topic(sns, unique, archive_days=30, **attributes):
 
 
 def _subscribe(sns, topic, queue_arn, **attributes):
-    return sns.subscribe(
-        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes=attributes, ReturnSubscriptionArn=True
-    )["SubscriptionArn"]
+    return sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes=attributes, ReturnSubscriptionArn=True)[
+        "SubscriptionArn"
+    ]
 
 
 def _status(sns, sub):
@@ -91,8 +91,14 @@ def test_archive_policy_on_fifo_topic_and_beginning_archive_time(sns, unique):
 
 
 @pytest.mark.parametrize(
-    "value", ['{"MessageRetentionPeriod":"0"}', '{"MessageRetentionPeriod":"366"}', '{"MessageRetentionPeriod":"x"}',
-              "not json", '{"Retention":"3"}'],  # fmt: skip
+    "value",
+    [
+        '{"MessageRetentionPeriod":"0"}',
+        '{"MessageRetentionPeriod":"366"}',
+        '{"MessageRetentionPeriod":"x"}',
+        "not json",
+        '{"Retention":"3"}',
+    ],  # fmt: skip
 )
 def test_invalid_archive_policies_are_refused(sns, unique, value):
     topic = _topic(sns, unique, archive_days=0)
@@ -336,9 +342,9 @@ def test_replay_needs_an_archive_and_an_sqs_subscription(sns, sqs, unique):
     assert _error(exc) == ("InvalidParameter", 400)
 
     topic = _topic(sns, unique)
-    http_sub = sns.subscribe(
-        TopicArn=topic, Protocol="http", Endpoint="http://127.0.0.1:9/hook", ReturnSubscriptionArn=True
-    )["SubscriptionArn"]
+    http_sub = sns.subscribe(TopicArn=topic, Protocol="http", Endpoint="http://127.0.0.1:9/hook", ReturnSubscriptionArn=True)[
+        "SubscriptionArn"
+    ]
     with pytest.raises(ClientError) as exc:
         sns.set_subscription_attributes(SubscriptionArn=http_sub, AttributeName="ReplayPolicy", AttributeValue=_policy())
     assert _error(exc) == ("InvalidParameter", 400)

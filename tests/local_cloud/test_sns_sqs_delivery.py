@@ -34,9 +34,9 @@ def _queue(sqs, name: str) -> tuple[str, str]:
 
 
 def _subscribe(sns, topic: str, endpoint: str, **attributes) -> str:
-    return sns.subscribe(
-        TopicArn=topic, Protocol="sqs", Endpoint=endpoint, Attributes=attributes, ReturnSubscriptionArn=True
-    )["SubscriptionArn"]
+    return sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=endpoint, Attributes=attributes, ReturnSubscriptionArn=True)[
+        "SubscriptionArn"
+    ]
 
 
 def _redrive(dlq_arn: str) -> str:
@@ -97,9 +97,7 @@ def test_a_queue_that_never_existed_is_a_failed_delivery_too(sns, sqs, unique):
     dlq_url, dlq_arn = _queue(sqs, unique("dlq"))
     missing = dlq_arn.rsplit(":", 1)[0] + ":" + unique("never-created")
     _subscribe(sns, topic, missing, RedrivePolicy=_redrive(dlq_arn))
-    batch = sns.publish_batch(
-        TopicArn=topic, PublishBatchRequestEntries=[{"Id": str(i), "Message": f"m{i}"} for i in range(3)]
-    )
+    batch = sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=[{"Id": str(i), "Message": f"m{i}"} for i in range(3)])
     assert [e["Id"] for e in batch["Successful"]] == ["0", "1", "2"] and batch["Failed"] == []
     assert sorted(json.loads(m["Body"])["Message"] for m in drain(sqs, dlq_url, 3)) == ["m0", "m1", "m2"]
 

@@ -35,9 +35,9 @@ def _dead_letter(sqs, source_url, bodies, **send):
 
 
 def _depth(sqs, url):
-    attrs = sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])[
+        "Attributes"
+    ]
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
@@ -88,9 +88,9 @@ def test_dead_lettered_messages_remember_their_source(aws, unique):
     sqs = aws("sqs")
     (dlq_url, _), [(src_url, src_arn)] = _with_dlq(sqs, unique)
     _dead_letter(sqs, src_url, ["a"])
-    [message] = sqs.receive_message(
-        QueueUrl=dlq_url, MessageSystemAttributeNames=["DeadLetterQueueSourceArn"], VisibilityTimeout=0
-    )["Messages"]
+    [message] = sqs.receive_message(QueueUrl=dlq_url, MessageSystemAttributeNames=["DeadLetterQueueSourceArn"], VisibilityTimeout=0)[
+        "Messages"
+    ]
     assert message["Attributes"]["DeadLetterQueueSourceArn"] == src_arn
     [plain] = sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=2)["Messages"]
     assert plain["Body"] == "a" and "DeadLetterQueueSourceArn" not in plain.get("Attributes", {})
@@ -129,9 +129,7 @@ def test_rate_one_task_per_source_and_cancel(aws, unique):
         with pytest.raises(ClientError) as excinfo:
             sqs.start_message_move_task(SourceArn=dlq_arn, DestinationArn=dest_arn, MaxNumberOfMessagesPerSecond=bad)
         assert _error(excinfo)[0] == "InvalidParameterValue"
-    handle = sqs.start_message_move_task(SourceArn=dlq_arn, DestinationArn=dest_arn, MaxNumberOfMessagesPerSecond=4)[
-        "TaskHandle"
-    ]
+    handle = sqs.start_message_move_task(SourceArn=dlq_arn, DestinationArn=dest_arn, MaxNumberOfMessagesPerSecond=4)["TaskHandle"]
     with pytest.raises(ClientError) as excinfo:
         sqs.start_message_move_task(SourceArn=dlq_arn, DestinationArn=dest_arn)
     code, message = _error(excinfo)
@@ -168,9 +166,7 @@ def test_fifo_keeps_groups_and_order_and_needs_a_fifo_destination(aws, unique):
     _, standard_arn = _queue(sqs, unique("std"))
     for i in range(4):
         for group in ("g1", "g2"):
-            sqs.send_message(
-                QueueUrl=src_url, MessageBody=f"{group}-{i}", MessageGroupId=group, MessageDeduplicationId=f"{group}{i}"
-            )
+            sqs.send_message(QueueUrl=src_url, MessageBody=f"{group}-{i}", MessageGroupId=group, MessageDeduplicationId=f"{group}{i}")
     for _ in range(12):
         sqs.receive_message(QueueUrl=src_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
     assert _depth(sqs, dlq_url) == 8

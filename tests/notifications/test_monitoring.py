@@ -70,9 +70,7 @@ def test_reports_and_failures_land_in_snowflake_and_failures_on_sns(local_cloud,
     with snowflake.connector.connect(**local_cloud.snowflake_connect_kwargs()) as conn:
         conn.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {database}")
 
-    callbacks = monitoring_callbacks(
-        database=database, schema=SCHEMA, alert_topic_arn="{{ params.alert_topic }}", environment="test-env"
-    )
+    callbacks = monitoring_callbacks(database=database, schema=SCHEMA, alert_topic_arn="{{ params.alert_topic }}", environment="test-env")
     dag = DAG("monitoring_under_test", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=UTC))
     good = AuditArchiveOperator(task_id="archive", queue_url=queue, bucket=bucket, prefix="audit/v1",
                                 notifications="none", wait_time_seconds=0, visibility_timeout=5)  # fmt: skip
@@ -97,7 +95,12 @@ def test_reports_and_failures_land_in_snowflake_and_failures_on_sns(local_cloud,
     alerts = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])
     assert len(alerts) == 1
     alert = json.loads(alerts[0]["Body"])
-    assert (alert["task_id"], alert["state"], alert["environment"], alert["step"]) == ("archive_bad_bucket", "failed", "test-env", "archive")
+    assert (alert["task_id"], alert["state"], alert["environment"], alert["step"]) == (
+        "archive_bad_bucket",
+        "failed",
+        "test-env",
+        "archive",
+    )
     assert "bucket" in alert["error"]
 
     failures = sql(local_cloud, database, read("monitoring/step_failures.sql"))
@@ -109,13 +112,17 @@ def test_reports_and_failures_land_in_snowflake_and_failures_on_sns(local_cloud,
 
 def test_a_callback_that_runs_twice_leaves_one_row_and_volumes_come_from_one_operator():
     base = dict(dag_id="d", task_id="t", run_id="r", map_index=None, try_number=2, started_at=None, ended_at=datetime.now(UTC))
-    redrive = mon.operation_row(operator="DLQRedriveOperator", outcome="success", result={"moved": 7, "failed": 1, "quarantined": 2}, **base)
+    redrive = mon.operation_row(
+        operator="DLQRedriveOperator", outcome="success", result={"moved": 7, "failed": 1, "quarantined": 2}, **base
+    )
     assert (redrive["step"], redrive["redriven"], redrive["failed_records"], redrive["map_index"]) == ("redrive", 7, 3, -1)
     report = mon.operation_row(operator="DLQRedriveReportOperator", outcome="success", result={"moved": 7}, **base)
     assert report["redriven"] is None  # the report repeats the redrive's number: counted once
     dry = mon.operation_row(operator="S3ArchiveReplayOperator", outcome="success", result={"dry_run": True, "sent": 0}, **base)
     assert dry["replayed"] is None
-    load = mon.operation_row(operator="SnowflakeAuditLoadOperator", outcome="success", result={"records": {"inserted": 3, "updated": 2, "failed": 1}}, **base)
+    load = mon.operation_row(
+        operator="SnowflakeAuditLoadOperator", outcome="success", result={"records": {"inserted": 3, "updated": 2, "failed": 1}}, **base
+    )
     assert (load["loaded"], load["failed_records"]) == (5, 1)
     big = mon.operation_row(operator="X", outcome="failed", result={"x": "y" * 40_000}, error=RuntimeError("z" * 5000), **base)
     assert len(big["report"]) <= mon.REPORT_LIMIT and len(big["error"]) <= mon.ERROR_LIMIT and big["step"] == "other"

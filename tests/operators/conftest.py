@@ -40,7 +40,7 @@ def audit_env(local_cloud, aws, unique) -> AuditEnv:
     bucket = unique("archive")
     aws("s3").create_bucket(Bucket=bucket)
     env = AuditEnv(bucket=bucket, prefix="audit/v1", database=unique("audit").replace("-", "_").upper(), cloud=local_cloud)
-    SnowflakeAuditSetupOperator(
-        task_id="setup", archive_bucket=bucket, archive_prefix=env.prefix, snowflake_database=env.database
-    ).execute({})
+    SnowflakeAuditSetupOperator(task_id="setup", archive_bucket=bucket, archive_prefix=env.prefix, snowflake_database=env.database).execute(
+        {}
+    )
     return env

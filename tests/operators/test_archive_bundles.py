@@ -39,7 +39,10 @@ class Week:
     def send_small(self, count: int, start: int = 0) -> None:
         sqs = self.aws("sqs")
         for first in range(start, start + count, 10):
-            entries = [{"Id": str(n), "MessageBody": json.dumps({"claim": n, "pad": "x" * 900})} for n in range(first, min(first + 10, start + count))]
+            entries = [
+                {"Id": str(n), "MessageBody": json.dumps({"claim": n, "pad": "x" * 900})}
+                for n in range(first, min(first + 10, start + count))
+            ]
             for entry, result in zip(entries, sqs.send_message_batch(QueueUrl=self.queue, Entries=entries)["Successful"], strict=True):
                 self.sent[result["MessageId"]] = entry["MessageBody"].encode()
 
@@ -199,7 +202,10 @@ def test_a_failed_bundle_put_keeps_its_records_in_the_queue(week, faults):
         (lambda raw: raw[: len(raw) // 2], "truncated"),
         (lambda raw: raw.replace(b'\\"pad\\": \\"x', b'\\"pad\\": \\"X', 1), "does not match its SHA-256"),
         (lambda raw: raw.replace(b'"pad":"x', b'"pad":"X', 1), "its payload is not its body"),  # what Snowflake would load
-        (lambda raw: raw[raw.index(b"\n") + 1 :] + raw[: raw.index(b"\n") + 1], "at offset"),  # lines moved: the manifest's offsets point elsewhere
+        (
+            lambda raw: raw[raw.index(b"\n") + 1 :] + raw[: raw.index(b"\n") + 1],
+            "at offset",
+        ),  # lines moved: the manifest's offsets point elsewhere
     ],
 )
 def test_a_hostile_bundle_is_quarantined_with_the_reason_and_nothing_else_is_lost(week, forge, reason):
@@ -208,7 +214,9 @@ def test_a_hostile_bundle_is_quarantined_with_the_reason_and_nothing_else_is_los
     week.send_small(10, start=100)
     week.archive()
     s3 = week.aws("s3")
-    first, second = week.keys(layout.BUNDLES + "/")[:2] if len(week.keys(layout.BUNDLES + "/")) == 2 else pytest.fail("two bundles expected")
+    first, second = (
+        week.keys(layout.BUNDLES + "/")[:2] if len(week.keys(layout.BUNDLES + "/")) == 2 else pytest.fail("two bundles expected")
+    )
     line = next(line for line in week.manifest_lines() if line.key == second)
     victim = second
     raw = gzip.decompress(s3.get_object(Bucket=week.env.bucket, Key=victim)["Body"].read())

@@ -25,7 +25,9 @@ def test_archived_records_load_into_snowflake_with_their_metadata(audit_env, aws
         binary = n % 4 == 0
         payload = bytes([0x89, 0x50, 0x4E, 0x47, n]) * 50 if binary else json.dumps({"claim": n, "amount": n * 10}).encode()
         sent[f"tx-{n}"] = (payload, binary)
-        sqs.send_message(QueueUrl=queue, MessageBody=seed_message(n, now - timedelta(minutes=n), payload, "imageB64" if binary else "claimJSON"))
+        sqs.send_message(
+            QueueUrl=queue, MessageBody=seed_message(n, now - timedelta(minutes=n), payload, "imageB64" if binary else "claimJSON")
+        )
 
     archived = AuditArchiveOperator(
         task_id="archive", queue_url=queue, bucket=audit_env.bucket, prefix=audit_env.prefix,
@@ -47,7 +49,9 @@ def test_archived_records_load_into_snowflake_with_their_metadata(audit_env, aws
         payload, binary = sent[tx]
         assert (size, sha, origin) == (len(payload), hashlib.sha256(payload).hexdigest(), "archive")
         assert system == f"producer-{int(tx[3:]) % 3}"
-    payloads = audit_env.sql("SELECT R.SOURCE_TRANSACTION_ID, P.PAYLOAD:claim::INT FROM {ns}.AUDIT_PAYLOAD P JOIN {ns}.AUDIT_RECORD R USING (MESSAGE_ID)")
+    payloads = audit_env.sql(
+        "SELECT R.SOURCE_TRANSACTION_ID, P.PAYLOAD:claim::INT FROM {ns}.AUDIT_PAYLOAD P JOIN {ns}.AUDIT_RECORD R USING (MESSAGE_ID)"
+    )
     assert {tx: claim for tx, claim in payloads} == {tx: int(tx[3:]) for tx, (_, binary) in sent.items() if not binary}
 
 

@@ -25,9 +25,7 @@ from tests.operators.crash import WorkerKilled
 PREFIX = "audit/v1"
 
 
-def seed_body(
-    payload: bytes, txn: str = "tx-1", when: str = "2021-07-03 16:21:12.357246", message_type: str = "imageB64", **extra
-) -> str:
+def seed_body(payload: bytes, txn: str = "tx-1", when: str = "2021-07-03 16:21:12.357246", message_type: str = "imageB64", **extra) -> str:
     meta = {"messageType": message_type, "sourceSystemID": "claims", "sourceTransactionID": txn, "dateTime": when}
     return json.dumps({"messageMetaData": meta, "messagePayload": base64.b64encode(payload).decode(), **extra})
 
@@ -302,7 +300,11 @@ def test_a_seed_record_is_archived_the_same_way_whatever_its_transport(archive_e
     pointer, size = _offload(env, "offloaded/pointer", body("pointer"))
     env.send(pointer, MessageAttributes=size)
     pointer, size = _offload(env, "offloaded/legacy", body("legacy"), legacy=True)
-    sns.publish(TopicArn=topic, Message=pointer, MessageAttributes={k: {"DataType": "Number", "StringValue": v["StringValue"]} for k, v in size.items()})
+    sns.publish(
+        TopicArn=topic,
+        Message=pointer,
+        MessageAttributes={k: {"DataType": "Number", "StringValue": v["StringValue"]} for k, v in size.items()},
+    )
 
     report = env.operator(notifications="per_batch").execute({})
 
@@ -320,8 +322,17 @@ def test_a_seed_record_is_archived_the_same_way_whatever_its_transport(archive_e
         head = env.aws("s3").head_object(Bucket=env.bucket, Key=key, ChecksumMode="ENABLED")
         assert base64.b64decode(head["ChecksumSHA256"]).hex() == hashlib.sha256(payload).hexdigest()  # S3's own, full object
         line = lines[f"rec-{t}"]
-        assert (line.key, line.size, line.sha256, line.content_type) == (key, len(payload), hashlib.sha256(payload).hexdigest(), inline["ContentType"])
-        assert (line.event_time, line.extra["time_source"], line.extra["id_source"]) == ("2021-07-03T16:21:12.357246Z", "producer", "producer")
+        assert (line.key, line.size, line.sha256, line.content_type) == (
+            key,
+            len(payload),
+            hashlib.sha256(payload).hexdigest(),
+            inline["ContentType"],
+        )
+        assert (line.event_time, line.extra["time_source"], line.extra["id_source"]) == (
+            "2021-07-03T16:21:12.357246Z",
+            "producer",
+            "producer",
+        )
         assert line.transaction_status == "first"
     assert lines["rec-pointer"].extra["claim_check"] == f"s3://{env.payload_bucket}/offloaded/pointer"  # provenance is kept
 
@@ -332,7 +343,11 @@ def test_a_seed_record_is_archived_the_same_way_whatever_its_transport(archive_e
     assert again["duplicates"] == 1 and again["archived"] == 0 and again["duplicate_transactions"] == ["tx-inline"]
     assert f"{PREFIX}/2021/07/03/16/21/12/rec-repeat" not in env.data_keys()
     repeat = {r.message_id: r for r in env.manifests()}["rec-repeat"]
-    assert (repeat.transaction_status, repeat.repeat_of, repeat.key) == ("duplicate", "rec-inline", f"{PREFIX}/2021/07/03/16/21/12/rec-inline")
+    assert (repeat.transaction_status, repeat.repeat_of, repeat.key) == (
+        "duplicate",
+        "rec-inline",
+        f"{PREFIX}/2021/07/03/16/21/12/rec-inline",
+    )
 
 
 def test_a_seed_pointer_larger_than_a_part_is_streamed_and_uploaded_in_parts(archive_env):
@@ -343,7 +358,12 @@ def test_a_seed_pointer_larger_than_a_part_is_streamed_and_uploaded_in_parts(arc
 
     env = archive_env
     payload = os.urandom(PART_SIZE + 1_000_000)
-    meta = {"messageType": "scanB64", "sourceSystemID": "scanner", "sourceTransactionID": "tx-big", "dateTime": "2024-05-06 07:08:09.000010"}
+    meta = {
+        "messageType": "scanB64",
+        "sourceSystemID": "scanner",
+        "sourceTransactionID": "tx-big",
+        "dateTime": "2024-05-06 07:08:09.000010",
+    }
     document = json.dumps({"messagePayload": base64.b64encode(payload).decode(), "messageMetaData": meta, "messageID": "big-1"})
     pointer, size = _offload(env, "offloaded/big", document)
     env.send(pointer, MessageAttributes=size)
@@ -532,9 +552,12 @@ def test_a_repeat_in_another_batch_and_another_run_is_still_one_record(archive_e
     events = {mid: {b["event"] for b in bodies} for mid, bodies in _notifications(env).items()}
     assert "duplicate" in events["x-3"] and "duplicate" in events["x-5"] and "conflict" in events["x-4"]
     assert "archive_stored" not in events["x-3"] | events["x-5"]
-    assert sqs.get_queue_attributes(QueueUrl=env.queue_url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"] == "0"
-
-
+    assert (
+        sqs.get_queue_attributes(QueueUrl=env.queue_url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+            "ApproximateNumberOfMessages"
+        ]
+        == "0"
+    )
 
 
 def test_a_crash_between_the_marker_and_the_payload_is_completed_not_called_a_duplicate(archive_env):
@@ -740,7 +763,9 @@ def test_a_producer_time_before_the_year_1000_is_quarantined_not_filed_outside_t
     s3 = env.aws("s3")
     for key in env.keys(f"{PREFIX}/{layout.BATCH_MANIFESTS}/"):  # as the load and the replay read them
         body = s3.get_object(Bucket=env.bucket, Key=key)["Body"].read()
-        assert [r.message_id for r in decode_manifest(body, bucket=env.bucket, prefix=PREFIX, uri=layout.s3_uri(env.bucket, key))] == ["fine-1"]
+        assert [r.message_id for r in decode_manifest(body, bucket=env.bucket, prefix=PREFIX, uri=layout.s3_uri(env.bucket, key))] == [
+            "fine-1"
+        ]
     outside_folders = [k for k in env.keys() if not k.startswith(f"{PREFIX}/_")]
     assert outside_folders == env.data_keys() == [f"{PREFIX}/2021/07/03/16/21/12/fine-1"]  # nothing outside the layout
 

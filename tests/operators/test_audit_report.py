@@ -36,7 +36,9 @@ def subscribed_queue(aws, unique, fifo=False):
 
 def received(sqs, url):
     out = []
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]).get("Messages"):
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]).get(
+        "Messages"
+    ):
         out += batch
         for m in batch:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
@@ -79,9 +81,13 @@ def test_fifo_topics_get_deterministic_dedup_ids_and_reruns_send_nothing(aws, un
 
 def test_bad_inputs_are_rejected_naming_the_field(bucket):
     with pytest.raises(ConfigurationError, match="topic_arn"):
-        SnsReportPublishOperator(task_id="p", topic_arn="arn:aws:sqs:us-east-1:123456789012:q", report=a_report([]), marker_bucket=bucket).execute({})
+        SnsReportPublishOperator(
+            task_id="p", topic_arn="arn:aws:sqs:us-east-1:123456789012:q", report=a_report([]), marker_bucket=bucket
+        ).execute({})
     with pytest.raises(ConfigurationError, match="report"):
-        SnsReportPublishOperator(task_id="p", topic_arn="arn:aws:sns:us-east-1:123456789012:t", report="not json", marker_bucket=bucket).execute({})
+        SnsReportPublishOperator(
+            task_id="p", topic_arn="arn:aws:sns:us-east-1:123456789012:t", report="not json", marker_bucket=bucket
+        ).execute({})
     with pytest.raises(ConfigurationError, match="to"):
         EmailReportOperator(task_id="e", to="nobody", report=a_report([]), marker_bucket=bucket).execute({})
     # the report's id and DAG id name the delivery marker's key: nothing but one key segment each

@@ -71,9 +71,9 @@ def _fail_consumer(sqs, url, rounds=3):
 
 
 def _depth(sqs, url):
-    attrs = sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])[
+        "Attributes"
+    ]
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
@@ -86,9 +86,7 @@ def _drain(sqs, url):
         if not batch:
             return out
         out.extend(batch)
-        sqs.delete_message_batch(
-            QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
-        )
+        sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
 
 
 def _send(sqs, url, bodies, **kwargs):
@@ -215,8 +213,7 @@ def test_native_kill_cancels_the_task_and_a_failed_task_fails_the_operator(local
     dest_url, dest_arn = _queue(sqs, unique("dest"))
     _send(sqs, src_url, [f"m{i}" for i in range(10)])
     _fail_consumer(sqs, src_url)
-    op = _op(dlq=dlq_url, mode="native", destination=dest_url, rate_per_second=2, wait_for_completion=False,
-             quarantine_bucket=quarantine)
+    op = _op(dlq=dlq_url, mode="native", destination=dest_url, rate_per_second=2, wait_for_completion=False, quarantine_bucket=quarantine)
     report = op.execute(_context())
     assert report["task"]["Status"] == "RUNNING"
     op.on_kill()
@@ -287,9 +284,7 @@ def test_client_fifo_keeps_group_order_and_ids(local_cloud, aws, unique):
     (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique, fifo=True)
     for i in range(12):  # in the DLQ in order (as dead-lettering left them)
         for group in ("g1", "g2"):
-            sqs.send_message(
-                QueueUrl=dlq_url, MessageBody=f"{group}-{i}", MessageGroupId=group, MessageDeduplicationId=f"{group}.{i}"
-            )
+            sqs.send_message(QueueUrl=dlq_url, MessageBody=f"{group}-{i}", MessageGroupId=group, MessageDeduplicationId=f"{group}.{i}")
     report = _run(_op(dlq=dlq_url, mode="client"))
     assert report["moved"] == 24
     by_group: dict[str, list[str]] = {}
@@ -458,7 +453,9 @@ def test_separate_wait_step_waits_and_cancels_on_kill(local_cloud, aws, unique, 
     (dlq_url, dlq_arn), [(src_url, _)] = _with_dlq(sqs, unique)
     _send(sqs, src_url, [f"m{i}" for i in range(6)])
     _fail_consumer(sqs, src_url)
-    started = _op(dlq=dlq_url, mode="native", rate_per_second=20, wait_for_completion=False, quarantine_bucket=quarantine).execute(_context())
+    started = _op(dlq=dlq_url, mode="native", rate_per_second=20, wait_for_completion=False, quarantine_bucket=quarantine).execute(
+        _context()
+    )
     task = started["task"]
     assert task["Status"] == "RUNNING" and task["TaskHandle"]
     sensor = MessageMoveTaskSensor(
@@ -491,9 +488,7 @@ def test_auto_falls_back_to_client_when_sqs_refuses_the_move_task(local_cloud, a
     op = _op(dlq=dlq_url, max_redrives=None)  # a FIFO DLQ goes native only with the guard off
 
     def refuse(**_):
-        raise ClientError(
-            {"Error": {"Code": "UnsupportedOperation", "Message": "FIFO queues are not supported"}}, "StartMessageMoveTask"
-        )
+        raise ClientError({"Error": {"Code": "UnsupportedOperation", "Message": "FIFO queues are not supported"}}, "StartMessageMoveTask")
 
     op.sqs_hook.get_conn().meta.events.register("before-call.sqs.StartMessageMoveTask", refuse)
     report = _run(op)
@@ -591,7 +586,10 @@ def test_native_moves_are_counted_by_the_ledger_and_a_poison_message_is_quaranti
             assert "record every message in the loop guard's ledger" in dry["would_do"]
         runs.append(_run(_op(dlq=dlq_url, mode=mode, quarantine_bucket=quarantine)))
     assert [(r["mode"], r["moved"], r["quarantined"]) for r in runs] == [
-        ("native", 2, 0), ("native", 1, 0), ("client", 1, 0), ("native", 0, 1),
+        ("native", 2, 0),
+        ("native", 1, 0),
+        ("client", 1, 0),
+        ("native", 0, 1),
     ]
     assert _depth(sqs, dlq_url) == 0 and _depth(sqs, src_url) == 0
     [obj] = s3.list_objects_v2(Bucket=quarantine, Prefix="redrive/_quarantine/")["Contents"]

@@ -28,9 +28,7 @@ def test_a_trail_that_cannot_be_written_does_not_leave_sent_messages_to_be_sent_
     assert _depth(sqs, dlq_url) == 0
 
 
-def test_a_destination_refusing_its_batch_does_not_leave_another_destinations_sends_to_be_sent_again(
-    local_cloud, aws, unique, faults
-):
+def test_a_destination_refusing_its_batch_does_not_leave_another_destinations_sends_to_be_sent_again(local_cloud, aws, unique, faults):
     """One received batch goes to two source queues; SQS refuses the second SendMessageBatch as a
     whole (a request-level error such as ``KmsAccessDenied``, listed under Errors of
     https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html).
@@ -52,7 +50,6 @@ def test_a_destination_refusing_its_batch_does_not_leave_another_destinations_se
     assert sorted(m["Body"] for m in _drain(sqs, a_url)) == [f"a{i}" for i in range(3)]
     assert sorted(m["Body"] for m in _drain(sqs, b_url)) == [f"b{i}" for i in range(3)]
     assert _depth(sqs, dlq_url) == 0
-
 
 
 def _sns_may_send(queue_arn: str, topic_arn: str) -> str:

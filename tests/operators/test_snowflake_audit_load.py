@@ -35,9 +35,7 @@ def test_foreign_archive_is_indexed_loaded_once_and_rerun_changes_nothing(audit_
     assert {f["message_id"] for f in report["records"]["failures"]} == malformed
     assert all("does not parse" in f["reason"] for f in report["records"]["failures"])
     rows = audit_env.sql("SELECT MESSAGE_ID, SIZE_BYTES, SHA256, SOURCE_SYSTEM, S3_URI FROM {ns}.AUDIT_RECORD")
-    assert {r[0]: (r[1], r[2], r[3]) for r in rows} == {
-        s.message_id: (s.size, s.sha256, s.source_system) for s in seeded
-    }
+    assert {r[0]: (r[1], r[2], r[3]) for r in rows} == {s.message_id: (s.size, s.sha256, s.source_system) for s in seeded}
     json_ids = {s.message_id for s in seeded if s.kind == "json"}
     payload_ids = {r[0] for r in audit_env.sql("SELECT MESSAGE_ID FROM {ns}.AUDIT_PAYLOAD")}
     assert payload_ids == json_ids  # binary payloads stay in S3, malformed ones are failures
@@ -96,7 +94,7 @@ def test_a_crash_after_copy_is_completed_by_the_rerun_exactly_once(audit_env, aw
     # load-history entry, nothing merged, nothing in the ledger.
     audit_env.sql(
         "COPY INTO {ns}.AUDIT_MANIFEST_LANDING FROM @{ns}.AUDIT_ARCHIVE_STAGE "
-        f"FILES = ('{key[len(audit_env.prefix) + 1:]}') FILE_FORMAT = (TYPE = JSON)"
+        f"FILES = ('{key[len(audit_env.prefix) + 1 :]}') FILE_FORMAT = (TYPE = JSON)"
     )
     report = run_load(audit_env)
     assert report["files"]["skipped_by_load_history"] == 1
@@ -150,7 +148,12 @@ def test_an_empty_window_reports_zero_and_succeeds(audit_env):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("snowflake_database", "AUDIT; DROP TABLE X"), ("snowflake_stage", "S'--"), ("archive_bucket", "Bad_Bucket"), ("archive_prefix", "../up")],
+    [
+        ("snowflake_database", "AUDIT; DROP TABLE X"),
+        ("snowflake_stage", "S'--"),
+        ("archive_bucket", "Bad_Bucket"),
+        ("archive_prefix", "../up"),
+    ],
 )
 def test_bad_configuration_is_rejected_naming_the_field(audit_env, field, value):
     with pytest.raises(ConfigurationError, match=field):
@@ -287,7 +290,9 @@ def test_a_manifest_replaced_before_the_copy_fails_the_run_and_the_rerun_loads_w
     key = _write_manifest(s3, audit_env, first, START + timedelta(hours=3), "batch-rewritten")
     second = [_archive(s3, audit_env, START + timedelta(hours=3, minutes=1), b'{"version": 2}')]
 
-    outcome = _replace_while_copy_waits(audit_env, sf_faults, lambda: _write_manifest(s3, audit_env, second, START + timedelta(hours=3), "batch-rewritten"))
+    outcome = _replace_while_copy_waits(
+        audit_env, sf_faults, lambda: _write_manifest(s3, audit_env, second, START + timedelta(hours=3), "batch-rewritten")
+    )
     assert isinstance(outcome.get("error"), LoadError) and "batch-rewritten.jsonl" in str(outcome["error"]), outcome
     assert audit_env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_RECORD") == [(0,)]
 
@@ -418,8 +423,7 @@ def _week_of_manifests(s3, env, manifests=6, per_manifest=25):
     ids = []
     for m in range(manifests):
         records = [
-            _archive(s3, env, START + timedelta(hours=m, minutes=i), json.dumps({"m": m, "i": i}).encode())
-            for i in range(per_manifest)
+            _archive(s3, env, START + timedelta(hours=m, minutes=i), json.dumps({"m": m, "i": i}).encode()) for i in range(per_manifest)
         ]
         _write_manifest(s3, env, records, START + timedelta(hours=m, minutes=59), f"batch-{m}")
         ids += [r.message_id for r in records]
@@ -431,7 +435,7 @@ def _assert_loaded_exactly_once(env, ids):
     assert env.sql("SELECT COUNT(*), COUNT(DISTINCT MESSAGE_ID) FROM {ns}.AUDIT_PAYLOAD") == [(len(ids), len(ids))]
     assert env.sql("SELECT COUNT(*), COUNT(DISTINCT RECORD:message_id) FROM {ns}.RAW_AUDIT_MANIFEST") == [(len(ids), len(ids))]
     assert env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_MANIFEST_LANDING") == [(0,)]
-    (files, distinct), = env.sql("SELECT COUNT(*), COUNT(DISTINCT FILE_NAME) FROM {ns}.AUDIT_LOAD_LEDGER")
+    ((files, distinct),) = env.sql("SELECT COUNT(*), COUNT(DISTINCT FILE_NAME) FROM {ns}.AUDIT_LOAD_LEDGER")
     assert files == distinct and files >= 6
     assert env.sql("SELECT COUNT(*) FROM {ns}.AUDIT_LOAD_CLAIM") == [(0,)]  # released by both
 

@@ -72,14 +72,28 @@ def mwaa(built, tmp_path_factory) -> dict:
     env |= {"UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never"}
     run([str(UV), "venv", "--quiet", "--python", str(TOOLS_PYTHON), str(venv)], env=env)
     run(
-        [str(UV), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-         "-r", str(root / "requirements.txt"),
-         "--constraint", str(REPO / "requirements" / "constraints" / f"essential-constraints-{LINE}.txt"),
-         # MWAA's image already holds Airflow and the Amazon provider.
-         f"apache-airflow=={LINE}", "apache-airflow-providers-amazon",
-         # A wheel rebuilt under the same version must not come from uv's cache.
-         "--refresh-package", "airflow-reliable-messaging", "--reinstall-package", "airflow-reliable-messaging"],
-        env=env, cwd=root,
+        [
+            str(UV),
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(venv / "bin" / "python"),
+            "-r",
+            str(root / "requirements.txt"),
+            "--constraint",
+            str(REPO / "requirements" / "constraints" / f"essential-constraints-{LINE}.txt"),
+            # MWAA's image already holds Airflow and the Amazon provider.
+            f"apache-airflow=={LINE}",
+            "apache-airflow-providers-amazon",
+            # A wheel rebuilt under the same version must not come from uv's cache.
+            "--refresh-package",
+            "airflow-reliable-messaging",
+            "--reinstall-package",
+            "airflow-reliable-messaging",
+        ],
+        env=env,
+        cwd=root,
     )
     home = root / "airflow_home"
     home.mkdir()
@@ -89,7 +103,14 @@ def mwaa(built, tmp_path_factory) -> dict:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
     }
-    return {"root": root, "venv": venv, "plugins": plugins, "env": env, "python": str(venv / "bin" / "python"), "airflow": str(venv / "bin" / "airflow")}
+    return {
+        "root": root,
+        "venv": venv,
+        "plugins": plugins,
+        "env": env,
+        "python": str(venv / "bin" / "python"),
+        "airflow": str(venv / "bin" / "airflow"),
+    }
 
 
 def in_venv(mwaa: dict, *args: str) -> str:
@@ -130,7 +151,9 @@ MWAA_VERSIONS = ["2.11.0", "2.11.2", "3.0.6", "3.2.1", "3.3.1"]  # every version
 
 @pytest.mark.parametrize("line", MWAA_VERSIONS)
 def test_requirements_files_use_mwaa_constraints_and_the_plugins_folder(line):
-    lines = [ln.strip() for ln in (REPO / "requirements" / f"mwaa-{line}.txt").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    lines = [
+        ln.strip() for ln in (REPO / "requirements" / f"mwaa-{line}.txt").read_text().splitlines() if ln.strip() and not ln.startswith("#")
+    ]
     url = f"https://raw.githubusercontent.com/apache/airflow/constraints-{line}/constraints-3.12.txt"
     assert f'--constraint "{url}"' in lines or f"--constraint {url}" in lines
     assert f"--find-links {MWAA_PLUGINS}" in lines
@@ -162,13 +185,18 @@ def test_the_package_resolves_under_every_mwaa_versions_constraints():
 
 
 def test_installed_from_the_wheel_with_sql_inside(mwaa):
-    out = in_venv(mwaa, mwaa["python"], "-c", textwrap.dedent("""
+    out = in_venv(
+        mwaa,
+        mwaa["python"],
+        "-c",
+        textwrap.dedent("""
         import json, airflow, airflow_reliable_messaging as arm
         from airflow_reliable_messaging import sql_templates
         root = sql_templates._sql_root()
         print(json.dumps({"airflow": airflow.__version__, "file": arm.__file__, "root": str(root),
                           "merge": sql_templates.read("load/merge_records.sql")}))
-    """))
+    """),
+    )
     info = json.loads(out.strip().splitlines()[-1])
     site = str(mwaa["venv"] / "lib" / "python3.12" / "site-packages")
     assert info["airflow"] == LINE
@@ -192,7 +220,11 @@ def test_airflow_lists_the_provider_and_its_links(mwaa):
     assert any(link.startswith("airflow_reliable_messaging.links.") for link in links)
 
     # Every module the provider info names imports from the installed wheel.
-    out = in_venv(mwaa, mwaa["python"], "-c", textwrap.dedent("""
+    out = in_venv(
+        mwaa,
+        mwaa["python"],
+        "-c",
+        textwrap.dedent("""
         import importlib, json, airflow
         from airflow_reliable_messaging.get_provider_info import get_provider_info
         info = get_provider_info()
@@ -208,7 +240,8 @@ def test_airflow_lists_the_provider_and_its_links(mwaa):
             except Exception as exc:
                 bad[name] = repr(exc)
         print(json.dumps({"checked": len(names), "bad": bad}))
-    """))
+    """),
+    )
     checked = json.loads(out.strip().splitlines()[-1])
     assert checked["bad"] == {} and checked["checked"] > len(registered)
 
@@ -227,7 +260,11 @@ def test_the_dags_folder_syncs_to_a_dags_bucket_as_it_is(mwaa, tmp_path):
     shutil.copytree(REPO / "sql", dags / "sql")
     # A Python file under sql/ would be an import error if .airflowignore did not keep it out.
     (dags / "sql" / "not_a_dag.py").write_text("from airflow import DAG\nraise RuntimeError('parsed a file .airflowignore excludes')\n")
-    out = in_venv(mwaa, mwaa["python"], "-c", textwrap.dedent("""
+    out = in_venv(
+        mwaa,
+        mwaa["python"],
+        "-c",
+        textwrap.dedent("""
         import json, sys
         try:
             from airflow.dag_processing.dagbag import DagBag
@@ -235,7 +272,9 @@ def test_the_dags_folder_syncs_to_a_dags_bucket_as_it_is(mwaa, tmp_path):
             from airflow.models.dagbag import DagBag
         bag = DagBag(dag_folder=sys.argv[1])
         print(json.dumps({"errors": {k: str(v)[-300:] for k, v in bag.import_errors.items()}, "dags": sorted(bag.dag_ids)}))
-    """), str(dags))
+    """),
+        str(dags),
+    )
     parsed = json.loads(out.strip().splitlines()[-1])
     assert parsed["errors"] == {}
     assert {"audit_archive", "dlq_redrive", "message_replay", "snowflake_audit_setup", "weekly_audit_load"} <= set(parsed["dags"])

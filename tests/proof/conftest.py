@@ -55,9 +55,7 @@ class Pipeline:
         sqs = self.aws("sqs")
         for n in range(0, len(bodies), 10):
             chunk = bodies[n : n + 10]
-            resp = sqs.send_message_batch(
-                QueueUrl=self.queue_url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)]
-            )
+            resp = sqs.send_message_batch(QueueUrl=self.queue_url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(chunk)])
             assert not resp.get("Failed"), resp["Failed"]
 
     def drain(self, queue_url: str, delete: bool = True) -> list[dict]:

@@ -45,7 +45,11 @@ def _seed(mid: str, payload_b64: str) -> str:
 
 def _body(case: dict, mid: str, bucket: str, s3) -> str:
     if "object" in case or "object_b64" in case:  # offloaded by an extended client: a pointer to the object
-        data = base64.b64decode(case["object_b64"]) if "object_b64" in case else case["object"].replace("{id}", mid).replace("{when}", WHEN).encode()
+        data = (
+            base64.b64decode(case["object_b64"])
+            if "object_b64" in case
+            else case["object"].replace("{id}", mid).replace("{when}", WHEN).encode()
+        )
         s3.put_object(Bucket=bucket, Key=f"offloaded/{mid}", Body=data)
         return json.dumps(["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": bucket, "s3Key": f"offloaded/{mid}"}])
     gen = case.get("body_gen")
@@ -79,7 +83,9 @@ def test_archive_corpus_every_message_ends_in_exactly_one_place_with_its_reason(
     for i in range(3):  # good records around the bad ones
         sqs_ids[sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=_seed(f"good-{i}", "eA=="))["MessageId"]] = f"good-{i}"
 
-    report = AuditArchiveOperator(**pipeline.archive_kwargs(notifications="none", records_per_manifest=100, claim_check_buckets=foreign)).execute({})
+    report = AuditArchiveOperator(
+        **pipeline.archive_kwargs(notifications="none", records_per_manifest=100, claim_check_buckets=foreign)
+    ).execute({})
     total = len(corpus["cases"]) + 3
     assert report["received"] == total  # one run, no crash
     assert pipeline.depth(pipeline.queue_url) == 0
@@ -205,7 +211,9 @@ def test_hostile_manifests_are_reported_and_the_rest_is_loaded(pipeline, warehou
     bad_keys = {}
     for n, case in enumerate(corpus["cases"]):
         key = layout.batch_manifest_key(PREFIX, now - timedelta(hours=1), f"corpus-{n:02d}")
-        s3.put_object(Bucket=pipeline.bucket, Key=key, Body=_manifest_body(case, n, pipeline.bucket, layout.s3_uri(pipeline.bucket, key), good))
+        s3.put_object(
+            Bucket=pipeline.bucket, Key=key, Body=_manifest_body(case, n, pipeline.bucket, layout.s3_uri(pipeline.bucket, key), good)
+        )
         bad_keys[layout.s3_uri(pipeline.bucket, key)] = case
     good_manifest = layout.batch_manifest_key(PREFIX, now - timedelta(hours=1), "good")
     record = decode_manifest((json.dumps(good) + "\n").encode())[0]

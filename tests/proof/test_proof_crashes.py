@@ -97,9 +97,9 @@ def _drain_all(sqs, url: str) -> list[dict]:
 
 
 def _depth(sqs, url: str) -> int:
-    attrs = sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])[
+        "Attributes"
+    ]
     return sum(int(v) for v in attrs.values())
 
 
@@ -138,7 +138,9 @@ def _archive_inputs(tag: str, payload_bucket: str, s3=None) -> dict[str, tuple[s
     if s3 is not None:
         mid = f"{tag}-ptr"
         s3.put_object(Bucket=payload_bucket, Key=f"seed/{tag}", Body=_seed(mid, mid, b"offloaded " * 1000, when).encode())
-        pointer = json.dumps(["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": payload_bucket, "s3Key": f"seed/{tag}"}])
+        pointer = json.dumps(
+            ["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": payload_bucket, "s3Key": f"seed/{tag}"}]
+        )
         inputs[mid] = ("archived", pointer, b"offloaded " * 1000)
     bad_base64 = {"messageID": f"{tag}-bad64", "messageMetaData": {"messageType": "claim", "sourceSystemID": "claims",
                   "sourceTransactionID": "x", "dateTime": when}, "messagePayload": "***not base64***"}  # fmt: skip
@@ -174,7 +176,10 @@ def _check_archive_point(aws, pipeline, tag, inputs, sent_ids, queue, dlq, obser
     assert len(duplicates) == 1 and duplicates < set(repeats), standing  # never both, never none
     (duplicate,) = duplicates
     (first,) = set(repeats) - duplicates
-    assert next(iter(standing[duplicate]))[1:] == (first, layout.archive_key(PREFIX, layout.parse_archive_key(PREFIX, next(iter(standing[duplicate]))[2]).event_time, first))
+    assert next(iter(standing[duplicate]))[1:] == (
+        first,
+        layout.archive_key(PREFIX, layout.parse_archive_key(PREFIX, next(iter(standing[duplicate]))[2]).event_time, first),
+    )
     assert archived[first] == 1 and duplicate not in archived  # the copy it names exists; no second object
     assert sorted(next(iter(standing[m]))[0] for m in (f"{tag}-k1", f"{tag}-k2")) == ["conflict", "first"]
     # dead-lettered (at-least-once: a resend after a crash is bounded by one batch)
@@ -298,7 +303,9 @@ def test_bundle_layout_survives_sigkill_at_every_call(runner, pipeline, warehous
         for message_id, keys in listed.items():  # every listed copy holds the exact bytes
             for key in keys:
                 if key in new:
-                    lines = bundle.decode_bundle(s3.get_object(Bucket=pipeline.bucket, Key=key)["Body"].read(), f"s3://{pipeline.bucket}/{key}")
+                    lines = bundle.decode_bundle(
+                        s3.get_object(Bucket=pipeline.bucket, Key=key)["Body"].read(), f"s3://{pipeline.bucket}/{key}"
+                    )
                     assert any(r.message_id == message_id and r.body == mine[message_id] for r, _ in lines.values())
         sent |= mine
         if first["outcome"] != "killed":

@@ -70,7 +70,9 @@ def test_load_at_ten_percent_s3_faults_is_exact(pipeline, warehouse, faults):
     pipeline.send_many(_bodies(tag="l"))
     assert _archive(pipeline, notifications="none")["archived"] == N
     now = datetime.now(UTC)
-    kwargs = warehouse.load_kwargs(interval_start=(now - timedelta(days=1)).isoformat(), interval_end=(now + timedelta(hours=1)).isoformat())
+    kwargs = warehouse.load_kwargs(
+        interval_start=(now - timedelta(days=1)).isoformat(), interval_end=(now + timedelta(hours=1)).isoformat()
+    )
     # the Snowflake emulator's own stage reads (s3fs, aiobotocore) are left alone: the faults hit the operator
     # seeded so that some of the (since 83da93f few: one ranged listing per folder kind) S3 calls fault
     with faults.injecting(mixed(RATE), seed=204):

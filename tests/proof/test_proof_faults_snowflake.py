@@ -51,7 +51,7 @@ def _exactly_once(warehouse) -> None:
     nothing left in the landing tables."""
     assert warehouse.sql("SELECT COUNT(*), COUNT(DISTINCT MESSAGE_ID) FROM {ns}.AUDIT_RECORD") == [(N, N)]
     assert warehouse.sql("SELECT COUNT(*), COUNT(DISTINCT MESSAGE_ID) FROM {ns}.AUDIT_PAYLOAD") == [(N, N)]
-    (files, distinct), = warehouse.sql("SELECT COUNT(*), COUNT(DISTINCT FILE_NAME) FROM {ns}.AUDIT_LOAD_LEDGER")
+    ((files, distinct),) = warehouse.sql("SELECT COUNT(*), COUNT(DISTINCT FILE_NAME) FROM {ns}.AUDIT_LOAD_LEDGER")
     assert files == distinct and files >= 2
     assert warehouse.sql("SELECT COUNT(*) FROM {ns}.AUDIT_MANIFEST_LANDING") == [(0,)]
     assert warehouse.sql("SELECT COUNT(*) FROM {ns}.AUDIT_PAYLOAD_LANDING") == [(0,)]
@@ -116,7 +116,7 @@ def test_a_statement_error_after_each_step_fails_loudly_and_a_rerun_is_exactly_o
             assert sf_faults.stats()["injected_total"] == 1, step
         assert "injected" in str(exc.value), step
         for table in ("AUDIT_RECORD", "AUDIT_PAYLOAD"):
-            (rows, ids), = warehouse.sql(f"SELECT COUNT(*), COUNT(DISTINCT MESSAGE_ID) FROM {{ns}}.{table}")
+            ((rows, ids),) = warehouse.sql(f"SELECT COUNT(*), COUNT(DISTINCT MESSAGE_ID) FROM {{ns}}.{table}")
             assert rows == ids <= N, (step, table, rows, ids)
     rerun = _load(warehouse, "sf-step-rerun", window)
     assert rerun["records"]["failed"] == 0 and rerun["files"]["failed_count"] == 0, rerun

@@ -211,7 +211,9 @@ def test_dlq_redrive_actions(aws, unique):
     sqs, sns, s3 = aws("sqs"), aws("sns"), aws("s3")
     dlq = sqs.create_queue(QueueName=unique("lp-dlq"))["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    src = sqs.create_queue(QueueName=unique("lp-src"), Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"})})["QueueUrl"]
+    src = sqs.create_queue(
+        QueueName=unique("lp-src"), Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"})}
+    )["QueueUrl"]
     topic = sns.create_topic(Name=unique("lp-topic"))["TopicArn"]
     bucket = unique("lp-trail")
     s3.create_bucket(Bucket=bucket)
@@ -278,7 +280,9 @@ def test_sns_replay_actions(aws, unique):
     from airflow_reliable_messaging.sensors.replay import ReplayCompletedSensor
 
     sns, sqs = aws("sns"), aws("sqs")
-    topic = sns.create_topic(Name=unique("lp-replay") + ".fifo", Attributes={"FifoTopic": "true", "ContentBasedDeduplication": "true"})["TopicArn"]
+    topic = sns.create_topic(Name=unique("lp-replay") + ".fifo", Attributes={"FifoTopic": "true", "ContentBasedDeduplication": "true"})[
+        "TopicArn"
+    ]
     consumer_url, consumer_arn = fifo_queue(sqs, unique("lp-consumer") + ".fifo")
     sub = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=consumer_arn, ReturnSubscriptionArn=True)["SubscriptionArn"]
     gone_url, gone_arn = fifo_queue(sqs, unique("lp-gone") + ".fifo")

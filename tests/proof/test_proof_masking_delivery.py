@@ -182,6 +182,7 @@ def test_the_email_html_stays_valid_markup(local_cloud, bucket):
     [mail] = local_cloud.emails()[before:]
     html = next(p.get_content() for p in mail.walk() if p.get_content_type() == "text/html")
     plain = fmt.render_html(report)
+
     def layout(tags):  # elements, nesting, attribute names, and the presentation attributes' values
         return [(t[0], t[1], tuple((k, v if k in ("style", "class") else "") for k, v in t[2])) if t[0] == "start" else t
                 for t in tags]  # fmt: skip

@@ -43,7 +43,9 @@ def secret_connections(local_cloud, monkeypatch):
     return conns
 
 
-def test_no_secret_reaches_logs_xcom_errors_notifications_or_email(secret_connections, pipeline, warehouse, aws, unique, caplog, capfd, local_cloud):
+def test_no_secret_reaches_logs_xcom_errors_notifications_or_email(
+    secret_connections, pipeline, warehouse, aws, unique, caplog, capfd, local_cloud
+):
     from airflow_reliable_messaging.exceptions import ReliableMessagingError
     from airflow_reliable_messaging.operators.archive_replay import S3ArchiveReplayOperator
     from airflow_reliable_messaging.operators.audit_archive import AuditArchiveOperator
@@ -78,7 +80,9 @@ def test_no_secret_reaches_logs_xcom_errors_notifications_or_email(secret_connec
     xcoms, errors = [], []
     now = datetime.now(UTC)
     window = {"interval_start": (now - timedelta(days=1)).isoformat(), "interval_end": (now + timedelta(hours=1)).isoformat()}
-    xcoms.append(AuditArchiveOperator(**pipeline.archive_kwargs(notifications="per_record", claim_check_buckets=pipeline.bucket)).execute({}))
+    xcoms.append(
+        AuditArchiveOperator(**pipeline.archive_kwargs(notifications="per_record", claim_check_buckets=pipeline.bucket)).execute({})
+    )
     load = SnowflakeAuditLoadOperator(**warehouse.load_kwargs(**window)).execute({"run_id": "secrets"})
     xcoms.append(load)
     base = {"archive_bucket": pipeline.bucket, "archive_prefix": PREFIX, "snowflake_database": warehouse.database, **window}

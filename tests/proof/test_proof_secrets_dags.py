@@ -99,7 +99,9 @@ def _secret_archive(s3, bucket: str, prefix: str, when: datetime, count: int = 4
 
 def _drain(sqs, url: str) -> list[dict]:
     out = []
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]).get("Messages"):
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]).get(
+        "Messages"
+    ):
         out.extend(batch)
         for m in batch:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])

@@ -404,8 +404,16 @@ def test_an_empty_selection_is_loud(s3, sqs, bucket, unique):
     assert drain(sqs, url, 0, timeout=0.5) == []
 
 
-@pytest.mark.parametrize(("field", "value"), [("dry_run", ""), ("dry_run", "maybe"), ("max_messages_per_second", None),
-                                              ("max_messages_per_second", "nan"), ("max_messages_per_second", "")])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("dry_run", ""),
+        ("dry_run", "maybe"),
+        ("max_messages_per_second", None),
+        ("max_messages_per_second", "nan"),
+        ("max_messages_per_second", ""),
+    ],
+)
 def test_a_rendered_empty_or_not_a_number_is_refused(bucket, field, value):
     """Before: dry_run "" ran for real, "False" ran a dry run; a rate of None, "" or "nan" sent unpaced."""
     with pytest.raises(ConfigurationError) as exc:

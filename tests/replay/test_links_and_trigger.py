@@ -17,12 +17,12 @@ def test_console_links():
     assert SnsTopicLink().format_link(**common, topic_arn=TOPIC) == (
         "https://console.aws.amazon.com/sns/v3/home?region=eu-west-1#/topic/" + TOPIC
     )
-    assert SnsSubscriptionLink().format_link(**common, subscription_arn=TOPIC + ":abc").endswith(
-        "#/subscription/" + TOPIC + ":abc"
-    )
+    assert SnsSubscriptionLink().format_link(**common, subscription_arn=TOPIC + ":abc").endswith("#/subscription/" + TOPIC + ":abc")
     url = "https://sqs.eu-west-1.amazonaws.com/123456789012/claims.fifo"
-    assert SqsQueueLink().format_link(**common, queue_url=url).endswith(
-        "#/queues/https%3A%2F%2Fsqs.eu-west-1.amazonaws.com%2F123456789012%2Fclaims.fifo"
+    assert (
+        SqsQueueLink()
+        .format_link(**common, queue_url=url)
+        .endswith("#/queues/https%3A%2F%2Fsqs.eu-west-1.amazonaws.com%2F123456789012%2Fclaims.fifo")
     )
     assert SqsQueueLink().format_link(**common) == ""
 

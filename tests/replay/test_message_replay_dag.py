@@ -166,8 +166,9 @@ def test_validate_names_the_field(conf, field):
 
 def test_s3_request_fixes_an_open_end():
     before = datetime.now(UTC)
-    request = ReplayRequestOperator(task_id="validate").execute({"params": {
-        "source": "s3_archive", "start": "2024-01-01T00:00:00Z", "archive_bucket": "good-bucket", "target_queue": "q"}})
+    request = ReplayRequestOperator(task_id="validate").execute(
+        {"params": {"source": "s3_archive", "start": "2024-01-01T00:00:00Z", "archive_bucket": "good-bucket", "target_queue": "q"}}
+    )
     end = datetime.fromisoformat(request["end"].replace("Z", "+00:00"))
     assert before - timedelta(seconds=1) <= end <= datetime.now(UTC)
 

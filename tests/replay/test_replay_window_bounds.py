@@ -29,11 +29,11 @@ pytestmark = pytest.mark.localcloud
 
 @pytest.mark.parametrize("start_inclusive", [1, 0], ids=["start-in", "start-out"])
 @pytest.mark.parametrize("end_inclusive", [1, 0], ids=["end-in", "end-out"])
-def test_resuming_after_an_ending_point_loses_nothing_at_the_bound(
-    sns, sqs, unique, replay_control, start_inclusive, end_inclusive
-):
+def test_resuming_after_an_ending_point_loses_nothing_at_the_bound(sns, sqs, unique, replay_control, start_inclusive, end_inclusive):
     replay_control(start_inclusive=start_inclusive, end_inclusive=end_inclusive, pending_seconds=0.05)
-    topic = sns.create_topic(Name=unique("bounds") + ".fifo", Attributes={"FifoTopic": "true", "ContentBasedDeduplication": "true"})["TopicArn"]
+    topic = sns.create_topic(Name=unique("bounds") + ".fifo", Attributes={"FifoTopic": "true", "ContentBasedDeduplication": "true"})[
+        "TopicArn"
+    ]
     SnsMessagingHook().set_archive_policy(topic, {"MessageRetentionPeriod": "1"})
     url, arn = fifo_queue(sqs, unique("consumer") + ".fifo")
     sub = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, ReturnSubscriptionArn=True)["SubscriptionArn"]
@@ -47,9 +47,7 @@ def test_resuming_after_an_ending_point_loses_nothing_at_the_bound(
         end += timedelta(milliseconds=1)  # an EndingPoint must be after the StartingPoint
     SnsReplayOperator(task_id="r", topic_arn=topic, subscription_arn=sub, start=start, end=end).execute({})
     paused = sns.publish(TopicArn=topic, Message="while paused", MessageGroupId="g")["MessageId"]
-    ReplayCompletedSensor(
-        task_id="w", subscription_arn=sub, deferrable=False, poke_interval=0.05, resume_live_delivery=True
-    ).execute({})
+    ReplayCompletedSensor(task_id="w", subscription_arn=sub, deferrable=False, poke_interval=0.05, resume_live_delivery=True).execute({})
     got = [json.loads(m["Body"]) for m in drain(sqs, url, 2)]
     # wait for the resumed replay to complete, then live traffic flows
     ReplayCompletedSensor(task_id="w2", subscription_arn=sub, deferrable=False, poke_interval=0.05).execute({})

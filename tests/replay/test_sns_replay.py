@@ -166,7 +166,6 @@ def test_invalid_requests_name_the_field(sns, sqs, unique):
         SnsReplayOperator(task_id="r", topic_arn=topic, subscription_arn=sub, target_queue="q", start=start).execute({})
     assert exc.value.field == "subscription_arn"
 
-
     http = sns.subscribe(TopicArn=topic, Protocol="http", Endpoint="http://127.0.0.1:9/x", ReturnSubscriptionArn=True)
     with pytest.raises(ConfigurationError) as exc:
         SnsReplayOperator(task_id="r", topic_arn=topic, subscription_arn=http["SubscriptionArn"], start=now_ms()).execute({})

@@ -45,8 +45,12 @@ def _snowflake(statement: str) -> list[dict]:
 
 
 # the product DAG's weekly timetable; templates render as text, as there
-with h.scenario_dag("system_weekly_load", schedule=CronDataIntervalTimetable("0 0 * * 1", timezone=pendulum.UTC),
-                    start_date=datetime(2026, 1, 5, tzinfo=UTC), render_template_as_native_obj=False) as dag:
+with h.scenario_dag(
+    "system_weekly_load",
+    schedule=CronDataIntervalTimetable("0 0 * * 1", timezone=pendulum.UTC),
+    start_date=datetime(2026, 1, 5, tzinfo=UTC),
+    render_template_as_native_obj=False,
+) as dag:
 
     @task
     def setup(data_interval_start=None, data_interval_end=None) -> dict:
@@ -65,7 +69,11 @@ with h.scenario_dag("system_weekly_load", schedule=CronDataIntervalTimetable("0 
                 "message_ids": sorted(r.message_id for r in seeded)}  # fmt: skip
 
     resources = setup()
-    archive = {"archive_bucket": h.from_setup("bucket"), "archive_prefix": h.from_setup("prefix"), "snowflake_database": h.from_setup("database")}
+    archive = {
+        "archive_bucket": h.from_setup("bucket"),
+        "archive_prefix": h.from_setup("prefix"),
+        "snowflake_database": h.from_setup("database"),
+    }
     create = SnowflakeAuditSetupOperator(task_id="create_objects", **archive, storage_integration=h.from_setup("integration"))
     load = SnowflakeAuditLoadOperator(task_id="load_week", **archive, lookback=timedelta(days=2))
     reconcile = AuditReconcileOperator(task_id="reconcile", **archive, load_report=load.output, settle=timedelta(0))

@@ -21,8 +21,12 @@ SUB = "arn:aws:sns:eu-west-1:123456789012:audit.fifo:0a1b2c3d-0000-4000-8000-000
 CASES = [
     pytest.param(
         MessageMoveTaskTrigger,
-        {"source_arn": "arn:aws:sqs:eu-west-1:123456789012:audit-dlq", "started_timestamp": 1764547200000,
-         "task_handle": "eyJ0YXNrSWQiOiAiMSJ9", "poll_interval": 2.5},
+        {
+            "source_arn": "arn:aws:sqs:eu-west-1:123456789012:audit-dlq",
+            "started_timestamp": 1764547200000,
+            "task_handle": "eyJ0YXNrSWQiOiAiMSJ9",
+            "poll_interval": 2.5,
+        },
         id="MessageMoveTaskTrigger",
     ),  # fmt: skip
     pytest.param(

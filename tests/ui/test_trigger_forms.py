@@ -163,9 +163,9 @@ def test_replay_invalid_topic_fails_validate_naming_the_field(trigger_form, airf
     assert states["validate"] == "failed", states
     assert all(states[t] in ("upstream_failed", None) for t in ("route", "sns_replay", "s3_replay", "report")), states
     log = airflow_ui.task_log("message_replay", run_id, "validate")
-    assert "ConfigurationError" in log and (
-        "topic_arn: arn:aws:sns:us-east-1:123456789012:claims-standard is not a FIFO topic" in log
-    ), log[-2000:]
+    assert "ConfigurationError" in log and ("topic_arn: arn:aws:sns:us-east-1:123456789012:claims-standard is not a FIFO topic" in log), (
+        log[-2000:]
+    )
     _show_run(browser, form, airflow_ui, run_id, "replay-4-invalid-run-failed")
 
 
