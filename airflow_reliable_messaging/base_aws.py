@@ -55,7 +55,7 @@ class AwsParams:
 
     def hook(self, hook_class: type[Hook]) -> Hook:
         """An instance of ``hook_class`` (an AwsBaseHook) with these parameters."""
-        return hook_class(  # type: ignore[call-arg]
+        return hook_class(
             aws_conn_id=self.aws_conn_id,
             region_name=self.region_name or None,  # a rendered "" means the connection's region
             verify=self.verify,

@@ -280,7 +280,7 @@ class JsonScanner:
 
     def _capture(self, raw: bytes) -> None:
         self.capture += raw  # type: ignore[operator]
-        if len(self.capture) > CAPTURE_LIMIT:  # type: ignore[arg-type]
+        if len(self.capture) > CAPTURE_LIMIT:
             raise JsonSyntaxError(f"{self.key} is larger than {CAPTURE_LIMIT} bytes", self.offset)
 
     def _error(self, message: str, i: int) -> JsonSyntaxError:
