@@ -43,7 +43,7 @@ class LoadTarget:
     prefix: str
 
     @classmethod
-    def create(cls, *, database: str, schema: str, stage: str, bucket: str, prefix: str) -> LoadTarget:
+    def create(cls, *, database: str, schema: str, stage: str, bucket: str, prefix: str | None) -> LoadTarget:
         return cls(
             database=snowflake_identifier(database, "snowflake_database"),
             schema=snowflake_identifier(schema, "snowflake_schema"),

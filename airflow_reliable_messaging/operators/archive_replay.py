@@ -100,7 +100,7 @@ class S3ArchiveReplayOperator(AwsBaseOperator):
         self.message_types = message_types
         self.message_ids = message_ids
         self.replay_id = replay_id
-        self.dry_run = dry_run
+        self.dry_run = dry_run  # type: ignore[method-assign, assignment]  # shadows BaseOperator.dry_run()
         self.max_messages_per_second = max_messages_per_second
         self.discovery = discovery
         self.archive_delay_hours = archive_delay_hours

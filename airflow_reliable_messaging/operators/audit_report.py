@@ -145,7 +145,7 @@ class AuditReportOperator(ArchiveReportBase):
         status = fmt.reconcile_status(reconciled if "compared" in reconciled else None, runbook)
         if not status["final"]:
             links["runbook"] = runbook
-        report = {
+        report: dict[str, Any] = {
             "title": self.title,
             "dag_id": dag_id,
             "report_id": rid,

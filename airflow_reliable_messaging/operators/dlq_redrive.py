@@ -108,7 +108,7 @@ class DLQRedriveOperator(AwsBaseOperator):
         self.approved_messages = approved_messages
         self.rate_per_second = rate_per_second
         self.transform = transform
-        self.dry_run = dry_run
+        self.dry_run = dry_run  # type: ignore[method-assign, assignment]  # shadows BaseOperator.dry_run()
         self.max_redrives = max_redrives
         self.quarantine_bucket = quarantine_bucket
         self.quarantine_prefix = quarantine_prefix
@@ -216,7 +216,7 @@ class DLQRedriveOperator(AwsBaseOperator):
 
             self.defer(
                 trigger=MessageMoveTaskTrigger(
-                    source_arn=run.dlq.arn,
+                    source_arn=run.dlq.arn,  # type: ignore[union-attr]  # located by run.run()
                     started_timestamp=outcome.started_timestamp,
                     task_handle=run.task_handle,
                     poll_interval=self.poll_interval,

@@ -14,7 +14,7 @@ from airflow_reliable_messaging.exceptions import ConfigurationError
 if AIRFLOW_V_3_1_PLUS:
     from airflow.providers.standard.operators.hitl import ApprovalOperator as _Approval
 else:
-    _Approval = BaseOperator
+    _Approval = BaseOperator  # type: ignore[misc, assignment]  # before 3.1 nobody can be asked: see the class
 
 APPROVE, REJECT = "Approve", "Reject"
 # ApprovalOperator's own arguments; without it they have nothing to configure.
@@ -51,7 +51,7 @@ class RedriveApprovalOperator(_Approval):
         super().__init__(**kwargs)
         self.inspect_task_id = inspect_task_id
         self.threshold = threshold
-        self.dry_run = dry_run
+        self.dry_run = dry_run  # type: ignore[method-assign, assignment]  # shadows BaseOperator.dry_run()
 
     def execute(self, context: Context) -> Any:
         from airflow_reliable_messaging.domain.redrive import needs_approval

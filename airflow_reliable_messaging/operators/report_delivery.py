@@ -250,13 +250,13 @@ class EmailReportOperator(_MarkedDelivery):
         message["X-Audit-Report-Edition"] = fmt.edition(report)
         message.set_content(mask(body.text))
         message.add_alternative(mask_html(body.html), subtype="html")
-        html = message.get_payload()[-1]
+        *_, html = message.iter_parts()  # the HTML alternative, last
         for image in body.images:  # multipart/related: the HTML's cid: images
             html.add_related(
                 image.data, maintype="image", subtype="png", cid=f"<{image.cid}>", filename=image.filename, disposition="inline"
             )
         with ReportSmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
-            smtp.send_message(message)
+            smtp.send_message(message)  # type: ignore[attr-defined]  # SmtpHook.__enter__ is typed as returning SmtpHook
         s3.put_bytes(
             self.marker_bucket,
             marker,

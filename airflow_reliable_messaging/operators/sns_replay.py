@@ -87,7 +87,7 @@ class SnsReplayOperator(AwsBaseOperator):
         self.subscription_attributes = subscription_attributes or {}
         self.set_archive_policy = set_archive_policy
         self.archive_retention_days = archive_retention_days
-        self.dry_run = dry_run
+        self.dry_run = dry_run  # type: ignore[method-assign, assignment]  # shadows BaseOperator.dry_run()
         self.replace_existing = replace_existing
 
     # -- hooks -------------------------------------------------------------------------------------

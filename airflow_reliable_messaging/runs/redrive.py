@@ -5,9 +5,9 @@ persists links, defers and reports."""
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 from airflow_reliable_messaging.domain import redrive as rd
 from airflow_reliable_messaging.domain.sns_subscription import UnsupportedFilter
@@ -31,7 +31,7 @@ class RedriveRun:
     """``locate()`` the DLQ (its URL, for the console link), then ``run()``; a native run that is
     to wait returns ``waiting`` and is waited for in the triggerer or by ``wait()``."""
 
-    def __init__(self, settings: RedriveSettings, hooks: RedriveHooks, log: logging.Logger) -> None:
+    def __init__(self, settings: RedriveSettings, hooks: RedriveHooks, log: Any) -> None:  # log: the task's logger
         self.settings, self.hooks, self.log = settings, hooks, log
         self.dlq: DeadLetterQueue | None = None
         self._native: NativeRedrive | None = None

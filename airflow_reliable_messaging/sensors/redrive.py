@@ -74,7 +74,7 @@ class MessageMoveTaskSensor(AwsBaseSensor):
         from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
 
         hook = self.aws_hook(SqsMessagingHook)
-        task = find_task(hook.list_message_move_tasks(self.source_arn), self._started(), self._handle())
+        task = find_task(hook.list_message_move_tasks(str(self.source_arn)), self._started(), self._handle())
         if task is None:
             raise ReliableMessagingError(f"no message-move task of {self.source_arn} started at {self.started_timestamp}")
         self.log.info(
@@ -108,13 +108,14 @@ class MessageMoveTaskSensor(AwsBaseSensor):
         return self._result
 
     def on_kill(self) -> None:
-        if not self._handle():
+        handle = self._handle()
+        if not handle:
             return
         from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
 
         try:
             hook = self.aws_hook(SqsMessagingHook)
-            self.log.info("Cancelled the message-move task after %s messages", hook.cancel_message_move_task(self._handle()))
+            self.log.info("Cancelled the message-move task after %s messages", hook.cancel_message_move_task(handle))
         except Exception as exc:  # noqa: BLE001 - it may have finished meanwhile
             self.log.warning("Could not cancel the message-move task: %s", exc)
 
