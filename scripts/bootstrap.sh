@@ -50,25 +50,15 @@ airflow_env() {
   echo "$stamp" > "$env/.stamp"
 }
 
-localcloud_env() {
-  local env="$VENVS/localcloud"
-  local stamp; stamp="$(stamp_of requirements/localcloud.txt)"
+# An environment of one requirements file, outside MWAA's constraints: tool_env NAME FILE WHAT
+tool_env() {
+  local env="$VENVS/$1" requirements="$2"
+  local stamp; stamp="$(stamp_of "$requirements")"
   if [ -f "$env/.stamp" ] && [ "$(cat "$env/.stamp")" = "$stamp" ]; then return 0; fi
-  echo "bootstrap: creating $env (local cloud)"
+  echo "bootstrap: creating $env ($3)"
   rm -rf "$env"
   "$UV" venv --quiet --python "$PY312" "$env"
-  "$UV" pip install --quiet --python "$env/bin/python" -r requirements/localcloud.txt
-  echo "$stamp" > "$env/.stamp"
-}
-
-lint_env() {
-  local env="$VENVS/lint"
-  local stamp; stamp="$(cat requirements/lint.txt | sha256sum | cut -c1-16)"
-  if [ -f "$env/.stamp" ] && [ "$(cat "$env/.stamp")" = "$stamp" ]; then return 0; fi
-  echo "bootstrap: creating $env (ruff, mypy)"
-  rm -rf "$env"
-  "$UV" venv --quiet --python "$PY312" "$env"
-  "$UV" pip install --quiet --python "$env/bin/python" -r requirements/lint.txt
+  "$UV" pip install --quiet --python "$env/bin/python" -r "$requirements"
   echo "$stamp" > "$env/.stamp"
 }
 
@@ -91,8 +81,8 @@ browser() {
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(localcloud lint 2.11.2 3.3.1 browser)
 for t in "${targets[@]}"; do
   case "$t" in
-    localcloud) localcloud_env ;;
-    lint) lint_env ;;
+    localcloud) tool_env localcloud requirements/localcloud.txt "local cloud" ;;
+    lint) tool_env lint requirements/lint.txt "ruff, mypy" ;;
     browser) browser ;;
     2.11.2|3.3.1) airflow_env "$t" ;;
     *) echo "bootstrap: unknown target $t" >&2; exit 2 ;;
