@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Re-exported for the system-test examples (tests/system/example_*.py), on either Airflow line.
 try:  # Airflow 3
-    from airflow.sdk import chain, task  # noqa: F401 - re-exported for the system-test examples
+    from airflow.sdk import chain, task  # noqa: F401
 except ImportError:  # Airflow 2.11
-    pass  # type: ignore[no-redef]
+    from airflow.decorators import task  # type: ignore[no-redef]  # noqa: F401
+    from airflow.models.baseoperator import chain  # type: ignore[no-redef]  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "iam" / "policies"
