@@ -28,7 +28,7 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 # Never let a test reach real AWS by accident (the system tests reach it on purpose, opted in with
-# ARM_SYSTEM_TARGET=aws: tests/system/README.md).
+# ARM_SYSTEM_TARGET=aws: tests/integration/system/README.md).
 if os.environ.get("ARM_SYSTEM_TARGET") != "aws":
     for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(var, None)

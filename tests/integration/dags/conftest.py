@@ -1,4 +1,4 @@
-"""Fixtures of the DAG tests, shared with the proof suite (tests/proof imports them)."""
+"""Fixtures of the DAG tests, shared with the proof suite (tests/integration/proof imports them)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ def load_dag(file_name: str):
 
 @pytest.fixture
 def pipeline(weekly_load_pipeline):
-    """tests/dags/conftest.py's ``weekly_load_pipeline`` (shared with the proof suite)."""
+    """tests/integration/dags/conftest.py's ``weekly_load_pipeline`` (shared with the proof suite)."""
     return weekly_load_pipeline
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-OWN_TEST = {"snowflake_audit_load_example.py"}  # tests/docs/test_snowflake_audit_load_example.py
+OWN_TEST = {"snowflake_audit_load_example.py"}  # tests/integration/docs/test_snowflake_audit_load_example.py
 EXAMPLES = sorted(p for p in (ROOT / "docs").rglob("*_example.py") if p.name not in OWN_TEST)
 
 

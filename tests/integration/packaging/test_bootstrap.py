@@ -60,7 +60,7 @@ def test_without_apt_the_browser_setup_says_how_to_provide_chromium(machine_with
     result = subprocess.run(["bash", "scripts/bootstrap.sh", "browser"], cwd=REPO, env=machine_without_browser["env"],
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "tests/ui" in result.stderr and "CHROMIUM" in result.stderr and "CHROMEDRIVER" in result.stderr
+    assert "tests/integration/ui" in result.stderr and "CHROMIUM" in result.stderr and "CHROMEDRIVER" in result.stderr
 
 
 def test_the_browser_setup_takes_chromium_from_chromium_and_chromedriver(machine_without_browser, tmp_path):

@@ -9,7 +9,7 @@ crash point costs a fork, not an interpreter start)::
 and answers one JSON line per run on stdout: ``{"outcome": "killed" | "completed" | "failed",
 "calls": <calls made, when not killed>, "error": "..."}``. The child's report (the operator's
 return value) and its API calls (``service:Operation`` in order) are written to ``result``.
-Run as a script: ``python tests/proof/crash_runner.py`` (the local cloud's AIRFLOW_CONN_* set).
+Run as a script: ``python tests/integration/proof/crash_runner.py`` (the local cloud's AIRFLOW_CONN_* set).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The bad-input corpus (``tests/proof/corpus/``): every hostile input gets a clear error or a
+"""The bad-input corpus (``tests/integration/proof/corpus/``): every hostile input gets a clear error or a
 quarantine / DLQ entry with its reason; none crashes a batch; none is lost."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Where the system tests run. Default: the local cloud (part of the default suite). Opt in to a
-real AWS account and Snowflake with ``ARM_SYSTEM_TARGET=aws`` (tests/system/README.md): the IAM
+real AWS account and Snowflake with ``ARM_SYSTEM_TARGET=aws`` (tests/integration/system/README.md): the IAM
 policy the run needs is printed before anything is created."""
 
 from __future__ import annotations
@@ -46,12 +46,12 @@ class System:
 def _require(*names: str) -> None:
     missing = [n for n in names if not os.environ.get(n)]
     if missing:
-        raise pytest.UsageError(f"ARM_SYSTEM_TARGET=aws needs {', '.join(missing)} (tests/system/README.md)")
+        raise pytest.UsageError(f"ARM_SYSTEM_TARGET=aws needs {', '.join(missing)} (tests/integration/system/README.md)")
 
 
 def _bundle_for_scenarios() -> None:
-    """Airflow 3's ``dag.test()`` runs DAGs of a configured bundle: add tests/system as one (first,
-    so it is found without parsing dags/); tests/system/.airflowignore keeps it to the scenarios."""
+    """Airflow 3's ``dag.test()`` runs DAGs of a configured bundle: add tests/integration/system as one (first,
+    so it is found without parsing dags/); tests/integration/system/.airflowignore keeps it to the scenarios."""
     bundle = {"classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {"refresh_interval": 0}}
     os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps([
         {**bundle, "name": "system-tests", "kwargs": {**bundle["kwargs"], "path": str(h.REPO / "tests" / "integration" / "system")}},

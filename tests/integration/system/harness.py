@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Re-exported for the system-test examples (tests/system/example_*.py), on either Airflow line.
+# Re-exported for the system-test examples (tests/integration/system/example_*.py), on either Airflow line.
 try:  # Airflow 3
     from airflow.sdk import chain, task  # noqa: F401
 except ImportError:  # Airflow 2.11
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[3]
 POLICIES = REPO / "iam" / "policies"
 
 TARGET = "ARM_SYSTEM_TARGET"  # "local" (default) or "aws"
-ENV_ID = "ARM_SYSTEM_ENV_ID"  # set per scenario run by tests/system/test_system.py
+ENV_ID = "ARM_SYSTEM_ENV_ID"  # set per scenario run by tests/integration/system/test_system.py
 BUCKET = "ARM_SYSTEM_BUCKET"  # aws: an existing bucket the runs write under <env id>/ (needed by the load)
 INTEGRATION = "ARM_SYSTEM_SNOWFLAKE_INTEGRATION"  # aws: a storage integration allowed to read BUCKET
 WAREHOUSE = "ARM_SYSTEM_SNOWFLAKE_WAREHOUSE"  # aws: optional, else the connection's
@@ -82,7 +82,7 @@ def settings() -> Settings:
         raise ValueError(f"{TARGET}={target!r}: use 'local' or 'aws'")
     env_id = os.environ.get(ENV_ID)
     if not env_id:
-        raise RuntimeError(f"{ENV_ID} is not set: run the scenarios through tests/system/test_system.py")
+        raise RuntimeError(f"{ENV_ID} is not set: run the scenarios through tests/integration/system/test_system.py")
     return Settings(target, env_id, os.environ.get(BUCKET) or None, os.environ.get(INTEGRATION) or None)
 
 

@@ -1,4 +1,4 @@
-"""Runs each system-test scenario DAG (tests/system/example_*.py) with Airflow's ``dag.test()``:
+"""Runs each system-test scenario DAG (tests/integration/system/example_*.py) with Airflow's ``dag.test()``:
 on the local cloud in the default suite, in a real AWS account and Snowflake with
 ``ARM_SYSTEM_TARGET=aws`` (README.md). Every task, teardown included, must succeed.
 

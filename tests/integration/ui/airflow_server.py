@@ -71,7 +71,7 @@ class AirflowServer:
             # executors start tasks with the `airflow` command: this interpreter's
             "PATH": os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")])),
             "TZ": "UTC",
-            # run monitoring (a Snowflake row per task try) is tested in tests/notifications; off here,
+            # run monitoring (a Snowflake row per task try) is tested in tests/integration/notifications; off here,
             # it would add a Snowflake session to every task of these runs
             "AIRFLOW_VAR_ARM_MONITORING_RECORD": "false",
         })  # fmt: skip

@@ -5,7 +5,7 @@ enums as pickers showing their display values, date-times as date pickers; an in
 is refused by the form (required DLQ empty) or fails the run's first task with the DAG's own error
 (a standard topic for the SNS archive); valid values (dry runs against resources made here in the
 local cloud) give a successful run whose report says what was found. Screenshots of each step are
-kept (see tests/ui/conftest.py).
+kept (see tests/integration/ui/conftest.py).
 """
 
 from __future__ import annotations

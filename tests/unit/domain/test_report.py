@@ -77,7 +77,7 @@ def test_the_reconciliation_and_every_warning_are_in_the_report():
     assert fmt.report_messages(r)[0]["warnings"] == r["warnings"]
 
 
-# -- the email people read (tests/domain/report_sample.py: the operator's XCom shape) ----------------
+# -- the email people read (tests/report_sample.py: the operator's XCom shape) ----------------
 def test_the_status_line_comes_first_and_names_the_mismatch():
     from tests.report_sample import sample_report
 
