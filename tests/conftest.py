@@ -35,6 +35,8 @@ if os.environ.get("ARM_SYSTEM_TARGET") != "aws":
 
 from local_cloud.control import LocalCloud  # noqa: E402
 
+pytest_plugins = ("pytester",)  # tests/unit/test_tiers.py runs this file in a tree of its own
+
 # Two tiers, told apart by where a test lives: tests/unit/ (mirrors the package; no server, no
 # subprocess, no build: `scripts/test.sh tests/unit` or `-m unit`) and tests/integration/ (the
 # local cloud, DAG runs and DAG parsing in fresh interpreters, proof, UI, docs, packaging). Each
