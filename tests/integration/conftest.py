@@ -1,4 +1,5 @@
-"""Fixtures of the replay tests: SNS/SQS clients, FIFO topics with archives, emulator knobs."""
+"""Fixtures of the integration tier (first written for the replay tests): SNS/SQS/S3 clients against the
+local cloud, its SNS replay knobs, and ``run_deferred`` (an operator run as Airflow runs a deferral)."""
 
 from __future__ import annotations
 
