@@ -254,7 +254,7 @@ class ArchiveReplayRun:
         refused: dict[str, dict] = {}
         for n, item in enumerate(chunk):
             body, source = self.read(item)
-            if s.policy is not None:
+            if s.policy is not None and body is not None:  # (with a policy every record is read)
                 try:
                     masked = deidentify_payload(body, s.policy)
                 except (NotDeidentifiable, SensitiveDataDenied) as exc:  # names identifiers, never values
@@ -266,7 +266,7 @@ class ArchiveReplayRun:
             text, attributes, is_pointer = rp.payload(source, body, rp.message_attributes(s.replay_id, item))
             if is_pointer:
                 pointers.add(str(n))
-                if source.key != item.key:
+                if source.key != item.key and body is not None:  # a copy (bundled, masked) of the bytes read
                     self.s3.put_bytes(source.bucket, source.key, body, content_type=item.content_type or "application/octet-stream")
             messages[str(n)] = self.target.message(text, attributes, item)
         return messages, pointers, refused

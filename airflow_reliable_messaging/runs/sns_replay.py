@@ -58,8 +58,9 @@ class SnsReplayRun:
                 applied = self.apply(subscription_arn, policy)
             else:
                 queue_url, queue_arn = self.target_queue()
-                subscription_arn = self.sns.find_subscription(s.topic_arn, queue_arn)
-                if subscription_arn:
+                found = self.sns.find_subscription(s.topic_arn, queue_arn)
+                if found:
+                    subscription_arn = found
                     applied = self.apply(subscription_arn, policy)
                 else:
                     attributes = {**{k: str(v) for k, v in s.subscription_attributes.items()},
