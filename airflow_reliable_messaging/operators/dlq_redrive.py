@@ -202,8 +202,8 @@ class DLQRedriveOperator(AwsBaseOperator):
         settings = self.settings(str(context.get("run_id") or "manual"))
         from airflow_reliable_messaging.runs.redrive import RedriveHooks, RedriveRun
 
-        self._run = run = RedriveRun(settings, RedriveHooks(self.sqs_hook, self.sns_hook, self.s3_hook), self.log)
-        persist_links(context, self, self.sqs_hook, (SqsQueueLink, {"queue_url": run.locate()}))
+        self._run = run = RedriveRun.locate(settings, RedriveHooks(self.sqs_hook, self.sns_hook, self.s3_hook), self.log)
+        persist_links(context, self, self.sqs_hook, (SqsQueueLink, {"queue_url": run.dlq.url}))
         outcome = run.run()
         if not outcome.waiting:
             return self._finish(outcome.report, started)
@@ -216,7 +216,7 @@ class DLQRedriveOperator(AwsBaseOperator):
 
             self.defer(
                 trigger=MessageMoveTaskTrigger(
-                    source_arn=run.dlq.arn,  # type: ignore[union-attr]  # located by run.run()
+                    source_arn=run.dlq.arn,
                     started_timestamp=outcome.started_timestamp,
                     task_handle=run.task_handle,
                     poll_interval=self.poll_interval,

@@ -7,22 +7,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging.base_aws import AwsBaseOperator, aws_template_fields
 from airflow_reliable_messaging.domain import archive_layout as layout
-from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT, S3Pointer, size_attribute
-from airflow_reliable_messaging.domain.identifiers import blank_to_none, is_fifo_name, topic_arn
-from airflow_reliable_messaging.domain.manifest import isoformat
-from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
+from airflow_reliable_messaging.domain.identifiers import blank_to_none, topic_arn
+from airflow_reliable_messaging.exceptions import ConfigurationError
 from airflow_reliable_messaging.links.aws import SnsTopicLink
-from airflow_reliable_messaging.operators._delivery_claim import claim_delivery
 from airflow_reliable_messaging.operators.report_base import report_folder
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging._compat import Context
+    from airflow_reliable_messaging.domain.masking import DataProtectionPolicy
+    from airflow_reliable_messaging.runs.report_delivery import DeliverySettings
+
+# The run (runs.report_delivery: the claim, the publish, the email) is imported by execute(): DAG
+# files that only declare the operators do not pay for it at parse time.
 
 
 class _MarkedDelivery(AwsBaseOperator):
@@ -77,6 +77,13 @@ class _MarkedDelivery(AwsBaseOperator):
                 raise ConfigurationError("report", f"its {name} {layout.printable(report.get(name))} is not a key segment") from None
         return report
 
+    def delivery(self, report: dict[str, Any], context: Context, kms_key_id: str | None = None) -> DeliverySettings:
+        """This edition's delivery: its marker, the DAG run delivering it."""
+        from airflow_reliable_messaging.runs.report_delivery import DeliverySettings
+
+        run_id = str((context.get("run_id") if hasattr(context, "get") else None) or "unknown run")
+        return DeliverySettings(self.marker_bucket, self.marker_key(report), run_id, self.force, kms_key_id)
+
 
 class SnsReportPublishOperator(_MarkedDelivery):
     """Publish the report to an SNS topic as JSON: a summary and one message per source system,
@@ -111,66 +118,21 @@ class SnsReportPublishOperator(_MarkedDelivery):
         self.apply_policy_to_topic = apply_policy_to_topic
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_reliable_messaging.domain import report as fmt
         from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
         from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
+        from airflow_reliable_messaging.runs.report_delivery import PublishSettings, publish_report
 
         arn = topic_arn(self.topic_arn, "topic_arn")
         SnsTopicLink.persist(context, self, region_name=arn.region, aws_partition=arn.partition, topic_arn=self.topic_arn)
         report = self.report_dict()
         policy = _policy(self.data_protection_policy)
-        s3 = self.aws_hook(S3ArchiveHook)
-        marker = self.marker_key(report)
-        if (taken := claim_delivery(self, s3, report, context)) is not None:
-            return {"published": 0, "already_published": True, "topic_arn": self.topic_arn, **taken}
-        fifo = is_fifo_name(self.topic_arn)
-        entries, offloaded = [], 0
-        if policy is not None and self.apply_policy_to_topic:
-            self.aws_hook(SnsMessagingHook).put_data_protection_policy(self.topic_arn, policy.document)
-        for message in fmt.report_messages(report):
-            body = fmt.dumps(message if policy is None else policy.apply_json(fmt.json_safe(message)))  # masked as JSON
-            attrs = {"report_id": {"DataType": "String", "StringValue": report["report_id"]}}
-            if len(body.encode()) > MESSAGE_SIZE_LIMIT - 4096:
-                key = marker.rsplit("/", 1)[0] + f"/message-{message['part']}.json"
-                s3.put_bytes(
-                    self.marker_bucket, key, body.encode(), content_type="application/json", kms_key_id=blank_to_none(self.kms_key_id)
-                )
-                attrs.update(size_attribute(len(body.encode())))
-                body, offloaded = S3Pointer(self.marker_bucket, key).to_body(), offloaded + 1
-            entry = {"Id": str(message["part"]), "Message": body, "MessageAttributes": attrs}
-            if fifo:
-                entry["MessageGroupId"] = f"report-{report['report_id']}"
-                final = message["edition"] == fmt.FINAL  # a provisional edition is another message
-                entry["MessageDeduplicationId"] = f"{report['report_id']}-{'' if final else message['edition'] + '-'}{message['part']}"
-            entries.append(entry)
-        result = self.aws_hook(SnsMessagingHook).publish_batch(self.topic_arn, entries)
-        if result.failed:
-            reasons = {e.get("Code", "?") for e in result.failed.values()}
-            raise LoadError(
-                f"{len(result.failed)} of {len(entries)} report message(s) were not published ({', '.join(sorted(reasons))}); rerun to retry"
-            )
-        s3.put_bytes(
-            self.marker_bucket,
-            marker,
-            fmt.dumps({"published_at": isoformat(datetime.now(UTC)), "messages": len(entries)}).encode(),
-            content_type="application/json",
-            kms_key_id=blank_to_none(self.kms_key_id),
+        settings = PublishSettings(
+            delivery=self.delivery(report, context, blank_to_none(self.kms_key_id)),
+            topic_arn=self.topic_arn,
+            policy=policy,
+            apply_policy_to_topic=self.apply_policy_to_topic,
         )
-        self.log.info(
-            "Published report %s to %s: %d message(s) in %d request(s), %d offloaded to S3",
-            report["report_id"],
-            self.topic_arn,
-            len(entries),
-            result.requests,
-            offloaded,
-        )
-        return {
-            "published": len(entries),
-            "requests": result.requests,
-            "offloaded": offloaded,
-            "topic_arn": self.topic_arn,
-            "already_published": False,
-        }
+        return publish_report(settings, report, self.aws_hook(S3ArchiveHook), self.aws_hook(SnsMessagingHook), self.log)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the report (its S3 copy, if it was offloaded) in; the SNS topic out."""
@@ -223,52 +185,21 @@ class EmailReportOperator(_MarkedDelivery):
         self.data_protection_policy = data_protection_policy
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_reliable_messaging.domain import report as fmt
         from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
         from airflow_reliable_messaging.hooks.smtp import ReportSmtpHook
+        from airflow_reliable_messaging.runs.report_delivery import EmailSettings, email_report
 
         recipients = [a.strip() for a in (self.to.split(",") if isinstance(self.to, str) else self.to) if a.strip()]
         if not recipients or any("@" not in a for a in recipients):
             raise ConfigurationError("to", f"{self.to!r} is not a list of email addresses")
         report = self.report_dict()
         policy = _policy(self.data_protection_policy)
-        mask = (lambda text: text) if policy is None else policy.apply
-        mask_html = (lambda html: html) if policy is None else policy.apply_html  # text and attribute values, never tags
-        s3 = self.aws_hook(S3ArchiveHook)
-        marker = self.marker_key(report)
-        if (taken := claim_delivery(self, s3, report, context)) is not None:
-            return {"sent": False, "already_sent": True, **taken}
-        shown = report if policy is None else policy.apply_json(fmt.json_safe(report))  # everything rendered is masked
-        body = fmt.render_email(shown, cid=f"daily-volume.{report['report_id']}@audit-report")
-        subject = self.subject or f"{report['title']}: {report['interval']['start'][:10]} to {report['interval']['end'][:10]}"
-        if fmt.edition(report) != fmt.FINAL and not self.subject:
-            subject = f"[NOT RECONCILED] {subject}"
-        message = EmailMessage()
-        message["To"] = ", ".join(recipients)
-        message["Subject"] = mask(subject)
-        message["X-Audit-Report-Id"] = report["report_id"]
-        message["X-Audit-Report-Edition"] = fmt.edition(report)
-        message.set_content(mask(body.text))
-        message.add_alternative(mask_html(body.html), subtype="html")
-        *_, html = message.iter_parts()  # the HTML alternative, last
-        for image in body.images:  # multipart/related: the HTML's cid: images
-            html.add_related(
-                image.data, maintype="image", subtype="png", cid=f"<{image.cid}>", filename=image.filename, disposition="inline"
-            )
-        with ReportSmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
-            smtp.send_message(message)  # type: ignore[attr-defined]  # SmtpHook.__enter__ is typed as returning SmtpHook
-        s3.put_bytes(
-            self.marker_bucket,
-            marker,
-            fmt.dumps({"sent_at": isoformat(datetime.now(UTC)), "to": len(recipients)}).encode(),
-            content_type="application/json",
-        )
-        self.log.info("Emailed report %s (%s edition) to %d recipient(s)", report["report_id"], fmt.edition(report), len(recipients))
-        return {"sent": True, "recipients": len(recipients), "already_sent": False, "edition": fmt.edition(report),
-                "images": len(body.images)}  # fmt: skip
+        settings = EmailSettings(delivery=self.delivery(report, context), recipients=tuple(recipients), subject=self.subject, policy=policy)
+        smtp = ReportSmtpHook(smtp_conn_id=self.smtp_conn_id)
+        return email_report(settings, report, self.aws_hook(S3ArchiveHook), smtp, self.log)
 
 
-def _policy(policy: dict | str | None):
+def _policy(policy: dict | str | None) -> DataProtectionPolicy | None:
     """The parsed data protection policy (validated before any I/O), or None."""
     if policy in (None, "", "None", {}):
         return None

@@ -27,7 +27,7 @@ from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
 from airflow_reliable_messaging.exceptions import RecordError
 from airflow_reliable_messaging.hooks._aws import build_clients
 from airflow_reliable_messaging.hooks.errors import error_code, is_missing_object, is_transient, refuses_every_write
-from airflow_reliable_messaging.hooks.s3 import ObjectInfo, WriteResult, full_object_sha256
+from airflow_reliable_messaging.hooks.s3 import ObjectInfo, S3ArchiveHook, WriteResult, full_object_sha256
 
 MANIFEST_CONTENT_TYPE = "application/x-ndjson"
 REPORT_LIST_LIMIT = 50
@@ -144,9 +144,11 @@ class _Pending:
 class _BundleWriter:
     """The bundle layout (``layout="bundle"``): which records a bundle takes, and writing a batch's
     bundles (domain/bundle.py) — one gzip NDJSON object per hour folder, write-once, before the
-    manifest that lists their records. Mixed into ArchiveRun."""
+    manifest that lists their records. ArchiveRun's: the hour folders it writes to go into the
+    run's ``prefixes``."""
 
-    s: ArchiveSettings
+    def __init__(self, settings: ArchiveSettings, s3: S3ArchiveHook, log: Any, prefixes: set[str]) -> None:
+        self.s, self.s3, self.log, self.prefixes = settings, s3, log, prefixes
 
     def bundles(self, record: am.AuditRecord) -> bool:
         """Small inline records without a producer transaction (a transaction's first copy keeps an
@@ -216,14 +218,17 @@ def _bundled(record: am.AuditRecord) -> bundle.BundledRecord:
     )  # fmt: skip
 
 
-class ArchiveRun(_BundleWriter):
+class ArchiveRun:
     """One drain of the queue: ``settings``, the SQS, S3 and (None without a topic) SNS hooks, a logger."""
 
-    def __init__(self, settings: ArchiveSettings, sqs, s3, sns, log) -> None:
+    # the hooks: SqsMessagingHook, S3ArchiveHook, SnsMessagingHook (not yet checked as such: typed, they
+    # show that a record's sha256 may be None where the S3 writes require it, and the SNS hook optional)
+    def __init__(self, settings: ArchiveSettings, sqs: Any, s3: Any, sns: Any, log: Any) -> None:
         self.s = settings
         self.sqs, self.s3, self.sns, self.log = sqs, s3, sns, log
         self.counts: Counter[str] = Counter()
         self.prefixes: set[str] = set()
+        self.bundler = _BundleWriter(settings, s3, log, self.prefixes)
         self.locks = _Locks()
         self.markers: dict[str, tx.Marker] = {}  # marker key -> marker, as claimed or read in this run
         self.stored_keys: set[str] = set()  # archive keys written or found in this run
@@ -233,13 +238,14 @@ class ArchiveRun(_BundleWriter):
         self.bundling_bytes = 0
         self.safe_to_delete: dict[str, str] = {}  # quarantined / dead-lettered: sqs id -> receipt
         self.batch_started: float | None = None
+        self.flushing: Future[Counter[str]] | None = None  # the batch being flushed (flush thread)
         self.halted: str | None = None
         self.stopped = "empty"
 
     # -- the loop -------------------------------------------------------------------------------------
     def drain(self) -> dict[str, Any]:
         build_clients(self.s3, self.sqs, self.sns)  # one client per service, built before threads share them
-        self.flushing: Future[Counter[str]] | None = None
+        self.flushing = None
         with (
             ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY, thread_name_prefix="archive-write") as self.pool,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-receive") as self.receiver,
@@ -367,7 +373,7 @@ class ArchiveRun(_BundleWriter):
     def archive(self, item: am.AuditRecord | am.Transport) -> tuple[am.AuditRecord, _Stored | None]:
         """Read (a claim-check object), claim the transaction and write one record; S3 calls only,
         safe to run in threads. None: the record goes into its batch's bundle."""
-        if isinstance(item, am.AuditRecord) and self.bundles(item):
+        if isinstance(item, am.AuditRecord) and self.bundler.bundles(item):
             return item, None
         record = item if isinstance(item, am.AuditRecord) else self.read_pointer(item)
         key = layout.archive_key(self.s.prefix, record.event_time, record.message_id)
@@ -683,7 +689,7 @@ class ArchiveRun(_BundleWriter):
 
     def await_flush(self) -> None:
         """Wait for the batch being flushed and take its counts."""
-        flushing, self.flushing = getattr(self, "flushing", None), None
+        flushing, self.flushing = self.flushing, None
         if flushing is None:
             return
         self.counts.update(flushing.result())
@@ -697,7 +703,7 @@ class ArchiveRun(_BundleWriter):
         previous step made safe; runs in the flush thread and returns its counts."""
         counts: Counter[str] = Counter()
         if bundling:
-            pending = pending + self.write_bundles(bundling, counts)
+            pending = pending + self.bundler.write_bundles(bundling, counts)
         if pending:
             records = list({p.record.message_id: p.record for p in pending}.values())
             manifest_uri = self.write_manifest(records, counts)
@@ -788,7 +794,7 @@ class ArchiveRun(_BundleWriter):
             self.log.warning("%d notification(s) not published; their records stay in the queue", len(failed))
         if "summary" in failed:
             return set()
-        return everyone - {owners[i] for i in failed if owners.get(i) is not None}  # type: ignore[misc]
+        return everyone - {owner for i in failed if (owner := owners.get(i)) is not None}
 
     def _publish_group(self, messages: dict[str, OutgoingMessage]) -> tuple[Any, BaseException | None]:
         try:

@@ -6,6 +6,7 @@ hooks; it never sees the operator."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from airflow_reliable_messaging.hooks.errors import error_code, is_missing_objec
 
 if TYPE_CHECKING:
     from airflow_reliable_messaging.domain.masking import DataProtectionPolicy
+    from airflow_reliable_messaging.hooks._batch import BatchResult
     from airflow_reliable_messaging.hooks.s3 import S3ArchiveHook
     from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
     from airflow_reliable_messaging.hooks.sqs import SqsMessagingHook
@@ -72,7 +74,7 @@ class ArchiveReplayRun:
     """One replay of a window of the S3 archive to a topic (``sns``) or a queue (``sqs``)."""
 
     def __init__(self, settings: ArchiveReplaySettings, s3: S3ArchiveHook, sns: SnsMessagingHook | None,
-                 sqs: SqsMessagingHook | None, log) -> None:  # fmt: skip
+                 sqs: SqsMessagingHook | None, log: Any) -> None:  # fmt: skip
         self.s, self.s3, self.log = settings, s3, log
         self.target = Target(settings, sns, sqs)
         self.checkpoint_key = rp.checkpoint_key(settings.prefix, settings.replay_id)
@@ -254,7 +256,7 @@ class ArchiveReplayRun:
         refused: dict[str, dict] = {}
         for n, item in enumerate(chunk):
             body, source = self.read(item)
-            if s.policy is not None:
+            if s.policy is not None and body is not None:  # (with a policy every record is read)
                 try:
                     masked = deidentify_payload(body, s.policy)
                 except (NotDeidentifiable, SensitiveDataDenied) as exc:  # names identifiers, never values
@@ -266,7 +268,7 @@ class ArchiveReplayRun:
             text, attributes, is_pointer = rp.payload(source, body, rp.message_attributes(s.replay_id, item))
             if is_pointer:
                 pointers.add(str(n))
-                if source.key != item.key:
+                if source.key != item.key and body is not None:  # a copy (bundled, masked) of the bytes read
                     self.s3.put_bytes(source.bucket, source.key, body, content_type=item.content_type or "application/octet-stream")
             messages[str(n)] = self.target.message(text, attributes, item)
         return messages, pointers, refused
@@ -317,21 +319,28 @@ class ArchiveReplayRun:
 
 class Target:
     """Where a replay sends: an SNS topic (PublishBatch) or an SQS queue (SendMessageBatch), the
-    queue resolved to its URL (``ConfigurationError`` naming ``target_queue`` when it cannot be)."""
+    queue resolved to its URL (``ConfigurationError`` naming ``target_queue`` when it cannot be).
+    ``queue_url``: None for a topic."""
 
     def __init__(self, settings: ArchiveReplaySettings, sns: SnsMessagingHook | None, sqs: SqsMessagingHook | None) -> None:
-        self.topic_arn, self.replay_id, self.group_by = settings.topic_arn, settings.replay_id, settings.group_by
-        self.sns, self.sqs = sns, sqs
+        self.replay_id, self.group_by = settings.replay_id, settings.group_by
         self.queue_url: str | None = None
-        if self.topic_arn:
-            self.name = self.topic_arn
+        self._send: Callable[[dict[str, OutgoingMessage]], BatchResult]
+        topic = settings.topic_arn
+        if topic:
+            if sns is None:
+                raise ValueError("a replay to an SNS topic needs the SNS hook")
+            self.name = topic
+            self._send = lambda messages: sns.publish_messages(topic, messages)
         else:
-            assert sqs is not None
+            if sqs is None:
+                raise ValueError("a replay to an SQS queue needs the SQS hook")
             try:
-                self.queue_url = sqs.resolve_queue_url(str(settings.target_queue))
+                url = sqs.resolve_queue_url(str(settings.target_queue))
             except Exception as exc:  # noqa: BLE001 — any lookup failure means the field is wrong
                 raise ConfigurationError("target_queue", f"{settings.target_queue!r} cannot be resolved to an SQS queue: {exc}") from None
-            self.name = self.queue_url
+            self.name = self.queue_url = url
+            self._send = lambda messages: sqs.send_messages(url, messages)
         self.fifo = identifiers.is_fifo_name(self.name)
 
     def message(self, text: str, attributes: dict, item: rp.ReplayItem) -> OutgoingMessage:
@@ -340,10 +349,8 @@ class Target:
         group, dedup = rp.group_id(item, self.group_by), rp.deduplication_id(self.replay_id, item.message_id)
         return OutgoingMessage(text, attributes, group_id=group, deduplication_id=dedup)
 
-    def send(self, messages: dict[str, OutgoingMessage]):
-        if self.topic_arn:
-            return self.sns.publish_messages(self.topic_arn, messages)  # type: ignore[union-attr]
-        return self.sqs.send_messages(self.queue_url, messages)  # type: ignore[union-attr, arg-type]
+    def send(self, messages: dict[str, OutgoingMessage]) -> BatchResult:
+        return self._send(messages)
 
 
 class BundleCache:

@@ -10,7 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from airflow_reliable_messaging.domain import archive_layout as layout
@@ -62,7 +62,7 @@ class LoadClaim:
     run, and an execution that lost its claim stops before changing anything shared.
     """
 
-    def __init__(self, sf: SnowflakeAuditHook, ids: dict[str, str], run_id: str, wait: timedelta, lease: timedelta, log):
+    def __init__(self, sf: SnowflakeAuditHook, ids: dict[str, str], run_id: str, wait: timedelta, lease: timedelta, log: Any) -> None:
         self.sf, self.ids, self.run_id, self.wait, self.log = sf, ids, run_id, wait, log
         self.token = f"{run_id} #{uuid.uuid4().hex[:12]}"
         self.lease_seconds = max(int(lease.total_seconds()), 1)
@@ -152,7 +152,7 @@ class LoadSettings:
 class AuditLoadRun:
     """One execution of the load: discovery, COPY, MERGE, ledger, report."""
 
-    def __init__(self, settings: LoadSettings, s3: S3ArchiveHook, sf: SnowflakeAuditHook, log) -> None:
+    def __init__(self, settings: LoadSettings, s3: S3ArchiveHook, sf: SnowflakeAuditHook, log: Any) -> None:
         self.s, self.s3, self.sf, self.log = settings, s3, sf, log
         self.target, self.run_id = settings.target, settings.run_id
         self.interval, self.window = settings.interval, settings.window
@@ -550,7 +550,7 @@ class AuditLoadRun:
                 self.payloads["json_loaded"] -= uris[uri].json_payloads
                 self.fail_file(uri, reason)
 
-    def _upload_bundle(self, spool, key: str) -> str:
+    def _upload_bundle(self, spool: IO[bytes], key: str) -> str:
         spool.seek(0)
         self.s3.upload_stream(self.target.bucket, key, spool, content_type="application/x-ndjson", kms_key_id=self.s.kms_key_id)
         spool.close()

@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow_reliable_messaging.domain import redrive as rd
 from airflow_reliable_messaging.domain.sns_subscription import UnsupportedFilter
+from airflow_reliable_messaging.exceptions import RedriveError
 from airflow_reliable_messaging.runs.redrive_client import ClientRedrive
 from airflow_reliable_messaging.runs.redrive_common import (
     IDLE_BATCHES,
@@ -28,28 +29,28 @@ __all__ = ["RedriveHooks", "RedriveOutcome", "RedriveRun", "RedriveSettings"]
 
 
 class RedriveRun:
-    """``locate()`` the DLQ (its URL, for the console link), then ``run()``; a native run that is
-    to wait returns ``waiting`` and is waited for in the triggerer or by ``wait()``."""
+    """``RedriveRun.locate()`` finds the DLQ (``run.dlq.url``: for the console link), then ``run()``;
+    a native run that is to wait returns ``waiting`` and is waited for in the triggerer or by ``wait()``."""
 
-    def __init__(self, settings: RedriveSettings, hooks: RedriveHooks, log: Any) -> None:  # log: the task's logger
+    def __init__(self, settings: RedriveSettings, hooks: RedriveHooks, log: Any, dlq: DeadLetterQueue) -> None:  # log: the task's logger
         self.settings, self.hooks, self.log = settings, hooks, log
-        self.dlq: DeadLetterQueue | None = None
+        self.dlq = dlq  # its source queues are read by ``run``
         self._native: NativeRedrive | None = None
+
+    @classmethod
+    def locate(cls, settings: RedriveSettings, hooks: RedriveHooks, log: Any) -> RedriveRun:
+        """The run of the DLQ ``settings.dlq`` names, found (its URL, ARN and FIFO-ness)."""
+        url, arn, fifo = hooks.sqs.queue_identity(settings.dlq)
+        return cls(settings, hooks, log, DeadLetterQueue(url, arn, fifo, ()))
 
     @property
     def task_handle(self) -> str | None:
         """The message-move task started or attached to, until it ended."""
         return self._native.task_handle if self._native else None
 
-    def locate(self) -> str:
-        """The DLQ's URL (and ARN, FIFO and source queues for ``run``)."""
-        url, arn, fifo = self.hooks.sqs.queue_identity(self.settings.dlq)
-        self.dlq = DeadLetterQueue(url, arn, fifo, ())
-        return url
-
     def run(self) -> RedriveOutcome:
         s, sqs = self.settings, self.hooks.sqs
-        url = self.dlq.url if self.dlq else self.locate()
+        url = self.dlq.url
         self.dlq = dlq = dataclasses.replace(self.dlq, sources=tuple(sqs.dead_letter_source_queues(url)))
         routing = Routing(self.hooks, dlq, s.destination)
         guard = LoopGuard(s, self.hooks.s3, dlq.arn, self.log)
@@ -89,6 +90,8 @@ class RedriveRun:
 
     def wait(self, started_timestamp: int | None) -> dict:
         """Wait in the worker for the native run's task to end; its summary."""
+        if self._native is None:
+            raise RedriveError("no message-move task to wait for: run() did not start (or attach to) one")
         return self._native.wait(started_timestamp)
 
     def _dry_run(self, mode: str, inspection: rd.Inspection, report: rd.RedriveReport, routing: Routing, guard: LoopGuard) -> dict:
@@ -118,8 +121,8 @@ class RedriveRun:
         finally:
             release(sqs, dlq.url, receipts)
         out = summary.to_dict()
-        if summary.not_seen_warning():
-            report.warn(summary.not_seen_warning())
+        if warning := summary.not_seen_warning():
+            report.warn(warning)
         out["would_use"] = mode
         out["inspection"] = inspection.to_dict()
         target = routing.target

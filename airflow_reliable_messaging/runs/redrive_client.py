@@ -174,11 +174,11 @@ class ClientRedrive:
         try:
             for target, planned in plans.values():
                 self._extend_if_slow(received_at, [m for m, _ in planned.values()])
-                outgoing = {entry_id: out for entry_id, (_, out) in planned.items()}
+                entries = {entry_id: out for entry_id, (_, out) in planned.items()}
                 if target.kind == "sns":
-                    result = self.hooks.sns.publish_messages(target.arn, outgoing)
+                    result = self.hooks.sns.publish_messages(target.arn, entries)
                 else:
-                    result = self.hooks.sqs.send_messages(target.url, outgoing)
+                    result = self.hooks.sqs.send_messages(target.url, entries)
                 for entry_id, (message, out) in planned.items():
                     ok = result.successful.get(entry_id)
                     if ok is not None:
@@ -194,7 +194,7 @@ class ClientRedrive:
                         leave(message)
             if sent and s.trail_bucket:
                 try:
-                    self._write_trail(sent, now)
+                    self._write_trail(s.trail_bucket, sent, now)
                 except Exception as exc:
                     raise RedriveError(
                         f"{len(sent)} message(s) were redriven (and are deleted from the DLQ) but their trail could "
@@ -238,8 +238,11 @@ class ClientRedrive:
             result = self.hooks.sqs.change_visibility_batch(self.dlq.url, ids, vt)
             self.log.info("Sends are slow: extended the visibility of %s message(s)", len(result.successful))
 
-    def _write_trail(self, sent: list[tuple[rd.DlqMessage, OutgoingMessage, rd.Destination, str | None]], now: datetime) -> None:
-        """Each redriven payload under the archive layout, then one manifest for the batch."""
+    def _write_trail(
+        self, bucket: str, sent: list[tuple[rd.DlqMessage, OutgoingMessage, rd.Destination, str | None]], now: datetime
+    ) -> None:
+        """Each redriven payload under the archive layout in ``bucket`` (``trail_bucket``), then one
+        manifest for the batch."""
         s, s3 = self.settings, self.hooks.s3
         records = []
         for message, outgoing, target, new_id in sent:
@@ -250,9 +253,9 @@ class ClientRedrive:
                 content_type = JSON_CONTENT_TYPE
             except ValueError:
                 content_type = TEXT_CONTENT_TYPE
-            s3.put_bytes(s.trail_bucket, key, body, content_type=content_type, kms_key_id=s.kms_key_id)
+            s3.put_bytes(bucket, key, body, content_type=content_type, kms_key_id=s.kms_key_id)
             records.append(ArchivedRecord(
-                message_id=message.message_id, bucket=s.trail_bucket, key=key, size=len(body),
+                message_id=message.message_id, bucket=bucket, key=key, size=len(body),
                 sha256=hashlib.sha256(body).hexdigest(), content_type=content_type,
                 event_time=isoformat(message.sent_at or now), archived_at=isoformat(now),
                 message_type="redrive", origin="redrive",
@@ -261,8 +264,8 @@ class ClientRedrive:
                        "source": message.source, "kind": message.kind},
             ))  # fmt: skip
         manifest_key = archive_layout.batch_manifest_key(s.trail_prefix, now, uuid.uuid4().hex)
-        uri = archive_layout.s3_uri(s.trail_bucket, manifest_key)
+        uri = archive_layout.s3_uri(bucket, manifest_key)
         s3.put_bytes(
-            s.trail_bucket, manifest_key, encode_manifest(records, uri), content_type="application/x-ndjson",
+            bucket, manifest_key, encode_manifest(records, uri), content_type="application/x-ndjson",
             kms_key_id=s.kms_key_id,
         )  # fmt: skip

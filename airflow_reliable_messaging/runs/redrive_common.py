@@ -114,11 +114,12 @@ class Routing:
         if message.kind == rd.KIND_LAMBDA:
             return None, (f"a Lambda on-failure record of {message.source}: only Lambda can invoke the function "
                           "again; give its event source queue as destination")  # fmt: skip
-        if message.kind == rd.KIND_SNS:
+        envelope = message.sns
+        if message.kind == rd.KIND_SNS and envelope is not None:  # (an SNS notification always has its envelope)
             try:
-                arn = subscription_of(message.sns.unsubscribe_url, message.sns.topic_arn, self.dlq.arn)
+                arn = subscription_of(envelope.unsubscribe_url, envelope.topic_arn, self.dlq.arn)
             except UnknownSubscription as exc:
-                return None, f"an SNS notification of {message.sns.topic_arn}: {exc}; give a destination"
+                return None, f"an SNS notification of {envelope.topic_arn}: {exc}; give a destination"
             return self._subscription_target(self._subscription(arn) or arn, message)
         if message.source:
             return self._queue_target(message.source)
@@ -193,18 +194,20 @@ class LoopGuard:
     def __init__(self, settings: RedriveSettings, s3: Any, dlq_arn: str, log: logging.Logger) -> None:
         self.settings, self.s3, self.dlq_arn, self.log = settings, s3, dlq_arn, log
         self.ledger: Counter = Counter()
+        # the ledger of native moves: (its bucket, max_redrives) when the guard keeps one (keeps_ledger)
+        bucket, max_redrives = settings.quarantine_bucket, settings.max_redrives
+        self._ledger = (bucket, max_redrives) if bucket and max_redrives is not None else None
 
     def read_ledger(self) -> None:
         """How often each message (by fingerprint) was moved natively within the guard's horizon
         (``ledger_horizon_days``); refused when the bucket's lifecycle would expire entries sooner."""
-        s = self.settings
-        if not s.keeps_ledger:
+        if self._ledger is None:
             return
-        s3, bucket = self.s3, s.quarantine_bucket
-        problem = rd.ledger_expiry_problem(s3.lifecycle_rules(bucket), s.quarantine_prefix, self.dlq_arn, s.max_redrives)
+        s, s3, (bucket, max_redrives) = self.settings, self.s3, self._ledger
+        problem = rd.ledger_expiry_problem(s3.lifecycle_rules(bucket), s.quarantine_prefix, self.dlq_arn, max_redrives)
         if problem:
             raise RedriveError(f"s3://{bucket}: {problem}")
-        key_range = rd.ledger_range(s.quarantine_prefix, self.dlq_arn, datetime.now(UTC), s.max_redrives)
+        key_range = rd.ledger_range(s.quarantine_prefix, self.dlq_arn, datetime.now(UTC), max_redrives)
         keys = [o["Key"] for o in s3.iter_objects_in_range(bucket, key_range)]
         try:
             self.ledger = rd.ledger_counts(((key, s3.read_bytes(bucket, key)) for key in keys), self.dlq_arn)
@@ -231,7 +234,12 @@ class LoopGuard:
         )  # fmt: skip
         self.log.warning("Message %s quarantined at s3://%s/%s: %s", message.message_id, s.quarantine_bucket, key, reason)
 
-    def write_ledger(self, key: str, fingerprints: list[str], started: bool = True) -> None:
-        s = self.settings
+    def write_ledger(self, key: str, fingerprints: list[str], started: bool = True) -> str:
+        """Write a ledger entry; its ``s3://`` URI. Only a guard that keeps a ledger has one (native
+        mode is chosen only then: domain/redrive.py ``native_blockers``)."""
+        if self._ledger is None:
+            raise RedriveError("the loop guard keeps no ledger (it needs max_redrives and a quarantine_bucket)")
+        s, (bucket, _) = self.settings, self._ledger
         entry = rd.ledger_entry(dlq_arn=self.dlq_arn, run_id=s.run_id, at=datetime.now(UTC), fingerprints=fingerprints, started=started)
-        self.s3.put_bytes(s.quarantine_bucket, key, entry, content_type=JSON_CONTENT_TYPE, kms_key_id=s.kms_key_id)
+        self.s3.put_bytes(bucket, key, entry, content_type=JSON_CONTENT_TYPE, kms_key_id=s.kms_key_id)
+        return archive_layout.s3_uri(bucket, key)

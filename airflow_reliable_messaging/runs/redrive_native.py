@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from airflow_reliable_messaging.domain import archive_layout
 from airflow_reliable_messaging.domain import redrive as rd
 from airflow_reliable_messaging.exceptions import MessageMoveTaskRefused, RedriveError
 from airflow_reliable_messaging.runs.redrive_common import (
@@ -104,7 +103,7 @@ class NativeRedrive:
     def wait(self, started_timestamp: int | None) -> dict:
         """Poll the task until it ends (in the worker); its summary."""
         sqs, dlq_arn = self.sqs, self.dlq.arn
-        last = -1
+        last: int | None = -1  # messages moved, as last logged
         while True:
             current = rd.find_task(sqs.list_message_move_tasks(dlq_arn), started_timestamp, self.task_handle)
             if current is None:
@@ -180,8 +179,7 @@ class NativeRedrive:
             if not held:
                 return "", 0
             key = rd.ledger_key(s.quarantine_prefix, self.dlq.arn, now, uuid.uuid4().hex[:12])
-            guard.write_ledger(key, [rd.fingerprint(m) for m in held.values()])
-            report.guard["ledger"] = archive_layout.s3_uri(s.quarantine_bucket, key)
+            report.guard["ledger"] = guard.write_ledger(key, [rd.fingerprint(m) for m in held.values()])
             return key, len(held)
         finally:
             release(sqs, self.dlq.url, {m.message_id: m.receipt_handle for m in held.values()})

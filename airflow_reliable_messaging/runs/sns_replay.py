@@ -41,7 +41,7 @@ class SnsReplaySettings:
 class SnsReplayRun:
     """One start of an SNS replay (``start``), or its dry run (``plan``)."""
 
-    def __init__(self, settings: SnsReplaySettings, sns: SnsMessagingHook, sqs: SqsMessagingHook, log) -> None:
+    def __init__(self, settings: SnsReplaySettings, sns: SnsMessagingHook, sqs: SqsMessagingHook, log: Any) -> None:
         self.s, self.sns, self.sqs, self.log = settings, sns, sqs, log
 
     def start(self) -> dict[str, Any]:
@@ -54,12 +54,13 @@ class SnsReplayRun:
         applied = True
         try:
             if s.subscription_arn:
-                subscription_arn, queue_arn = self.existing_subscription()
+                subscription_arn, queue_arn = self.existing_subscription(s.subscription_arn)
                 applied = self.apply(subscription_arn, policy)
             else:
                 queue_url, queue_arn = self.target_queue()
-                subscription_arn = self.sns.find_subscription(s.topic_arn, queue_arn)
-                if subscription_arn:
+                found = self.sns.find_subscription(s.topic_arn, queue_arn)
+                if found:
+                    subscription_arn = found
                     applied = self.apply(subscription_arn, policy)
                 else:
                     attributes = {**{k: str(v) for k, v in s.subscription_attributes.items()},
@@ -92,7 +93,7 @@ class SnsReplayRun:
         rp.check_within_archive(win, beginning)
         subscription_arn = queue_arn = queue_url = None
         if s.subscription_arn:
-            subscription_arn, queue_arn = self.existing_subscription()
+            subscription_arn, queue_arn = self.existing_subscription(s.subscription_arn)
         else:
             try:
                 queue_url = self.sqs.resolve_queue_url(str(s.target_queue))
@@ -124,17 +125,18 @@ class SnsReplayRun:
                 raise ReplayError(f"{s.topic_arn} reports no BeginningArchiveTime although it has an archive policy")
         return rp.archive_of(attrs, s.topic_arn)[1]
 
-    def existing_subscription(self) -> tuple[str, str]:
+    def existing_subscription(self, subscription_arn: str) -> tuple[str, str]:
+        """The subscription given (``subscription_arn``) and its queue's ARN, once checked."""
         s = self.s
-        attrs = self.sns.subscription_attributes(s.subscription_arn)  # type: ignore[arg-type]
+        attrs = self.sns.subscription_attributes(subscription_arn)
         if attrs.get("TopicArn") != s.topic_arn:
-            raise ConfigurationError("subscription_arn", f"{s.subscription_arn} is not a subscription of {s.topic_arn}")
+            raise ConfigurationError("subscription_arn", f"{subscription_arn} is not a subscription of {s.topic_arn}")
         if attrs.get("Protocol") != "sqs":
             raise ConfigurationError(
-                "subscription_arn", f"{s.subscription_arn} is a {attrs.get('Protocol')} subscription; "
+                "subscription_arn", f"{subscription_arn} is a {attrs.get('Protocol')} subscription; "
                 "SNS replays only to SQS subscriptions",
             )  # fmt: skip
-        return s.subscription_arn, attrs["Endpoint"]  # type: ignore[return-value]
+        return subscription_arn, attrs["Endpoint"]
 
     def target_queue(self) -> tuple[str, str]:
         """The target queue's URL and ARN; created (or granted to the topic) with ``create_queue``."""
