@@ -23,6 +23,13 @@ else:
 
 AWS_FIELDS: tuple[str, ...] = ("aws_conn_id", "region_name", "verify", "botocore_config")
 
+# The ``dry_run`` parameter (SNS and S3 replay, redrive, approval) is kept in the attribute
+# ``is_dry_run``, the template field: an attribute ``dry_run`` would hide ``BaseOperator.dry_run()``,
+# which ``airflow tasks test --dry-run`` and ``airflow dags backfill --dry-run`` call (Airflow 2).
+# ``parameter_attributes`` maps such parameters to their attributes (docs/reference.md reads it).
+DRY_RUN_FIELD = "is_dry_run"
+DRY_RUN_PARAMETER = {"dry_run": DRY_RUN_FIELD}
+
 
 def aws_template_fields(*fields: str) -> tuple[str, ...]:
     """``fields`` after the AWS connection fields, each once (as the provider's helper)."""

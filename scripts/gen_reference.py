@@ -121,6 +121,8 @@ def render() -> str:
         doc = inspect.getdoc(cls) or ""
         summary = " ".join(doc.split("\n\n")[0].split())
         templated = set(getattr(cls, "template_fields", ()) or ())
+        # parameters kept under another attribute name (``dry_run`` → ``is_dry_run``): templated by that name
+        templated |= {p for p, attr in (getattr(cls, "parameter_attributes", None) or {}).items() if attr in templated}
         docs = _param_docs(cls)
         lines += [f"## `{cls.__name__}`", "", f"{kind[:-1]} · `{cls.__module__}` · {integration}", "", summary, ""]
         for guide in guides.get(integration, []):

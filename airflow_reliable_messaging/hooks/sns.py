@@ -1,4 +1,6 @@
-"""SNS: batched publishing (claim-check above the size limit), archive and replay policies."""
+"""SNS: batched publishing (claim-check above the size limit), archive and replay policies.
+
+Every call on a topic or subscription goes to the Region its ARN names (``RegionalClientsMixin``)."""
 
 from __future__ import annotations
 
@@ -11,33 +13,41 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.sns import SnsHook
 
 from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
-from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin
+from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin, RegionalClientsMixin
 from airflow_reliable_messaging.hooks._batch import BatchResult, call_batch
 
 
-class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
-    """SNS calls of the archive notifications, report publishing, replay and redrive."""
+class SnsMessagingHook(RegionalClientsMixin, DefaultRetriesMixin, SnsHook):
+    """SNS calls of the archive notifications, report publishing, replay and redrive; each on the
+    client of the Region of the topic or subscription ARN it is given."""
 
     @cached_property
     def conn(self):
-        """The client, with SNS's ``Throttled`` (HTTP 429, the Publish rate limit) retried like the
-        throttling botocore's standard mode knows (it does not list that code)."""
-        client = super().conn
+        """The client of the hook's Region (the task's ``region_name``, else the connection's)."""
+        return self.prepare_client(super().conn)
+
+    def prepare_client(self, client):
+        """SNS's ``Throttled`` (HTTP 429, the Publish rate limit) retried like the throttling
+        botocore's standard mode knows (it does not list that code); the form body encoded once."""
         retries = getattr(self.config, "retries", None) or {}
         attempts = int(retries.get("total_max_attempts") or retries.get("max_attempts", 0) + 1 or 1)
         client.meta.events.register("needs-retry.sns", _ThrottledRetry(attempts), unique_id="reliable-messaging-sns-throttled")
         client.meta.events.register("before-sign.sns", _encode_form_once, unique_id="reliable-messaging-sns-form")
         return client
 
+    def client_for(self, arn: str):
+        """The client for a call on a topic or subscription ARN: its Region's."""
+        return self.client_in(arn_region(arn), arn)
+
     # -- topics and subscriptions (replay) ---------------------------------------------------------
     def set_archive_policy(self, topic_arn: str, policy: dict[str, str]) -> None:
         """``ArchivePolicy`` of a FIFO topic (``{"MessageRetentionPeriod": "30"}``; ``{}`` turns it off)."""
-        self.get_conn().set_topic_attributes(
+        self.client_for(topic_arn).set_topic_attributes(
             TopicArn=topic_arn, AttributeName="ArchivePolicy", AttributeValue=json.dumps(policy, separators=(",", ":"))
         )
 
     def subscription_attributes(self, subscription_arn: str) -> dict[str, str]:
-        return self.get_conn().get_subscription_attributes(SubscriptionArn=subscription_arn)["Attributes"]
+        return self.client_for(subscription_arn).get_subscription_attributes(SubscriptionArn=subscription_arn)["Attributes"]
 
     def subscription_attributes_or_none(self, subscription_arn: str) -> dict[str, str] | None:
         """A subscription's attributes; None when it does not exist (``NotFound``)."""
@@ -63,7 +73,7 @@ class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
 
     def find_subscription(self, topic_arn: str, endpoint: str, protocol: str = "sqs") -> str | None:
         """The ARN of ``topic_arn``'s confirmed subscription of ``endpoint``, if any (every page)."""
-        paginator = self.get_conn().get_paginator("list_subscriptions_by_topic")
+        paginator = self.client_for(topic_arn).get_paginator("list_subscriptions_by_topic")
         for page in paginator.paginate(TopicArn=topic_arn):
             for sub in page.get("Subscriptions", []):
                 if sub.get("Endpoint") == endpoint and sub.get("Protocol") == protocol and sub["SubscriptionArn"].startswith("arn:"):
@@ -72,14 +82,14 @@ class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
 
     def subscribe_queue(self, topic_arn: str, queue_arn: str, attributes: dict[str, str] | None = None) -> str:
         """Subscribe an SQS queue (idempotent for the same attributes); the subscription ARN."""
-        return self.get_conn().subscribe(
+        return self.client_for(topic_arn).subscribe(
             TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes=attributes or {},
             ReturnSubscriptionArn=True,
         )["SubscriptionArn"]  # fmt: skip
 
     def set_replay_policy(self, subscription_arn: str, policy: dict[str, str]) -> None:
         """Apply a ``ReplayPolicy``; replaces a replay in progress on that subscription."""
-        self.get_conn().set_subscription_attributes(
+        self.client_for(subscription_arn).set_subscription_attributes(
             SubscriptionArn=subscription_arn, AttributeName="ReplayPolicy",
             AttributeValue=json.dumps(policy, separators=(",", ":")),
         )  # fmt: skip
@@ -103,12 +113,12 @@ class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
         kwargs = {"TopicArn": topic_arn, "Message": message}
         optional = {"Subject": subject, "MessageGroupId": group_id, "MessageDeduplicationId": deduplication_id}
         kwargs |= {name: value for name, value in optional.items() if value}
-        return self.get_conn().publish(**kwargs)["MessageId"]
+        return self.client_for(topic_arn).publish(**kwargs)["MessageId"]
 
     def publish_batch(self, topic_arn: str, entries: list[dict]) -> BatchResult:
         """PublishBatch over any number of entries (chunks of 10 / 256 KiB), ``Failed`` entries
         handled one by one: retried when not the sender's fault, else reported in ``failed``."""
-        conn = self.get_conn()
+        conn = self.client_for(topic_arn)
         # call_batch passes ``Entries=``; PublishBatch names them PublishBatchRequestEntries
         return call_batch(
             lambda Entries, **kw: conn.publish_batch(PublishBatchRequestEntries=Entries, **kw),  # noqa: N803
@@ -121,17 +131,24 @@ class SnsMessagingHook(DefaultRetriesMixin, SnsHook):
         return self.publish_batch(topic_arn, [sns_entry(i, m) for i, m in messages.items()])
 
     def topic_attributes(self, topic_arn: str) -> dict[str, str]:
-        return self.get_conn().get_topic_attributes(TopicArn=topic_arn)["Attributes"]
+        return self.client_for(topic_arn).get_topic_attributes(TopicArn=topic_arn)["Attributes"]
 
     # -- data protection (report publishing) ----------------------------------------------------------
     def put_data_protection_policy(self, topic_arn: str, policy: dict | str) -> None:
         """Set the topic's data protection policy (SNS enforces it on publish and delivery)."""
         text = policy if isinstance(policy, str) else json.dumps(policy, separators=(",", ":"))
-        self.get_conn().put_data_protection_policy(ResourceArn=topic_arn, DataProtectionPolicy=text)
+        self.client_for(topic_arn).put_data_protection_policy(ResourceArn=topic_arn, DataProtectionPolicy=text)
 
     def get_data_protection_policy(self, topic_arn: str) -> dict | None:
-        text = self.get_conn().get_data_protection_policy(ResourceArn=topic_arn).get("DataProtectionPolicy")
+        text = self.client_for(topic_arn).get_data_protection_policy(ResourceArn=topic_arn).get("DataProtectionPolicy")
         return json.loads(text) if text else None
+
+
+def arn_region(arn: str) -> str | None:
+    """The Region field of an ARN (``arn:partition:service:region:account:resource``); None when
+    ``arn`` is not one or names no Region."""
+    parts = arn.split(":", 5) if isinstance(arn, str) and arn.startswith("arn:") else []
+    return parts[3] or None if len(parts) == 6 else None
 
 
 def sns_entry(entry_id: str, message: OutgoingMessage) -> dict:

@@ -1,9 +1,14 @@
-"""SQS: batched receive/send/delete with per-entry partial-failure handling, message-move tasks."""
+"""SQS: batched receive/send/delete with per-entry partial-failure handling, message-move tasks.
+
+A call on a queue given by ARN, or by a URL of SQS's own endpoints (``https://sqs.<region>.amazonaws.com/
+<account>/<name>``), goes to that Region (``RegionalClientsMixin``); other URLs (VPC endpoints, the
+local cloud) name no Region: the hook's own client serves them."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
 from airflow_reliable_messaging.exceptions import MessageMoveTaskRefused, QueueUnreachable
-from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin
+from airflow_reliable_messaging.hooks._aws import DefaultRetriesMixin, RegionalClientsMixin
 from airflow_reliable_messaging.hooks._batch import BATCH_LIMIT, SQS_BATCH_BYTES, BatchResult, call_batch
 from airflow_reliable_messaging.hooks._batch import entry_bytes as entry_bytes  # re-exported (the archive run)
 
@@ -21,6 +26,23 @@ from airflow_reliable_messaging.hooks._batch import entry_bytes as entry_bytes  
 # SQS answers InvalidParameterValue "There is already a task running. ...": the text is the fallback matched
 MOVE_TASK_RUNNING_TEXT = "already a task running"
 MOVE_TASK_UNSUPPORTED_CODES = ("InvalidParameterValue", "UnsupportedOperation")
+
+# The host of a queue URL names its Region: sqs.<region>.amazonaws.com, or the legacy <region>.queue.amazonaws.com
+# (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-queue-message-identifiers.html)
+_QUEUE_HOST = re.compile(r"^(?:sqs\.(?P<a>[a-z0-9-]+)|(?P<b>[a-z0-9-]+)\.queue)\.amazonaws\.com(?:\.cn)?\Z")
+
+
+def queue_region(queue: str) -> str | None:
+    """The Region a queue ARN or a queue URL of SQS's endpoints names; None for a name or another URL."""
+    if queue.startswith("arn:"):
+        parts = queue.split(":", 5)
+        return parts[3] or None if len(parts) == 6 else None
+    if queue.startswith(("https://", "http://")):
+        from urllib.parse import urlsplit
+
+        m = _QUEUE_HOST.match((urlsplit(queue).hostname or "").lower())
+        return (m["a"] or m["b"]) if m else None
+    return None
 
 
 def sqs_entry(entry_id: str, message: OutgoingMessage) -> dict:
@@ -35,8 +57,15 @@ def sqs_entry(entry_id: str, message: OutgoingMessage) -> dict:
     return entry
 
 
-class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
-    """SQS calls of the archive, replay and redrive."""
+class SqsMessagingHook(RegionalClientsMixin, DefaultRetriesMixin, SqsHook):
+    """SQS calls of the archive, replay and redrive; each on the client of the Region of the queue ARN
+    or URL it is given."""
+
+    def client_for(self, queue: str):
+        """The client for a call on a queue (URL or ARN): its Region's — the one its ARN or URL names,
+        or the one the hook resolved its ARN in (a URL the local cloud answers names none)."""
+        region = queue_region(queue) or self.__dict__.get("_url_regions", {}).get(queue)
+        return self.client_in(region, queue)
 
     # -- queues (redrive) ---------------------------------------------------------------------------
     def resolve_queue_url(self, queue: str) -> str:
@@ -45,7 +74,10 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
             return queue
         if queue.startswith("arn:"):
             parts = queue.split(":")
-            return self.get_conn().get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+            url = self.client_for(queue).get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+            if parts[3] and not queue_region(url):  # later calls on this URL: the ARN's Region
+                self.__dict__.setdefault("_url_regions", {})[url] = parts[3]
+            return url
         return self.get_conn().get_queue_url(QueueName=queue)["QueueUrl"]
 
     def queue_identity(self, queue: str) -> tuple[str, str, bool]:
@@ -63,12 +95,12 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
             raise QueueUnreachable(queue, exc.response.get("Error", {}).get("Code")) from exc
 
     def queue_attributes(self, queue_url: str, names: Iterable[str] = ("All",)) -> dict[str, str]:
-        return self.get_conn().get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(names))["Attributes"]
+        return self.client_for(queue_url).get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(names))["Attributes"]
 
     def queue_policy(self, queue_url: str) -> str | None:
         """The queue's access policy (JSON text); None when it has none (SQS then leaves the
         attribute, and with it ``Attributes``, out of the answer)."""
-        answer = self.get_conn().get_queue_attributes(QueueUrl=queue_url, AttributeNames=["Policy"])
+        answer = self.client_for(queue_url).get_queue_attributes(QueueUrl=queue_url, AttributeNames=["Policy"])
         return answer.get("Attributes", {}).get("Policy") or None
 
     def queue_arn(self, queue_url: str) -> str:
@@ -88,7 +120,7 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
     def dead_letter_source_queues(self, queue_url: str) -> list[str]:
         """URLs of the SQS queues whose redrive policy targets ``queue_url`` (every page)."""
         urls: list[str] = []
-        paginator = self.get_conn().get_paginator("list_dead_letter_source_queues")
+        paginator = self.client_for(queue_url).get_paginator("list_dead_letter_source_queues")
         for page in paginator.paginate(QueueUrl=queue_url):
             urls.extend(page.get("queueUrls", []))
         return urls
@@ -104,7 +136,7 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
         if max_per_second:
             kwargs["MaxNumberOfMessagesPerSecond"] = int(max_per_second)
         try:
-            return self.get_conn().start_message_move_task(**kwargs)["TaskHandle"]
+            return self.client_for(source_arn).start_message_move_task(**kwargs)["TaskHandle"]
         except ClientError as exc:
             error = exc.response.get("Error", {})
             raise MessageMoveTaskRefused(
@@ -117,7 +149,7 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
 
     def list_message_move_tasks(self, source_arn: str, max_results: int = 10) -> list[dict]:
         """The most recent tasks of ``source_arn``, newest first."""
-        return self.get_conn().list_message_move_tasks(SourceArn=source_arn, MaxResults=max_results).get("Results", [])
+        return self.client_for(source_arn).list_message_move_tasks(SourceArn=source_arn, MaxResults=max_results).get("Results", [])
 
     def running_message_move_task(self, source_arn: str) -> dict | None:
         """The task currently RUNNING (or CANCELLING) on ``source_arn``, if any."""
@@ -149,12 +181,12 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
         }
         if visibility_timeout is not None:
             kwargs["VisibilityTimeout"] = int(visibility_timeout)
-        return self.get_conn().receive_message(**kwargs).get("Messages", [])
+        return self.client_for(queue_url).receive_message(**kwargs).get("Messages", [])
 
     def send_batch(self, queue_url: str, entries: list[dict]) -> BatchResult:
         """SendMessageBatch over any number of entries (chunks of 10 / 1 MiB); entries that failed
         without the sender's fault are retried; ``failed`` holds what still failed."""
-        return call_batch(self.get_conn().send_message_batch, entries, max_bytes=SQS_BATCH_BYTES, QueueUrl=queue_url)
+        return call_batch(self.client_for(queue_url).send_message_batch, entries, max_bytes=SQS_BATCH_BYTES, QueueUrl=queue_url)
 
     def send_messages(self, queue_url: str, messages: dict[str, OutgoingMessage]) -> BatchResult:
         """``send_batch`` of ``{entry id: message}``; per-entry outcome."""
@@ -163,12 +195,12 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
     def delete_batch(self, queue_url: str, receipts: dict[str, str]) -> BatchResult:
         """DeleteMessageBatch of ``{entry id: receipt handle}``; per-entry outcome."""
         entries = [{"Id": i, "ReceiptHandle": r} for i, r in receipts.items()]
-        return call_batch(self.get_conn().delete_message_batch, entries, QueueUrl=queue_url)
+        return call_batch(self.client_for(queue_url).delete_message_batch, entries, QueueUrl=queue_url)
 
     def change_visibility_batch(self, queue_url: str, receipts: dict[str, str], timeout: int) -> BatchResult:
         """ChangeMessageVisibilityBatch: extend (slow sends) or release (``timeout=0``) messages."""
         entries = [{"Id": i, "ReceiptHandle": r, "VisibilityTimeout": int(timeout)} for i, r in receipts.items()]
-        return call_batch(self.get_conn().change_message_visibility_batch, entries, QueueUrl=queue_url)
+        return call_batch(self.client_for(queue_url).change_message_visibility_batch, entries, QueueUrl=queue_url)
 
     # -- queues subscribed to topics (replay) --------------------------------------------------------
     def create_queue_for_topic(self, queue_name: str, topic_arn: str, attributes: dict[str, str] | None = None) -> tuple[str, str]:
@@ -186,7 +218,7 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
 
     def allow_topic(self, queue_url: str, queue_arn: str, topic_arn: str) -> bool:
         """Add the statement letting ``topic_arn`` send to the queue; False when it was there."""
-        response = self.get_conn().get_queue_attributes(QueueUrl=queue_url, AttributeNames=["Policy"])
+        response = self.client_for(queue_url).get_queue_attributes(QueueUrl=queue_url, AttributeNames=["Policy"])
         current = response.get("Attributes", {}).get("Policy")
         policy: dict[str, Any] = json.loads(current) if current else {"Version": "2012-10-17", "Statement": []}
         found = policy.get("Statement") or []
@@ -203,5 +235,5 @@ class SqsMessagingHook(DefaultRetriesMixin, SqsHook):
             "Resource": queue_arn,
             "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
         })  # fmt: skip
-        self.get_conn().set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+        self.client_for(queue_url).set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
         return True

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_reliable_messaging.base_aws import AwsBaseOperator, aws_template_fields
+from airflow_reliable_messaging.base_aws import DRY_RUN_FIELD, DRY_RUN_PARAMETER, AwsBaseOperator, aws_template_fields
 from airflow_reliable_messaging.domain import archive_layout, identifiers, templated
 from airflow_reliable_messaging.exceptions import ConfigurationError
 from airflow_reliable_messaging.links.aws import SnsTopicLink, SqsQueueLink
@@ -49,7 +49,7 @@ class S3ArchiveReplayOperator(AwsBaseOperator):
     :param message_types: only these message types (templated).
     :param message_ids: only these message ids (templated).
     :param replay_id: names the replay and its checkpoint (templated).
-    :param dry_run: report what would be sent; send and write nothing.
+    :param dry_run: report what would be sent; send and write nothing. Stored as ``is_dry_run`` (its rendered template's name), so ``dry_run()`` stays BaseOperator's.
     :param max_messages_per_second: rate limit (0: none).
     :param discovery: ``auto`` (manifests, else listing), ``manifests`` or ``listing``.
     :param archive_delay_hours: how long after its event time a record may have been archived.
@@ -63,8 +63,9 @@ class S3ArchiveReplayOperator(AwsBaseOperator):
 
     template_fields: Sequence[str] = aws_template_fields(
         "archive_bucket", "archive_prefix", "start", "end", "topic_arn", "target_queue", "source_systems",
-        "message_types", "message_ids", "replay_id", "dry_run", "max_messages_per_second", "data_protection_policy",
+        "message_types", "message_ids", "replay_id", DRY_RUN_FIELD, "max_messages_per_second", "data_protection_policy",
     )  # fmt: skip
+    parameter_attributes = DRY_RUN_PARAMETER  # the dry_run parameter's attribute: is_dry_run
     operator_extra_links = (SnsTopicLink(), SqsQueueLink())
     ui_color = "#c7e3a3"
 
@@ -100,7 +101,7 @@ class S3ArchiveReplayOperator(AwsBaseOperator):
         self.message_types = message_types
         self.message_ids = message_ids
         self.replay_id = replay_id
-        self.dry_run = dry_run  # type: ignore[method-assign, assignment]  # shadows BaseOperator.dry_run()
+        self.is_dry_run = dry_run  # not self.dry_run: BaseOperator.dry_run() stays a method (base_aws.DRY_RUN_FIELD)
         self.max_messages_per_second = max_messages_per_second
         self.discovery = discovery
         self.archive_delay_hours = archive_delay_hours
@@ -113,7 +114,7 @@ class S3ArchiveReplayOperator(AwsBaseOperator):
 
         result = lineage.result_of(self, task_instance)
         outputs = []
-        if not result.get("dry_run", self.dry_run):
+        if not result.get("dry_run", self.is_dry_run):
             if self.topic_arn:
                 target = lineage.sns(self.topic_arn)
             else:
@@ -150,7 +151,7 @@ class S3ArchiveReplayOperator(AwsBaseOperator):
             identifiers.topic_arn(self.topic_arn, "topic_arn")
         else:
             identifiers.queue_reference(str(self.target_queue), "target_queue")
-        dry_run = templated.as_bool(self.dry_run, "dry_run")
+        dry_run = templated.as_bool(self.is_dry_run, "dry_run")
         rate = templated.number(self.max_messages_per_second, "max_messages_per_second")
         delay = int(templated.number(self.archive_delay_hours, "archive_delay_hours", whole=True))
         policy = None

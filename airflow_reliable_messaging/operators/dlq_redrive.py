@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import BaseOperator, Context
-from airflow_reliable_messaging.base_aws import AwsBaseOperator, aws_template_fields, default_deferrable
+from airflow_reliable_messaging.base_aws import DRY_RUN_FIELD, DRY_RUN_PARAMETER, AwsBaseOperator, aws_template_fields, default_deferrable
 from airflow_reliable_messaging.domain import archive_layout, identifiers
 from airflow_reliable_messaging.domain.identifiers import bucket_name
 from airflow_reliable_messaging.exceptions import ConfigurationError, RedriveError
@@ -49,7 +49,7 @@ class DLQRedriveOperator(AwsBaseOperator):
     :param rate_per_second: native: ``MaxNumberOfMessagesPerSecond`` (≤ 500); client: a rate limit.
     :param transform: ``f(body, message) -> body`` applied before sending (never to claim-check
         pointers, which pass through untouched).
-    :param dry_run: read without consuming and report what would happen.
+    :param dry_run: read without consuming and report what would happen. Stored as ``is_dry_run`` (its rendered template's name), so ``dry_run()`` stays BaseOperator's.
     :param max_redrives: loop guard; a message already redriven this many times is quarantined.
     :param quarantine_bucket / quarantine_prefix: S3 quarantine (unset: such messages stay in the DLQ).
     :param trail_bucket / trail_prefix: write every redriven message to the audit archive layout.
@@ -61,9 +61,10 @@ class DLQRedriveOperator(AwsBaseOperator):
 
     template_fields = aws_template_fields(
         "dlq", "mode", "destination", "message_attribute_filter", "jmespath_filter", "min_age_seconds",
-        "max_age_seconds", "max_messages", "approved_messages", "rate_per_second", "dry_run", "max_redrives", "quarantine_bucket",
+        "max_age_seconds", "max_messages", "approved_messages", "rate_per_second", DRY_RUN_FIELD, "max_redrives", "quarantine_bucket",
         "quarantine_prefix", "trail_bucket", "trail_prefix", "kms_key_id", "on_task_running",
     )  # fmt: skip
+    parameter_attributes = DRY_RUN_PARAMETER  # the dry_run parameter's attribute: is_dry_run
     template_fields_renderers = {"message_attribute_filter": "json"}
     operator_extra_links = (SqsQueueLink(),)  # the dead-letter queue
     ui_color = "#f5d7c4"
@@ -108,7 +109,7 @@ class DLQRedriveOperator(AwsBaseOperator):
         self.approved_messages = approved_messages
         self.rate_per_second = rate_per_second
         self.transform = transform
-        self.dry_run = dry_run  # type: ignore[method-assign, assignment]  # shadows BaseOperator.dry_run()
+        self.is_dry_run = dry_run  # not self.dry_run: BaseOperator.dry_run() stays a method (base_aws.DRY_RUN_FIELD)
         self.max_redrives = max_redrives
         self.quarantine_bucket = quarantine_bucket
         self.quarantine_prefix = quarantine_prefix
@@ -169,7 +170,7 @@ class DLQRedriveOperator(AwsBaseOperator):
         max_messages = templated.optional_count(self.max_messages, "max_messages")
         approved_messages = templated.optional_count(self.approved_messages, "approved_messages", minimum=0)
         rate_per_second = templated.optional_rate(self.rate_per_second, "rate_per_second")
-        dry_run = templated.as_bool(self.dry_run, "dry_run")
+        dry_run = templated.as_bool(self.is_dry_run, "dry_run")
         max_redrives = templated.optional_count(self.max_redrives, "max_redrives")
         quarantine_prefix, trail_prefix = self.quarantine_prefix, self.trail_prefix
         if self.quarantine_bucket:
@@ -241,7 +242,7 @@ class DLQRedriveOperator(AwsBaseOperator):
         region = self.sqs_hook.conn_region_name
         dlq = self._run.dlq if self._run else None
         source = lineage.sqs(result.get("dlq") or (dlq.arn if dlq else None) or str(self.dlq), region)
-        if result.get("dry_run", self.dry_run is True):
+        if result.get("dry_run", self.is_dry_run is True):
             return lineage.operator_lineage(inputs=[source])
         targets = [result["destination"]] if result.get("destination") else list(dlq.sources if dlq else [])
         moved = result.get("moved") if len(targets) == 1 else None

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from airflow_reliable_messaging._compat import AIRFLOW_V_3_1_PLUS, AIRFLOW_VERSION, BaseOperator, Context
+from airflow_reliable_messaging.base_aws import DRY_RUN_FIELD, DRY_RUN_PARAMETER
 from airflow_reliable_messaging.exceptions import ConfigurationError
 
 if AIRFLOW_V_3_1_PLUS:
@@ -34,10 +35,11 @@ class RedriveApprovalOperator(_Approval):
 
     :param inspect_task_id: the dry-run inspection whose count is compared with ``threshold``.
     :param threshold: messages above which a human must approve (templated).
-    :param dry_run: a dry run approves by itself (templated).
+    :param dry_run: a dry run approves by itself (templated). Stored as ``is_dry_run`` (its rendered template's name), so ``dry_run()`` stays BaseOperator's.
     """
 
-    template_fields = (*_Approval.template_fields, "threshold", "dry_run")
+    template_fields = (*_Approval.template_fields, "threshold", DRY_RUN_FIELD)
+    parameter_attributes = DRY_RUN_PARAMETER  # the dry_run parameter's attribute: is_dry_run
 
     def __init__(
         self, *, inspect_task_id: str = "inspect", threshold: int | str = 1000, dry_run: bool | str = False, **kwargs: Any
@@ -51,14 +53,14 @@ class RedriveApprovalOperator(_Approval):
         super().__init__(**kwargs)
         self.inspect_task_id = inspect_task_id
         self.threshold = threshold
-        self.dry_run = dry_run  # type: ignore[method-assign, assignment]  # shadows BaseOperator.dry_run()
+        self.is_dry_run = dry_run  # not self.dry_run: BaseOperator.dry_run() stays a method (base_aws.DRY_RUN_FIELD)
 
     def execute(self, context: Context) -> Any:
         from airflow_reliable_messaging.domain.redrive import needs_approval
 
         inspection = context["ti"].xcom_pull(task_ids=self.inspect_task_id) or {}
         summary = inspection.get("dry_run_summary") or {}
-        would = needs_approval(inspection, self.threshold, self.dry_run)
+        would = needs_approval(inspection, self.threshold, self.is_dry_run)
         if would is None:
             self.log.info("Dry run, or %s message(s) would move (threshold %s): approved without asking",
                           summary.get("may_redrive", 0), self.threshold)  # fmt: skip

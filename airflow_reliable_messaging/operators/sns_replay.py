@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_reliable_messaging.base_aws import AwsBaseOperator, aws_template_fields
+from airflow_reliable_messaging.base_aws import DRY_RUN_FIELD, DRY_RUN_PARAMETER, AwsBaseOperator, aws_template_fields
 from airflow_reliable_messaging.domain import identifiers
 from airflow_reliable_messaging.exceptions import ConfigurationError
 from airflow_reliable_messaging.links.aws import SnsSubscriptionLink, SnsTopicLink, SqsQueueLink
@@ -50,13 +50,14 @@ class SnsReplayOperator(AwsBaseOperator):
     :param replace_existing: re-apply even when the subscription already has this very policy
         (pending, in progress or completed): replays the window again. Off, a retry changes nothing.
     :param dry_run: check topic, archive, window and subscription/queue and return the policy that
-        would be applied; change nothing (templated).
+        would be applied; change nothing (templated). Stored as ``is_dry_run`` (its rendered template's name), so ``dry_run()`` stays BaseOperator's.
     """
 
     template_fields: Sequence[str] = aws_template_fields(
         "topic_arn", "start", "end", "subscription_arn", "target_queue", "create_queue", "subscription_attributes",
-        "dry_run",
+        DRY_RUN_FIELD,
     )  # fmt: skip
+    parameter_attributes = DRY_RUN_PARAMETER  # the dry_run parameter's attribute: is_dry_run
     template_fields_renderers = {"subscription_attributes": "json"}
     operator_extra_links = (SnsTopicLink(), SnsSubscriptionLink(), SqsQueueLink())
     ui_color = "#f9c7a3"
@@ -87,7 +88,7 @@ class SnsReplayOperator(AwsBaseOperator):
         self.subscription_attributes = subscription_attributes or {}
         self.set_archive_policy = set_archive_policy
         self.archive_retention_days = archive_retention_days
-        self.dry_run = dry_run  # type: ignore[method-assign, assignment]  # shadows BaseOperator.dry_run()
+        self.is_dry_run = dry_run  # not self.dry_run: BaseOperator.dry_run() stays a method (base_aws.DRY_RUN_FIELD)
         self.replace_existing = replace_existing
 
     # -- hooks -------------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ class SnsReplayOperator(AwsBaseOperator):
         from airflow_reliable_messaging.domain.templated import as_bool
         from airflow_reliable_messaging.runs.sns_replay import SnsReplaySettings
 
-        dry_run, create_queue = as_bool(self.dry_run, "dry_run"), as_bool(self.create_queue, "create_queue")
+        dry_run, create_queue = as_bool(self.is_dry_run, "dry_run"), as_bool(self.create_queue, "create_queue")
         identifiers.topic_arn(self.topic_arn, "topic_arn")
         if not identifiers.is_fifo_name(self.topic_arn):
             raise ConfigurationError(
@@ -153,7 +154,7 @@ class SnsReplayOperator(AwsBaseOperator):
         from airflow_reliable_messaging import lineage
 
         result = lineage.result_of(self, task_instance)
-        queue = None if result.get("dry_run", self.dry_run) else (result.get("queue_arn") or result.get("queue_url"))
+        queue = None if result.get("dry_run", self.is_dry_run) else (result.get("queue_arn") or result.get("queue_url"))
         return lineage.operator_lineage(inputs=[lineage.sns(self.topic_arn)], outputs=[lineage.sqs(queue)] if queue else [])
 
     def _persist_links(self, context: Context, subscription_arn: str, queue_url: str | None) -> None:

@@ -135,3 +135,33 @@ def test_s3_multipart_part_minimum(aws, unique):
     with pytest.raises(ClientError) as info:
         s3.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=upload, MultipartUpload={"Parts": parts})
     assert info.value.response["Error"]["Code"] == "EntityTooSmall"
+
+
+def test_sns_and_sqs_resources_live_in_one_region(aws, local_cloud, unique):
+    """An SNS or SQS call is answered by the Region its request is sent (signed) to: a topic or queue
+    created in eu-west-1 is not found by a client of us-east-1, and a topic of one Region delivers to a
+    queue of another. AWS: each Region has its own SNS and SQS endpoints
+    (https://docs.aws.amazon.com/general/latest/gr/sns.html, https://docs.aws.amazon.com/general/latest/gr/sqs-service.html);
+    the Region is the fourth field of an ARN
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html); SNS delivers to SQS queues
+    in other Regions (https://docs.aws.amazon.com/sns/latest/dg/sns-send-message-to-sqs-cross-region.html)."""
+    import boto3
+
+    session = boto3.session.Session()
+    kwargs = {k: v for k, v in local_cloud.boto3_kwargs().items() if k != "region_name"}
+    east_sns, west_sns = (session.client("sns", region_name=r, **kwargs) for r in ("us-east-1", "eu-west-1"))
+    east_sqs = session.client("sqs", region_name="us-east-1", **kwargs)
+    west_sqs = session.client("sqs", region_name="eu-west-1", **kwargs)
+    topic = west_sns.create_topic(Name=unique("west"))["TopicArn"]
+    assert topic.split(":")[3] == "eu-west-1"
+    with pytest.raises(ClientError) as missing:
+        east_sns.get_topic_attributes(TopicArn=topic)
+    assert missing.value.response["Error"]["Code"] == "NotFound"
+    with pytest.raises(ClientError):
+        east_sns.publish(TopicArn=topic, Message="m")
+    url, arn = _queue(east_sqs, unique("east"))
+    with pytest.raises(ClientError):
+        west_sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    west_sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    west_sns.publish(TopicArn=topic, Message="across")
+    assert [m["Body"] for m in drain(east_sqs, url, 1)] == ["across"]
