@@ -36,7 +36,6 @@ from airflow_reliable_messaging.runs.redrive_common import (
     release,
 )
 
-
 _COUNTS = ("moved", "failed", "quarantined", "skipped_by_filter", "held", "filtered_by_subscription")
 
 
