@@ -759,7 +759,7 @@ def test_client_workers_move_every_message_once_at_the_same_time(local_cloud, aw
     """``workers=4``: four threads receive, send and delete at once on one standard DLQ. Every
     message reaches its source queue exactly once (a message SQS — and the local cloud — hands to two
     workers at once is sent by the first only), the DLQ is empty, the workers' requests overlap in
-    time (each SendMessageBatch takes 0.3 s at the emulator), and the requests per message are those
+    time (each SendMessageBatch takes 0.5 s at the emulator), and the requests per message are those
     of one worker: the same sends and deletes, at most one more (empty) receive per worker.
     Standard queues deliver at least once: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/
     SQSDeveloperGuide/standard-queues-at-least-once-delivery.html"""
@@ -774,7 +774,7 @@ def test_client_workers_move_every_message_once_at_the_same_time(local_cloud, aw
         assert _depth(sqs, dlq_url) == 60
         op = _op(dlq=dlq_url, mode="client", **({"workers": workers} if workers > 1 else {}))
         calls = _timed_calls(op)
-        with faults.injecting([rule("delay", "sqs", "SendMessageBatch", delay=0.3)]):
+        with faults.injecting([rule("delay", "sqs", "SendMessageBatch", delay=0.5)]):
             report = _run(op)
         back = sorted(m["Body"] for m in _drain(sqs, src_url))
         assert report["moved"] == 60 and report["failed"] == 0, report
@@ -792,7 +792,7 @@ def test_client_workers_move_every_message_once_at_the_same_time(local_cloud, aw
     overlapping = [(a, b) for a in sends for b in sends if a[1] != b[1] and a[2] < b[2] < a[3]]
     assert overlapping, sends  # two workers' sends in flight at the same moment
     span = lambda calls: max(c[3] for c in calls if c[0] == "SendMessageBatch") - min(c[2] for c in calls if c[0] == "SendMessageBatch")  # noqa: E731
-    assert span(one) >= 6 * 0.3 > span(four), (span(one), span(four))  # the 6 sends of 0.3 s no longer one after another
+    assert span(one) >= 6 * 0.5 > span(four), (span(one), span(four))  # the 6 sends of 0.5 s no longer one after another
     for name in ("SendMessageBatch", "DeleteMessageBatch"):
         assert count(four, name) == count(one, name) == 6, (name, four)
     assert count(four, "ReceiveMessage") <= count(one, "ReceiveMessage") + 4, four

@@ -460,8 +460,8 @@ def _drain_sent(sqs, url, expected):
 
 def test_replay_workers_send_every_record_once_at_the_same_time(s3, sqs, bucket, unique, faults):
     """``workers=4`` to a standard queue: every record arrives once, the batches went out at the same
-    time (each SendMessageBatch is held 0.3 s at the emulator: one worker's six batches arrive over
-    at least 1.5 s, four workers' within less), and the requests are those of one worker (the same
+    time (each SendMessageBatch is held 0.5 s at the emulator: one worker's six batches arrive over
+    at least 2.5 s, four workers' within less), and the requests are those of one worker (the same
     sends, object reads and checkpoint writes)."""
     from local_cloud.faults_client import rule
 
@@ -470,7 +470,7 @@ def test_replay_workers_send_every_record_once_at_the_same_time(s3, sqs, bucket,
     for workers in (1, 4):
         url = sqs.create_queue(QueueName=unique("target"))["QueueUrl"]
         extra = {"workers": workers} if workers > 1 else {}
-        with faults.injecting([rule("delay", "sqs", "SendMessageBatch", delay=0.3)]):
+        with faults.injecting([rule("delay", "sqs", "SendMessageBatch", delay=0.5)]):
             result = _op(bucket, target_queue=url, replay_id=f"workers-{workers}", **extra).execute({})
             calls = faults.stats()["calls"]
         got = _drain_sent(sqs, url, 60)
@@ -479,32 +479,35 @@ def test_replay_workers_send_every_record_once_at_the_same_time(s3, sqs, bucket,
         runs[workers] = (result, calls, max(t for *_, t in got) - min(t for *_, t in got))
     (one, one_calls, one_span), (four, four_calls, four_span) = runs[1], runs[4]
     assert four["workers"] == 4 and "workers" not in one  # the default: one worker, as before
-    assert one_span >= 1500 > four_span, (one_span, four_span)
+    assert one_span >= 2500 > four_span, (one_span, four_span)
     for call in ("sqs:SendMessageBatch", "s3:GetObject", "s3:PutObject"):
         assert four_calls.get(call) == one_calls.get(call), (call, one_calls, four_calls)
     assert four_calls["sqs:SendMessageBatch"] == 6 and four_calls["s3:PutObject"] == 7  # a checkpoint per batch, and the last
 
 
 def test_replay_workers_keep_each_fifo_group_in_order(s3, sqs, bucket, unique, faults):
-    """To a FIFO queue, three workers split the message groups (the source systems): each group
-    arrives in event-time order, every record once, and the groups went out at the same time (six
-    batches of 0.3 s at the emulator would take at least 1.5 s one after another).
+    """To a FIFO queue, three workers split the message groups (six source systems, two each): each
+    group arrives in event-time order, every record once, and the groups went out at the same time
+    (six batches held 0.6 s each at the emulator arrive over at least 3 s one after another).
     https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-understanding-logic.html"""
     from local_cloud.faults_client import rule
 
-    systems = ["claims", "quotes", "payments", "policies"]
-    _archive(s3, bucket, [(f"{systems[i % 4]}-{i // 4:02d}", i, json.dumps({"n": i}).encode(), systems[i % 4], "t")
+    systems = ["claims", "quotes", "payments", "policies", "billing", "agents"]
+    _archive(s3, bucket, [(f"{systems[i % 6]}-{i // 6:02d}", i, json.dumps({"n": i}).encode(), systems[i % 6], "t")
                           for i in range(60)])  # fmt: skip
     url = sqs.create_queue(QueueName=unique("q") + ".fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-    with faults.injecting([rule("delay", "sqs", "SendMessageBatch", delay=0.3)]):
+    with faults.injecting([rule("delay", "sqs", "SendMessageBatch", delay=0.6)]):
         result = _op(bucket, target_queue=url, workers=3).execute({})
+        calls = faults.stats()["calls"]
     assert (result["sent"], result["failed"], result["workers"]) == (60, 0, 3), result
+    assert calls["sqs:SendMessageBatch"] == 6  # two groups of 10 per worker: full batches, as one worker's
     got = _drain_sent(sqs, url, 60)
     by_group: dict[str, list[int]] = {}
     for body, group, _ in got:
         by_group.setdefault(group, []).append(json.loads(body)["n"])
-    assert by_group == {s: [i for i in range(60) if systems[i % 4] == s] for s in systems}
-    assert max(t for *_, t in got) - min(t for *_, t in got) < 1500
+    assert by_group == {s: [i for i in range(60) if systems[i % 6] == s] for s in systems}
+    span = max(t for *_, t in got) - min(t for *_, t in got)
+    assert span < 3000, span
 
 
 def test_replay_workers_checkpoint_only_what_is_done_without_a_gap(s3, sqs, bucket, unique):
