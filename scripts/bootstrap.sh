@@ -5,7 +5,7 @@
 #   .venvs/af-3.3.1    Airflow 3.3.1 + providers, exactly MWAA's constraints, this package (editable)
 #   .venvs/localcloud  the local cloud (moto, fakesnow, SMTP sink) — its pins conflict with MWAA's
 #   .venvs/lint        ruff and mypy (requirements/lint.txt), run by scripts/lint.sh
-#   browser            headless Chromium + chromedriver, for the trigger-form tests (tests/ui) only:
+#   browser            headless Chromium + chromedriver, for the trigger-form tests (tests/integration/ui) only:
 #                      Debian's packages where apt-get runs as root; elsewhere it says how to
 #                      provide them and goes on (the demo and all other tests need no browser)
 # Idempotent: an environment is rebuilt only when its requirement files change.
@@ -62,18 +62,18 @@ tool_env() {
   echo "$stamp" > "$env/.stamp"
 }
 
-# Headless Chromium + chromedriver for the trigger-form tests (tests/ui), as tests/ui finds them:
+# Headless Chromium + chromedriver for the trigger-form tests (tests/integration/ui), as tests/integration/ui finds them:
 # CHROMIUM / CHROMEDRIVER (names or paths), else chromium and chromedriver on PATH.
 browser() {
   if command -v "${CHROMIUM:-chromium}" >/dev/null && command -v "${CHROMEDRIVER:-chromedriver}" >/dev/null; then
     return 0
   fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "bootstrap: installing chromium and chromium-driver (tests/ui)"
+    echo "bootstrap: installing chromium and chromium-driver (tests/integration/ui)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver && return 0
   fi
   echo "bootstrap: no headless Chromium with chromedriver here, and no root apt-get to install them." \
-       "Only the trigger-form tests (tests/ui) need them: install both (Debian: apt-get install chromium" \
+       "Only the trigger-form tests (tests/integration/ui) need them: install both (Debian: apt-get install chromium" \
        "chromium-driver; macOS: brew install --cask chromium, brew install --cask chromedriver) and set" \
        "CHROMIUM and CHROMEDRIVER to their paths if they are not on PATH as chromium and chromedriver." >&2
 }

@@ -92,7 +92,7 @@ def show_email(mail) -> None:
             f"   Screenshot failed (chromium exit {done.returncode}); open the HTML above instead")  # fmt: skip
     else:
         say(
-            f"   Screenshot: no Chromium here; `scripts/test.sh tests/ui/test_report_email.py` writes desktop and phone "
+            f"   Screenshot: no Chromium here; `scripts/test.sh tests/integration/ui/test_report_email.py` writes desktop and phone "
             f"screenshots to {ARTIFACTS.parent}/ (scripts/bootstrap.sh browser installs Chromium)"
         )
 

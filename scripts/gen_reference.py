@@ -6,7 +6,7 @@
 Every class of the modules the provider registers (operators, sensors, hooks, triggers,
 notifiers): summary, parameters (default, templated or not, the docstring's ``:param`` text, or
 the shared text in ``COMMON`` for connection-style parameters) and its how-to page.
-tests/docs/test_reference.py runs ``--check`` and fails on undocumented operator parameters.
+tests/integration/docs/test_reference.py runs ``--check`` and fails on undocumented operator parameters.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@
 # versions (2.11.0, 3.0.6, 3.2.1): the built wheel installed under each one's constraints, pip
 # check, providers list, a DagBag without network, the weekly DAG end to end.
 # Usage: scripts/test.sh [pytest args]      AIRFLOW_LINES="3.3.1" scripts/test.sh  (one line only)
+#        AIRFLOW_LINES=3.3.1 scripts/test.sh tests/unit   (the unit tier alone: no server, ~30 s)
+#        scripts/test.sh tests/integration   (the local cloud, DAGs, proof, UI, docs, packaging)
 #        MWAA_CHECKS="3.0.6" scripts/test.sh   (those versions only; MWAA_CHECKS= none)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -28,31 +28,65 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 # Never let a test reach real AWS by accident (the system tests reach it on purpose, opted in with
-# ARM_SYSTEM_TARGET=aws: tests/system/README.md).
+# ARM_SYSTEM_TARGET=aws: tests/integration/system/README.md).
 if os.environ.get("ARM_SYSTEM_TARGET") != "aws":
     for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(var, None)
 
 from local_cloud.control import LocalCloud  # noqa: E402
 
-# Two tiers, told apart by what a test uses, not by where it lives: a test whose fixtures start the
-# local cloud (or an Airflow database) is ``localcloud``; every other one is ``unit`` — pure logic,
-# DAG parsing, serialisation — and ``scripts/test.sh -m unit`` runs that fast tier alone.
+pytest_plugins = ("pytester",)  # tests/unit/test_tiers.py runs this file in a tree of its own
+
+# Two tiers, told apart by where a test lives: tests/unit/ (mirrors the package; no server, no
+# subprocess, no build: `scripts/test.sh tests/unit` or `-m unit`) and tests/integration/ (the
+# local cloud, DAG runs and DAG parsing in fresh interpreters, proof, UI, docs, packaging). Each
+# test is marked with its tier; a unit test that asks for a server fixture fails, naming it.
+# Orthogonal markers, set here from the fixtures a test uses or by the test itself: ``localcloud``
+# (it starts the local cloud or an Airflow database), ``package`` (builds and installs the wheel).
 _SERVER_FIXTURES = {"local_cloud", "airflow_db"}
+_TIERS = {"unit": REPO_ROOT / "tests" / "unit", "integration": REPO_ROOT / "tests" / "integration"}
+_MISPLACED = pytest.StashKey[str]()
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "unit: needs no server and builds no package (set from the fixtures a test uses)")
+    config.addinivalue_line("markers", "unit: under tests/unit — no server, no subprocess, no build (set from the path)")
+    config.addinivalue_line("markers", "integration: under tests/integration — servers, DAGs, proof, UI, packaging (set from the path)")
     config.addinivalue_line("markers", "package: builds the wheel and installs it in environments of its own")
+
+
+def _tier(item) -> str | None:
+    path = Path(str(item.path)).resolve()
+    return next((tier for tier, root in _TIERS.items() if path.is_relative_to(root)), None)
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if _SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
-            if not item.get_closest_marker("localcloud"):
-                item.add_marker(pytest.mark.localcloud)
-        elif not item.get_closest_marker("localcloud") and not item.get_closest_marker("package"):
-            item.add_marker(pytest.mark.unit)
+        servers = sorted(_SERVER_FIXTURES & set(getattr(item, "fixturenames", ())))
+        marked = [f"the {m} marker" for m in ("localcloud", "package") if item.get_closest_marker(m)]
+        if servers and not item.get_closest_marker("localcloud"):
+            item.add_marker(pytest.mark.localcloud)
+        tier = _tier(item)
+        if tier is None:
+            item.stash[_MISPLACED] = (
+                f"{item.nodeid}: tests live under tests/unit/ (no server) or tests/integration/ (CONTRIBUTING.md, Tests)"
+            )
+            continue
+        item.add_marker(getattr(pytest.mark, tier))
+        if tier == "unit":
+            needs = [f"the {f} fixture" for f in servers] + marked
+            if needs:
+                item.stash[_MISPLACED] = (
+                    f"{item.nodeid} is a unit test but has {' and '.join(needs)}: the unit tier starts no server "
+                    "and builds nothing — move it under tests/integration/ (mirroring its place in tests/unit/)"
+                )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Fails a misplaced test before its fixtures start anything (no local cloud for a unit test)."""
+    reason = item.stash.get(_MISPLACED, None)
+    if reason:
+        pytest.fail(reason, pytrace=False)
 
 
 @pytest.fixture(scope="session")

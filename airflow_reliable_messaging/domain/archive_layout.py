@@ -57,7 +57,7 @@ DATA_LAYOUT = "YYYY/MM/DD/HH/MM/SS/<message id>"
 # prefix plus 305 bytes: an S3-archive replay's masked copy ("/_replays/<32>/masked/<message id
 # of 255>"), or a report file under a DAG id of 255 ("/_reports/<dag id>/<20>/sns-published.json");
 # then a claim-check object kept beside its quarantine document (290), a data object (276).
-# tests/domain/test_archive_layout.py builds each family's longest key.
+# tests/unit/domain/test_archive_layout.py builds each family's longest key.
 MAX_KEY_BYTES = 1024
 KEY_SUFFIX_RESERVE = 320
 MAX_PREFIX_BYTES = MAX_KEY_BYTES - KEY_SUFFIX_RESERVE

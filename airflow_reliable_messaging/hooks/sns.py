@@ -151,7 +151,7 @@ def _encode_form_once(request=None, **_: object) -> None:
     dict body each time it is read — for the SigV4 payload hash, then again to send it — which
     for a PublishBatch of ten notifications was a fifth of the worker's CPU per request. Encoded
     as botocore does (UTF-8, ``urlencode(doseq=True)``): the bytes sent are the same
-    (``tests/hooks/test_sns_hook.py`` compares them with plain botocore's).
+    (``tests/integration/hooks/test_sns_hook.py`` compares them with plain botocore's).
 
     Kept after measuring: one encode of a ten-entry PublishBatch form (153 fields) costs 1.2 ms of
     CPU on the 2-core CI machine — small beside a 10-30 ms in-region round trip, but round trips
