@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow_reliable_messaging.authoring import DAG, Param
+from airflow_reliable_messaging.domain.workers import MAX_REDRIVE_WORKERS
 from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
 from airflow_reliable_messaging.operators.dlq_redrive import DLQRedriveOperator, DLQRedriveReportOperator
 from airflow_reliable_messaging.operators.redrive_approval import RedriveApprovalOperator
@@ -34,6 +35,7 @@ _COMMON = {
     "max_redrives": "{{ params.max_redrives }}",
     "quarantine_bucket": "{{ params.quarantine_bucket or var.value.get('redrive_quarantine_bucket', '') }}",
     "trail_bucket": "{{ params.trail_bucket or '' }}",
+    "workers": "{{ params.workers }}",
     "aws_conn_id": AWS_CONN_ID,
 }
 
@@ -118,6 +120,17 @@ with DAG(
             exclusiveMinimum=0,
             title="Rate (messages/s)",
             description="Native: at most 500.",
+            section="Limits",
+        ),
+        "workers": Param(
+            1,
+            type="integer",
+            minimum=1,
+            maximum=MAX_REDRIVE_WORKERS,
+            title="Workers",
+            description="Client mode: workers receiving, sending and deleting at once (threads of the redrive task); "
+            "they share the limits and send each message once per run. FIFO DLQ: each message group still goes in "
+            "order. Native mode (server side) does not use it.",
             section="Limits",
         ),
         "max_redrives": Param(

@@ -22,6 +22,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow_reliable_messaging.authoring import DAG, Param
+from airflow_reliable_messaging.domain.workers import MAX_REPLAY_WORKERS
 from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
 from airflow_reliable_messaging.operators.archive_replay import S3ArchiveReplayOperator
 from airflow_reliable_messaging.operators.replay_request import (
@@ -173,6 +174,16 @@ with DAG(
         "max_messages_per_second": Param(
             100, type="number", minimum=0, title="Rate (messages/s)", description="S3 archive: 0 for no limit.", section="S3 archive"
         ),
+        "workers": Param(
+            1,
+            type="integer",
+            minimum=1,
+            maximum=MAX_REPLAY_WORKERS,
+            title="Workers",
+            description="S3 archive: batches sent at once (threads of the replay task). A FIFO target's message groups "
+            "are split between them, each group sent in order by one worker (one group: no gain).",
+            section="S3 archive",
+        ),
         "replay_id": Param(
             None,
             type=["null", "string"],
@@ -208,6 +219,7 @@ with DAG(
         replay_id=_req("replay_id"),
         dry_run=_req("dry_run"),
         max_messages_per_second=_req("max_messages_per_second"),
+        workers="{{ params.workers }}",
         aws_conn_id=AWS_CONN_ID,
     )
     report = ReplayReportOperator(task_id="report")

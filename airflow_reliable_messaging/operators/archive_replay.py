@@ -59,11 +59,17 @@ class S3ArchiveReplayOperator(AwsBaseOperator):
         (still JSON), other text as text; a payload above the size limit is masked into a copy under
         ``<prefix>/_replays/`` that the claim-check pointer names. Binary payloads, and payloads a
         ``Deny`` statement refuses, are not sent (reported like refused entries) (templated).
+    :param workers: batches sent at once, 1..10 threads of this task (default 1; templated). To a
+        standard target the workers take the next batch in event-time order; to a FIFO target each
+        worker sends whole message groups (``group_by``), so every group keeps its order (one group
+        is sent by one worker only: a single group gains nothing). The checkpoint moves only over
+        what is done without a gap; a retry resends the batches sent beyond it.
     """
 
     template_fields: Sequence[str] = aws_template_fields(
         "archive_bucket", "archive_prefix", "start", "end", "topic_arn", "target_queue", "source_systems",
         "message_types", "message_ids", "replay_id", DRY_RUN_FIELD, "max_messages_per_second", "data_protection_policy",
+        "workers",
     )  # fmt: skip
     parameter_attributes = DRY_RUN_PARAMETER  # the dry_run parameter's attribute: is_dry_run
     operator_extra_links = (SnsTopicLink(), SqsQueueLink())
@@ -88,6 +94,7 @@ class S3ArchiveReplayOperator(AwsBaseOperator):
         archive_delay_hours: int = 24,
         group_by: str = "source_system",
         data_protection_policy: dict | str | None = None,
+        workers: int | str = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -107,6 +114,7 @@ class S3ArchiveReplayOperator(AwsBaseOperator):
         self.archive_delay_hours = archive_delay_hours
         self.group_by = group_by
         self.data_protection_policy = data_protection_policy
+        self.workers = workers
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the archive prefix in; the topic or queue out (records sent; none for a dry run)."""
@@ -133,6 +141,7 @@ class S3ArchiveReplayOperator(AwsBaseOperator):
     def settings(self, context: Context) -> ArchiveReplaySettings:
         """The rendered parameters, validated (errors name the parameter)."""
         from airflow_reliable_messaging.domain import replay as rp
+        from airflow_reliable_messaging.domain.workers import MAX_REPLAY_WORKERS
         from airflow_reliable_messaging.runs.archive_replay import DISCOVERY, GROUP_BY, ArchiveReplaySettings
 
         now = datetime.now(UTC)
@@ -154,6 +163,7 @@ class S3ArchiveReplayOperator(AwsBaseOperator):
         dry_run = templated.as_bool(self.is_dry_run, "dry_run")
         rate = templated.number(self.max_messages_per_second, "max_messages_per_second")
         delay = int(templated.number(self.archive_delay_hours, "archive_delay_hours", whole=True))
+        workers = templated.integer(self.workers, "workers", 1, MAX_REPLAY_WORKERS)
         policy = None
         if self.data_protection_policy not in (None, "", "None", {}):
             from airflow_reliable_messaging.domain.masking import DataProtectionPolicy
@@ -164,7 +174,7 @@ class S3ArchiveReplayOperator(AwsBaseOperator):
             replay_id=rp.validate_replay_id(self.replay_id or self._default_replay_id(context)),
             topic_arn=self.topic_arn or None, target_queue=None if self.topic_arn else str(self.target_queue),
             discovery=self.discovery, archive_delay_hours=delay, group_by=self.group_by, dry_run=dry_run,
-            max_messages_per_second=rate, policy=policy, now=now,
+            max_messages_per_second=rate, policy=policy, now=now, workers=workers,
         )  # fmt: skip
 
     def execute(self, context: Context) -> dict[str, Any]:

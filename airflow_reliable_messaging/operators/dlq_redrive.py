@@ -57,12 +57,18 @@ class DLQRedriveOperator(AwsBaseOperator):
     :param wait_for_completion / poll_interval: how native mode waits.
     :param deferrable: native mode waits on the triggerer (default: ``[operators] default_deferrable``).
     :param visibility_timeout: seconds client mode keeps a received batch invisible.
+    :param workers: client mode: how many workers (threads of this task) receive, send and delete
+        at once, 1..10 (default 1; templated). They share the run's budget (``max_messages``,
+        ``approved_messages``), its rate limit and the ids it has seen, so a message is sent once
+        per run whichever worker receives it; on a FIFO DLQ each message group still goes in order
+        (SQS hands out none of a group's messages while another is in flight). A native run
+        (server side) does not use it.
     """
 
     template_fields = aws_template_fields(
         "dlq", "mode", "destination", "message_attribute_filter", "jmespath_filter", "min_age_seconds",
         "max_age_seconds", "max_messages", "approved_messages", "rate_per_second", DRY_RUN_FIELD, "max_redrives", "quarantine_bucket",
-        "quarantine_prefix", "trail_bucket", "trail_prefix", "kms_key_id", "on_task_running",
+        "quarantine_prefix", "trail_bucket", "trail_prefix", "kms_key_id", "on_task_running", "workers",
     )  # fmt: skip
     parameter_attributes = DRY_RUN_PARAMETER  # the dry_run parameter's attribute: is_dry_run
     template_fields_renderers = {"message_attribute_filter": "json"}
@@ -95,6 +101,7 @@ class DLQRedriveOperator(AwsBaseOperator):
         deferrable: bool | None = None,
         poll_interval: float = 5.0,
         visibility_timeout: int = 120,
+        workers: int | str = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -121,6 +128,7 @@ class DLQRedriveOperator(AwsBaseOperator):
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.poll_interval = poll_interval
         self.visibility_timeout = visibility_timeout
+        self.workers = workers
         self._run: RedriveRun | None = None  # the run of execute(): its DLQ (lineage), its move task (on_kill)
 
     # -- hooks (one per service; exposed so tests can hook botocore events on their clients) -------
@@ -148,6 +156,7 @@ class DLQRedriveOperator(AwsBaseOperator):
         name the field)."""
         from airflow_reliable_messaging.domain import templated
         from airflow_reliable_messaging.domain.redrive import MODES, client_only_options, compile_filters
+        from airflow_reliable_messaging.domain.workers import MAX_REDRIVE_WORKERS
         from airflow_reliable_messaging.runs.redrive import RedriveSettings
 
         if not isinstance(self.dlq, str) or not self.dlq.strip():
@@ -185,6 +194,7 @@ class DLQRedriveOperator(AwsBaseOperator):
             raise ConfigurationError("visibility_timeout", "must be 1..43200 seconds (SQS's maximum is 12 hours)")
         if not isinstance(self.poll_interval, int | float) or self.poll_interval <= 0:
             raise ConfigurationError("poll_interval", "must be a positive number of seconds")
+        workers = templated.integer(self.workers, "workers", 1, MAX_REDRIVE_WORKERS)
         return RedriveSettings(
             dlq=dlq, mode=mode, run_id=run_id, destination=destination, filters=filters, max_messages=max_messages,
             approved_messages=approved_messages, rate_per_second=rate_per_second, transform=self.transform,
@@ -194,7 +204,7 @@ class DLQRedriveOperator(AwsBaseOperator):
             poll_interval=self.poll_interval, visibility_timeout=self.visibility_timeout,
             client_options=tuple(client_only_options(
                 filters, max_messages, self.transform is not None, bool(self.trail_bucket), rate_per_second
-            )),
+            )), workers=workers,
         )  # fmt: skip
 
     # -- execute --------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ hooks; it never sees the operator."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from airflow_reliable_messaging.domain import archive_layout, identifiers
+from airflow_reliable_messaging.domain import archive_layout, identifiers, workers
 from airflow_reliable_messaging.domain import replay as rp
 from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT
 from airflow_reliable_messaging.domain.manifest import MAX_MANIFEST_BYTES, decode_manifest
@@ -55,6 +56,7 @@ class ArchiveReplaySettings:
     max_messages_per_second: float
     policy: DataProtectionPolicy | None
     now: datetime
+    workers: int = 1  # batches sent at once (threads); a FIFO target's message groups split between them
 
 
 @dataclass
@@ -213,12 +215,17 @@ class ArchiveReplayRun:
             plan.found.raise_if_incomplete(s.replay_id)
             return {**plan.summary, "sent": checkpoint.sent, "sent_this_run": 0, "pointers": checkpoint.pointers,
                     "failed": 0}  # fmt: skip
+        refused_before = checkpoint.failed  # (retried first: todo begins with them)
         checkpoint.failed, checkpoint.completed = [], False
         sent_before, started = checkpoint.sent, time.monotonic()
-        for chunk in rp.chunks(plan.todo, BATCH):
-            self.send_batch(chunk, checkpoint)
-            self.write_checkpoint(checkpoint)
-            self.pace(checkpoint.sent - sent_before, started)
+        if s.workers > 1:
+            plan.summary["workers"] = s.workers
+            self.send_concurrently(plan.todo, checkpoint, started, refused_before)
+        else:
+            for chunk in rp.chunks(plan.todo, BATCH):
+                self.send_batch(chunk, checkpoint)
+                self.write_checkpoint(checkpoint)
+                self.pace(checkpoint.sent - sent_before, started)
         checkpoint.completed = not checkpoint.failed
         self.write_checkpoint(checkpoint)
         sent_now = checkpoint.sent - sent_before
@@ -246,6 +253,81 @@ class ArchiveReplayRun:
         checkpoint.pointers += sum(1 for i in result.successful if i in pointers)
         if checkpoint.last is None or list(chunk[-1].sort_key) > checkpoint.last:
             checkpoint.last = list(chunk[-1].sort_key)
+
+    def send_concurrently(self, todo: list[rp.ReplayItem], checkpoint: rp.Checkpoint, started: float,
+                          refused_before: list[dict[str, str]]) -> None:  # fmt: skip
+        """``workers`` threads send the batches of ``todo`` at once. To a standard target each takes
+        the next batch of 10 in event-time order; to a FIFO target each sends whole message groups
+        (``group_by``; groups dealt out by size), in order, so no group is ever sent by two workers
+        or out of order. The checkpoint moves only over what is done without a gap (``Watermark``):
+        a retry resends the batches sent beyond it (to a FIFO target, deduplicated by SNS/SQS within
+        5 minutes, as a retried batch always was). The first error (an unreadable object) stops the
+        workers after their current batch; what is done up to the gap is checkpointed, then it is raised."""
+        s = self.s
+        for conn in (self.s3, self.target.sns, self.target.sqs):
+            if conn is not None:
+                conn.get_conn()  # one client per service, built before the workers share it
+        positions = list(range(len(todo)))
+        if self.target.fifo:
+            lane_of = workers.lanes([rp.group_id(i, s.group_by) for i in todo], s.workers)
+            units = [[chunk for chunk in _chunks([p for p in positions if lane_of[p] == lane])] for lane in range(s.workers)]
+            units = [u for u in units if u]
+            self.log.info("FIFO target: %d message group(s) split between %d worker(s), each group sent in order by one",
+                          len(set(rp.group_id(i, s.group_by) for i in todo)), len(units))  # fmt: skip
+        else:
+            units = [[chunk] for chunk in _chunks(positions)]
+        lock = threading.Lock()
+        mark = Watermark(checkpoint, todo, refused_before)
+        queue = list(reversed(units))
+        errors: list[BaseException] = []
+        sent = [0]
+
+        def work() -> None:
+            while True:
+                with lock:
+                    if errors or not queue:
+                        return
+                    unit = queue.pop()
+                for chunk in unit:
+                    with lock:
+                        if errors:
+                            return
+                    try:
+                        outcomes = self.outcomes([todo[p] for p in chunk])
+                    except BaseException as exc:  # noqa: BLE001 - raised by the run once the others stopped
+                        with lock:
+                            errors.append(exc)
+                        return
+                    with lock:  # checkpoints written one at a time, each past the one before
+                        mark.record(chunk, outcomes)
+                        self.write_checkpoint(mark.checkpoint_now())
+                        sent[0] += sum(1 for o in outcomes if o[0])
+                        so_far = sent[0]
+                    self.pace(so_far, started)
+
+        threads = [threading.Thread(target=work, name=f"replay-worker-{n}") for n in range(min(s.workers, len(units)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        mark.checkpoint_now()
+        if errors:
+            raise errors[0]
+
+    def outcomes(self, chunk: list[rp.ReplayItem]) -> list[tuple[bool, bool, dict[str, str] | None]]:
+        """One PublishBatch / SendMessageBatch; each item's outcome: (sent, as a pointer, refusal)."""
+        messages, pointers, refused = self.messages(chunk)
+        result = self.target.send(messages)
+        result.failed.update(refused)
+        out: list[tuple[bool, bool, dict[str, str] | None]] = []
+        for n, item in enumerate(chunk):
+            error = result.failed.get(str(n))
+            if error is not None:
+                out.append((False, False, {"message_id": item.message_id, "code": str(error.get("Code")),
+                                           "message": str(error.get("Message", ""))[:300]}))  # fmt: skip
+            else:
+                out.append((str(n) in result.successful, str(n) in pointers and str(n) in result.successful, None))
+        return out
 
     def messages(self, chunk: list[rp.ReplayItem]) -> tuple[dict[str, OutgoingMessage], set[str], dict[str, dict]]:
         """The messages by entry id (the item's place in ``chunk``), which of them are pointers,
@@ -317,6 +399,46 @@ class ArchiveReplayRun:
         self.s3.put_bytes(self.s.bucket, self.checkpoint_key, checkpoint.to_json(), content_type="application/json")
 
 
+def _chunks(positions: list[int]) -> list[list[int]]:
+    return [positions[i : i + BATCH] for i in range(0, len(positions), BATCH)]
+
+
+class Watermark:
+    """Concurrent sends' progress in a checkpoint: ``last`` and the counts move only over the
+    positions of ``todo`` done without a gap, so the checkpoint still says "everything up to
+    ``last`` is done" (and its counts reach it). A previous run's refused entries not retried yet
+    stay in it until they are."""
+
+    def __init__(self, checkpoint: rp.Checkpoint, todo: list[rp.ReplayItem], refused_before: list[dict[str, str]]) -> None:
+        self.checkpoint, self.todo = checkpoint, todo
+        self.outcome: list[tuple[bool, bool, dict[str, str] | None] | None] = [None] * len(todo)
+        self.next = 0
+        previous = {f["message_id"]: f for f in refused_before}  # todo begins with them
+        self.retrying = {i.message_id: previous[i.message_id] for i in todo if i.message_id in previous}
+        self.failed: list[dict[str, str]] = []  # refusals up to the gap
+
+    def record(self, positions: list[int], outcomes: list[tuple[bool, bool, dict[str, str] | None]]) -> None:
+        c = self.checkpoint
+        for position, outcome in zip(positions, outcomes, strict=True):
+            self.outcome[position] = outcome
+        while self.next < len(self.todo) and self.outcome[self.next] is not None:
+            item, (was_sent, pointer, refusal) = self.todo[self.next], self.outcome[self.next]  # type: ignore[misc]
+            c.sent += int(was_sent)
+            c.pointers += int(pointer)
+            if refusal is not None:
+                self.failed.append(refusal)
+            self.retrying.pop(item.message_id, None)
+            if c.last is None or list(item.sort_key) > c.last:
+                c.last = list(item.sort_key)
+            self.next += 1
+
+    def checkpoint_now(self) -> rp.Checkpoint:
+        """The checkpoint to write: what is done up to the gap, and the refusals still to retry."""
+        c = self.checkpoint
+        c.failed = self.failed + list(self.retrying.values())
+        return c
+
+
 class Target:
     """Where a replay sends: an SNS topic (PublishBatch) or an SQS queue (SendMessageBatch), the
     queue resolved to its URL (``ConfigurationError`` naming ``target_queue`` when it cannot be).
@@ -362,8 +484,13 @@ class BundleCache:
 
     def __init__(self) -> None:
         self.lines: dict[str, dict] = {}
+        self.lock = threading.Lock()  # concurrent workers: each bundle still read once
 
     def record(self, s3: S3ArchiveHook, item: rp.ReplayItem) -> bytes:
+        with self.lock:
+            return self._record(s3, item)
+
+    def _record(self, s3: S3ArchiveHook, item: rp.ReplayItem) -> bytes:
         from airflow_reliable_messaging.domain import bundle
 
         uri = archive_layout.s3_uri(item.bucket, item.key)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -34,6 +36,8 @@ from airflow_reliable_messaging.runs.redrive_common import (
     release,
 )
 
+_COUNTS = ("moved", "failed", "quarantined", "skipped_by_filter", "held", "filtered_by_subscription")
+
 
 class ClientRedrive:
     def __init__(
@@ -41,6 +45,7 @@ class ClientRedrive:
         log: logging.Logger,
     ) -> None:  # fmt: skip
         self.settings, self.hooks, self.dlq, self.routing, self.guard, self.log = settings, hooks, dlq, routing, guard, log
+        self._routing_lock = threading.Lock()  # its per-run lookups, shared by the workers
 
     def run(self, report: rd.RedriveReport) -> rd.RedriveReport:
         """Receive, send, delete batch by batch. On a standard DLQ without a rate limit the next
@@ -55,6 +60,8 @@ class ClientRedrive:
             report.reason += f"; at most the {s.approved_messages} approved"
             if not limit:
                 return report
+        if s.workers > 1:
+            return self._run_workers(report, limit)
         left_behind: dict[str, str] = {}  # message id -> receipt: left in the DLQ, made visible at the end
         seen: set[str] = set()
         limiter = RateLimiter(s.rate_per_second)
@@ -111,6 +118,128 @@ class ClientRedrive:
             self.log.warning("%s message(s) could not be redriven and stay in the DLQ", report.failed)
         return report
 
+    def _run_workers(self, report: rd.RedriveReport, limit: int | None) -> rd.RedriveReport:
+        """``workers`` threads, each receive → send → delete batch by batch on the same DLQ (no
+        prefetch: the workers keep that many batches in flight). They share one set of the message
+        ids seen in this run — a message two workers receive at once (a standard queue's
+        at-least-once delivery) is sent by the first only; the second leaves it, as a message seen
+        before — one budget, so moved + failed never pass ``limit`` (a worker books its receive's
+        size first and returns what it did not use), and one rate limit (booked before receiving).
+        A FIFO DLQ keeps its groups' order: SQS hands out no message of a group while another of it
+        is in flight (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/
+        FIFO-queues-understanding-logic.html), and a worker deletes a batch only after sending it;
+        what it leaves behind stays in flight to the end of the run, holding its group back as with
+        one worker; a worker finding nothing on a FIFO DLQ asks again while another holds a batch
+        (its groups may be all that is left). The first error stops the other workers after their current batch, then is raised."""
+        s, sqs, vt = self.settings, self.hooks.sqs, self.settings.visibility_timeout
+        report.reason += f"; {s.workers} workers"
+        target = self.routing.target
+        for hook, used in ((sqs, True), (self.hooks.sns, bool(target and target.kind == "sns")),
+                           (self.hooks.s3, bool(s.trail_bucket or s.quarantine_bucket))):  # fmt: skip
+            if used:
+                hook.get_conn()  # one client per service, built before the workers share it
+        lock = threading.Condition()
+        left_behind: dict[str, str] = {}  # message id -> receipt: left in the DLQ, made visible at the end
+        seen: set[str] = set()
+        limiter = RateLimiter(s.rate_per_second)
+        booked = [0]  # messages received (or being received) and not yet counted in the report
+        errors: list[BaseException] = []
+        batches = [0]
+        busy = [0]  # workers holding a batch received and not yet settled
+
+        def book() -> int:
+            """How many to receive next (0: the budget is spent); waits while only booked ones may free some."""
+            with lock:
+                while True:
+                    if errors:
+                        return 0
+                    if limit is None:
+                        return 10
+                    room = limit - report.moved - report.failed - booked[0]
+                    if room > 0:
+                        booked[0] += min(10, room)
+                        return min(10, room)
+                    if not booked[0]:
+                        return 0
+                    lock.wait()
+
+        def settle(want: int, counts: rd.RedriveReport | None) -> None:
+            with lock:
+                booked[0] -= want
+                if counts is not None:
+                    for name in _COUNTS:
+                        setattr(report, name, getattr(report, name) + getattr(counts, name))
+                lock.notify_all()
+
+        def work() -> None:
+            idle = 0
+            while True:
+                want = book()
+                if not want:
+                    return
+                counts = None
+                try:
+                    with lock:
+                        pause = limiter.delay()  # before receiving: no message is held invisible while waiting
+                        limiter.reserve(want)
+                    if pause:
+                        time.sleep(pause)
+                    raw_batch = sqs.receive_batch(self.dlq.url, max_messages=want, visibility_timeout=vt, wait_seconds=1)
+                    received_at = time.monotonic()
+                    fresh = []
+                    with lock:
+                        for raw in raw_batch:
+                            if raw["MessageId"] in seen:  # another worker's, or left behind and visible again
+                                left_behind[raw["MessageId"]] = raw["ReceiptHandle"]
+                            else:
+                                seen.add(raw["MessageId"])
+                                fresh.append(raw)
+                        others_busy = busy[0] > 0
+                        busy[0] += bool(fresh)
+                    if not raw_batch and self.dlq.fifo and others_busy:
+                        continue  # the groups left may all be in flight with other workers: ask again
+                    idle = 0 if fresh else idle + 1
+                    if not raw_batch or idle >= IDLE_BATCHES:
+                        return
+                    if not fresh:
+                        continue
+                    counts = rd.RedriveReport(mode=report.mode, reason="", dlq=report.dlq)
+                    try:
+                        self._batch([rd.parse_message(m) for m in fresh], counts, left_behind, received_at)
+                    finally:
+                        with lock:
+                            busy[0] -= 1
+                    with lock:
+                        batches[0] += 1
+                        if batches[0] % 10 == 0:
+                            self.log.info("Progress: %s", report.summary())
+                except BaseException as exc:
+                    with lock:
+                        errors.append(exc)
+                    raise
+                finally:
+                    settle(want, counts)
+
+        threads = [threading.Thread(target=self._guarded, args=(work,), name=f"redrive-worker-{n}") for n in range(s.workers)]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            release(sqs, self.dlq.url, left_behind)
+        if errors:
+            raise errors[0]
+        if report.failed:
+            self.log.warning("%s message(s) could not be redriven and stay in the DLQ", report.failed)
+        return report
+
+    def _guarded(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except BaseException:  # noqa: BLE001 - recorded by the worker, raised by the run
+            self.log.debug("redrive worker stopped by an error", exc_info=True)
+
     def _batch(self, messages: list[rd.DlqMessage], report: rd.RedriveReport, left_behind: dict[str, str], received_at: float) -> None:
         s, guard = self.settings, self.guard
         now = datetime.now(UTC)
@@ -129,7 +258,8 @@ class ClientRedrive:
             if guard.exceeded(message):
                 quarantine.append((message, guard.reason(message)))
                 continue
-            target, problem = self.routing.target_for(message)
+            with self._routing_lock:
+                target, problem = self.routing.target_for(message)
             if target is None:
                 self.log.warning("Message %s stays in the DLQ: %s", message.message_id, problem)
                 report.failed += 1

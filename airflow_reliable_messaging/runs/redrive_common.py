@@ -50,6 +50,7 @@ class RedriveSettings:
     poll_interval: float
     visibility_timeout: int
     client_options: tuple[str, ...]  # options only client mode honours
+    workers: int = 1  # client mode: threads receiving, sending and deleting at once
 
     @property
     def keeps_ledger(self) -> bool:

@@ -71,6 +71,9 @@ def test_dag_parses_without_io_and_has_the_form(monkeypatch):
     assert {"inspect", "redrive", "wait", "report"} <= set(dag.task_ids)
     assert dag.params.get_param("mode").schema["enum"] == ["auto", "native", "client"]
     assert dag.max_active_runs == 1
+    workers = dag.params.get_param("workers")  # client mode's workers: 1 by default, 1..10
+    assert (workers.value, workers.schema["minimum"], workers.schema["maximum"]) == (1, 1, 10)
+    assert dag.get_task("redrive").workers == "{{ params.workers }}"
 
 
 def test_dry_run_leaves_the_dlq_unchanged(airflow_db, local_cloud, aws, unique):

@@ -192,3 +192,11 @@ def test_a_window_before_the_archive_fails_validate_naming_start(airflow_db, sns
     assert states["validate"][0] == "failed"
     assert all(states[t][0] in ("upstream_failed", "none", "skipped") for t in ("route", "sns_replay", "sns_wait", "report"))
     assert "ReplayPolicy" not in sns.get_subscription_attributes(SubscriptionArn=sub)["Attributes"]
+
+
+def test_the_form_sets_the_s3_replays_workers():
+    """The S3 archive's *Workers* (1 by default, 1..10) reach the replay task; the SNS path has none."""
+    dag = _load_dag()
+    workers = dag.params.get_param("workers")
+    assert (workers.value, workers.schema["minimum"], workers.schema["maximum"]) == (1, 1, 10)
+    assert dag.get_task("s3_replay").workers == "{{ params.workers }}"

@@ -439,3 +439,99 @@ def test_an_end_that_rendered_unset_means_until_now(s3, sqs, bucket, unique, end
     again = _op(bucket, target_queue=url, end=end, replay_id="open-end").execute({})
     assert first["sent"] == again["sent"] == 1 and again["sent_this_run"] == 0 and first["window"] == again["window"]
     assert len(drain(sqs, url, 1)) == 1
+
+
+# -- workers -------------------------------------------------------------------------------------------
+def _drain_sent(sqs, url, expected):
+    """Receive and delete everything: [(body, group id, SentTimestamp in ms)] in the order received."""
+    import time
+
+    out, deadline = [], time.monotonic() + 20
+    while time.monotonic() < deadline:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"],
+                                    WaitTimeSeconds=0).get("Messages", [])  # fmt: skip
+        if not batch and len(out) >= expected:
+            break
+        for m in batch:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            out.append((m["Body"], m["Attributes"].get("MessageGroupId"), int(m["Attributes"]["SentTimestamp"])))
+    return out
+
+
+def test_replay_workers_send_every_record_once_at_the_same_time(s3, sqs, bucket, unique, faults):
+    """``workers=4`` to a standard queue: every record arrives once, the batches went out at the same
+    time (each SendMessageBatch is held 0.5 s at the emulator: one worker's six batches arrive over
+    at least 2.5 s, four workers' within less), and the requests are those of one worker (the same
+    sends, object reads and checkpoint writes)."""
+    from local_cloud.faults_client import rule
+
+    _archive(s3, bucket, [(f"w-{i:03d}", i, json.dumps({"n": i}).encode(), "claims", "t") for i in range(60)])
+    runs = {}
+    for workers in (1, 4):
+        url = sqs.create_queue(QueueName=unique("target"))["QueueUrl"]
+        extra = {"workers": workers} if workers > 1 else {}
+        with faults.injecting([rule("delay", "sqs", "SendMessageBatch", delay=0.5)]):
+            result = _op(bucket, target_queue=url, replay_id=f"workers-{workers}", **extra).execute({})
+            calls = faults.stats()["calls"]
+        got = _drain_sent(sqs, url, 60)
+        assert (result["sent"], result["failed"]) == (60, 0), result
+        assert sorted(json.loads(b)["n"] for b, _, _ in got) == list(range(60))  # each once
+        runs[workers] = (result, calls, max(t for *_, t in got) - min(t for *_, t in got))
+    (one, one_calls, one_span), (four, four_calls, four_span) = runs[1], runs[4]
+    assert four["workers"] == 4 and "workers" not in one  # the default: one worker, as before
+    assert one_span >= 2500 > four_span, (one_span, four_span)
+    for call in ("sqs:SendMessageBatch", "s3:GetObject", "s3:PutObject"):
+        assert four_calls.get(call) == one_calls.get(call), (call, one_calls, four_calls)
+    assert four_calls["sqs:SendMessageBatch"] == 6 and four_calls["s3:PutObject"] == 7  # a checkpoint per batch, and the last
+
+
+def test_replay_workers_keep_each_fifo_group_in_order(s3, sqs, bucket, unique, faults):
+    """To a FIFO queue, three workers split the message groups (six source systems, two each): each
+    group arrives in event-time order, every record once, and the groups went out at the same time
+    (six batches held 0.6 s each at the emulator arrive over at least 3 s one after another).
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-understanding-logic.html"""
+    from local_cloud.faults_client import rule
+
+    systems = ["claims", "quotes", "payments", "policies", "billing", "agents"]
+    _archive(s3, bucket, [(f"{systems[i % 6]}-{i // 6:02d}", i, json.dumps({"n": i}).encode(), systems[i % 6], "t")
+                          for i in range(60)])  # fmt: skip
+    url = sqs.create_queue(QueueName=unique("q") + ".fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    with faults.injecting([rule("delay", "sqs", "SendMessageBatch", delay=0.6)]):
+        result = _op(bucket, target_queue=url, workers=3).execute({})
+        calls = faults.stats()["calls"]
+    assert (result["sent"], result["failed"], result["workers"]) == (60, 0, 3), result
+    assert calls["sqs:SendMessageBatch"] == 6  # two groups of 10 per worker: full batches, as one worker's
+    got = _drain_sent(sqs, url, 60)
+    by_group: dict[str, list[int]] = {}
+    for body, group, _ in got:
+        by_group.setdefault(group, []).append(json.loads(body)["n"])
+    assert by_group == {s: [i for i in range(60) if systems[i % 6] == s] for s in systems}
+    span = max(t for *_, t in got) - min(t for *_, t in got)
+    assert span < 3000, span
+
+
+def test_replay_workers_checkpoint_only_what_is_done_without_a_gap(s3, sqs, bucket, unique):
+    """Three workers, the second batch's object unreadable: the batch after it may already be sent,
+    but the checkpoint stops before the gap, so the rerun sends everything from the gap on — nothing
+    is skipped (records sent beyond the gap go again: at least once) — and its counts reach 25."""
+    specs = [(f"msg-{i:03d}", i, json.dumps({"n": i}).encode(), "claims", "collision") for i in range(25)]
+    _archive(s3, bucket, specs)
+    url = sqs.create_queue(QueueName=unique("target"))["QueueUrl"]
+    missing = layout.archive_key(PREFIX, T0 + timedelta(minutes=14), "msg-014")
+    body = s3.get_object(Bucket=bucket, Key=missing)["Body"].read()
+    s3.delete_object(Bucket=bucket, Key=missing)
+
+    with pytest.raises(ReplayError, match="msg-014"):
+        _op(bucket, target_queue=url, workers=3).execute({})
+    first = [json.loads(b)["n"] for b, _, _ in _drain_sent(sqs, url, 10)]
+    assert set(range(10)) <= set(first) and not set(range(10, 20)) & set(first)
+    key = s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/_replays/")["Contents"][0]["Key"]
+    checkpoint = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert (checkpoint["sent"], checkpoint["last"][1], checkpoint["completed"]) == (10, "msg-009", False)
+
+    s3.put_object(Bucket=bucket, Key=missing, Body=body)
+    result = _op(bucket, target_queue=url, workers=3).execute({})
+    assert (result["sent"], result["sent_this_run"]) == (25, 15)
+    rest = [json.loads(b)["n"] for b, _, _ in _drain_sent(sqs, url, 15)]
+    assert sorted(rest) == list(range(10, 25))
+    assert sorted(set(first) | set(rest)) == list(range(25))

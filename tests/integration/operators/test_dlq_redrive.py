@@ -657,3 +657,106 @@ def test_no_more_than_the_approved_count_is_redriven(local_cloud, aws, unique, q
         with pytest.raises(RedriveError, match="11 message.* more than the 5 approved"):
             _run(_op(dlq=dlq_url, mode="native", approved_messages=5, **kwargs))
         assert _depth(sqs, dlq_url) == 11 and _depth(sqs, src_url) == 0
+
+
+# -- client workers ------------------------------------------------------------------------------------
+def _timed_calls(op: DLQRedriveOperator, operations=("ReceiveMessage", "SendMessageBatch", "DeleteMessageBatch")):
+    """Every SQS request of ``op``'s client: (operation, thread, start, end), recorded by botocore's
+    events around each call (the requests themselves go to the local cloud unchanged)."""
+    import threading
+
+    calls: list[list] = []
+    started: dict = {}
+    events = op.sqs_hook.get_conn().meta.events
+
+    def before(model, **_):
+        if model.name in operations:
+            started[threading.get_ident()] = (model.name, threading.current_thread().name, time.monotonic())
+
+    def after(model, **_):
+        if model.name in operations:
+            name, thread, start = started.pop(threading.get_ident())
+            calls.append([name, thread, start, time.monotonic()])
+
+    events.register("before-call.sqs.*", before)
+    events.register("after-call.sqs.*", after)
+    return calls
+
+
+def test_client_workers_move_every_message_once_at_the_same_time(local_cloud, aws, unique, faults):
+    """``workers=4``: four threads receive, send and delete at once on one standard DLQ. Every
+    message reaches its source queue exactly once (a message SQS — and the local cloud — hands to two
+    workers at once is sent by the first only), the DLQ is empty, the workers' requests overlap in
+    time (each SendMessageBatch takes 0.5 s at the emulator), and the requests per message are those
+    of one worker: the same sends and deletes, at most one more (empty) receive per worker.
+    Standard queues deliver at least once: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/
+    SQSDeveloperGuide/standard-queues-at-least-once-delivery.html"""
+    from local_cloud.faults_client import rule
+
+    sqs = aws("sqs")
+    runs = {}
+    for workers in (1, 4):
+        (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique)
+        _send(sqs, src_url, [f"w{workers}-m{i}" for i in range(60)])
+        _fail_consumer(sqs, src_url)
+        assert _depth(sqs, dlq_url) == 60
+        op = _op(dlq=dlq_url, mode="client", **({"workers": workers} if workers > 1 else {}))
+        calls = _timed_calls(op)
+        with faults.injecting([rule("delay", "sqs", "SendMessageBatch", delay=0.5)]):
+            report = _run(op)
+        back = sorted(m["Body"] for m in _drain(sqs, src_url))
+        assert report["moved"] == 60 and report["failed"] == 0, report
+        assert back == sorted(f"w{workers}-m{i}" for i in range(60))  # each once
+        assert _depth(sqs, dlq_url) == 0
+        runs[workers] = (report, calls)
+
+    one, four = runs[1][1], runs[4][1]
+    count = lambda calls, name: sum(1 for c in calls if c[0] == name)  # noqa: E731
+    assert "4 workers" in runs[4][0]["reason"] and "workers" not in runs[1][0]["reason"]
+    assert {c[1] for c in one if c[0] == "SendMessageBatch"} == {"MainThread"}  # the default: one worker, as before
+    senders = {c[1] for c in four if c[0] == "SendMessageBatch"}
+    assert len(senders) >= 2 and all(t.startswith("redrive-worker-") for t in senders), senders
+    sends = sorted((c for c in four if c[0] == "SendMessageBatch"), key=lambda c: c[2])
+    overlapping = [(a, b) for a in sends for b in sends if a[1] != b[1] and a[2] < b[2] < a[3]]
+    assert overlapping, sends  # two workers' sends in flight at the same moment
+    span = lambda calls: max(c[3] for c in calls if c[0] == "SendMessageBatch") - min(c[2] for c in calls if c[0] == "SendMessageBatch")  # noqa: E731
+    assert span(one) >= 6 * 0.5 > span(four), (span(one), span(four))  # the 6 sends of 0.5 s no longer one after another
+    for name in ("SendMessageBatch", "DeleteMessageBatch"):
+        assert count(four, name) == count(one, name) == 6, (name, four)
+    assert count(four, "ReceiveMessage") <= count(one, "ReceiveMessage") + 4, four
+
+
+def test_client_workers_keep_each_fifo_group_in_order(local_cloud, aws, unique):
+    """A FIFO DLQ with three workers: SQS hands out no message of a group while another of the group
+    is in flight, and a worker deletes a batch only after sending it, so each group reaches its
+    source queue in order, every message once (https://docs.aws.amazon.com/AWSSimpleQueueService/
+    latest/SQSDeveloperGuide/FIFO-queues-understanding-logic.html)."""
+    sqs = aws("sqs")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique, fifo=True)
+    groups = [f"g{n}" for n in range(5)]
+    for group in groups:  # in the DLQ in order (as dead-lettering left them), a group after the other
+        for i in range(12):
+            sqs.send_message(QueueUrl=dlq_url, MessageBody=f"{group}-{i}", MessageGroupId=group, MessageDeduplicationId=f"{group}.{i}")
+    op = _op(dlq=dlq_url, mode="client", workers=3)
+    calls = _timed_calls(op, ("SendMessageBatch",))
+    report = _run(op)
+    assert report["moved"] == 60 and "3 workers" in report["reason"], report
+    by_group: dict[str, list[str]] = {}
+    for m in _drain(sqs, src_url):
+        by_group.setdefault(m["Attributes"]["MessageGroupId"], []).append(m["Body"])
+    assert by_group == {g: [f"{g}-{i}" for i in range(12)] for g in groups}
+    assert len({c[1] for c in calls}) >= 2, calls  # more than one worker sent
+    assert _depth(sqs, dlq_url) == 0
+
+
+def test_client_workers_share_the_approved_budget(local_cloud, aws, unique):
+    """Four workers, 13 approved of 25 dead-lettered: exactly 13 are redriven (each worker books its
+    receive's size from the shared budget first), the other 12 stay in the DLQ."""
+    sqs = aws("sqs")
+    (dlq_url, _), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, [f"m{i}" for i in range(25)])
+    _fail_consumer(sqs, src_url)
+    report = _run(_op(dlq=dlq_url, mode="client", approved_messages=13, workers=4))
+    assert report["moved"] == 13 and "at most the 13 approved" in report["reason"], report
+    assert len(set(m["Body"] for m in _drain(sqs, src_url))) == 13
+    assert _depth(sqs, dlq_url) == 12

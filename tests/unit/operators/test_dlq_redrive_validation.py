@@ -77,6 +77,12 @@ def _op(**kwargs) -> DLQRedriveOperator:
         ({"dlq": "q", "min_age_seconds": "nan"}, "min_age_seconds"),
         ({"dlq": "q", "max_age_seconds": "nan"}, "max_age_seconds"),
         ({"dlq": "q", "max_age_seconds": "inf"}, "max_age_seconds"),
+        # client workers: 1..10 threads of the task (botocore's 10 connections per client)
+        ({"dlq": "q", "workers": 0}, "workers"),
+        ({"dlq": "q", "workers": 11}, "workers"),
+        ({"dlq": "q", "workers": "two"}, "workers"),
+        ({"dlq": "q", "workers": True}, "workers"),
+        ({"dlq": "q", "workers": ""}, "workers"),
     ],
 )
 def test_invalid_input_is_rejected_before_any_aws_call(kwargs, field):
