@@ -264,9 +264,8 @@ class ArchiveReplayRun:
         5 minutes, as a retried batch always was). The first error (an unreadable object) stops the
         workers after their current batch; what is done up to the gap is checkpointed, then it is raised."""
         s = self.s
-        for conn in (self.s3, self.target.sns, self.target.sqs):
-            if conn is not None:
-                conn.get_conn()  # one client per service, built before the workers share it
+        for conn in (self.s3, self.target.hook):
+            conn.get_conn()  # one client per service, built before the workers share it
         positions = list(range(len(todo)))
         if self.target.fifo:
             lane_of = workers.lanes([rp.group_id(i, s.group_by) for i in todo], s.workers)
@@ -447,12 +446,13 @@ class Target:
     def __init__(self, settings: ArchiveReplaySettings, sns: SnsMessagingHook | None, sqs: SqsMessagingHook | None) -> None:
         self.replay_id, self.group_by = settings.replay_id, settings.group_by
         self.queue_url: str | None = None
+        self.hook: SnsMessagingHook | SqsMessagingHook
         self._send: Callable[[dict[str, OutgoingMessage]], BatchResult]
         topic = settings.topic_arn
         if topic:
             if sns is None:
                 raise ValueError("a replay to an SNS topic needs the SNS hook")
-            self.name = topic
+            self.name, self.hook = topic, sns
             self._send = lambda messages: sns.publish_messages(topic, messages)
         else:
             if sqs is None:
@@ -462,6 +462,7 @@ class Target:
             except Exception as exc:  # noqa: BLE001 — any lookup failure means the field is wrong
                 raise ConfigurationError("target_queue", f"{settings.target_queue!r} cannot be resolved to an SQS queue: {exc}") from None
             self.name = self.queue_url = url
+            self.hook = sqs
             self._send = lambda messages: sqs.send_messages(url, messages)
         self.fifo = identifiers.is_fifo_name(self.name)
 
