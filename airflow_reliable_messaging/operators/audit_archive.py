@@ -72,7 +72,9 @@ class AuditArchiveOperator(AwsBaseOperator):
         claim-check payloads and records of a producer transaction keep one object each.
     :param bundle_record_bytes: the largest record a bundle takes (``layout="bundle"``).
     :return: a report: received, archived, already_archived, quarantined, dead_lettered,
-        retained, duplicates, conflicts, bytes, manifests, notifications, prefixes,
+        retained, duplicates, conflicts, bytes, manifests, notifications, deleted, delete_failed,
+        notify_failed, bundles, summaries_already_published, summaries_held_elsewhere (batch
+        summaries another run's claim published or holds: ``domain/batch_claims.py``), prefixes,
         duplicate_transactions, conflict_transactions, stopped.
     """
 
