@@ -201,7 +201,8 @@ class AuditArchiveOperator(AwsBaseOperator):
         )  # fmt: skip
         persist_links(context, self, self.sqs_hook, (SqsQueueLink, {"queue_url": settings.queue_url}),
                       (S3PrefixLink, {"bucket": settings.bucket, "prefix": settings.prefix}))  # fmt: skip
-        run = ArchiveRun(replace(settings, holder=self._holder(context)), self.sqs_hook, self.s3_hook, self.sns_hook if settings.topic_arn else None, self.log)
+        settings = replace(settings, holder=self._holder(context))  # who takes the run's summary claims
+        run = ArchiveRun(settings, self.sqs_hook, self.s3_hook, self.sns_hook if settings.topic_arn else None, self.log)
         report = run.drain()
         self.log.info("Archive run done: %s", report)
         if run.halted:
@@ -216,8 +217,9 @@ class AuditArchiveOperator(AwsBaseOperator):
         index = getattr(ti, "map_index", -1)
         task = f"{self.task_id}[{index}]" if isinstance(index, int) and index >= 0 else self.task_id
         parts = [str(get("run_id") or "no DAG run"), task]
-        if isinstance(getattr(ti, "try_number", None), int):
-            parts.append(f"try {ti.try_number}")
+        try_number = getattr(ti, "try_number", None)
+        if isinstance(try_number, int):
+            parts.append(f"try {try_number}")
         return " ".join(parts)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:

@@ -214,7 +214,7 @@ def _error_tuple(exc):
 
 
 def test_concurrent_starts_on_one_source_start_exactly_one_task(local_cloud, aws, unique):
-    """"Only one active message movement task is supported per queue at any given time"
+    """SQS supports only one active message movement task per queue at any given time
     (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html):
     four processes released together by a barrier start a task on one DLQ; exactly one gets a
     handle, the others the refusal, and one task is listed — the emulation checks and records the
