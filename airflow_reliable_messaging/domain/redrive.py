@@ -378,7 +378,7 @@ def _ledger_folder(prefix: str, dlq_arn: str) -> str:
 # but with the loop guard on, a native run first receives the whole DLQ and holds it to record it in
 # the ledger. Two runs doing that at once each hold part of the DLQ, see the other's messages in
 # flight and both give up native mode (client mode instead, or an error). So the recording and the
-# start are claimed first: ``<prefix>/_redrive-ledger/_start-claims/<dlq>.json``, created with
+# start are claimed first: ``<prefix>/_redrive-claims/<dlq>.json`` (beside the ledger), created with
 # If-None-Match (S3 lets exactly one concurrent writer create it:
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html). The winner records
 # and starts, then marks it ``started`` (the task's handle and start time) or ``released`` (no task:
@@ -389,7 +389,7 @@ def _ledger_folder(prefix: str, dlq_arn: str) -> str:
 # Expiry: a ``claimed`` claim expires START_CLAIM_EXPIRY after it was taken (written into it): far
 # longer than a live holder takes to read the ledger, receive the DLQ (at most NATIVE_GUARD_LIMIT
 # messages) and start the task; then its holder is taken to have died and the claim is taken over.
-START_CLAIMS = "_start-claims"
+START_CLAIMS = "_redrive-claims"
 START_CLAIM_EXPIRY = timedelta(minutes=30)
 START_CLAIM_WAIT = 60.0  # seconds a second run waits for the holder to start its task
 CLAIM_CLAIMED, CLAIM_STARTED, CLAIM_RELEASED = "claimed", "started", "released"
@@ -397,9 +397,10 @@ CLAIM_HELD, CLAIM_TAKE_OVER = "held", "take_over"  # what judge_start_claim says
 
 
 def start_claim_key(prefix: str, dlq_arn: str) -> str:
-    """The claim on starting a native redrive of ``dlq_arn`` (beside its ledger folder, not in it)."""
+    """The claim on starting a native redrive of ``dlq_arn`` (beside the ledger, not in it: the
+    ledger holds ledger entries only)."""
     folder = _ledger_folder("", dlq_arn).strip("/").removeprefix(LEDGER + "/")
-    return "/".join(p for p in (prefix, LEDGER, START_CLAIMS) if p) + f"/{folder}.json"
+    return "/".join(p for p in (prefix, START_CLAIMS) if p) + f"/{folder}.json"
 
 
 def start_claim(dlq_arn: str, holder: str, now: datetime) -> dict[str, Any]:
