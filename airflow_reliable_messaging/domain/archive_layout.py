@@ -13,6 +13,8 @@ Beside the data this provider keeps, under the same prefix (never inside the tim
     <prefix>/_quarantine/YYYY/MM/DD/HH/<id>.payload               ... and the claim-check object it named
     <prefix>/_transactions/<hh>/<digest>.json                     the first copy of a producer transaction
     <prefix>/_transactions/<hh>/<digest>/<sha256>.json            each other content under that transaction
+    <prefix>/_notified/<batch-id>.json                            the claim on a batch's summary notification
+                                                                 (``domain/batch_claims.py``)
     <prefix>/_bundles/YYYY/MM/DD/HH/<bundle-id>.jsonl.gz          small records of one archive batch whose
                                                                  event time is in that hour (layout "bundled",
                                                                  ``domain/bundle.py``)
@@ -40,6 +42,7 @@ INDEX_MANIFESTS = f"{MANIFESTS}/index"
 QUARANTINE = "_quarantine"
 TRANSACTIONS = "_transactions"
 BUNDLES = "_bundles"
+NOTIFIED = "_notified"
 BUNDLE_SUFFIX = ".jsonl.gz"
 
 # Message ids become the last key segment: no separators, no dot-segments, bounded length.
@@ -297,6 +300,11 @@ def transaction_variant_key(prefix: str, source_system: str | None, transaction_
         raise ValueError(f"{sha256[:80]!r} is not a hex SHA-256")
     digest = transaction_digest(source_system, transaction_id)
     return _join(prefix, TRANSACTIONS, digest[:2], digest, f"{sha256}.json")
+
+
+def notification_claim_key(prefix: str, batch_id: str) -> str:
+    """The claim on the summary notification of the batch ``batch_id`` (``domain/batch_claims.py``)."""
+    return _join(prefix, NOTIFIED, f"{validate_message_id(batch_id)}.json")
 
 
 def s3_uri(bucket: str, key: str) -> str:

@@ -372,6 +372,64 @@ def _ledger_folder(prefix: str, dlq_arn: str) -> str:
     return "/".join(p for p in (prefix, LEDGER, folder) if p) + "/"
 
 
+# -- the claim on starting a native redrive of a DLQ ----------------------------------------------------
+# SQS refuses a second active message-move task per source queue, atomically
+# (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html);
+# but with the loop guard on, a native run first receives the whole DLQ and holds it to record it in
+# the ledger. Two runs doing that at once each hold part of the DLQ, see the other's messages in
+# flight and both give up native mode (client mode instead, or an error). So the recording and the
+# start are claimed first: ``<prefix>/_redrive-claims/<dlq>.json`` (beside the ledger), created with
+# If-None-Match (S3 lets exactly one concurrent writer create it:
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html). The winner records
+# and starts, then marks it ``started`` (the task's handle and start time) or ``released`` (no task:
+# nothing to move, refused, failed). A run that finds it:
+# - ``started`` with the task still running on SQS: that task is the one running (fail naming it, or
+#   attach); ``started`` with no task running, or ``released``: taken over with If-Match;
+# - ``claimed``: waits (``START_CLAIM_WAIT``) for the holder's task, then fails naming the holder.
+# Expiry: a ``claimed`` claim expires START_CLAIM_EXPIRY after it was taken (written into it): far
+# longer than a live holder takes to read the ledger, receive the DLQ (at most NATIVE_GUARD_LIMIT
+# messages) and start the task; then its holder is taken to have died and the claim is taken over.
+START_CLAIMS = "_redrive-claims"
+START_CLAIM_EXPIRY = timedelta(minutes=30)
+START_CLAIM_WAIT = 60.0  # seconds a second run waits for the holder to start its task
+CLAIM_CLAIMED, CLAIM_STARTED, CLAIM_RELEASED = "claimed", "started", "released"
+CLAIM_HELD, CLAIM_TAKE_OVER = "held", "take_over"  # what judge_start_claim says (or CLAIM_STARTED)
+
+
+def start_claim_key(prefix: str, dlq_arn: str) -> str:
+    """The claim on starting a native redrive of ``dlq_arn`` (beside the ledger, not in it: the
+    ledger holds ledger entries only)."""
+    folder = _ledger_folder("", dlq_arn).strip("/").removeprefix(LEDGER + "/")
+    return "/".join(p for p in (prefix, START_CLAIMS) if p) + f"/{folder}.json"
+
+
+def start_claim(dlq_arn: str, holder: str, now: datetime) -> dict[str, Any]:
+    return {"dlq": dlq_arn, "holder": holder, "state": CLAIM_CLAIMED, "claimed_at": now.astimezone(UTC).isoformat(),
+            "expires_at": (now + START_CLAIM_EXPIRY).astimezone(UTC).isoformat()}  # fmt: skip
+
+
+def parse_start_claim(body: bytes) -> dict[str, Any] | None:
+    """A start claim read back; None when it is not one (never taken over by itself)."""
+    try:
+        doc = json.loads(body)
+        datetime.fromisoformat(str(doc["expires_at"]))
+    except (ValueError, RecursionError, KeyError, TypeError):
+        return None
+    if not isinstance(doc, dict) or doc.get("state") not in (CLAIM_CLAIMED, CLAIM_STARTED, CLAIM_RELEASED):
+        return None
+    return doc
+
+
+def judge_start_claim(claim: dict[str, Any], now: datetime) -> str:
+    """``started`` (ask SQS whether its task still runs), ``held`` or ``take_over``."""
+    if claim["state"] == CLAIM_STARTED:
+        return CLAIM_STARTED
+    if claim["state"] == CLAIM_RELEASED:
+        return CLAIM_TAKE_OVER
+    expires = datetime.fromisoformat(str(claim["expires_at"]))
+    return CLAIM_TAKE_OVER if (expires if expires.tzinfo else expires.replace(tzinfo=UTC)) <= now else CLAIM_HELD
+
+
 def ledger_key(prefix: str, dlq_arn: str, at: datetime, unique: str) -> str:
     """One object per native redrive, named by time: a listing from a date reads the recent ones."""
     return _ledger_folder(prefix, dlq_arn) + at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ") + f"-{unique}.json"

@@ -208,19 +208,46 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
         )  # fmt: skip
         return found
 
+    def claim_marker(self, bucket: str, key: str, body: bytes, *, kms_key_id: str | None = None) -> MarkerClaim:
+        """``put_marker_if_absent`` that also tells the ETag: of the marker this call created
+        (``created=True``), else of the existing marker read (``body``) — what a later
+        ``replace_marker_if_unchanged`` conditions on (``If-Match``)."""
+
+        def existing() -> MarkerClaim | None:
+            try:
+                response = self.get_conn().get_object(Bucket=bucket, Key=key)
+            except ClientError as exc:
+                if error_code(exc) not in NOT_FOUND:
+                    raise
+                return None
+            return MarkerClaim(created=False, etag=response.get("ETag", ""), body=response["Body"].read())
+
+        response, found = self._create_once(
+            lambda: self.get_conn().put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*",
+                **sse_arguments(kms_key_id),
+            ),
+            existing,
+        )  # fmt: skip
+        return found if found is not None else MarkerClaim(created=True, etag=response.get("ETag", ""), body=body)
+
     def replace_marker_if_unchanged(self, bucket: str, key: str, body: bytes, etag: str, *, kms_key_id: str | None = None) -> bool:
         """Overwrite a marker only if it is still the version ``etag`` names (``If-Match``): True
         when this call replaced it; False when another writer changed it first (412) or it is gone."""
+        return self.replace_marker(bucket, key, body, etag, kms_key_id=kms_key_id) is not None
+
+    def replace_marker(self, bucket: str, key: str, body: bytes, etag: str, *, kms_key_id: str | None = None) -> str | None:
+        """``replace_marker_if_unchanged`` that answers the new version's ETag (None: not replaced)."""
         try:
-            self.get_conn().put_object(
+            response = self.get_conn().put_object(
                 Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfMatch=etag,
                 **sse_arguments(kms_key_id),
             )  # fmt: skip
         except ClientError as exc:
             if error_code(exc) in (*CONDITIONAL_FAILURES, *NOT_FOUND):
-                return False
+                return None
             raise
-        return True
+        return str(response.get("ETag") or etag)
 
     @staticmethod
     def _create_once(create: Callable[[], Any], existing: Callable[[], T | None]) -> tuple[Any, T | None]:
@@ -366,6 +393,15 @@ class ObjectInfo:
     content_type: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     last_modified: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MarkerClaim:
+    """Outcome of ``claim_marker``: ``created`` by this call, or the marker found (its bytes); its ETag."""
+
+    created: bool
+    etag: str
+    body: bytes
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ both with the reason.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,9 @@ class AuditArchiveOperator(AwsBaseOperator):
         claim-check payloads and records of a producer transaction keep one object each.
     :param bundle_record_bytes: the largest record a bundle takes (``layout="bundle"``).
     :return: a report: received, archived, already_archived, quarantined, dead_lettered,
-        retained, duplicates, conflicts, bytes, manifests, notifications, prefixes,
+        retained, duplicates, conflicts, bytes, manifests, notifications, deleted, delete_failed,
+        notify_failed, bundles, summaries_already_published, summaries_held_elsewhere (batch
+        summaries another run's claim published or holds: ``domain/batch_claims.py``), prefixes,
         duplicate_transactions, conflict_transactions, stopped.
     """
 
@@ -198,6 +201,7 @@ class AuditArchiveOperator(AwsBaseOperator):
         )  # fmt: skip
         persist_links(context, self, self.sqs_hook, (SqsQueueLink, {"queue_url": settings.queue_url}),
                       (S3PrefixLink, {"bucket": settings.bucket, "prefix": settings.prefix}))  # fmt: skip
+        settings = replace(settings, holder=self._holder(context))  # who takes the run's summary claims
         run = ArchiveRun(settings, self.sqs_hook, self.s3_hook, self.sns_hook if settings.topic_arn else None, self.log)
         report = run.drain()
         self.log.info("Archive run done: %s", report)
@@ -205,6 +209,18 @@ class AuditArchiveOperator(AwsBaseOperator):
             raise ArchiveHaltedError(run.halted)
         self._annotate_outlets(context, report)
         return report
+
+    def _holder(self, context: Context) -> str:
+        """Who this run is, for the summary claims it takes: DAG run, task (map index), try."""
+        get = context.get if hasattr(context, "get") else (lambda _key: None)
+        ti = get("ti")
+        index = getattr(ti, "map_index", -1)
+        task = f"{self.task_id}[{index}]" if isinstance(index, int) and index >= 0 else self.task_id
+        parts = [str(get("run_id") or "no DAG run"), task]
+        try_number = getattr(ti, "try_number", None)
+        if isinstance(try_number, int):
+            parts.append(f"try {try_number}")
+        return " ".join(parts)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the queue in; the archive prefix (records, bytes), DLQ and topic out."""

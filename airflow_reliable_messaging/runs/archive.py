@@ -5,6 +5,9 @@ hooks; it never sees the operator."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import socket
 import threading
 import time
 from collections import Counter
@@ -18,6 +21,7 @@ from typing import Any
 from airflow_reliable_messaging.domain import archive_events as events
 from airflow_reliable_messaging.domain import archive_layout as layout
 from airflow_reliable_messaging.domain import audit_message as am
+from airflow_reliable_messaging.domain import batch_claims as bc
 from airflow_reliable_messaging.domain import bundle
 from airflow_reliable_messaging.domain import message_parts as mp
 from airflow_reliable_messaging.domain import seed_stream as ss
@@ -49,6 +53,10 @@ MAX_BUNDLE_RECORD_BYTES = 256 * 1024  # a bundle is for small records; larger on
 # A batch's bundled records are held in memory until its flush: it flushes once they reach this
 # (then at most this + one receive's records, ~ 10 x MAX_BUNDLE_RECORD_BYTES, per run).
 BUNDLE_FLUSH_BYTES = 16 * 1024 * 1024
+# A batch summary claimed by another run that is publishing it now: looked at again for this long
+# (its holder's critical section is one PublishBatch) before its records are left in the queue.
+CLAIM_POLL_SECONDS = 5.0
+CLAIM_POLL_INTERVAL = 0.25
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class ArchiveSettings:
     layout: str = LAYOUT_RECORD
     bundle_record_bytes: int = 64 * 1024
     claim_check_buckets: frozenset[str] = frozenset()  # pointers to other buckets are quarantined unread
+    holder: str = ""  # who this run is (DAG run, task, try), written into the claims it takes
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,20 @@ class _Stored:
     transaction_status: str | None = None
     repeat_of: str | None = None
     first_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class _SummaryClaim:
+    """The claim on a batch's summary (``domain/batch_claims.py``): ``won`` by this run (its
+    ``etag`` and document, to settle it), or found ``published`` / ``held`` by another (``doc``)."""
+
+    key: str
+    outcome: str  # WON, bc.SKIP_PUBLISHED or bc.SKIP_HELD
+    etag: str = ""
+    doc: dict[str, Any] | None = None
+
+
+WON = "won"
 
 
 class _Quarantine(Exception):
@@ -239,6 +262,7 @@ class ArchiveRun:
         self.safe_to_delete: dict[str, str] = {}  # quarantined / dead-lettered: sqs id -> receipt
         self.batch_started: float | None = None
         self.flushing: Future[Counter[str]] | None = None  # the batch being flushed (flush thread)
+        self.holder = f"{settings.holder or 'archive run'} on {socket.gethostname()} pid {os.getpid()}"
         self.halted: str | None = None
         self.stopped = "empty"
 
@@ -763,6 +787,7 @@ class ArchiveRun:
         fifo = (s.topic_arn or "").endswith(".fifo")
         owners: dict[str, int | None] = {}
         messages: dict[str, OutgoingMessage] = {}
+        claim: _SummaryClaim | None = None
         if s.notifications == events.NOTIFY_PER_RECORD:
             for i, item in enumerate(pending):
                 already = not item.created and item.record.transaction_status != tx.DUPLICATE
@@ -770,11 +795,15 @@ class ArchiveRun:
                     owners[f"n{i}-{j}"] = i
                     messages[f"n{i}-{j}"] = note.message(fifo)
         else:
+            batch = events.batch_id(r.message_id for r in records)
+            claim = self.claim_summary(batch, manifest_uri, tally)
+            if claim is None or claim.outcome != WON:  # published elsewhere: the records may go; else they stay
+                return everyone if claim is not None and claim.outcome == bc.SKIP_PUBLISHED else set()
             statuses = Counter(p.record.transaction_status for p in pending)
             counts = {"records": len(records), "archived": sum(p.created for p in pending)}
             counts["already_archived"] = len(pending) - counts["archived"] - statuses[tx.DUPLICATE]
             counts.update(duplicates=statuses[tx.DUPLICATE], conflicts=statuses[tx.CONFLICT])
-            note = events.batch_notification(events.batch_id(r.message_id for r in records), manifest_uri, counts, records)
+            note = events.batch_notification(batch, manifest_uri, counts, records)
             owners["summary"] = None
             messages["summary"] = note.message(fifo)
         # a FIFO topic gets them in order, in one call; a standard one in groups of ten, concurrently
@@ -792,9 +821,75 @@ class ArchiveRun:
         if failed:
             tally["notify_failed"] += len(failed)
             self.log.warning("%d notification(s) not published; their records stay in the queue", len(failed))
+        if claim is not None:
+            self.settle_summary(claim, bc.RELEASED if "summary" in failed else bc.PUBLISHED)
         if "summary" in failed:
             return set()
         return everyone - {owner for i in failed if (owner := owners.get(i)) is not None}
+
+    def claim_summary(self, batch: str, manifest_uri: str, tally: Counter[str]) -> _SummaryClaim | None:
+        """Claim the batch's summary before publishing it (``domain/batch_claims.py``): won (this run
+        publishes), found published (skip; the records may be deleted) or held by a live claim
+        (skip; the records stay in the queue). None when S3 could not be asked (the records stay)."""
+        s = self.s
+        key = layout.notification_claim_key(s.prefix, batch)
+        where = layout.s3_uri(s.bucket, key)
+        mine = bc.claim_body(batch, manifest_uri, self.holder, datetime.now(UTC))
+        deadline = time.monotonic() + CLAIM_POLL_SECONDS
+        try:
+            while True:
+                found = self.s3.claim_marker(s.bucket, key, mine, kms_key_id=s.kms_key_id)
+                if found.created:
+                    return _SummaryClaim(key, WON, found.etag, json.loads(mine))
+                held = bc.parse(found.body)
+                verdict = bc.judge(held, datetime.now(UTC))
+                if verdict == bc.TAKE_OVER:
+                    assert held is not None
+                    mine = bc.claim_body(batch, manifest_uri, self.holder, datetime.now(UTC))
+                    etag = self.s3.replace_marker(s.bucket, key, mine, found.etag, kms_key_id=s.kms_key_id)
+                    if etag is not None:
+                        self.log.warning("took over the %s claim %s of %r (claimed %s, expires %s) on the summary of %s",
+                                         held["state"], where, held.get("holder"), held.get("claimed_at"),
+                                         held.get("expires_at"), batch)  # fmt: skip
+                        return _SummaryClaim(key, WON, etag, json.loads(mine))
+                    continue  # another run changed it first: look at it again
+                if verdict == bc.SKIP_HELD and held is not None and time.monotonic() < deadline:
+                    time.sleep(CLAIM_POLL_INTERVAL)  # its holder is publishing now, most likely
+                    continue
+                break
+        except Exception as exc:  # noqa: BLE001 - the summary is retried with the records
+            self.log.error("summary claim %s could not be taken: %s; the batch's records stay in the queue", where, am.failure_reason(exc))
+            tally["notify_failed"] += 1
+            return None
+        if verdict == bc.SKIP_PUBLISHED:
+            tally["summaries_already_published"] += 1
+            self.log.info("summary of %s already published by %r (claim %s, %s): not published again",
+                          batch, held.get("holder"), where, held.get("published_at"))  # type: ignore[union-attr]  # fmt: skip
+            return _SummaryClaim(key, verdict, doc=held)
+        tally["summaries_held_elsewhere"] += 1
+        if held is None:
+            self.log.error("summary claim %s is unreadable: the batch's records stay in the queue (delete the object "
+                           "to let the summary be published)", where)  # fmt: skip
+        else:
+            self.log.warning("summary of %s is claimed by %r since %s (claim %s, expires %s): not published by this run; "
+                             "its records stay in the queue", batch, held.get("holder"), held.get("claimed_at"), where,
+                             held.get("expires_at"))  # fmt: skip
+        return _SummaryClaim(key, bc.SKIP_HELD, doc=held)
+
+    def settle_summary(self, claim: _SummaryClaim, state: str) -> None:
+        """Mark a won claim ``published`` (never published again) or ``released`` (PublishBatch
+        failed: the next run that flushes the batch takes it over), conditioned on its ETag."""
+        s = self.s
+        assert claim.doc is not None
+        try:
+            done = self.s3.replace_marker(s.bucket, claim.key, bc.settled(claim.doc, state, datetime.now(UTC)), claim.etag,
+                                          kms_key_id=s.kms_key_id)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - the claim then expires (batch_claims' rule)
+            done, reason = None, am.failure_reason(exc)
+        else:
+            reason = "it was changed by another run (taken over after it expired)"
+        if done is None:
+            self.log.warning("summary claim %s could not be marked %s: %s", layout.s3_uri(s.bucket, claim.key), state, reason)
 
     def _publish_group(self, messages: dict[str, OutgoingMessage]) -> tuple[Any, BaseException | None]:
         try:
@@ -806,6 +901,7 @@ class ArchiveRun:
         keys = (
             "received", "archived", "already_archived", "quarantined", "dead_lettered", "retained", "duplicates",
             "conflicts", "bytes", "manifests", "notifications", "deleted", "delete_failed", "notify_failed", "bundles",
+            "summaries_already_published", "summaries_held_elsewhere",
         )  # fmt: skip
         out: dict[str, Any] = {k: int(self.counts[k]) for k in keys}
         out["prefixes"] = sorted(self.prefixes)[:REPORT_LIST_LIMIT]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from airflow_reliable_messaging.domain import archive_layout
 from airflow_reliable_messaging.domain import redrive as rd
 from airflow_reliable_messaging.exceptions import MessageMoveTaskRefused, RedriveError
 from airflow_reliable_messaging.runs.redrive_common import (
@@ -40,12 +44,23 @@ class NativeRedrive:
         self.settings, self.sqs, self.dlq, self.routing, self.guard, self.log = settings, hooks.sqs, dlq, routing, guard, log
         self.client = client  # redrives client side instead (auto mode)
         self.task_handle: str | None = None
+        self.claim: tuple[str, str, dict] | None = None  # the start claim won: key, ETag, document
+        self.claimed_by: dict | None = None  # the start claim of the run whose task is running
 
     def run(self, report: rd.RedriveReport) -> RedriveOutcome:
+        task = self.sqs.running_message_move_task(self.dlq.arn)
+        if task is None and self.settings.keeps_ledger:  # the ledger's recording and the start, claimed
+            task = self._claim_start()
+        try:
+            return self._run(report, task)
+        finally:
+            if self.claim is not None:
+                self._settle_claim()
+
+    def _run(self, report: rd.RedriveReport, task: dict | None) -> RedriveOutcome:
         s, sqs, dlq_arn = self.settings, self.sqs, self.dlq.arn
         target = self.routing.target
         rate = int(s.rate_per_second) if s.rate_per_second else None
-        task = sqs.running_message_move_task(dlq_arn)
         recorded: tuple[str, int] | None = None
         if task is None:
             if s.max_redrives is not None:
@@ -76,11 +91,11 @@ class NativeRedrive:
         if task is not None:
             if s.on_task_running != "attach":
                 raise RedriveError(
-                    f"a message-move task is already running on {dlq_arn} (started "
-                    f"{task.get('StartedTimestamp')}); set on_task_running='attach' to wait for it"
+                    f"a message-move task is already running on {dlq_arn}: {self._describe(task)}; nothing done by this "
+                    "run; set on_task_running='attach' to wait for it"
                 )
             self.task_handle = task.get("TaskHandle")
-            report.reason += "; attached to the task already running"
+            report.reason += f"; attached to the task already running ({self._describe(task)})"
         else:
             listed = sqs.list_message_move_tasks(dlq_arn)
             # the handle is listed only while RUNNING: a task that already finished is the newest
@@ -99,6 +114,79 @@ class NativeRedrive:
                 report.task["TaskHandle"] = self.task_handle  # lets a wait step cancel it when killed
             return RedriveOutcome(report)
         return RedriveOutcome(report, waiting=True, started_timestamp=task.get("StartedTimestamp"))
+
+    def _describe(self, task: dict) -> str:
+        """The running task, named: handle, start, progress and (from its start claim) the run."""
+        by = f", started by run {self.claimed_by.get('holder')!r}" if self.claimed_by else ""
+        return (
+            f"task {task.get('TaskHandle')} started {task.get('StartedTimestamp')} (epoch ms){by}, "
+            f"{task.get('ApproximateNumberOfMessagesMoved')} of {task.get('ApproximateNumberOfMessagesToMove')} moved"
+        )
+
+    # -- the start claim (domain/redrive.py: start_claim_key) ------------------------------------------
+    def _claim_start(self) -> dict | None:
+        """Claim the recording and the start: None when this run won it (``self.claim``); else the
+        task now running, started by the claim's holder. Raises RedriveError when the holder has
+        not started its task within START_CLAIM_WAIT, or the claim is unreadable."""
+        s, s3, sqs, dlq_arn = self.settings, self.guard.s3, self.sqs, self.dlq.arn
+        bucket = s.quarantine_bucket
+        if not bucket:
+            raise RedriveError("the start claim is kept in the quarantine bucket: none is set")
+        key = rd.start_claim_key(s.quarantine_prefix, dlq_arn)
+        uri = archive_layout.s3_uri(bucket, key)
+        holder = f"{s.run_id} on {socket.gethostname()} pid {os.getpid()}"
+        deadline = time.monotonic() + rd.START_CLAIM_WAIT
+        while True:
+            mine = rd.start_claim(dlq_arn, holder, datetime.now(UTC))
+            body = json.dumps(mine, sort_keys=True).encode()
+            found = s3.claim_marker(s.quarantine_bucket, key, body, kms_key_id=s.kms_key_id)
+            if found.created:
+                self.claim = (key, found.etag, mine)
+                return None
+            held = rd.parse_start_claim(found.body)
+            if held is None:
+                raise RedriveError(f"the native redrive start claim {uri} is unreadable: nothing done; delete it and run again")
+            verdict = rd.judge_start_claim(held, datetime.now(UTC))
+            running = sqs.running_message_move_task(dlq_arn)
+            if running is not None:  # the holder's task (or one started outside this provider)
+                self.claimed_by = held
+                return running
+            if verdict in (rd.CLAIM_STARTED, rd.CLAIM_TAKE_OVER):  # its task ended, it gave up, or it died
+                etag = s3.replace_marker(s.quarantine_bucket, key, body, found.etag, kms_key_id=s.kms_key_id)
+                if etag is not None:
+                    if held["state"] == rd.CLAIM_CLAIMED:
+                        self.log.warning("Took over the expired native redrive claim %s of run %r (claimed %s)",
+                                         uri, held.get("holder"), held.get("claimed_at"))  # fmt: skip
+                    self.claim = (key, etag, mine)
+                    return None
+                continue  # another run changed it first: look again
+            if time.monotonic() >= deadline:
+                raise RedriveError(
+                    f"run {held.get('holder')!r} is starting a native redrive of {dlq_arn} (its claim {uri}, taken "
+                    f"{held.get('claimed_at')}, expires {held.get('expires_at')}) and started no task within "
+                    f"{rd.START_CLAIM_WAIT:.0f} s: nothing done by this run; run again once its task runs, or after the claim expires"
+                )
+            time.sleep(min(max(s.poll_interval, 0.1), 1.0))
+
+    def _settle_claim(self) -> None:
+        """``started`` (with the task) or ``released`` (no task), on the ETag this run wrote."""
+        assert self.claim is not None
+        key, etag, doc = self.claim
+        s = self.settings
+        now = datetime.now(UTC).isoformat()
+        if self.task_handle:
+            doc = {**doc, "state": rd.CLAIM_STARTED, "task_handle": self.task_handle, "started_at": now}
+        else:
+            doc = {**doc, "state": rd.CLAIM_RELEASED, "released_at": now}
+        try:
+            done = self.guard.s3.replace_marker(s.quarantine_bucket, key, json.dumps(doc, sort_keys=True).encode(), etag,
+                                                kms_key_id=s.kms_key_id)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - it expires (START_CLAIM_EXPIRY)
+            self.log.warning("Native redrive claim s3://%s/%s could not be marked %s: %s", s.quarantine_bucket, key, doc["state"], exc)
+            return
+        if done is None:
+            self.log.warning("Native redrive claim s3://%s/%s was changed by another run", s.quarantine_bucket, key)
+        self.claim = None
 
     def wait(self, started_timestamp: int | None) -> dict:
         """Poll the task until it ends (in the worker); its summary."""

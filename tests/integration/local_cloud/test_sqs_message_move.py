@@ -195,3 +195,48 @@ def test_destination_vanishing_mid_task_fails_the_task(aws, unique):
     assert task["FailureReason"] == "AWS.SimpleQueueService.NonExistentQueue"
     assert "TaskHandle" not in task
     assert _depth(sqs, dlq_url) == 10 - task["ApproximateNumberOfMessagesMoved"] > 0
+
+
+def _start_after_barrier(kwargs, source_arn, barrier, results):
+    import boto3
+
+    sqs = boto3.session.Session().client("sqs", **kwargs)
+    sqs.list_queues()  # connection made before the release
+    barrier.wait(timeout=60)
+    try:
+        results.put(("started", sqs.start_message_move_task(SourceArn=source_arn, MaxNumberOfMessagesPerSecond=1)["TaskHandle"]))
+    except ClientError as exc:
+        results.put(_error_tuple(exc))
+
+
+def _error_tuple(exc):
+    return exc.response["Error"]["Code"], exc.response["Error"]["Message"]
+
+
+def test_concurrent_starts_on_one_source_start_exactly_one_task(local_cloud, aws, unique):
+    """SQS supports only one active message movement task per queue at any given time
+    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html):
+    four processes released together by a barrier start a task on one DLQ; exactly one gets a
+    handle, the others the refusal, and one task is listed — the emulation checks and records the
+    task under one lock, so the refusal is atomic."""
+    import multiprocessing
+
+    sqs = aws("sqs")
+    (_, dlq_arn), [(src_url, _)] = _with_dlq(sqs, unique)
+    _dead_letter(sqs, src_url, [f"m{i}" for i in range(6)])
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_start_after_barrier, args=(local_cloud.boto3_kwargs(), dlq_arn, barrier, results)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    started = [handle for what, handle in outcomes if what == "started"]
+    refused = [o for o in outcomes if o[0] != "started"]
+    assert len(started) == 1, outcomes
+    assert len(refused) == 3 and all(code == "InvalidParameterValue" and text.startswith("There is already a task running")
+                                     for code, text in refused), outcomes  # fmt: skip
+    [task] = sqs.list_message_move_tasks(SourceArn=dlq_arn, MaxResults=10)["Results"]
+    assert task["TaskHandle"] == started[0]
+    sqs.cancel_message_move_task(TaskHandle=started[0])

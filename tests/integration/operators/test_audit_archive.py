@@ -701,6 +701,97 @@ def test_mapped_workers_on_one_queue_write_each_record_manifest_line_and_summary
     assert sum(s["counts"]["archived"] for s in summaries) == total
 
 
+# -- a batch's summary published once, by construction (issue 17) ------------------------------------
+def _summaries(env, wait: float = 0) -> Counter[str]:
+    """The batch_archived summaries at the topic's subscriber, counted per batch id."""
+    return Counter(json.loads(m["Body"])["batchID"] for m in env.drain(env.observer_url, wait=wait))
+
+
+def test_two_workers_flushing_one_batch_at_once_publish_its_summary_once(archive_env, faults):
+    """Issue 17: a standard queue can hand one message to two consumers at once
+    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/standard-queues-at-least-once-delivery.html);
+    with a visibility timeout of 0 the local cloud does it every time, so two workers in separate
+    processes, released together, both receive the same five messages and flush the same batch.
+    Their deletes are held back 3 s (a fault of the local cloud) so that neither removes the
+    messages before the other received them. Both used to publish the batch's summary (two at the
+    subscriber of a standard topic); now each claims it first with If-None-Match, which S3 lets
+    exactly one concurrent writer win
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html)."""
+    from local_cloud.faults_client import delay
+
+    env = archive_env
+    for n in range(5):
+        env.send(seed_body(f"shared {n}".encode(), txn=f"tx-{n}", messageID=f"s{n}"))
+    kwargs = {"task_id": "archive", "queue_url": env.queue_url, "bucket": env.bucket, "prefix": PREFIX, "topic_arn": env.topic_arn,
+              "notifications": "per_batch", "wait_time_seconds": 0, "visibility_timeout": 0, "max_messages": 5,
+              "records_per_manifest": 5}  # fmt: skip
+    with faults.injecting([delay("sqs", "DeleteMessageBatch", seconds=3)]):
+        reports = _archive_in_processes(2, kwargs)
+    assert all("error" not in r for r in reports), reports
+    assert [r["received"] for r in reports] == [5, 5], reports  # both really held the whole batch
+
+    assert sorted(_summaries(env, wait=1).values()) == [1]  # one summary of the one batch at the subscriber
+    claims = env.keys(f"{PREFIX}/{layout.NOTIFIED}/")
+    assert len(claims) == 1 and json.loads(env.get(claims[0])["Body"].read())["state"] == "published"
+    # the loser says so (counted at the subscriber above, not from these)
+    lost = [r for r in reports if r["summaries_already_published"] or r["summaries_held_elsewhere"]]
+    assert len(lost) == 1 and sum(r["notifications"] for r in reports) == 1, reports
+
+
+def test_a_retry_after_a_lost_delete_does_not_publish_the_batch_summary_again(archive_env, faults):
+    """Issue 17: the summary went out, the SQS delete did not (here every DeleteMessageBatch fails,
+    as a worker killed between PublishBatch and the delete would leave it): the messages come back
+    after the visibility timeout and the retry flushes the same batch. Its claim, left ``published``
+    by the first run, keeps the standard topic's subscriber at one summary; the retry deletes the
+    messages."""
+    from local_cloud.faults_client import server_error
+
+    env = archive_env
+    for n in range(4):
+        env.send(seed_body(f"lost delete {n}".encode(), txn=f"tx-{n}", messageID=f"d{n}"))
+    with faults.injecting([server_error("sqs", "DeleteMessageBatch", status=500)]):
+        first = env.operator(notifications="per_batch", visibility_timeout=1,
+                             botocore_config={"retries": {"mode": "standard", "total_max_attempts": 1}}).execute({})  # fmt: skip
+    assert first["notifications"] == 1 and first["delete_failed"] == 4
+    time.sleep(1.2)
+    retry = env.operator(notifications="per_batch").execute({})
+
+    assert sorted(_summaries(env).values()) == [1] and env.depth() == 0  # one summary at the subscriber
+    assert retry["already_archived"] == 4 and retry["summaries_already_published"] == 1 and retry["deleted"] == 4
+
+
+def test_a_summary_claim_left_by_a_crashed_run_holds_until_it_expires_then_is_taken_over_once(archive_env):
+    """The expiry rule (domain/batch_claims.py): a ``claimed`` claim whose holder died is honoured
+    until its ``expires_at`` (the records stay in the queue, nothing is published), then taken over
+    with If-Match on its ETag and the summary published once."""
+    from datetime import UTC, datetime, timedelta
+
+    from airflow_reliable_messaging.domain import archive_events, batch_claims
+
+    env = archive_env
+    ids = [f"c{n}" for n in range(3)]
+    for n, mid in enumerate(ids):
+        env.send(seed_body(f"crashed {n}".encode(), txn=f"tx-{n}", messageID=mid))
+    key = layout.notification_claim_key(PREFIX, archive_events.batch_id(ids))
+
+    def crashed(claimed_ago: timedelta) -> None:
+        body = batch_claims.claim_body(archive_events.batch_id(ids), "s3://x/y", "crashed run", datetime.now(UTC) - claimed_ago)
+        env.aws("s3").put_object(Bucket=env.bucket, Key=key, Body=body)
+
+    crashed(timedelta(minutes=1))  # live (or crashed less than 15 minutes ago)
+    held = env.operator(notifications="per_batch", visibility_timeout=1).execute({})
+    assert _summaries(env) == Counter() and env.depth() == 3  # nothing at the subscriber, the records wait
+    assert held["summaries_held_elsewhere"] == 1 and held["notifications"] == 0 and held["retained"] == 3
+    time.sleep(1.2)
+
+    crashed(batch_claims.CLAIM_EXPIRY + timedelta(seconds=1))  # expired
+    taken = env.operator(notifications="per_batch").execute({})
+    assert taken["notifications"] == 1 and taken["deleted"] == 3 and env.depth() == 0
+    assert sorted(_summaries(env).values()) == [1]
+    claim = json.loads(env.get(key)["Body"].read())
+    assert claim["state"] == "published" and claim["holder"].startswith("no DAG run archive")
+
+
 def test_per_batch_summaries_kms_and_bounded_runs(archive_env):
     env = archive_env
     key_id = env.aws("kms").create_key()["KeyMetadata"]["KeyId"]

@@ -760,3 +760,59 @@ def test_client_workers_share_the_approved_budget(local_cloud, aws, unique):
     assert report["moved"] == 13 and "at most the 13 approved" in report["reason"], report
     assert len(set(m["Body"] for m in _drain(sqs, src_url))) == 13
     assert _depth(sqs, dlq_url) == 12
+
+
+# -- two redrives of one DLQ started together (issue 17) ------------------------------------------------
+def _redrive_after_barrier(kwargs, run_id, barrier, results):
+    try:
+        op = _op(**kwargs)
+        op.sqs_hook.get_conn(), op.s3_hook.get_conn()  # clients built before the release
+        barrier.wait(timeout=60)
+        results.put((run_id, _run(op, {"run_id": run_id, "ti": _Ti()})))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        results.put((run_id, {"error": f"{type(exc).__name__}: {exc}"}))
+
+
+def _two_redrives_at_once(kwargs: dict) -> dict[str, dict]:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    runs = ["scheduled__a", "manual__b"]
+    procs = [ctx.Process(target=_redrive_after_barrier, args=(kwargs, r, barrier, results)) for r in runs]
+    for p in procs:
+        p.start()
+    out = dict(results.get(timeout=180) for _ in procs)
+    for p in procs:
+        p.join(timeout=30)
+    return out
+
+
+def test_two_native_redrives_of_one_dlq_started_together_move_each_message_once(local_cloud, aws, unique, quarantine):
+    """Issue 17: SQS allows one active message-move task per source queue and refuses a second
+    start ("There is already a task running...",
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html).
+    Two redrive tasks in separate processes, released together on one DLQ: each message reaches
+    its source queue once (counted at the queue), and the run that did not start the task says
+    which task runs (its handle and start time)."""
+    sqs = aws("sqs")
+    (dlq_url, dlq_arn), [(src_url, _)] = _with_dlq(sqs, unique)
+    bodies = [f"m{i}" for i in range(12)]
+    _send(sqs, src_url, bodies)
+    _fail_consumer(sqs, src_url)
+    assert _depth(sqs, dlq_url) == 12
+    kwargs = {"dlq": dlq_url, "quarantine_bucket": quarantine, "rate_per_second": 4, "deferrable": False}
+    outcomes = _two_redrives_at_once(kwargs)
+
+    deadline = time.monotonic() + 30
+    while _depth(sqs, dlq_url) and time.monotonic() < deadline:  # (a run that failed leaves the task running)
+        time.sleep(0.2)
+    arrived = _drain(sqs, src_url)
+    assert sorted(m["Body"] for m in arrived) == sorted(bodies), outcomes  # each message once at its source
+    assert _depth(sqs, dlq_url) == 0
+    [task] = sqs.list_message_move_tasks(SourceArn=dlq_arn, MaxResults=10)["Results"]  # one task was started
+    started = [r for r, o in outcomes.items() if "error" not in o and o.get("mode") == "native" and "attached" not in o["reason"]]
+    assert len(started) == 1, outcomes
+    [other] = [o for r, o in outcomes.items() if r != started[0]]
+    assert "error" in other and "already running" in other["error"] and str(task["StartedTimestamp"]) in other["error"], outcomes
+    assert f"started by run '{started[0]} on " in other["error"], outcomes  # the run that holds the start claim
