@@ -8,6 +8,7 @@ on first use, and stops at the end even when tests fail.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,9 @@ from local_cloud.control import LocalCloud  # noqa: E402
 # local cloud (or an Airflow database) is ``localcloud``; every other one is ``unit`` — pure logic,
 # DAG parsing, serialisation — and ``scripts/test.sh -m unit`` runs that fast tier alone.
 _SERVER_FIXTURES = {"local_cloud", "airflow_db"}
+# Tests on the session's real Airflow (``airflow_server``) run last, one after the other: the server
+# starts once for all of them, and never idles beside the rest of the suite on a small machine.
+_AIRFLOW_SERVER_FIXTURE = "airflow_server"
 
 
 def pytest_configure(config):
@@ -53,6 +57,9 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.localcloud)
         elif not item.get_closest_marker("localcloud") and not item.get_closest_marker("package"):
             item.add_marker(pytest.mark.unit)
+    on_server = [item for item in items if _AIRFLOW_SERVER_FIXTURE in getattr(item, "fixturenames", ())]
+    if on_server:
+        items[:] = [item for item in items if item not in on_server] + on_server
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +84,24 @@ def airflow_db():
     """A migrated Airflow metadata database (sqlite) for tests that run DAGs."""
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ)
     return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def airflow_server(local_cloud):
+    """One real Airflow on loopback for the session (tests/ui/airflow_server.py: UI + REST API,
+    scheduler and, on 3.x, DAG processor), shared by the UI tests and the scheduler test: a start
+    is a database migration and three processes. Every DAG is paused at creation; a test unpauses
+    what it runs, and a test that unpauses a scheduled DAG pauses it again."""
+    from tests.ui.airflow_server import AirflowServer
+
+    home = Path(tempfile.mkdtemp(prefix="arm-airflow-server-"))
+    server = AirflowServer(home).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        if not os.environ.get("ARM_UI_KEEP_HOME"):
+            shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
