@@ -5,6 +5,10 @@
         ...
 
 The servers run in a child process under the local-cloud virtual environment's Python.
+
+With ``LOCAL_CLOUD_ATTACH=<state.json of a running local cloud>`` in the environment, ``LocalCloud()``
+(no workdir given) uses that cloud instead of starting one, and leaves it running at the end: the
+test suite runs the docs' examples, as written, against its session's cloud (tests/integration/docs).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PYTHON = REPO_ROOT / ".venvs" / "localcloud" / "bin" / "python"
+ATTACH_ENV = "LOCAL_CLOUD_ATTACH"
 
 
 class LocalCloudError(RuntimeError):
@@ -42,6 +47,11 @@ class LocalCloud:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float = 90.0) -> LocalCloud:
+        attach = os.environ.get(ATTACH_ENV) if self._own_workdir else None
+        if attach:  # a running cloud's state file: use it, start nothing, stop nothing
+            self.state = json.loads(Path(attach).read_text())
+            self._wait_healthy(time.monotonic() + timeout)
+            return self
         if not self.python.exists():
             raise LocalCloudError(f"{self.python} not found: run scripts/bootstrap.sh first")
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ on first use, and stops at the end even when tests fail.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,9 @@ pytest_plugins = ("pytester",)  # tests/unit/test_tiers.py runs this file in a t
 _SERVER_FIXTURES = {"local_cloud", "airflow_db"}
 _TIERS = {"unit": REPO_ROOT / "tests" / "unit", "integration": REPO_ROOT / "tests" / "integration"}
 _MISPLACED = pytest.StashKey[str]()
+# Tests on the session's real Airflow (``airflow_server``) run last, one after the other: the server
+# starts once for all of them, and never idles beside the rest of the suite on a small machine.
+_AIRFLOW_SERVER_FIXTURE = "airflow_server"
 
 
 def pytest_configure(config):
@@ -79,6 +83,9 @@ def pytest_collection_modifyitems(config, items):
                     f"{item.nodeid} is a unit test but has {' and '.join(needs)}: the unit tier starts no server "
                     "and builds nothing — move it under tests/integration/ (mirroring its place in tests/unit/)"
                 )
+    on_server = [item for item in items if _AIRFLOW_SERVER_FIXTURE in getattr(item, "fixturenames", ())]
+    if on_server:
+        items[:] = [item for item in items if item not in on_server] + on_server
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -111,6 +118,24 @@ def airflow_db():
     """A migrated Airflow metadata database (sqlite) for tests that run DAGs."""
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ)
     return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def airflow_server(local_cloud):
+    """One real Airflow on loopback for the session (tests/integration/ui/airflow_server.py: UI + REST API,
+    scheduler and, on 3.x, DAG processor), shared by the UI tests and the scheduler test: a start
+    is a database migration and three processes. Every DAG is paused at creation; a test unpauses
+    what it runs, and a test that unpauses a scheduled DAG pauses it again."""
+    from tests.integration.ui.airflow_server import AirflowServer
+
+    home = Path(tempfile.mkdtemp(prefix="arm-airflow-server-"))
+    server = AirflowServer(home).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        if not os.environ.get("ARM_UI_KEEP_HOME"):
+            shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

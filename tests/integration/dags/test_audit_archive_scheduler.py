@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import tempfile
 import time
 import urllib.parse
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
-from tests.integration.ui.airflow_server import AirflowServer, _airflow_major
+from tests.integration.ui.airflow_server import _airflow_major
 
 pytestmark = [
     pytest.mark.localcloud,
@@ -43,7 +40,7 @@ def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def test_mapped_archive_workers_overlap_under_the_scheduler_and_archive_each_record_once(local_cloud, aws, unique, monkeypatch):
+def test_mapped_archive_workers_overlap_under_the_scheduler_and_archive_each_record_once(airflow_server, aws, unique):
     sqs, s3, sns = aws("sqs"), aws("s3"), aws("sns")
     queue = sqs.create_queue(QueueName=unique("scale-in"))["QueueUrl"]
     bucket = unique("scale-archive")
@@ -54,22 +51,23 @@ def test_mapped_archive_workers_overlap_under_the_scheduler_and_archive_each_rec
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=observer_arn, Attributes={"RawMessageDelivery": "true"})
     for start in range(0, RECORDS, 10):
         sqs.send_message_batch(QueueUrl=queue, Entries=[{"Id": str(i), "MessageBody": _seed(i)} for i in range(start, start + 10)])
-    for name, value in {"QUEUE_URL": queue, "BUCKET": bucket, "PREFIX": "scaled", "TOPIC_ARN": topic,
-                        "NOTIFICATIONS": "per_batch", "WORKERS": str(WORKERS)}.items():  # fmt: skip
-        monkeypatch.setenv(f"AIRFLOW_VAR_AUDIT_ARCHIVE_{name}", value)
-
-    home = Path(tempfile.mkdtemp(prefix="arm-scale-airflow-"))
-    server = AirflowServer(home).start()
+    server = airflow_server  # the session's Airflow (tests/conftest.py): Variables through its API
+    variables = {"queue_url": queue, "bucket": bucket, "prefix": "scaled", "topic_arn": topic,
+                 "notifications": "per_batch", "workers": str(WORKERS)}  # fmt: skip
+    for name, value in variables.items():
+        server.request("POST", "/variables", {"key": f"audit_archive_{name}", "value": value})
     try:
+        before = set(server.runs("audit_archive"))
         server.unpause("audit_archive")  # catchup=False: the scheduler makes one run for the latest interval
-        run_id = server.wait_for_new_run("audit_archive", set(), timeout=120)
+        run_id = server.wait_for_new_run("audit_archive", before, timeout=120)
         state = server.wait_for_run_end("audit_archive", run_id, timeout=600)
         quoted = urllib.parse.quote(run_id, safe="")
         tis = server.request("GET", f"/dags/audit_archive/dagRuns/{quoted}/taskInstances?limit=100")["task_instances"]
         logs = server.logs_tail()
-    finally:
-        server.stop()
-        shutil.rmtree(home, ignore_errors=True)
+    finally:  # the server outlives this test: no further scheduled runs, no Variables left
+        server.request("PATCH", "/dags/audit_archive?update_mask=is_paused", {"is_paused": True})
+        for name in variables:
+            server.request("DELETE", f"/variables/audit_archive_{name}")
 
     assert state == "success", logs
     workers = sorted((ti for ti in tis if ti["task_id"] == "archive"), key=lambda ti: ti["map_index"])

@@ -11,6 +11,15 @@ import pytest
 DAG_FILE = Path(__file__).resolve().parents[3] / "dags" / "dlq_redrive.py"
 
 
+@pytest.fixture(autouse=True)
+def _no_operations_table(monkeypatch):
+    """The DAG's run monitoring (default_args callbacks) still runs after every task, with its
+    Snowflake operations table off: a Snowflake session per task try adds up over these runs (the
+    loop-guard tests make 25 task tries each). Recording is tested in tests/notifications and by the
+    weekly DAG's test; the UI server turns it off the same way (tests/integration/ui/airflow_server.py)."""
+    monkeypatch.setenv("AIRFLOW_VAR_ARM_MONITORING_RECORD", "false")
+
+
 def _load_dag():
     spec = importlib.util.spec_from_file_location("dlq_redrive_dag_under_test", DAG_FILE)
     module = importlib.util.module_from_spec(spec)

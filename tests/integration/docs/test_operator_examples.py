@@ -1,5 +1,7 @@
-"""Every runnable example in docs/ runs as written against its own local cloud, exits 0 and prints
-what its page says it does (the Snowflake load example has its own test)."""
+"""Every runnable example in docs/ runs as written, exits 0 and prints what its page says it does
+(the Snowflake load example has its own test). The example's ``LocalCloud()`` attaches to the test
+session's local cloud (``LOCAL_CLOUD_ATTACH``, local_cloud/control.py) instead of starting one of its
+own: the same servers, without a cloud start per example."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from local_cloud.control import ATTACH_ENV
+
 ROOT = Path(__file__).resolve().parents[3]
 OWN_TEST = {"snowflake_audit_load_example.py"}  # tests/integration/docs/test_snowflake_audit_load_example.py
 EXAMPLES = sorted(p for p in (ROOT / "docs").rglob("*_example.py") if p.name not in OWN_TEST)
@@ -21,10 +25,10 @@ def test_examples_are_found():
     assert {p.name for p in EXAMPLES} >= {"audit_archive_example.py", "redrive_example.py", "replay_example.py"}
 
 
-@pytest.mark.localcloud  # each example starts a local cloud of its own
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
-def test_example_runs(example, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}  # it starts its own cloud
+def test_example_runs(example, tmp_path, local_cloud):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}  # it sets its own from the cloud
+    env[ATTACH_ENV] = str(local_cloud.state_file)  # its LocalCloud() uses the session's cloud
     result = subprocess.run([sys.executable, str(example)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"{example.name} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     printed = "\n".join(line for line in result.stdout.splitlines() if not LOG_LINE.match(line))

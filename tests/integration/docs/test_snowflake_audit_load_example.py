@@ -6,18 +6,17 @@ import importlib.util
 import os
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.localcloud  # the example starts a local cloud of its own
+from local_cloud.control import ATTACH_ENV
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "operators" / "snowflake_audit_load_example.py"
 
 
-def test_example_loads_once_and_the_second_load_changes_nothing():
+def test_example_loads_once_and_the_second_load_changes_nothing(local_cloud, monkeypatch):
+    monkeypatch.setenv(ATTACH_ENV, str(local_cloud.state_file))  # its LocalCloud() uses the session's cloud
     spec = importlib.util.spec_from_file_location("snowflake_audit_load_example", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    saved = dict(os.environ)  # the example points the connections at its own local cloud
+    saved = dict(os.environ)  # the example points the connections at the cloud it got
     try:
         result = module.main()
     finally:

@@ -94,3 +94,19 @@ def test_the_servers_stop_when_the_process_that_started_them_is_killed(tmp_path)
     finally:
         if running(server_pid):
             os.kill(server_pid, 9)
+
+
+def test_a_default_local_cloud_attaches_to_the_running_one_named_by_local_cloud_attach(local_cloud, aws, unique, monkeypatch):
+    """How the docs' examples run on the test session's cloud (tests/integration/docs): ``LocalCloud()`` with
+    ``LOCAL_CLOUD_ATTACH`` uses that cloud's endpoints, starts no server and, at the end of its
+    ``with`` block, leaves the running cloud serving."""
+    from local_cloud.control import ATTACH_ENV, LocalCloud
+
+    monkeypatch.setenv(ATTACH_ENV, str(local_cloud.state_file))
+    bucket = unique("attached")
+    with LocalCloud() as attached:
+        assert attached.state == local_cloud.state and attached._proc is None
+        import boto3
+
+        boto3.client("s3", **attached.boto3_kwargs()).create_bucket(Bucket=bucket)
+    assert bucket in {b["Name"] for b in aws("s3").list_buckets()["Buckets"]}  # the same servers, still up

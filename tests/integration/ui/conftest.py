@@ -11,13 +11,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
-from tests.integration.ui.airflow_server import AirflowServer
 from tests.integration.ui.trigger_form import FlaskTriggerForm, ReactTriggerForm
 from tests.integration.ui.webdriver import Browser
 
@@ -44,18 +42,12 @@ def artifacts() -> Path:
 
 
 @pytest.fixture(scope="module")
-def airflow_ui(local_cloud):
-    """Airflow's UI + REST API, scheduler (and, on 3.x, DAG processor) with the project's dags/."""
-    home = Path(tempfile.mkdtemp(prefix="arm-ui-airflow-"))
-    server = AirflowServer(home).start()
-    try:
-        for dag_id in MANUAL_DAGS:
-            server.unpause(dag_id)
-        yield server
-    finally:
-        server.stop()
-        if not os.environ.get("ARM_UI_KEEP_HOME"):
-            shutil.rmtree(home, ignore_errors=True)
+def airflow_ui(airflow_server):
+    """Airflow's UI + REST API, scheduler (and, on 3.x, DAG processor) with the project's dags/:
+    the session's server (tests/conftest.py), the manual DAGs unpaused."""
+    for dag_id in MANUAL_DAGS:
+        airflow_server.unpause(dag_id)
+    return airflow_server
 
 
 @pytest.fixture(scope="module")
