@@ -136,14 +136,14 @@ def split(records: Iterable[BundledRecord | EncodedRecord], max_bytes: int = MAX
 def encode_bundle(records: list[BundledRecord] | list[EncodedRecord], bundle_uri: str) -> tuple[bytes, list[Placed]]:
     """The gzip bytes of a bundle (deterministic: no timestamp in the header) and each line's place."""
     uri = json.dumps(bundle_uri).encode()
-    placed, lines, offset = [], [], 0
+    placed, parts, offset = [], [], 0
     for item in records:
         encoded = item if isinstance(item, EncodedRecord) else encode(item)
-        line = encoded.head + uri + encoded.tail
-        placed.append(Placed(encoded.message_id, offset, len(line)))
-        lines.append(line)
-        offset += len(line)
-    return gzip.compress(b"".join(lines), compresslevel=6, mtime=0), placed
+        length = encoded.length(len(uri))
+        placed.append(Placed(encoded.message_id, offset, length))
+        parts += (encoded.head, uri, encoded.tail)  # joined once: no copy of each line
+        offset += length
+    return gzip.compress(b"".join(parts), compresslevel=6, mtime=0), placed
 
 
 def decompress(data: bytes, max_bytes: int = MAX_BUNDLE_BYTES) -> bytes:
