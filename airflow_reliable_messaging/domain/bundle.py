@@ -136,7 +136,9 @@ def split(records: Iterable[BundledRecord | EncodedRecord], max_bytes: int = MAX
 def encode_bundle(records: list[BundledRecord] | list[EncodedRecord], bundle_uri: str) -> tuple[bytes, list[Placed]]:
     """The gzip bytes of a bundle (deterministic: no timestamp in the header) and each line's place."""
     uri = json.dumps(bundle_uri).encode()
-    placed, parts, offset = [], [], 0
+    placed: list[Placed] = []
+    parts: list[bytes] = []
+    offset = 0
     for item in records:
         encoded = item if isinstance(item, EncodedRecord) else encode(item)
         length = encoded.length(len(uri))

@@ -124,10 +124,17 @@ def _reference_line(record: bundle.BundledRecord, uri: str) -> bytes:
 VARIED = [
     *RECORDS,
     bundle.BundledRecord(
-        message_id="m4", body=json.dumps({"z": "\u00e9\u2603", "q": 'say "hi"\n', "n": [1, 2.5, None]}).encode(),
-        content_type="application/json", event_time="2026-11-30T10:00:00.000000Z", sha256="0" * 64, json_payload=True,
-        source_system="s\u00e9", message_type="claimJson", received_at="2026-11-30T10:00:01.000000Z",
-        trace_header="Root=1-abc", sqs_message_id="0f3c0a8e",
+        message_id="m4",
+        body=json.dumps({"z": "\u00e9\u2603", "q": 'say "hi"\n', "n": [1, 2.5, None]}).encode(),
+        content_type="application/json",
+        event_time="2026-11-30T10:00:00.000000Z",
+        sha256="0" * 64,
+        json_payload=True,
+        source_system="s\u00e9",
+        message_type="claimJson",
+        received_at="2026-11-30T10:00:01.000000Z",
+        trace_header="Root=1-abc",
+        sqs_message_id="0f3c0a8e",
     ),
     bundle.BundledRecord(message_id="m5", body=b"", content_type="text/plain", event_time="t", sha256="1" * 64),
 ]
