@@ -304,7 +304,22 @@ def section_memory(cloud, res: Results, profile: dict[str, Any]) -> None:
                        f"+{out['worst_growth_mb']} MB at most above the start, bound {out['bound_mb']} MB")  # fmt: skip
     res.row("memory", "largest growth above the run's start (any run) vs the stated bound", f"+{out['worst_growth_mb']} MB",
             "", "", f"<= +{out['bound_mb']:.0f} MB", status)  # fmt: skip
+    b = out["bundle"]
+    for r in (*b["runs"], b["full"]):
+        res.row("memory", f"archive layout=bundle, {r['records']} x {r['record_kb']} KB raw records ({r['bundles']} bundles): "
+                "peak RSS MB (before run)", f"{r['peak_rss_mb']:.0f} ({r['rss_before_mb']:.0f})", "", f"+{r['growth_mb']} MB",
+                f"(Python allocations peak {r['traced_peak_mb']:.1f} MB)", "")  # fmt: skip
+    status = res.check("memory_bundle_flat", b["peak_ratio"] <= TARGETS["memory_peak_ratio"],
+                       f"peak x{b['peak_ratio']} from {b['runs'][0]['records']} to {b['runs'][-1]['records']} bundled records")  # fmt: skip
+    res.row("memory", "  layout=bundle: peak growth with 4x the records", "", "", f"x{b['peak_ratio']}",
+            f"flat (<= x{TARGETS['memory_peak_ratio']})", status)  # fmt: skip
+    status = res.check("memory_bundle_bound", b["worst_growth_mb"] <= b["bound_mb"],
+                       f"+{b['worst_growth_mb']} MB at most above the start, bound per bundle {b['bound_mb']} MB")  # fmt: skip
+    res.row("memory", "  layout=bundle: largest growth above the run's start vs the stated bound per bundle",
+            f"+{b['worst_growth_mb']} MB", "", "", f"<= +{b['bound_mb']:.0f} MB", status)  # fmt: skip
     sizes = "_".join(str(r["records"]) for r in out["runs"])
+    res.metric(f"memory.bundle.{sizes}.peak_ratio", b["peak_ratio"], "lower")
+    res.metric("memory.bundle.full_flush.growth_mb", b["full"]["growth_mb"], "lower", timing=True)  # RSS in MB: noisy, tolerance of timings
     res.metric(f"memory.{sizes}.peak_ratio", out["peak_ratio"], "lower")
     res.metric("memory.larger_records.size_ratio", out["size_ratio"], "lower")
     res.metric(f"memory.{sizes}.traced_ratio", out["runs"][-1]["traced_peak_mb"] / out["runs"][0]["traced_peak_mb"], "lower")

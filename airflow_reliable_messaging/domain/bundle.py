@@ -74,43 +74,78 @@ def is_json(body: bytes, content_type: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class EncodedRecord:
+    """A record with its line encoded once, all but the URI of its bundle (which names the bundle's
+    records, so it is known only once they are grouped): ``head`` + the URI as JSON + ``tail``.
+
+    The line's keys are sorted and its body (``body`` or ``body_base64``) is the only key before
+    ``bundle``: ``head`` is ``{"body":...,"bundle":`` and ``tail`` the other keys and the newline."""
+
+    record: BundledRecord
+    head: bytes
+    tail: bytes
+
+    @property
+    def message_id(self) -> str:
+        return self.record.message_id
+
+    def line(self, bundle_uri: str) -> bytes:
+        return self.head + json.dumps(bundle_uri).encode() + self.tail
+
+    def length(self, bundle_uri_length: int) -> int:
+        """The line's length with a URI of that many bytes as JSON (quotes included)."""
+        return len(self.head) + bundle_uri_length + len(self.tail)
+
+
+def encode(record: BundledRecord) -> EncodedRecord:
+    """A record's line, encoded once (``EncodedRecord.line``: the same bytes as ``encode_line``)."""
+    try:
+        body: dict = {"body": record.body.decode("utf-8")}
+    except UnicodeDecodeError:
+        body = {"body_base64": base64.b64encode(record.body).decode("ascii")}
+    rest: dict = {"bundle_version": BUNDLE_VERSION, "message_id": record.message_id, "sha256": record.sha256,
+                  "size": record.size, "content_type": record.content_type, "event_time": record.event_time}  # fmt: skip
+    rest.update({k: getattr(record, k) for k in _OPTIONAL if getattr(record, k) is not None})
+    if record.json_payload:
+        rest["payload"] = json.loads(record.body)
+    head = json.dumps(body, sort_keys=True, separators=(",", ":"))[:-1] + ',"bundle":'
+    tail = "," + json.dumps(rest, sort_keys=True, separators=(",", ":"))[1:] + "\n"
+    return EncodedRecord(record, head.encode(), tail.encode())
+
+
 def encode_line(record: BundledRecord, bundle_uri: str) -> bytes:
     """One record's line (newline included): deterministic for the same record and bundle. It
     names its bundle (``bundle``: the load's payload table keys its rows on it)."""
-    line: dict = {"bundle_version": BUNDLE_VERSION, "bundle": bundle_uri, "message_id": record.message_id, "sha256": record.sha256,
-                  "size": record.size, "content_type": record.content_type, "event_time": record.event_time}  # fmt: skip
-    line.update({k: getattr(record, k) for k in _OPTIONAL if getattr(record, k) is not None})
-    try:
-        line["body"] = record.body.decode("utf-8")
-    except UnicodeDecodeError:
-        line["body_base64"] = base64.b64encode(record.body).decode("ascii")
-    if record.json_payload:
-        line["payload"] = json.loads(record.body)
-    return json.dumps(line, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    return encode(record).line(bundle_uri)
 
 
-def split(records: Iterable[BundledRecord], max_bytes: int = MAX_BUNDLE_BYTES) -> Iterator[list[BundledRecord]]:
-    """The records in groups whose NDJSON stays within ``max_bytes`` (one bundle each)."""
+def split(records: Iterable[BundledRecord | EncodedRecord], max_bytes: int = MAX_BUNDLE_BYTES) -> Iterator[list[EncodedRecord]]:
+    """The records, each encoded once, in groups whose NDJSON stays within ``max_bytes`` (one bundle each)."""
     from airflow_reliable_messaging.domain.batching import bounded_groups
 
-    def length(record: BundledRecord) -> int:
-        size = len(encode_line(record, "")) + _URI_ALLOWANCE
+    def length(item: EncodedRecord) -> int:
+        size = item.length(len('""')) + _URI_ALLOWANCE
         if size > max_bytes:
-            raise ValueError(f"record {record.message_id}: its bundle line ({size} bytes) exceeds {max_bytes} bytes")
+            raise ValueError(f"record {item.message_id}: its bundle line ({size} bytes) exceeds {max_bytes} bytes")
         return size
 
-    return bounded_groups(records, length, max_bytes)
+    return bounded_groups((r if isinstance(r, EncodedRecord) else encode(r) for r in records), length, max_bytes)
 
 
-def encode_bundle(records: list[BundledRecord], bundle_uri: str) -> tuple[bytes, list[Placed]]:
+def encode_bundle(records: list[BundledRecord] | list[EncodedRecord], bundle_uri: str) -> tuple[bytes, list[Placed]]:
     """The gzip bytes of a bundle (deterministic: no timestamp in the header) and each line's place."""
-    placed, lines, offset = [], [], 0
-    for record in records:
-        line = encode_line(record, bundle_uri)
-        placed.append(Placed(record.message_id, offset, len(line)))
-        lines.append(line)
-        offset += len(line)
-    return gzip.compress(b"".join(lines), compresslevel=6, mtime=0), placed
+    uri = json.dumps(bundle_uri).encode()
+    placed: list[Placed] = []
+    parts: list[bytes] = []
+    offset = 0
+    for item in records:
+        encoded = item if isinstance(item, EncodedRecord) else encode(item)
+        length = encoded.length(len(uri))
+        placed.append(Placed(encoded.message_id, offset, length))
+        parts += (encoded.head, uri, encoded.tail)  # joined once: no copy of each line
+        offset += length
+    return gzip.compress(b"".join(parts), compresslevel=6, mtime=0), placed
 
 
 def decompress(data: bytes, max_bytes: int = MAX_BUNDLE_BYTES) -> bytes:

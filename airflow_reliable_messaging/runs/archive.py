@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -57,6 +57,12 @@ BUNDLE_FLUSH_BYTES = 16 * 1024 * 1024
 # (its holder's critical section is one PublishBatch) before its records are left in the queue.
 CLAIM_POLL_SECONDS = 5.0
 CLAIM_POLL_INTERVAL = 0.25
+# ReceiveMessage requests in flight. The record layout's loop is bound by its writes (each
+# receive's records are written before the next one is taken): one receive ahead hides the
+# receive's round trip behind them. The bundle layout writes nothing per receive (its records are
+# written once per batch, at the flush), so its loop is bound by the receives themselves: two in
+# flight halve that wait.
+RECEIVES_IN_FLIGHT = {LAYOUT_RECORD: 1, LAYOUT_BUNDLE: 2}
 
 
 @dataclass(frozen=True)
@@ -190,6 +196,11 @@ class _BundleWriter:
             by_hour.setdefault(record.event_time.replace(minute=0, second=0, microsecond=0), []).append(record)
         out: list[_Pending] = []
         for hour, records in sorted(by_hour.items()):
+            # In message id order: a bundle's bytes, like its key (events.batch_id), follow from the
+            # set of its records, whatever order the receives returned them in (SQS does not keep
+            # one, and receives in flight together return in any order) — a redelivered batch
+            # rewrites the same object, found already archived.
+            records.sort(key=lambda r: r.message_id)
             for group in bundle.split(_bundled(r) for r in records):
                 written = self.write_bundle(hour, group, {r.message_id: r for r in records}, counts)
                 out += [_Pending(line, created, by_id[line.message_id][1]) for line, created in written]
@@ -197,18 +208,19 @@ class _BundleWriter:
         return out
 
     def write_bundle(
-        self, hour: datetime, group: list[bundle.BundledRecord], records: dict[str, am.AuditRecord], counts: Counter[str]
+        self, hour: datetime, group: list[bundle.EncodedRecord], records: dict[str, am.AuditRecord], counts: Counter[str]
     ) -> list[tuple[ArchivedRecord, bool]]:
         s = self.s
         key = layout.bundle_key(s.prefix, hour, events.batch_id(r.message_id for r in group).replace("batch-", "bundle-"))
         body, placed = bundle.encode_bundle(group, layout.s3_uri(s.bucket, key))
+        digest = hashlib.sha256(body).hexdigest()
         archived_at = datetime.now(UTC)
         try:
             result = self.s3.put_object_if_absent(
-                s.bucket, key, body, sha256_hex=hashlib.sha256(body).hexdigest(), content_type=bundle.BUNDLE_CONTENT_TYPE,
+                s.bucket, key, body, sha256_hex=digest, content_type=bundle.BUNDLE_CONTENT_TYPE,
                 metadata={"records": str(len(placed)), "bundle-version": str(bundle.BUNDLE_VERSION)}, kms_key_id=s.kms_key_id,
             )  # fmt: skip
-            if not result.created and result.object.sha256 != hashlib.sha256(body).hexdigest():
+            if not result.created and result.object.sha256 != digest:
                 raise RecordError(f"s3://{s.bucket}/{key} already holds other bytes; not overwritten")
         except Exception as exc:  # noqa: BLE001 - its records stay in the queue and go into a later bundle
             self.log.error("bundle s3://%s/%s could not be written (%d record(s) stay in the queue): %s",
@@ -217,13 +229,13 @@ class _BundleWriter:
         counts["bundles"] += 1
         stamp = am.isoformat(archived_at if result.created else (result.object.last_modified or archived_at))
         lines = []
-        for place, item in zip(placed, group, strict=True):
+        for place, item in zip(placed, (encoded.record for encoded in group), strict=True):
             line = am.archived_record(records[place.message_id], bucket=s.bucket, key=key, size=item.size, sha256=item.sha256,
                                       content_type=item.content_type, archived_at=stamp)  # fmt: skip
             lines.append((replace(line, bundle_offset=place.offset, bundle_length=place.length), result.created))
             counts["archived" if result.created else "already_archived"] += 1
         if result.created:
-            counts["bytes"] += sum(item.size for item in group)
+            counts["bytes"] += sum(encoded.record.size for encoded in group)
         self.prefixes.add(layout.s3_uri(s.bucket, layout.bundle_hour_prefix(s.prefix, hour)))
         self.log.info("bundle s3://%s/%s: %d record(s), %d bytes", s.bucket, key, len(placed), len(body))
         return lines
@@ -272,7 +284,7 @@ class ArchiveRun:
         self.flushing = None
         with (
             ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY, thread_name_prefix="archive-write") as self.pool,
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-receive") as self.receiver,
+            ThreadPoolExecutor(max_workers=max(RECEIVES_IN_FLIGHT.values()), thread_name_prefix="archive-receive") as self.receiver,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-flush") as self.flusher,
             ThreadPoolExecutor(max_workers=PUBLISH_CONCURRENCY, thread_name_prefix="archive-notify") as self.publisher,
             ThreadPoolExecutor(max_workers=DELETE_CONCURRENCY, thread_name_prefix="archive-delete") as self.deleter,
@@ -283,27 +295,44 @@ class ArchiveRun:
                 self.await_flush()
 
     def _drain(self) -> dict[str, Any]:
-        """Receive, write, flush — the next receive in flight while a receive's records are written
-        (each record's transaction claim and payload write are two round trips: the receive's
-        overlaps them)."""
+        """Receive, write, flush — the next receive(s) in flight while a receive's records are
+        written (each record's transaction claim and payload write are two round trips: the
+        receive's overlaps them; RECEIVES_IN_FLIGHT). The first empty receive ends the run: no
+        receive is started after it, those already in flight are still taken."""
         s = self.s
         deadline = time.monotonic() + s.max_run_seconds
         flush_age = s.visibility_timeout / 3 if s.visibility_timeout else 60.0
-        ahead: Future[tuple[list[dict], float]] | None = None
+        depth = RECEIVES_IN_FLIGHT.get(s.layout, 1)
+        ahead: deque[tuple[Future[tuple[list[dict], float]], int]] = deque()  # oldest first, with the messages each asked for
+        asked = 0  # messages the receives in flight asked for (within max_messages)
+        empty = False
+
+        def top_up(taken: int) -> str | None:
+            """Start receives until ``depth`` are in flight (``taken``: messages received, counted
+            or not yet); why not, if the run's budget is spent."""
+            nonlocal asked
+            while not empty and len(ahead) < depth:
+                stop = self.stop_reason(taken + asked, deadline)
+                if stop:
+                    return stop
+                want = min(10, s.max_messages - taken - asked)
+                ahead.append((self.receiver.submit(self.receive, want, deadline), want))
+                asked += want
+            return None
+
         while not self.halted:
-            received = self.counts["received"]
-            if ahead is None:
-                stop = self.stop_reason(received, deadline)
+            stop = top_up(self.counts["received"])
+            if not ahead:
                 if stop:
                     self.stopped = stop
-                    break
-                ahead = self.receiver.submit(self.receive, received, deadline)
-            messages, received_at = ahead.result()
-            ahead = None
-            if not messages:
                 break
-            if self.stop_reason(received + len(messages), deadline) is None:
-                ahead = self.receiver.submit(self.receive, received + len(messages), deadline)
+            future, want = ahead.popleft()
+            asked -= want
+            messages, received_at = future.result()
+            if not messages:
+                empty = True
+                continue
+            top_up(self.counts["received"] + len(messages))  # the next receive(s) in flight while these are written
             self.batch_started = self.batch_started or received_at
             self.process(messages)
             if (
@@ -312,8 +341,8 @@ class ArchiveRun:
                 or time.monotonic() - self.batch_started >= flush_age
             ):
                 self.flush()
-        if ahead is not None:  # halted with a receive in flight: those messages come back after their visibility timeout
-            left = len(ahead.result()[0])
+        for future, _ in ahead:  # halted with receives in flight: those messages come back after their visibility timeout
+            left = len(future.result()[0])
             self.counts.update(received=left, retained=left)
         if self.halted:
             self.stopped = "halted"
@@ -328,12 +357,12 @@ class ArchiveRun:
             return "time_budget"
         return None
 
-    def receive(self, received: int, deadline: float) -> tuple[list[dict], float]:
-        """One ReceiveMessage (up to 10, within max_messages and the time budget), and when."""
+    def receive(self, want: int, deadline: float) -> tuple[list[dict], float]:
+        """One ReceiveMessage (up to ``want`` <= 10 messages, within the time budget), and when."""
         s = self.s
         messages = self.sqs.receive_batch(
             s.queue_url,
-            max_messages=min(10, s.max_messages - received),
+            max_messages=want,
             visibility_timeout=s.visibility_timeout,
             wait_seconds=int(min(s.wait_time_seconds, max(deadline - time.monotonic(), 0))),
         )

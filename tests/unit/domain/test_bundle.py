@@ -103,3 +103,53 @@ def test_manifest_lines_of_bundled_records_name_their_bundle_and_message():
     ]:
         with pytest.raises(ValueError, match=reason):
             decode_manifest(json.dumps({**forged, **change}).encode(), bucket="b", prefix="audit", uri=uri)
+
+
+def _reference_line(record: bundle.BundledRecord, uri: str) -> bytes:
+    """The line as the bundle format defines it: every field in one JSON object, keys sorted."""
+    doc: dict = {"bundle_version": bundle.BUNDLE_VERSION, "bundle": uri, "message_id": record.message_id,
+                 "sha256": record.sha256, "size": record.size, "content_type": record.content_type,
+                 "event_time": record.event_time}  # fmt: skip
+    doc.update({k: getattr(record, k) for k in ("source_system", "message_type", "received_at", "trace_header", "sqs_message_id")
+                if getattr(record, k) is not None})  # fmt: skip
+    try:
+        doc["body"] = record.body.decode("utf-8")
+    except UnicodeDecodeError:
+        doc["body_base64"] = __import__("base64").b64encode(record.body).decode()
+    if record.json_payload:
+        doc["payload"] = json.loads(record.body)
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+
+VARIED = [
+    *RECORDS,
+    bundle.BundledRecord(
+        message_id="m4",
+        body=json.dumps({"z": "\u00e9\u2603", "q": 'say "hi"\n', "n": [1, 2.5, None]}).encode(),
+        content_type="application/json",
+        event_time="2026-11-30T10:00:00.000000Z",
+        sha256="0" * 64,
+        json_payload=True,
+        source_system="s\u00e9",
+        message_type="claimJson",
+        received_at="2026-11-30T10:00:01.000000Z",
+        trace_header="Root=1-abc",
+        sqs_message_id="0f3c0a8e",
+    ),
+    bundle.BundledRecord(message_id="m5", body=b"", content_type="text/plain", event_time="t", sha256="1" * 64),
+]
+
+
+@pytest.mark.parametrize("uri", [URI, "", 's3://b/k "quoted" \u00e9'])
+def test_a_line_encoded_once_is_the_whole_lines_sorted_json(uri):
+    """split() encodes each record once (the bundle's URI goes in when its group is known): the
+    bytes are the format's, so a bundle rewritten after a crash is the same object."""
+    for record in VARIED:
+        encoded = bundle.encode(record)
+        assert encoded.line(uri) == bundle.encode_line(record, uri) == _reference_line(record, uri)
+        assert encoded.length(len(json.dumps(uri))) == len(_reference_line(record, uri))
+    (group,) = bundle.split(VARIED)
+    assert all(isinstance(item, bundle.EncodedRecord) for item in group)
+    body, placed = bundle.encode_bundle(group, uri)
+    assert gzip.decompress(body) == b"".join(_reference_line(r, uri) for r in VARIED)
+    assert bundle.encode_bundle(VARIED, uri) == (body, placed)
