@@ -11,25 +11,7 @@ import pytest
 from airflow_reliable_messaging.domain.redrive import REDRIVE_ATTRIBUTE
 from airflow_reliable_messaging.exceptions import ConfigurationError
 from airflow_reliable_messaging.operators.dlq_redrive import DLQRedriveOperator, RedriveError
-
-
-class _Ti:
-    def __init__(self) -> None:
-        self.xcom: dict = {}
-
-    def xcom_push(self, key, value):
-        self.xcom[key] = value
-
-
-def _context():
-    return {"run_id": "test-run", "ti": _Ti()}
-
-
-def _op(**kwargs) -> DLQRedriveOperator:
-    kwargs.setdefault("task_id", "redrive")
-    kwargs.setdefault("poll_interval", 0.1)
-    kwargs.setdefault("deferrable", True)  # the triggerer path, as MWAA runs it; deferrable=False where a test says so
-    return DLQRedriveOperator(**kwargs)
+from tests.unit.operators.test_dlq_redrive_validation import _context, _op, _Ti  # noqa: F401 — shared with the edge tests
 
 
 def _run(op: DLQRedriveOperator, context=None) -> dict:
