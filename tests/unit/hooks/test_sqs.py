@@ -273,3 +273,17 @@ def test_a_queue_without_a_policy_has_none(hook, stub):
     with stub(hook.get_conn()) as stubber:
         stubber.add_response("get_queue_attributes", {}, {"QueueUrl": URL, "AttributeNames": ["Policy"]})
         assert hook.queue_policy(URL) is None
+
+
+def test_a_message_move_task_is_cancelled_in_its_source_queues_region(hook, stub):
+    """A message-move task lives in its source queue's Region, and its ``TaskHandle`` is opaque
+    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CancelMessageMoveTask.html):
+    the cancel of a task on a DLQ of another Region goes to that Region's client, given the source
+    ARN (on the connection's Region SQS would answer ResourceNotFoundException, and the killed
+    redrive would go on moving messages)."""
+    west = hook.client_for(WEST_ARN)
+    with stub(hook.get_conn()) as default_stubber, stub(west) as stubber:
+        stubber.add_response("cancel_message_move_task", {"ApproximateNumberOfMessagesMoved": 7}, {"TaskHandle": "h-west"})
+        assert hook.cancel_message_move_task("h-west", WEST_ARN) == 7
+        default_stubber.add_response("cancel_message_move_task", {"ApproximateNumberOfMessagesMoved": 2}, {"TaskHandle": "h"})
+        assert hook.cancel_message_move_task("h") == 2  # no source known: the connection's Region
