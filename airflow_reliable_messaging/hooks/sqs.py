@@ -158,9 +158,11 @@ class SqsMessagingHook(RegionalClientsMixin, DefaultRetriesMixin, SqsHook):
                 return task
         return None
 
-    def cancel_message_move_task(self, task_handle: str) -> int:
-        """Cancel a RUNNING task; the number of messages it had moved."""
-        return int(self.get_conn().cancel_message_move_task(TaskHandle=task_handle).get("ApproximateNumberOfMessagesMoved", 0))
+    def cancel_message_move_task(self, task_handle: str, source_arn: str | None = None) -> int:
+        """Cancel a RUNNING task; the number of messages it had moved. The task lives in the Region
+        of its source queue, ``source_arn`` (the handle is opaque): the call goes there."""
+        client = self.client_for(source_arn) if source_arn else self.get_conn()
+        return int(client.cancel_message_move_task(TaskHandle=task_handle).get("ApproximateNumberOfMessagesMoved", 0))
 
     # -- batched messaging ----------------------------------------------------------------------------
     def receive_batch(

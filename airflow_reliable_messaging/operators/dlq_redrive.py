@@ -285,10 +285,10 @@ class DLQRedriveOperator(AwsBaseOperator):
         return result
 
     def on_kill(self) -> None:
-        handle = self._run.task_handle if self._run else None
+        handle, source = (self._run.task_handle, self._run.dlq.arn) if self._run else (None, None)
         if handle:
             try:
-                moved = self.sqs_hook.cancel_message_move_task(handle)
+                moved = self.sqs_hook.cancel_message_move_task(handle, source)
                 self.log.info("Cancelled the message-move task after %s messages", moved)
             except Exception as exc:  # noqa: BLE001 - it may have finished meanwhile
                 self.log.warning("Could not cancel the message-move task: %s", exc)

@@ -115,7 +115,7 @@ class MessageMoveTaskSensor(AwsBaseSensor):
 
         try:
             hook = self.aws_hook(SqsMessagingHook)
-            self.log.info("Cancelled the message-move task after %s messages", hook.cancel_message_move_task(handle))
+            self.log.info("Cancelled the message-move task after %s messages", hook.cancel_message_move_task(handle, self.source_arn))
         except Exception as exc:  # noqa: BLE001 - it may have finished meanwhile
             self.log.warning("Could not cancel the message-move task: %s", exc)
 

@@ -80,7 +80,7 @@ class MessageMoveTaskTrigger(AwsPollingTrigger):
             return
         hook = await asyncio.to_thread(self._hook)
         try:
-            moved = await asyncio.to_thread(hook.cancel_message_move_task, self.task_handle)
+            moved = await asyncio.to_thread(hook.cancel_message_move_task, self.task_handle, self.source_arn)
             self.log.info("Cancelled message-move task on %s after %s messages", self.source_arn, moved)
         except Exception as exc:  # noqa: BLE001 - the task may have finished meanwhile
             self.log.warning("Could not cancel the message-move task on %s: %s", self.source_arn, exc)
