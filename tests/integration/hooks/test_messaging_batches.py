@@ -138,9 +138,9 @@ def test_send_messages_keeps_the_chunks_sent_before_a_request_fails(local_cloud,
     (a request-level error of SendMessageBatch:
     https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html)."""
     from botocore.config import Config
-    from local_cloud.faults_client import server_error
 
     from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
+    from local_cloud.faults_client import server_error
 
     hook = SqsMessagingHook(aws_conn_id="aws_default", config=Config(retries={"mode": "standard", "total_max_attempts": 1}))
     messages = {f"m{i:02}": OutgoingMessage(body=f"body {i:02}", attributes={}) for i in range(25)}

@@ -163,7 +163,9 @@ def test_a_later_chunk_that_raises_keeps_what_earlier_chunks_sent(sqs, stub, sle
     entries = _entries(*(f"e{i:02}" for i in range(25)))
     with stub(sqs) as stubber:
         stubber.add_response(
-            "send_message_batch", {"Successful": _ok(*(e["Id"] for e in entries[:10])), "Failed": []}, {"QueueUrl": QUEUE, "Entries": entries[:10]}
+            "send_message_batch",
+            {"Successful": _ok(*(e["Id"] for e in entries[:10])), "Failed": []},
+            {"QueueUrl": QUEUE, "Entries": entries[:10]},
         )
         stubber.add_client_error(
             "send_message_batch", service_error_code=code, service_message="slow down", http_status_code=status,
@@ -202,7 +204,9 @@ def test_access_denied_after_a_chunk_was_sent_is_reported_per_entry_not_raised(s
     entries = _entries(*(f"e{i:02}" for i in range(12)))
     with stub(sqs) as stubber:
         stubber.add_response(
-            "send_message_batch", {"Successful": _ok(*(e["Id"] for e in entries[:10])), "Failed": []}, {"QueueUrl": QUEUE, "Entries": entries[:10]}
+            "send_message_batch",
+            {"Successful": _ok(*(e["Id"] for e in entries[:10])), "Failed": []},
+            {"QueueUrl": QUEUE, "Entries": entries[:10]},
         )
         stubber.add_client_error("send_message_batch", service_error_code="AccessDenied", http_status_code=403)
         result = call_batch(sqs.send_message_batch, entries, QueueUrl=QUEUE)
@@ -226,7 +230,9 @@ def test_a_connection_error_after_a_chunk_was_sent_is_reported_per_entry(sqs, st
 
     with stub(sqs) as stubber:
         stubber.add_response(
-            "send_message_batch", {"Successful": _ok(*(e["Id"] for e in entries[:10])), "Failed": []}, {"QueueUrl": QUEUE, "Entries": entries[:10]}
+            "send_message_batch",
+            {"Successful": _ok(*(e["Id"] for e in entries[:10])), "Failed": []},
+            {"QueueUrl": QUEUE, "Entries": entries[:10]},
         )
         result = call_batch(send, entries, QueueUrl=QUEUE)
     assert len(result.successful) == 10 and calls == [10, 1]
