@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 BATCH_LIMIT = 10  # entries per SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch
 BATCH_BYTES = 256 * 1024  # bytes per batch request (SNS PublishBatch)
@@ -56,15 +56,33 @@ def call_batch(
     **kwargs: Any,
 ) -> BatchResult:
     """Run a batch API over ``entries`` (chunked) and retry, entry by entry, what failed without
-    the sender's fault (throttling, internal errors). Sender faults are final."""
+    the sender's fault (throttling, internal errors). Sender faults are final.
+
+    A request that raises (throttled past botocore's own retries, a 5xx, a connection error, even
+    AccessDenied) before any entry was sent is raised: nothing was done, and systemic errors (no
+    permission, no such queue or topic) surface as exceptions. Once an entry has been sent, a
+    request that raises no longer discards it: the entries of that request and of every chunk not
+    yet sent are reported in ``failed`` (``SenderFault`` false, the error's code and message) and
+    nothing more is sent. This holds for every error, AccessDenied mid-way too: raised, the earlier
+    successes would be lost and the caller would treat them as failed (send them again: a
+    duplicate; keep a message whose copy was sent), while every caller already keeps, counts and
+    reports its ``failed`` entries, so the error still shows (by its code) and nothing is lost."""
     result = BatchResult()
-    for chunk in chunk_entries(entries, max_bytes=max_bytes):
+    chunks = list(chunk_entries(entries, max_bytes=max_bytes))
+    for n, chunk in enumerate(chunks):
         pending = chunk
         for attempt in range(retries + 1):
             try:
-                response = call(Entries=pending, **kwargs)
-            except ClientError as exc:
-                response = _entry_too_long(exc, pending)
+                try:
+                    response = call(Entries=pending, **kwargs)
+                except ClientError as exc:
+                    response = _entry_too_long(exc, pending)
+            except (ClientError, BotoCoreError) as exc:
+                if not result.successful:
+                    raise
+                unsent = pending + [e for later in chunks[n + 1 :] for e in later]
+                _request_failed(result, exc, unsent)
+                return result
             result.requests += 1
             for ok in response.get("Successful", []):
                 result.successful[ok["Id"]] = ok
@@ -79,6 +97,17 @@ def call_batch(
                 break
             time.sleep(backoff * (2**attempt))
     return result
+
+
+def _request_failed(result: BatchResult, exc: Exception, unsent: list[dict]) -> None:
+    """``unsent`` entered in ``result.failed`` with the error of the request that raised ``exc``."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code, message = str(error.get("Code") or type(exc).__name__), str(error.get("Message", ""))
+    else:
+        code, message = type(exc).__name__, str(exc)
+    for entry in unsent:
+        result.failed[entry["Id"]] = {"Id": entry["Id"], "Code": code, "Message": message, "SenderFault": False}
 
 
 def _entry_too_long(exc: ClientError, pending: list[dict]) -> dict:

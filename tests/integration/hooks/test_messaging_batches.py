@@ -129,3 +129,30 @@ def test_send_messages_writes_body_attributes_trace_header_and_fifo_ids(sqs_hook
         "Id": "e1", "Message": "b", "MessageAttributes": message.attributes, "Subject": "s",
         "MessageGroupId": "g", "MessageDeduplicationId": "d",
     }  # fmt: skip
+
+
+def test_send_messages_keeps_the_chunks_sent_before_a_request_fails(local_cloud, aws, queue, faults):
+    """25 messages, the second SendMessageBatch answered 503 (botocore's retries off): the 10 of the
+    first request are reported sent and are in the queue, the other 15 are reported failed with the
+    error's code and are not — a caller that sends again only ``failed`` makes no duplicate
+    (a request-level error of SendMessageBatch:
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html)."""
+    from botocore.config import Config
+
+    from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
+    from local_cloud.faults_client import server_error
+
+    hook = SqsMessagingHook(aws_conn_id="aws_default", config=Config(retries={"mode": "standard", "total_max_attempts": 1}))
+    messages = {f"m{i:02}": OutgoingMessage(body=f"body {i:02}", attributes={}) for i in range(25)}
+    with faults.injecting([server_error("sqs", "SendMessageBatch", status=503, nth=2)]):
+        result = hook.send_messages(queue, messages)
+        calls = faults.stats()["calls"].get("sqs:SendMessageBatch")
+    assert sorted(result.successful) == [f"m{i:02}" for i in range(10)]
+    assert sorted(result.failed) == [f"m{i:02}" for i in range(10, 25)]
+    assert {f["Code"] for f in result.failed.values()} == {"ServiceUnavailable"}
+    assert calls == 2  # the third chunk was not sent
+    bodies: list[str] = []
+    for _ in range(5):  # (a receive may return fewer than are there)
+        got = aws("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", [])
+        bodies += [m["Body"] for m in got]
+    assert sorted(bodies) == [f"body {i:02}" for i in range(10)]

@@ -1117,6 +1117,30 @@ def test_failed_notifications_keep_records_in_the_queue_until_published(archive_
     assert len(env.data_keys()) == 1
 
 
+def test_a_failed_second_publish_batch_to_a_fifo_topic_keeps_only_the_records_it_carried(archive_env, faults, unique):
+    """A FIFO topic gets a batch's notifications in one ``publish_messages`` call (3 records x 4 =
+    12: two PublishBatch requests of 10 and 2). The second request fails (503, botocore's retries
+    off): the 10 of the first were published, so the two records whose notifications all went out
+    are deleted, and only the third, whose last two notifications did not, stays in the queue
+    (kept, its 10 published ones would be published again by the retry)
+    (PublishBatch, at most 10 entries: https://docs.aws.amazon.com/sns/latest/api/API_PublishBatch.html)."""
+    from local_cloud.faults_client import server_error
+
+    env = archive_env
+    sns = env.aws("sns")
+    topic = sns.create_topic(Name=unique("audit-events") + ".fifo", Attributes={"FifoTopic": "true"})["TopicArn"]
+    for txn in ("tx-a", "tx-b", "tx-c"):
+        env.send(seed_body(txn.encode(), txn=txn))
+    with faults.injecting([server_error("sns", "PublishBatch", status=503, nth=2)]):
+        report = env.operator(topic_arn=topic, notifications="per_record", max_messages=3, visibility_timeout=30,
+                              botocore_config={"retries": {"mode": "standard", "total_max_attempts": 1}}).execute({})  # fmt: skip
+        calls = faults.stats()["calls"].get("sns:PublishBatch")
+    assert calls == 2
+    assert report["archived"] == 3 and report["notifications"] == 10 and report["notify_failed"] == 2
+    assert report["deleted"] == 2 and report["retained"] == 1
+    assert env.depth() == 1  # the third record, invisible until its visibility timeout ends
+
+
 def test_a_record_whose_notification_fails_alone_stays_in_the_queue(archive_env):
     from airflow_reliable_messaging.hooks.sns import SnsMessagingHook
 

@@ -144,3 +144,109 @@ def test_a_refusal_of_a_whole_request_of_several_entries_is_raised(sqs, stub):
             stubber.add_client_error("send_message_batch", service_error_code=code, http_status_code=400)
             with pytest.raises(ClientError, match=code):
                 call_batch(sqs.send_message_batch, _entries("a", "b"), QueueUrl=QUEUE)
+
+
+# -- a request that raises after earlier chunks were sent ---------------------------------------------
+# SendMessageBatch can raise for the whole request (RequestThrottled and the common errors:
+# ThrottlingException 400, InternalFailure 500, ServiceUnavailable 503, AccessDenied 400)
+# (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html#API_SendMessageBatch_Errors,
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html); botocore's
+# own retries spent, the error reaches call_batch after earlier chunks were sent.
+
+
+@pytest.mark.parametrize(("code", "status"), [("RequestThrottled", 400), ("InternalFailure", 500), ("ServiceUnavailable", 503)])
+def test_a_later_chunk_that_raises_keeps_what_earlier_chunks_sent(sqs, stub, sleeps, code, status):
+    """25 entries: the first 10 are sent, the request of the next 10 raises. The 10 sent stay
+    ``successful`` (reported as failed, a caller would send them again: duplicates); that chunk's
+    entries and the last chunk's, never sent, are ``failed`` with the error's code, not the
+    sender's fault, and the last chunk is not sent (no stubbed answer for it)."""
+    entries = _entries(*(f"e{i:02}" for i in range(25)))
+    with stub(sqs) as stubber:
+        stubber.add_response(
+            "send_message_batch",
+            {"Successful": _ok(*(e["Id"] for e in entries[:10])), "Failed": []},
+            {"QueueUrl": QUEUE, "Entries": entries[:10]},
+        )
+        stubber.add_client_error(
+            "send_message_batch", service_error_code=code, service_message="slow down", http_status_code=status,
+            expected_params={"QueueUrl": QUEUE, "Entries": entries[10:20]},
+        )  # fmt: skip
+        result = call_batch(sqs.send_message_batch, entries, QueueUrl=QUEUE)
+    assert list(result.successful) == [e["Id"] for e in entries[:10]]
+    assert list(result.failed) == [e["Id"] for e in entries[10:]]
+    assert all(f == {"Id": i, "Code": code, "Message": "slow down", "SenderFault": False} for i, f in result.failed.items())
+    assert result.requests == 1 and sleeps == []
+
+
+def test_a_retry_that_raises_keeps_the_entries_sent_by_the_first_request(sqs, stub, sleeps):
+    """Within one chunk: ``a`` sent, ``b`` failed (not the sender's fault), its retry raises: ``a``
+    stays sent, ``b`` failed with the retry's error."""
+    entries = _entries("a", "b")
+    with stub(sqs) as stubber:
+        stubber.add_response(
+            "send_message_batch",
+            {"Successful": _ok("a"), "Failed": [_failed("b", "InternalError", False)]},
+            {"QueueUrl": QUEUE, "Entries": entries},
+        )
+        stubber.add_client_error(
+            "send_message_batch", service_error_code="ThrottlingException", http_status_code=400,
+            expected_params={"QueueUrl": QUEUE, "Entries": entries[1:]},
+        )  # fmt: skip
+        result = call_batch(sqs.send_message_batch, entries, QueueUrl=QUEUE)
+    assert list(result.successful) == ["a"]
+    assert result.failed["b"]["Code"] == "ThrottlingException" and result.failed["b"]["SenderFault"] is False
+
+
+def test_access_denied_after_a_chunk_was_sent_is_reported_per_entry_not_raised(sqs, stub):
+    """A non-transient error mid-way (the permission revoked between two requests) is reported the
+    same way: raised, the 10 sent would be lost to the caller; as failures, they are kept and the
+    error's code is there to report."""
+    entries = _entries(*(f"e{i:02}" for i in range(12)))
+    with stub(sqs) as stubber:
+        stubber.add_response(
+            "send_message_batch",
+            {"Successful": _ok(*(e["Id"] for e in entries[:10])), "Failed": []},
+            {"QueueUrl": QUEUE, "Entries": entries[:10]},
+        )
+        stubber.add_client_error("send_message_batch", service_error_code="AccessDenied", http_status_code=403)
+        result = call_batch(sqs.send_message_batch, entries, QueueUrl=QUEUE)
+    assert len(result.successful) == 10
+    assert {i: f["Code"] for i, f in result.failed.items()} == {"e10": "AccessDenied", "e11": "AccessDenied"}
+
+
+def test_a_connection_error_after_a_chunk_was_sent_is_reported_per_entry(sqs, stub):
+    """A request that never got an answer (botocore's connection error, no ClientError) is the same:
+    the entries sent before it stay sent."""
+    from botocore.exceptions import EndpointConnectionError
+
+    entries = _entries(*(f"e{i:02}" for i in range(11)))
+    calls: list[int] = []
+
+    def send(**kwargs):
+        calls.append(len(kwargs["Entries"]))
+        if len(calls) == 2:
+            raise EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com/")
+        return sqs.send_message_batch(**kwargs)
+
+    with stub(sqs) as stubber:
+        stubber.add_response(
+            "send_message_batch",
+            {"Successful": _ok(*(e["Id"] for e in entries[:10])), "Failed": []},
+            {"QueueUrl": QUEUE, "Entries": entries[:10]},
+        )
+        result = call_batch(send, entries, QueueUrl=QUEUE)
+    assert len(result.successful) == 10 and calls == [10, 1]
+    assert result.failed["e10"]["Code"] == "EndpointConnectionError" and result.failed["e10"]["SenderFault"] is False
+
+
+def test_an_error_before_anything_was_sent_is_still_raised(sqs, stub):
+    """Nothing sent yet, nothing is lost by raising: a throttled first chunk (as AccessDenied, above)
+    still raises, and the later chunks are not sent."""
+    entries = _entries(*(f"e{i:02}" for i in range(15)))
+    with stub(sqs) as stubber:
+        stubber.add_client_error(
+            "send_message_batch", service_error_code="RequestThrottled", http_status_code=400,
+            expected_params={"QueueUrl": QUEUE, "Entries": entries[:10]},
+        )  # fmt: skip
+        with pytest.raises(ClientError, match="RequestThrottled"):
+            call_batch(sqs.send_message_batch, entries, QueueUrl=QUEUE)
