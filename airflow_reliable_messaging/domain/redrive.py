@@ -385,7 +385,9 @@ def _ledger_folder(prefix: str, dlq_arn: str) -> str:
 # nothing to move, refused, failed). A run that finds it:
 # - ``started`` with the task still running on SQS: that task is the one running (fail naming it, or
 #   attach); ``started`` with no task running, or ``released``: taken over with If-Match;
-# - ``claimed``: waits (``START_CLAIM_WAIT``) for the holder's task, then fails naming the holder.
+# - ``claimed``: waits (``START_CLAIM_WAIT``) for the holder's task, then fails naming the holder —
+#   unless the holder is this DAG run's own earlier try (same run id): Airflow runs one try of a task
+#   at a time, so that try died (SIGKILL, lost worker) and its retry takes the claim over at once.
 # Expiry: a ``claimed`` claim expires START_CLAIM_EXPIRY after it was taken (written into it): far
 # longer than a live holder takes to read the ledger, receive the DLQ (at most NATIVE_GUARD_LIMIT
 # messages) and start the task; then its holder is taken to have died and the claim is taken over.
@@ -403,8 +405,9 @@ def start_claim_key(prefix: str, dlq_arn: str) -> str:
     return "/".join(p for p in (prefix, START_CLAIMS) if p) + f"/{folder}.json"
 
 
-def start_claim(dlq_arn: str, holder: str, now: datetime) -> dict[str, Any]:
-    return {"dlq": dlq_arn, "holder": holder, "state": CLAIM_CLAIMED, "claimed_at": now.astimezone(UTC).isoformat(),
+def start_claim(dlq_arn: str, holder: str, now: datetime, run_id: str | None = None) -> dict[str, Any]:
+    return {"dlq": dlq_arn, "holder": holder, "run_id": run_id, "state": CLAIM_CLAIMED,
+            "claimed_at": now.astimezone(UTC).isoformat(),
             "expires_at": (now + START_CLAIM_EXPIRY).astimezone(UTC).isoformat()}  # fmt: skip
 
 
@@ -420,11 +423,14 @@ def parse_start_claim(body: bytes) -> dict[str, Any] | None:
     return doc
 
 
-def judge_start_claim(claim: dict[str, Any], now: datetime) -> str:
-    """``started`` (ask SQS whether its task still runs), ``held`` or ``take_over``."""
+def judge_start_claim(claim: dict[str, Any], now: datetime, run_id: str | None = None) -> str:
+    """``started`` (ask SQS whether its task still runs), ``held`` or ``take_over`` (released,
+    expired, or claimed by ``run_id``'s own earlier try)."""
     if claim["state"] == CLAIM_STARTED:
         return CLAIM_STARTED
     if claim["state"] == CLAIM_RELEASED:
+        return CLAIM_TAKE_OVER
+    if run_id and claim.get("run_id") == run_id:
         return CLAIM_TAKE_OVER
     expires = datetime.fromisoformat(str(claim["expires_at"]))
     return CLAIM_TAKE_OVER if (expires if expires.tzinfo else expires.replace(tzinfo=UTC)) <= now else CLAIM_HELD

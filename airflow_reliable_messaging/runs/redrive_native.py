@@ -137,7 +137,7 @@ class NativeRedrive:
         holder = f"{s.run_id} on {socket.gethostname()} pid {os.getpid()}"
         deadline = time.monotonic() + rd.START_CLAIM_WAIT
         while True:
-            mine = rd.start_claim(dlq_arn, holder, datetime.now(UTC))
+            mine = rd.start_claim(dlq_arn, holder, datetime.now(UTC), run_id=s.run_id)
             body = json.dumps(mine, sort_keys=True).encode()
             found = s3.claim_marker(s.quarantine_bucket, key, body, kms_key_id=s.kms_key_id)
             if found.created:
@@ -146,7 +146,7 @@ class NativeRedrive:
             held = rd.parse_start_claim(found.body)
             if held is None:
                 raise RedriveError(f"the native redrive start claim {uri} is unreadable: nothing done; delete it and run again")
-            verdict = rd.judge_start_claim(held, datetime.now(UTC))
+            verdict = rd.judge_start_claim(held, datetime.now(UTC), run_id=s.run_id)
             running = sqs.running_message_move_task(dlq_arn)
             if running is not None:  # the holder's task (or one started outside this provider)
                 self.claimed_by = held
@@ -155,8 +155,9 @@ class NativeRedrive:
                 etag = s3.replace_marker(s.quarantine_bucket, key, body, found.etag, kms_key_id=s.kms_key_id)
                 if etag is not None:
                     if held["state"] == rd.CLAIM_CLAIMED:
-                        self.log.warning("Took over the expired native redrive claim %s of run %r (claimed %s)",
-                                         uri, held.get("holder"), held.get("claimed_at"))  # fmt: skip
+                        why = "this DAG run's earlier try" if held.get("run_id") == s.run_id else "expired"
+                        self.log.warning("Took over the native redrive claim %s of run %r (claimed %s; %s)",
+                                         uri, held.get("holder"), held.get("claimed_at"), why)  # fmt: skip
                     self.claim = (key, etag, mine)
                     return None
                 continue  # another run changed it first: look again

@@ -239,3 +239,18 @@ def test_a_maximum_age_of_zero_is_a_filter():
     assert rd.compile_filters(max_age_seconds=0).active
     assert not rd.compile_filters(min_age_seconds=0).active
     assert not rd.matches(rd.compile_filters(max_age_seconds=0), rd.parse_message(_raw("x", sent=datetime.now(UTC) - timedelta(seconds=5))))
+
+
+def test_a_start_claim_is_taken_over_by_its_own_runs_retry_and_held_against_another_run():
+    """A native redrive's start claim left ``claimed`` by a try that died (SIGKILL between the claim
+    and the start) is this DAG run's own: its retry takes it over at once instead of waiting
+    START_CLAIM_WAIT and failing. Another run still finds it held until it expires."""
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    claim = rd.parse_start_claim(json.dumps(rd.start_claim("arn:aws:sqs:us-east-1:1:dlq", "h", now, run_id="manual__1")).encode())
+    assert claim is not None and claim["run_id"] == "manual__1"
+    assert rd.judge_start_claim(claim, now + timedelta(seconds=5), run_id="manual__1") == rd.CLAIM_TAKE_OVER
+    assert rd.judge_start_claim(claim, now + timedelta(seconds=5), run_id="manual__2") == rd.CLAIM_HELD
+    assert rd.judge_start_claim(claim, now + timedelta(seconds=5)) == rd.CLAIM_HELD
+    assert rd.judge_start_claim(claim, now + rd.START_CLAIM_EXPIRY, run_id="manual__2") == rd.CLAIM_TAKE_OVER
+    old = {k: v for k, v in claim.items() if k != "run_id"}  # a claim written without a run id
+    assert rd.judge_start_claim(old, now + timedelta(seconds=5), run_id="manual__1") == rd.CLAIM_HELD
