@@ -49,7 +49,7 @@ class ArchiveEnv:
             "topic_arn": self.topic_arn,
             "dead_letter_queue_url": self.dlq_url,
             "wait_time_seconds": 0,
-            "visibility_timeout": 2,
+            "visibility_timeout": 10,  # no redelivery while a loaded machine works on a batch; tests of redelivery set their own
             "claim_check_buckets": [self.payload_bucket],
             **overrides,
         }
