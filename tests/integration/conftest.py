@@ -50,5 +50,5 @@ def run_deferred(operator, context=None):
             async for event in trigger.run():
                 return event.payload
 
-        payload = asyncio.run(first_event())
-        return getattr(operator, deferred.method_name)(context, payload)
+        payload = asyncio.run(asyncio.wait_for(first_event(), 30))
+        return getattr(operator, deferred.method_name)(context, payload, **(deferred.kwargs or {}))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
@@ -11,25 +10,13 @@ import pytest
 from airflow_reliable_messaging.domain.redrive import REDRIVE_ATTRIBUTE
 from airflow_reliable_messaging.exceptions import ConfigurationError
 from airflow_reliable_messaging.operators.dlq_redrive import DLQRedriveOperator, RedriveError
+from tests.integration.conftest import run_deferred
 from tests.unit.operators.test_dlq_redrive_validation import _context, _op, _Ti  # noqa: F401 — shared with the edge tests
 
 
 def _run(op: DLQRedriveOperator, context=None) -> dict:
     """execute(); when it defers, run the trigger to its event and resume, as Airflow does."""
-    from airflow.exceptions import TaskDeferred
-
-    context = context or _context()
-    try:
-        return op.execute(context)
-    except TaskDeferred as deferred:
-        trigger = deferred.trigger
-
-        async def first_event():
-            async for event in trigger.run():
-                return event
-
-        event = asyncio.run(asyncio.wait_for(first_event(), 30))
-        return getattr(op, deferred.method_name)(context, event.payload, **(deferred.kwargs or {}))
+    return run_deferred(op, context or _context())
 
 
 def _queue(sqs, name, **attributes):
