@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from benchmarks import metering, naive
@@ -184,10 +185,11 @@ def run_archive(cloud: Cloud, count: int, size: int, notifications: str = "per_r
     return measured
 
 
-def run_archive_layouts(cloud: Cloud, count: int, size: int) -> dict[str, tuple[Measured, int, str]]:
+def run_archive_layouts(cloud: Cloud, count: int, size: int) -> dict[str, tuple[Measured, list[str], str]]:
     """Issue 19: the same ``count`` raw ``size``-byte JSON records (no producer transaction, so
     nothing but the layout differs) archived with per-batch summaries by ``layout="record"`` and
-    ``layout="bundle"`` (1,000-record batches): each one's Measured, the S3 objects it wrote and its bucket."""
+    ``layout="bundle"`` (1,000-record batches): each one's Measured, the keys of the S3 objects it wrote
+    and its bucket."""
     out = {}
     for layout in ("record", "bundle"):
         setup = ArchiveSetup(cloud.queue("bench-in", VisibilityTimeout="300"), cloud.bucket("bench-archive"),
@@ -199,8 +201,16 @@ def run_archive_layouts(cloud: Cloud, count: int, size: int) -> dict[str, tuple[
         if measured.result.get("archived") != count or cloud.depth(setup.queue_url):
             raise AssertionError(f"archive benchmark ({layout}): not everything was archived and deleted: {measured.result}")
         pages = cloud.client("s3").get_paginator("list_objects_v2").paginate(Bucket=setup.bucket)
-        out[layout] = (measured, sum(len(p.get("Contents", [])) for p in pages), setup.bucket)
+        out[layout] = (measured, [o["Key"] for p in pages for o in p.get("Contents", [])], setup.bucket)
     return out
+
+
+def expired_by_lifecycle_example(keys: list[str]) -> list[str]:
+    """The keys that the shipped lifecycle example (docs/operators/archive_lifecycle.json, its
+    ``audit`` prefix read as the benchmark's) expires: control markers, not archive objects."""
+    config = json.loads((Path(__file__).resolve().parents[1] / "docs" / "operators" / "archive_lifecycle.json").read_text())
+    prefixes = [PREFIX + r["Filter"]["Prefix"].removeprefix("audit") for r in config["Rules"] if "Expiration" in r]
+    return [k for k in keys if k.startswith(tuple(prefixes))]
 
 
 def run_archive_naive(cloud: Cloud, count: int, size: int) -> Measured:

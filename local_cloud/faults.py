@@ -21,7 +21,8 @@ rule's index) or ``nth`` (an int or list: the rule's N-th matching call, 1-based
 (each N-th matching call) chooses the calls; ``max_faults`` caps a rule; ``when: "after"`` answers
 the error after moto ran the call (the call took effect, the client is told it failed);
 ``user_agent`` / ``exclude_user_agent`` (substrings) restrict the rule to some clients (the
-Snowflake emulator reads stages through s3fs, whose user agent names aiobotocore).
+Snowflake emulator reads stages through s3fs, whose user agent names aiobotocore); ``path`` (a
+regular expression searched in the request path, for S3 ``/<bucket>/<key>``) to some objects.
 
 Control (emulator only, not an AWS API), on the AWS endpoint: ``POST /_localcloud/faults`` with
 ``{"rules": [...], "seed": 7}`` replaces the rules and zeroes the counters; ``{"reset": true}``
@@ -82,14 +83,14 @@ class _State:
             "injected_total": len(self.injected),
         }
 
-    def choose(self, service: str, operation: str, user_agent: str) -> dict | None:
+    def choose(self, service: str, operation: str, user_agent: str, path: str = "") -> dict | None:
         """Count the call and return the first rule that fires for it (each rule counts its matches)."""
         with self.lock:
             name = f"{service}:{operation}"
             self.calls[name] = self.calls.get(name, 0) + 1
             chosen = None
             for i, rule in enumerate(self.rules):
-                if not _matches(rule, service, operation, user_agent):
+                if not _matches(rule, service, operation, user_agent, path):
                     continue
                 self.matched[i] += 1
                 n = self.matched[i]
@@ -123,7 +124,7 @@ def _validate(rule: dict) -> dict:
     return dict(rule)
 
 
-def _matches(rule: dict, service: str, operation: str, user_agent: str) -> bool:
+def _matches(rule: dict, service: str, operation: str, user_agent: str, path: str = "") -> bool:
     for key, value in (("service", service), ("operation", operation)):
         wanted = rule.get(key, "*")
         options = wanted if isinstance(wanted, list) else [wanted]
@@ -132,6 +133,8 @@ def _matches(rule: dict, service: str, operation: str, user_agent: str) -> bool:
     if rule.get("user_agent") and rule["user_agent"] not in user_agent:
         return False
     if rule.get("exclude_user_agent") and rule["exclude_user_agent"] in user_agent:
+        return False
+    if rule.get("path") and not re.search(rule["path"], path):
         return False
     if rule["fault"] == "partial" and (service, operation) not in BATCH_OPERATIONS:
         return False
@@ -373,7 +376,7 @@ def wrap(app, ctx=None):
         if environ.get("PATH_INFO", "").startswith("/_localcloud/") or environ.get("PATH_INFO", "").startswith("/moto-api"):
             return app(environ, start_response)
         service, operation = identify(environ)
-        rule = STATE.choose(service, operation, environ.get("HTTP_USER_AGENT", ""))
+        rule = STATE.choose(service, operation, environ.get("HTTP_USER_AGENT", ""), environ.get("PATH_INFO", ""))
         if rule is None:
             return app(environ, start_response)
         fault = rule["fault"]

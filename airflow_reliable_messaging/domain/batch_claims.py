@@ -36,6 +36,13 @@ after ``PublishBatch`` succeeded and before the ``published`` write, the summary
 the only repeat left, and on a FIFO topic SNS drops it when within its 5-minute deduplication window
 (the summary's deduplication id is its batch id, unchanged).
 
+**How long a claim is kept.** It matters while a copy of its batch's messages can still be received:
+at most 14 days in the queue (``MessageRetentionPeriod``), 28 if a FIFO queue's message went through
+its dead-letter queue (whose retention counts again from the move,
+https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/setting-up-dead-letter-queue-retention.html).
+The shipped lifecycle example (``docs/operators/archive_lifecycle.json``) expires ``_notified/``
+after 30 days: claims are control markers, not archive objects.
+
 An unreadable claim (not this JSON) is never taken over by itself: the records stay in the queue
 and the log names the object (delete it to let the batch publish).
 """

@@ -753,17 +753,29 @@ class ArchiveRun:
 
     def flush_batch(self, pending: list[_Pending], deletable: dict[str, str], bundling: list | None = None) -> Counter[str]:
         """Bundles, then manifest, then notifications, then deletes — each only for what the
-        previous step made safe; runs in the flush thread and returns its counts."""
+        previous step made safe; runs in the flush thread and returns its counts. With per-batch
+        summaries the summary's claim is taken while the manifest is written, and marked
+        ``published`` while the records are deleted (two round trips, not four, on the way)."""
         counts: Counter[str] = Counter()
+        settling: Future | None = None
         if bundling:
             pending = pending + self.bundler.write_bundles(bundling, counts)
         if pending:
             records = list({p.record.message_id: p.record for p in pending}.values())
-            manifest_uri = self.write_manifest(records, counts)
-            if manifest_uri is None:
+            key, manifest_uri = self.manifest_location(records)
+            claim_counts: Counter[str] = Counter()
+            claiming = self.publisher.submit(self.claim_summary, records, manifest_uri, claim_counts) if self.summaries else None
+            written = self.write_manifest(records, key, manifest_uri, counts)
+            claim = claiming.result() if claiming is not None else None
+            counts.update(claim_counts)
+            if not written:
+                if claim is not None and claim.outcome == WON:  # nothing published: the next flush takes it over
+                    self.settle_summary(claim, bc.RELEASED)
                 counts["retained"] += len(pending)
             else:
-                delivered = self.notify(pending, records, manifest_uri, counts)
+                delivered, settle = self.notify(pending, records, manifest_uri, counts, claim)
+                if settle is not None:
+                    settling = self.publisher.submit(self.settle_summary, *settle)
                 for i, item in enumerate(pending):
                     if i in delivered:
                         deletable[f"p{i}-{item.record.message_id}"] = item.receipt
@@ -777,7 +789,14 @@ class ArchiveRun:
             if failed:
                 counts["delete_failed"] += failed
                 self.log.warning("%d message(s) could not be deleted; they will be redelivered and found archived", failed)
+        if settling is not None:
+            settling.result()
         return counts
+
+    @property
+    def summaries(self) -> bool:
+        """Whether this run publishes a claimed summary per manifest batch."""
+        return self.s.notifications == events.NOTIFY_PER_BATCH and self.sns is not None
 
     def _delete_group(self, receipts: dict[str, str]) -> int:
         """One DeleteMessageBatch (up to 10); how many were not deleted."""
@@ -787,36 +806,48 @@ class ArchiveRun:
             self.log.error("DeleteMessageBatch failed: %s", am.failure_reason(exc))
             return len(receipts)
 
-    def write_manifest(self, records: list[ArchivedRecord], counts: Counter[str]) -> str | None:
+    def manifest_location(self, records: list[ArchivedRecord]) -> tuple[str, str]:
+        """The batch manifest's key and URI (known before it is written: the summary's claim names it)."""
         s = self.s
         batch = events.batch_id(r.message_id for r in records)
         written_at = min(parse_isoformat(r.archived_at) for r in records)
         key = layout.batch_manifest_key(s.prefix, written_at, batch)
-        uri = layout.s3_uri(s.bucket, key)
+        return key, layout.s3_uri(s.bucket, key)
+
+    def write_manifest(self, records: list[ArchivedRecord], key: str, uri: str, counts: Counter[str]) -> bool:
+        s = self.s
         try:
             self.s3.put_bytes(
                 s.bucket, key, encode_manifest(records, uri), content_type=MANIFEST_CONTENT_TYPE,
-                metadata={"batch-id": batch, "records": str(len(records))}, kms_key_id=s.kms_key_id,
+                metadata={"batch-id": events.batch_id(r.message_id for r in records), "records": str(len(records))},
+                kms_key_id=s.kms_key_id,
             )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - the records stay in the queue and are found archived next time
             self.log.error("manifest %s could not be written: %s", uri, am.failure_reason(exc))
-            return None
+            return False
         counts["manifests"] += 1
         self.log.info("manifest %s: %d record(s)", uri, len(records))
-        return uri
+        return True
 
-    def notify(self, pending: list[_Pending], records: list[ArchivedRecord], manifest_uri: str, tally: Counter[str]) -> set[int]:
-        """Publish the batch's notifications; the indexes of ``pending`` whose notifications all went out.
+    def notify(
+        self,
+        pending: list[_Pending],
+        records: list[ArchivedRecord],
+        manifest_uri: str,
+        tally: Counter[str],
+        claim: _SummaryClaim | None,
+    ) -> tuple[set[int], tuple[_SummaryClaim, str] | None]:
+        """Publish the batch's notifications: the indexes of ``pending`` whose notifications all went
+        out, and the won summary ``claim`` with the state to settle it in (None: nothing to settle).
         On a standard topic, up to PUBLISH_CONCURRENCY PublishBatch requests are in flight; on a FIFO
         topic they go one after the other (order within each record's message group)."""
         s = self.s
         everyone = set(range(len(pending)))
         if s.notifications == events.NOTIFY_NONE or self.sns is None:
-            return everyone
+            return everyone, None
         fifo = (s.topic_arn or "").endswith(".fifo")
         owners: dict[str, int | None] = {}
         messages: dict[str, OutgoingMessage] = {}
-        claim: _SummaryClaim | None = None
         if s.notifications == events.NOTIFY_PER_RECORD:
             for i, item in enumerate(pending):
                 already = not item.created and item.record.transaction_status != tx.DUPLICATE
@@ -825,9 +856,8 @@ class ArchiveRun:
                     messages[f"n{i}-{j}"] = note.message(fifo)
         else:
             batch = events.batch_id(r.message_id for r in records)
-            claim = self.claim_summary(batch, manifest_uri, tally)
             if claim is None or claim.outcome != WON:  # published elsewhere: the records may go; else they stay
-                return everyone if claim is not None and claim.outcome == bc.SKIP_PUBLISHED else set()
+                return (everyone if claim is not None and claim.outcome == bc.SKIP_PUBLISHED else set()), None
             statuses = Counter(p.record.transaction_status for p in pending)
             counts = {"records": len(records), "archived": sum(p.created for p in pending)}
             counts["already_archived"] = len(pending) - counts["archived"] - statuses[tx.DUPLICATE]
@@ -850,17 +880,18 @@ class ArchiveRun:
         if failed:
             tally["notify_failed"] += len(failed)
             self.log.warning("%d notification(s) not published; their records stay in the queue", len(failed))
-        if claim is not None:
-            self.settle_summary(claim, bc.RELEASED if "summary" in failed else bc.PUBLISHED)
+        settle = (claim, bc.RELEASED if "summary" in failed else bc.PUBLISHED) if claim is not None else None
         if "summary" in failed:
-            return set()
-        return everyone - {owner for i in failed if (owner := owners.get(i)) is not None}
+            return set(), settle
+        return everyone - {owner for i in failed if (owner := owners.get(i)) is not None}, settle
 
-    def claim_summary(self, batch: str, manifest_uri: str, tally: Counter[str]) -> _SummaryClaim | None:
+    def claim_summary(self, records: list[ArchivedRecord], manifest_uri: str, tally: Counter[str]) -> _SummaryClaim | None:
         """Claim the batch's summary before publishing it (``domain/batch_claims.py``): won (this run
         publishes), found published (skip; the records may be deleted) or held by a live claim
-        (skip; the records stay in the queue). None when S3 could not be asked (the records stay)."""
+        (skip; the records stay in the queue). None when S3 could not be asked (the records stay).
+        Runs beside the manifest's write, in another thread (``tally`` is its own)."""
         s = self.s
+        batch = events.batch_id(r.message_id for r in records)
         key = layout.notification_claim_key(s.prefix, batch)
         where = layout.s3_uri(s.bucket, key)
         mine = bc.claim_body(batch, manifest_uri, self.holder, datetime.now(UTC))

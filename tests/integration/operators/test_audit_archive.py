@@ -760,6 +760,31 @@ def test_a_retry_after_a_lost_delete_does_not_publish_the_batch_summary_again(ar
     assert retry["already_archived"] == 4 and retry["summaries_already_published"] == 1 and retry["deleted"] == 4
 
 
+def test_a_summary_claimed_while_its_manifest_failed_is_released_and_published_by_the_next_run(archive_env, faults):
+    """The summary's claim is taken while the batch manifest is written (two writes in flight). When
+    the manifest fails, the won claim is marked ``released`` — nothing was published — so the next
+    run that flushes the batch takes it over at once and publishes it once, rather than finding it
+    held by a live claim for 15 minutes (the records waiting in the queue meanwhile)."""
+    from local_cloud.faults_client import server_error
+
+    env = archive_env
+    for n in range(3):
+        env.send(seed_body(f"manifest lost {n}".encode(), txn=f"tx-{n}", messageID=f"m{n}"))
+    no_retries = {"retries": {"mode": "standard", "total_max_attempts": 1}}
+    with faults.injecting([server_error("s3", "PutObject", path=f"/{layout.BATCH_MANIFESTS}/")]):
+        first = env.operator(notifications="per_batch", visibility_timeout=1, botocore_config=no_retries).execute({})
+    assert first["manifests"] == 0 and first["notifications"] == 0 and first["retained"] == 3 and env.depth() == 3
+    claims = env.keys(f"{PREFIX}/{layout.NOTIFIED}/")
+    assert len(claims) == 1 and json.loads(env.get(claims[0])["Body"].read())["state"] == "released"
+    assert _summaries(env) == Counter()
+    time.sleep(1.2)
+
+    retry = env.operator(notifications="per_batch").execute({})
+    assert retry["manifests"] == 1 and retry["notifications"] == 1 and retry["summaries_held_elsewhere"] == 0
+    assert env.depth() == 0 and sorted(_summaries(env).values()) == [1]
+    assert json.loads(env.get(claims[0])["Body"].read())["state"] == "published"
+
+
 def test_a_summary_claim_left_by_a_crashed_run_holds_until_it_expires_then_is_taken_over_once(archive_env):
     """The expiry rule (domain/batch_claims.py): a ``claimed`` claim whose holder died is honoured
     until its ``expires_at`` (the records stay in the queue, nothing is published), then taken over
