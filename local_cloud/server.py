@@ -29,19 +29,17 @@ def _free_port(host: str) -> int:
 
 
 def start_aws(host: str, port: int):
-    """moto's server app behind the project's emulation middlewares, in a thread; connections kept
-    open between requests as AWS endpoints keep them (``local_cloud/keepalive.py``)."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    """moto's server app behind the project's emulation middlewares, in a thread."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
     from local_cloud import faults
     from local_cloud.emulation import EmulationContext, wrap_all
-    from local_cloud.keepalive import KeepAliveRequestHandler
 
     ctx = EmulationContext(region=REGION, account_id=ACCOUNT_ID, endpoint_url=f"http://{host}:{port}")
     app = wrap_all(DomainDispatcherApplication(create_backend_app), ctx)
     app = faults.wrap(app, ctx)  # outermost: faults also hit the emulated APIs
-    server = make_server(host, port, app, threaded=True, request_handler=KeepAliveRequestHandler)
+    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     threading.Thread(target=server.serve_forever, name="aws-emulator", daemon=True).start()
     return server
 
