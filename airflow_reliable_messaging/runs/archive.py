@@ -762,10 +762,11 @@ class ArchiveRun:
             pending = pending + self.bundler.write_bundles(bundling, counts)
         if pending:
             records = list({p.record.message_id: p.record for p in pending}.values())
-            key, manifest_uri = self.manifest_location(records)
+            batch = events.batch_id(r.message_id for r in records)
+            key, manifest_uri = self.manifest_location(records, batch)
             claim_counts: Counter[str] = Counter()
-            claiming = self.publisher.submit(self.claim_summary, records, manifest_uri, claim_counts) if self.summaries else None
-            written = self.write_manifest(records, key, manifest_uri, counts)
+            claiming = self.publisher.submit(self.claim_summary, batch, manifest_uri, claim_counts) if self.summaries else None
+            written = self.write_manifest(records, batch, key, manifest_uri, counts)
             claim = claiming.result() if claiming is not None else None
             counts.update(claim_counts)
             if not written:
@@ -773,7 +774,7 @@ class ArchiveRun:
                     self.settle_summary(claim, bc.RELEASED)
                 counts["retained"] += len(pending)
             else:
-                delivered, settle = self.notify(pending, records, manifest_uri, counts, claim)
+                delivered, settle = self.notify(pending, records, batch, manifest_uri, counts, claim)
                 if settle is not None:
                     settling = self.publisher.submit(self.settle_summary, *settle)
                 for i, item in enumerate(pending):
@@ -806,20 +807,19 @@ class ArchiveRun:
             self.log.error("DeleteMessageBatch failed: %s", am.failure_reason(exc))
             return len(receipts)
 
-    def manifest_location(self, records: list[ArchivedRecord]) -> tuple[str, str]:
+    def manifest_location(self, records: list[ArchivedRecord], batch: str) -> tuple[str, str]:
         """The batch manifest's key and URI (known before it is written: the summary's claim names it)."""
         s = self.s
-        batch = events.batch_id(r.message_id for r in records)
         written_at = min(parse_isoformat(r.archived_at) for r in records)
         key = layout.batch_manifest_key(s.prefix, written_at, batch)
         return key, layout.s3_uri(s.bucket, key)
 
-    def write_manifest(self, records: list[ArchivedRecord], key: str, uri: str, counts: Counter[str]) -> bool:
+    def write_manifest(self, records: list[ArchivedRecord], batch: str, key: str, uri: str, counts: Counter[str]) -> bool:
         s = self.s
         try:
             self.s3.put_bytes(
                 s.bucket, key, encode_manifest(records, uri), content_type=MANIFEST_CONTENT_TYPE,
-                metadata={"batch-id": events.batch_id(r.message_id for r in records), "records": str(len(records))},
+                metadata={"batch-id": batch, "records": str(len(records))},
                 kms_key_id=s.kms_key_id,
             )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - the records stay in the queue and are found archived next time
@@ -833,6 +833,7 @@ class ArchiveRun:
         self,
         pending: list[_Pending],
         records: list[ArchivedRecord],
+        batch: str,
         manifest_uri: str,
         tally: Counter[str],
         claim: _SummaryClaim | None,
@@ -855,7 +856,6 @@ class ArchiveRun:
                     owners[f"n{i}-{j}"] = i
                     messages[f"n{i}-{j}"] = note.message(fifo)
         else:
-            batch = events.batch_id(r.message_id for r in records)
             if claim is None or claim.outcome != WON:  # published elsewhere: the records may go; else they stay
                 return (everyone if claim is not None and claim.outcome == bc.SKIP_PUBLISHED else set()), None
             statuses = Counter(p.record.transaction_status for p in pending)
@@ -885,13 +885,12 @@ class ArchiveRun:
             return set(), settle
         return everyone - {owner for i in failed if (owner := owners.get(i)) is not None}, settle
 
-    def claim_summary(self, records: list[ArchivedRecord], manifest_uri: str, tally: Counter[str]) -> _SummaryClaim | None:
+    def claim_summary(self, batch: str, manifest_uri: str, tally: Counter[str]) -> _SummaryClaim | None:
         """Claim the batch's summary before publishing it (``domain/batch_claims.py``): won (this run
         publishes), found published (skip; the records may be deleted) or held by a live claim
         (skip; the records stay in the queue). None when S3 could not be asked (the records stay).
         Runs beside the manifest's write, in another thread (``tally`` is its own)."""
         s = self.s
-        batch = events.batch_id(r.message_id for r in records)
         key = layout.notification_claim_key(s.prefix, batch)
         where = layout.s3_uri(s.bucket, key)
         mine = bc.claim_body(batch, manifest_uri, self.holder, datetime.now(UTC))

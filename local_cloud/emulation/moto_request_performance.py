@@ -30,7 +30,7 @@ entry, ~150 system calls) and then tries the backends' URL patterns. Profiled du
 run, 12% of the emulator's busy time was that walk, and most request threads were queued on the
 lock behind it. The answer depends only on the host (the installed package and the patterns do not
 change while the process runs), so it is computed once per host and kept; the backend chosen is
-moto's own (``backend_for_host`` calls moto's function on a miss).
+moto's own (moto's function is called on a miss).
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ def memoized_backend_lookup(lookup):
             found[host] = lookup(self, host)
         return found[host]
 
-    backend_for_host.uncached = lookup
     return backend_for_host
 
 
