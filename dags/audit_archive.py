@@ -3,11 +3,13 @@
 One active run at a time, of ``workers`` archive tasks (mapped; 1 by default) draining the same
 queue at once: each archives until the queue is empty, its share of ``max_messages`` is received
 or the time budget is spent, writes a manifest per batch, notifies on SNS, dead-letters/
-quarantines bad records, and announces new archive data through the asset alias
-``audit-archive``: an event of the asset ``s3://<bucket>/<prefix>`` it wrote to (Dataset on
-2.11), which other DAGs can be scheduled on. Workers share nothing but the queue: every record's
-object, manifest line and notification is written once whichever worker receives it
-(docs/scaling.md says how many workers a volume needs).
+quarantines bad records. Workers share nothing but the queue: every record's object, manifest
+line and notification is written once whichever worker receives it (docs/scaling.md says how many
+workers a volume needs). When every worker has succeeded, ``announce`` announces the run's new
+archive data through the asset alias ``audit-archive``: one event of the asset
+``s3://<bucket>/<prefix>`` written to (Dataset on 2.11), with the workers' counts summed, which
+other DAGs can be scheduled on. (Workers announcing each for itself raced in Airflow's API server
+to create the asset the first time: airflow_reliable_messaging/assets.py.)
 
 Configuration, read when the task runs (never at parse time):
 
@@ -53,6 +55,16 @@ def plan_workers(workers: str, max_messages: str) -> list[int]:
     except ValueError as exc:
         field, _, problem = str(exc).partition(": ")
         raise ConfigurationError(field if problem else "workers", problem or f"{workers!r} is not an integer") from None
+
+
+@task(task_id="announce", outlets=[audit_archive_alias()])
+def announce(reports: list[dict], bucket: str, prefix: str, outlet_events=None) -> dict[str, int]:
+    """One asset event for the run: the location the workers wrote to, their counts summed."""
+    from airflow_reliable_messaging.assets import add_archive_events, archive_event_extra, audit_archive_alias
+
+    extra = archive_event_extra(reports)
+    add_archive_events(outlet_events, [audit_archive_alias()], bucket, prefix, extra)
+    return extra
 
 
 with DAG(
@@ -132,7 +144,7 @@ with DAG(
         "records_per_manifest": Param(100, type="integer", minimum=1, maximum=1000, title="Records per manifest batch", section="Limits"),
     },  # fmt: skip
 ) as dag:
-    AuditArchiveOperator.partial(
+    workers = AuditArchiveOperator.partial(
         task_id="archive",
         queue_url=_setting("queue_url", "audit_archive_queue_url"),
         bucket=_setting("bucket", "audit_archive_bucket"),
@@ -145,5 +157,5 @@ with DAG(
         max_run_seconds="{{ params.max_run_seconds }}",
         records_per_manifest="{{ params.records_per_manifest }}",
         aws_conn_id=AWS_CONN_ID,
-        outlets=[audit_archive_alias()],
     ).expand(max_messages=plan_workers(_setting("workers", "audit_archive_workers", "1"), "{{ params.max_messages }}"))
+    announce(workers.output, _setting("bucket", "audit_archive_bucket"), _setting("prefix", "audit_archive_prefix", "audit"))

@@ -236,23 +236,17 @@ class AuditArchiveOperator(AwsBaseOperator):
         return lineage.operator_lineage(inputs=[lineage.sqs(s.queue_url, region)], outputs=outputs)
 
     def _annotate_outlets(self, context: Context, report: dict[str, Any]) -> None:
-        """Announce new archive data: through each asset alias in the outlets, an event of the
-        asset ``s3://<bucket>/<prefix>`` when the run wrote something; the counts as the extra of
-        every outlet's event."""
-        from airflow_reliable_messaging._compat import AssetAlias
-        from airflow_reliable_messaging.assets import archive_asset
+        """Announce new archive data through the outlets (``assets.add_archive_events``): an
+        event of the asset ``s3://<bucket>/<prefix>`` through each asset alias when the run wrote
+        something, the counts as the extra of every outlet's event. The archive DAG's mapped
+        workers have no outlets (its ``announce`` task speaks for them all)."""
+        from airflow_reliable_messaging.assets import add_archive_events, archive_event_extra
 
         outlet_events = context.get("outlet_events") if hasattr(context, "get") else None
-        if outlet_events is None:  # (an empty accessor is falsy: test for None)
+        if outlet_events is None or not self.outlets:  # (an empty accessor is falsy: test for None)
             return
-        extra = {k: report[k] for k in ("archived", "already_archived", "manifests", "bytes")}
         settings = self.settings()
-        for outlet in self.outlets or []:
-            try:
-                if isinstance(outlet, AssetAlias):
-                    if report["archived"] or report["manifests"]:
-                        outlet_events[outlet].add(archive_asset(settings.bucket, settings.prefix), extra=extra)
-                else:
-                    outlet_events[outlet].extra = extra
-            except Exception:  # noqa: BLE001 - an annotation must never fail the archive
-                self.log.warning("could not annotate outlet %s", outlet, exc_info=True)
+        try:
+            add_archive_events(outlet_events, self.outlets, settings.bucket, settings.prefix, archive_event_extra([report]))
+        except Exception:  # noqa: BLE001 - an annotation must never fail the archive
+            self.log.warning("could not annotate outlets %s", self.outlets, exc_info=True)

@@ -63,7 +63,12 @@ def test_mapped_archive_workers_overlap_under_the_scheduler_and_archive_each_rec
         state = server.wait_for_run_end("audit_archive", run_id, timeout=600)
         quoted = urllib.parse.quote(run_id, safe="")
         tis = server.request("GET", f"/dags/audit_archive/dagRuns/{quoted}/taskInstances?limit=100")["task_instances"]
+        events = server.request("GET", f"/assets/events?source_dag_id=audit_archive&source_run_id={quoted}")["asset_events"]
         logs = server.logs_tail()
+        for ti in tis:  # a failed task's own log says why (the servers' tails rarely do)
+            if ti["state"] != "success":
+                logs += f"\n--- {ti['task_id']}[{ti['map_index']}] try {ti['try_number']} ---\n"
+                logs += server.task_log("audit_archive", run_id, ti["task_id"], ti["try_number"], ti["map_index"])[-6000:]
     finally:  # the server outlives this test: no further scheduled runs, no Variables left
         server.request("PATCH", "/dags/audit_archive?update_mask=is_paused", {"is_paused": True})
         for name in variables:
@@ -74,6 +79,9 @@ def test_mapped_archive_workers_overlap_under_the_scheduler_and_archive_each_rec
     assert [ti["map_index"] for ti in workers] == list(range(WORKERS)) and {ti["state"] for ti in workers} == {"success"}
     starts, ends = [_instant(ti["start_date"]) for ti in workers], [_instant(ti["end_date"]) for ti in workers]
     assert max(starts) < min(ends), f"the mapped tasks ran one after another: {list(zip(starts, ends, strict=True))}"
+    # one asset event for the run, from `announce`, with every worker's count
+    assert [(e["source_task_id"], e["uri"], e["extra"]["archived"], e["extra"]["workers"]) for e in events] == [
+        ("announce", f"s3://{bucket}/scaled", RECORDS, WORKERS)]  # fmt: skip
 
     # exactly once: every record one object, one manifest line; the queue empty; summaries add up
     keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="scaled/2024/")

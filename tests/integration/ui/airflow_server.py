@@ -247,9 +247,9 @@ class AirflowServer:
         tis = self.request("GET", f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances?limit=100")["task_instances"]
         return {ti["task_id"]: ti["state"] for ti in tis}
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1) -> str:
         quoted = urllib.parse.quote(run_id, safe="")
-        path = f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances/{task_id}/logs/{try_number}?full_content=true"
+        path = f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances/{task_id}/logs/{try_number}?full_content=true&map_index={map_index}"
         if self.major >= 3:
             content = self.request("GET", path)["content"]
             return "\n".join(json.dumps(e) if not isinstance(e, str) else e for e in content)
