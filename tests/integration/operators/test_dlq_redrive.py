@@ -630,8 +630,9 @@ def test_no_more_than_the_approved_count_is_redriven(local_cloud, aws, unique, q
 
 # -- client workers ------------------------------------------------------------------------------------
 def _timed_calls(op: DLQRedriveOperator, operations=("ReceiveMessage", "SendMessageBatch", "DeleteMessageBatch")):
-    """Every SQS request of ``op``'s client: (operation, thread, start, end), recorded by botocore's
-    events around each call (the requests themselves go to the local cloud unchanged)."""
+    """Every SQS request of ``op``'s client: (operation, thread, start, end, message ids received /
+    entries sent), recorded by botocore's events around each call (the requests themselves go to the
+    local cloud unchanged)."""
     import threading
 
     calls: list[list] = []
@@ -642,10 +643,12 @@ def _timed_calls(op: DLQRedriveOperator, operations=("ReceiveMessage", "SendMess
         if model.name in operations:
             started[threading.get_ident()] = (model.name, threading.current_thread().name, time.monotonic())
 
-    def after(model, **_):
+    def after(model, parsed=None, **_):
         if model.name in operations:
             name, thread, start = started.pop(threading.get_ident())
-            calls.append([name, thread, start, time.monotonic()])
+            parsed = parsed or {}
+            ids = [m["MessageId"] for m in parsed.get("Messages", [])] + [e["Id"] for e in parsed.get("Successful", [])]
+            calls.append([name, thread, start, time.monotonic(), ids])
 
     events.register("before-call.sqs.*", before)
     events.register("after-call.sqs.*", after)
@@ -690,9 +693,16 @@ def test_client_workers_move_every_message_once_at_the_same_time(local_cloud, aw
     assert overlapping, sends  # two workers' sends in flight at the same moment
     span = lambda calls: max(c[3] for c in calls if c[0] == "SendMessageBatch") - min(c[2] for c in calls if c[0] == "SendMessageBatch")  # noqa: E731
     assert span(one) >= 6 * 0.5 > span(four), (span(one), span(four))  # the 6 sends of 0.5 s no longer one after another
-    for name in ("SendMessageBatch", "DeleteMessageBatch"):
-        assert count(four, name) == count(one, name) == 6, (name, four)
-    assert count(four, "ReceiveMessage") <= count(one, "ReceiveMessage") + 4, four
+    # the requests of one worker: six full batches sent and deleted. Only a message SQS handed to two
+    # workers at once (at-least-once delivery, above) may cost one more batch: the second worker
+    # sends the rest of its receive without it. So: one more batch at most per such receive.
+    receives = [c[4] for c in four if c[0] == "ReceiveMessage"]
+    shared = sum(1 for i, ids in enumerate(receives) if set(ids) & {m for j, other in enumerate(receives) if j != i for m in other})
+    assert count(one, "SendMessageBatch") == count(one, "DeleteMessageBatch") == 6, one
+    assert count(four, "SendMessageBatch") == count(four, "DeleteMessageBatch"), four
+    assert 6 <= count(four, "SendMessageBatch") <= 6 + shared, (shared, four)
+    assert sum(len(c[4]) for c in four if c[0] == "SendMessageBatch") == 60  # each message sent once
+    assert count(four, "ReceiveMessage") <= count(one, "ReceiveMessage") + 4 + shared, four
 
 
 def test_client_workers_keep_each_fifo_group_in_order(local_cloud, aws, unique):
