@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow_reliable_messaging.assets import audit_archive_alias
+from airflow_reliable_messaging.assets import add_archive_events, archive_event_extra, audit_archive_alias
 from airflow_reliable_messaging.authoring import DAG, Param, task
 from airflow_reliable_messaging.domain.workers import MAX_ARCHIVE_WORKERS
 from airflow_reliable_messaging.notifications.monitoring import monitoring_from_variables
@@ -60,8 +60,6 @@ def plan_workers(workers: str, max_messages: str) -> list[int]:
 @task(task_id="announce", outlets=[audit_archive_alias()])
 def announce(reports: list[dict], bucket: str, prefix: str, outlet_events=None) -> dict[str, int]:
     """One asset event for the run: the location the workers wrote to, their counts summed."""
-    from airflow_reliable_messaging.assets import add_archive_events, archive_event_extra, audit_archive_alias
-
     extra = archive_event_extra(reports)
     add_archive_events(outlet_events, [audit_archive_alias()], bucket, prefix, extra)
     return extra

@@ -9,7 +9,8 @@
 - downstream duplicates (notifications, redriven or replayed messages) are bounded by one batch
   and are the same message (same body, same replay / deduplication identifiers).
 
-The runner (``crash_runner.py``) imports Airflow once and forks one child per run.
+The runner (``crash_runner.py``) imports Airflow once and forks one child per run. While a killed
+point's messages wait out their visibility timeout, the next point runs (``sample_crash_points``).
 """
 
 from __future__ import annotations
@@ -83,6 +84,32 @@ def crash_points(step: int = STEP):
     while True:
         yield n
         n += step
+
+
+def sample_crash_points(start, finish, wait: float, step: int = STEP) -> list[tuple[int, dict]]:
+    """Crash points 1, 1+step, ... until one's first run completes without being killed:
+    ``start(n)`` sets point n up (its own queues) and runs it killed after call n, returning
+    ``(first answer, state)``; ``finish(n, first, state)`` reruns it to completion and checks it.
+    Pipelined: while a killed point's messages wait out their visibility timeout (``wait`` s), the
+    next point is set up and run — the runs never overlap (one runner), each point's checks are its
+    own. Returns (n, first answer) of every point, in order."""
+    outcomes: list[tuple[int, dict]] = []
+    waiting = None  # (n, first, state, visible again at)
+    for n in crash_points(step):
+        first, state = start(n)
+        outcomes.append((n, first))
+        if first["outcome"] != "killed":
+            assert first["outcome"] == "completed", first
+        if waiting is not None:
+            time.sleep(max(0.0, waiting[3] - time.monotonic()))
+            finish(*waiting[:3])
+        waiting = (n, first, state, time.monotonic() + (wait if first["outcome"] == "killed" else 0.0))
+        if first["outcome"] != "killed":
+            break
+    assert waiting is not None
+    time.sleep(max(0.0, waiting[3] - time.monotonic()))
+    finish(*waiting[:3])
+    return outcomes
 
 
 def _drain_all(sqs, url: str) -> list[dict]:
@@ -223,8 +250,8 @@ def test_archive_survives_sigkill_at_every_sampled_call(runner, pipeline, wareho
     payload_bucket = unique("payloads")
     aws("s3").create_bucket(Bucket=payload_bucket)
     every_archived: set[str] = set()
-    outcomes = []
-    for n in crash_points():
+
+    def start(n):
         tag = f"c{n:03d}"
         queue = sqs.create_queue(QueueName=unique("crash-in"))["QueueUrl"]
         dlq = sqs.create_queue(QueueName=unique("crash-dlq"))["QueueUrl"]
@@ -237,19 +264,18 @@ def test_archive_survives_sigkill_at_every_sampled_call(runner, pipeline, wareho
         kwargs = pipeline.archive_kwargs(queue_url=queue, dead_letter_queue_url=dlq, topic_arn=topic, visibility_timeout=2,
                                          records_per_manifest=BATCH, notifications="per_record",
                                          claim_check_buckets=payload_bucket)  # fmt: skip
-        first = runner.run(ARCHIVE, kwargs, kill_after=n)
-        outcomes.append((n, first["outcome"]))
-        if first["outcome"] == "killed":
-            TRIED["archive"] += 1
-            time.sleep(2.2)  # what the dead run received becomes visible again
-        else:
-            assert first["outcome"] == "completed", first
+        return runner.run(ARCHIVE, kwargs, kill_after=n), (tag, inputs, sent_ids, queue, dlq, observer, kwargs)
+
+    def finish(n, first, state):
+        tag, inputs, sent_ids, queue, dlq, observer, kwargs = state
+        TRIED["archive"] += first["outcome"] == "killed"
         _rerun_until_empty(runner, ARCHIVE, kwargs, sqs, queue, wait=2.2)
-        every_archived |= _check_archive_point(aws, pipeline, tag, inputs, sent_ids, queue, dlq, observer)
-        if first["outcome"] != "killed":
-            break
+        every_archived.update(_check_archive_point(aws, pipeline, tag, inputs, sent_ids, queue, dlq, observer))
+
+    outcomes = sample_crash_points(start, finish, wait=2.2)  # what a killed run received is visible again after 2 s
+    first = outcomes[-1][1]
     print(f"archive: {TRIED['archive']} crash points tried (step {STEP}); run length {first.get('calls')} calls")
-    assert TRIED["archive"] >= 5, outcomes
+    assert TRIED["archive"] >= 5, [(n, a["outcome"]) for n, a in outcomes]
 
     now = datetime.now(UTC)
     load = SnowflakeAuditLoadOperator(**warehouse.load_kwargs(
@@ -273,8 +299,8 @@ def test_bundle_layout_survives_sigkill_at_every_call(runner, pipeline, warehous
 
     sqs, s3 = aws("sqs"), aws("s3")
     sent: dict[str, bytes] = {}
-    outcomes = []
-    for n in crash_points(step=1):
+
+    def start(n):
         queue = sqs.create_queue(QueueName=unique("bundle-in"))["QueueUrl"]
         bodies = [json.dumps({"n": i, "point": n}) for i in range(RECORDS)]
         bodies.append(json.dumps({"n": "large", "pad": "x" * 5000}))  # above bundle_record_bytes: an object of its own
@@ -284,16 +310,18 @@ def test_bundle_layout_survives_sigkill_at_every_call(runner, pipeline, warehous
         before = set(pipeline.objects(f"{PREFIX}/{layout.BUNDLES}/"))
         kwargs = pipeline.archive_kwargs(queue_url=queue, visibility_timeout=2, notifications="none", layout="bundle",
                                          bundle_record_bytes=1024, records_per_manifest=100)  # fmt: skip
-        first = runner.run(ARCHIVE, kwargs, kill_after=n)
-        outcomes.append((n, first["outcome"]))
-        if first["outcome"] == "killed":
-            TRIED["bundle"] += 1
-            time.sleep(2.2)
-        else:
-            assert first["outcome"] == "completed", first
+        return runner.run(ARCHIVE, kwargs, kill_after=n), (queue, mine, before, kwargs)
+
+    def finish(n, first, state):
+        queue, mine, before, kwargs = state
+        TRIED["bundle"] += first["outcome"] == "killed"
         _rerun_until_empty(runner, ARCHIVE, kwargs, sqs, queue, wait=2.2)
-        new = sorted(set(pipeline.objects(f"{PREFIX}/{layout.BUNDLES}/")) - before)
-        assert 1 <= len(new) <= 2, (n, new)  # the bundle, and at most one more after a crash
+        new = {}  # this point's bundles (the next point's run may have written its own since `before`)
+        for key in sorted(set(pipeline.objects(f"{PREFIX}/{layout.BUNDLES}/")) - before):
+            lines = bundle.decode_bundle(s3.get_object(Bucket=pipeline.bucket, Key=key)["Body"].read(), f"s3://{pipeline.bucket}/{key}")
+            if any(r.message_id in mine for r, _ in lines.values()):
+                new[key] = lines
+        assert 1 <= len(new) <= 2, (n, sorted(new))  # the bundle, and at most one more after a crash
         listed = {}
         for key in pipeline.objects(f"{PREFIX}/{layout.BATCH_MANIFESTS}/"):
             for line in decode_manifest(s3.get_object(Bucket=pipeline.bucket, Key=key)["Body"].read()):
@@ -303,15 +331,13 @@ def test_bundle_layout_survives_sigkill_at_every_call(runner, pipeline, warehous
         for message_id, keys in listed.items():  # every listed copy holds the exact bytes
             for key in keys:
                 if key in new:
-                    lines = bundle.decode_bundle(
-                        s3.get_object(Bucket=pipeline.bucket, Key=key)["Body"].read(), f"s3://{pipeline.bucket}/{key}"
-                    )
-                    assert any(r.message_id == message_id and r.body == mine[message_id] for r, _ in lines.values())
-        sent |= mine
-        if first["outcome"] != "killed":
-            break
+                    assert any(r.message_id == message_id and r.body == mine[message_id] for r, _ in new[key].values())
+        sent.update(mine)
+
+    outcomes = sample_crash_points(start, finish, wait=2.2, step=1)
+    first = outcomes[-1][1]
     print(f"bundle layout: {TRIED['bundle']} crash points tried; run length {first.get('calls')} calls")
-    assert TRIED["bundle"] >= 6, outcomes
+    assert TRIED["bundle"] >= 6, [(n, a["outcome"]) for n, a in outcomes]
 
     now = datetime.now(UTC)
     window = {"interval_start": (now - timedelta(days=1)).isoformat(), "interval_end": (now + timedelta(hours=1)).isoformat()}
@@ -329,30 +355,28 @@ def test_bundle_layout_survives_sigkill_at_every_call(runner, pipeline, warehous
 # -- client redrive -----------------------------------------------------------------------------------
 def test_client_redrive_survives_sigkill_at_every_sampled_call(runner, aws, unique):
     sqs = aws("sqs")
-    outcomes = []
-    for n in crash_points(max(1, STEP - 1)):  # a short run (about 14 calls): sample more densely
+
+    def start(n):
         dlq = sqs.create_queue(QueueName=unique("rd-dlq"))["QueueUrl"]
         target = sqs.create_queue(QueueName=unique("rd-target"))["QueueUrl"]
         bodies = [f"r{n}-{i:02d}" for i in range(RECORDS + 5)]
         for k in range(0, len(bodies), 10):
             sqs.send_message_batch(QueueUrl=dlq, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[k : k + 10])])
         kwargs = {"task_id": "redrive", "dlq": dlq, "destination": target, "mode": "client", "visibility_timeout": 1}
-        first = runner.run(REDRIVE, kwargs, kill_after=n, context={"run_id": f"crash-{n}"})
-        outcomes.append((n, first["outcome"]))
-        if first["outcome"] == "killed":
-            TRIED["redrive"] += 1
-            time.sleep(1.2)
-        else:
-            assert first["outcome"] == "completed", first
+        return runner.run(REDRIVE, kwargs, kill_after=n, context={"run_id": f"crash-{n}"}), (dlq, target, bodies, kwargs)
+
+    def finish(n, first, state):
+        dlq, target, bodies, kwargs = state
+        TRIED["redrive"] += first["outcome"] == "killed"
         _rerun_until_empty(runner, REDRIVE, kwargs, sqs, dlq, wait=1.2, context={"run_id": f"crash-{n}"})
-        got = _drain_all(sqs, target)
-        delivered = Counter(m["Body"] for m in got)
+        delivered = Counter(m["Body"] for m in _drain_all(sqs, target))
         assert set(delivered) == set(bodies)  # every message delivered; none left in the DLQ
         assert sum(delivered.values()) - len(bodies) <= BATCH, delivered  # repeats: one batch at most
-        if first["outcome"] != "killed":
-            break
+
+    outcomes = sample_crash_points(start, finish, wait=1.2, step=max(1, STEP - 1))  # a short run (about 14 calls): sample more densely
+    first = outcomes[-1][1]
     print(f"client redrive: {TRIED['redrive']} crash points tried (step {max(1, STEP - 1)}); run length {first.get('calls')} calls")
-    assert TRIED["redrive"] >= 5, outcomes
+    assert TRIED["redrive"] >= 5, [(n, a["outcome"]) for n, a in outcomes]
 
 
 def test_fifo_client_redrive_resend_carries_the_same_deduplication_id(runner, aws, unique):
@@ -399,8 +423,8 @@ def test_native_redrive_with_the_loop_guard_survives_sigkill_at_every_sampled_ca
     from airflow_reliable_messaging.domain import redrive as rd
 
     sqs, s3 = aws("sqs"), aws("s3")
-    outcomes = []
-    for n in crash_points():
+
+    def start(n):
         dlq = sqs.create_queue(QueueName=unique("rn-dlq"))["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"})
@@ -416,13 +440,11 @@ def test_native_redrive_with_the_loop_guard_survives_sigkill_at_every_sampled_ca
                 pass
         kwargs = {"task_id": "redrive", "dlq": dlq, "mode": "native", "quarantine_bucket": bucket, "visibility_timeout": 1,
                   "deferrable": False, "poll_interval": 0.1, "rate_per_second": 500, "on_task_running": "attach"}  # fmt: skip
-        first = runner.run(REDRIVE, kwargs, kill_after=n, context={"run_id": f"crash-{n}"})
-        outcomes.append((n, first["outcome"]))
-        if first["outcome"] == "killed":
-            TRIED["native-redrive"] += 1
-            time.sleep(1.2)
-        else:
-            assert first["outcome"] == "completed", first
+        return runner.run(REDRIVE, kwargs, kill_after=n, context={"run_id": f"crash-{n}"}), (dlq, source, bucket, bodies, kwargs)
+
+    def finish(n, first, state):
+        dlq, source, bucket, bodies, kwargs = state
+        TRIED["native-redrive"] += first["outcome"] == "killed"
         _rerun_until_empty(runner, REDRIVE, kwargs, sqs, dlq, wait=1.2, context={"run_id": f"crash-{n}"})
         moved = Counter(m["Body"] for m in _drain_all(sqs, source))
         assert moved == Counter(bodies), moved  # each once (a move task never doubles), the poison not at all
@@ -433,10 +455,11 @@ def test_native_redrive_with_the_loop_guard_survives_sigkill_at_every_sampled_ca
             counted.update(json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())["fingerprints"])
         prints = {rd.fingerprint(rd.parse_message({"MessageId": "x", "ReceiptHandle": "r", "Body": b})): b for b in bodies}
         assert all(1 <= counted[f] <= 2 for f in prints), {prints[f]: counted[f] for f in prints}
-        if first["outcome"] != "killed":
-            break
+
+    outcomes = sample_crash_points(start, finish, wait=1.2)
+    first = outcomes[-1][1]
     print(f"native redrive: {TRIED['native-redrive']} crash points tried (step {STEP}); run length {first.get('calls')} calls")
-    assert TRIED["native-redrive"] >= 5, outcomes
+    assert TRIED["native-redrive"] >= 5, [(n, a["outcome"]) for n, a in outcomes]
 
 
 # -- S3 archive replay --------------------------------------------------------------------------------
