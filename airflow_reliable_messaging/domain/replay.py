@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import Enum
@@ -489,11 +489,6 @@ class Checkpoint:
             return items
         mark = tuple(self.last)
         return [i for i in items if i.sort_key > mark]
-
-
-def chunks(items: list[ReplayItem], size: int) -> Iterator[list[ReplayItem]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 # -- the manual replay DAG's request ---------------------------------------------------------------

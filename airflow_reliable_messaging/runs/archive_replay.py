@@ -220,12 +220,7 @@ class ArchiveReplayRun:
         sent_before, started = checkpoint.sent, time.monotonic()
         if s.workers > 1:
             plan.summary["workers"] = s.workers
-            self.send_concurrently(plan.todo, checkpoint, started, refused_before)
-        else:
-            for chunk in rp.chunks(plan.todo, BATCH):
-                self.send_batch(chunk, checkpoint)
-                self.write_checkpoint(checkpoint)
-                self.pace(checkpoint.sent - sent_before, started)
+        self.send_batches(plan.todo, checkpoint, started, refused_before)
         checkpoint.completed = not checkpoint.failed
         self.write_checkpoint(checkpoint)
         sent_now = checkpoint.sent - sent_before
@@ -240,23 +235,11 @@ class ArchiveReplayRun:
         plan.found.raise_if_incomplete(s.replay_id)
         return {**plan.summary, "sent": checkpoint.sent, "sent_this_run": sent_now, "pointers": checkpoint.pointers, "failed": 0}
 
-    def send_batch(self, chunk: list[rp.ReplayItem], checkpoint: rp.Checkpoint) -> None:
-        """One PublishBatch / SendMessageBatch; its outcome entered in ``checkpoint``."""
-        messages, pointers, refused = self.messages(chunk)
-        result = self.target.send(messages)
-        result.failed.update(refused)
-        for entry_id, error in result.failed.items():
-            item = chunk[int(entry_id)]
-            checkpoint.failed.append({"message_id": item.message_id, "code": str(error.get("Code")),
-                                      "message": str(error.get("Message", ""))[:300]})  # fmt: skip
-        checkpoint.sent += len(result.successful)
-        checkpoint.pointers += sum(1 for i in result.successful if i in pointers)
-        if checkpoint.last is None or list(chunk[-1].sort_key) > checkpoint.last:
-            checkpoint.last = list(chunk[-1].sort_key)
-
-    def send_concurrently(self, todo: list[rp.ReplayItem], checkpoint: rp.Checkpoint, started: float,
-                          refused_before: list[dict[str, str]]) -> None:  # fmt: skip
-        """``workers`` threads send the batches of ``todo`` at once. To a standard target each takes
+    def send_batches(self, todo: list[rp.ReplayItem], checkpoint: rp.Checkpoint, started: float,
+                     refused_before: list[dict[str, str]]) -> None:  # fmt: skip
+        """``workers`` threads (one: the batches one after the other) send the batches of ``todo``,
+        checkpointing after each through a ``Watermark`` — with one worker too, so a previous run's
+        refusals not retried yet stay in every checkpoint written. To a standard target each takes
         the next batch of 10 in event-time order; to a FIFO target each sends whole message groups
         (``group_by``; groups dealt out by size), in order, so no group is ever sent by two workers
         or out of order. The checkpoint moves only over what is done without a gap (``Watermark``):
@@ -271,7 +254,8 @@ class ArchiveReplayRun:
             lane_of = workers.lanes([rp.group_id(i, s.group_by) for i in todo], s.workers)
             units = [[chunk for chunk in _chunks([p for p in positions if lane_of[p] == lane])] for lane in range(s.workers)]
             units = [u for u in units if u]
-            self.log.info("FIFO target: %d message group(s) split between %d worker(s), each group sent in order by one",
+            if s.workers > 1:
+                self.log.info("FIFO target: %d message group(s) split between %d worker(s), each group sent in order by one",
                           len(set(rp.group_id(i, s.group_by) for i in todo)), len(units))  # fmt: skip
         else:
             units = [[chunk] for chunk in _chunks(positions)]

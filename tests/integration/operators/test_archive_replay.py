@@ -535,3 +535,50 @@ def test_replay_workers_checkpoint_only_what_is_done_without_a_gap(s3, sqs, buck
     rest = [json.loads(b)["n"] for b, _, _ in _drain_sent(sqs, url, 15)]
     assert sorted(rest) == list(range(10, 25))
     assert sorted(set(first) | set(rest)) == list(range(25))
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_rerun_stopped_while_retrying_many_refused_messages_still_retries_the_rest(s3, sqs, bucket, unique, workers):
+    """More refusals than one batch (15): a rerun retries them first, ten at a time. Stopped after
+    the first ten (the next batch's object unreadable), its checkpoint must still list the five not
+    retried yet — they were sent nowhere, and ``last`` is already past them. (Before, with one
+    worker, each batch's checkpoint held only that run's new refusals: the five were forgotten and
+    the next rerun reported the replay complete with 20 of 25 sent.)"""
+    binary = [(f"msg-{i:03d}", i, b"\xff\xfe" + bytes([i]), "claims", "t") for i in range(15)]  # refused by a policy
+    text = [(f"msg-{i:03d}", i, json.dumps({"n": i}).encode(), "claims", "t") for i in range(15, 25)]
+    _archive(s3, bucket, binary + text)
+    url = sqs.create_queue(QueueName=unique("target"))["QueueUrl"]
+    policy = {"Version": "2021-06-01", "Statement": [{"DataIdentifier": ["arn:aws:dataprotection::aws:data-identifier/EmailAddress"],
+              "Operation": {"Deidentify": {"MaskConfig": {"MaskWithCharacter": "#"}}}}]}  # fmt: skip
+    sent: list[str] = []
+
+    def received(expected):
+        got = [m["MessageAttributes"]["replayed_message_id"]["StringValue"] for m in drain(sqs, url, expected)]
+        sent.extend(got)
+        return got
+
+    with pytest.raises(ReplayError, match=r"15 message\(s\) refused"):
+        _op(bucket, target_queue=url, data_protection_policy=policy, workers=workers).execute({})
+    assert sorted(received(10)) == [f"msg-{i:03d}" for i in range(15, 25)]
+
+    # The rerun without the policy sends the binary records; msg-012 (its second batch) is unreadable.
+    missing = layout.archive_key(PREFIX, T0 + timedelta(minutes=12), "msg-012")
+    body = s3.get_object(Bucket=bucket, Key=missing)["Body"].read()
+    s3.delete_object(Bucket=bucket, Key=missing)
+    with pytest.raises(ReplayError, match="msg-012"):
+        _op(bucket, target_queue=url, workers=workers).execute({})
+    assert sorted(received(10)) == [f"msg-{i:03d}" for i in range(10)]
+    key = rp_checkpoint_key(s3, bucket)
+    checkpoint = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert sorted(f["message_id"] for f in checkpoint["failed"]) == [f"msg-{i:03d}" for i in range(10, 15)], checkpoint
+
+    s3.put_object(Bucket=bucket, Key=missing, Body=body)
+    result = _op(bucket, target_queue=url, workers=workers).execute({})
+    assert (result["sent"], result["sent_this_run"]) == (25, 5), result
+    assert sorted(received(5)) == [f"msg-{i:03d}" for i in range(10, 15)]
+    assert sorted(sent) == [f"msg-{i:03d}" for i in range(25)]  # each once, at the target
+
+
+def rp_checkpoint_key(s3, bucket):
+    """The replay's checkpoint object (the only object under ``_replays/`` here)."""
+    return s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/_replays/")["Contents"][0]["Key"]
