@@ -237,17 +237,29 @@ class S3ArchiveHook(DefaultRetriesMixin, S3Hook):
         return self.replace_marker(bucket, key, body, etag, kms_key_id=kms_key_id) is not None
 
     def replace_marker(self, bucket: str, key: str, body: bytes, etag: str, *, kms_key_id: str | None = None) -> str | None:
-        """``replace_marker_if_unchanged`` that answers the new version's ETag (None: not replaced)."""
-        try:
-            response = self.get_conn().put_object(
-                Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfMatch=etag,
-                **sse_arguments(kms_key_id),
-            )  # fmt: skip
-        except ClientError as exc:
-            if error_code(exc) in (*CONDITIONAL_FAILURES, *NOT_FOUND):
-                return None
-            raise
-        return str(response.get("ETag") or etag)
+        """``replace_marker_if_unchanged`` that answers the new version's ETag (None: not replaced).
+
+        409 ConditionalRequestConflict means a conflicting write was in flight, not that the marker
+        changed: S3 says to retry (PutObject ``If-Match``,
+        https://docs.aws.amazon.com/AmazonS3/API/API_PutObject.html). The retry keeps ``etag`` —
+        this is a compare-and-swap on the version the caller read — so if the other write landed
+        it answers 412 (not replaced); still 409 after ``CONFLICT_RETRIES``: not replaced."""
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                response = self.get_conn().put_object(
+                    Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfMatch=etag,
+                    **sse_arguments(kms_key_id),
+                )  # fmt: skip
+            except ClientError as exc:
+                code = error_code(exc)
+                if code in CONFLICTS and attempt < CONFLICT_RETRIES:
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                if code in (*CONDITIONAL_FAILURES, *NOT_FOUND):
+                    return None
+                raise
+            return str(response.get("ETag") or etag)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _create_once(create: Callable[[], Any], existing: Callable[[], T | None]) -> tuple[Any, T | None]:
@@ -362,7 +374,8 @@ def sse_arguments(kms_key_id: str | None) -> dict[str, str]:
 
 
 NOT_FOUND = ("404", "NoSuchKey", "NotFound")
-CONDITIONAL_FAILURES = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+CONFLICTS = ("ConditionalRequestConflict", "409")  # a concurrent conditional write: retry
+CONDITIONAL_FAILURES = ("PreconditionFailed", "412", *CONFLICTS)
 CONFLICT_RETRIES = 2
 
 

@@ -100,18 +100,34 @@ def test_replace_marker_overwrites_only_the_version_it_read(hook, stub):
         assert hook.replace_marker_if_unchanged(BUCKET, KEY, b"done", '"v2"') is True
 
 
-@pytest.mark.parametrize(
-    ("code", "status"),
-    [("PreconditionFailed", 412), ("ConditionalRequestConflict", 409), ("NoSuchKey", 404)],
-)
+@pytest.mark.parametrize(("code", "status"), [("PreconditionFailed", 412), ("NoSuchKey", 404)])
 def test_replace_marker_is_not_replaced_when_another_writer_changed_it_or_it_is_gone(hook, stub, code, status):
-    """412: the ETag no longer matches (another writer replaced it); 409: a conflicting write is in
-    flight; 404: the marker is gone. Each is "not replaced" (None / False), never an exception."""
+    """412: the ETag no longer matches (another writer replaced it); 404: the marker is gone. Each
+    is "not replaced" (None / False), never an exception."""
     with stub(hook.get_conn()) as stubber:
         _refuse(stubber, "put_object", code, status)
         assert hook.replace_marker(BUCKET, KEY, b"done", '"v1"') is None
         _refuse(stubber, "put_object", code, status)
         assert hook.replace_marker_if_unchanged(BUCKET, KEY, b"done", '"v1"') is False
+
+
+def test_replace_marker_retries_a_conflict_with_the_same_etag(hook, stub):
+    """409 ConditionalRequestConflict: a conflicting write was in flight, and S3 says to retry
+    (https://docs.aws.amazon.com/AmazonS3/API/API_PutObject.html, If-Match). The retry keeps the
+    ETag the caller read: it replaces that version (a marker settled ``published``, a claim taken
+    over) or, if the other write landed, answers 412. (Before: 409 was "not replaced" at once — a
+    won summary claim stayed unsettled and could be taken over and published again after expiry.)"""
+    with stub(hook.get_conn()) as stubber:
+        _refuse(stubber, "put_object", "ConditionalRequestConflict", 409)
+        stubber.add_response("put_object", {"ETag": '"v2"'}, _marker_put(b"done", IfMatch='"v1"'))
+        assert hook.replace_marker(BUCKET, KEY, b"done", '"v1"') == '"v2"'
+        _refuse(stubber, "put_object", "ConditionalRequestConflict", 409)
+        _refuse(stubber, "put_object", "PreconditionFailed", 412)
+        assert hook.replace_marker(BUCKET, KEY, b"done", '"v1"') is None  # the other write landed first
+        for _ in range(3):  # CONFLICT_RETRIES + 1 answers of 409: still not replaced, no exception
+            _refuse(stubber, "put_object", "ConditionalRequestConflict", 409)
+        assert hook.replace_marker_if_unchanged(BUCKET, KEY, b"done", '"v1"') is False
+        stubber.assert_no_pending_responses()
 
 
 def test_replace_marker_raises_what_is_no_answer_about_the_marker(hook, stub):
