@@ -256,7 +256,7 @@ class ArchiveReplayRun:
             units = [u for u in units if u]
             if s.workers > 1:
                 self.log.info("FIFO target: %d message group(s) split between %d worker(s), each group sent in order by one",
-                          len(set(rp.group_id(i, s.group_by) for i in todo)), len(units))  # fmt: skip
+                              len(set(rp.group_id(i, s.group_by) for i in todo)), len(units))  # fmt: skip
         else:
             units = [[chunk] for chunk in _chunks(positions)]
         lock = threading.Lock()
