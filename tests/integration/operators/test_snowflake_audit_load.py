@@ -459,23 +459,30 @@ def _load_in_process(env, run_id, results, overrides):
         results.put((type(exc).__name__, str(exc)))
 
 
-def test_a_second_load_of_the_week_without_waiting_fails_naming_the_run_that_holds_it(audit_env, aws):
-    """The second load starts once the first holds the claim (seen in the claim table, not
-    guessed from timing); many small manifests keep the first inside its claim for a while."""
+def test_a_second_load_of_the_week_without_waiting_fails_naming_the_run_that_holds_it(audit_env, aws, sf_faults):
+    """The second load starts once the first holds the claim (seen in the claim table) and is
+    held inside it: its first COPY waits 15 s in the Snowflake emulator (a fault rule matched only
+    once, seen matched before the second starts). (Before, many small manifests kept the first
+    inside its claim for ~3.5 s: on a loaded machine the second's discovery took longer, the
+    first had released its claim and both loads succeeded.)"""
     import multiprocessing
 
-    ids = _week_of_manifests(aws("s3"), audit_env, manifests=24, per_manifest=5)
+    from local_cloud.faults_client import snowflake_fault
+
+    ids = _week_of_manifests(aws("s3"), audit_env, manifests=6, per_manifest=5)
     ctx = multiprocessing.get_context("fork")
     results = ctx.Queue()
-    first = ctx.Process(target=_load_in_process, args=(audit_env, "manual__first", results, {}))
-    first.start()
-    deadline = time.monotonic() + 120
-    while audit_env.sql("SELECT RUN_ID FROM {ns}.AUDIT_LOAD_CLAIM") != [("manual__first",)]:
-        assert first.is_alive() and time.monotonic() < deadline, "the first load never took its claim"
-        time.sleep(0.02)
-    with pytest.raises(LoadError, match="being loaded by run 'manual__first'"):
-        run_load(audit_env, run_id="scheduled__second", claim_wait=timedelta(0))
-    assert results.get(timeout=240) == ("ok", len(ids))
+    with sf_faults.injecting([snowflake_fault("delay", r"COPY\s+INTO\s+\S+\.AUDIT_MANIFEST_LANDING", delay=15, nth=1)]):
+        first = ctx.Process(target=_load_in_process, args=(audit_env, "manual__first", results, {}))
+        first.start()
+        deadline = time.monotonic() + 120
+        while not sf_faults.stats()["rules"][0]["matched"]:  # the first is in its COPY, inside its claim
+            assert first.is_alive() and time.monotonic() < deadline, "the first load never reached its COPY"
+            time.sleep(0.05)
+        assert audit_env.sql("SELECT RUN_ID FROM {ns}.AUDIT_LOAD_CLAIM") == [("manual__first",)]
+        with pytest.raises(LoadError, match="being loaded by run 'manual__first'"):
+            run_load(audit_env, run_id="scheduled__second", claim_wait=timedelta(0))
+        assert results.get(timeout=240) == ("ok", len(ids))
     first.join(timeout=30)
     _assert_loaded_exactly_once(audit_env, ids)
 
