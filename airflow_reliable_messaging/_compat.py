@@ -31,7 +31,6 @@ if AIRFLOW_V_3_0_PLUS:
         Context,
         Param,
         Variable,
-        task,
     )
 
     if AIRFLOW_V_3_1_PLUS:
@@ -42,7 +41,6 @@ if AIRFLOW_V_3_0_PLUS:
 else:  # Airflow 2.11
     from airflow.datasets import Dataset as Asset  # type: ignore[no-redef]
     from airflow.datasets import DatasetAlias as AssetAlias  # type: ignore[no-redef]
-    from airflow.decorators import task  # type: ignore[no-redef]
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
     from airflow.models import BaseOperator, BaseOperatorLink, Variable  # type: ignore[no-redef]
     from airflow.models.dag import DAG  # type: ignore[no-redef]
@@ -163,6 +161,5 @@ __all__ = [
     "snowflake_conn_params",
     "snowflake_conn_params_override",
     "smtp_client",
-    "task",
     "xcom_class",
 ]

@@ -18,10 +18,12 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_reliable_messaging.domain.manifest import ArchivedRecord
 from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
+
+if TYPE_CHECKING:  # annotations only: the operator imports this module's modes at parse time
+    from airflow_reliable_messaging.domain.manifest import ArchivedRecord
 
 RECEIVED = "received"
 ARCHIVE_STORED = "archive_stored"

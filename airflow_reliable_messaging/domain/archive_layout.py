@@ -100,6 +100,15 @@ def as_utc(moment: datetime) -> datetime:
     return moment
 
 
+def isoformat(moment: datetime) -> str:
+    """UTC, microseconds, ``Z`` suffix: sortable and parsed the same by Python and Snowflake."""
+    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_isoformat(text: str) -> datetime:
+    return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
 def archive_key(prefix: str, event_time: datetime, message_id: str) -> str:
     t = as_utc(event_time)
     return _join(prefix, t.strftime("%Y/%m/%d/%H/%M/%S"), validate_message_id(message_id))

@@ -14,7 +14,15 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
 from airflow_reliable_messaging.domain import claim_check
-from airflow_reliable_messaging.domain.archive_layout import ArchiveKey, as_utc, check_archive_key, check_bundle_key, s3_uri
+from airflow_reliable_messaging.domain.archive_layout import (  # noqa: F401 - isoformat, parse_isoformat: used from here too
+    ArchiveKey,
+    as_utc,
+    check_archive_key,
+    check_bundle_key,
+    isoformat,
+    parse_isoformat,
+    s3_uri,
+)
 
 MANIFEST_VERSION = 1
 MAX_OBJECT_SIZE = claim_check.MAX_OBJECT_SIZE  # larger sizes are not byte counts of an S3 object
@@ -25,15 +33,6 @@ MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 JSON_CONTENT_TYPE = "application/json"
 BINARY_CONTENT_TYPE = "application/octet-stream"
 TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
-
-
-def isoformat(moment: datetime) -> str:
-    """UTC, microseconds, ``Z`` suffix: sortable and parsed the same by Python and Snowflake."""
-    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_isoformat(text: str) -> datetime:
-    return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_reliable_messaging._compat import AirflowFailException
 from airflow_reliable_messaging.domain import archive_layout as layout
 from airflow_reliable_messaging.domain import templated
+from airflow_reliable_messaging.domain.archive_layout import isoformat, parse_isoformat
 from airflow_reliable_messaging.domain.identifiers import blank_to_none
-from airflow_reliable_messaging.domain.manifest import isoformat, message_id_of, parse_isoformat
 from airflow_reliable_messaging.exceptions import LoadError
 from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
 from airflow_reliable_messaging.operators.audit_tables_base import config_time
@@ -131,6 +131,8 @@ class AuditReconcileOperator(ArchiveReportBase):
                 "warnings": warnings,
                 "status": "not_reconciled" if error else "reconciled" if outcome.compared else "nothing_to_compare",
             }
+            from airflow_reliable_messaging.domain.manifest import message_id_of
+
             ids = [message_id_of(uri) for uri in outcome.missing + outcome.size_mismatch]
             self.record(sf, context, result, error, ids)
         finally:

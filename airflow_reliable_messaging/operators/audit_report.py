@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging._compat import dag_run_url
 from airflow_reliable_messaging.domain import templated
+from airflow_reliable_messaging.domain.archive_layout import isoformat
 from airflow_reliable_messaging.domain.identifiers import blank_to_none
-from airflow_reliable_messaging.domain.manifest import isoformat
 from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
 from airflow_reliable_messaging.links.aws import S3PrefixLink, console_location, s3_object_url
 from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_reliable_messaging._compat import BaseOperator
 from airflow_reliable_messaging.base_aws import AwsBaseOperator, aws_template_fields
 from airflow_reliable_messaging.domain import templated
-from airflow_reliable_messaging.domain.manifest import isoformat
+from airflow_reliable_messaging.domain.archive_layout import isoformat
 from airflow_reliable_messaging.exceptions import ConfigurationError
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from airflow_reliable_messaging.domain.manifest import isoformat
+from airflow_reliable_messaging.domain.archive_layout import isoformat
 from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
 from airflow_reliable_messaging.operators.audit_tables_base import AuditIntervalOperator
 

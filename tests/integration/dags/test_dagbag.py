@@ -37,7 +37,7 @@ print(json.dumps({
 
 RUN_ONLY = tuple(f"airflow_reliable_messaging.{m}" for m in (
     "hooks", "domain.redrive", "domain.replay", "domain.audit_message", "domain.seed_stream", "domain.transactions",
-    "domain.audit_load", "domain.report",
+    "domain.audit_load", "domain.report", "domain.manifest", "domain.claim_check", "domain.bundle",
     "runs", "lineage",
 ))  # fmt: skip
 
