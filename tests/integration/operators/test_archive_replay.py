@@ -57,6 +57,11 @@ def _op(bucket, **kwargs):
     return S3ArchiveReplayOperator(**{**defaults, **kwargs})
 
 
+def _checkpoint_key(s3, bucket):
+    """The replay's checkpoint object (the only object under ``_replays/`` in these tests)."""
+    return s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/_replays/")["Contents"][0]["Key"]
+
+
 def _bodies(messages):
     return [m["Body"] for m in messages]
 
@@ -124,7 +129,7 @@ def test_fifo_topic_target_with_filters_pointers_and_dedup_ids(s3, sns, sqs, buc
     assert got[1]["MessageAttributes"]["ExtendedPayloadSize"]["StringValue"] == str(len(big))
     assert parse_pointer(got[2]["Body"]).key.endswith("/a-3")  # binary payloads go by reference
     assert {m["MessageAttributes"]["replay_id"]["StringValue"] for m in got} == {"test-replay"}
-    checkpoint = s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/_replays/")["Contents"][0]["Key"]
+    checkpoint = _checkpoint_key(s3, bucket)
     assert s3.head_object(Bucket=bucket, Key=checkpoint)["ServerSideEncryption"] == "AES256"
 
 
@@ -525,7 +530,7 @@ def test_replay_workers_checkpoint_only_what_is_done_without_a_gap(s3, sqs, buck
         _op(bucket, target_queue=url, workers=3).execute({})
     first = [json.loads(b)["n"] for b, _, _ in _drain_sent(sqs, url, 10)]
     assert set(range(10)) <= set(first) and not set(range(10, 20)) & set(first)
-    key = s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/_replays/")["Contents"][0]["Key"]
+    key = _checkpoint_key(s3, bucket)
     checkpoint = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     assert (checkpoint["sent"], checkpoint["last"][1], checkpoint["completed"]) == (10, "msg-009", False)
 
@@ -568,7 +573,7 @@ def test_a_rerun_stopped_while_retrying_many_refused_messages_still_retries_the_
     with pytest.raises(ReplayError, match="msg-012"):
         _op(bucket, target_queue=url, workers=workers).execute({})
     assert sorted(received(10)) == [f"msg-{i:03d}" for i in range(10)]
-    key = rp_checkpoint_key(s3, bucket)
+    key = _checkpoint_key(s3, bucket)
     checkpoint = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     assert sorted(f["message_id"] for f in checkpoint["failed"]) == [f"msg-{i:03d}" for i in range(10, 15)], checkpoint
 
@@ -577,8 +582,3 @@ def test_a_rerun_stopped_while_retrying_many_refused_messages_still_retries_the_
     assert (result["sent"], result["sent_this_run"]) == (25, 5), result
     assert sorted(received(5)) == [f"msg-{i:03d}" for i in range(10, 15)]
     assert sorted(sent) == [f"msg-{i:03d}" for i in range(25)]  # each once, at the target
-
-
-def rp_checkpoint_key(s3, bucket):
-    """The replay's checkpoint object (the only object under ``_replays/`` here)."""
-    return s3.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/_replays/")["Contents"][0]["Key"]
