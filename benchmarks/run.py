@@ -5,7 +5,8 @@
 Sections: requests (AWS requests per message vs naive loops), throughput (vs naive loops, per
 payload size, on loopback and with a modelled network round trip), snowflake (statements per
 weekly load), parse (DAG parse cost vs stock-operator DAGs), memory (peak RSS), scaling, workers
-(the archive with 1, 2, 4 worker processes on one queue vs a PutObject-only ceiling).
+(the archive with 1, 2, 4 worker processes on one queue vs a PutObject-only ceiling, and vs its
+own requests resent alone).
 Exit status: 0 when every target is met and nothing regressed against ``benchmarks/baseline.json``
 (request/statement counts and requests per message: 10%; timing-based ratios: flagged at 10%,
 failing beyond ``--timing-tolerance``, default 25%); 1 otherwise; 2 when a benchmark failed.
@@ -378,6 +379,13 @@ def section_workers(cloud, res: Results, profile: dict[str, Any], rtt_ms: float)
         status = res.check(f"workers_ceiling_ratio[{n}]", r["ratio"] >= TARGETS["workers_ceiling_ratio"], f"{r['ratio']:.2f}")
         res.row("workers", "  msg/s vs the same PutObjects alone (ceiling)", f"{a['messages_per_second']:.0f}",
                 f"{ceiling['messages_per_second']:.0f}", f"{r['ratio']:.2f}", f">= {TARGETS['workers_ceiling_ratio']}", status)  # fmt: skip
+        floor = r["floor"]
+        res.row("workers", "  msg/s of the archive's own requests resent alone (floor; ratio to the ceiling)",
+                f"{floor['messages_per_second']:.0f}", f"{ceiling['messages_per_second']:.0f}",
+                f"{r['floor_ratio']:.2f}", "(info)", "")  # fmt: skip
+        res.row("workers", "    floor: req/msg (+ markers); CPU ms/msg: workers, local cloud",
+                f"{floor['requests_per_message']:.3f} + {floor['marker_per_message']:.2f}",
+                f"{floor['worker_cpu_ms_per_message']:.1f}, {floor['cloud_cpu_ms_per_message']:.1f}", "", "(info)", "")  # fmt: skip
         res.metric(f"workers.{n}.rpm", a["requests_per_message"], "lower")
         res.metric(f"workers.{n}.ceiling_ratio", r["ratio"], "higher", timing=True)
     res.sections["workers"] = {"runs": runs, "rtt_ms": rtt_ms}

@@ -1,11 +1,20 @@
 """The archive scaled out: N archive workers (processes, as N mapped tasks on N Celery worker
-slots) draining one queue, against a ceiling loop that only does the same PutObjects.
+slots) draining one queue, against a ceiling loop that only does the same PutObjects, and a
+requests-only floor that sends every request the archive sent and does nothing else.
 
 Per worker count: requests per message (all workers' requests / messages), worker CPU per message
 (the workers' own process CPU), local-cloud CPU per message (the emulator process's CPU, read
 from ``/proc``), and throughput until the last message left the queue. The ceiling: the same
 number of PutObjects (a transaction marker and the object per record, same sizes), from the same
 number of processes with the archive's write concurrency each, with the same modelled round trip.
+
+The requests-only floor resends, per worker, the API parameters of every request that worker's
+archive made (recorded from botocore's ``provide-client-params`` event): its PutObjects (markers,
+objects, manifests) into a fresh bucket, its PublishBatch calls as they were, and its receives and
+deletes against a second queue filled the same way — through the clients the archive's hooks build,
+with nothing parsed, hashed or built, the writes and publishes from the archive's write concurrency
+of threads. No archive that makes these requests with these clients can be faster on this machine:
+the floor's ratio to the ceiling is what the requests themselves allow.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import multiprocessing
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from benchmarks import aws_cases as c
@@ -45,10 +55,23 @@ def _in_processes(target: Any, args: list[tuple]) -> list[dict[str, Any]]:
     return out
 
 
+def _record_calls(hooks: tuple[Any, ...], calls: list[tuple[str, dict[str, Any]]]) -> None:
+    """Append ``(operation, API parameters)`` of every call the hooks' clients make to ``calls``
+    (a shallow copy, taken before botocore's own handlers touch them)."""
+
+    def keep(params: dict[str, Any], model: Any, **_: Any) -> None:
+        calls.append((model.name, dict(params)))
+
+    for hook in hooks:
+        hook.get_conn().meta.events.register("provide-client-params", keep, unique_id="bench-record-calls")
+
+
 def _archive_worker(index: int, barrier: Any, results: Any, setup: c.ArchiveSetup, share: int, rtt: float) -> None:
     try:
         op = c.archive_operator(setup, share)
         c.build_clients(op.sqs_hook, op.s3_hook, op.sns_hook)
+        calls: list[tuple[str, dict[str, Any]]] = []
+        _record_calls((op.sqs_hook, op.s3_hook, op.sns_hook), calls)
         barrier.wait(timeout=120)
         started, cpu = time.perf_counter(), time.process_time()
         with metering.Meter(rtt_seconds=rtt) as meter:
@@ -56,7 +79,7 @@ def _archive_worker(index: int, barrier: Any, results: Any, setup: c.ArchiveSetu
         results.put({"started": started, "ended": meter.last_delete_at or time.perf_counter(),
                      "cpu": time.process_time() - cpu, "requests": meter.requests, "markers": meter.markers,
                      "received": report["received"], "archived": report["archived"],
-                     "retained": report["retained"]})  # fmt: skip
+                     "retained": report["retained"], "calls": calls})  # fmt: skip
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         results.put({"error": f"{type(exc).__name__}: {exc}"})
 
@@ -95,6 +118,50 @@ def _put_worker(index: int, barrier: Any, results: Any, cloud: Cloud, bucket: st
         results.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
+def _floor_worker(index: int, barrier: Any, results: Any, setup: c.ArchiveSetup, queue_url: str, bucket: str,
+                  calls: list[tuple[str, dict[str, Any]]], rtt: float) -> None:  # fmt: skip
+    """The archive's recorded requests resent in their order, through the clients the archive's
+    hooks build (the same botocore configuration and handlers): writes and publishes from a pool of
+    the archive's write concurrency, each delete after the requests before it finished, with the
+    receipt handles this loop received."""
+    try:
+        from airflow_reliable_messaging.runs.archive import WRITE_CONCURRENCY
+
+        op = c.archive_operator(setup, 1)  # its hooks only: it does not run
+        c.build_clients(op.sqs_hook, op.s3_hook, op.sns_hook)
+        sqs, s3, sns = op.sqs_hook.get_conn(), op.s3_hook.get_conn(), op.sns_hook.get_conn()
+        handles: list[str] = []
+        received = 0
+        barrier.wait(timeout=120)
+        started, cpu = time.perf_counter(), time.process_time()
+        with metering.Meter(rtt_seconds=rtt) as meter, ThreadPoolExecutor(WRITE_CONCURRENCY) as pool:
+            in_flight: list[Any] = []
+            for operation, params in calls:
+                if operation == "ReceiveMessage":
+                    messages = sqs.receive_message(**{**params, "QueueUrl": queue_url}).get("Messages", [])
+                    handles += [m["ReceiptHandle"] for m in messages]
+                    received += len(messages)
+                elif operation == "PutObject":
+                    in_flight.append(pool.submit(s3.put_object, **{**params, "Bucket": bucket}))
+                elif operation == "PublishBatch":
+                    in_flight.append(pool.submit(sns.publish_batch, **params))
+                elif operation == "DeleteMessageBatch":
+                    wait(in_flight)
+                    in_flight = []
+                    batch, handles = handles[: len(params["Entries"])], handles[len(params["Entries"]) :]
+                    entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(batch)]
+                    if entries:
+                        sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+                else:
+                    raise AssertionError(f"requests-only floor: the archive made a call it cannot resend: {operation}")
+            wait(in_flight)
+        results.put({"started": started, "ended": time.perf_counter(), "cpu": time.process_time() - cpu,
+                     "requests": meter.requests, "markers": meter.markers, "received": received,
+                     "archived": received, "retained": len(handles)})  # fmt: skip
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        results.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
 def _summary(runs: list[dict[str, Any]], cloud_cpu: float, messages: int) -> dict[str, Any]:
     seconds = max(r["ended"] for r in runs) - min(r["started"] for r in runs)
     requests = sum(r["requests"] for r in runs)
@@ -127,5 +194,16 @@ def run_workers(cloud: Cloud, count: int, size: int, workers: int, rtt: float) -
     before = _cpu_seconds(pid)
     ceiling_runs = _in_processes(_put_worker, [(cloud, bucket, share, size, rtt) for share in budgets])
     ceiling = _summary(ceiling_runs, _cpu_seconds(pid) - before, count)
-    return {"workers": workers, "archive": archive, "ceiling": ceiling,
-            "ratio": round(archive["messages_per_second"] / ceiling["messages_per_second"], 3)}  # fmt: skip
+    floor_queue = cloud.queue("bench-floor", VisibilityTimeout="300")
+    c.fill_audit_queue(cloud, floor_queue, count, size, setup.payload_bucket)
+    floor_bucket = cloud.bucket("bench-floor")
+    before = _cpu_seconds(pid)
+    floor_runs = _in_processes(_floor_worker, [(setup, floor_queue, floor_bucket, r["calls"], rtt) for r in runs])
+    floor = _summary(floor_runs, _cpu_seconds(pid) - before, count)
+    if sum(r["received"] for r in floor_runs) != count or cloud.depth(floor_queue):
+        raise AssertionError(f"workers benchmark: the requests-only floor did not receive and delete every record: {floor}")
+    for r in runs:
+        del r["calls"]
+    return {"workers": workers, "archive": archive, "ceiling": ceiling, "floor": floor,
+            "ratio": round(archive["messages_per_second"] / ceiling["messages_per_second"], 3),
+            "floor_ratio": round(floor["messages_per_second"] / ceiling["messages_per_second"], 3)}  # fmt: skip

@@ -35,6 +35,18 @@ def test_archive_requests_per_message_are_counted_exactly(cloud):
     assert measured.result["archived"] == n and not measured.errors
 
 
+def test_the_requests_only_floor_resends_exactly_the_archives_requests(cloud):
+    """The workers section's floor is only a bound if it makes the archive's requests, no fewer."""
+    from benchmarks.workers_case import run_workers
+
+    out = run_workers(cloud, 30, 1024, 2, rtt=0.0)
+    archive, floor = out["archive"], out["floor"]
+    assert archive["requests_per_message"] > 1.5 and archive["marker_per_message"] == 1
+    assert floor["requests_per_message"] == archive["requests_per_message"]
+    assert floor["marker_per_message"] == archive["marker_per_message"]
+    assert sum(floor["received_by_worker"]) == 30 and floor["retained"] == 0
+
+
 def test_naive_archive_and_unmetered_clients(cloud):
     n = 5
     measured = aws_cases.run_archive_naive(cloud, n, 1024)
