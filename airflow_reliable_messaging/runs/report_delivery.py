@@ -156,7 +156,8 @@ def email_report(settings: EmailSettings, report: dict[str, Any], s3: S3ArchiveH
         return {"sent": False, "already_sent": True, **taken}
     shown = report if policy is None else policy.apply_json(fmt.json_safe(report))  # everything rendered is masked
     body = fmt.render_email(shown, cid=f"daily-volume.{report['report_id']}@audit-report")
-    subject = settings.subject or f"{report['title']}: {report['interval']['start'][:10]} to {report['interval']['end'][:10]}"
+    title = " ".join(str(report["title"]).split())  # one line: a line break would start another header
+    subject = settings.subject or f"{title}: {report['interval']['start'][:10]} to {report['interval']['end'][:10]}"
     if fmt.edition(report) != fmt.FINAL and not settings.subject:
         subject = f"[NOT RECONCILED] {subject}"
     message = EmailMessage()

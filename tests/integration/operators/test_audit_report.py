@@ -327,3 +327,36 @@ def test_a_claim_left_by_a_crashed_publisher_holds_until_it_expires_and_its_own_
     taken = op2.execute({"run_id": "manual__after"})
     assert taken["already_published"] is False and len(received(aws("sqs"), url2)) == 2
     assert json.loads(s3.get_object(Bucket=bucket, Key=claim)["Body"].read())["run_id"] == "manual__after"
+
+
+@pytest.mark.parametrize(("field", "kwargs"), [
+    ("to", {"to": "ops@example.test\r\nBcc: evil@example.org"}),
+    ("to", {"to": ["ops@example.test", "x@example.test\nSubject: forged"]}),
+    ("subject", {"subject": "Weekly report\r\nBcc: evil@example.org"}),
+    ("subject", {"subject": "Weekly report\nX-Injected: 1"}),
+    ("subject", {"subject": "Weekly report\u2028X-Injected: 1"}),
+])  # fmt: skip
+def test_a_header_injection_in_recipients_or_subject_is_refused_before_the_delivery_is_claimed(local_cloud, aws, bucket, field, kwargs):
+    """A newline in a header value would start another header (RFC 5322 section 2.2: a header
+    field is one line, folding aside). Before: the operator took the delivery's claim in S3 first,
+    then Python's email package raised a bare ValueError while building the message: no field
+    named, and the claim held the edition for an hour (CLAIM_EXPIRY) against a corrected run."""
+    before = len(local_cloud.emails())
+    report = a_report([row("claims")], report_id="rep-inject")
+    kwargs = {"to": "ops@example.test", **kwargs}
+    with pytest.raises(ConfigurationError) as exc:
+        EmailReportOperator(task_id="e", report=report, marker_bucket=bucket, **kwargs).execute({})
+    assert exc.value.field == field
+    assert "evil@example.org" not in str(exc.value) and "forged" not in str(exc.value) and "X-Injected" not in str(exc.value)
+    assert aws("s3").list_objects_v2(Bucket=bucket).get("KeyCount") == 0  # no claim, no marker
+    assert local_cloud.emails()[before:] == []
+
+
+def test_a_report_title_with_a_newline_still_gives_a_one_line_subject(local_cloud, bucket):
+    """The default subject is the report's title and interval: a title with a line break (a
+    multi-line Jinja or YAML value) is sent on one line, not refused after the claim."""
+    before = len(local_cloud.emails())
+    report = {**a_report([row("claims")], report_id="rep-title-nl"), "title": "Weekly audit\r\nreport\n"}
+    assert EmailReportOperator(task_id="e", to="ops@example.test", report=report, marker_bucket=bucket).execute({})["sent"] is True
+    [mail] = [m for m in local_cloud.emails()[before:] if m["X-Audit-Report-Id"] == "rep-title-nl"]
+    assert str(mail["Subject"]) == "[NOT RECONCILED] Weekly audit report: 2026-11-16 to 2026-11-23"
