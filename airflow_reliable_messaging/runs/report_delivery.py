@@ -113,7 +113,9 @@ def publish_report(settings: PublishSettings, report: dict[str, Any], s3: S3Arch
         body = fmt.dumps(message if policy is None else policy.apply_json(fmt.json_safe(message)))  # masked as JSON
         attrs = {"report_id": {"DataType": "String", "StringValue": report["report_id"]}}
         if len(body.encode()) > MESSAGE_SIZE_LIMIT - 4096:
-            key = d.marker_key.rsplit("/", 1)[0] + f"/message-{message['part']}.json"
+            # one key per edition: the provisional pointer must not fetch the final edition's body
+            edition = "" if message["edition"] == fmt.FINAL else f"{message['edition']}-"
+            key = d.marker_key.rsplit("/", 1)[0] + f"/message-{edition}{message['part']}.json"
             s3.put_bytes(d.marker_bucket, key, body.encode(), content_type="application/json", kms_key_id=d.kms_key_id)
             attrs.update(size_attribute(len(body.encode())))
             body, offloaded = S3Pointer(d.marker_bucket, key).to_body(), offloaded + 1

@@ -360,3 +360,22 @@ def test_a_report_title_with_a_newline_still_gives_a_one_line_subject(local_clou
     assert EmailReportOperator(task_id="e", to="ops@example.test", report=report, marker_bucket=bucket).execute({})["sent"] is True
     [mail] = [m for m in local_cloud.emails()[before:] if m["X-Audit-Report-Id"] == "rep-title-nl"]
     assert str(mail["Subject"]) == "[NOT RECONCILED] Weekly audit report: 2026-11-16 to 2026-11-23"
+
+
+def test_each_edition_keeps_its_own_offloaded_messages(aws, unique, bucket):
+    """A provisional edition, then the final one once a rerun reconciles: both are published, a
+    part above the SNS limit (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html: 262,144
+    bytes) as a pointer to S3. Before: both editions wrote that part to the same key
+    (``message-<part>.json``), so the provisional pointer a subscriber had not read yet (or read
+    again from a replay) fetched the final edition's body."""
+    topic, url = subscribed_queue(aws, unique)
+    provisional = a_report([row("huge", "p" * 300_000)], report_id="rep-editions")
+    final = {**a_report([row("huge", "f" * 300_000)], report_id="rep-editions"),
+             "status": fmt.reconcile_status({"status": fmt.RECONCILED, "compared": 1})}  # fmt: skip
+    for report in (provisional, final):
+        result = SnsReportPublishOperator(task_id="p", topic_arn=topic, report=report, marker_bucket=bucket).execute({})
+        assert result["published"] == 2 and result["offloaded"] == 1
+    pointers = [json.loads(m["Body"])[1] for m in received(aws("sqs"), url) if m["Body"].startswith("[")]
+    assert len(pointers) == 2
+    stored = [json.loads(aws("s3").get_object(Bucket=p["s3BucketName"], Key=p["s3Key"])["Body"].read()) for p in pointers]
+    assert sorted((s["edition"], s["row"]["NOTE"][0]) for s in stored) == [("final", "f"), ("provisional", "p")]
