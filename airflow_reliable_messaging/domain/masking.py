@@ -373,7 +373,7 @@ class DataProtectionPolicy:
             return value if masked == value.text else masked
         if isinstance(value, dict):
             out: dict[str, Any] = {}
-            outer = key[-2 * KEYWORD_DISTANCE :]  # farther keys cannot be near anything in the value
+            outer = key[-KEYWORD_DISTANCE:]  # farther keys cannot be near anything in the value
             for k, v in value.items():
                 out[_unique_name(self.apply(str(k), key), out)] = self.apply_json(v, f"{outer}\n{k}" if outer else str(k))
             return out
