@@ -379,3 +379,23 @@ def test_each_edition_keeps_its_own_offloaded_messages(aws, unique, bucket):
     assert len(pointers) == 2
     stored = [json.loads(aws("s3").get_object(Bucket=p["s3BucketName"], Key=p["s3Key"])["Body"].read()) for p in pointers]
     assert sorted((s["edition"], s["row"]["NOTE"][0]) for s in stored) == [("final", "f"), ("provisional", "p")]
+
+
+def test_every_recipient_given_receives_the_report_or_the_list_is_refused(local_cloud, aws, bucket):
+    """An SMTP client sends to the addresses it parses from ``To`` (Python's ``send_message``;
+    RFC 5322 section 3.4: an address list is separated by commas). Before: ``"ops@example.test;
+    dev@example.test"`` (the separator some mail clients show) and ``"ops@example.test
+    dev@example.test"`` passed the operator's check (each entry holds an "@"), parsed as one address,
+    and dev@example.test silently got nothing while the task reported the email sent."""
+    before = len(local_cloud.emails())
+    report = a_report([row("claims")], report_id="rep-recipients")
+    op = EmailReportOperator(task_id="e", to="ops@example.test; dev@example.test", report=report, marker_bucket=bucket)
+    assert op.execute({})["recipients"] == 2
+    [mail] = [m for m in local_cloud.emails()[before:] if m["X-Audit-Report-Id"] == "rep-recipients"]
+    assert sorted(a.strip() for a in str(mail["X-Envelope-To"]).split(",")) == ["dev@example.test", "ops@example.test"]
+    for to in ("ops@example.test dev@example.test", ["ops@example.test <dev@example.test>"], ["ops@@example.test"]):
+        with pytest.raises(ConfigurationError) as exc:
+            EmailReportOperator(task_id="e", to=to, report=a_report([row("claims")], report_id="rep-recipients-2"),
+                                marker_bucket=bucket).execute({})  # fmt: skip
+        assert exc.value.field == "to"
+    assert not [k for k in (aws("s3").list_objects_v2(Bucket=bucket).get("Contents") or []) if "rep-recipients-2" in k["Key"]]
