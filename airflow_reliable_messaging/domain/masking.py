@@ -360,8 +360,9 @@ class DataProtectionPolicy:
             text = "".join(out)
         return text
 
-    def apply_json(self, value: Any, key: str = "") -> Any:
-        """De-identify a JSON-like value on its structure: every string, key and number (a masked
+    def apply_json(self, value: Any, key: str = "", *, keys: bool = True) -> Any:
+        """De-identify a JSON-like value on its structure: every string, key (``keys=False``: the
+        keys are kept, for a document whose keys are a schema read by code) and number (a masked
         number becomes a string), each with its enclosing keys as context (the nearest last, one a
         line: ``{"ssn": {"primary": "123-45-6789"}}`` finds the keyword as SNS does in the text),
         so the result stays JSON. A key that masks into another key of the same object gets
@@ -375,10 +376,11 @@ class DataProtectionPolicy:
             out: dict[str, Any] = {}
             outer = key[-KEYWORD_DISTANCE:]  # farther keys cannot be near anything in the value
             for k, v in value.items():
-                out[_unique_name(self.apply(str(k), key), out)] = self.apply_json(v, f"{outer}\n{k}" if outer else str(k))
+                name = _unique_name(self.apply(str(k), key), out) if keys else k
+                out[name] = self.apply_json(v, f"{outer}\n{k}" if outer else str(k), keys=keys)
             return out
         if isinstance(value, list | tuple):
-            return [self.apply_json(v, key) for v in value]
+            return [self.apply_json(v, key, keys=keys) for v in value]
         if isinstance(value, int | float) and not isinstance(value, bool):
             text = json.dumps(value)
             masked = self.apply(text, key)

@@ -157,7 +157,9 @@ def email_report(settings: EmailSettings, report: dict[str, Any], s3: S3ArchiveH
     mask = (lambda text: text) if policy is None else policy.apply
     mask_html = (lambda html: html) if policy is None else policy.apply_html  # text and attribute values, never tags
     # rendered and masked before the claim: a report the policy denies (SensitiveDataDenied) claims nothing
-    shown = report if policy is None else policy.apply_json(fmt.json_safe(report))  # everything rendered is masked
+    # every value rendered is masked; the keys are the report's field names the renderer reads
+    # (never shown), and what is rendered is masked again below
+    shown = report if policy is None else policy.apply_json(fmt.json_safe(report), keys=False)
     body = fmt.render_email(shown, cid=f"daily-volume.{report['report_id']}@audit-report")
     title = " ".join(str(report["title"]).split())  # one line: a line break would start another header
     subject = settings.subject or f"{title}: {report['interval']['start'][:10]} to {report['interval']['end'][:10]}"
