@@ -46,8 +46,8 @@ Masking never breaks the document it masks: :meth:`DataProtectionPolicy.apply_js
 values (and keys) of a JSON document, a masked number becoming a string, so the result is still
 JSON; :meth:`~DataProtectionPolicy.apply_html` masks the text, attribute values and comments of an
 HTML document, never its tags; :func:`deidentify_payload` picks the right one for a message body.
-The key (or the enclosing key) of a JSON value counts as text near it, so
-``{"phone": "0207 946 0958"}`` finds the keyword.
+The keys enclosing a JSON value count as text near it, so ``{"phone": "0207 946 0958"}`` and
+``{"ssn": {"primary": "123-45-6789"}}`` find the keyword.
 """
 
 from __future__ import annotations
@@ -360,10 +360,13 @@ class DataProtectionPolicy:
             text = "".join(out)
         return text
 
-    def apply_json(self, value: Any, key: str = "") -> Any:
-        """De-identify a JSON-like value on its structure: every string, key and number (a masked
-        number becomes a string), each with its key as context, so the result stays JSON. A key
-        that masks into another key of the same object gets `` (2)``, `` (3)``... (nothing dropped)."""
+    def apply_json(self, value: Any, key: str = "", *, keys: bool = True) -> Any:
+        """De-identify a JSON-like value on its structure: every string, key (``keys=False``: the
+        keys are kept, for a document whose keys are a schema read by code) and number (a masked
+        number becomes a string), each with its enclosing keys as context (the nearest last, one a
+        line: ``{"ssn": {"primary": "123-45-6789"}}`` finds the keyword as SNS does in the text),
+        so the result stays JSON. A key that masks into another key of the same object gets
+        `` (2)``, `` (3)``... (nothing dropped)."""
         if isinstance(value, str):
             return self.apply(value, key)
         if isinstance(value, JsonNumber):
@@ -371,11 +374,13 @@ class DataProtectionPolicy:
             return value if masked == value.text else masked
         if isinstance(value, dict):
             out: dict[str, Any] = {}
+            outer = key[-KEYWORD_DISTANCE:]  # farther keys cannot be near anything in the value
             for k, v in value.items():
-                out[_unique_name(self.apply(str(k), key), out)] = self.apply_json(v, str(k))
+                name = _unique_name(self.apply(str(k), key), out) if keys else k
+                out[name] = self.apply_json(v, f"{outer}\n{k}" if outer else str(k), keys=keys)
             return out
         if isinstance(value, list | tuple):
-            return [self.apply_json(v, key) for v in value]
+            return [self.apply_json(v, key, keys=keys) for v in value]
         if isinstance(value, int | float) and not isinstance(value, bool):
             text = json.dumps(value)
             masked = self.apply(text, key)
@@ -541,4 +546,10 @@ def _dumps_as_written(document: Any) -> str:
         return f"\0{nonce}:{len(numbers) - 1}\0"
 
     text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=placeholder)
-    return re.sub(rf'"\\u0000{nonce}:(\d+)\\u0000"', lambda m: numbers[int(m.group(1))], text)
+    text = re.sub(rf'"\\u0000{nonce}:(\d+)\\u0000"', lambda m: numbers[int(m.group(1))], text)
+    # A lone surrogate (JSON allows "\ud800") cannot be written as UTF-8: as the escape it came as.
+    # Only a string holds one, so its escape is JSON there.
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")

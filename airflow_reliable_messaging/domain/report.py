@@ -84,9 +84,9 @@ def previous_totals(rows: list[dict[str, Any]]) -> dict[str, int] | None:
 
 def transactions_line(t: dict[str, int]) -> str:
     """Unique transactions, repeats recorded without a second copy, conflicts (other bytes: both kept)."""
-    line = (
-        f"{t.get('transactions', 0):,} unique transaction(s); {t.get('repeats', 0):,} repeat(s) recorded without a second copy; "
-        f"{t.get('conflicts', 0):,} conflict(s)"
+    line = (  # _count: a masked count (a string) as it is
+        f"{_count(t.get('transactions', 0))} unique transaction(s); {_count(t.get('repeats', 0))} repeat(s) recorded without a "
+        f"second copy; {_count(t.get('conflicts', 0))} conflict(s)"
     )
     if t.get("conflicts"):
         line += " — the same transaction id with other bytes: both copies kept, see AUDIT_RECORD.TRANSACTION_STATUS = 'conflict'"

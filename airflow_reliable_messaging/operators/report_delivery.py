@@ -6,6 +6,7 @@ reconcile, then final — claimed before sending, keeps reruns and re-triggers f
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -156,8 +157,12 @@ class EmailReportOperator(_MarkedDelivery):
     attachment, failures by reason with links) and a plain-text part with the same facts. No
     external image, style or script. A provisional edition's subject starts with ``[NOT RECONCILED]``.
 
-    :param to: recipient address or addresses (templated).
-    :param subject: the subject; default: the report's title and interval (templated).
+    :param to: recipient address or addresses (a list, or one string separated by commas or
+        semicolons; each entry exactly one address) (templated); an address with a line break or
+        another control character is refused before anything is claimed or sent (header injection).
+    :param subject: the subject; default: the report's title (on one line) and interval
+        (templated). A subject with a line break or another control character is refused before
+        anything is claimed or sent.
     """
 
     template_fields: Sequence[str] = aws_template_fields(
@@ -189,14 +194,38 @@ class EmailReportOperator(_MarkedDelivery):
         from airflow_reliable_messaging.hooks.smtp import ReportSmtpHook
         from airflow_reliable_messaging.runs.report_delivery import EmailSettings, email_report
 
-        recipients = [a.strip() for a in (self.to.split(",") if isinstance(self.to, str) else self.to) if a.strip()]
+        # commas or semicolons (as some mail clients write lists) between the addresses of a string
+        recipients = [a.strip() for a in (re.split("[,;]", self.to) if isinstance(self.to, str) else self.to) if a.strip()]
+        # a line break in a header value starts another header (Bcc:, Subject:...): refused before
+        # any I/O, the value not echoed
+        if any(_CONTROL.search(a) for a in recipients):
+            raise ConfigurationError("to", "an address holds a line break or another control character")
         if not recipients or any("@" not in a for a in recipients):
             raise ConfigurationError("to", f"{self.to!r} is not a list of email addresses")
+        for address in recipients:  # SMTP sends to what parses out of To: each entry exactly one address
+            if not _one_address(address):
+                raise ConfigurationError("to", f"{address!r} is not one email address (separate addresses with commas)")
+        if self.subject is not None and _CONTROL.search(str(self.subject)):
+            raise ConfigurationError("subject", "holds a line break or another control character (a header is one line)")
         report = self.report_dict()
         policy = _policy(self.data_protection_policy)
         settings = EmailSettings(delivery=self.delivery(report, context), recipients=tuple(recipients), subject=self.subject, policy=policy)
         smtp = ReportSmtpHook(smtp_conn_id=self.smtp_conn_id)
         return email_report(settings, report, self.aws_hook(S3ArchiveHook), smtp, self.log)
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")  # control characters, every line break str.splitlines knows
+
+
+def _one_address(text: str) -> bool:
+    """``text`` parses as exactly one address (``a@example.com``, ``Name <a@example.com>``), as
+    the email package parses the ``To`` header the SMTP client takes the recipients from."""
+    from email.errors import NonASCIILocalPartDefect
+    from email.policy import default
+
+    header = default.header_factory("To", text)
+    defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]
+    return not defects and len(header.addresses) == 1 and "@" in header.addresses[0].addr_spec
 
 
 def _policy(policy: dict | str | None) -> DataProtectionPolicy | None:

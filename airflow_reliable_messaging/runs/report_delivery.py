@@ -103,17 +103,21 @@ def publish_report(settings: PublishSettings, report: dict[str, Any], s3: S3Arch
     """Publish the report to the topic (once per edition): a summary and one message per source
     system, with PublishBatch; a message above the SNS limit goes to S3 and is sent as a pointer."""
     d, topic, policy = settings.delivery, settings.topic_arn, settings.policy
+    # masked before the claim: a report the policy denies (SensitiveDataDenied) claims nothing
+    messages = fmt.report_messages(report)
+    bodies = [fmt.dumps(m if policy is None else policy.apply_json(fmt.json_safe(m))) for m in messages]  # masked as JSON
     if (taken := claim_delivery(d, s3, report["report_id"], log)) is not None:
         return {"published": 0, "already_published": True, "topic_arn": topic, **taken}
     fifo = is_fifo_name(topic)
     entries, offloaded = [], 0
     if policy is not None and settings.apply_policy_to_topic:
         sns.put_data_protection_policy(topic, policy.document)
-    for message in fmt.report_messages(report):
-        body = fmt.dumps(message if policy is None else policy.apply_json(fmt.json_safe(message)))  # masked as JSON
+    for message, body in zip(messages, bodies, strict=True):
         attrs = {"report_id": {"DataType": "String", "StringValue": report["report_id"]}}
         if len(body.encode()) > MESSAGE_SIZE_LIMIT - 4096:
-            key = d.marker_key.rsplit("/", 1)[0] + f"/message-{message['part']}.json"
+            # one key per edition: the provisional pointer must not fetch the final edition's body
+            edition = "" if message["edition"] == fmt.FINAL else f"{message['edition']}-"
+            key = d.marker_key.rsplit("/", 1)[0] + f"/message-{edition}{message['part']}.json"
             s3.put_bytes(d.marker_bucket, key, body.encode(), content_type="application/json", kms_key_id=d.kms_key_id)
             attrs.update(size_attribute(len(body.encode())))
             body, offloaded = S3Pointer(d.marker_bucket, key).to_body(), offloaded + 1
@@ -152,11 +156,13 @@ def email_report(settings: EmailSettings, report: dict[str, Any], s3: S3ArchiveH
     d, policy, recipients = settings.delivery, settings.policy, settings.recipients
     mask = (lambda text: text) if policy is None else policy.apply
     mask_html = (lambda html: html) if policy is None else policy.apply_html  # text and attribute values, never tags
-    if (taken := claim_delivery(d, s3, report["report_id"], log)) is not None:
-        return {"sent": False, "already_sent": True, **taken}
-    shown = report if policy is None else policy.apply_json(fmt.json_safe(report))  # everything rendered is masked
+    # rendered and masked before the claim: a report the policy denies (SensitiveDataDenied) claims nothing
+    # every value rendered is masked; the keys are the report's field names the renderer reads
+    # (never shown), and what is rendered is masked again below
+    shown = report if policy is None else policy.apply_json(fmt.json_safe(report), keys=False)
     body = fmt.render_email(shown, cid=f"daily-volume.{report['report_id']}@audit-report")
-    subject = settings.subject or f"{report['title']}: {report['interval']['start'][:10]} to {report['interval']['end'][:10]}"
+    title = " ".join(str(report["title"]).split())  # one line: a line break would start another header
+    subject = settings.subject or f"{title}: {report['interval']['start'][:10]} to {report['interval']['end'][:10]}"
     if fmt.edition(report) != fmt.FINAL and not settings.subject:
         subject = f"[NOT RECONCILED] {subject}"
     message = EmailMessage()
@@ -169,6 +175,8 @@ def email_report(settings: EmailSettings, report: dict[str, Any], s3: S3ArchiveH
     *_, html = message.iter_parts()  # the HTML alternative, last
     for image in body.images:  # multipart/related: the HTML's cid: images
         html.add_related(image.data, maintype="image", subtype="png", cid=f"<{image.cid}>", filename=image.filename, disposition="inline")
+    if (taken := claim_delivery(d, s3, report["report_id"], log)) is not None:
+        return {"sent": False, "already_sent": True, **taken}
     with smtp:  # SmtpHook.__enter__ logs in and returns the hook itself
         smtp.send_message(message)
     s3.put_bytes(

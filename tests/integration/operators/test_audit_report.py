@@ -327,3 +327,75 @@ def test_a_claim_left_by_a_crashed_publisher_holds_until_it_expires_and_its_own_
     taken = op2.execute({"run_id": "manual__after"})
     assert taken["already_published"] is False and len(received(aws("sqs"), url2)) == 2
     assert json.loads(s3.get_object(Bucket=bucket, Key=claim)["Body"].read())["run_id"] == "manual__after"
+
+
+@pytest.mark.parametrize(("field", "kwargs"), [
+    ("to", {"to": "ops@example.test\r\nBcc: evil@example.org"}),
+    ("to", {"to": ["ops@example.test", "x@example.test\nSubject: forged"]}),
+    ("subject", {"subject": "Weekly report\r\nBcc: evil@example.org"}),
+    ("subject", {"subject": "Weekly report\nX-Injected: 1"}),
+    ("subject", {"subject": "Weekly report\u2028X-Injected: 1"}),
+])  # fmt: skip
+def test_a_header_injection_in_recipients_or_subject_is_refused_before_the_delivery_is_claimed(local_cloud, aws, bucket, field, kwargs):
+    """A newline in a header value would start another header (RFC 5322 section 2.2: a header
+    field is one line, folding aside). Before: the operator took the delivery's claim in S3 first,
+    then Python's email package raised a bare ValueError while building the message: no field
+    named, and the claim held the edition for an hour (CLAIM_EXPIRY) against a corrected run."""
+    before = len(local_cloud.emails())
+    report = a_report([row("claims")], report_id="rep-inject")
+    kwargs = {"to": "ops@example.test", **kwargs}
+    with pytest.raises(ConfigurationError) as exc:
+        EmailReportOperator(task_id="e", report=report, marker_bucket=bucket, **kwargs).execute({})
+    assert exc.value.field == field
+    assert "evil@example.org" not in str(exc.value) and "forged" not in str(exc.value) and "X-Injected" not in str(exc.value)
+    assert aws("s3").list_objects_v2(Bucket=bucket).get("KeyCount") == 0  # no claim, no marker
+    assert local_cloud.emails()[before:] == []
+
+
+def test_a_report_title_with_a_newline_still_gives_a_one_line_subject(local_cloud, bucket):
+    """The default subject is the report's title and interval: a title with a line break (a
+    multi-line Jinja or YAML value) is sent on one line, not refused after the claim."""
+    before = len(local_cloud.emails())
+    report = {**a_report([row("claims")], report_id="rep-title-nl"), "title": "Weekly audit\r\nreport\n"}
+    assert EmailReportOperator(task_id="e", to="ops@example.test", report=report, marker_bucket=bucket).execute({})["sent"] is True
+    [mail] = [m for m in local_cloud.emails()[before:] if m["X-Audit-Report-Id"] == "rep-title-nl"]
+    assert str(mail["Subject"]) == "[NOT RECONCILED] Weekly audit report: 2026-11-16 to 2026-11-23"
+
+
+def test_each_edition_keeps_its_own_offloaded_messages(aws, unique, bucket):
+    """A provisional edition, then the final one once a rerun reconciles: both are published, a
+    part above the SNS limit (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html: 262,144
+    bytes) as a pointer to S3. Before: both editions wrote that part to the same key
+    (``message-<part>.json``), so the provisional pointer a subscriber had not read yet (or read
+    again from a replay) fetched the final edition's body."""
+    topic, url = subscribed_queue(aws, unique)
+    provisional = a_report([row("huge", "p" * 300_000)], report_id="rep-editions")
+    final = {**a_report([row("huge", "f" * 300_000)], report_id="rep-editions"),
+             "status": fmt.reconcile_status({"status": fmt.RECONCILED, "compared": 1})}  # fmt: skip
+    for report in (provisional, final):
+        result = SnsReportPublishOperator(task_id="p", topic_arn=topic, report=report, marker_bucket=bucket).execute({})
+        assert result["published"] == 2 and result["offloaded"] == 1
+    pointers = [json.loads(m["Body"])[1] for m in received(aws("sqs"), url) if m["Body"].startswith("[")]
+    assert len(pointers) == 2
+    stored = [json.loads(aws("s3").get_object(Bucket=p["s3BucketName"], Key=p["s3Key"])["Body"].read()) for p in pointers]
+    assert sorted((s["edition"], s["row"]["NOTE"][0]) for s in stored) == [("final", "f"), ("provisional", "p")]
+
+
+def test_every_recipient_given_receives_the_report_or_the_list_is_refused(local_cloud, aws, bucket):
+    """An SMTP client sends to the addresses it parses from ``To`` (Python's ``send_message``;
+    RFC 5322 section 3.4: an address list is separated by commas). Before: ``"ops@example.test;
+    dev@example.test"`` (the separator some mail clients show) and ``"ops@example.test
+    dev@example.test"`` passed the operator's check (each entry holds an "@"), parsed as one address,
+    and dev@example.test silently got nothing while the task reported the email sent."""
+    before = len(local_cloud.emails())
+    report = a_report([row("claims")], report_id="rep-recipients")
+    op = EmailReportOperator(task_id="e", to="ops@example.test; dev@example.test", report=report, marker_bucket=bucket)
+    assert op.execute({})["recipients"] == 2
+    [mail] = [m for m in local_cloud.emails()[before:] if m["X-Audit-Report-Id"] == "rep-recipients"]
+    assert sorted(a.strip() for a in str(mail["X-Envelope-To"]).split(",")) == ["dev@example.test", "ops@example.test"]
+    for to in ("ops@example.test dev@example.test", ["ops@example.test <dev@example.test>"], ["ops@@example.test"]):
+        with pytest.raises(ConfigurationError) as exc:
+            EmailReportOperator(task_id="e", to=to, report=a_report([row("claims")], report_id="rep-recipients-2"),
+                                marker_bucket=bucket).execute({})  # fmt: skip
+        assert exc.value.field == "to"
+    assert not [k for k in (aws("s3").list_objects_v2(Bucket=bucket).get("Contents") or []) if "rep-recipients-2" in k["Key"]]

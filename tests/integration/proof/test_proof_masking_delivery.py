@@ -191,3 +191,60 @@ def test_the_email_html_stays_valid_markup(local_cloud, bucket):
     text = "".join(parsed(html).text)
     assert "brien@example.com" not in text and "EID-123456789-US" not in text and "o'" not in text.split("owner ")[1][:3]
     assert "<" * len("o'brien@example.com") in text  # masked, as text (escaped in the markup)
+
+
+DENY_EMAIL = {"Version": "2021-06-01", "Statement": [{
+    "DataIdentifier": ["arn:aws:dataprotection::aws:data-identifier/EmailAddress"], "Operation": {"Deny": {}}}]}  # fmt: skip
+
+
+@pytest.mark.parametrize("operator", ["sns", "email"])
+def test_a_report_the_policy_denies_is_refused_before_its_delivery_is_claimed(aws, unique, bucket, local_cloud, operator):
+    """A ``Deny`` statement refuses the report (SNS: "the message is not delivered",
+    https://docs.aws.amazon.com/sns/latest/dg/sns-message-data-protection-operations.html). Before:
+    the delivery was claimed in S3 first, then the masking raised; a run with a corrected policy
+    (another DAG run) found the claim and returned ``already_published``/``already_sent`` — a
+    success — for an hour (CLAIM_EXPIRY) while nothing had been delivered."""
+    from airflow_reliable_messaging.domain.masking import SensitiveDataDenied
+
+    report = _report(f"deny-{operator}")
+    if operator == "sns":
+        topic = aws("sns").create_topic(Name=unique("report"))["TopicArn"]
+        make = lambda policy: SnsReportPublishOperator(  # noqa: E731
+            task_id="p", topic_arn=topic, report=report, marker_bucket=bucket, data_protection_policy=policy
+        )
+    else:
+        make = lambda policy: EmailReportOperator(  # noqa: E731
+            task_id="e", to="ops@example.test", report=report, marker_bucket=bucket, data_protection_policy=policy
+        )
+    with pytest.raises(SensitiveDataDenied) as exc:
+        make(DENY_EMAIL).execute({"run_id": "scheduled__1"})
+    assert EMAIL not in str(exc.value)
+    assert aws("s3").list_objects_v2(Bucket=bucket).get("KeyCount") == 0  # nothing claimed
+    result = make(POLICY).execute({"run_id": "manual__2"})  # the corrected policy, another run
+    assert result.get("published", 0) >= 1 or result.get("sent") is True, result
+
+
+def test_a_custom_identifier_matching_the_reports_own_field_names_does_not_empty_the_email(local_cloud, bucket):
+    """A custom identifier for internal codes (``[A-Z]{2,}_[A-Z]{2,}``, e.g. ``PRJ_FALCON``) also
+    matches the report's column names (``SOURCE_SYSTEM``, ``TOTAL_BYTES``), which are never shown.
+    Before: the report was masked keys and all before rendering, so every row lost its columns and
+    the email listed producer "None" with blank sizes (a report field such as ``totals`` matched
+    made rendering fail outright). The values are masked, the names the renderer reads are kept;
+    what is rendered is masked again (subject, text, HTML)."""
+    before = len(local_cloud.emails())
+    report = _report("mask-field-names")
+    report["rows"][0]["SOURCE_SYSTEM"] = "PRJ_FALCON"  # a value: masked
+    report["rows"].append({"SOURCE_SYSTEM": "claims", "RECORDS": 7, "TOTAL_BYTES": 2048, "FAILED": 0})
+    report["totals"] = fmt.totals(report["rows"])
+    report["title"] = f"Audit for {EMAIL}"
+    policy = {"Version": "2021-06-01",
+              "Configuration": {"CustomDataIdentifier": [{"Name": "ProjectCode", "Regex": r"\b[A-Z]{2,}_[A-Z]{2,}\b"}]},
+              "Statement": [{"DataIdentifier": ["ProjectCode", "arn:aws:dataprotection::aws:data-identifier/EmailAddress"],
+                             "Operation": {"Deidentify": {"MaskConfig": {"MaskWithCharacter": "#"}}}}]}  # fmt: skip
+    EmailReportOperator(task_id="e", to="ops@example.test", report=report, marker_bucket=bucket, data_protection_policy=policy).execute({})
+    [mail] = [m for m in local_cloud.emails()[before:] if m["X-Audit-Report-Id"] == "mask-field-names"]
+    text = mail.get_body(("plain",)).get_content()
+    assert "PRJ_FALCON" not in text and EMAIL not in text and EMAIL not in str(mail["Subject"])
+    assert "None" not in text
+    assert any(line.split()[:2] == ["claims", "7"] and "2.0 KiB" in line for line in text.splitlines()), text
+    assert any(line.startswith("#" * 10) for line in text.splitlines()), text  # the masked producer's row

@@ -388,3 +388,44 @@ def test_a_repeated_json_key_hides_nothing():
     assert json.loads(deidentify_payload(b'{"a": "ann@example.com", "a": "x"}', policy)) == {"a": "#" * 15, "a (2)": "x"}
     untouched = b'{"a": 1, "a": 2}'
     assert deidentify_payload(untouched, policy) == untouched
+
+
+def test_a_lone_surrogate_escape_beside_a_finding_stays_the_escape_it_was():
+    """JSON allows a lone surrogate escape (RFC 8259 section 8.2: ``"\\ud800"`` parses, as in
+    JavaScript strings). Before: with an e-mail address masked beside it, writing the masked body
+    back raised UnicodeEncodeError ('surrogates not allowed') out of the masking, and the replay
+    crashed on that one message instead of sending it masked."""
+    policy = DataProtectionPolicy.parse(_policy([EMAIL], MASK))
+    body = b'{"to": "ann@example.com", "note": "half \\ud83d of an emoji", "\\udfff": ["\\udc00x"], "ok": "\\ud83d\\ude00"}'
+    out = deidentify_payload(body, policy)
+    assert b"ann@example.com" not in out
+    assert json.loads(out) == {"to": "#" * 15, "note": "half \ud83d of an emoji", "\udfff": ["\udc00x"], "ok": "\U0001f600"}
+    out.decode("utf-8")  # valid UTF-8: the lone ones written back as escapes, the pair as its character
+
+
+@pytest.mark.parametrize("body", [
+    b'{"ssn": {"primary": "123-45-6789"}}',
+    b'{"ssn": [{"value": "123-45-6789"}]}',
+    b'{"customer": {"ssn": {"current": {"value": "123-45-6789"}}}}',
+    b'{"aws_secret_access_key": {"value": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}}',
+    b'{"credentials": [{"secret": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}]}',
+])  # fmt: skip
+def test_a_keyword_key_qualifies_values_nested_below_it(body):
+    """SNS looks for a keyword in the message text near the data ("Using managed data identifiers
+    in Amazon SNS": https://docs.aws.amazon.com/sns/latest/dg/sns-message-data-protection-managed-data-identifiers.html):
+    in ``{"ssn": {"primary": "123-45-6789"}}`` ``ssn`` is 13 characters before the number. Before:
+    only the innermost key counted as the value's keyword, so a number or secret key one level
+    below its keyword key was published unmasked."""
+    policy = DataProtectionPolicy.parse(_policy([SECRET, "arn:aws:dataprotection::aws:data-identifier/Ssn-US"], MASK))
+    out = deidentify_payload(body, policy)
+    assert b"123-45-6789" not in out and b"wJalrXUtnFEMI" not in out, out
+    assert _shape(json.loads(out)) == _shape(json.loads(body))  # the same document, its values masked
+
+
+def _shape(value):
+    """A JSON document with every string value (not key) as ``"s"``: its structure."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value]
+    return "s" if isinstance(value, str) else value

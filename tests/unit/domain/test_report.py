@@ -182,3 +182,22 @@ def test_sns_messages_keep_the_old_fields_and_add_the_new():
     assert [p["SOURCE_SYSTEM"] for p in summary["silent_producers"]] == ["payments-gateway"]
     assert summary["new_producers"] == ["claims-portal"]
     assert first["row"]["SOURCE_SYSTEM"] == "claims-service" and len(first["daily"]["current"]) == 7
+
+
+def test_counts_a_policy_masks_are_shown_masked_and_the_email_still_renders():
+    """A custom data identifier for 7-digit ids also matches a count of 1,234,567 transactions:
+    masked, the count arrives as a string (``"*******"``). The report promises to show it as it
+    is. Before: the transactions line formatted it with ``:,`` and rendering the email raised
+    ValueError ("Cannot specify ',' with 's'"), so no email went out."""
+    from airflow_reliable_messaging.domain.masking import DataProtectionPolicy
+    from tests.report_sample import sample_report
+
+    report = sample_report()
+    report["totals"].update(transactions=1234567, repeats=2345678, conflicts=3456789, records=4567890)
+    policy = DataProtectionPolicy.parse({"Version": "2021-06-01",
+        "Configuration": {"CustomDataIdentifier": [{"Name": "EmployeeNumber", "Regex": r"\d{7}"}]},
+        "Statement": [{"DataIdentifier": ["EmployeeNumber"], "Operation": {"Deidentify": {"MaskConfig": {"MaskWithCharacter": "#"}}}}]})  # fmt: skip
+    masked = fmt.render_email(policy.apply_json(fmt.json_safe(report)))
+    for shown in (masked.text, masked.html):
+        assert not any(n in shown for n in ("1234567", "1,234,567", "2,345,678", "3,456,789", "4,567,890")), shown
+        assert "####### unique transaction(s); ####### repeat(s)" in shown
