@@ -110,6 +110,7 @@ with DAG(
         report=report.output,
         marker_bucket=BUCKET,
         marker_prefix=PREFIX,
+        kms_key_id=KMS_KEY,
         data_protection_policy=POLICY,
     )
     # The run's leaf: skipped (upstream_failed) unless the week reconciled and the report went out,

@@ -125,6 +125,12 @@ def kms_key(value: str, field: str = "kms_key_id") -> str:
     return value.strip()
 
 
+def optional_kms_key(value: object, field: str = "kms_key_id") -> str | None:
+    """A templated optional KMS key: None when unset (``""``, ``"None"``), else a valid key name."""
+    text = blank_to_none(value)
+    return None if text is None else kms_key(text, field)
+
+
 def is_fifo_name(name_or_arn: str) -> bool:
     return name_or_arn.endswith(".fifo")
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_reliable_messaging.base_aws import AwsBaseOperator, aws_template_fields
 from airflow_reliable_messaging.domain import archive_events as events
 from airflow_reliable_messaging.domain import archive_layout as layout
-from airflow_reliable_messaging.domain import templated
+from airflow_reliable_messaging.domain import identifiers, templated
 from airflow_reliable_messaging.domain.identifiers import bucket_name
 from airflow_reliable_messaging.domain.identifiers import topic_arn as parse_topic_arn
 from airflow_reliable_messaging.exceptions import ConfigurationError, ReliableMessagingError
@@ -165,7 +165,7 @@ class AuditArchiveOperator(AwsBaseOperator):
             topic_arn=topic,
             notifications=mode if topic else events.NOTIFY_NONE,
             dead_letter_queue_url=templated.text(self.dead_letter_queue_url),
-            kms_key_id=templated.text(self.kms_key_id),
+            kms_key_id=identifiers.optional_kms_key(self.kms_key_id),
             max_messages=templated.integer(self.max_messages, "max_messages", 1, 10_000_000),
             max_run_seconds=templated.integer(self.max_run_seconds, "max_run_seconds", 1, 12 * 3600),
             records_per_manifest=templated.integer(self.records_per_manifest, "records_per_manifest", 1, 1000),

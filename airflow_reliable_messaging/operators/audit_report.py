@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_reliable_messaging._compat import dag_run_url
 from airflow_reliable_messaging.domain import templated
 from airflow_reliable_messaging.domain.archive_layout import isoformat
-from airflow_reliable_messaging.domain.identifiers import blank_to_none
+from airflow_reliable_messaging.domain.identifiers import blank_to_none, optional_kms_key
 from airflow_reliable_messaging.exceptions import ConfigurationError, LoadError
 from airflow_reliable_messaging.links.aws import S3PrefixLink, console_location, s3_object_url
 from airflow_reliable_messaging.links.snowflake import SnowflakeQueryLink
@@ -61,6 +61,7 @@ class AuditReportOperator(ArchiveReportBase):
 
     template_fields: Sequence[str] = (
         *ArchiveReportBase.template_fields, "load_report", "reconcile_report", "title", "report_timezone", "runbook_url",
+        "kms_key_id",
     )  # fmt: skip
 
     def __init__(
@@ -172,7 +173,7 @@ class AuditReportOperator(ArchiveReportBase):
         body = fmt.dumps(report).encode()
         if len(body) > self.max_xcom_bytes:
             key = f"{report_folder(target.prefix, dag_id, rid)}/report.json"
-            s3.put_bytes(target.bucket, key, body, content_type="application/json", kms_key_id=blank_to_none(self.kms_key_id))
+            s3.put_bytes(target.bucket, key, body, content_type="application/json", kms_key_id=optional_kms_key(self.kms_key_id))
             report["full_report_uri"] = target.uri(key)
             keep = max(1, len(rows) * self.max_xcom_bytes // (2 * len(body)))
             report["rows"], report["rows_truncated"] = rows[:keep], len(rows) - keep
@@ -207,7 +208,7 @@ class AuditReportOperator(ArchiveReportBase):
         )
         if sum(len(g["examples"]) for g in groups.values()) < len(failed):
             key = f"{folder}/failures.csv"
-            s3.put_bytes(target.bucket, key, _csv(failed), content_type="text/csv", kms_key_id=blank_to_none(self.kms_key_id))
+            s3.put_bytes(target.bucket, key, _csv(failed), content_type="text/csv", kms_key_id=optional_kms_key(self.kms_key_id))
             out["full_list_uri"] = target.uri(key)
             out["full_list_console"] = s3_object_url(target.bucket, key, **where)
         return out

@@ -173,7 +173,7 @@ class DLQRedriveOperator(AwsBaseOperator):
             (identifiers.topic_arn if arn.service == "sns" else identifiers.queue_arn)(destination, "destination")
         elif destination:
             identifiers.queue_reference(destination, "destination")
-        kms_key_id = identifiers.kms_key(self.kms_key_id, "kms_key_id") if self.kms_key_id else self.kms_key_id
+        kms_key_id = identifiers.optional_kms_key(self.kms_key_id)
         filters = compile_filters(self.message_attribute_filter, self.jmespath_filter, self.min_age_seconds, self.max_age_seconds)
         # a safety is off only when explicitly None: never for "", 0 or "nan" (domain/templated.py)
         max_messages = templated.optional_count(self.max_messages, "max_messages")

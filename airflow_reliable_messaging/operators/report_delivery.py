@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_reliable_messaging.base_aws import AwsBaseOperator, aws_template_fields
 from airflow_reliable_messaging.domain import archive_layout as layout
-from airflow_reliable_messaging.domain.identifiers import blank_to_none, topic_arn
+from airflow_reliable_messaging.domain.identifiers import optional_kms_key, topic_arn
 from airflow_reliable_messaging.exceptions import ConfigurationError
 from airflow_reliable_messaging.links.aws import SnsTopicLink
 from airflow_reliable_messaging.operators.report_base import report_folder
@@ -95,7 +95,7 @@ class SnsReportPublishOperator(_MarkedDelivery):
     """
 
     template_fields: Sequence[str] = aws_template_fields(
-        "topic_arn", "report", "marker_bucket", "marker_prefix", "data_protection_policy",
+        "topic_arn", "report", "marker_bucket", "marker_prefix", "kms_key_id", "data_protection_policy",
     )  # fmt: skip
     marker_name = "sns-published"
     operator_extra_links = (SnsTopicLink(),)
@@ -128,7 +128,7 @@ class SnsReportPublishOperator(_MarkedDelivery):
         report = self.report_dict()
         policy = _policy(self.data_protection_policy)
         settings = PublishSettings(
-            delivery=self.delivery(report, context, blank_to_none(self.kms_key_id)),
+            delivery=self.delivery(report, context, optional_kms_key(self.kms_key_id)),
             topic_arn=self.topic_arn,
             policy=policy,
             apply_policy_to_topic=self.apply_policy_to_topic,
@@ -166,7 +166,7 @@ class EmailReportOperator(_MarkedDelivery):
     """
 
     template_fields: Sequence[str] = aws_template_fields(
-        "to", "subject", "report", "marker_bucket", "marker_prefix", "smtp_conn_id", "data_protection_policy",
+        "to", "subject", "report", "marker_bucket", "marker_prefix", "smtp_conn_id", "kms_key_id", "data_protection_policy",
     )  # fmt: skip
     marker_name = "emailed"
 
@@ -176,17 +176,21 @@ class EmailReportOperator(_MarkedDelivery):
         to: str | list[str],
         subject: str | None = None,
         smtp_conn_id: str = "smtp_default",
+        kms_key_id: str | None = None,
         data_protection_policy: dict | str | None = None,
         **kwargs: Any,
     ) -> None:
-        """:param data_protection_policy: an SNS data protection policy (JSON shape; give it the
-        one the SNS publisher has) applied to the report before it is rendered — so to the
-        chart and the image's alt text too — and again to the subject and both bodies (see
-        ``domain/masking.py``)."""
+        """:param kms_key_id: SSE-KMS key of the delivery claim and marker in ``marker_bucket``
+            (default: the bucket's default encryption), as the SNS publisher's.
+        :param data_protection_policy: an SNS data protection policy (JSON shape; give it the
+            one the SNS publisher has) applied to the report before it is rendered — so to the
+            chart and the image's alt text too — and again to the subject and both bodies (see
+            ``domain/masking.py``)."""
         super().__init__(**kwargs)
         self.to = to
         self.subject = subject
         self.smtp_conn_id = smtp_conn_id
+        self.kms_key_id = kms_key_id
         self.data_protection_policy = data_protection_policy
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -209,7 +213,8 @@ class EmailReportOperator(_MarkedDelivery):
             raise ConfigurationError("subject", "holds a line break or another control character (a header is one line)")
         report = self.report_dict()
         policy = _policy(self.data_protection_policy)
-        settings = EmailSettings(delivery=self.delivery(report, context), recipients=tuple(recipients), subject=self.subject, policy=policy)
+        delivery = self.delivery(report, context, optional_kms_key(self.kms_key_id))
+        settings = EmailSettings(delivery=delivery, recipients=tuple(recipients), subject=self.subject, policy=policy)
         smtp = ReportSmtpHook(smtp_conn_id=self.smtp_conn_id)
         return email_report(settings, report, self.aws_hook(S3ArchiveHook), smtp, self.log)
 

@@ -97,7 +97,7 @@ class SnowflakeAuditLoadOperator(AuditIntervalOperator):
     def settings(self, context: Context) -> LoadSettings:
         """The rendered parameters, validated (errors name the parameter), for this DAG run."""
         from airflow_reliable_messaging.domain.audit_load import load_window
-        from airflow_reliable_messaging.domain.identifiers import blank_to_none
+        from airflow_reliable_messaging.domain.identifiers import optional_kms_key
         from airflow_reliable_messaging.runs.audit_load import LoadSettings
 
         target, (start, end) = self.target(), self.interval()
@@ -109,7 +109,7 @@ class SnowflakeAuditLoadOperator(AuditIntervalOperator):
             target=target, run_id=str(context.get("run_id") or f"manual__{datetime.now(UTC).isoformat()}"),
             interval=(start, end), window=window, discovery=self.discovery,
             max_json_payload_bytes=self.max_json_payload_bytes, on_bad_file=self.on_bad_file,
-            kms_key_id=blank_to_none(self.kms_key_id), claim_wait=self.claim_wait, claim_lease=self.claim_lease,
+            kms_key_id=optional_kms_key(self.kms_key_id), claim_wait=self.claim_wait, claim_lease=self.claim_lease,
         )  # fmt: skip
 
     def execute(self, context: Context) -> dict[str, Any]:

@@ -52,7 +52,7 @@ class DeliverySettings:
     marker_key: str  # the edition's delivery marker (its claim beside it: domain/delivery_claim.py)
     run_id: str  # the DAG run delivering it
     force: bool  # deliver even when the marker or a claim says it was (or is being) delivered
-    kms_key_id: str | None = None  # SSE-KMS key of the claim (and, publishing, of the marker and offloaded messages)
+    kms_key_id: str | None = None  # SSE-KMS key of the claim, the marker (and, publishing, the offloaded messages)
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def claim_delivery(settings: DeliverySettings, s3: S3ArchiveHook, report_id: str
         return None
     if dc.claim_expires_at(held) <= now:
         info = s3.head_object_info(bucket, key)
-        if info is not None and s3.replace_marker_if_unchanged(bucket, key, mine, info.etag):
+        if info is not None and s3.replace_marker_if_unchanged(bucket, key, mine, info.etag, kms_key_id=settings.kms_key_id):
             log.warning("Took over the expired delivery claim of run %r on report %s", held.get("run_id"), report_id)
             return None
     log.info("Report %s is being (or was) delivered by run %r (claimed %s): not delivering twice.",
@@ -184,6 +184,7 @@ def email_report(settings: EmailSettings, report: dict[str, Any], s3: S3ArchiveH
         d.marker_key,
         fmt.dumps({"sent_at": isoformat(datetime.now(UTC)), "to": len(recipients)}).encode(),
         content_type="application/json",
+        kms_key_id=d.kms_key_id,
     )
     log.info("Emailed report %s (%s edition) to %d recipient(s)", report["report_id"], fmt.edition(report), len(recipients))
     return {"sent": True, "recipients": len(recipients), "already_sent": False, "edition": fmt.edition(report),

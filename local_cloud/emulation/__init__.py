@@ -24,6 +24,7 @@ EMULATIONS: list[str] = [
     "s3_conditional_copy",
     "s3_conditional_writes",
     "s3_checksums",
+    "s3_sse_kms",
     "sns_data_protection",
     "snowflake_drop_database",
     "moto_sqs_performance",

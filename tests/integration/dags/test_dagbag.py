@@ -26,7 +26,20 @@ except ImportError:
     from airflow.models.dagbag import DagBag  # Airflow 2.11
 before = set(sys.modules)
 bag = DagBag(dag_folder=sys.argv[1])
+def templated(value):
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, (list, tuple, set)):
+        return any(templated(v) for v in value)
+    return isinstance(value, dict) and any(templated(v) for v in value.values())
+untemplated = sorted(
+    f"{dag_id}.{task.task_id}.{name}"
+    for dag_id, dag in bag.dags.items() for task in dag.tasks
+    for name, value in vars(task).items()
+    if not name.startswith("_") and name not in task.template_fields and templated(value)
+)
 print(json.dumps({
+    "untemplated": untemplated,
     "errors": {k: str(v)[-500:] for k, v in bag.import_errors.items()},
     "dags": sorted(bag.dag_ids),
     "heavy": sorted({m.split(".")[0] for m in set(sys.modules) - before} & {"boto3", "botocore", "snowflake", "s3fs", "moto"}),
@@ -51,6 +64,14 @@ def test_the_dags_folder_parses_offline():
     parsed = parse(DAGS)
     assert parsed["errors"] == {}
     assert {"weekly_audit_load", "snowflake_audit_setup", "audit_archive", "dlq_redrive"} <= set(parsed["dags"])
+
+
+def test_every_jinja_argument_of_the_example_dags_is_a_template_field():
+    """An argument given a Jinja string that is not in the operator's ``template_fields`` reaches
+    ``execute`` as the literal ``{{ ... }}`` text: the weekly DAG's ``kms_key_id`` (from the
+    Variable ``audit_kms_key_id``) was passed to S3 as ``SSEKMSKeyId`` unrendered by the report
+    and the SNS publisher, which AWS refuses (no such key)."""
+    assert parse(DAGS)["untemplated"] == []
 
 
 @pytest.mark.parametrize("dag_file", sorted(p.name for p in DAGS.glob("*.py")))

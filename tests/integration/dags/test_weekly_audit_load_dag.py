@@ -133,3 +133,23 @@ def test_a_week_that_does_not_reconcile_is_still_reported_with_the_mismatch_firs
     summary = next(m for m in drain(aws("sqs"), pipeline["queue_url"]) if m["kind"] == "summary")
     assert summary["edition"] == "provisional" and summary["status"]["state"] == "not_reconciled"
     assert sorted(summary["status"]["missing_ids"]) == gone
+
+
+def test_with_the_kms_variable_set_everything_the_run_writes_is_encrypted_with_that_key(pipeline, aws, monkeypatch):
+    """The DAG hands ``{{ var.value.get('audit_kms_key_id') ... }}`` to the load, the report and
+    both deliveries: each must render it (a template field) and write SSE-KMS with the key. The
+    report and the SNS publisher passed the template text itself to S3 as ``SSEKMSKeyId``, which
+    S3 refuses as a key that does not exist (``KMS.NotFoundException``,
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html)."""
+    key_id = aws("kms").create_key()["KeyMetadata"]["KeyId"]
+    monkeypatch.setenv("AIRFLOW_VAR_AUDIT_KMS_KEY_ID", key_id)
+    s3 = aws("s3")
+    seed_sample_archive(s3, pipeline["bucket"], "audit", WEEK_START, WEEK_START + timedelta(days=7), count=5)
+    seeded = {o["Key"] for o in s3.list_objects_v2(Bucket=pipeline["bucket"]).get("Contents", [])}
+    run = run_dag(load_dag("weekly_audit_load.py"), WEEK_START + timedelta(days=7))
+    assert states(run) == dict.fromkeys(TASKS, "success")
+    written = [o["Key"] for o in s3.list_objects_v2(Bucket=pipeline["bucket"]).get("Contents", []) if o["Key"] not in seeded]
+    assert any("published" in k for k in written) and any("emailed" in k for k in written), written
+    for key in written:
+        head = s3.head_object(Bucket=pipeline["bucket"], Key=key)
+        assert head.get("ServerSideEncryption") == "aws:kms" and key_id in head.get("SSEKMSKeyId", ""), key

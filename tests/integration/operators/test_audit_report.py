@@ -107,6 +107,26 @@ def test_email_is_multipart_and_sent_once(local_cloud, bucket):
     assert mails[0]["X-Audit-Report-Id"] == "rep-1"
 
 
+@pytest.mark.parametrize("delivery", ["sns", "email"])
+def test_the_delivery_claim_and_marker_are_encrypted_with_the_given_kms_key(local_cloud, aws, unique, bucket, delivery):
+    """A bucket policy that requires SSE-KMS refuses a PutObject without it
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/specifying-kms-encryption.html): both
+    delivery operators write their claim with the key they are given."""
+    key_id = aws("kms").create_key()["KeyMetadata"]["KeyId"]
+    report = a_report([row("claims")], report_id=f"rep-kms-{delivery}")
+    if delivery == "sns":
+        topic, _ = subscribed_queue(aws, unique)
+        op = SnsReportPublishOperator(task_id="p", topic_arn=topic, report=report, marker_bucket=bucket, kms_key_id=key_id)
+    else:
+        op = EmailReportOperator(task_id="e", to="a@example.test", report=report, marker_bucket=bucket, kms_key_id=key_id)
+    op.execute({})
+    keys = [o["Key"] for o in aws("s3").list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys
+    for key in keys:
+        head = aws("s3").head_object(Bucket=bucket, Key=key)
+        assert head.get("ServerSideEncryption") == "aws:kms" and key_id in head.get("SSEKMSKeyId", ""), key
+
+
 def test_an_unreachable_aws_endpoint_fails_clearly_after_retries(monkeypatch, bucket):
     from airflow_reliable_messaging.operators.snowflake_audit_load import SnowflakeAuditLoadOperator
 
