@@ -264,7 +264,8 @@ class Reconciliation:
 
     def verdict(self, *, snowflake_rows: int, load_took: int, not_in_layout: int, looked_at: datetime) -> tuple[str | None, list[str]]:
         """(why the reconciliation fails or None, warnings). Comparing nothing passes only when
-        there is nothing to compare: no row, no record the load took, no manifest line."""
+        there is nothing to compare: no row, no record the load took, no manifest line, no
+        archived object of the interval (one the load did not see is excluded, not absent)."""
         warnings = []
         if self.excluded:
             after, settling = self.excluded.get("archived_after_the_load_looked", 0), self.excluded.get("archived_within_settle", 0)
@@ -298,6 +299,12 @@ class Reconciliation:
                     f"compared nothing: Snowflake has {snowflake_rows} record(s) of the interval and the load took "
                     f"{load_took}, but the archive has no object of it to compare them with (check archive_bucket "
                     "and archive_prefix; were the objects deleted?)"
+                )
+            elif excluded := sum(self.excluded.values()):
+                error = (
+                    f"compared nothing: the archive has {excluded} object(s) of the interval, all archived after the "
+                    f"load looked ({isoformat(looked_at)}) or within `settle` before it, and Snowflake has no record of "
+                    "it: load the interval again, then reconcile"
                 )
             else:
                 warnings.insert(0, "compared nothing: no archived object of the interval was due and Snowflake has no record of it")
