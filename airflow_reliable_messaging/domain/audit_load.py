@@ -23,6 +23,7 @@ from airflow_reliable_messaging.domain.manifest import (
     JSON_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
     ArchivedRecord,
+    bytes_mismatch,
     decode_manifest,
     isoformat,
     parse_isoformat,
@@ -175,6 +176,13 @@ def payload_bundle_line(message_id: str, payload: bytes, bundle_uri: str) -> str
     except json.JSONDecodeError as exc:
         raise ValueError(f"payload declared JSON does not parse: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     return json.dumps({"message_id": message_id, "bundle": bundle_uri, "payload": value}, separators=(",", ":"))
+
+
+def payload_mismatch(record: ArchivedRecord, payload: bytes) -> str | None:
+    """Why ``payload`` (the object read) is not the record its manifest line describes (its size
+    and SHA-256, as a bundled record's line is checked), or None when it is."""
+    why = bytes_mismatch(payload, record.size, record.sha256)
+    return f"payload does not match its manifest line: {why}" if why else None
 
 
 def landed_differences(

@@ -24,6 +24,7 @@ from airflow_reliable_messaging.domain.audit_load import (
     listed_event_time,
     parse_copy_result,
     payload_bundle_line,
+    payload_mismatch,
     sniff_content_type,
     transaction_counts,
 )
@@ -467,6 +468,10 @@ class AuditLoadRun:
                 continue
             if len(payload) > limit:
                 self.payloads["json_too_large"] += 1
+                continue
+            mismatch = payload_mismatch(record, payload)
+            if mismatch:  # the line describes other bytes: never load these in its name
+                self.record_failures.append((record.message_id, record.s3_uri, mismatch))
                 continue
             if spool is None:
                 part += 1

@@ -230,6 +230,34 @@ def test_a_forged_manifest_never_makes_the_load_read_outside_the_archive(audit_e
     assert run_load(audit_env, on_bad_file="quarantine")["files"]["failed_count"] == 0  # set aside, not retried
 
 
+def test_a_json_object_that_is_not_what_its_manifest_line_says_is_not_loaded_as_its_payload(audit_env, aws):
+    """A per-record object is checked against its manifest line's SHA-256 and size before its
+    payload is loaded, as a bundled record's line is (test_archive_bundles): a line whose checksum
+    or size does not match the object it names (a forged or corrupt manifest, an object replaced
+    since) must not put other bytes into AUDIT_PAYLOAD under its message id. The record's metadata
+    is loaded (the reconciliation then compares the object's size), its failure named."""
+    s3 = aws("s3")
+    good = _archive(s3, audit_env, START + timedelta(hours=1), b'{"ok": 1}')
+    other_bytes = _archive(s3, audit_env, START + timedelta(hours=2), b'{"amount": 100}')
+    s3.put_object(Bucket=audit_env.bucket, Key=other_bytes.key, Body=b'{"amount": 999}')  # same size, other bytes
+    longer, injected = _archive(s3, audit_env, START + timedelta(hours=3), b'{"n": 1}'), b'{"n": 1, "injected": true}'
+    s3.put_object(Bucket=audit_env.bucket, Key=longer.key, Body=injected)
+    _write_manifest(s3, audit_env, [good, other_bytes, longer], START + timedelta(hours=4), "batch-mixed")
+
+    report = run_load(audit_env)
+
+    assert report["records"]["inserted"] == 3
+    payloads = dict(audit_env.sql("SELECT MESSAGE_ID, PAYLOAD::VARCHAR FROM {ns}.AUDIT_PAYLOAD"))
+    assert set(payloads) == {good.message_id}, payloads  # never the bytes the line does not describe
+    failures = {f["message_id"]: f["reason"] for f in report["records"]["failures"]}
+    assert set(failures) == {other_bytes.message_id, longer.message_id}
+    assert "SHA-256" in failures[other_bytes.message_id] and other_bytes.sha256[:16] in failures[other_bytes.message_id]
+    assert f"holds {len(injected)} bytes, its manifest line says {longer.size}" in failures[longer.message_id]
+    assert report["payloads"]["json_loaded"] == 1
+    rows = audit_env.sql("SELECT MESSAGE_ID, REASON FROM {ns}.AUDIT_LOAD_FAILURE")
+    assert {m for m, _ in rows} == {other_bytes.message_id, longer.message_id}
+
+
 def _replace_while_copy_waits(env, sf_faults, replace, **load_kwargs) -> dict:
     """Run the load; while its manifest COPY statement waits (a delay injected before it runs),
     ``replace()`` (in another thread) rewrites a manifest the load has already validated. The
