@@ -204,10 +204,11 @@ class AuditLoadRun:
         self.sf.query(render("load/merge_payloads.sql", **self.ids), {"run_id": self.run_id})
         self.write_failures()
         self.claim.refresh()
-        self.sf.query(
-            render("load/write_ledger.sql", **self.ids),
-            {"run_id": self.run_id, "interval_start": isoformat(self.interval[0]), "interval_end": isoformat(self.interval[1])},
-        )
+        ledger = {"run_id": self.run_id, "interval_start": isoformat(self.interval[0]), "interval_end": isoformat(self.interval[1])}
+        self.sf.query(render("load/write_ledger.sql", **self.ids), ledger)
+        for key, listed in records_by_manifest.items():  # no raw row names them: ledgered on their own
+            if not listed and self.target.uri(key) not in copy.failed:
+                self.sf.query(render("load/ledger_empty_manifest.sql", **self.ids), {**ledger, "file_name": self.target.uri(key)})
         inserted = int(merged.get("NUMBER OF ROWS INSERTED", 0))
         updated = int(merged.get("NUMBER OF ROWS UPDATED", 0))
         unique = {r.message_id: r for r in records}

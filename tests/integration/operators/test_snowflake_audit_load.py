@@ -258,6 +258,27 @@ def test_a_json_object_that_is_not_what_its_manifest_line_says_is_not_loaded_as_
     assert {m for m, _ in rows} == {other_bytes.message_id, longer.message_id}
 
 
+def test_a_manifest_that_lists_nothing_is_ledgered_once_not_read_again_by_every_later_run(audit_env, aws):
+    """A manifest of zero lines (empty, or blank lines only) validates and COPYs nothing; the
+    ledger took only files with rows in the raw tables (write_ledger.sql says "plus files that held
+    no rows"), so every later run found it pending again: read, COPYed again (skipped by load
+    history while Snowflake keeps it, 64 days), and a rerun of the week warned "found no record of
+    <interval> in the 2 manifest(s) it read" about a week whose records were all loaded."""
+    s3 = aws("s3")
+    for name, body in (("empty", b""), ("blank", b"\n\n  \n")):
+        s3.put_object(Bucket=audit_env.bucket, Key=layout.batch_manifest_key(audit_env.prefix, START + timedelta(hours=1), name), Body=body)
+    good = [_archive(s3, audit_env, START + timedelta(hours=2), b'{"ok": 1}')]
+    _write_manifest(s3, audit_env, good, START + timedelta(hours=2), "batch-good")
+
+    first = run_load(audit_env)
+    assert first["records"]["inserted"] == 1 and first["files"]["failed_count"] == 0 and first["warnings"] == []
+
+    again = run_load(audit_env, run_id="scheduled__w47_rerun")
+    assert again["files"]["manifests_found"] == again["files"]["manifests_already_loaded"] == 3, again["files"]
+    assert again["files"]["copied"] == again["files"]["skipped_by_load_history"] == 0
+    assert again["warnings"] == []
+
+
 def _replace_while_copy_waits(env, sf_faults, replace, **load_kwargs) -> dict:
     """Run the load; while its manifest COPY statement waits (a delay injected before it runs),
     ``replace()`` (in another thread) rewrites a manifest the load has already validated. The
