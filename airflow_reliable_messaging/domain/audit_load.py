@@ -23,6 +23,7 @@ from airflow_reliable_messaging.domain.manifest import (
     JSON_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
     ArchivedRecord,
+    bytes_mismatch,
     decode_manifest,
     isoformat,
     parse_isoformat,
@@ -177,6 +178,13 @@ def payload_bundle_line(message_id: str, payload: bytes, bundle_uri: str) -> str
     return json.dumps({"message_id": message_id, "bundle": bundle_uri, "payload": value}, separators=(",", ":"))
 
 
+def payload_mismatch(record: ArchivedRecord, payload: bytes) -> str | None:
+    """Why ``payload`` (the object read) is not the record its manifest line describes (its size
+    and SHA-256, as a bundled record's line is checked), or None when it is."""
+    why = bytes_mismatch(payload, record.size, record.sha256)
+    return f"payload does not match its manifest line: {why}" if why else None
+
+
 def landed_differences(
     validated: Mapping[str, list[ArchivedRecord]],
     landed: Iterable[tuple[str | None, str]],
@@ -264,7 +272,8 @@ class Reconciliation:
 
     def verdict(self, *, snowflake_rows: int, load_took: int, not_in_layout: int, looked_at: datetime) -> tuple[str | None, list[str]]:
         """(why the reconciliation fails or None, warnings). Comparing nothing passes only when
-        there is nothing to compare: no row, no record the load took, no manifest line."""
+        there is nothing to compare: no row, no record the load took, no manifest line, no
+        archived object of the interval (one the load did not see is excluded, not absent)."""
         warnings = []
         if self.excluded:
             after, settling = self.excluded.get("archived_after_the_load_looked", 0), self.excluded.get("archived_within_settle", 0)
@@ -298,6 +307,12 @@ class Reconciliation:
                     f"compared nothing: Snowflake has {snowflake_rows} record(s) of the interval and the load took "
                     f"{load_took}, but the archive has no object of it to compare them with (check archive_bucket "
                     "and archive_prefix; were the objects deleted?)"
+                )
+            elif excluded := sum(self.excluded.values()):
+                error = (
+                    f"compared nothing: the archive has {excluded} object(s) of the interval, all archived after the "
+                    f"load looked ({isoformat(looked_at)}) or within `settle` before it, and Snowflake has no record of "
+                    "it: load the interval again, then reconcile"
                 )
             else:
                 warnings.insert(0, "compared nothing: no archived object of the interval was due and Snowflake has no record of it")

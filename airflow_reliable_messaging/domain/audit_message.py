@@ -247,13 +247,26 @@ def seed_record(transport: Transport, doc: ss.SeedDocument, *, where: str, sourc
     )  # fmt: skip
 
 
-def verbatim_record(transport: Transport, source: ObjectSource, sha256: str | None) -> AuditRecord:
+def verbatim_record(
+    transport: Transport, source: ObjectSource, sha256: str | None, sniffed: ss.ContentSniffer | None = None
+) -> AuditRecord:
     """The record of a pointer whose object is not a seed request: stored as it is (server-side
-    copy), described by the message's attributes; ``sha256`` when the object was read whole."""
-    content_type = None if transport.attributes.get("contentType") else (
-        BINARY_CONTENT_TYPE if source.content_type in GENERIC_CONTENT_TYPES else source.content_type
-    )  # fmt: skip
-    return _record(transport, {}, source=source, sha256=sha256, size=source.size, sniffed=lambda _: content_type)
+    copy), described by the message's attributes; ``sha256`` when the object was read whole.
+
+    Its content type is the object's, unless that is generic (AWS's Python extended clients put
+    without one: S3 serves ``binary/octet-stream``); then ``sniffed`` — the object's bytes, fed
+    whole, or until they were known not to be text — types it as the same bytes sent inline."""
+    if transport.attributes.get("contentType") or source.content_type not in GENERIC_CONTENT_TYPES:
+        return _record(transport, {}, source=source, sha256=sha256, size=source.size, sniffed=lambda _: source.content_type)
+    if sniffed is None:
+        return _record(transport, {}, source=source, sha256=sha256, size=source.size, sniffed=lambda _: BINARY_CONTENT_TYPE)
+    return _record(transport, {}, source=source, sha256=sha256, size=source.size,
+                   sniffed=lambda message_type: content_type_of(sniffed.is_text, sniffed.is_json, sniffed.control, message_type))  # fmt: skip
+
+
+def needs_sniffing(transport: Transport, source_content_type: str | None) -> bool:
+    """Whether a verbatim copy's content type must come from its bytes (see :func:`verbatim_record`)."""
+    return not transport.attributes.get("contentType") and source_content_type in GENERIC_CONTENT_TYPES
 
 
 GENERIC_CONTENT_TYPES = (None, "", "binary/octet-stream", BINARY_CONTENT_TYPE)

@@ -92,6 +92,20 @@ class ArchivedRecord:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def bytes_mismatch(data: bytes, size: int | None, sha256: str | None) -> str | None:
+    """Why ``data`` (an object read) is not the bytes a manifest line describes (its ``size`` and
+    ``sha256``; None: not known), or None when it is."""
+    if size is not None and len(data) != size:
+        return f"the object holds {len(data)} bytes, its manifest line says {size}"
+    if sha256 is not None:
+        import hashlib
+
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != sha256.lower():
+            return f"the object's SHA-256 is {digest[:16]}..., its manifest line says {sha256[:16]}..."
+    return None
+
+
 def message_id_of(record_uri: str) -> str:
     """The message id a record's URI (``ArchivedRecord.s3_uri``) names: a bundled record's is its
     fragment, another's the key's last segment (neither holds ``#`` or ``/``)."""

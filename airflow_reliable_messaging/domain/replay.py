@@ -314,10 +314,10 @@ class ReplayItem:
     source_system: str | None = None
     message_type: str | None = None
     content_type: str | None = None
-    # a record in a bundle (``key`` the bundle's): its line's place and its bytes' SHA-256
+    # a record in a bundle (``key`` the bundle's): its line's place
     bundle_offset: int | None = None
     bundle_length: int | None = None
-    sha256: str | None = None
+    sha256: str | None = None  # of its bytes, from its manifest line (None: found by listing)
 
     @property
     def sort_key(self) -> tuple[str, str]:
@@ -328,7 +328,7 @@ class ReplayItem:
         return cls(
             record.message_id, record.bucket, record.key, parse_isoformat(record.event_time), record.size,
             record.source_system, record.message_type, record.content_type, record.bundle_offset,
-            record.bundle_length, record.sha256 if record.bundled else None,
+            record.bundle_length, record.sha256,
         )  # fmt: skip
 
 

@@ -107,6 +107,8 @@ class AuditReconcileOperator(ArchiveReportBase):
             in_sf = {r["S3_URI"]: int(r["SIZE_BYTES"] or 0) for r in rows if r["SOURCE"] == "record"}
             seen = {r["S3_URI"]: int(r["SIZE_BYTES"] or 0) for r in rows if r["SOURCE"] == "manifest"}
             objects.update(_one_copy_each(bundled, in_sf))
+            repeats = {r["S3_URI"] for r in rows if r.get("TRANSACTION_STATUS") == "duplicate"}
+            objects.update(_first_copies_elsewhere(s3, target, repeats - objects.keys()))
             outcome = reconcile(objects, in_sf, seen, cutoff=looked_at - self.settle, looked_at=looked_at)
             load_took = int((templated.mapping(self.load_report).get("records") or {}).get("in_interval") or 0)
             error, warnings = outcome.verdict(
@@ -192,6 +194,27 @@ def _bundled_records(s3: Any, target: Any, start: datetime, end: datetime, not_i
                 out.setdefault(record.message_id, []).append(
                     (f"{uri}#{record.message_id}", record.size, layout.as_utc(obj["LastModified"]))
                 )
+    return out
+
+
+def _first_copies_elsewhere(s3: Any, target: Any, uris: set[str]) -> dict[str, tuple[int, datetime]]:
+    """The objects of repeats (``duplicate`` rows and lines: no object of their own, their S3 URI
+    the first copy's) whose first copy is filed in another interval (a producer retry across the
+    interval's edge): listed one by one (``ListObjectsV2`` with the key as prefix: the role lists
+    the archive, it reads only bundles), compared as the interval's records' bytes. One that is
+    gone stays "not in S3"; a URI that is not an archive object's is not looked up."""
+    out: dict[str, tuple[int, datetime]] = {}
+    for uri in sorted(uris):
+        try:
+            bucket, key = layout.split_s3_uri(uri)
+            if bucket != target.bucket:
+                continue
+            layout.check_archive_key(target.prefix, key)
+        except ValueError:
+            continue
+        found = next((o for o in s3.iter_objects(bucket, key) if o["Key"] == key), None)
+        if found is not None:
+            out[uri] = (int(found["Size"]), layout.as_utc(found["LastModified"]))
     return out
 
 

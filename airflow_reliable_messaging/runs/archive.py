@@ -452,6 +452,8 @@ class ArchiveRun:
         )  # fmt: skip
         whole_digest = transport.attributes.get("sourceTransactionID") is not None  # a copy's marker needs it
         reader, digest, complete = ss.SeedDocumentReader(keep=PART_SIZE), hashlib.sha256(), False
+        # An object without a content type of its own is typed by its bytes, as they would be inline.
+        sniffer = ss.ContentSniffer() if am.needs_sniffing(transport, source.content_type) else None
         try:
             if transport.declared_size is not None and transport.declared_size != source.size:
                 raise RecordError(
@@ -463,18 +465,22 @@ class ArchiveRun:
                 size = READ_CHUNK
                 digest.update(chunk)
                 reader.feed(chunk)
-                if reader.not_seed and not whole_digest:
+                if sniffer is not None:
+                    sniffer.feed(chunk)
+                if reader.not_seed and not whole_digest and (sniffer is None or not sniffer.is_text):
                     break
             else:
                 complete = True
         finally:
             body.close()
         doc = reader.close()
+        if sniffer is not None and complete:
+            sniffer.close()
         try:
             if doc.seed_shaped:
                 return am.seed_record(transport, doc, where=f"claim-check payload {uri}", source=source)
             s3_sha = full_object_sha256(response.get("ChecksumSHA256"), response.get("ChecksumType"))
-            return am.verbatim_record(transport, source, digest.hexdigest() if complete else s3_sha)
+            return am.verbatim_record(transport, source, digest.hexdigest() if complete else s3_sha, sniffer)
         except RecordError as exc:
             raise _Quarantine(str(exc), source) from None
 

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from airflow_reliable_messaging.domain import archive_layout, identifiers, workers
 from airflow_reliable_messaging.domain import replay as rp
 from airflow_reliable_messaging.domain.claim_check import MESSAGE_SIZE_LIMIT
-from airflow_reliable_messaging.domain.manifest import MAX_MANIFEST_BYTES, decode_manifest
+from airflow_reliable_messaging.domain.manifest import MAX_MANIFEST_BYTES, bytes_mismatch, decode_manifest
 from airflow_reliable_messaging.domain.masking import NotDeidentifiable, SensitiveDataDenied, deidentify_payload
 from airflow_reliable_messaging.domain.outgoing import OutgoingMessage
 from airflow_reliable_messaging.exceptions import ConfigurationError, ObjectUnreadable, ReplayError
@@ -349,13 +349,21 @@ class ArchiveReplayRun:
         if s.policy is None and item.size is not None and item.size > MESSAGE_SIZE_LIMIT:
             return None, item
         try:
-            return self.s3.read_bytes(item.bucket, item.key), item
+            body = self.s3.read_bytes(item.bucket, item.key)
         except ClientError as err:
             raise ReplayError(
                 f"archived object s3://{item.bucket}/{item.key} (message {item.message_id}) cannot be read: "
                 f"{error_code(err)}. Messages before it were sent and "
                 "checkpointed; restore the object (or filter the message out) and rerun with the same replay_id."
             ) from None
+        why = bytes_mismatch(body, item.size if item.sha256 is not None else None, item.sha256)
+        if why:  # (a manifest's line: its size and SHA-256 are known; a listed object's are not)
+            raise ReplayError(
+                f"archived object s3://{item.bucket}/{item.key} (message {item.message_id}) is not the record its manifest "
+                f"line describes: {why}; it was not sent. Messages before it were sent and checkpointed; restore the "
+                "object (or filter the message out) and rerun with the same replay_id."
+            )
+        return body, item
 
     def pace(self, sent: int, started: float) -> None:
         rate = float(self.s.max_messages_per_second or 0)

@@ -24,6 +24,7 @@ from airflow_reliable_messaging.domain.audit_load import (
     listed_event_time,
     parse_copy_result,
     payload_bundle_line,
+    payload_mismatch,
     sniff_content_type,
     transaction_counts,
 )
@@ -203,10 +204,11 @@ class AuditLoadRun:
         self.sf.query(render("load/merge_payloads.sql", **self.ids), {"run_id": self.run_id})
         self.write_failures()
         self.claim.refresh()
-        self.sf.query(
-            render("load/write_ledger.sql", **self.ids),
-            {"run_id": self.run_id, "interval_start": isoformat(self.interval[0]), "interval_end": isoformat(self.interval[1])},
-        )
+        ledger = {"run_id": self.run_id, "interval_start": isoformat(self.interval[0]), "interval_end": isoformat(self.interval[1])}
+        self.sf.query(render("load/write_ledger.sql", **self.ids), ledger)
+        for key, listed in records_by_manifest.items():  # no raw row names them: ledgered on their own
+            if not listed and self.target.uri(key) not in copy.failed:
+                self.sf.query(render("load/ledger_empty_manifest.sql", **self.ids), {**ledger, "file_name": self.target.uri(key)})
         inserted = int(merged.get("NUMBER OF ROWS INSERTED", 0))
         updated = int(merged.get("NUMBER OF ROWS UPDATED", 0))
         unique = {r.message_id: r for r in records}
@@ -467,6 +469,10 @@ class AuditLoadRun:
                 continue
             if len(payload) > limit:
                 self.payloads["json_too_large"] += 1
+                continue
+            mismatch = payload_mismatch(record, payload)
+            if mismatch:  # the line describes other bytes: never load these in its name
+                self.record_failures.append((record.message_id, record.s3_uri, mismatch))
                 continue
             if spool is None:
                 part += 1

@@ -1,5 +1,5 @@
--- Every file whose rows are now merged: the raw tables' pending files plus files that held no
--- rows (empty manifests), so neither is loaded or merged again.
+-- Every file whose rows are now merged: the raw tables' pending files, so none is loaded or
+-- merged again (manifests that held no rows: ledger_empty_manifest.sql).
 MERGE INTO {ns}.AUDIT_LOAD_LEDGER AS T
 USING (
   SELECT DISTINCT FILE_NAME, 'manifest' AS KIND FROM {ns}.RAW_AUDIT_MANIFEST

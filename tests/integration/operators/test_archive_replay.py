@@ -277,6 +277,23 @@ def test_a_manifest_line_of_the_window_naming_another_records_object_is_refused(
     assert _bodies(drain(sqs, url, 1)) == ['{"ok": 1}']
 
 
+@pytest.mark.parametrize("tampered", [b'{"amount": 999}', b'{"amount": 100, "to": "elsewhere"}'])  # same size; longer
+def test_an_object_that_is_not_what_its_manifest_line_says_is_never_replayed_in_its_name(s3, sqs, bucket, unique, tampered):
+    """A per-record object read for a replay is checked against its manifest line's SHA-256 and
+    size, as a bundled record's bytes are: an object replaced since it was archived (or a line
+    that describes other bytes) must not be re-published as that record. The replay stops naming
+    the message and the object, as for a bundle that does not check."""
+    records = _archive(s3, bucket, [("msg-001", 1, b'{"ok": 1}', "claims", "claim"), ("msg-002", 2, b'{"amount": 100}', "claims", "claim")])
+    s3.put_object(Bucket=bucket, Key=records[1].key, Body=tampered)
+    url = sqs.create_queue(QueueName=unique("target"))["QueueUrl"]
+
+    with pytest.raises(ReplayError, match="msg-002") as failure:
+        _op(bucket, target_queue=url).execute({})
+
+    assert records[1].key in str(failure.value) and "manifest line" in str(failure.value)
+    assert tampered.decode() not in _bodies(drain(sqs, url, 1))
+
+
 def test_an_unreadable_manifest_is_reported_alone_and_the_window_still_replayed(s3, sqs, bucket, unique):
     """A manifest S3 will not serve (here in Glacier: GetObject answers InvalidObjectState,
     https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html) failed the whole replay

@@ -350,6 +350,45 @@ def test_a_seed_record_is_archived_the_same_way_whatever_its_transport(archive_e
     )
 
 
+def test_a_document_offloaded_without_a_content_type_is_typed_as_the_same_document_inline(archive_env):
+    """AWS's extended clients for Python (SQS and SNS) offload a body with ``PutObject`` and no
+    ``Content-Type`` (optional in https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html;
+    S3 then serves the generic ``binary/octet-stream``; sqs_extended_client/client.py and
+    sns_extended_client/session.py call ``put_object(Bucket, Key, Body)``):
+    a JSON document or a text line that is not a seed request must get the content type the same
+    bytes get inline (JSON → application/json: the weekly load loads only JSON payloads into
+    AUDIT_PAYLOAD), not ``application/octet-stream`` because it was large. Binary stays binary and
+    a content type the producer gave its object is kept."""
+    env = archive_env
+    document = json.dumps({"event": "claimFiled", "claim": {"id": 7, "lines": ["x" * 100] * 1500}}).encode()  # ~160 KB
+    text = ("audit line " * 15_000).encode()
+    binary = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 600
+    msg_id = lambda name: {"messageID": {"DataType": "String", "StringValue": name}}  # noqa: E731
+    for name, body in (("json", document), ("text", text)):
+        env.send(body.decode(), MessageAttributes=msg_id(f"{name}-inline"))
+    for name, body in (("json", document), ("text", text), ("binary", binary)):
+        env.aws("s3").put_object(Bucket=env.payload_bucket, Key=f"offloaded/{name}", Body=body)  # as the clients do: no ContentType
+        pointer = cc.S3Pointer(env.payload_bucket, f"offloaded/{name}").to_body()
+        env.send(pointer, MessageAttributes={**msg_id(f"{name}-pointer"), **cc.size_attribute(len(body))})
+    env.aws("s3").put_object(Bucket=env.payload_bucket, Key="offloaded/typed", Body=document, ContentType="application/vnd.claims+json")
+    env.send(cc.S3Pointer(env.payload_bucket, "offloaded/typed").to_body(),
+             MessageAttributes={**msg_id("typed-pointer"), **cc.size_attribute(len(document))})  # fmt: skip
+
+    report = env.operator(notifications="none").execute({})
+
+    assert report["archived"] == 6 and report["quarantined"] == report["dead_lettered"] == 0 and env.depth() == 0
+    lines = {r.message_id: r for r in env.manifests()}
+    types = {m: (r.content_type, env.get(r.key)["ContentType"]) for m, r in lines.items()}
+    assert types["json-pointer"] == types["json-inline"] == ("application/json", "application/json")
+    assert types["text-pointer"] == types["text-inline"] == ("text/plain; charset=utf-8", "text/plain; charset=utf-8")
+    assert types["binary-pointer"] == ("application/octet-stream", "application/octet-stream")
+    assert types["typed-pointer"] == ("application/vnd.claims+json", "application/vnd.claims+json")
+    for name, body in (("json", document), ("text", text)):
+        inline, pointer = lines[f"{name}-inline"], lines[f"{name}-pointer"]
+        assert (pointer.size, pointer.sha256) == (inline.size, inline.sha256) == (len(body), hashlib.sha256(body).hexdigest())
+        assert env.get(pointer.key)["Body"].read() == body
+
+
 def test_a_seed_pointer_larger_than_a_part_is_streamed_and_uploaded_in_parts(archive_env):
     """A seed request whose payload exceeds what is kept in memory (PART_SIZE), its payload before
     its metadata: hashed while read, read again from its byte range and uploaded in parts, with

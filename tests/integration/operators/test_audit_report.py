@@ -419,3 +419,41 @@ def test_every_recipient_given_receives_the_report_or_the_list_is_refused(local_
                                 marker_bucket=bucket).execute({})  # fmt: skip
         assert exc.value.field == "to"
     assert not [k for k in (aws("s3").list_objects_v2(Bucket=bucket).get("Contents") or []) if "rep-recipients-2" in k["Key"]]
+
+
+def test_a_repeat_of_a_transaction_first_archived_the_week_before_is_not_an_object_missing_from_s3(audit_env, aws):
+    """A producer retry that straddles the week boundary: the first copy (Sunday 23:59:59) is
+    archived under last week's time folders, its repeat (Monday, another message id) is a
+    ``duplicate`` with no object of its own — its row's S3_URI is the first copy's. Reconciling the
+    repeat's week must neither call that object "no longer in the archive" nor fail as having
+    compared nothing while Snowflake has a row: the object is there, in the week it was filed in."""
+    import hashlib
+
+    from airflow_reliable_messaging.domain.manifest import ArchivedRecord, encode_manifest, isoformat
+
+    s3 = aws("s3")
+    body = b'{"claim": 1}'
+    first_at = WEEK[0] - timedelta(seconds=1)
+    key = layout.archive_key(audit_env.prefix, first_at, "first-copy")
+    s3.put_object(Bucket=audit_env.bucket, Key=key, Body=body)
+    common = {"bucket": audit_env.bucket, "key": key, "size": len(body), "sha256": hashlib.sha256(body).hexdigest(),
+              "content_type": "application/json", "source_system": "claims", "source_transaction_id": "tx-1"}  # fmt: skip
+    first = ArchivedRecord(message_id="first-copy", event_time=isoformat(first_at), archived_at=isoformat(first_at),
+                           transaction_status="first", **common)  # fmt: skip
+    repeat = ArchivedRecord(message_id="repeat", event_time=isoformat(WEEK[0] + timedelta(seconds=5)),
+                            archived_at=isoformat(WEEK[0] + timedelta(seconds=6)), transaction_status="duplicate",
+                            repeat_of="first-copy", **common)  # fmt: skip
+    manifest = layout.batch_manifest_key(audit_env.prefix, WEEK[0] + timedelta(minutes=1), "straddle")
+    s3.put_object(Bucket=audit_env.bucket, Key=manifest, Body=encode_manifest([first, repeat], f"s3://{audit_env.bucket}/{manifest}"))
+
+    load = _load(audit_env)
+    assert load["records"]["seen"] == 2 and load["records"]["in_interval"] == 1
+
+    result = _reconcile(audit_env, load)
+    assert not any("no longer in the archive" in w for w in result["warnings"]), result["warnings"]
+    assert result["not_in_s3"] == 0 and result["status"] == "reconciled"
+    assert (result["compared"], result["matched"]) == (1, 1)  # the repeat's row against its first copy's object
+
+    aws("s3").delete_object(Bucket=audit_env.bucket, Key=key)  # now it is gone: that is still found
+    with pytest.raises(LoadError, match="compared nothing"):
+        _reconcile(audit_env, load)

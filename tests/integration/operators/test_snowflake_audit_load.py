@@ -230,6 +230,55 @@ def test_a_forged_manifest_never_makes_the_load_read_outside_the_archive(audit_e
     assert run_load(audit_env, on_bad_file="quarantine")["files"]["failed_count"] == 0  # set aside, not retried
 
 
+def test_a_json_object_that_is_not_what_its_manifest_line_says_is_not_loaded_as_its_payload(audit_env, aws):
+    """A per-record object is checked against its manifest line's SHA-256 and size before its
+    payload is loaded, as a bundled record's line is (test_archive_bundles): a line whose checksum
+    or size does not match the object it names (a forged or corrupt manifest, an object replaced
+    since) must not put other bytes into AUDIT_PAYLOAD under its message id. The record's metadata
+    is loaded (the reconciliation then compares the object's size), its failure named."""
+    s3 = aws("s3")
+    good = _archive(s3, audit_env, START + timedelta(hours=1), b'{"ok": 1}')
+    other_bytes = _archive(s3, audit_env, START + timedelta(hours=2), b'{"amount": 100}')
+    s3.put_object(Bucket=audit_env.bucket, Key=other_bytes.key, Body=b'{"amount": 999}')  # same size, other bytes
+    longer, injected = _archive(s3, audit_env, START + timedelta(hours=3), b'{"n": 1}'), b'{"n": 1, "injected": true}'
+    s3.put_object(Bucket=audit_env.bucket, Key=longer.key, Body=injected)
+    _write_manifest(s3, audit_env, [good, other_bytes, longer], START + timedelta(hours=4), "batch-mixed")
+
+    report = run_load(audit_env)
+
+    assert report["records"]["inserted"] == 3
+    payloads = dict(audit_env.sql("SELECT MESSAGE_ID, PAYLOAD::VARCHAR FROM {ns}.AUDIT_PAYLOAD"))
+    assert set(payloads) == {good.message_id}, payloads  # never the bytes the line does not describe
+    failures = {f["message_id"]: f["reason"] for f in report["records"]["failures"]}
+    assert set(failures) == {other_bytes.message_id, longer.message_id}
+    assert "SHA-256" in failures[other_bytes.message_id] and other_bytes.sha256[:16] in failures[other_bytes.message_id]
+    assert f"holds {len(injected)} bytes, its manifest line says {longer.size}" in failures[longer.message_id]
+    assert report["payloads"]["json_loaded"] == 1
+    rows = audit_env.sql("SELECT MESSAGE_ID, REASON FROM {ns}.AUDIT_LOAD_FAILURE")
+    assert {m for m, _ in rows} == {other_bytes.message_id, longer.message_id}
+
+
+def test_a_manifest_that_lists_nothing_is_ledgered_once_not_read_again_by_every_later_run(audit_env, aws):
+    """A manifest of zero lines (empty, or blank lines only) validates and COPYs nothing; the
+    ledger took only files with rows in the raw tables (write_ledger.sql says "plus files that held
+    no rows"), so every later run found it pending again: read, COPYed again (skipped by load
+    history while Snowflake keeps it, 64 days), and a rerun of the week warned "found no record of
+    <interval> in the 2 manifest(s) it read" about a week whose records were all loaded."""
+    s3 = aws("s3")
+    for name, body in (("empty", b""), ("blank", b"\n\n  \n")):
+        s3.put_object(Bucket=audit_env.bucket, Key=layout.batch_manifest_key(audit_env.prefix, START + timedelta(hours=1), name), Body=body)
+    good = [_archive(s3, audit_env, START + timedelta(hours=2), b'{"ok": 1}')]
+    _write_manifest(s3, audit_env, good, START + timedelta(hours=2), "batch-good")
+
+    first = run_load(audit_env)
+    assert first["records"]["inserted"] == 1 and first["files"]["failed_count"] == 0 and first["warnings"] == []
+
+    again = run_load(audit_env, run_id="scheduled__w47_rerun")
+    assert again["files"]["manifests_found"] == again["files"]["manifests_already_loaded"] == 3, again["files"]
+    assert again["files"]["copied"] == again["files"]["skipped_by_load_history"] == 0
+    assert again["warnings"] == []
+
+
 def _replace_while_copy_waits(env, sf_faults, replace, **load_kwargs) -> dict:
     """Run the load; while its manifest COPY statement waits (a delay injected before it runs),
     ``replace()`` (in another thread) rewrites a manifest the load has already validated. The

@@ -245,6 +245,21 @@ def test_comparing_nothing_passes_only_when_there_is_nothing_at_all(rows, load_t
         assert error is None and warnings[0].startswith("compared nothing")
 
 
+@pytest.mark.parametrize("minutes_before_load", [-5, 1])  # archived after the load looked; within settle
+def test_comparing_nothing_while_the_archive_has_objects_of_the_interval_does_not_pass(minutes_before_load):
+    """Every archived object of the interval excluded (the load did not see them: archived after it
+    looked, e.g. a backfill run after the week's load), no row, no line: the reconciliation compared
+    nothing, yet the week is not empty. It must not pass as "nothing to compare" — the report then
+    says "no archived object ... in this window" and goes out as the week's final edition."""
+    out = al.reconcile(dict([obj(1, minutes_before_load=minutes_before_load), obj(2, minutes_before_load=minutes_before_load)]),
+                       {}, {}, cutoff=LOOKED - timedelta(minutes=5), looked_at=LOOKED)  # fmt: skip
+    error, warnings = out.verdict(snowflake_rows=0, load_took=0, not_in_layout=0, looked_at=LOOKED)
+    assert out.compared == 0 and sum(out.excluded.values()) == 2
+    assert error is not None and error.startswith("compared nothing: the archive has 2 object(s) of the interval")
+    assert "load the interval again" in error
+    assert not any(w.startswith("compared nothing") for w in warnings)
+
+
 def test_an_object_of_the_second_the_load_looked_in_is_not_expected_without_a_row():
     """S3's LastModified counts whole seconds: 12:00:00 may be 12:00:00.9, after a load that
     listed at 12:00:00.7 (with settle 0, as the DAG runs it, it must not be called missing)."""
