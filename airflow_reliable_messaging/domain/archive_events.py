@@ -43,10 +43,19 @@ NOTIFY_MODES = (NOTIFY_PER_RECORD, NOTIFY_PER_BATCH, NOTIFY_NONE)
 SUBJECT = "Audit archive"
 
 
-def batch_id(message_ids: Iterable[str]) -> str:
-    """Deterministic id of a batch: the same set of message ids always gives the same manifest key."""
-    digest = hashlib.sha256("\n".join(sorted(set(message_ids))).encode()).hexdigest()
+def batch_id(identities: Iterable[str]) -> str:
+    """Deterministic id of a batch: the same set of identities (the manifest batch's
+    :func:`line_identity` of each line; a bundle's message ids) always gives the same id."""
+    digest = hashlib.sha256("\n".join(sorted(set(identities))).encode()).hexdigest()
     return f"batch-{digest[:32]}"
+
+
+def line_identity(message_id: str, key: str, transaction_status: str | None) -> str:
+    """What makes a manifest line this line: its message, the object it names and what it is to its
+    transaction. The same records redelivered give the same lines (a retry rewrites the same
+    manifest); a message re-sent with a new time (another key), or found a duplicate of its first
+    copy, gives other lines — so another batch, never a manifest written over the first's."""
+    return f"{message_id} {key} {transaction_status or ''}"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ messages, finds them archived and publishes again), a lost delete, or two worker
 same messages (a standard queue delivers at least once).
 
 **The batch.** Its id, ``batch_id`` (``domain/archive_events.py``): the SHA-256 of its sorted
-record message ids — the same set of records gives the same id in any run, worker or retry (the
+lines' identities (message id, object key, transaction status: ``line_identity``) — the same set
+of records gives the same id in any run, worker or retry (the
 manifest key is built from it too, but also from the earliest ``archived_at``, which a duplicate
 takes from the clock: the id alone is stable). A retry that groups the returned messages
 differently flushes another batch (other records, other id): its summary is that batch's own,

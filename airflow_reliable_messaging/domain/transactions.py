@@ -68,8 +68,11 @@ class Marker:
         return marker
 
 
-def judge(marker: Marker, message_id: str, sha256: str) -> str:
-    """What a record (``message_id``, payload ``sha256``) is to the transaction ``marker`` claimed."""
-    if marker.message_id == message_id:
+def judge(marker: Marker, message_id: str, sha256: str, key: str) -> str:
+    """What a record (``message_id``, payload ``sha256``, archive ``key``) is to the transaction
+    ``marker`` claimed: the first copy itself (a redelivery or a retry after a crash: its message
+    and key), else a duplicate (the same bytes) or a conflict. A producer retry that keeps the
+    message id but stamps a new time has another key: a repeat, not a second first copy."""
+    if marker.message_id == message_id and marker.key == key:
         return FIRST
     return DUPLICATE if marker.sha256 == sha256 else CONFLICT

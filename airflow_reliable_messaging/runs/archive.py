@@ -161,6 +161,10 @@ class _Locks:
                         self.held[name] = (lock, users - 1)
 
 
+def _identity(record: ArchivedRecord) -> str:
+    return events.line_identity(record.message_id, record.key, record.transaction_status)
+
+
 @dataclass
 class _Pending:
     """An archived record waiting for its manifest, notifications and delete."""
@@ -500,7 +504,7 @@ class ArchiveRun:
             size=int(record.size or 0), key=key, content_type=content_type, claimed_at=am.isoformat(datetime.now(UTC)),
         )  # fmt: skip
         first = self.marker(self.marker_key(record), mine)  # type: ignore[arg-type]
-        status = tx.judge(first, record.message_id, record.sha256)
+        status = tx.judge(first, record.message_id, record.sha256, key)
         if status == tx.FIRST:
             return tx.FIRST, None
         if status == tx.DUPLICATE:
@@ -509,7 +513,7 @@ class ArchiveRun:
         # other bytes: this content claims a marker of its own, so that its repeats are duplicates
         variant_key = layout.transaction_variant_key(self.s.prefix, record.source_system, record.source_transaction_id, record.sha256)
         variant = self.marker(variant_key, mine)
-        if tx.judge(variant, record.message_id, record.sha256) == tx.FIRST:
+        if tx.judge(variant, record.message_id, record.sha256, key) == tx.FIRST:
             return tx.CONFLICT, first
         self.check_stored(variant)
         return tx.DUPLICATE, variant
@@ -767,8 +771,8 @@ class ArchiveRun:
         if bundling:
             pending = pending + self.bundler.write_bundles(bundling, counts)
         if pending:
-            records = list({p.record.message_id: p.record for p in pending}.values())
-            batch = events.batch_id(r.message_id for r in records)
+            records = list({_identity(p.record): p.record for p in pending}.values())
+            batch = events.batch_id(_identity(r) for r in records)
             key, manifest_uri = self.manifest_location(records, batch)
             claim_counts: Counter[str] = Counter()
             claiming = self.publisher.submit(self.claim_summary, batch, manifest_uri, claim_counts) if self.summaries else None

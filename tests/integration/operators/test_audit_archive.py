@@ -634,6 +634,26 @@ def test_a_crash_between_the_marker_and_the_payload_is_completed_not_called_a_du
     assert again["already_archived"] == 1 and again["duplicates"] == 0
 
 
+def test_a_producer_retry_with_the_same_message_id_and_a_new_time_is_a_repeat_not_a_second_record(archive_env):
+    """A producer that stamps ``dateTime`` when it sends, retrying a send it thinks failed: the same
+    messageID and transaction, another time, so another archive key. It was judged the first copy
+    again (the marker's message id matched): a second object and a second manifest line for one
+    message, which Snowflake keeps once (one row per message id), so the week never reconciled."""
+    env = archive_env
+    env.send(seed_body(b"same", txn="tx-r", messageID="r-1", when="2021-07-03 16:21:12.000000"))
+    first = env.operator().execute({})
+    env.send(seed_body(b"same", txn="tx-r", messageID="r-1", when="2021-07-03 16:25:00.000000"))
+    retry = env.operator().execute({})
+    assert first["archived"] == 1 and (retry["duplicates"], retry["conflicts"]) == (1, 0)
+    assert len(env.data_keys()) == 1
+    # other bytes under the same id and transaction: kept as their own object, loudly (a conflict)
+    env.send(seed_body(b"changed", txn="tx-r", messageID="r-1", when="2021-07-03 16:30:00.000000"))
+    changed = env.operator().execute({})
+    assert changed["conflicts"] == 1 and len(env.data_keys()) == 2 and env.depth() == 0
+    named = {line.key for line in env.manifests()}
+    assert set(env.data_keys()) <= named  # every object is named by a manifest line
+
+
 _CONCURRENT_CHILD_TIMEOUT = 300
 
 
@@ -836,10 +856,12 @@ def test_a_summary_claim_left_by_a_crashed_run_holds_until_it_expires_then_is_ta
     ids = [f"c{n}" for n in range(3)]
     for n, mid in enumerate(ids):
         env.send(seed_body(f"crashed {n}".encode(), txn=f"tx-{n}", messageID=mid))
-    key = layout.notification_claim_key(PREFIX, archive_events.batch_id(ids))
+    when = datetime(2021, 7, 3, 16, 21, 12, 357246, tzinfo=UTC)  # seed_body's dateTime
+    batch = archive_events.batch_id(archive_events.line_identity(m, layout.archive_key(PREFIX, when, m), "first") for m in ids)
+    key = layout.notification_claim_key(PREFIX, batch)
 
     def crashed(claimed_ago: timedelta) -> None:
-        body = batch_claims.claim_body(archive_events.batch_id(ids), "s3://x/y", "crashed run", datetime.now(UTC) - claimed_ago)
+        body = batch_claims.claim_body(batch, "s3://x/y", "crashed run", datetime.now(UTC) - claimed_ago)
         env.aws("s3").put_object(Bucket=env.bucket, Key=key, Body=body)
 
     crashed(timedelta(minutes=1))  # live (or crashed less than 15 minutes ago)

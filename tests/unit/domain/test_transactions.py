@@ -52,9 +52,12 @@ def test_a_marker_round_trips_and_a_forged_one_is_refused():
 
 def test_judge():
     first = marker()
-    assert tx.judge(first, "m-1", SHA_B) == tx.FIRST  # itself (a redelivery), whatever it now says
-    assert tx.judge(first, "m-2", SHA_A) == tx.DUPLICATE
-    assert tx.judge(first, "m-2", SHA_B) == tx.CONFLICT
+    assert tx.judge(first, "m-1", SHA_B, first.key) == tx.FIRST  # itself (a redelivery), whatever it now says
+    assert tx.judge(first, "m-2", SHA_A, "audit/2021/07/03/16/21/12/m-2") == tx.DUPLICATE
+    assert tx.judge(first, "m-2", SHA_B, "audit/2021/07/03/16/21/12/m-2") == tx.CONFLICT
+    # the same message id re-sent with a new time (another key): a repeat, not the first copy again
+    assert tx.judge(first, "m-1", SHA_A, "audit/2021/07/03/16/25/00/m-1") == tx.DUPLICATE
+    assert tx.judge(first, "m-1", SHA_B, "audit/2021/07/03/16/25/00/m-1") == tx.CONFLICT
 
 
 def _line(status=None, repeat_of=None, **extra) -> ArchivedRecord:
