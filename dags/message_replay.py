@@ -144,7 +144,7 @@ with DAG(
             None,
             type=["null", "string"],
             title="Archive prefix",
-            description="S3 archive. Default: Variable audit_archive_prefix.",
+            description="S3 archive. Default: Variable audit_archive_prefix, else 'audit' (as the archive DAG).",
             section="S3 archive",
         ),
         "source_systems": Param(

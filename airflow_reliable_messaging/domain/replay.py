@@ -532,7 +532,8 @@ def validate_request(params: dict[str, Any], now: datetime) -> dict[str, Any]:
     request: dict[str, Any] = {
         "source": source, "window": win.to_dict(), "start": win.to_dict()["start"], "end": win.to_dict()["end"],
         "topic_arn": topic, "subscription_arn": subscription, "target_queue": queue,
-        **{name: templated.as_bool(params.get(name, False), name) for name in ("create_queue", "dry_run", "resume_live_delivery")},
+        # absent: the form's defaults — a dry run (never a real replay by omission), nothing created or resumed
+        **{name: templated.as_bool(params.get(name, name == "dry_run"), name) for name in ("create_queue", "dry_run", "resume_live_delivery")},
         "max_messages_per_second": rate,
         **filters,
     }  # fmt: skip

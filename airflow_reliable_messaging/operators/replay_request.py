@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 ARCHIVE_BUCKET_VARIABLE = "audit_archive_bucket"
 ARCHIVE_PREFIX_VARIABLE = "audit_archive_prefix"
+DEFAULT_ARCHIVE_PREFIX = "audit"  # the audit_archive DAG's, when neither its form nor the Variable gives one
 
 
 class ReplayRequestOperator(AwsBaseOperator):
@@ -24,7 +25,8 @@ class ReplayRequestOperator(AwsBaseOperator):
     window starting at or after its ``BeginningArchiveTime`` — an older window is refused naming
     ``start``, pointing to the S3 archive source. Nothing is changed anywhere. An empty
     ``archive_bucket`` / ``archive_prefix`` falls back to the Variables ``audit_archive_bucket`` /
-    ``audit_archive_prefix`` (read here, at run time).
+    ``audit_archive_prefix`` (read here, at run time), and an unset Variable to ``audit``: where the
+    ``audit_archive`` DAG writes with the same settings.
 
     The topic is read with the AWS parameters of :class:`~airflow_reliable_messaging.base_aws.AwsBaseOperator`.
     """
@@ -39,7 +41,7 @@ class ReplayRequestOperator(AwsBaseOperator):
             if not params.get("archive_bucket"):
                 params["archive_bucket"] = Variable.get(ARCHIVE_BUCKET_VARIABLE, None)
             if not params.get("archive_prefix"):
-                params["archive_prefix"] = Variable.get(ARCHIVE_PREFIX_VARIABLE, "")
+                params["archive_prefix"] = Variable.get(ARCHIVE_PREFIX_VARIABLE, DEFAULT_ARCHIVE_PREFIX)
         request = rp.validate_request(params, datetime.now(UTC))
         if request["source"] == "sns_archive":
             from airflow_reliable_messaging.hooks.sns import SnsMessagingHook

@@ -20,7 +20,7 @@ from airflow_reliable_messaging.domain.sns_subscription import (
     policy_lets_sns_send,
     subscription_of,
 )
-from airflow_reliable_messaging.exceptions import QueueUnreachable, RedriveError
+from airflow_reliable_messaging.exceptions import ConfigurationError, QueueUnreachable, RedriveError
 
 IDLE_BATCHES = 3  # receives in a row with nothing new (only messages left behind) end a run
 
@@ -94,6 +94,12 @@ class Routing:
     def __init__(self, hooks: RedriveHooks, dlq: DeadLetterQueue, destination: str | None) -> None:
         self.sqs, self.sns, self.dlq = hooks.sqs, hooks.sns, dlq
         self.target = self._resolve(destination) if destination else None
+        if self.target is not None and self.target.arn == dlq.arn:
+            # every message sent would be received again by this run, as a new message, and go round
+            raise ConfigurationError(
+                "destination", f"{destination} is the DLQ being redriven ({dlq.arn}): its messages would go round "
+                "and round; give the queue they failed from, or leave it empty (back where each failed)",
+            )  # fmt: skip
         self._targets: dict[str, tuple[rd.Destination | None, str | None]] = {}  # per source / subscription
         self._subscriptions: dict[str, Subscription | None] = {}
         self._dlq_subscriptions: list[Subscription] | None = None
@@ -150,7 +156,11 @@ class Routing:
 
     def _queue_target(self, queue: str) -> tuple[rd.Destination | None, str | None]:
         if queue not in self._targets:
-            self._targets[queue] = (self._resolve(queue), None)
+            target = self._resolve(queue)
+            self._targets[queue] = (target, None) if target.arn != self.dlq.arn else (None, (
+                f"dead-lettered by the DLQ itself (its RedrivePolicy names itself): back there it would go round "
+                "and round; give a destination"
+            ))  # fmt: skip
         return self._targets[queue]
 
     def _subscription(self, arn: str) -> Subscription | None:

@@ -200,3 +200,19 @@ def test_the_form_sets_the_s3_replays_workers():
     workers = dag.params.get_param("workers")
     assert (workers.value, workers.schema["minimum"], workers.schema["maximum"]) == (1, 1, 10)
     assert dag.get_task("s3_replay").workers == "{{ params.workers }}"
+
+
+def test_an_s3_replay_without_a_prefix_reads_where_the_archive_dag_writes(monkeypatch):
+    """The archive DAG (and the weekly load, the Snowflake setup) default the archive prefix to
+    ``audit`` when neither the form nor the Variable ``audit_archive_prefix`` gives one; the replay
+    form fell back to ``""`` — the bucket's root, where nothing is archived: a replay with the
+    defaults found no record and reported the window replayed (0 messages). Now the same
+    default: form, else Variable, else ``audit``."""
+    monkeypatch.delenv("AIRFLOW_VAR_AUDIT_ARCHIVE_PREFIX", raising=False)
+    params = {"source": "s3_archive", "start": "2024-01-01T00:00:00Z", "archive_bucket": "good-bucket", "target_queue": "q"}
+    for form in ({}, {"archive_prefix": ""}, {"archive_prefix": None}):
+        assert ReplayRequestOperator(task_id="validate").execute({"params": {**params, **form}})["archive_prefix"] == "audit"
+    monkeypatch.setenv("AIRFLOW_VAR_AUDIT_ARCHIVE_PREFIX", "claims/v2")
+    assert ReplayRequestOperator(task_id="validate").execute({"params": params})["archive_prefix"] == "claims/v2"
+    form = {**params, "archive_prefix": "other"}
+    assert ReplayRequestOperator(task_id="validate").execute({"params": form})["archive_prefix"] == "other"

@@ -186,3 +186,28 @@ def test_a_message_the_redrive_count_takes_over_1_mib_is_quarantined_not_failed_
     [obj] = s3.list_objects_v2(Bucket=quarantine, Prefix="redrive/_quarantine/")["Contents"]
     doc = json.loads(s3.get_object(Bucket=quarantine, Key=obj["Key"])["Body"].read())
     assert doc["body"] == big and "over SQS's 1048576-byte maximum" in doc["reason"]
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+@pytest.mark.parametrize("spelling", ["url", "arn", "name"])
+def test_the_dlq_itself_as_destination_is_refused_naming_the_field(local_cloud, aws, unique, quarantine, spelling, dry_run):
+    """``destination`` = the DLQ being redriven (its URL, ARN or name: a copy-paste slip in the
+    form). Each message sent went back into the DLQ, was received again by the same run as a new
+    message, sent again…: two healthy messages were "moved" 6 times and quarantined after 3 laps
+    (with ``max_redrives=None``, round and round until ``max_messages``). Now the run fails naming
+    ``destination`` before any message is received; the DLQ is left as it was."""
+    from airflow_reliable_messaging.exceptions import ConfigurationError
+
+    sqs, s3 = aws("sqs"), aws("s3")
+    (dlq_url, dlq_arn), [(src_url, _)] = _with_dlq(sqs, unique)
+    _send(sqs, src_url, ["a", "b"])
+    _fail_consumer(sqs, src_url)
+    assert _depth(sqs, dlq_url) == 2
+    destination = {"url": dlq_url, "arn": dlq_arn, "name": dlq_arn.rsplit(":", 1)[1]}[spelling]
+    for mode in ("client", "auto"):
+        with pytest.raises(ConfigurationError, match="is the DLQ being redriven") as exc:
+            _op(dlq=dlq_url, mode=mode, destination=destination, quarantine_bucket=quarantine, dry_run=dry_run).execute(_context())
+        assert exc.value.field == "destination"
+    assert _depth(sqs, dlq_url) == 2 and _depth(sqs, src_url) == 0
+    assert s3.list_objects_v2(Bucket=quarantine).get("KeyCount", 0) == 0
+    assert sorted(m["Body"] for m in _drain(sqs, dlq_url)) == ["a", "b"]

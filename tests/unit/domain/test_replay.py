@@ -203,3 +203,19 @@ def test_subscription_attributes_are_checked_as_sns_checks_them():
         with pytest.raises(ConfigurationError) as exc:
             rp.subscription_attributes(bad)
         assert exc.value.field.startswith("subscription_attributes")
+
+
+def test_a_request_without_dry_run_is_a_dry_run():
+    """A request (conf, or a copy of the form without the field) that leaves ``dry_run`` out was
+    validated as a real replay (absent read as False) — the form's default is a dry run, and a
+    safety is switched off only explicitly (domain/templated.py). Absent now means the form's
+    default, True; an explicit False still replays, and None or "" are refused, naming the field."""
+    s3 = {"source": "s3_archive", "start": (NOW - timedelta(hours=1)).isoformat(), "archive_bucket": "archive",
+          "target_queue": "q"}  # fmt: skip
+    assert rp.validate_request(s3, NOW)["dry_run"] is True
+    assert rp.validate_request({**s3, "dry_run": False}, NOW)["dry_run"] is False
+    for bad in (None, ""):
+        with pytest.raises(ConfigurationError, match="dry_run"):
+            rp.validate_request({**s3, "dry_run": bad}, NOW)
+    assert rp.validate_request(s3, NOW)["create_queue"] is False  # the other absent switches stay off: safe
+    assert rp.validate_request(s3, NOW)["resume_live_delivery"] is False
