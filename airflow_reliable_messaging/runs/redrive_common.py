@@ -158,7 +158,7 @@ class Routing:
         if queue not in self._targets:
             target = self._resolve(queue)
             self._targets[queue] = (target, None) if target.arn != self.dlq.arn else (None, (
-                f"dead-lettered by the DLQ itself (its RedrivePolicy names itself): back there it would go round "
+                "dead-lettered by the DLQ itself (its RedrivePolicy names itself): back there it would go round "
                 "and round; give a destination"
             ))  # fmt: skip
         return self._targets[queue]
